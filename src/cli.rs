@@ -1,0 +1,271 @@
+//! The `hookgate` command line: `serve`, `check-config`, and `sign` (prints the headers a
+//! provider would send, for trying the gateway with curl). Parsing is clap's; this module
+//! turns each command into calls on the library and errors into messages and exit codes.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, ConfigError, HmacAlgorithm, HmacEncoding, Secret, Validated};
+use crate::verify::{hmac::Generic, standard_webhooks};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hookgate",
+    version,
+    about = "A webhook gateway: verify, store durably, deliver, replay."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (embedded defaults when no --config is given).
+    Serve {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file; exits non-zero with the key at fault.
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the headers a sender would put on the body read from stdin.
+    Sign {
+        #[arg(long, value_enum)]
+        scheme: SignScheme,
+        #[arg(long, env = "HOOKGATE_SIGN_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Message id (standard-webhooks); a fresh one by default.
+        #[arg(long)]
+        id: Option<String>,
+        /// Unix seconds (standard-webhooks); now by default.
+        #[arg(long)]
+        timestamp: Option<i64>,
+        /// Header name (hmac).
+        #[arg(long, default_value = "x-signature")]
+        header: String,
+        #[arg(long, value_enum, default_value = "sha256")]
+        algorithm: Algorithm,
+        #[arg(long, value_enum, default_value = "hex")]
+        encoding: Encoding,
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SignScheme {
+    StandardWebhooks,
+    Hmac,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Algorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Encoding {
+    Hex,
+    Base64,
+}
+
+/// What can go wrong in a command, each with its own message.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("{path}: {source}")]
+    ReadConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{key}: cannot listen on {addr}: {source}")]
+    Bind {
+        key: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Run(#[from] crate::RunError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("--secret: {0}")]
+    Secret(String),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => serve(config.as_deref()),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Sign {
+            scheme,
+            secret,
+            id,
+            timestamp,
+            header,
+            algorithm,
+            encoding,
+            prefix,
+        } => sign(
+            scheme, &secret, id, timestamp, header, algorithm, encoding, prefix,
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Loads a config file (or the embedded default), applies `HOOKGATE_ADMIN_TOKEN`, validates.
+fn load(path: Option<&Path>) -> Result<Validated, CliError> {
+    let mut config = match path {
+        None => Config::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| CliError::ReadConfig {
+                path: p.to_path_buf(),
+                source,
+            })?;
+            Config::from_toml(&text)?
+        }
+    };
+    if let Ok(token) = std::env::var("HOOKGATE_ADMIN_TOKEN") {
+        config.admin.token = Some(Secret::new(token));
+    }
+    Ok(config.validate()?)
+}
+
+fn check_config(path: &Path) -> Result<(), CliError> {
+    let v = load(Some(path))?;
+    println!(
+        "{}: ok ({} sources, {} endpoints)",
+        path.display(),
+        v.sources.len(),
+        v.endpoints.len()
+    );
+    Ok(())
+}
+
+fn bind(
+    key: &'static str,
+    addr: std::net::SocketAddr,
+) -> Result<tokio::net::TcpListener, CliError> {
+    let err = |source| CliError::Bind { key, addr, source };
+    let l = std::net::TcpListener::bind(addr).map_err(err)?;
+    l.set_nonblocking(true).map_err(err)?;
+    tokio::net::TcpListener::from_std(l).map_err(err)
+}
+
+fn serve(path: Option<&Path>) -> Result<(), CliError> {
+    // Validated in full before anything is bound or opened.
+    let config = load(path)?;
+    crate::telemetry::init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listeners = crate::Listeners {
+            ingress: bind("ingress.listen", config.ingress_listen)?,
+            admin: bind("admin.listen", config.admin_listen)?,
+        };
+        crate::run(config, listeners, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM. A second signal during shutdown exits at once.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    tracing::info!("shutting down (a second signal exits at once)");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sign(
+    scheme: SignScheme,
+    secret: &str,
+    id: Option<String>,
+    timestamp: Option<i64>,
+    header: String,
+    algorithm: Algorithm,
+    encoding: Encoding,
+    prefix: String,
+) -> Result<(), CliError> {
+    let mut body = Vec::new();
+    std::io::stdin().read_to_end(&mut body)?;
+    let mut out = std::io::stdout().lock();
+    match scheme {
+        SignScheme::StandardWebhooks => {
+            let key = standard_webhooks::decode_secret(secret).map_err(CliError::Secret)?;
+            let id = id.unwrap_or_else(|| format!("msg_{}", ulid::Ulid::generate()));
+            let ts = timestamp.unwrap_or_else(|| {
+                i64::try_from(crate::clock::system_now_ms() / 1000).unwrap_or(0)
+            });
+            writeln!(out, "webhook-id: {id}")?;
+            writeln!(out, "webhook-timestamp: {ts}")?;
+            writeln!(
+                out,
+                "webhook-signature: {}",
+                standard_webhooks::sign(&key, &id, ts, &body)
+            )?;
+        }
+        SignScheme::Hmac => {
+            let header = http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                CliError::Secret(format!("--header {header:?} is not a header name"))
+            })?;
+            let g = Generic {
+                header: header.clone(),
+                algorithm: match algorithm {
+                    Algorithm::Sha1 => HmacAlgorithm::Sha1,
+                    Algorithm::Sha256 => HmacAlgorithm::Sha256,
+                    Algorithm::Sha512 => HmacAlgorithm::Sha512,
+                },
+                encoding: match encoding {
+                    Encoding::Hex => HmacEncoding::Hex,
+                    Encoding::Base64 => HmacEncoding::Base64,
+                },
+                prefix,
+                keys: Vec::new(),
+            };
+            writeln!(out, "{header}: {}", g.sign(secret.as_bytes(), &body))?;
+        }
+    }
+    Ok(())
+}

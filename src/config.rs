@@ -1,0 +1,832 @@
+//! Typed configuration: the TOML file of SPEC, parsed with unknown keys refused and then
+//! validated as a whole, before any port is bound. Every error names the key at fault, as a
+//! path such as `endpoints[2].rate_limit.per_second`.
+//!
+//! Parsing ([`Config::from_toml`]) only checks shapes; [`Config::validate`] checks meaning
+//! (ids unique and URL-safe, secrets decodable, globs valid, limits positive) and produces a
+//! [`Validated`] config whose secrets are already decoded into keys, so nothing downstream can
+//! meet an invalid value.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use serde::Deserialize;
+
+use crate::verify::{self, Verifier};
+
+/// A config problem: the key path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A duration written as `250ms`, `5s`, `1h`, `3d`.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Duration(pub StdDuration);
+
+impl Duration {
+    pub const fn from_secs(s: u64) -> Self {
+        Self(StdDuration::from_secs(s))
+    }
+    pub fn as_millis_u64(self) -> u64 {
+        u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+impl fmt::Debug for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl FromStr for Duration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        humantime::parse_duration(s.trim())
+            .map(Duration)
+            .map_err(|e| format!("invalid duration {s:?} ({e}); write it like 250ms, 5s, 1h or 3d"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A secret string. Its `Debug` never shows the value, so it cannot leak through logs.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself: call only where it is used as key material or compared.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The whole file. Every section is optional; the defaults are SPEC's embedded defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub ingress: IngressConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./hookgate-data")
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            ingress: IngressConfig::default(),
+            admin: AdminConfig::default(),
+            delivery: DeliveryConfig::default(),
+            store: StoreConfig::default(),
+            sources: Vec::new(),
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressConfig {
+    #[serde(default = "default_ingress_listen")]
+    pub listen: String,
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+}
+
+fn default_ingress_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_body() -> u64 {
+    1024 * 1024
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_ingress_listen(),
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Bearer token for `/api/v1/*`; `HOOKGATE_ADMIN_TOKEN` overrides it (applied by the CLI).
+    pub token: Option<Secret>,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:8081".into()
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    #[serde(default)]
+    pub allow_private_networks: bool,
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    /// Defaults for every endpoint's `retry`.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Default `max_in_flight` of an endpoint.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_max_in_flight() -> u32 {
+    8
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_networks: false,
+            timeout: default_timeout(),
+            retry: RetryConfig::default(),
+            max_in_flight: default_max_in_flight(),
+        }
+    }
+}
+
+/// Retry settings; a missing field falls back to `[delivery.retry]`, then to the built-in
+/// default (10 attempts, 5s base, 1h cap, 3d age).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    pub max_attempts: Option<u32>,
+    pub base: Option<Duration>,
+    pub max_delay: Option<Duration>,
+    pub max_age: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Pending deliveries beyond which ingress answers 503 instead of storing more.
+    #[serde(default = "default_max_backlog")]
+    pub max_backlog: u64,
+}
+
+fn default_max_backlog() -> u64 {
+    10_000_000
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            max_backlog: default_max_backlog(),
+        }
+    }
+}
+
+/// Where to find a value in a request: a header, or a JSON pointer into the body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum FieldRef {
+    Header(String),
+    Json(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchemeKind {
+    StandardWebhooks,
+    Stripe,
+    Github,
+    Shopify,
+    Slack,
+    Twilio,
+    Hmac,
+    None,
+}
+
+impl SchemeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::StandardWebhooks => "standard-webhooks",
+            Self::Stripe => "stripe",
+            Self::Github => "github",
+            Self::Shopify => "shopify",
+            Self::Slack => "slack",
+            Self::Twilio => "twilio",
+            Self::Hmac => "hmac",
+            Self::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub id: String,
+    pub verify: SchemeKind,
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    #[serde(default = "default_tolerance")]
+    pub tolerance: Duration,
+    pub dedup: Option<FieldRef>,
+    #[serde(default = "default_dedup_window")]
+    pub dedup_window: Duration,
+    pub event_type: Option<FieldRef>,
+    pub public_url: Option<String>,
+    pub hmac: Option<HmacConfig>,
+}
+
+fn default_tolerance() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_dedup_window() -> Duration {
+    Duration::from_secs(3 * 24 * 3600)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacAlgorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacEncoding {
+    Hex,
+    Base64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacConfig {
+    pub header: String,
+    #[serde(default = "default_hmac_algorithm")]
+    pub algorithm: HmacAlgorithm,
+    #[serde(default = "default_hmac_encoding")]
+    pub encoding: HmacEncoding,
+    #[serde(default)]
+    pub prefix: String,
+}
+
+fn default_hmac_algorithm() -> HmacAlgorithm {
+    HmacAlgorithm::Sha256
+}
+fn default_hmac_encoding() -> HmacEncoding {
+    HmacEncoding::Hex
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    pub id: String,
+    pub url: String,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    pub event_types: Option<Vec<String>>,
+    pub secret: Option<Secret>,
+    pub rate_limit: Option<RateLimitConfig>,
+    pub max_in_flight: Option<u32>,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub per_second: u32,
+    pub burst: Option<u32>,
+}
+
+impl Config {
+    /// Parses TOML text; unknown keys and wrong types are errors that name the key.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| toml_error("", &e))?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { String::new() } else { key };
+            toml_error(&key, e.inner())
+        })
+    }
+
+    /// Checks meaning as well as shape, and compiles what the pipeline uses.
+    pub fn validate(self) -> Result<Validated, ConfigError> {
+        let ingress_listen = parse_listen("ingress.listen", &self.ingress.listen)?;
+        let admin_listen = parse_listen("admin.listen", &self.admin.listen)?;
+        if self.ingress.max_body_bytes == 0 {
+            return Err(ConfigError::new("ingress.max_body_bytes", "must be > 0"));
+        }
+        if let Some(t) = &self.admin.token
+            && t.expose().is_empty()
+        {
+            return Err(ConfigError::new(
+                "admin.token",
+                "must not be empty (leave it out to disable the admin API)",
+            ));
+        }
+        if self.delivery.timeout.0.is_zero() {
+            return Err(ConfigError::new("delivery.timeout", "must be > 0"));
+        }
+        if self.delivery.max_in_flight == 0 {
+            return Err(ConfigError::new("delivery.max_in_flight", "must be > 0"));
+        }
+        if self.store.max_backlog == 0 {
+            return Err(ConfigError::new("store.max_backlog", "must be > 0"));
+        }
+        let default_retry = RetryPolicy::resolve("delivery.retry", &self.delivery.retry, None)?;
+
+        let mut sources = BTreeMap::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let key = format!("sources[{i}]");
+            let source = validate_source(&key, s)?;
+            if sources.insert(source.id.clone(), source).is_some() {
+                return Err(ConfigError::new(
+                    format!("{key}.id"),
+                    format!("duplicate source id {:?}", s.id),
+                ));
+            }
+        }
+
+        let mut endpoints = Vec::with_capacity(self.endpoints.len());
+        let mut seen = HashSet::new();
+        for (i, e) in self.endpoints.iter().enumerate() {
+            let key = format!("endpoints[{i}]");
+            let endpoint = validate_endpoint(&key, e, &self, &default_retry, &sources)?;
+            if !seen.insert(endpoint.id.clone()) {
+                return Err(ConfigError::new(
+                    format!("{key}.id"),
+                    format!("duplicate endpoint id {:?}", e.id),
+                ));
+            }
+            endpoints.push(endpoint);
+        }
+
+        Ok(Validated {
+            data_dir: self.data_dir,
+            ingress_listen,
+            admin_listen,
+            max_body_bytes: self.ingress.max_body_bytes,
+            admin_token: self.admin.token,
+            allow_private_networks: self.delivery.allow_private_networks,
+            max_backlog: self.store.max_backlog,
+            sources,
+            endpoints,
+        })
+    }
+}
+
+/// Formats a toml/serde error without its multi-line source excerpt.
+fn toml_error(key: &str, e: &dyn fmt::Display) -> ConfigError {
+    let text = e.to_string();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or("invalid TOML").trim();
+    // toml puts the real message after the excerpt for parse errors.
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(first);
+    let problem = if first.starts_with("TOML parse error") {
+        format!(
+            "{} ({})",
+            last.trim(),
+            first.trim_start_matches("TOML parse error ").trim()
+        )
+    } else {
+        first.to_string()
+    };
+    ConfigError::new(if key.is_empty() { "<file>" } else { key }, problem)
+}
+
+fn parse_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        ConfigError::new(
+            key,
+            format!("{value:?} is not an address like 127.0.0.1:8080"),
+        )
+    })
+}
+
+/// Ids appear in URLs (`/in/{id}`) and in store keys, so they are kept to a safe alphabet.
+fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("{id:?} must be 1 to 64 characters of A-Z a-z 0-9 - _ ."),
+        ))
+    }
+}
+
+fn check_field_ref(key: &str, f: &FieldRef) -> Result<(), ConfigError> {
+    match f {
+        FieldRef::Header(h) => http::HeaderName::from_bytes(h.as_bytes())
+            .map(|_| ())
+            .map_err(|_| {
+                ConfigError::new(
+                    format!("{key}.header"),
+                    format!("{h:?} is not a header name"),
+                )
+            }),
+        FieldRef::Json(p) if !(p.is_empty() || p.starts_with('/')) => Err(ConfigError::new(
+            format!("{key}.json"),
+            format!("{p:?} is not a JSON pointer (like \"/id\" or \"/data/object/id\")"),
+        )),
+        FieldRef::Json(_) => Ok(()),
+    }
+}
+
+/// A source ready for ingress: its verifier holds decoded keys.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub id: String,
+    pub scheme: SchemeKind,
+    pub verifier: Verifier,
+    pub dedup: Option<FieldRef>,
+    pub dedup_window: Duration,
+    pub event_type: Option<FieldRef>,
+}
+
+fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, ConfigError> {
+    check_id(&format!("{key}.id"), &s.id)?;
+    if let Some(d) = &s.dedup {
+        check_field_ref(&format!("{key}.dedup"), d)?;
+    }
+    if let Some(t) = &s.event_type {
+        check_field_ref(&format!("{key}.event_type"), t)?;
+    }
+    if s.dedup_window.0.is_zero() {
+        return Err(ConfigError::new(
+            format!("{key}.dedup_window"),
+            "must be > 0",
+        ));
+    }
+    if s.hmac.is_some() && s.verify != SchemeKind::Hmac {
+        return Err(ConfigError::new(
+            format!("{key}.hmac"),
+            "is only used with verify = \"hmac\"",
+        ));
+    }
+    if s.secrets.len() > verify::MAX_SECRETS {
+        return Err(ConfigError::new(
+            format!("{key}.secrets"),
+            format!(
+                "at most {} secrets (for rotation) are allowed",
+                verify::MAX_SECRETS
+            ),
+        ));
+    }
+    let verifier = verify::build(s).map_err(|(field, problem)| {
+        ConfigError::new(
+            if field.is_empty() {
+                key.to_string()
+            } else {
+                format!("{key}.{field}")
+            },
+            problem,
+        )
+    })?;
+    Ok(Source {
+        id: s.id.clone(),
+        scheme: s.verify,
+        verifier,
+        dedup: s.dedup.clone(),
+        dedup_window: s.dedup_window,
+        event_type: s.event_type.clone(),
+    })
+}
+
+/// How one endpoint retries, with every value resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: StdDuration,
+    pub max_delay: StdDuration,
+    pub max_age: StdDuration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            base: StdDuration::from_secs(5),
+            max_delay: StdDuration::from_secs(3600),
+            max_age: StdDuration::from_secs(3 * 24 * 3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn resolve(
+        key: &str,
+        c: &RetryConfig,
+        fallback: Option<&RetryPolicy>,
+    ) -> Result<Self, ConfigError> {
+        let d = fallback.copied().unwrap_or_default();
+        let p = RetryPolicy {
+            max_attempts: c.max_attempts.unwrap_or(d.max_attempts),
+            base: c.base.map(|x| x.0).unwrap_or(d.base),
+            max_delay: c.max_delay.map(|x| x.0).unwrap_or(d.max_delay),
+            max_age: c.max_age.map(|x| x.0).unwrap_or(d.max_age),
+        };
+        if p.max_attempts == 0 {
+            return Err(ConfigError::new(
+                format!("{key}.max_attempts"),
+                "must be >= 1",
+            ));
+        }
+        if p.base.is_zero() {
+            return Err(ConfigError::new(format!("{key}.base"), "must be > 0"));
+        }
+        if p.max_delay < p.base {
+            return Err(ConfigError::new(
+                format!("{key}.max_delay"),
+                "must be >= base",
+            ));
+        }
+        if p.max_age.is_zero() {
+            return Err(ConfigError::new(format!("{key}.max_age"), "must be > 0"));
+        }
+        Ok(p)
+    }
+}
+
+/// An endpoint ready for delivery.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    pub url: reqwest::Url,
+    /// Empty: every source.
+    pub sources: Vec<String>,
+    /// `None`: every type.
+    pub event_types: Option<Vec<glob::Pattern>>,
+    /// Decoded Standard Webhooks signing key; `None` sends no `webhook-signature`.
+    pub signing_key: Option<Vec<u8>>,
+    pub rate_limit: Option<RateLimitConfig>,
+    pub max_in_flight: u32,
+    pub retry: RetryPolicy,
+    pub timeout: StdDuration,
+}
+
+fn validate_endpoint(
+    key: &str,
+    e: &EndpointConfig,
+    config: &Config,
+    default_retry: &RetryPolicy,
+    sources: &BTreeMap<String, Source>,
+) -> Result<Endpoint, ConfigError> {
+    check_id(&format!("{key}.id"), &e.id)?;
+    let url = reqwest::Url::parse(&e.url).map_err(|err| {
+        ConfigError::new(
+            format!("{key}.url"),
+            format!("{:?} is not a URL ({err})", e.url),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::new(
+            format!("{key}.url"),
+            format!("{:?} must be an http or https URL with a host", e.url),
+        ));
+    }
+    for (j, s) in e.sources.iter().enumerate() {
+        if !sources.contains_key(s) {
+            return Err(ConfigError::new(
+                format!("{key}.sources[{j}]"),
+                format!("no source with id {s:?} is declared"),
+            ));
+        }
+    }
+    let event_types = match &e.event_types {
+        None => None,
+        Some(globs) => {
+            let mut out = Vec::with_capacity(globs.len());
+            for (j, g) in globs.iter().enumerate() {
+                out.push(glob::Pattern::new(g).map_err(|err| {
+                    ConfigError::new(
+                        format!("{key}.event_types[{j}]"),
+                        format!("{g:?} is not a glob ({err})"),
+                    )
+                })?);
+            }
+            Some(out)
+        }
+    };
+    let signing_key = match &e.secret {
+        None => None,
+        Some(s) => Some(
+            verify::standard_webhooks::decode_secret(s.expose())
+                .map_err(|problem| ConfigError::new(format!("{key}.secret"), problem))?,
+        ),
+    };
+    if let Some(rl) = e.rate_limit {
+        if rl.per_second == 0 {
+            return Err(ConfigError::new(
+                format!("{key}.rate_limit.per_second"),
+                "must be > 0",
+            ));
+        }
+        if rl.burst == Some(0) {
+            return Err(ConfigError::new(
+                format!("{key}.rate_limit.burst"),
+                "must be > 0",
+            ));
+        }
+    }
+    let max_in_flight = e.max_in_flight.unwrap_or(config.delivery.max_in_flight);
+    if max_in_flight == 0 {
+        return Err(ConfigError::new(
+            format!("{key}.max_in_flight"),
+            "must be > 0",
+        ));
+    }
+    let timeout = e.timeout.unwrap_or(config.delivery.timeout).0;
+    if timeout.is_zero() {
+        return Err(ConfigError::new(format!("{key}.timeout"), "must be > 0"));
+    }
+    let retry = RetryPolicy::resolve(&format!("{key}.retry"), &e.retry, Some(default_retry))?;
+    Ok(Endpoint {
+        id: e.id.clone(),
+        url,
+        sources: e.sources.clone(),
+        event_types,
+        signing_key,
+        rate_limit: e.rate_limit,
+        max_in_flight,
+        retry,
+        timeout,
+    })
+}
+
+/// A config that passed validation: what `run` takes.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub data_dir: PathBuf,
+    pub ingress_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub max_body_bytes: u64,
+    pub admin_token: Option<Secret>,
+    pub allow_private_networks: bool,
+    pub max_backlog: u64,
+    pub sources: BTreeMap<String, Source>,
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> ConfigError {
+        match Config::from_toml(text).and_then(Config::validate) {
+            Ok(_) => panic!("expected an error for {text}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn empty_file_is_the_embedded_default() {
+        let v = Config::from_toml("")
+            .and_then(Config::validate)
+            .expect("valid");
+        assert_eq!(v.ingress_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(v.admin_listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(v.data_dir, PathBuf::from("./hookgate-data"));
+        assert_eq!(v.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = err("[ingress]\nlisten = \"127.0.0.1:1\"\nmax_body = 3\n");
+        assert_eq!(e.key, "ingress.max_body");
+        assert!(e.problem.contains("unknown field"), "{e}");
+        let e = err(
+            "[[endpoints]]\nid = \"a\"\nurl = \"http://x\"\nrate_limit = { per_second = 1, brust = 2 }\n",
+        );
+        assert_eq!(e.key, "endpoints[0].rate_limit.brust");
+        assert!(e.problem.contains("unknown field"), "{e}");
+        let e = err("colour = 1\n");
+        assert_eq!(e.key, "colour");
+    }
+
+    #[test]
+    fn wrong_types_and_bad_durations_are_named() {
+        let e = err("[delivery]\ntimeout = \"5 parsecs\"\n");
+        assert_eq!(e.key, "delivery.timeout");
+        assert!(e.problem.contains("5 parsecs"), "{e}");
+        let e = err("[ingress]\nmax_body_bytes = \"big\"\n");
+        assert_eq!(e.key, "ingress.max_body_bytes");
+    }
+
+    #[test]
+    fn meaning_errors_name_the_key() {
+        let e =
+            err("[[endpoints]]\nid = \"a\"\nurl = \"http://x\"\nrate_limit = { per_second = 0 }\n");
+        assert_eq!(
+            e.to_string(),
+            "endpoints[0].rate_limit.per_second: must be > 0"
+        );
+        let e = err("[[endpoints]]\nid = \"a\"\nurl = \"ftp://x\"\n");
+        assert_eq!(e.key, "endpoints[0].url");
+        let e = err("[[endpoints]]\nid = \"a\"\nurl = \"http://x\"\nsources = [\"nope\"]\n");
+        assert_eq!(e.key, "endpoints[0].sources[0]");
+        let e = err("[[endpoints]]\nid = \"a\"\nurl = \"http://x\"\nevent_types = [\"[\"]\n");
+        assert_eq!(e.key, "endpoints[0].event_types[0]");
+        let e = err(
+            "[[endpoints]]\nid = \"a\"\nurl = \"http://x\"\nretry = { base = \"10s\", max_delay = \"1s\" }\n",
+        );
+        assert_eq!(e.key, "endpoints[0].retry.max_delay");
+        let e = err("[[sources]]\nid = \"a b\"\nverify = \"none\"\n");
+        assert_eq!(e.key, "sources[0].id");
+        let e = err(
+            "[[sources]]\nid = \"a\"\nverify = \"none\"\n[[sources]]\nid = \"a\"\nverify = \"none\"\n",
+        );
+        assert_eq!(e.key, "sources[1].id");
+        let e = err("[[sources]]\nid = \"a\"\nverify = \"standard-webhooks\"\n");
+        assert_eq!(e.key, "sources[0].secrets");
+        let e = err("[admin]\nlisten = \"nowhere\"\n");
+        assert_eq!(e.key, "admin.listen");
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let c = Config::from_toml(
+            "[[sources]]\nid = \"s\"\nverify = \"hmac\"\nsecrets = [\"topsecret\"]\nhmac = { header = \"x-sig\" }\n",
+        )
+        .expect("parses");
+        let shown = format!("{c:?} {:?}", c.clone().validate().expect("valid"));
+        assert!(!shown.contains("topsecret"), "{shown}");
+    }
+
+    #[test]
+    fn spec_example_file_is_valid() {
+        let text = include_str!("../examples/hookgate.toml");
+        let v = Config::from_toml(text)
+            .and_then(Config::validate)
+            .expect("example is valid");
+        assert!(!v.sources.is_empty() && !v.endpoints.is_empty());
+    }
+}

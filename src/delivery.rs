@@ -1,0 +1,87 @@
+//! Delivery: every stored delivery reaches its endpoint, retried until it succeeds or dies.
+//!
+//! The [`Dispatcher`] runs one [`lane`] per endpoint. A lane reads only its own endpoint's due
+//! schedule from the store, keeps at most `max_in_flight` attempts running and paces them by
+//! the endpoint's `rate_limit`, so **one slow or dead endpoint never delays another**. A lane
+//! sleeps until its next due time or until it is woken: by ingress right after a commit that
+//! gave it work, or by one of its attempts finishing. There is no polling loop and no timer
+//! per delivery.
+//!
+//! **The store is the queue**: a lane holds only ids of what it is sending now. Before an
+//! attempt the delivery is leased in the store; its result (delivered, retry at, dead) is
+//! committed before the lane forgets it. A crash loses no work: leases are taken back at open.
+
+pub mod attempt;
+pub mod client;
+pub mod lane;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::clock::SharedClock;
+use crate::config::Endpoint;
+use crate::store::Store;
+
+/// Runs every endpoint's lane.
+pub struct Dispatcher {
+    wakers: HashMap<String, Arc<Notify>>,
+    stop: watch::Sender<bool>,
+    lanes: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Dispatcher {
+    /// Starts a lane per endpoint. They begin with whatever the store holds as due.
+    pub fn start(
+        endpoints: &[Endpoint],
+        store: Store,
+        client: reqwest::Client,
+        clock: SharedClock,
+        allow_private: bool,
+        grace: Duration,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let mut wakers = HashMap::new();
+        let mut lanes = Vec::new();
+        for endpoint in endpoints {
+            let wake = Arc::new(Notify::new());
+            wakers.insert(endpoint.id.clone(), Arc::clone(&wake));
+            let lane = lane::Lane::new(
+                Arc::new(endpoint.clone()),
+                store.clone(),
+                client.clone(),
+                Arc::clone(&clock),
+                allow_private,
+                wake,
+            );
+            lanes.push(tokio::spawn(lane.run(stopped.clone(), grace)));
+        }
+        Dispatcher {
+            wakers,
+            stop,
+            lanes: std::sync::Mutex::new(lanes),
+        }
+    }
+
+    /// Tells an endpoint's lane it has new work.
+    pub fn wake(&self, endpoint: &str) {
+        if let Some(n) = self.wakers.get(endpoint) {
+            n.notify_one();
+        }
+    }
+
+    /// Stops taking work, lets attempts in flight finish within the lanes' grace period, and
+    /// returns when every lane has stopped. What did not finish stays leased in the store and
+    /// is taken again at the next start.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let lanes = std::mem::take(&mut *self.lanes.lock().unwrap_or_else(|p| p.into_inner()));
+        for lane in lanes {
+            let _ = lane.await;
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! One endpoint's lane: its own schedule, its own concurrency limit, its own rate limit.
+//!
+//! The loop: read up to (room left under `max_in_flight`) due deliveries from the store,
+//! skipping those already in flight; lease them; start an attempt for each as the rate limit
+//! allows; then sleep until the next due time, a wake-up (new work committed, an attempt
+//! finished) or shutdown. An attempt commits its result before it leaves the in-flight set, so
+//! a later read never sees it as due while it is still being settled.
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{
+    Quota, RateLimiter, clock::Clock as GovClock, state::InMemoryState, state::NotKeyed,
+};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use super::{attempt, retry};
+use crate::clock::SharedClock;
+use crate::config::Endpoint;
+use crate::ids::DeliveryId;
+use crate::store::{Completion, DueDelivery, Store};
+
+/// Governor's clock on tokio time, so that rate limits follow `tokio::time::pause()` in tests.
+#[derive(Debug, Clone)]
+struct TokioTime {
+    start: tokio::time::Instant,
+}
+
+impl GovClock for TokioTime {
+    type Instant = Duration;
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
+type Limiter =
+    RateLimiter<NotKeyed, InMemoryState, TokioTime, governor::middleware::NoOpMiddleware<Duration>>;
+
+/// How long a lease outlives the attempt's own timeout.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// How long to wait before reading the schedule again after a store error.
+const STORE_ERROR_BACKOFF_MS: u64 = 1000;
+
+pub struct Lane {
+    endpoint: Arc<Endpoint>,
+    store: Store,
+    http: reqwest::Client,
+    clock: SharedClock,
+    allow_private: bool,
+    wake: Arc<Notify>,
+    in_flight: Arc<Mutex<HashSet<DeliveryId>>>,
+    limiter: Option<(Limiter, TokioTime)>,
+}
+
+impl Lane {
+    pub fn new(
+        endpoint: Arc<Endpoint>,
+        store: Store,
+        http: reqwest::Client,
+        clock: SharedClock,
+        allow_private: bool,
+        wake: Arc<Notify>,
+    ) -> Self {
+        let limiter = endpoint.rate_limit.and_then(|rl| {
+            let per_second = NonZeroU32::new(rl.per_second)?;
+            let burst = rl.burst.and_then(NonZeroU32::new).unwrap_or(per_second);
+            let clock = TokioTime {
+                start: tokio::time::Instant::now(),
+            };
+            let limiter = RateLimiter::direct_with_clock(
+                Quota::per_second(per_second).allow_burst(burst),
+                clock.clone(),
+            );
+            Some((limiter, clock))
+        });
+        Lane {
+            endpoint,
+            store,
+            http,
+            clock,
+            allow_private,
+            wake,
+            in_flight: Arc::new(Mutex::new(HashSet::new())),
+            limiter,
+        }
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<DeliveryId>> {
+        // The set is only ever inserted into or removed from; a panic elsewhere cannot leave it
+        // half-updated, so a poisoned lock is still usable.
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
+        let mut attempts = JoinSet::new();
+        let max = usize::try_from(self.endpoint.max_in_flight).unwrap_or(usize::MAX);
+        while !*stop.borrow() {
+            while attempts.try_join_next().is_some() {}
+            let now = self.clock.now_ms();
+            let room = max.saturating_sub(self.in_flight().len());
+            let mut next_due = None;
+            if room > 0 {
+                match self.read_due(now, room).await {
+                    Ok(batch) if !batch.items.is_empty() => {
+                        if !self
+                            .dispatch(batch.items, now, &mut attempts, &mut stop)
+                            .await
+                        {
+                            break;
+                        }
+                        continue;
+                    }
+                    Ok(batch) => next_due = batch.next_due_ms,
+                    Err(e) => {
+                        tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot read the schedule");
+                        next_due = Some(now + STORE_ERROR_BACKOFF_MS);
+                    }
+                }
+            }
+            let sleep = async {
+                match next_due {
+                    Some(at) => {
+                        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = sleep => {}
+                changed = stop.changed() => if changed.is_err() { break },
+            }
+        }
+        // Let attempts in flight finish within the grace period; the rest stay leased.
+        let drained = tokio::time::timeout(grace, async {
+            while attempts.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::info!(endpoint = %self.endpoint.id, left = attempts.len(), "grace period over; unfinished attempts stay leased");
+            attempts.abort_all();
+        }
+    }
+
+    async fn read_due(
+        &self,
+        now: u64,
+        limit: usize,
+    ) -> Result<crate::store::DueBatch, crate::store::StoreError> {
+        let skip = self.in_flight().clone();
+        let store = self.store.clone();
+        let endpoint = self.endpoint.id.clone();
+        tokio::task::spawn_blocking(move || store.due(&endpoint, now, limit, &skip))
+            .await
+            .map_err(|e| crate::store::StoreError::Storage(format!("schedule read failed: {e}")))?
+    }
+
+    /// Leases and starts `items`; returns false if shutdown came while waiting on the rate
+    /// limit (what was not started stays leased and is taken again at the next start).
+    async fn dispatch(
+        &self,
+        items: Vec<DueDelivery>,
+        now: u64,
+        attempts: &mut JoinSet<()>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let ids: Vec<DeliveryId> = items.iter().map(|d| d.delivery_id).collect();
+        self.in_flight().extend(ids.iter().copied());
+        // The lease must outlast any wait for the rate limit as well as the attempt itself.
+        let pacing_ms = self.endpoint.rate_limit.map_or(0, |rl| {
+            (ids.len() as u64).saturating_mul(1000) / u64::from(rl.per_second.max(1))
+        });
+        let lease_until = now
+            .saturating_add(
+                u64::try_from((self.endpoint.timeout + LEASE_MARGIN).as_millis())
+                    .unwrap_or(u64::MAX),
+            )
+            .saturating_add(pacing_ms);
+        // Queued before any attempt's result, so the writer applies it first.
+        if let Err(e) = self.store.lease(ids, lease_until).await {
+            tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot lease deliveries");
+        }
+        for item in items {
+            if let Some((limiter, limiter_clock)) = &self.limiter {
+                loop {
+                    let wait = match limiter.check() {
+                        Ok(()) => break,
+                        Err(not_until) => not_until.wait_time_from(limiter_clock.now()),
+                    };
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => return false,
+                    }
+                }
+            }
+            attempts.spawn(self.attempt(item));
+        }
+        true
+    }
+
+    fn attempt(&self, item: DueDelivery) -> impl Future<Output = ()> + Send + 'static {
+        let endpoint = Arc::clone(&self.endpoint);
+        let http = self.http.clone();
+        let store = self.store.clone();
+        let clock = Arc::clone(&self.clock);
+        let wake = Arc::clone(&self.wake);
+        let in_flight = Arc::clone(&self.in_flight);
+        let allow_private = self.allow_private;
+        async move {
+            let (outcome, record) =
+                attempt::send(&http, &endpoint, &item, clock.now_ms(), allow_private).await;
+            let attempt_no = item.attempts + 1;
+            let next = retry::decide(
+                &endpoint.retry,
+                attempt_no,
+                &outcome,
+                clock.now_ms(),
+                item.received_ms,
+                &mut rand::rng(),
+            );
+            tracing::debug!(
+                endpoint = %endpoint.id, delivery_id = %item.delivery_id, event_id = %item.event_id,
+                attempt = attempt_no, outcome = ?outcome, next = ?next, "attempt finished"
+            );
+            if let crate::store::Next::Dead(reason) = &next {
+                tracing::warn!(endpoint = %endpoint.id, delivery_id = %item.delivery_id, %reason, "delivery is dead");
+            }
+            let completion = Completion {
+                delivery_id: item.delivery_id,
+                attempt: record,
+                next,
+            };
+            if let Err(e) = store.complete(completion).await {
+                // Its lease expires and it is attempted again: at least once, never lost.
+                tracing::error!(endpoint = %endpoint.id, delivery_id = %item.delivery_id, error = %e, "cannot record an attempt");
+            }
+            in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&item.delivery_id);
+            wake.notify_one();
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The retry policy: what follows an attempt, as a pure function of (policy, attempts made,
+//! outcome, now, when the event arrived, rng). Exponential backoff with full jitter; a
+//! `Retry-After` on 429 or 503 is honoured, capped at `max_delay`.
+//!
+//! How outcomes are classified:
+//! - 2xx: delivered.
+//! - Any other status (3xx, since redirects are not followed; 4xx including 410; 5xx), a
+//!   timeout, a refused or reset connection, a DNS or TLS failure: retried until
+//!   `max_attempts` attempts were made or the next attempt would fall after `max_age` from
+//!   when the event arrived; then dead, with the last error kept.
+//! - A target refused by the SSRF guard (`blocked: …`): dead at once; retrying cannot help.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::config::RetryPolicy;
+use crate::store::Next;
+
+/// What an attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered {
+        status: u16,
+    },
+    /// Worth trying again. `retry_after` is the receiver's own request (429/503 only).
+    Failed {
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+        error: String,
+    },
+    /// Never worth trying again.
+    Refused {
+        error: String,
+    },
+}
+
+impl Outcome {
+    /// Classifies an HTTP response.
+    pub fn from_status(status: u16, retry_after: Option<&str>, now_ms: u64) -> Outcome {
+        if (200..300).contains(&status) {
+            return Outcome::Delivered { status };
+        }
+        let retry_after = if matches!(status, 429 | 503) {
+            retry_after.and_then(|v| parse_retry_after(v, now_ms))
+        } else {
+            None
+        };
+        Outcome::Failed {
+            status: Some(status),
+            retry_after,
+            error: format!("HTTP {status}"),
+        }
+    }
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date. A date in the past means "now".
+pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse::<u64>().ok().map(Duration::from_secs);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let at_ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    let at_ms = u64::try_from(at_ms).ok()?;
+    Some(Duration::from_millis(at_ms.saturating_sub(now_ms)))
+}
+
+/// The backoff ceiling before the attempt after `attempts_made` attempts: `base · 2^(n−1)`,
+/// capped at `max_delay`.
+pub fn backoff_ceiling(policy: &RetryPolicy, attempts_made: u32) -> Duration {
+    let exp = attempts_made.saturating_sub(1).min(32);
+    policy
+        .base
+        .checked_mul(1u32 << exp.min(31))
+        .map_or(policy.max_delay, |d| d.min(policy.max_delay))
+}
+
+/// What follows an attempt. `attempts_made` counts the attempt that just ended.
+pub fn decide(
+    policy: &RetryPolicy,
+    attempts_made: u32,
+    outcome: &Outcome,
+    now_ms: u64,
+    received_ms: u64,
+    rng: &mut impl Rng,
+) -> Next {
+    let error = match outcome {
+        Outcome::Delivered { .. } => return Next::Delivered,
+        Outcome::Refused { error } => return Next::Dead(error.clone()),
+        Outcome::Failed { error, .. } => error,
+    };
+    if attempts_made >= policy.max_attempts {
+        return Next::Dead(format!(
+            "gave up after {attempts_made} attempts; last error: {error}"
+        ));
+    }
+    let ceiling = backoff_ceiling(policy, attempts_made);
+    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    let mut delay_ms = rng.random_range(0..=ceiling_ms);
+    if let Outcome::Failed {
+        retry_after: Some(ra),
+        ..
+    } = outcome
+    {
+        let max_ms = u64::try_from(policy.max_delay.as_millis()).unwrap_or(u64::MAX);
+        let ra_ms = u64::try_from(ra.as_millis()).unwrap_or(u64::MAX);
+        delay_ms = delay_ms.max(ra_ms.min(max_ms));
+    }
+    let at = now_ms.saturating_add(delay_ms);
+    let deadline =
+        received_ms.saturating_add(u64::try_from(policy.max_age.as_millis()).unwrap_or(u64::MAX));
+    if at > deadline {
+        return Next::Dead(format!(
+            "max_age exceeded after {attempts_made} attempts; last error: {error}"
+        ));
+    }
+    Next::RetryAt(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_secs(5),
+            max_delay: Duration::from_secs(60),
+            max_age: Duration::from_secs(3600),
+        }
+    }
+
+    fn failed(retry_after: Option<u64>) -> Outcome {
+        Outcome::Failed {
+            status: Some(503),
+            retry_after: retry_after.map(Duration::from_secs),
+            error: "HTTP 503".into(),
+        }
+    }
+
+    #[test]
+    fn classifies_statuses() {
+        assert_eq!(
+            Outcome::from_status(204, None, 0),
+            Outcome::Delivered { status: 204 }
+        );
+        assert!(matches!(
+            Outcome::from_status(301, None, 0),
+            Outcome::Failed {
+                status: Some(301),
+                ..
+            }
+        ));
+        assert!(matches!(
+            Outcome::from_status(410, None, 0),
+            Outcome::Failed { .. }
+        ));
+        // Retry-After is read only on 429 and 503.
+        assert!(matches!(
+            Outcome::from_status(500, Some("9"), 0),
+            Outcome::Failed {
+                retry_after: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            Outcome::from_status(429, Some("2"), 0),
+            Outcome::Failed { retry_after: Some(d), .. } if d == Duration::from_secs(2)
+        ));
+    }
+
+    #[test]
+    fn parses_retry_after_both_forms() {
+        assert_eq!(parse_retry_after("120", 0), Some(Duration::from_secs(120)));
+        // Sun, 06 Nov 1994 08:49:37 GMT = 784111777 s.
+        let now = 784_111_777_000 - 30_000;
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now + 60_000),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", 0), None);
+        assert_eq!(parse_retry_after("-1", 0), None);
+        assert_eq!(parse_retry_after("", 0), None);
+    }
+
+    #[test]
+    fn dead_after_max_attempts_with_the_last_error() {
+        let mut rng = StdRng::seed_from_u64(1);
+        match decide(&policy(), 5, &failed(None), 0, 0, &mut rng) {
+            Next::Dead(reason) => assert!(
+                reason.contains("5 attempts") && reason.contains("HTTP 503"),
+                "{reason}"
+            ),
+            other => panic!("expected dead, got {other:?}"),
+        }
+        assert!(matches!(
+            decide(&policy(), 4, &failed(None), 0, 0, &mut rng),
+            Next::RetryAt(_)
+        ));
+    }
+
+    #[test]
+    fn refused_is_dead_at_once_and_success_is_delivered() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let refused = Outcome::Refused {
+            error: "blocked: private address 127.0.0.1".into(),
+        };
+        assert_eq!(
+            decide(&policy(), 1, &refused, 0, 0, &mut rng),
+            Next::Dead("blocked: private address 127.0.0.1".into())
+        );
+        assert_eq!(
+            decide(
+                &policy(),
+                1,
+                &Outcome::Delivered { status: 200 },
+                0,
+                0,
+                &mut rng
+            ),
+            Next::Delivered
+        );
+    }
+
+    #[test]
+    fn dead_when_the_next_attempt_would_pass_max_age() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let now = 3_600_000; // the event arrived at 0 and max_age is 1h
+        assert!(
+            matches!(decide(&policy(), 1, &failed(Some(1)), now, 0, &mut rng), Next::Dead(r) if r.contains("max_age"))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn delay_stays_within_the_jitter_bounds(attempts in 1u32..5, seed: u64, now in 0u64..1_000_000) {
+            let p = policy();
+            let mut rng = StdRng::seed_from_u64(seed);
+            if let Next::RetryAt(at) = decide(&p, attempts, &failed(None), now, now, &mut rng) {
+                let ceiling = backoff_ceiling(&p, attempts).as_millis() as u64;
+                prop_assert!(at >= now && at - now <= ceiling);
+                prop_assert!(at - now <= p.max_delay.as_millis() as u64);
+            } else {
+                prop_assert!(false, "a failure before max_attempts within max_age must be retried");
+            }
+        }
+
+        #[test]
+        fn retry_after_is_a_floor_capped_at_max_delay(attempts in 1u32..5, seed: u64, ra in 0u64..1000) {
+            let p = policy();
+            let mut rng = StdRng::seed_from_u64(seed);
+            if let Next::RetryAt(at) = decide(&p, attempts, &failed(Some(ra)), 0, 0, &mut rng) {
+                prop_assert!(at >= ra.min(60) * 1000);
+                prop_assert!(at <= 60_000);
+            } else {
+                prop_assert!(false, "expected a retry");
+            }
+        }
+
+        #[test]
+        fn ceiling_grows_then_caps(a in 1u32..200) {
+            let p = policy();
+            prop_assert!(backoff_ceiling(&p, a) <= p.max_delay);
+            prop_assert!(backoff_ceiling(&p, a) <= backoff_ceiling(&p, a + 1));
+        }
+    }
+}

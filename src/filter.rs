@@ -1,0 +1,77 @@
+//! Which endpoints an event goes to: a pure function of the endpoint's subscription (sources,
+//! event-type globs) and the event's source and type.
+
+use crate::config::Endpoint;
+
+/// Whether `endpoint` subscribes to an event of `source` and `event_type`.
+///
+/// No source list means every source; no `event_types` means every type. With globs, an
+/// event without a type matches nothing, since there is nothing to match them against.
+pub fn matches(endpoint: &Endpoint, source: &str, event_type: Option<&str>) -> bool {
+    let source_ok = endpoint.sources.is_empty() || endpoint.sources.iter().any(|s| s == source);
+    let type_ok = match (&endpoint.event_types, event_type) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(globs), Some(t)) => globs.iter().any(|g| g.matches(t)),
+    };
+    source_ok && type_ok
+}
+
+/// The ids of every endpoint that subscribes to the event, in config order.
+pub fn route(endpoints: &[Endpoint], source: &str, event_type: Option<&str>) -> Vec<String> {
+    endpoints
+        .iter()
+        .filter(|e| matches(e, source, event_type))
+        .map(|e| e.id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn endpoints() -> Vec<Endpoint> {
+        let text = r#"
+            [[sources]]
+            id = "stripe"
+            verify = "none"
+            [[sources]]
+            id = "github"
+            verify = "none"
+            [[endpoints]]
+            id = "all"
+            url = "http://a.example"
+            [[endpoints]]
+            id = "invoices"
+            url = "http://b.example"
+            sources = ["stripe"]
+            event_types = ["invoice.*"]
+            [[endpoints]]
+            id = "pushes"
+            url = "http://c.example"
+            event_types = ["push", "pull_request.*"]
+        "#;
+        Config::from_toml(text)
+            .and_then(Config::validate)
+            .expect("valid")
+            .endpoints
+    }
+
+    #[test]
+    fn routes_by_source_and_glob() {
+        let e = endpoints();
+        assert_eq!(
+            route(&e, "stripe", Some("invoice.paid")),
+            ["all", "invoices"]
+        );
+        assert_eq!(route(&e, "stripe", Some("customer.created")), ["all"]);
+        assert_eq!(route(&e, "github", Some("invoice.paid")), ["all"]);
+        assert_eq!(route(&e, "github", Some("push")), ["all", "pushes"]);
+        assert_eq!(
+            route(&e, "github", Some("pull_request.opened")),
+            ["all", "pushes"]
+        );
+        assert_eq!(route(&e, "github", None), ["all"]);
+    }
+}

@@ -1,0 +1,186 @@
+//! Ingress: `POST /in/{source_id}`. Reads the body up to the limit, verifies it, works out the
+//! event type, dedup key and matching endpoints, and hands it all to the store. It answers
+//! only from the store's result: **202 only after the commit returned**; 200 for a duplicate;
+//! 401/404/413 for bad requests and 503 when the store cannot take it, **none of which stores
+//! anything**.
+
+pub mod extract;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use axum::routing::post;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+
+use crate::clock::SharedClock;
+use crate::config::{Endpoint, Source};
+use crate::delivery::Dispatcher;
+use crate::respond;
+use crate::store::{IngestOutcome, NewEvent, Store, StoreError};
+use crate::{filter, verify};
+
+/// What the ingress handlers share.
+pub struct IngressState {
+    pub sources: std::collections::BTreeMap<String, Source>,
+    pub endpoints: Vec<Endpoint>,
+    pub store: Store,
+    pub dispatcher: Arc<Dispatcher>,
+    pub clock: SharedClock,
+    pub max_body_bytes: u64,
+}
+
+pub fn router(state: Arc<IngressState>) -> Router {
+    Router::new()
+        .route("/in/{source_id}", post(receive))
+        .method_not_allowed_fallback(|| async {
+            respond::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "webhooks are sent with POST",
+            )
+        })
+        .fallback(|| async {
+            respond::error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "webhooks are sent to /in/{source_id}",
+            )
+        })
+        .with_state(state)
+}
+
+async fn receive(
+    State(st): State<Arc<IngressState>>,
+    Path(source_id): Path<String>,
+    request: Request,
+) -> Response {
+    let Some(source) = st.sources.get(&source_id) else {
+        return respond::error(
+            StatusCode::NOT_FOUND,
+            "unknown_source",
+            format!("no source {source_id:?}"),
+        );
+    };
+    let (parts, body) = request.into_parts();
+    let body = match read_body(&parts.headers, body, st.max_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let now_ms = st.clock.now_ms();
+    let now_secs = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    if let Err(e) = source.verifier.verify(&parts.headers, &body, now_secs) {
+        tracing::info!(source = %source.id, code = e.code(), reason = %e, "webhook refused");
+        return respond::error(StatusCode::UNAUTHORIZED, e.code(), e);
+    }
+
+    let mut json = extract::LazyJson::new(&body);
+    let event_type = match &source.event_type {
+        Some(f) => extract::field(f, &parts.headers, &mut json),
+        None => extract::field(
+            &crate::config::FieldRef::Json(verify::defaults(source.scheme).event_type_json.into()),
+            &parts.headers,
+            &mut json,
+        ),
+    };
+    let dedup_key = extract::first_field(
+        &verify::dedup_refs(source.scheme, source.dedup.as_ref()),
+        &parts.headers,
+        &mut json,
+    );
+    for (name, value) in [("event type", &event_type), ("dedup key", &dedup_key)] {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.len() > extract::MAX_FIELD_LEN)
+        {
+            return respond::error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("the {name} is longer than {} bytes", extract::MAX_FIELD_LEN),
+            );
+        }
+    }
+
+    let endpoints = filter::route(&st.endpoints, &source.id, event_type.as_deref());
+    let event = NewEvent {
+        source: source.id.clone(),
+        event_type,
+        received_ms: now_ms,
+        dedup: dedup_key.map(|k| (k, source.dedup_window.as_millis_u64())),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect(),
+        body,
+        endpoints,
+    };
+    match st.store.ingest(event).await {
+        Ok(IngestOutcome::Accepted {
+            event_id,
+            deliveries,
+        }) => {
+            for (_, endpoint) in &deliveries {
+                st.dispatcher.wake(endpoint);
+            }
+            respond::json(
+                StatusCode::ACCEPTED,
+                json!({ "event_id": event_id.to_string() }),
+            )
+        }
+        Ok(IngestOutcome::Duplicate { event_id }) => respond::json(
+            StatusCode::OK,
+            json!({ "event_id": event_id.to_string(), "duplicate": true }),
+        ),
+        Err(e) => store_unavailable(&e),
+    }
+}
+
+/// Every store failure is a 503: the client keeps the event and sends it again later.
+fn store_unavailable(e: &StoreError) -> Response {
+    let code = match e {
+        StoreError::Busy => "busy",
+        StoreError::Backlog { .. } => "backlog_full",
+        StoreError::Closed => "shutting_down",
+        StoreError::Storage(_) | StoreError::Corrupt(_) => "store_unavailable",
+    };
+    tracing::warn!(error = %e, "webhook not stored");
+    respond::unavailable(code, format!("not stored: {e}"), 1)
+}
+
+/// Reads the body, refusing it with 413 as soon as it passes the limit (by its declared
+/// length when there is one, else while reading), without buffering past the limit.
+async fn read_body(
+    headers: &http::HeaderMap,
+    body: axum::body::Body,
+    limit: u64,
+) -> Result<Bytes, Response> {
+    let too_large = || {
+        respond::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(respond::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("cannot read the body: {e}"),
+        )),
+    }
+}

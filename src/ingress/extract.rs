@@ -1,0 +1,99 @@
+//! Reading the event type and the provider's delivery id out of a request: from a header or a
+//! JSON pointer into the body, as the source configures or its scheme defaults to. The body is
+//! parsed as JSON at most once, and only if a pointer is asked for.
+
+use http::HeaderMap;
+
+use crate::config::FieldRef;
+
+/// The longest dedup key or event type kept; longer values are refused.
+pub const MAX_FIELD_LEN: usize = 512;
+
+/// The body as JSON, parsed on first use.
+pub struct LazyJson<'a> {
+    body: &'a [u8],
+    parsed: Option<Option<serde_json::Value>>,
+}
+
+impl<'a> LazyJson<'a> {
+    pub fn new(body: &'a [u8]) -> Self {
+        Self { body, parsed: None }
+    }
+
+    fn value(&mut self) -> Option<&serde_json::Value> {
+        let body = self.body;
+        self.parsed
+            .get_or_insert_with(|| serde_json::from_slice(body).ok())
+            .as_ref()
+    }
+}
+
+/// The value a field reference points at, if present. JSON strings are taken as they are;
+/// numbers by their text; anything else is absent.
+pub fn field(f: &FieldRef, headers: &HeaderMap, json: &mut LazyJson<'_>) -> Option<String> {
+    match f {
+        FieldRef::Header(name) => headers
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+        FieldRef::Json(pointer) => match json.value()?.pointer(pointer)? {
+            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        },
+    }
+}
+
+/// The first present value among `refs`.
+pub fn first_field(
+    refs: &[FieldRef],
+    headers: &HeaderMap,
+    json: &mut LazyJson<'_>,
+) -> Option<String> {
+    refs.iter().find_map(|f| field(f, headers, json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_headers_and_json_pointers() {
+        let mut h = HeaderMap::new();
+        h.insert("x-github-event", "push".parse().expect("value"));
+        let body = br#"{"id":"evt_1","data":{"object":{"n":42,"o":{}}},"type":""}"#;
+        let mut json = LazyJson::new(body);
+        assert_eq!(
+            field(&FieldRef::Header("x-github-event".into()), &h, &mut json).as_deref(),
+            Some("push")
+        );
+        assert_eq!(
+            field(&FieldRef::Header("x-missing".into()), &h, &mut json),
+            None
+        );
+        assert_eq!(
+            field(&FieldRef::Json("/id".into()), &h, &mut json).as_deref(),
+            Some("evt_1")
+        );
+        assert_eq!(
+            field(&FieldRef::Json("/data/object/n".into()), &h, &mut json).as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            field(&FieldRef::Json("/data/object/o".into()), &h, &mut json),
+            None
+        );
+        assert_eq!(field(&FieldRef::Json("/type".into()), &h, &mut json), None);
+    }
+
+    #[test]
+    fn non_json_bodies_have_no_pointer_values() {
+        let h = HeaderMap::new();
+        let mut json = LazyJson::new(b"a=1&b=2");
+        assert_eq!(field(&FieldRef::Json("/a".into()), &h, &mut json), None);
+        let refs = [FieldRef::Json("/a".into()), FieldRef::Header("x".into())];
+        assert_eq!(first_field(&refs, &h, &mut json), None);
+    }
+}

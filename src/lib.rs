@@ -1,0 +1,157 @@
+//! hookgate: a webhook gateway. It verifies inbound webhooks, stores each one durably with its
+//! deliveries before it answers, and delivers them to subscribed endpoints with retries.
+//!
+//! # Layout
+//! The modules follow the pipeline:
+//! - [`ingress`]: `POST /in/{source}`, reading, verifying, routing, answering from the store.
+//! - [`verify`]: one file per signature scheme, pure functions.
+//! - [`filter`]: which endpoints an event goes to.
+//! - [`store`]: the transactional outbox in redb; the only module that touches it.
+//! - [`delivery`]: a lane per endpoint, the HTTP client and SSRF guard, the retry policy.
+//! - [`api`]: the admin listener (health and readiness).
+//! - [`config`], [`telemetry`], [`cli`], [`clock`], [`ids`], [`respond`]: around the pipeline.
+//!
+//! [`run`] takes a validated config, already-bound listeners and a shutdown future, so tests
+//! start a real server on port 0.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod delivery;
+pub mod filter;
+pub mod ids;
+pub mod ingress;
+pub mod respond;
+pub mod store;
+pub mod telemetry;
+pub mod verify;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Validated;
+use crate::store::{Store, StoreError, StoreOptions};
+
+/// The two listeners, bound by the caller.
+pub struct Listeners {
+    pub ingress: TcpListener,
+    pub admin: TcpListener,
+}
+
+/// Knobs that are not config: what tests and embedders change.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub clock: SharedClock,
+    /// How long attempts in flight may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// Commands that may wait for the store's writer.
+    pub writer_queue: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            shutdown_grace: Duration::from_secs(10),
+            writer_queue: 8192,
+        }
+    }
+}
+
+/// Why the gateway could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Runs the gateway until `shutdown` completes, then stops in order: listeners stop
+/// accepting and finish their requests, lanes let attempts finish within the grace period,
+/// and the store's writer commits what is queued and closes the file.
+pub async fn run(
+    config: Validated,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    run_with(config, listeners, shutdown, RunOptions::default()).await
+}
+
+/// [`run`] with explicit [`RunOptions`].
+pub async fn run_with(
+    config: Validated,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    opts: RunOptions,
+) -> Result<(), RunError> {
+    let store = Store::open(
+        &config.data_dir,
+        StoreOptions {
+            max_backlog: config.max_backlog,
+            queue_capacity: opts.writer_queue,
+            clock: Arc::clone(&opts.clock),
+        },
+    )?;
+    let http = delivery::client::build(config.allow_private_networks)?;
+    if config.allow_private_networks {
+        tracing::warn!(
+            "delivery.allow_private_networks is on: endpoints may reach internal addresses"
+        );
+    }
+    for e in config.endpoints.iter().filter(|e| e.signing_key.is_none()) {
+        tracing::warn!(endpoint = %e.id, "endpoint has no secret: its deliveries are not signed");
+    }
+    let dispatcher = Arc::new(delivery::Dispatcher::start(
+        &config.endpoints,
+        store.clone(),
+        http,
+        Arc::clone(&opts.clock),
+        config.allow_private_networks,
+        opts.shutdown_grace,
+    ));
+
+    let ingress = ingress::router(Arc::new(ingress::IngressState {
+        sources: config.sources.clone(),
+        endpoints: config.endpoints.clone(),
+        store: store.clone(),
+        dispatcher: Arc::clone(&dispatcher),
+        clock: Arc::clone(&opts.clock),
+        max_body_bytes: config.max_body_bytes,
+    }));
+    let admin = api::router(Arc::new(api::AdminState {
+        store: store.clone(),
+    }));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tracing::info!(addr = %listeners.ingress.local_addr()?, "ingress listening");
+    tracing::info!(addr = %listeners.admin.local_addr()?, "admin listening");
+    let ingress_server =
+        axum::serve(listeners.ingress, ingress).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let admin_server =
+        axum::serve(listeners.admin, admin).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let (a, b) = tokio::join!(ingress_server.into_future(), admin_server.into_future());
+    tracing::info!("listeners closed; stopping delivery");
+    dispatcher.shutdown().await;
+    store.close().await;
+    tracing::info!("stopped");
+    a?;
+    b?;
+    Ok(())
+}

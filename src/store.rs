@@ -1,0 +1,433 @@
+//! The store: hookgate's only contact with redb, holding events, their deliveries and the
+//! schedule as one transactional outbox.
+//!
+//! **Only `store` touches redb.** **Every mutation goes through one writer thread**, which
+//! takes everything that queued up while its previous commit was syncing and commits it as one
+//! transaction with `Durability::Immediate` (group commit), then answers each caller. An
+//! ingest's event, payload, deliveries, due-index entries and dedup entry are written in that
+//! one transaction, so **an event is never stored without its deliveries** and **no caller is
+//! answered before its commit returns**.
+//!
+//! Tables (keys → values; values are versioned records, see [`records`]):
+//! - `events`: event id → [`EventRecord`]; `payloads`: event id → [`PayloadRecord`].
+//! - `deliveries`: delivery id → [`DeliveryRecord`].
+//! - `due`: (endpoint id, due ms, delivery id) → (): each endpoint's schedule, so a lane reads
+//!   only its own work. Holds exactly the deliveries that are not final; while one is being
+//!   sent its key is its lease expiry.
+//! - `leases`: delivery id → lease expiry, for the few deliveries in flight. At open, every
+//!   lease left by a previous process is made due at once.
+//! - `attempts`: (delivery id, attempt number) → [`AttemptRecord`].
+//! - `dead`: (dead-at ms, delivery id) → (): the dead-letter index.
+//! - `dedup`: (source id, provider delivery id) → (event id, expires ms).
+//! - `meta`: name → u64 (the pending-delivery count).
+
+pub mod records;
+mod writer;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::SharedClock;
+use crate::ids::{DeliveryId, EventId};
+pub use records::{AttemptRecord, DeliveryRecord, DeliveryStatus, EventRecord, PayloadRecord};
+
+const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
+const PAYLOADS: TableDefinition<u128, &[u8]> = TableDefinition::new("payloads");
+const DELIVERIES: TableDefinition<u128, &[u8]> = TableDefinition::new("deliveries");
+const DUE: TableDefinition<(&str, u64, u128), ()> = TableDefinition::new("due");
+const LEASES: TableDefinition<u128, u64> = TableDefinition::new("leases");
+const ATTEMPTS: TableDefinition<(u128, u32), &[u8]> = TableDefinition::new("attempts");
+const DEAD: TableDefinition<(u64, u128), ()> = TableDefinition::new("dead");
+const DEDUP: TableDefinition<(&str, &str), (u128, u64)> = TableDefinition::new("dedup");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const META_PENDING: &str = "pending_deliveries";
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "hookgate.redb";
+
+/// Why the store could not do what was asked. Ingress answers all of these with 503.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("the writer queue is full")]
+    Busy,
+    #[error("{pending} deliveries are pending, the limit is {limit}")]
+    Backlog { pending: u64, limit: u64 },
+    #[error("the store is closed")]
+    Closed,
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+macro_rules! storage_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Storage(e.to_string())
+            }
+        }
+    )*};
+}
+storage_errors!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Tunables of an open store.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// Pending deliveries beyond which ingest is refused.
+    pub max_backlog: u64,
+    /// Commands that may wait for the writer; beyond that, callers get [`StoreError::Busy`].
+    pub queue_capacity: usize,
+    pub clock: SharedClock,
+}
+
+/// A webhook to store, with the endpoints it must reach.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub source: String,
+    pub event_type: Option<String>,
+    pub received_ms: u64,
+    /// The provider's delivery id and how long to remember it.
+    pub dedup: Option<(String, u64)>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
+    pub endpoints: Vec<String>,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Accepted {
+        event_id: EventId,
+        deliveries: Vec<(DeliveryId, String)>,
+    },
+    /// The same provider delivery id was seen within the window: nothing was written.
+    Duplicate { event_id: EventId },
+}
+
+/// The end of one attempt, and what happens next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub delivery_id: DeliveryId,
+    pub attempt: AttemptRecord,
+    pub next: Next,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Delivered,
+    RetryAt(u64),
+    Dead(String),
+}
+
+/// A delivery that is due, with what its lane needs to send it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub delivery_id: DeliveryId,
+    pub event_id: EventId,
+    /// Attempts already made; this one is `attempts + 1`.
+    pub attempts: u32,
+    pub received_ms: u64,
+    pub source: String,
+    pub event_type: Option<String>,
+    pub content_type: Option<Vec<u8>>,
+    pub body: Bytes,
+}
+
+/// A lane's view of its schedule.
+#[derive(Debug, Default)]
+pub struct DueBatch {
+    pub items: Vec<DueDelivery>,
+    /// The due time of the first entry not taken (in the future, or skipped as in flight).
+    pub next_due_ms: Option<u64>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    tx: mpsc::Sender<writer::Command>,
+    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    path: PathBuf,
+}
+
+/// A handle to the open store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `data_dir`, takes back every lease a previous process
+    /// left, and starts the writer.
+    pub fn open(data_dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Storage(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let db = Database::builder()
+            .set_cache_size(64 * 1024 * 1024)
+            .create(&path)
+            .map_err(|e| StoreError::Storage(format!("cannot open {}: {e}", path.display())))?;
+        let pending = recover(&db, opts.clock.now_ms())?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
+        let state = writer::Writer::new(Arc::clone(&db), pending, opts.max_backlog, opts.clock);
+        let handle = std::thread::Builder::new()
+            .name("hookgate-writer".into())
+            .spawn(move || state.run(rx))
+            .map_err(|e| StoreError::Storage(format!("cannot start the writer: {e}")))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                tx,
+                writer: std::sync::Mutex::new(Some(handle)),
+                path,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn submit<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Command,
+    ) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner.tx.try_send(make(reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+        })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Like `submit`, but waits for room in the queue: for delivery bookkeeping, which must not
+    /// be dropped because ingest filled the queue.
+    async fn submit_waiting<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Command,
+    ) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stores an event and its deliveries; returns once they are on disk.
+    pub async fn ingest(&self, event: NewEvent) -> Result<IngestOutcome, StoreError> {
+        self.submit(|reply| writer::Command::Ingest(Box::new(event), reply))
+            .await
+    }
+
+    /// Marks deliveries as being sent until `until_ms`.
+    pub async fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> Result<(), StoreError> {
+        self.submit_waiting(|reply| writer::Command::Lease(ids, until_ms, reply))
+            .await
+    }
+
+    /// Records an attempt and schedules what follows.
+    pub async fn complete(&self, completion: Completion) -> Result<(), StoreError> {
+        self.submit_waiting(|reply| writer::Command::Complete(Box::new(completion), reply))
+            .await
+    }
+
+    /// Answers once the writer has processed everything queued before it: proof it is alive.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.submit(writer::Command::Ping).await
+    }
+
+    /// Stops the writer after what is queued, and waits for it. Later writes get `Closed`.
+    pub async fn close(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .inner
+            .tx
+            .send(writer::Command::Stop(reply))
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+        let handle = self.inner.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
+    /// Up to `limit` deliveries of `endpoint` due at `now_ms`, skipping those in `skip` (in
+    /// flight). Blocking: call from a blocking context.
+    pub fn due(
+        &self,
+        endpoint: &str,
+        now_ms: u64,
+        limit: usize,
+        skip: &HashSet<DeliveryId>,
+    ) -> Result<DueBatch, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let due = txn.open_table(DUE)?;
+        let deliveries = txn.open_table(DELIVERIES)?;
+        let events = txn.open_table(EVENTS)?;
+        let payloads = txn.open_table(PAYLOADS)?;
+        let mut batch = DueBatch::default();
+        for entry in due.range((endpoint, 0u64, 0u128)..=(endpoint, u64::MAX, u128::MAX))? {
+            let (key, _) = entry?;
+            let (_, due_ms, id) = key.value();
+            let id = DeliveryId(id);
+            if due_ms > now_ms || batch.items.len() >= limit {
+                batch.next_due_ms = Some(due_ms);
+                break;
+            }
+            if skip.contains(&id) {
+                continue;
+            }
+            let Some(rec) = deliveries.get(id.0)? else {
+                continue;
+            };
+            let rec: DeliveryRecord = records::decode(rec.value())?;
+            let Some(ev) = events.get(rec.event_id)? else {
+                continue;
+            };
+            let ev: EventRecord = records::decode(ev.value())?;
+            let Some(payload) = payloads.get(rec.event_id)? else {
+                continue;
+            };
+            let payload: PayloadRecord = records::decode(payload.value())?;
+            batch.items.push(DueDelivery {
+                delivery_id: id,
+                event_id: EventId(rec.event_id),
+                attempts: rec.attempts,
+                received_ms: ev.received_ms,
+                source: ev.source,
+                event_type: ev.event_type,
+                content_type: payload.header("content-type").map(<[u8]>::to_vec),
+                body: Bytes::from(payload.body),
+            });
+        }
+        Ok(batch)
+    }
+
+    /// One event and its payload.
+    pub fn event(&self, id: EventId) -> Result<Option<(EventRecord, PayloadRecord)>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let Some(ev) = txn
+            .open_table(EVENTS)?
+            .get(id.0)?
+            .map(|v| records::decode(v.value()))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let payload = txn
+            .open_table(PAYLOADS)?
+            .get(id.0)?
+            .map(|v| records::decode(v.value()))
+            .transpose()?
+            .ok_or_else(|| StoreError::Corrupt(format!("event {id} has no payload")))?;
+        Ok(Some((ev, payload)))
+    }
+
+    /// One delivery.
+    pub fn delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(DELIVERIES)?;
+        let rec = table
+            .get(id.0)?
+            .map(|v| records::decode(v.value()))
+            .transpose()?;
+        Ok(rec)
+    }
+
+    /// Every attempt of one delivery, in order.
+    pub fn attempts(&self, id: DeliveryId) -> Result<Vec<AttemptRecord>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(ATTEMPTS)?;
+        let mut out = Vec::new();
+        for entry in table.range((id.0, 0u32)..=(id.0, u32::MAX))? {
+            let (_, v) = entry?;
+            out.push(records::decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// All event ids, oldest first (for tests and tools; the API pages instead).
+    pub fn event_ids(&self) -> Result<Vec<EventId>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(EventId(entry?.0.value()));
+        }
+        Ok(out)
+    }
+
+    /// How many deliveries are not final.
+    pub fn pending_count(&self) -> Result<u64, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(META)?;
+        Ok(table.get(META_PENDING)?.map(|v| v.value()).unwrap_or(0))
+    }
+}
+
+/// Creates missing tables, and makes every lease left by a previous process due now: that
+/// process is gone (redb holds an exclusive lock on the file), so nothing is sending them.
+/// Returns the pending-delivery count.
+fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
+    let mut txn = db.begin_write()?;
+    txn.set_quick_repair(true);
+    let pending;
+    {
+        // Opening creates each table if it is missing, so readers never meet a missing table.
+        txn.open_table(EVENTS)?;
+        txn.open_table(PAYLOADS)?;
+        txn.open_table(ATTEMPTS)?;
+        txn.open_table(DEAD)?;
+        txn.open_table(DEDUP)?;
+        let mut deliveries = txn.open_table(DELIVERIES)?;
+        let mut due = txn.open_table(DUE)?;
+        let mut leases = txn.open_table(LEASES)?;
+        let meta = txn.open_table(META)?;
+        pending = meta.get(META_PENDING)?.map(|v| v.value()).unwrap_or(0);
+        let mut held = Vec::new();
+        for entry in leases.iter()? {
+            held.push(entry?.0.value());
+        }
+        for id in held {
+            leases.remove(id)?;
+            let Some(bytes) = deliveries.get(id)?.map(|v| v.value().to_vec()) else {
+                continue;
+            };
+            let mut rec: DeliveryRecord = records::decode(&bytes)?;
+            if rec.status.is_final() {
+                continue;
+            }
+            due.remove((rec.endpoint_id.as_str(), rec.due_ms, id))?;
+            rec.due_ms = now_ms;
+            rec.status = if rec.attempts == 0 {
+                DeliveryStatus::Pending
+            } else {
+                DeliveryStatus::Retrying
+            };
+            due.insert((rec.endpoint_id.as_str(), rec.due_ms, id), ())?;
+            deliveries.insert(id, records::encode(&rec).as_slice())?;
+        }
+    }
+    txn.commit()?;
+    Ok(pending)
+}

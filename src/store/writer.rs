@@ -1,0 +1,341 @@
+//! The writer thread: the one place that opens write transactions. It batches whatever queued
+//! up while the previous commit was syncing into one `Durability::Immediate` transaction, and
+//! answers each command only after that commit returned. A command that is refused on its own
+//! merits (a backlog over the limit) does not abort the batch; a storage error fails the whole
+//! batch, so no caller is told "stored" for anything that is not.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use redb::{Database, Durability, ReadableTable, Table};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    ATTEMPTS, Completion, DEAD, DEDUP, DELIVERIES, DUE, DeliveryRecord, DeliveryStatus, EVENTS,
+    EventRecord, IngestOutcome, LEASES, META, META_PENDING, NewEvent, Next, PAYLOADS,
+    PayloadRecord, StoreError, records,
+};
+use crate::clock::SharedClock;
+use crate::ids::{DeliveryId, EventId};
+
+/// The most commands committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+pub(super) enum Command {
+    Ingest(Box<NewEvent>, Reply<IngestOutcome>),
+    Lease(Vec<DeliveryId>, u64, Reply<()>),
+    Complete(Box<Completion>, Reply<()>),
+    Ping(Reply<()>),
+    Stop(Reply<()>),
+}
+
+/// What one command did, before the commit makes it true.
+enum Done {
+    Ingest(IngestOutcome),
+    Unit,
+}
+
+pub(super) struct Writer {
+    db: Arc<Database>,
+    pending: u64,
+    max_backlog: u64,
+    clock: SharedClock,
+    ulids: ulid::Generator,
+}
+
+/// The tables a batch writes, opened once per transaction.
+struct Tables<'t> {
+    events: Table<'t, u128, &'static [u8]>,
+    payloads: Table<'t, u128, &'static [u8]>,
+    deliveries: Table<'t, u128, &'static [u8]>,
+    due: Table<'t, (&'static str, u64, u128), ()>,
+    leases: Table<'t, u128, u64>,
+    attempts: Table<'t, (u128, u32), &'static [u8]>,
+    dead: Table<'t, (u64, u128), ()>,
+    dedup: Table<'t, (&'static str, &'static str), (u128, u64)>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        db: Arc<Database>,
+        pending: u64,
+        max_backlog: u64,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            db,
+            pending,
+            max_backlog,
+            clock,
+            ulids: ulid::Generator::new(),
+        }
+    }
+
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            let stop = batch.iter().any(|c| matches!(c, Command::Stop(_)));
+            self.commit(batch);
+            if stop {
+                break;
+            }
+        }
+        // Dropping the receiver here fails every command still queued with `Closed`.
+    }
+
+    fn commit(&mut self, batch: Vec<Command>) {
+        let mutates = batch.iter().any(|c| {
+            matches!(
+                c,
+                Command::Ingest(..) | Command::Lease(..) | Command::Complete(..)
+            )
+        });
+        let result = if mutates {
+            self.apply(&batch)
+        } else {
+            Ok((batch.iter().map(|_| Ok(Done::Unit)).collect(), self.pending))
+        };
+        match result {
+            Ok((outcomes, pending)) => {
+                self.pending = pending;
+                for (command, outcome) in batch.into_iter().zip(outcomes) {
+                    reply(command, outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, commands = batch.len(), "store commit failed; the batch was not stored");
+                for command in batch {
+                    reply(command, Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Applies a batch in one transaction and commits it. Returns each command's outcome and
+    /// the pending count after the commit.
+    #[allow(clippy::type_complexity)]
+    fn apply(
+        &mut self,
+        batch: &[Command],
+    ) -> Result<(Vec<Result<Done, StoreError>>, u64), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        // Quick repair keeps reopening after a crash fast, whatever the size of the file.
+        txn.set_quick_repair(true);
+        let mut pending = self.pending;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        {
+            let mut t = Tables {
+                events: txn.open_table(EVENTS)?,
+                payloads: txn.open_table(PAYLOADS)?,
+                deliveries: txn.open_table(DELIVERIES)?,
+                due: txn.open_table(DUE)?,
+                leases: txn.open_table(LEASES)?,
+                attempts: txn.open_table(ATTEMPTS)?,
+                dead: txn.open_table(DEAD)?,
+                dedup: txn.open_table(DEDUP)?,
+            };
+            for command in batch {
+                let outcome = match command {
+                    Command::Ingest(ev, _) => {
+                        self.ingest(&mut t, ev, &mut pending).map(Done::Ingest)
+                    }
+                    Command::Lease(ids, until, _) => {
+                        lease(&mut t, ids, *until, self.clock.now_ms()).map(|()| Done::Unit)
+                    }
+                    Command::Complete(c, _) => {
+                        complete(&mut t, c, &mut pending).map(|()| Done::Unit)
+                    }
+                    Command::Ping(_) | Command::Stop(_) => Ok(Done::Unit),
+                };
+                match outcome {
+                    Err(e @ (StoreError::Storage(_) | StoreError::Corrupt(_))) => return Err(e),
+                    other => outcomes.push(other),
+                }
+            }
+            txn.open_table(META)?.insert(META_PENDING, pending)?;
+        }
+        txn.commit()?;
+        Ok((outcomes, pending))
+    }
+
+    fn next_id(&mut self, ms: u64) -> u128 {
+        let at = UNIX_EPOCH + Duration::from_millis(ms);
+        match self.ulids.generate_from_datetime(at) {
+            Ok(u) => u.0,
+            // 2^80 ids in one millisecond: carry into the next one, still increasing.
+            Err(overflow) => overflow.commit_overflow_increment().0,
+        }
+    }
+
+    fn ingest(
+        &mut self,
+        t: &mut Tables<'_>,
+        ev: &NewEvent,
+        pending: &mut u64,
+    ) -> Result<IngestOutcome, StoreError> {
+        if let Some((key, _)) = &ev.dedup
+            && let Some(seen) = t.dedup.get((ev.source.as_str(), key.as_str()))?
+        {
+            let (event_id, expires_ms) = seen.value();
+            if expires_ms > ev.received_ms {
+                return Ok(IngestOutcome::Duplicate {
+                    event_id: EventId(event_id),
+                });
+            }
+        }
+        let fanout = ev.endpoints.len() as u64;
+        if pending.saturating_add(fanout) > self.max_backlog {
+            return Err(StoreError::Backlog {
+                pending: *pending,
+                limit: self.max_backlog,
+            });
+        }
+        // Ids come from one generator in the writer, so they increase in commit order even when
+        // the clock steps back.
+        let received_ms = ev.received_ms;
+        let event_id = self.next_id(received_ms);
+        let mut deliveries = Vec::with_capacity(ev.endpoints.len());
+        for endpoint in &ev.endpoints {
+            let id = self.next_id(received_ms);
+            let rec = DeliveryRecord {
+                event_id,
+                endpoint_id: endpoint.clone(),
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                due_ms: received_ms,
+                created_ms: received_ms,
+                updated_ms: received_ms,
+                last_status_code: None,
+                last_error: None,
+            };
+            t.deliveries.insert(id, records::encode(&rec).as_slice())?;
+            t.due.insert((endpoint.as_str(), received_ms, id), ())?;
+            deliveries.push((DeliveryId(id), endpoint.clone()));
+        }
+        let record = EventRecord {
+            source: ev.source.clone(),
+            event_type: ev.event_type.clone(),
+            received_ms,
+            dedup_key: ev.dedup.as_ref().map(|(k, _)| k.clone()),
+            deliveries: deliveries.iter().map(|(id, e)| (id.0, e.clone())).collect(),
+        };
+        t.events
+            .insert(event_id, records::encode(&record).as_slice())?;
+        let payload = PayloadRecord {
+            headers: ev.headers.clone(),
+            body: ev.body.to_vec(),
+        };
+        t.payloads
+            .insert(event_id, records::encode(&payload).as_slice())?;
+        if let Some((key, window_ms)) = &ev.dedup {
+            t.dedup.insert(
+                (ev.source.as_str(), key.as_str()),
+                (event_id, received_ms.saturating_add(*window_ms)),
+            )?;
+        }
+        *pending += fanout;
+        Ok(IngestOutcome::Accepted {
+            event_id: EventId(event_id),
+            deliveries,
+        })
+    }
+}
+
+fn read_delivery(t: &Tables<'_>, id: u128) -> Result<Option<DeliveryRecord>, StoreError> {
+    t.deliveries
+        .get(id)?
+        .map(|v| records::decode(v.value()))
+        .transpose()
+}
+
+fn lease(
+    t: &mut Tables<'_>,
+    ids: &[DeliveryId],
+    until_ms: u64,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    for id in ids {
+        let Some(mut rec) = read_delivery(t, id.0)? else {
+            continue;
+        };
+        if rec.status.is_final() {
+            continue;
+        }
+        t.due.remove((rec.endpoint_id.as_str(), rec.due_ms, id.0))?;
+        rec.due_ms = until_ms;
+        rec.status = DeliveryStatus::Delivering;
+        rec.updated_ms = now_ms;
+        t.due
+            .insert((rec.endpoint_id.as_str(), until_ms, id.0), ())?;
+        t.leases.insert(id.0, until_ms)?;
+        t.deliveries
+            .insert(id.0, records::encode(&rec).as_slice())?;
+    }
+    Ok(())
+}
+
+fn complete(t: &mut Tables<'_>, c: &Completion, pending: &mut u64) -> Result<(), StoreError> {
+    let id = c.delivery_id.0;
+    let Some(mut rec) = read_delivery(t, id)? else {
+        return Ok(());
+    };
+    if rec.status.is_final() {
+        // Already settled (a duplicate completion after a lease was taken back): keep the first.
+        return Ok(());
+    }
+    t.due.remove((rec.endpoint_id.as_str(), rec.due_ms, id))?;
+    t.leases.remove(id)?;
+    rec.attempts = rec.attempts.saturating_add(1);
+    rec.updated_ms = c.attempt.at_ms;
+    rec.last_status_code = c.attempt.status_code;
+    rec.last_error = c.attempt.error.clone();
+    t.attempts
+        .insert((id, rec.attempts), records::encode(&c.attempt).as_slice())?;
+    match &c.next {
+        Next::Delivered => {
+            rec.status = DeliveryStatus::Delivered;
+            *pending = pending.saturating_sub(1);
+        }
+        Next::RetryAt(at) => {
+            rec.status = DeliveryStatus::Retrying;
+            rec.due_ms = *at;
+            t.due.insert((rec.endpoint_id.as_str(), *at, id), ())?;
+        }
+        Next::Dead(reason) => {
+            rec.status = DeliveryStatus::Dead;
+            rec.last_error = Some(reason.clone());
+            t.dead.insert((c.attempt.at_ms, id), ())?;
+            *pending = pending.saturating_sub(1);
+        }
+    }
+    t.deliveries.insert(id, records::encode(&rec).as_slice())?;
+    Ok(())
+}
+
+fn reply(command: Command, outcome: Result<Done, StoreError>) {
+    // A caller that gave up waiting has dropped its receiver; that is not an error here.
+    match command {
+        Command::Ingest(_, tx) => {
+            let _ = tx.send(outcome.and_then(|d| match d {
+                Done::Ingest(o) => Ok(o),
+                Done::Unit => Err(StoreError::Corrupt("ingest produced no outcome".into())),
+            }));
+        }
+        Command::Lease(_, _, tx)
+        | Command::Complete(_, tx)
+        | Command::Ping(tx)
+        | Command::Stop(tx) => {
+            let _ = tx.send(outcome.map(|_| ()));
+        }
+    }
+}

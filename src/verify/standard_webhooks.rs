@@ -1,0 +1,277 @@
+//! Standard Webhooks (and Svix, the same scheme under `svix-*` header names): HMAC-SHA256 over
+//! `id.timestamp.body`, sent as a space-separated list of `v1,<base64>` entries.
+//!
+//! The secret is `whsec_` + base64 of the key bytes, and it is the **decoded** bytes that key
+//! the MAC (unlike Stripe, whose `whsec_` string is used as-is). The same code signs outbound
+//! deliveries ([`sign`]), so what we send is what we would accept.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use http::HeaderMap;
+
+use super::{
+    MAX_SIGNATURES, VerifyError, check_tolerance, mac, mac_matches, parse_timestamp, single_header,
+};
+use crate::config::HmacAlgorithm;
+
+/// Decoded keys of one source, and its timestamp tolerance in seconds.
+#[derive(Clone)]
+pub struct Keys {
+    pub keys: Vec<Vec<u8>>,
+    pub tolerance: u64,
+}
+
+/// Decodes a `whsec_…` secret (the prefix is optional, as in the reference libraries).
+pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
+    let b64 = secret.strip_prefix("whsec_").unwrap_or(secret);
+    let key = B64
+        .decode(b64)
+        .map_err(|_| "must be whsec_ followed by standard base64 of the key bytes".to_string())?;
+    if key.is_empty() {
+        return Err("the decoded key is empty".into());
+    }
+    if key.len() > 64 {
+        return Err("the decoded key is longer than 64 bytes".into());
+    }
+    Ok(key)
+}
+
+/// The `v1,<base64>` signature of one message under one key.
+pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let ts = timestamp.to_string();
+    let tag = mac(
+        HmacAlgorithm::Sha256,
+        key,
+        &[msg_id.as_bytes(), b".", ts.as_bytes(), b".", body],
+    );
+    format!("v1,{}", B64.encode(tag))
+}
+
+/// Reads `webhook-*` headers, or `svix-*` when those are absent; both sets present is refused.
+fn header_set(headers: &HeaderMap) -> Result<(&str, &str, &str), VerifyError> {
+    let webhook = (
+        single_header(headers, "webhook-id")?,
+        single_header(headers, "webhook-timestamp")?,
+        single_header(headers, "webhook-signature")?,
+    );
+    let svix = (
+        single_header(headers, "svix-id")?,
+        single_header(headers, "svix-timestamp")?,
+        single_header(headers, "svix-signature")?,
+    );
+    let (set, names) = if webhook.0.is_some() || webhook.1.is_some() || webhook.2.is_some() {
+        (
+            webhook,
+            ["webhook-id", "webhook-timestamp", "webhook-signature"],
+        )
+    } else if svix.0.is_some() || svix.1.is_some() || svix.2.is_some() {
+        (svix, ["svix-id", "svix-timestamp", "svix-signature"])
+    } else {
+        return Err(VerifyError::MissingSignature("webhook-signature".into()));
+    };
+    let id = set
+        .0
+        .ok_or_else(|| VerifyError::MissingSignature(names[0].into()))?;
+    let ts = set
+        .1
+        .ok_or_else(|| VerifyError::MissingSignature(names[1].into()))?;
+    let sig = set
+        .2
+        .ok_or_else(|| VerifyError::MissingSignature(names[2].into()))?;
+    if id.is_empty() || sig.is_empty() {
+        return Err(VerifyError::MalformedSignature(
+            "empty id or signature header".into(),
+        ));
+    }
+    Ok((id, ts, sig))
+}
+
+/// Verifies one request against every key; any (key, `v1` signature) pair that matches passes.
+pub fn verify(
+    keys: &Keys,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_secs: i64,
+) -> Result<(), VerifyError> {
+    let (id, ts_text, sig_header) = header_set(headers)?;
+    let ts = parse_timestamp(ts_text)?;
+    check_tolerance(ts, now_secs, keys.tolerance)?;
+    let mut candidates = Vec::new();
+    for token in sig_header
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .take(MAX_SIGNATURES)
+    {
+        // Unknown versions (v1a, v2, …) and tokens without a comma are skipped, as the
+        // reference libraries do.
+        if let Some(("v1", b64)) = token.split_once(',')
+            && let Ok(tag) = B64.decode(b64)
+        {
+            candidates.push(tag);
+        }
+    }
+    if candidates.is_empty() {
+        return Err(VerifyError::BadSignature);
+    }
+    let parts: [&[u8]; 5] = [id.as_bytes(), b".", ts_text.as_bytes(), b".", body];
+    let matched = keys.keys.iter().any(|key| {
+        candidates
+            .iter()
+            .any(|tag| mac_matches(HmacAlgorithm::Sha256, key, &parts, tag))
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(VerifyError::BadSignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Vector SW-1 (published by every Standard Webhooks library and Svix's docs).
+    const SW1_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const SW1_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const SW1_TS: i64 = 1_614_265_330;
+    const SW1_BODY: &[u8] = br#"{"test": 2432232314}"#;
+    const SW1_SIG: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+    // Vector SW-2 (standard-webhooks Rust library `test_sign`).
+    const SW2_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    fn keys(secrets: &[&str]) -> Keys {
+        Keys {
+            keys: secrets
+                .iter()
+                .map(|s| decode_secret(s).expect("valid secret"))
+                .collect(),
+            tolerance: 300,
+        }
+    }
+
+    fn headers(prefix: &str, id: &str, ts: &str, sig: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in [("id", id), ("timestamp", ts), ("signature", sig)] {
+            let name =
+                http::HeaderName::from_bytes(format!("{prefix}-{name}").as_bytes()).expect("name");
+            h.insert(name, value.parse().expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn signs_published_vectors() {
+        let k = decode_secret(SW1_SECRET).expect("valid");
+        assert_eq!(k.len(), 24);
+        assert_eq!(sign(&k, SW1_ID, SW1_TS, SW1_BODY), SW1_SIG);
+        let k2 = decode_secret(SW2_SECRET).expect("valid");
+        assert_eq!(
+            sign(
+                &k2,
+                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+                1_649_367_553,
+                br#"{"email":"test@example.com","username":"test_user"}"#
+            ),
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
+        );
+    }
+
+    #[test]
+    fn verifies_sw1_under_both_header_names() {
+        for prefix in ["webhook", "svix"] {
+            let h = headers(prefix, SW1_ID, "1614265330", SW1_SIG);
+            assert_eq!(verify(&keys(&[SW1_SECRET]), &h, SW1_BODY, SW1_TS), Ok(()));
+        }
+    }
+
+    #[test]
+    fn rotation_either_key_accepts_the_two_signature_header() {
+        // SW-3: new key and old key both sign.
+        let sig = "v1,78nXHjpFP0tVJQW5D0SBwmVyyW87BV/rL6MgfM/Bw44= v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+        let h = headers("webhook", SW1_ID, "1614265330", sig);
+        assert_eq!(verify(&keys(&[SW1_SECRET]), &h, SW1_BODY, SW1_TS), Ok(()));
+        assert_eq!(verify(&keys(&[SW2_SECRET]), &h, SW1_BODY, SW1_TS), Ok(()));
+        // A source holding both secrets accepts a request signed by only one of them.
+        let h = headers("webhook", SW1_ID, "1614265330", SW1_SIG);
+        assert_eq!(
+            verify(&keys(&[SW2_SECRET, SW1_SECRET]), &h, SW1_BODY, SW1_TS),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn refuses_the_library_negative_cases() {
+        let k = keys(&[SW1_SECRET]);
+        let check = |sig: &str, body: &[u8], now: i64| {
+            verify(
+                &k,
+                &headers("webhook", SW1_ID, "1614265330", sig),
+                body,
+                now,
+            )
+        };
+        assert_eq!(
+            check(
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA=",
+                SW1_BODY,
+                SW1_TS
+            ),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            check("v1,", SW1_BODY, SW1_TS),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            check("v1,g0hM9SsE+OTPJTGt", SW1_BODY, SW1_TS),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            check(SW1_SIG, br#"{"test": 2432232315}"#, SW1_TS),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            check(SW1_SIG, SW1_BODY, SW1_TS + 301),
+            Err(VerifyError::StaleTimestamp(300))
+        );
+        assert_eq!(
+            check(SW1_SIG, SW1_BODY, SW1_TS - 301),
+            Err(VerifyError::StaleTimestamp(300))
+        );
+        assert_eq!(check(SW1_SIG, SW1_BODY, SW1_TS + 300), Ok(()));
+        // Multi-signature header with unknown versions and a bad v1 still passes on the good one.
+        let multi =
+            format!("v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,Ceo5 {SW1_SIG} nocomma");
+        assert_eq!(check(&multi, SW1_BODY, SW1_TS), Ok(()));
+    }
+
+    #[test]
+    fn missing_and_malformed_headers() {
+        let k = keys(&[SW1_SECRET]);
+        assert_eq!(
+            verify(&k, &HeaderMap::new(), SW1_BODY, SW1_TS),
+            Err(VerifyError::MissingSignature("webhook-signature".into()))
+        );
+        let mut h = headers("webhook", SW1_ID, "1614265330", SW1_SIG);
+        h.remove("webhook-timestamp");
+        assert_eq!(
+            verify(&k, &h, SW1_BODY, SW1_TS),
+            Err(VerifyError::MissingSignature("webhook-timestamp".into()))
+        );
+        let h = headers("webhook", SW1_ID, "01614265330", SW1_SIG);
+        assert!(matches!(
+            verify(&k, &h, SW1_BODY, SW1_TS),
+            Err(VerifyError::MalformedSignature(_))
+        ));
+    }
+
+    #[test]
+    fn secrets_are_checked() {
+        assert!(decode_secret("whsec_!!!").is_err());
+        assert!(decode_secret("whsec_").is_err());
+        assert_eq!(
+            decode_secret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").map(|k| k.len()),
+            Ok(24)
+        );
+    }
+}
