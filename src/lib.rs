@@ -94,14 +94,31 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     opts: RunOptions,
 ) -> Result<(), RunError> {
-    let store = Store::open(
+    let store = open_store(&config, &opts)?;
+    serve(config, listeners, shutdown, opts, store).await
+}
+
+/// Opens the store a config names, as [`run_with`] does.
+pub fn open_store(config: &Validated, opts: &RunOptions) -> Result<Store, StoreError> {
+    Store::open(
         &config.data_dir,
         StoreOptions {
             max_backlog: config.max_backlog,
             queue_capacity: opts.writer_queue,
             clock: Arc::clone(&opts.clock),
         },
-    )?;
+    )
+}
+
+/// Runs the gateway on a store the caller opened (and may keep reading). The store is closed
+/// when this returns.
+pub async fn serve(
+    config: Validated,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    opts: RunOptions,
+    store: Store,
+) -> Result<(), RunError> {
     let http = delivery::client::build(config.allow_private_networks)?;
     if config.allow_private_networks {
         tracing::warn!(

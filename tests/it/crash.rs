@@ -1,0 +1,146 @@
+//! Crash safety through the real binary: `kill -9` in the middle of a burst, restart, and
+//! every event that was answered 202 still reaches the receiver.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::harness::*;
+
+/// The real binary, started on a config file; knows its ingress address from its log.
+struct Binary {
+    child: Child,
+    ingress: String,
+}
+
+impl Binary {
+    async fn start(config: &std::path::Path) -> Binary {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let ingress = loop {
+            let line = lines
+                .next_line()
+                .await
+                .expect("read log")
+                .expect("the binary logs where it listens");
+            if let Some(rest) = line.split("ingress listening addr=").nth(1) {
+                break rest.trim().to_string();
+            }
+        };
+        // Keep draining the log so the binary never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Binary {
+            child,
+            ingress: format!("http://{ingress}"),
+        }
+    }
+
+    async fn kill_9(mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        let _ = self.child.wait().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_event_is_delivered_after_kill_9() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hookgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+            data_dir = "{}"
+            [ingress]
+            listen = "127.0.0.1:0"
+            [admin]
+            listen = "127.0.0.1:0"
+            [delivery]
+            allow_private_networks = true
+            [[sources]]
+            id = "orders"
+            verify = "standard-webhooks"
+            secrets = ["{INBOUND_SECRET}"]
+            [[endpoints]]
+            id = "receiver"
+            url = "{}"
+            max_in_flight = 16
+            retry = {{ max_attempts = 1000, base = "20ms", max_delay = "100ms" }}
+            "#,
+            dir.path().join("data").display(),
+            receiver.url
+        ),
+    )
+    .expect("write config");
+
+    // Until the crash the receiver fails everything, so what was acknowledged is still pending
+    // or in flight when the process dies: only the store can bring it back.
+    receiver.set_default_status(500);
+    let binary = Binary::start(&config).await;
+    let acked = Arc::new(Mutex::new(HashSet::<String>::new()));
+    let mut senders = Vec::new();
+    for client_no in 0..16 {
+        let url = format!("{}/in/orders", binary.ingress);
+        let acked = Arc::clone(&acked);
+        senders.push(tokio::spawn(async move {
+            let http = client();
+            for i in 0.. {
+                let id = format!("msg_{client_no}_{i}");
+                let body = format!(r#"{{"type":"order.created","n":{i}}}"#);
+                let mut req = http.post(&url).body(body.clone());
+                for (k, v) in signed(INBOUND_SECRET, &id, now_secs(), body.as_bytes()) {
+                    req = req.header(k, v);
+                }
+                // Once the gateway dies, requests fail: that sender is done.
+                let Ok(resp) = req.send().await else { return };
+                if resp.status().as_u16() == 202 {
+                    let text = resp.text().await.unwrap_or_default();
+                    let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                    if let Some(event_id) = answer["event_id"].as_str() {
+                        acked.lock().expect("lock").insert(event_id.to_string());
+                    }
+                }
+            }
+        }));
+    }
+    // Kill it mid-burst, with many events acknowledged and deliveries in flight.
+    eventually("300 events acknowledged", || {
+        acked.lock().expect("lock").len() >= 300
+    })
+    .await;
+    binary.kill_9().await;
+    for s in senders {
+        let _ = s.await;
+    }
+    let acked: HashSet<String> = acked.lock().expect("lock").clone();
+    assert!(
+        receiver.count() > 0,
+        "attempts were in flight before the crash"
+    );
+
+    // Only what the receiver accepts after the restart counts as delivered.
+    let before_restart = receiver.count();
+    receiver.set_default_status(200);
+    let restarted = Binary::start(&config).await;
+    eventually("every acknowledged event delivered", || {
+        let delivered: HashSet<String> = receiver.got()[before_restart..]
+            .iter()
+            .map(|r| r.header("webhook-id").to_string())
+            .collect();
+        acked.is_subset(&delivered)
+    })
+    .await;
+    restarted.kill_9().await;
+}

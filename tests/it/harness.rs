@@ -1,0 +1,327 @@
+//! The test harness: a gateway on port 0 ([`Gateway`]), a receiver that records what it gets
+//! and answers with scripted statuses ([`Receiver`]), a client that signs like a Standard
+//! Webhooks sender ([`signed`]), and [`eventually`] instead of sleeps.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use hookgate::config::Config;
+use hookgate::ids::{DeliveryId, EventId};
+use hookgate::store::{DeliveryRecord, DeliveryStatus, Store, StoreOptions};
+use hookgate::{Listeners, RunOptions};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The Standard Webhooks secret tests sign inbound requests with (vector SW-1's).
+pub const INBOUND_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The secret endpoints sign deliveries with (vector SW-2's).
+pub const OUTBOUND_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+/// Polls `check` until it holds; fails the test with `what` if it never does. This bounds a
+/// wait, it does not time anything: the limit is far above any expected duration.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A running gateway, in this process.
+pub struct Gateway {
+    pub ingress: String,
+    pub admin: String,
+    pub data_dir: PathBuf,
+    /// The gateway's own store, for reading what it wrote while it runs.
+    pub store: Store,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), hookgate::RunError>>>,
+}
+
+impl Gateway {
+    /// Starts a gateway on `config` (TOML without `data_dir`) in a fresh temporary directory.
+    pub async fn start(config: &str) -> (Gateway, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gw = Gateway::start_in(dir.path(), config).await;
+        (gw, dir)
+    }
+
+    /// Starts a gateway with its data in `data_dir`.
+    pub async fn start_in(data_dir: &Path, config: &str) -> Gateway {
+        let mut cfg = Config::from_toml(config).expect("test config parses");
+        cfg.data_dir = data_dir.to_path_buf();
+        let validated = cfg.validate().expect("test config is valid");
+        let ingress = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let ingress_url = format!("http://{}", ingress.local_addr().expect("addr"));
+        let admin_url = format!("http://{}", admin.local_addr().expect("addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let opts = RunOptions {
+            shutdown_grace: Duration::from_millis(500),
+            ..RunOptions::default()
+        };
+        let store = hookgate::open_store(&validated, &opts).expect("store opens");
+        let task = tokio::spawn(hookgate::serve(
+            validated,
+            Listeners { ingress, admin },
+            async {
+                let _ = stopped.await;
+            },
+            opts,
+            store.clone(),
+        ));
+        Gateway {
+            ingress: ingress_url,
+            admin: admin_url,
+            data_dir: data_dir.to_path_buf(),
+            store,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Statuses of every delivery of an event, as stored now.
+    pub fn statuses(&self, event: EventId) -> Vec<DeliveryStatus> {
+        let Some((ev, _)) = self.store.event(event).expect("read") else {
+            return Vec::new();
+        };
+        ev.deliveries
+            .iter()
+            .filter_map(|(id, _)| self.store.delivery(DeliveryId(*id)).expect("read"))
+            .map(|d| d.status)
+            .collect()
+    }
+
+    /// Waits until every delivery of `event` is final, and returns their records.
+    pub async fn settled(&self, event: EventId) -> Vec<DeliveryRecord> {
+        eventually(&format!("deliveries of {event} settled"), || {
+            let s = self.statuses(event);
+            !s.is_empty() && s.iter().all(|s| s.is_final())
+        })
+        .await;
+        let (ev, _) = self.store.event(event).expect("read").expect("stored");
+        ev.deliveries
+            .iter()
+            .map(|(id, _)| {
+                self.store
+                    .delivery(DeliveryId(*id))
+                    .expect("read")
+                    .expect("stored")
+            })
+            .collect()
+    }
+
+    /// Stops the gateway and waits until its store is closed.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("gateway task").expect("gateway ran cleanly");
+        }
+    }
+
+    pub fn url(&self, source: &str) -> String {
+        format!("{}/in/{source}", self.ingress)
+    }
+}
+
+/// Opens a stopped gateway's store to look at what is on disk.
+pub fn open_store(data_dir: &Path) -> Store {
+    Store::open(
+        data_dir,
+        StoreOptions {
+            max_backlog: u64::MAX,
+            queue_capacity: 16,
+            clock: Arc::new(hookgate::clock::SystemClock),
+        },
+    )
+    .expect("store opens")
+}
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// One scripted answer: a status and extra headers.
+type Scripted = (u16, Vec<(String, String)>);
+
+#[derive(Default)]
+struct ReceiverState {
+    got: Mutex<Vec<Received>>,
+    script: Mutex<VecDeque<Scripted>>,
+    default_status: Mutex<u16>,
+    hang: AtomicBool,
+}
+
+/// A subscriber on an ephemeral port that records every request.
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    state: Arc<ReceiverState>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let state = Arc::new(ReceiverState {
+            default_status: Mutex::new(200),
+            ..Default::default()
+        });
+        let app = axum::Router::new()
+            .fallback(receive)
+            .with_state(Arc::clone(&state));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver { url, state }
+    }
+
+    /// The next responses, in order, as (status, headers); after them, the default status.
+    pub fn script(&self, responses: &[(u16, &[(&str, &str)])]) {
+        let mut s = self.state.script.lock().expect("lock");
+        for (status, headers) in responses {
+            s.push_back((
+                *status,
+                headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ));
+        }
+    }
+
+    pub fn set_default_status(&self, status: u16) {
+        *self.state.default_status.lock().expect("lock") = status;
+    }
+
+    /// From now on, accept requests and never answer them.
+    pub fn hang(&self) {
+        self.state.hang.store(true, Ordering::SeqCst);
+    }
+
+    pub fn got(&self) -> Vec<Received> {
+        self.state.got.lock().expect("lock").clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.got.lock().expect("lock").len()
+    }
+
+    /// Waits until at least `n` requests arrived and returns them all.
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        eventually(&format!("{n} requests at {}", self.url), || {
+            self.count() >= n
+        })
+        .await;
+        self.got()
+    }
+}
+
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    state
+        .got
+        .lock()
+        .expect("lock")
+        .push(Received { headers, body });
+    if state.hang.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
+    let next = state.script.lock().expect("lock").pop_front();
+    let (status, headers) =
+        next.unwrap_or_else(|| (*state.default_status.lock().expect("lock"), Vec::new()));
+    let mut response = axum::response::Response::new(axum::body::Body::from("receiver says hi"));
+    *response.status_mut() = StatusCode::from_u16(status).expect("status");
+    for (k, v) in headers {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+            v.parse().expect("value"),
+        );
+    }
+    response
+}
+
+/// A plain HTTP client for tests.
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+pub fn now_secs() -> i64 {
+    i64::try_from(hookgate::clock::system_now_ms() / 1000).expect("time")
+}
+
+/// Standard Webhooks headers for `body`, signed with `secret` at `ts`.
+pub fn signed(secret: &str, id: &str, ts: i64, body: &[u8]) -> Vec<(String, String)> {
+    let key = hookgate::verify::standard_webhooks::decode_secret(secret).expect("secret");
+    vec![
+        ("webhook-id".into(), id.into()),
+        ("webhook-timestamp".into(), ts.to_string()),
+        (
+            "webhook-signature".into(),
+            hookgate::verify::standard_webhooks::sign(&key, id, ts, body),
+        ),
+        ("content-type".into(), "application/json".into()),
+    ]
+}
+
+/// POSTs `body` with `headers`; returns the status and the JSON answer.
+pub async fn post(
+    url: &str,
+    headers: &[(String, String)],
+    body: impl Into<Bytes>,
+) -> (u16, serde_json::Value) {
+    let mut req = client().post(url).body(body.into());
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Sends a freshly signed webhook with `id` to `url`.
+pub async fn send(url: &str, id: &str, body: &str) -> (u16, serde_json::Value) {
+    post(
+        url,
+        &signed(INBOUND_SECRET, id, now_secs(), body.as_bytes()),
+        body.to_string(),
+    )
+    .await
+}

@@ -1,0 +1,8 @@
+//! Integration tests: one binary, real HTTP on loopback, a real redb file, and the real
+//! `hookgate` binary where a crash matters.
+
+mod harness;
+
+mod crash;
+mod delivery;
+mod ingress;
