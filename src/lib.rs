@@ -22,6 +22,8 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod ingress;
 pub mod respond;

@@ -329,3 +329,36 @@ async fn health_and_readiness_need_no_token() {
     assert_eq!(ready.status().as_u16(), 200);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn over_the_backlog_limit_answers_503_with_retry_after_and_stores_nothing() {
+    let stuck = Receiver::start().await;
+    stuck.hang();
+    let config = format!(
+        "{}\n[store]\nmax_backlog = 2\n",
+        config(&stuck.url).replace("secret = ", "max_in_flight = 1\nsecret = ")
+    );
+    let (gw, dir) = Gateway::start(&config).await;
+    let body = r#"{"type":"order.created"}"#;
+    for id in ["msg_1", "msg_2"] {
+        let (status, _) = send(&gw.url("orders"), id, body).await;
+        assert_eq!(status, 202);
+    }
+    let headers = signed(INBOUND_SECRET, "msg_3", now_secs(), body.as_bytes());
+    let mut req = client().post(gw.url("orders")).body(body);
+    for (k, v) in &headers {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.expect("sent");
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let answer: serde_json::Value =
+        serde_json::from_str(&resp.text().await.expect("body")).expect("json");
+    assert_eq!(answer["error"]["code"], "backlog_full");
+    gw.stop().await;
+    assert_eq!(
+        open_store(dir.path()).event_ids().expect("ids").len(),
+        2,
+        "the refused event was not stored"
+    );
+}

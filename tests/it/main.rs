@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod cli;
 mod crash;
 mod delivery;
+mod fuzz_corpus;
 mod ingress;

@@ -1,0 +1,165 @@
+//! The command line, through the real binary.
+
+use std::process::Command;
+
+fn hookgate(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .env_remove("HOOKGATE_ADMIN_TOKEN")
+        .spawn()
+        .expect("binary runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write_config(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hookgate.toml");
+    std::fs::write(&path, text).expect("write");
+    let path = path.to_string_lossy().into_owned();
+    (dir, path)
+}
+
+#[test]
+fn check_config_accepts_the_example() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hookgate.toml");
+    let (code, out, err) = hookgate(&["check-config", "--config", example], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok (2 sources, 2 endpoints)"), "{out}");
+}
+
+#[test]
+fn check_config_names_the_key_and_the_problem() {
+    let cases = [
+        (
+            "[[endpoints]]\nid = \"a\"\nurl = \"https://a.example\"\nrate_limit = { per_second = 0 }\n",
+            "endpoints[0].rate_limit.per_second: must be > 0",
+        ),
+        (
+            "[ingress]\nlisten = \"127.0.0.1:1\"\ncolour = \"red\"\n",
+            "ingress.colour: unknown field",
+        ),
+        (
+            "[delivery]\ntimeout = \"soon\"\n",
+            "delivery.timeout: invalid duration \"soon\"",
+        ),
+        (
+            "[[sources]]\nid = \"s\"\nverify = \"carrier-pigeon\"\n",
+            "sources[0].verify: unknown variant",
+        ),
+        (
+            "[ingress\n",
+            "unclosed table, expected `]` (at line 1, column 9)",
+        ),
+    ];
+    for (text, expected) in cases {
+        let (_dir, path) = write_config(text);
+        let (code, _, err) = hookgate(&["check-config", "--config", &path], None);
+        assert_eq!(code, 2, "{text}");
+        assert!(
+            err.contains(expected),
+            "for {text:?} expected {expected:?} in {err:?}"
+        );
+    }
+    let (code, _, err) = hookgate(
+        &["check-config", "--config", "/nonexistent/hookgate.toml"],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/hookgate.toml"), "{err}");
+}
+
+#[test]
+fn serve_refuses_a_bad_config_before_touching_anything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let text = format!(
+        "data_dir = \"{}\"\n[[endpoints]]\nid = \"a\"\nurl = \"not a url\"\n",
+        data.display()
+    );
+    let (_cfg_dir, path) = write_config(&text);
+    let (code, _, err) = hookgate(&["serve", "--config", &path], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("endpoints[0].url"), "{err}");
+    assert!(
+        !data.exists(),
+        "no data directory may be created for a bad config"
+    );
+}
+
+#[test]
+fn sign_prints_the_published_standard_webhooks_vector() {
+    // Vector SW-1.
+    let (code, out, err) = hookgate(
+        &[
+            "sign",
+            "--scheme",
+            "standard-webhooks",
+            "--secret",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "--id",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "--timestamp",
+            "1614265330",
+        ],
+        Some(br#"{"test": 2432232314}"#),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "webhook-id: msg_p5jXN8AQM9LWM0D4loKWxJek\nwebhook-timestamp: 1614265330\n\
+         webhook-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\n"
+    );
+}
+
+#[test]
+fn sign_hmac_matches_githubs_published_vector() {
+    let (code, out, err) = hookgate(
+        &[
+            "sign",
+            "--scheme",
+            "hmac",
+            "--secret",
+            "It's a Secret to Everybody",
+            "--header",
+            "x-hub-signature-256",
+            "--prefix",
+            "sha256=",
+        ],
+        Some(b"Hello, World!"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "x-hub-signature-256: sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17\n"
+    );
+    let (code, _, err) = hookgate(
+        &[
+            "sign",
+            "--scheme",
+            "standard-webhooks",
+            "--secret",
+            "whsec_!!",
+        ],
+        Some(b""),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--secret"), "{err}");
+}
