@@ -4,17 +4,7 @@ use crate::harness::*;
 use hookgate::store::DeliveryStatus;
 
 fn config(endpoints: &str) -> String {
-    format!(
-        r#"
-        [delivery]
-        allow_private_networks = true
-        [[sources]]
-        id = "orders"
-        verify = "standard-webhooks"
-        secrets = ["{INBOUND_SECRET}"]
-        {endpoints}
-        "#
-    )
+    format!("{}\n{endpoints}", orders_source())
 }
 
 fn endpoint(id: &str, url: &str, extra: &str) -> String {
@@ -30,19 +20,18 @@ async fn failures_are_retried_with_the_same_webhook_id_until_delivered() {
     let (gw, _dir) = Gateway::start(&config(&endpoint("r", &receiver.url, FAST_RETRY))).await;
     let (status, answer) = send(&gw.url("orders"), "msg_retry", r#"{"type":"a"}"#).await;
     assert_eq!(status, 202);
-    let event_id = answer["event_id"].as_str().expect("id");
-    let delivery = gw.settled(event_id.parse().expect("id")).await.remove(0);
+    let event_id = event_id(&answer);
+    let delivery = gw.settled(event_id).await.remove(0);
     let got = receiver.got();
     let attempts: Vec<&str> = got.iter().map(|r| r.header("hookgate-attempt")).collect();
     assert_eq!(attempts, ["1", "2", "3"]);
-    assert!(got.iter().all(|r| r.header("webhook-id") == event_id));
+    assert!(
+        got.iter()
+            .all(|r| r.header("webhook-id") == event_id.to_string())
+    );
     assert_eq!(delivery.status, DeliveryStatus::Delivered);
     assert_eq!(delivery.attempts, 3);
-    let (event, _) = gw
-        .store
-        .event(event_id.parse().expect("id"))
-        .expect("read")
-        .expect("stored");
+    let (event, _) = gw.store.event(event_id).expect("read").expect("stored");
     let attempts = gw
         .store
         .attempts(hookgate::ids::DeliveryId(event.deliveries[0].0))
@@ -60,11 +49,7 @@ async fn always_failing_delivery_dies_after_max_attempts_with_its_last_error() {
     receiver.set_default_status(500);
     let (gw, _dir) = Gateway::start(&config(&endpoint("r", &receiver.url, FAST_RETRY))).await;
     let (_, answer) = send(&gw.url("orders"), "msg_dead", r#"{"type":"a"}"#).await;
-    let event_id: hookgate::ids::EventId = answer["event_id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("id");
+    let event_id = event_id(&answer);
     let delivery = gw.settled(event_id).await.remove(0);
     gw.stop().await;
     assert_eq!(delivery.status, DeliveryStatus::Dead);
@@ -96,11 +81,7 @@ async fn private_targets_are_refused_and_dead_lettered_at_once() {
     );
     let (gw, dir) = Gateway::start(&config).await;
     let (_, answer) = send(&gw.url("orders"), "msg_ssrf", r#"{"type":"a"}"#).await;
-    let event_id: hookgate::ids::EventId = answer["event_id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("id");
+    let event_id = event_id(&answer);
     let settled = gw.settled(event_id).await;
     gw.stop().await;
     assert_eq!(settled.len(), 2);

@@ -297,17 +297,53 @@ pub fn signed(secret: &str, id: &str, ts: i64, body: &[u8]) -> Vec<(String, Stri
     ]
 }
 
+/// Config that lets deliveries reach loopback receivers, with the `orders` source that
+/// [`send`] signs for.
+pub fn orders_source() -> String {
+    format!(
+        r#"
+        [delivery]
+        allow_private_networks = true
+        [[sources]]
+        id = "orders"
+        verify = "standard-webhooks"
+        secrets = ["{INBOUND_SECRET}"]
+        "#
+    )
+}
+
+/// The event id in a 202 or duplicate answer.
+pub fn event_id(answer: &serde_json::Value) -> EventId {
+    answer["event_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no event_id in {answer}"))
+        .parse()
+        .expect("a well-formed event id")
+}
+
+/// POSTs `body` with `headers` on `http`.
+pub async fn post_raw(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+    body: impl Into<Bytes>,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let mut req = http.post(url).body(body.into());
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    req.send().await
+}
+
 /// POSTs `body` with `headers`; returns the status and the JSON answer.
 pub async fn post(
     url: &str,
     headers: &[(String, String)],
     body: impl Into<Bytes>,
 ) -> (u16, serde_json::Value) {
-    let mut req = client().post(url).body(body.into());
-    for (k, v) in headers {
-        req = req.header(k, v);
-    }
-    let resp = req.send().await.expect("request sent");
+    let resp = post_raw(&client(), url, headers, body)
+        .await
+        .expect("request sent");
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("body");
     (

@@ -1,22 +1,11 @@
 //! Ingress end to end: what a sender sees, what a receiver gets, what is on disk.
 
 use crate::harness::*;
-use hookgate::ids::EventId;
 
 fn config(receiver: &str) -> String {
     format!(
-        r#"
-        [delivery]
-        allow_private_networks = true
-        [[sources]]
-        id = "orders"
-        verify = "standard-webhooks"
-        secrets = ["{INBOUND_SECRET}"]
-        [[endpoints]]
-        id = "receiver"
-        url = "{receiver}"
-        secret = "{OUTBOUND_SECRET}"
-        "#
+        "{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{receiver}\"\nsecret = \"{OUTBOUND_SECRET}\"\n",
+        orders_source()
     )
 }
 
@@ -28,8 +17,7 @@ async fn signed_webhook_arrives_byte_identical_and_verifiable() {
     let body = "{ \"type\":\"order.created\",  \"amount\": 1.50, \"name\":\"Zo\u{eb}\" }\n";
     let (status, answer) = send(&gw.url("orders"), "msg_1", body).await;
     assert_eq!(status, 202, "{answer}");
-    let event_id = answer["event_id"].as_str().expect("event_id").to_string();
-    assert!(event_id.parse::<EventId>().is_ok(), "{event_id}");
+    let event_id = event_id(&answer).to_string();
 
     let got = receiver.wait_for(1).await;
     let r = &got[0];
@@ -345,11 +333,9 @@ async fn over_the_backlog_limit_answers_503_with_retry_after_and_stores_nothing(
         assert_eq!(status, 202);
     }
     let headers = signed(INBOUND_SECRET, "msg_3", now_secs(), body.as_bytes());
-    let mut req = client().post(gw.url("orders")).body(body);
-    for (k, v) in &headers {
-        req = req.header(k, v);
-    }
-    let resp = req.send().await.expect("sent");
+    let resp = post_raw(&client(), &gw.url("orders"), &headers, body)
+        .await
+        .expect("sent");
     assert_eq!(resp.status().as_u16(), 503);
     assert_eq!(resp.headers()["retry-after"], "1");
     let answer: serde_json::Value =
