@@ -251,7 +251,10 @@ fn sign(
                 CliError::Secret(format!("--header {header:?} is not a header name"))
             })?;
             let g = Generic {
-                header: header.clone(),
+                headers: vec![header.clone()],
+                signed: vec![crate::verify::hmac::Part::Body],
+                timestamp_header: None,
+                tolerance: 0,
                 algorithm: match algorithm {
                     Algorithm::Sha1 => HmacAlgorithm::Sha1,
                     Algorithm::Sha256 => HmacAlgorithm::Sha256,
@@ -264,7 +267,7 @@ fn sign(
                 prefix,
                 keys: Vec::new(),
             };
-            writeln!(out, "{header}: {}", g.sign(secret.as_bytes(), &body))?;
+            writeln!(out, "{header}: {}", g.sign(secret.as_bytes(), 0, &body))?;
         }
     }
     Ok(())

@@ -248,6 +248,22 @@ pub enum FieldRef {
     Json(String),
 }
 
+impl FieldRef {
+    pub fn as_field(&self) -> Field<'_> {
+        match self {
+            FieldRef::Header(h) => Field::Header(h),
+            FieldRef::Json(p) => Field::Json(p),
+        }
+    }
+}
+
+/// A borrowed [`FieldRef`], so that scheme defaults can be `'static` tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    Header(&'a str),
+    Json(&'a str),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SchemeKind {
@@ -257,7 +273,11 @@ pub enum SchemeKind {
     Shopify,
     Slack,
     Twilio,
+    Paddle,
+    Linear,
     Hmac,
+    Basic,
+    Token,
     None,
 }
 
@@ -270,7 +290,11 @@ impl SchemeKind {
             Self::Shopify => "shopify",
             Self::Slack => "slack",
             Self::Twilio => "twilio",
+            Self::Paddle => "paddle",
+            Self::Linear => "linear",
             Self::Hmac => "hmac",
+            Self::Basic => "basic",
+            Self::Token => "token",
             Self::None => "none",
         }
     }
@@ -289,8 +313,11 @@ pub struct SourceConfig {
     #[serde(default = "default_dedup_window")]
     pub dedup_window: Duration,
     pub event_type: Option<FieldRef>,
+    /// The URL the provider signs (Twilio).
     pub public_url: Option<String>,
     pub hmac: Option<HmacConfig>,
+    /// The header carrying the shared token (`verify = "token"`; default `authorization`).
+    pub token_header: Option<String>,
 }
 
 fn default_tolerance() -> Duration {
@@ -325,6 +352,11 @@ pub struct HmacConfig {
     pub encoding: HmacEncoding,
     #[serde(default)]
     pub prefix: String,
+    /// A header with a signed Unix timestamp, checked against `tolerance`.
+    pub timestamp_header: Option<String>,
+    /// What is signed, e.g. `"{timestamp}.{body}"`; default `"{body}"`, or
+    /// `"{timestamp}.{body}"` with a `timestamp_header`.
+    pub signed: Option<String>,
 }
 
 fn default_hmac_algorithm() -> HmacAlgorithm {
@@ -526,11 +558,27 @@ fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, ConfigError> {
             "must be > 0",
         ));
     }
-    if s.hmac.is_some() && s.verify != SchemeKind::Hmac {
-        return Err(ConfigError::new(
-            format!("{key}.hmac"),
-            "is only used with verify = \"hmac\"",
-        ));
+    for (set, field, scheme) in [
+        (s.hmac.is_some(), "hmac", SchemeKind::Hmac),
+        (s.public_url.is_some(), "public_url", SchemeKind::Twilio),
+        (s.token_header.is_some(), "token_header", SchemeKind::Token),
+    ] {
+        if set && s.verify != scheme {
+            return Err(ConfigError::new(
+                format!("{key}.{field}"),
+                format!("is only used with verify = {:?}", scheme.name()),
+            ));
+        }
+    }
+    if let Some(u) = &s.public_url {
+        let ok = reqwest::Url::parse(u)
+            .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some());
+        if !ok {
+            return Err(ConfigError::new(
+                format!("{key}.public_url"),
+                format!("{u:?} must be the http(s) URL the provider posts to"),
+            ));
+        }
     }
     if s.secrets.len() > verify::MAX_SECRETS {
         return Err(ConfigError::new(

@@ -39,6 +39,7 @@ pub fn verify_standard_webhooks(data: &[u8]) {
     };
     let keys = standard_webhooks::Keys {
         keys: vec![key],
+        public_keys: Vec::new(),
         tolerance: 300,
     };
     let (headers, body) = split_request(data);
@@ -47,15 +48,15 @@ pub fn verify_standard_webhooks(data: &[u8]) {
 
 /// Generic HMAC verification, sha256/hex with a prefix.
 pub fn verify_hmac(data: &[u8]) {
-    let g = Generic {
-        header: HeaderName::from_static("x-signature"),
-        algorithm: HmacAlgorithm::Sha256,
-        encoding: HmacEncoding::Hex,
-        prefix: "sha256=".into(),
-        keys: vec![b"secret".to_vec()],
-    };
+    let g = Generic::body_only(
+        "x-signature",
+        HmacAlgorithm::Sha256,
+        HmacEncoding::Hex,
+        "sha256=",
+        vec![b"secret".to_vec()],
+    );
     let (headers, body) = split_request(data);
-    let _ = g.verify(&headers, body);
+    let _ = g.verify(&headers, body, FUZZ_NOW);
 }
 
 /// The config parser and validator.

@@ -72,26 +72,27 @@ async fn receive(
         Err(r) => return r,
     };
     let now_ms = st.clock.now_ms();
-    let now_secs = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
-    if let Err(e) = source.verifier.verify(&parts.headers, &body, now_secs) {
+    let inbound = verify::Inbound {
+        headers: &parts.headers,
+        path_and_query: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        body: &body,
+        now_secs: i64::try_from(now_ms / 1000).unwrap_or(i64::MAX),
+    };
+    if let Err(e) = source.verifier.verify(&inbound) {
         tracing::info!(source = %source.id, code = e.code(), reason = %e, "webhook refused");
         return respond::error(StatusCode::UNAUTHORIZED, e.code(), e);
     }
 
     let mut json = extract::LazyJson::new(&body);
-    let event_type = match &source.event_type {
-        Some(f) => extract::field(f, &parts.headers, &mut json),
-        None => extract::field(
-            &crate::config::FieldRef::Json(verify::defaults(source.scheme).event_type_json.into()),
-            &parts.headers,
-            &mut json,
-        ),
+    let defaults = verify::defaults(source.scheme);
+    let pick = |configured: Option<&crate::config::FieldRef>,
+                fallback: &[crate::config::Field<'static>],
+                json: &mut extract::LazyJson<'_>| match configured {
+        Some(f) => extract::field(f.as_field(), &parts.headers, json),
+        None => extract::first_field(fallback, &parts.headers, json),
     };
-    let dedup_key = extract::first_field(
-        &verify::dedup_refs(source.scheme, source.dedup.as_ref()),
-        &parts.headers,
-        &mut json,
-    );
+    let event_type = pick(source.event_type.as_ref(), defaults.event_type, &mut json);
+    let dedup_key = pick(source.dedup.as_ref(), defaults.dedup, &mut json);
     for (name, value) in [("event type", &event_type), ("dedup key", &dedup_key)] {
         if value
             .as_ref()

@@ -7,14 +7,25 @@
 //! time** (`Mac::verify_slice`). The work per request is capped: at most [`MAX_SECRETS`] keys
 //! times [`MAX_SIGNATURES`] presented signatures.
 
+pub mod basic;
+pub mod github;
 pub mod hmac;
+pub mod linear;
 pub mod none;
+pub mod paddle;
+pub mod shopify;
+pub mod slack;
 pub mod standard_webhooks;
+pub mod stripe;
+pub mod token;
+pub mod twilio;
 
 use ::hmac::{Hmac, KeyInit, Mac};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
-use crate::config::{FieldRef, HmacAlgorithm, SchemeKind, SourceConfig};
+use crate::config::{Field, HmacAlgorithm, SchemeKind, SourceConfig};
 
 /// Most secrets a source may hold at once (rotation).
 pub const MAX_SECRETS: usize = 4;
@@ -46,11 +57,30 @@ impl VerifyError {
     }
 }
 
+/// What a verifier may look at: the request as it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    pub headers: &'a HeaderMap,
+    /// The request's path and query, as sent (Twilio signs the URL).
+    pub path_and_query: &'a str,
+    pub body: &'a [u8],
+    /// Unix seconds.
+    pub now_secs: i64,
+}
+
 /// A source's verification, with its secrets decoded once at config time.
 #[derive(Clone)]
 pub enum Verifier {
     StandardWebhooks(standard_webhooks::Keys),
+    Stripe(stripe::Keys),
+    Github(github::Github),
+    Linear(linear::Linear),
+    Twilio(twilio::Twilio),
+    Paddle(paddle::Keys),
+    /// Generic HMAC, and the providers that are presets of it (Shopify, Slack).
     Hmac(hmac::Generic),
+    Basic(Vec<Vec<u8>>),
+    Token(token::Tokens),
     None,
 }
 
@@ -59,25 +89,40 @@ impl std::fmt::Debug for Verifier {
         // Keys are secret: show only the scheme.
         f.write_str(match self {
             Self::StandardWebhooks(_) => "Verifier::StandardWebhooks",
+            Self::Stripe(_) => "Verifier::Stripe",
+            Self::Github(_) => "Verifier::Github",
+            Self::Linear(_) => "Verifier::Linear",
+            Self::Twilio(_) => "Verifier::Twilio",
+            Self::Paddle(_) => "Verifier::Paddle",
             Self::Hmac(_) => "Verifier::Hmac",
+            Self::Basic(_) => "Verifier::Basic",
+            Self::Token(_) => "Verifier::Token",
             Self::None => "Verifier::None",
         })
     }
 }
 
 impl Verifier {
-    /// Checks one request. `now_secs` is Unix seconds.
-    pub fn verify(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now_secs: i64,
-    ) -> Result<(), VerifyError> {
+    /// Checks one request.
+    pub fn verify(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        let Inbound {
+            headers,
+            path_and_query,
+            body,
+            now_secs,
+        } = *req;
         match self {
             Self::StandardWebhooks(keys) => {
                 standard_webhooks::verify(keys, headers, body, now_secs)
             }
-            Self::Hmac(g) => g.verify(headers, body),
+            Self::Stripe(keys) => stripe::verify(keys, headers, body, now_secs),
+            Self::Github(g) => g.verify(headers, body),
+            Self::Linear(l) => l.verify(headers, body, now_secs),
+            Self::Twilio(t) => t.verify(headers, path_and_query, body),
+            Self::Paddle(keys) => paddle::verify(keys, headers, body, now_secs),
+            Self::Hmac(g) => g.verify(headers, body, now_secs),
+            Self::Basic(creds) => basic::verify(creds, headers),
+            Self::Token(t) => t.verify(headers),
             Self::None => none::verify(),
         }
     }
@@ -86,60 +131,119 @@ impl Verifier {
 /// Compiles a source's verifier; an error names the field (relative to the source) and problem.
 pub fn build(s: &SourceConfig) -> Result<Verifier, (&'static str, String)> {
     let tolerance = s.tolerance.0.as_secs();
-    match s.verify {
+    let raw_keys = || {
+        s.secrets
+            .iter()
+            .map(|k| k.expose().as_bytes().to_vec())
+            .collect::<Vec<_>>()
+    };
+    if s.verify != SchemeKind::None {
+        need_secrets(s)?;
+    }
+    let verifier = match s.verify {
         SchemeKind::StandardWebhooks => {
-            need_secrets(s)?;
-            let mut keys = Vec::with_capacity(s.secrets.len());
-            for secret in &s.secrets {
-                keys.push(
-                    standard_webhooks::decode_secret(secret.expose())
-                        .map_err(|p| ("secrets", p))?,
-                );
-            }
-            Ok(Verifier::StandardWebhooks(standard_webhooks::Keys {
-                keys,
+            let mut keys = standard_webhooks::Keys {
+                keys: Vec::new(),
+                public_keys: Vec::new(),
                 tolerance,
-            }))
+            };
+            for secret in &s.secrets {
+                keys.add(secret.expose()).map_err(|p| ("secrets", p))?;
+            }
+            Verifier::StandardWebhooks(keys)
         }
-        SchemeKind::Hmac => {
-            need_secrets(s)?;
-            let cfg = s.hmac.as_ref().ok_or((
-                "hmac",
-                "is required with verify = \"hmac\" (e.g. hmac = { header = \"x-signature\" })"
-                    .to_string(),
-            ))?;
-            let header = http::HeaderName::from_bytes(cfg.header.as_bytes()).map_err(|_| {
-                (
-                    "hmac.header",
-                    format!("{:?} is not a header name", cfg.header),
-                )
-            })?;
-            Ok(Verifier::Hmac(hmac::Generic {
+        SchemeKind::Stripe => Verifier::Stripe(stripe::Keys {
+            keys: raw_keys(),
+            tolerance,
+        }),
+        SchemeKind::Github => Verifier::Github(github::Github::new(raw_keys())),
+        SchemeKind::Shopify => Verifier::Hmac(shopify::verifier(raw_keys())),
+        SchemeKind::Slack => Verifier::Hmac(slack::verifier(raw_keys(), tolerance)),
+        SchemeKind::Linear => Verifier::Linear(linear::Linear::new(raw_keys(), tolerance)),
+        SchemeKind::Paddle => Verifier::Paddle(paddle::Keys {
+            keys: raw_keys(),
+            tolerance,
+        }),
+        SchemeKind::Twilio => Verifier::Twilio(twilio::Twilio {
+            keys: raw_keys(),
+            public_url: s.public_url.clone(),
+        }),
+        SchemeKind::Hmac => Verifier::Hmac(generic_hmac(s, raw_keys(), tolerance)?),
+        SchemeKind::Basic => {
+            if s.secrets.iter().any(|c| !c.expose().contains(':')) {
+                return Err((
+                    "secrets",
+                    "each secret of verify = \"basic\" is \"user:password\"".into(),
+                ));
+            }
+            Verifier::Basic(raw_keys())
+        }
+        SchemeKind::Token => {
+            let name = s.token_header.as_deref().unwrap_or("authorization");
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ("token_header", format!("{name:?} is not a header name")))?;
+            Verifier::Token(token::Tokens {
                 header,
-                algorithm: cfg.algorithm,
-                encoding: cfg.encoding,
-                prefix: cfg.prefix.clone(),
-                keys: s
-                    .secrets
-                    .iter()
-                    .map(|k| k.expose().as_bytes().to_vec())
-                    .collect(),
-            }))
+                tokens: raw_keys(),
+            })
         }
         SchemeKind::None => {
             if !s.secrets.is_empty() {
                 return Err(("secrets", "must be empty with verify = \"none\"".into()));
             }
-            Ok(Verifier::None)
+            Verifier::None
         }
-        other => Err((
-            "verify",
-            format!(
-                "scheme {:?} is not supported yet (supported: standard-webhooks, hmac, none)",
-                other.name()
-            ),
-        )),
+    };
+    Ok(verifier)
+}
+
+fn generic_hmac(
+    s: &SourceConfig,
+    keys: Vec<Vec<u8>>,
+    tolerance: u64,
+) -> Result<hmac::Generic, (&'static str, String)> {
+    let cfg = s.hmac.as_ref().ok_or((
+        "hmac",
+        "is required with verify = \"hmac\" (e.g. hmac = { header = \"x-signature\" })".to_string(),
+    ))?;
+    let header = HeaderName::from_bytes(cfg.header.as_bytes()).map_err(|_| {
+        (
+            "hmac.header",
+            format!("{:?} is not a header name", cfg.header),
+        )
+    })?;
+    let timestamp_header = match &cfg.timestamp_header {
+        None => None,
+        Some(h) => Some(HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+            (
+                "hmac.timestamp_header",
+                format!("{h:?} is not a header name"),
+            )
+        })?),
+    };
+    let default_template = if timestamp_header.is_some() {
+        "{timestamp}.{body}"
+    } else {
+        "{body}"
+    };
+    let signed = hmac::parse_template(cfg.signed.as_deref().unwrap_or(default_template))
+        .map_err(|p| ("hmac.signed", p))?;
+    if signed.contains(&hmac::Part::Timestamp) != timestamp_header.is_some() {
+        return Err((
+            "hmac.signed",
+            "{timestamp} in the template and hmac.timestamp_header go together".into(),
+        ));
     }
+    Ok(hmac::Generic {
+        headers: vec![header],
+        algorithm: cfg.algorithm,
+        encoding: cfg.encoding,
+        prefix: cfg.prefix.clone(),
+        signed,
+        timestamp_header,
+        tolerance,
+        keys,
+    })
 }
 
 fn need_secrets(s: &SourceConfig) -> Result<(), (&'static str, String)> {
@@ -155,45 +259,68 @@ fn need_secrets(s: &SourceConfig) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
-/// Where a scheme finds its provider's delivery id (for dedup) and event type by default.
+/// Where a scheme finds its provider's delivery id (for dedup) and event type by default; the
+/// first one present is used.
 #[derive(Debug, Clone, Copy)]
 pub struct SchemeDefaults {
-    /// Headers tried in order for the dedup key.
-    pub dedup_headers: &'static [&'static str],
-    /// JSON pointer of the event type in the body.
-    pub event_type_json: &'static str,
+    pub dedup: &'static [Field<'static>],
+    pub event_type: &'static [Field<'static>],
 }
 
 pub fn defaults(kind: SchemeKind) -> SchemeDefaults {
-    match kind {
-        SchemeKind::StandardWebhooks => SchemeDefaults {
-            dedup_headers: &["webhook-id", "svix-id"],
-            event_type_json: "/type",
-        },
-        _ => SchemeDefaults {
-            dedup_headers: &["webhook-id"],
-            event_type_json: "/type",
-        },
-    }
+    use Field::{Header, Json};
+    let (dedup, event_type): (&'static [Field<'static>], &'static [Field<'static>]) = match kind {
+        SchemeKind::StandardWebhooks => {
+            (&[Header("webhook-id"), Header("svix-id")], &[Json("/type")])
+        }
+        SchemeKind::Stripe => (&[Json("/id")], &[Json("/type")]),
+        SchemeKind::Github => (&[Header("x-github-delivery")], &[Header("x-github-event")]),
+        SchemeKind::Shopify => (
+            &[
+                Header("x-shopify-webhook-id"),
+                Header("shopify-webhook-id"),
+                Header("shopify-event-id"),
+            ],
+            &[Header("x-shopify-topic"), Header("shopify-topic")],
+        ),
+        SchemeKind::Slack => (&[Json("/event_id")], &[Json("/event/type"), Json("/type")]),
+        SchemeKind::Twilio => (&[Header("i-twilio-idempotency-token")], &[]),
+        SchemeKind::Paddle => (&[Json("/event_id")], &[Json("/event_type")]),
+        SchemeKind::Linear => (&[Header("linear-delivery")], &[Header("linear-event")]),
+        SchemeKind::Hmac | SchemeKind::Basic | SchemeKind::Token | SchemeKind::None => {
+            (&[Header("webhook-id")], &[Json("/type")])
+        }
+    };
+    SchemeDefaults { dedup, event_type }
 }
 
-/// The field reference a source uses for its dedup key, falling back to the scheme default.
-pub fn dedup_refs(kind: SchemeKind, configured: Option<&FieldRef>) -> Vec<FieldRef> {
-    match configured {
-        Some(f) => vec![f.clone()],
-        None => defaults(kind)
-            .dedup_headers
-            .iter()
-            .map(|h| FieldRef::Header((*h).to_string()))
-            .collect(),
-    }
+/// Splits `k=v<sep>k=v…` (Stripe's and Paddle's signature headers); an item without `=` makes
+/// the header malformed.
+pub fn key_values(value: &str, sep: char) -> Result<Vec<(&str, &str)>, VerifyError> {
+    value
+        .split(sep)
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .take(4 * MAX_SIGNATURES)
+        .map(|item| {
+            item.split_once('=').ok_or_else(|| {
+                VerifyError::MalformedSignature(format!("{item:?} is not key=value"))
+            })
+        })
+        .collect()
+}
+
+/// Equality of two secrets in time independent of their contents and lengths (both are hashed
+/// first, so a length mismatch says nothing either).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    Sha256::digest(a).ct_eq(&Sha256::digest(b)).into()
 }
 
 /// The value of a header that must appear at most once, as visible ASCII.
 /// `Ok(None)` when absent; a repeated or non-ASCII header is malformed.
 pub fn single_header<'a>(
     headers: &'a HeaderMap,
-    name: &'static str,
+    name: &str,
 ) -> Result<Option<&'a str>, VerifyError> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
@@ -211,10 +338,7 @@ pub fn single_header<'a>(
 }
 
 /// Like [`single_header`], but absence is [`VerifyError::MissingSignature`] and empty is malformed.
-pub fn required_header<'a>(
-    headers: &'a HeaderMap,
-    name: &'static str,
-) -> Result<&'a str, VerifyError> {
+pub fn required_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, VerifyError> {
     match single_header(headers, name)? {
         None => Err(VerifyError::MissingSignature(name.to_string())),
         Some("") => Err(VerifyError::MalformedSignature(format!(

@@ -4,7 +4,7 @@
 
 use http::HeaderMap;
 
-use crate::config::FieldRef;
+use crate::config::Field;
 
 /// The longest dedup key or event type kept; longer values are refused.
 pub const MAX_FIELD_LEN: usize = 512;
@@ -30,15 +30,15 @@ impl<'a> LazyJson<'a> {
 
 /// The value a field reference points at, if present. JSON strings are taken as they are;
 /// numbers by their text; anything else is absent.
-pub fn field(f: &FieldRef, headers: &HeaderMap, json: &mut LazyJson<'_>) -> Option<String> {
+pub fn field(f: Field<'_>, headers: &HeaderMap, json: &mut LazyJson<'_>) -> Option<String> {
     match f {
-        FieldRef::Header(name) => headers
-            .get(name.as_str())
+        Field::Header(name) => headers
+            .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .map(str::to_string),
-        FieldRef::Json(pointer) => match json.value()?.pointer(pointer)? {
+        Field::Json(pointer) => match json.value()?.pointer(pointer)? {
             serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
             serde_json::Value::Number(n) => Some(n.to_string()),
             _ => None,
@@ -48,11 +48,11 @@ pub fn field(f: &FieldRef, headers: &HeaderMap, json: &mut LazyJson<'_>) -> Opti
 
 /// The first present value among `refs`.
 pub fn first_field(
-    refs: &[FieldRef],
+    fields: &[Field<'_>],
     headers: &HeaderMap,
     json: &mut LazyJson<'_>,
 ) -> Option<String> {
-    refs.iter().find_map(|f| field(f, headers, json))
+    fields.iter().find_map(|f| field(*f, headers, json))
 }
 
 #[cfg(test)]
@@ -66,34 +66,28 @@ mod tests {
         let body = br#"{"id":"evt_1","data":{"object":{"n":42,"o":{}}},"type":""}"#;
         let mut json = LazyJson::new(body);
         assert_eq!(
-            field(&FieldRef::Header("x-github-event".into()), &h, &mut json).as_deref(),
+            field(Field::Header("x-github-event"), &h, &mut json).as_deref(),
             Some("push")
         );
+        assert_eq!(field(Field::Header("x-missing"), &h, &mut json), None);
         assert_eq!(
-            field(&FieldRef::Header("x-missing".into()), &h, &mut json),
-            None
-        );
-        assert_eq!(
-            field(&FieldRef::Json("/id".into()), &h, &mut json).as_deref(),
+            field(Field::Json("/id"), &h, &mut json).as_deref(),
             Some("evt_1")
         );
         assert_eq!(
-            field(&FieldRef::Json("/data/object/n".into()), &h, &mut json).as_deref(),
+            field(Field::Json("/data/object/n"), &h, &mut json).as_deref(),
             Some("42")
         );
-        assert_eq!(
-            field(&FieldRef::Json("/data/object/o".into()), &h, &mut json),
-            None
-        );
-        assert_eq!(field(&FieldRef::Json("/type".into()), &h, &mut json), None);
+        assert_eq!(field(Field::Json("/data/object/o"), &h, &mut json), None);
+        assert_eq!(field(Field::Json("/type"), &h, &mut json), None);
     }
 
     #[test]
     fn non_json_bodies_have_no_pointer_values() {
         let h = HeaderMap::new();
         let mut json = LazyJson::new(b"a=1&b=2");
-        assert_eq!(field(&FieldRef::Json("/a".into()), &h, &mut json), None);
-        let refs = [FieldRef::Json("/a".into()), FieldRef::Header("x".into())];
+        assert_eq!(field(Field::Json("/a"), &h, &mut json), None);
+        let refs = [Field::Json("/a"), Field::Header("x")];
         assert_eq!(first_field(&refs, &h, &mut json), None);
     }
 }

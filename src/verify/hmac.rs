@@ -1,58 +1,154 @@
-//! Generic HMAC: any provider that puts an HMAC of the raw body in one header, configured by
-//! `hmac = { header, algorithm, encoding, prefix }` (e.g. `sha256=<hex>`).
+//! Generic HMAC: a provider that puts an HMAC of the raw body (optionally with a signed
+//! timestamp) in a header. Configured by `hmac = { header, algorithm, encoding, prefix,
+//! timestamp_header, signed }`; GitHub, Shopify, Slack and Linear are presets of it.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::{HeaderMap, HeaderName};
 
-use super::{VerifyError, mac, mac_matches};
+use super::{VerifyError, check_tolerance, mac, mac_matches, parse_timestamp, single_header};
 use crate::config::{HmacAlgorithm, HmacEncoding};
 
-/// A compiled generic-HMAC source.
+/// One piece of the signed string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Literal(Vec<u8>),
+    Timestamp,
+    Body,
+}
+
+/// Parses a template such as `{timestamp}.{body}`: `{body}` exactly once, `{timestamp}` at
+/// most once, anything else literal.
+pub fn parse_template(template: &str) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    let mut literal = Vec::new();
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("{body}") {
+            parts.push(Part::Literal(std::mem::take(&mut literal)));
+            parts.push(Part::Body);
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("{timestamp}") {
+            parts.push(Part::Literal(std::mem::take(&mut literal)));
+            parts.push(Part::Timestamp);
+            rest = r;
+        } else {
+            let c = rest.chars().next().unwrap_or_default();
+            let mut buf = [0u8; 4];
+            literal.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    parts.push(Part::Literal(literal));
+    parts.retain(|p| !matches!(p, Part::Literal(l) if l.is_empty()));
+    let count = |want: &Part| parts.iter().filter(|p| *p == want).count();
+    if count(&Part::Body) != 1 {
+        return Err(format!("{template:?} must contain {{body}} exactly once"));
+    }
+    if count(&Part::Timestamp) > 1 {
+        return Err(format!(
+            "{template:?} may contain {{timestamp}} at most once"
+        ));
+    }
+    Ok(parts)
+}
+
+/// A compiled HMAC scheme.
 #[derive(Clone)]
 pub struct Generic {
-    pub header: HeaderName,
+    /// Signature headers, tried in order: the first present one is used.
+    pub headers: Vec<HeaderName>,
     pub algorithm: HmacAlgorithm,
     pub encoding: HmacEncoding,
     pub prefix: String,
+    /// What is signed; `[Body]` for most providers.
+    pub signed: Vec<Part>,
+    /// Where the signed timestamp is, when the template has one.
+    pub timestamp_header: Option<HeaderName>,
+    pub tolerance: u64,
     pub keys: Vec<Vec<u8>>,
 }
 
 impl Generic {
-    /// Verifies that the header carries the MAC of `body` under one of the keys.
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyError> {
-        let mut values = headers.get_all(&self.header).iter();
-        let value = values
-            .next()
-            .ok_or_else(|| VerifyError::MissingSignature(self.header.to_string()))?;
-        if values.next().is_some() {
-            return Err(VerifyError::MalformedSignature(format!(
-                "header {} appears more than once",
-                self.header
-            )));
+    /// A scheme that signs the body alone.
+    pub fn body_only(
+        header: &'static str,
+        algorithm: HmacAlgorithm,
+        encoding: HmacEncoding,
+        prefix: &str,
+        keys: Vec<Vec<u8>>,
+    ) -> Self {
+        Generic {
+            headers: vec![HeaderName::from_static(header)],
+            algorithm,
+            encoding,
+            prefix: prefix.into(),
+            signed: vec![Part::Body],
+            timestamp_header: None,
+            tolerance: 0,
+            keys,
         }
-        let value = value
-            .to_str()
-            .map_err(|_| {
-                VerifyError::MalformedSignature(format!(
-                    "header {} is not visible ASCII",
-                    self.header
-                ))
-            })?
-            .trim();
-        let encoded = value.strip_prefix(self.prefix.as_str()).ok_or_else(|| {
-            VerifyError::MalformedSignature(format!(
-                "signature does not start with {:?}",
-                self.prefix
-            ))
+    }
+
+    fn signed_parts<'a>(&'a self, ts: &'a [u8], body: &'a [u8]) -> Vec<&'a [u8]> {
+        self.signed
+            .iter()
+            .map(|p| match p {
+                Part::Literal(l) => l.as_slice(),
+                Part::Timestamp => ts,
+                Part::Body => body,
+            })
+            .collect()
+    }
+
+    /// Verifies that the signature header carries the MAC under one of the keys.
+    pub fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_secs: i64,
+    ) -> Result<(), VerifyError> {
+        let mut found = None;
+        for name in &self.headers {
+            if let Some(v) = single_header(headers, name.as_str())? {
+                found = Some(v);
+                break;
+            }
+        }
+        let value = found.ok_or_else(|| {
+            VerifyError::MissingSignature(
+                self.headers
+                    .first()
+                    .map(HeaderName::to_string)
+                    .unwrap_or_default(),
+            )
         })?;
+        let ts = match &self.timestamp_header {
+            None => "",
+            Some(h) => {
+                let ts = single_header(headers, h.as_str())?
+                    .ok_or_else(|| VerifyError::MissingSignature(h.to_string()))?;
+                check_tolerance(parse_timestamp(ts)?, now_secs, self.tolerance)?;
+                ts
+            }
+        };
+        let encoded = value
+            .trim()
+            .strip_prefix(self.prefix.as_str())
+            .ok_or_else(|| {
+                VerifyError::MalformedSignature(format!(
+                    "signature does not start with {:?}",
+                    self.prefix
+                ))
+            })?;
         let tag = decode(self.encoding, encoded).ok_or_else(|| {
             VerifyError::MalformedSignature("signature is not valid for its encoding".into())
         })?;
+        let parts = self.signed_parts(ts.as_bytes(), body);
         let matched = self
             .keys
             .iter()
-            .any(|k| mac_matches(self.algorithm, k, &[body], &tag));
+            .any(|k| mac_matches(self.algorithm, k, &parts, &tag));
         if matched {
             Ok(())
         } else {
@@ -61,17 +157,21 @@ impl Generic {
     }
 
     /// The header value a sender would put on `body` (for `hookgate sign` and tests).
-    pub fn sign(&self, key: &[u8], body: &[u8]) -> String {
-        let tag = mac(self.algorithm, key, &[body]);
-        let encoded = match self.encoding {
-            HmacEncoding::Hex => hex::encode(tag),
-            HmacEncoding::Base64 => B64.encode(tag),
-        };
-        format!("{}{}", self.prefix, encoded)
+    pub fn sign(&self, key: &[u8], timestamp: i64, body: &[u8]) -> String {
+        let ts = timestamp.to_string();
+        let tag = mac(self.algorithm, key, &self.signed_parts(ts.as_bytes(), body));
+        format!("{}{}", self.prefix, encode(self.encoding, &tag))
     }
 }
 
-fn decode(encoding: HmacEncoding, s: &str) -> Option<Vec<u8>> {
+pub fn encode(encoding: HmacEncoding, tag: &[u8]) -> String {
+    match encoding {
+        HmacEncoding::Hex => hex::encode(tag),
+        HmacEncoding::Base64 => B64.encode(tag),
+    }
+}
+
+pub fn decode(encoding: HmacEncoding, s: &str) -> Option<Vec<u8>> {
     match encoding {
         // Hex is case-insensitive on the wire.
         HmacEncoding::Hex => hex::decode(s).ok(),
@@ -84,18 +184,20 @@ mod tests {
     use super::*;
 
     fn generic(algorithm: HmacAlgorithm, encoding: HmacEncoding, prefix: &str) -> Generic {
-        Generic {
-            header: HeaderName::from_static("x-sig"),
+        Generic::body_only(
+            "x-sig",
             algorithm,
             encoding,
-            prefix: prefix.into(),
-            keys: vec![b"old".to_vec(), b"It's a Secret to Everybody".to_vec()],
-        }
+            prefix,
+            vec![b"old".to_vec(), b"It's a Secret to Everybody".to_vec()],
+        )
     }
 
-    fn with(value: &str) -> HeaderMap {
+    fn with(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert("x-sig", value.parse().expect("value"));
+        for (k, v) in pairs {
+            h.append(*k, v.parse().expect("value"));
+        }
         h
     }
 
@@ -104,17 +206,24 @@ mod tests {
         // GH-1 from GitHub's docs: secret "It's a Secret to Everybody", body "Hello, World!".
         let g = generic(HmacAlgorithm::Sha256, HmacEncoding::Hex, "sha256=");
         let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert_eq!(g.sign(b"It's a Secret to Everybody", b"Hello, World!"), sig);
-        assert_eq!(g.verify(&with(sig), b"Hello, World!"), Ok(()));
         assert_eq!(
-            g.verify(
-                &with(&sig.to_uppercase().replace("SHA256=", "sha256=")),
-                b"Hello, World!"
-            ),
+            g.sign(b"It's a Secret to Everybody", 0, b"Hello, World!"),
+            sig
+        );
+        assert_eq!(
+            g.verify(&with(&[("x-sig", sig)]), b"Hello, World!", 0),
+            Ok(())
+        );
+        let upper = format!(
+            "sha256={}",
+            sig.trim_start_matches("sha256=").to_uppercase()
+        );
+        assert_eq!(
+            g.verify(&with(&[("x-sig", &upper)]), b"Hello, World!", 0),
             Ok(())
         );
         assert_eq!(
-            g.verify(&with(sig), b"Hello, World?"),
+            g.verify(&with(&[("x-sig", sig)]), b"Hello, World?", 0),
             Err(VerifyError::BadSignature)
         );
     }
@@ -128,30 +237,91 @@ mod tests {
         ] {
             for enc in [HmacEncoding::Hex, HmacEncoding::Base64] {
                 let g = generic(alg, enc, "");
-                let sig = g.sign(b"old", b"body");
-                assert_eq!(g.verify(&with(&sig), b"body"), Ok(()), "{alg:?} {enc:?}");
+                let sig = g.sign(b"old", 0, b"body");
+                assert_eq!(
+                    g.verify(&with(&[("x-sig", &sig)]), b"body", 0),
+                    Ok(()),
+                    "{alg:?} {enc:?}"
+                );
             }
         }
     }
 
     #[test]
-    fn malformed_and_missing() {
+    fn malformed_missing_and_repeated() {
         let g = generic(HmacAlgorithm::Sha256, HmacEncoding::Hex, "sha256=");
         assert!(matches!(
-            g.verify(&HeaderMap::new(), b""),
+            g.verify(&HeaderMap::new(), b"", 0),
             Err(VerifyError::MissingSignature(_))
         ));
         assert!(matches!(
-            g.verify(&with("md5=00"), b""),
+            g.verify(&with(&[("x-sig", "md5=00")]), b"", 0),
             Err(VerifyError::MalformedSignature(_))
         ));
         assert!(matches!(
-            g.verify(&with("sha256=zz"), b""),
+            g.verify(&with(&[("x-sig", "sha256=zz")]), b"", 0),
+            Err(VerifyError::MalformedSignature(_))
+        ));
+        assert!(matches!(
+            g.verify(
+                &with(&[("x-sig", "sha256=00"), ("x-sig", "sha256=00")]),
+                b"",
+                0
+            ),
             Err(VerifyError::MalformedSignature(_))
         ));
         assert_eq!(
-            g.verify(&with("sha256=00"), b""),
+            g.verify(&with(&[("x-sig", "sha256=00")]), b"", 0),
             Err(VerifyError::BadSignature)
         );
+    }
+
+    #[test]
+    fn templates_with_a_signed_timestamp() {
+        let mut g = generic(HmacAlgorithm::Sha256, HmacEncoding::Hex, "");
+        g.signed = parse_template("{timestamp}.{body}").expect("template");
+        g.timestamp_header = Some(HeaderName::from_static("x-ts"));
+        g.tolerance = 300;
+        let sig = g.sign(b"old", 1000, b"body");
+        assert_eq!(
+            sig,
+            encode(
+                HmacEncoding::Hex,
+                &mac(HmacAlgorithm::Sha256, b"old", &[b"1000.body"])
+            )
+        );
+        assert_eq!(
+            g.verify(&with(&[("x-sig", &sig), ("x-ts", "1000")]), b"body", 1200),
+            Ok(())
+        );
+        assert_eq!(
+            g.verify(&with(&[("x-sig", &sig), ("x-ts", "1000")]), b"body", 1301),
+            Err(VerifyError::StaleTimestamp(300))
+        );
+        assert!(matches!(
+            g.verify(&with(&[("x-sig", &sig)]), b"body", 1000),
+            Err(VerifyError::MissingSignature(_))
+        ));
+        assert_eq!(
+            g.verify(&with(&[("x-sig", &sig), ("x-ts", "1001")]), b"body", 1000),
+            Err(VerifyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn template_rules() {
+        assert_eq!(parse_template("{body}"), Ok(vec![Part::Body]));
+        assert_eq!(
+            parse_template("v0:{timestamp}:{body}"),
+            Ok(vec![
+                Part::Literal(b"v0:".to_vec()),
+                Part::Timestamp,
+                Part::Literal(b":".to_vec()),
+                Part::Body
+            ])
+        );
+        assert!(parse_template("{timestamp}").is_err());
+        assert!(parse_template("{body}{body}").is_err());
+        assert!(parse_template("{timestamp}{timestamp}{body}").is_err());
     }
 }

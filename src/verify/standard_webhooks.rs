@@ -2,8 +2,10 @@
 //! `id.timestamp.body`, sent as a space-separated list of `v1,<base64>` entries.
 //!
 //! The secret is `whsec_` + base64 of the key bytes, and it is the **decoded** bytes that key
-//! the MAC (unlike Stripe, whose `whsec_` string is used as-is). The same code signs outbound
-//! deliveries ([`sign`]), so what we send is what we would accept.
+//! the MAC (unlike Stripe, whose `whsec_` string is used as-is). A `whpk_` secret is an Ed25519
+//! public key, checked against `v1a,<base64 signature>` entries (asymmetric signing, as Svix's
+//! server does it). The same code signs outbound deliveries ([`sign`]), so what we send is what
+//! we would accept.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -17,8 +19,29 @@ use crate::config::HmacAlgorithm;
 /// Decoded keys of one source, and its timestamp tolerance in seconds.
 #[derive(Clone)]
 pub struct Keys {
+    /// HMAC keys (`whsec_`), for `v1`.
     pub keys: Vec<Vec<u8>>,
+    /// Ed25519 public keys (`whpk_`), for `v1a`.
+    pub public_keys: Vec<Vec<u8>>,
     pub tolerance: u64,
+}
+
+impl Keys {
+    /// Adds a configured secret: `whpk_` is a public key, anything else a `whsec_` key.
+    pub fn add(&mut self, secret: &str) -> Result<(), String> {
+        if let Some(b64) = secret.strip_prefix("whpk_") {
+            let pk =
+                B64.decode(b64).ok().filter(|k| k.len() == 32).ok_or(
+                    "a whpk_ key is whpk_ followed by base64 of a 32-byte Ed25519 public key",
+                )?;
+            self.public_keys.push(pk);
+        } else if secret.starts_with("whsk_") {
+            return Err("a receiving source takes the sender's whpk_ public key, never its whsk_ signing key".into());
+        } else {
+            self.keys.push(decode_secret(secret)?);
+        }
+        Ok(())
+    }
 }
 
 /// Decodes a `whsec_…` secret (the prefix is optional, as in the reference libraries).
@@ -96,30 +119,34 @@ pub fn verify(
     let (id, ts_text, sig_header) = header_set(headers)?;
     let ts = parse_timestamp(ts_text)?;
     check_tolerance(ts, now_secs, keys.tolerance)?;
-    let mut candidates = Vec::new();
+    let mut v1 = Vec::new();
+    let mut v1a = Vec::new();
     for token in sig_header
         .split(' ')
         .filter(|t| !t.is_empty())
         .take(MAX_SIGNATURES)
     {
-        // Unknown versions (v1a, v2, …) and tokens without a comma are skipped, as the
-        // reference libraries do.
-        if let Some(("v1", b64)) = token.split_once(',')
-            && let Ok(tag) = B64.decode(b64)
-        {
-            candidates.push(tag);
+        // Unknown versions (v2, …) and tokens without a comma are skipped, as the reference
+        // libraries do; an undecodable signature is just not a match.
+        match token.split_once(',') {
+            Some(("v1", b64)) => v1.extend(B64.decode(b64).ok()),
+            Some(("v1a", b64)) => v1a.extend(B64.decode(b64).ok()),
+            _ => {}
         }
     }
-    if candidates.is_empty() {
-        return Err(VerifyError::BadSignature);
-    }
     let parts: [&[u8]; 5] = [id.as_bytes(), b".", ts_text.as_bytes(), b".", body];
-    let matched = keys.keys.iter().any(|key| {
-        candidates
-            .iter()
+    let hmac_ok = keys.keys.iter().any(|key| {
+        v1.iter()
             .any(|tag| mac_matches(HmacAlgorithm::Sha256, key, &parts, tag))
     });
-    if matched {
+    let ed25519_ok = || {
+        let signed = parts.concat();
+        keys.public_keys.iter().any(|pk| {
+            let pk = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, pk);
+            v1a.iter().any(|sig| pk.verify(&signed, sig).is_ok())
+        })
+    };
+    if hmac_ok || (!v1a.is_empty() && ed25519_ok()) {
         Ok(())
     } else {
         Err(VerifyError::BadSignature)
@@ -140,13 +167,70 @@ mod tests {
     const SW2_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
     fn keys(secrets: &[&str]) -> Keys {
-        Keys {
-            keys: secrets
-                .iter()
-                .map(|s| decode_secret(s).expect("valid secret"))
-                .collect(),
+        let mut k = Keys {
+            keys: Vec::new(),
+            public_keys: Vec::new(),
             tolerance: 300,
+        };
+        for s in secrets {
+            k.add(s).expect("valid secret");
         }
+        k
+    }
+
+    // SW-4 (Svix server's asymmetric signing test; Ed25519 is deterministic).
+    const SW4_PUBLIC: &str = "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4=";
+    const SW4_SIG: &str = "v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5BdqzCInXqYXFymVJaA7AZdpXwVLPo3mNl8EM+m7TBAg==";
+
+    #[test]
+    fn verifies_sw4_ed25519() {
+        let h = headers("webhook", SW1_ID, "1614265330", SW4_SIG);
+        assert_eq!(verify(&keys(&[SW4_PUBLIC]), &h, SW1_BODY, SW1_TS), Ok(()));
+        // An HMAC key alone cannot check v1a; a v1 signature needs an HMAC key.
+        assert_eq!(
+            verify(&keys(&[SW1_SECRET]), &h, SW1_BODY, SW1_TS),
+            Err(VerifyError::BadSignature)
+        );
+        let h = headers("webhook", SW1_ID, "1614265330", SW1_SIG);
+        assert_eq!(
+            verify(&keys(&[SW4_PUBLIC]), &h, SW1_BODY, SW1_TS),
+            Err(VerifyError::BadSignature)
+        );
+        // Both kinds in one header, and a source holding both kinds of key.
+        let h = headers(
+            "webhook",
+            SW1_ID,
+            "1614265330",
+            &format!("{SW1_SIG} {SW4_SIG}"),
+        );
+        assert_eq!(verify(&keys(&[SW4_PUBLIC]), &h, SW1_BODY, SW1_TS), Ok(()));
+        assert_eq!(
+            verify(&keys(&[SW1_SECRET, SW4_PUBLIC]), &h, SW1_BODY, SW1_TS),
+            Ok(())
+        );
+        // Tampered body, and a changed signature.
+        let h = headers("webhook", SW1_ID, "1614265330", SW4_SIG);
+        assert_eq!(
+            verify(&keys(&[SW4_PUBLIC]), &h, br#"{"test": 2432232315}"#, SW1_TS),
+            Err(VerifyError::BadSignature)
+        );
+        let changed = SW4_SIG.replace("hnO3", "hnO4");
+        let h = headers("webhook", SW1_ID, "1614265330", &changed);
+        assert_eq!(
+            verify(&keys(&[SW4_PUBLIC]), &h, SW1_BODY, SW1_TS),
+            Err(VerifyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn key_kinds_are_checked() {
+        let mut k = keys(&[]);
+        assert!(k.add("whpk_AAAA").is_err(), "a public key is 32 bytes");
+        assert!(
+            k.add("whsk_6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbc=")
+                .is_err(),
+            "never a signing key"
+        );
     }
 
     fn headers(prefix: &str, id: &str, ts: &str, sig: &str) -> HeaderMap {

@@ -51,6 +51,7 @@ fn the_seed_vectors_verify() {
     .expect("key");
     let keys = hookgate::verify::standard_webhooks::Keys {
         keys: vec![key],
+        public_keys: Vec::new(),
         tolerance: 300,
     };
     assert_eq!(

@@ -1,0 +1,150 @@
+//! Paddle Billing: `Paddle-Signature: ts=<unix>;h1=<hex>[;h1=<hex>…]`, HMAC-SHA256 of
+//! `ts:body` keyed by the notification secret string (prefix included). Several `h1` entries
+//! appear during secret rotation; any one matching passes. Paddle's SDKs allow only 5 seconds
+//! of skew; here the source's `tolerance` applies, both ways.
+
+use http::HeaderMap;
+
+use super::{
+    MAX_SIGNATURES, VerifyError, check_tolerance, key_values, mac, mac_matches, parse_timestamp,
+    required_header,
+};
+use crate::config::HmacAlgorithm;
+
+pub const HEADER: &str = "paddle-signature";
+
+#[derive(Clone)]
+pub struct Keys {
+    pub keys: Vec<Vec<u8>>,
+    pub tolerance: u64,
+}
+
+pub fn verify(
+    keys: &Keys,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_secs: i64,
+) -> Result<(), VerifyError> {
+    verify_at(keys, headers, body, Some(now_secs))
+}
+
+/// `now_secs = None` skips the clock (for the published vector, which is years old).
+fn verify_at(
+    keys: &Keys,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_secs: Option<i64>,
+) -> Result<(), VerifyError> {
+    let value = required_header(headers, HEADER)?;
+    let mut ts_text = None;
+    let mut candidates = Vec::new();
+    for (k, v) in key_values(value, ';')? {
+        match k {
+            "ts" if ts_text.is_some() => {
+                return Err(VerifyError::MalformedSignature(
+                    "ts appears more than once".into(),
+                ));
+            }
+            "ts" => ts_text = Some(v),
+            "h1" if candidates.len() < MAX_SIGNATURES => {
+                if let Ok(tag) = hex::decode(v) {
+                    candidates.push(tag);
+                }
+            }
+            _ => {}
+        }
+    }
+    let ts_text =
+        ts_text.ok_or_else(|| VerifyError::MalformedSignature("no ts= timestamp".into()))?;
+    let ts = parse_timestamp(ts_text)?;
+    if let Some(now) = now_secs {
+        check_tolerance(ts, now, keys.tolerance)?;
+    }
+    let parts: [&[u8]; 3] = [ts_text.as_bytes(), b":", body];
+    let matched = keys.keys.iter().any(|k| {
+        candidates
+            .iter()
+            .any(|tag| mac_matches(HmacAlgorithm::Sha256, k, &parts, tag))
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(VerifyError::BadSignature)
+    }
+}
+
+pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let ts = timestamp.to_string();
+    let tag = mac(
+        HmacAlgorithm::Sha256,
+        secret.as_bytes(),
+        &[ts.as_bytes(), b":", body],
+    );
+    format!("ts={ts};h1={}", hex::encode(tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(HEADER, value.parse().expect("value"));
+        h
+    }
+
+    fn keys(secrets: &[&str]) -> Keys {
+        Keys {
+            keys: secrets.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            tolerance: 300,
+        }
+    }
+
+    #[test]
+    fn pd1_published_multiple_signatures_times_multiple_secrets() {
+        let header = "ts=1696195954;h1=dummy;h1=d96299976a6eb066f484d7fde011ac56fc32b38fc9940bc419d6e537fdc6ef02";
+        let bad1 = "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_TjIG2BXbm83HPXqNfziwe506sBEdqL/4";
+        let bad2 = "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_vB/yIOnTOCWIvpBadM5jzBZPHc7OmdSo";
+        let good = "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_WvRO0eL4Bj9rgYYIBZY6wZhG4EHy9jzh";
+        assert_eq!(
+            verify_at(&keys(&[bad1, bad2, good]), &h(header), b"hello-world", None),
+            Ok(())
+        );
+        assert_eq!(
+            verify_at(&keys(&[bad1, bad2]), &h(header), b"hello-world", None),
+            Err(VerifyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn pd2_published_and_whitespace_matters() {
+        let header =
+            "ts=1698796800;h1=a300428748dce5c70e4da19bffd60769591ea969c99dea3105d0ec9612cf43f9";
+        assert_eq!(
+            sign("VALID_SECRET", 1_698_796_800, br#"{"data": ["1", "2"]}"#),
+            header
+        );
+        let k = keys(&["VALID_SECRET"]);
+        assert_eq!(
+            verify(&k, &h(header), br#"{"data": ["1", "2"]}"#, 1_698_796_800),
+            Ok(())
+        );
+        assert_eq!(
+            verify(&k, &h(header), br#"{ "data": [ "1", "2" ]}"#, 1_698_796_800),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            verify(
+                &k,
+                &h(header),
+                br#"{"data": ["1", "2"]}"#,
+                1_698_796_800 + 301
+            ),
+            Err(VerifyError::StaleTimestamp(300))
+        );
+        assert!(matches!(
+            verify(&k, &h("h1=00"), b"", 0),
+            Err(VerifyError::MalformedSignature(_))
+        ));
+    }
+}
