@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, ConfigError, HmacAlgorithm, HmacEncoding, Secret, Validated};
-use crate::verify::{hmac::Generic, standard_webhooks};
+use crate::verify::{
+    github, hmac::Generic, linear, paddle, shopify, slack, standard_webhooks, stripe,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,7 +45,7 @@ enum Command {
         /// Message id (standard-webhooks); a fresh one by default.
         #[arg(long)]
         id: Option<String>,
-        /// Unix seconds (standard-webhooks); now by default.
+        /// Unix seconds, for schemes that sign a timestamp; now by default.
         #[arg(long)]
         timestamp: Option<i64>,
         /// Header name (hmac).
@@ -61,6 +63,12 @@ enum Command {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum SignScheme {
     StandardWebhooks,
+    Stripe,
+    Github,
+    Shopify,
+    Slack,
+    Paddle,
+    Linear,
     Hmac,
 }
 
@@ -231,13 +239,13 @@ fn sign(
     let mut body = Vec::new();
     std::io::stdin().read_to_end(&mut body)?;
     let mut out = std::io::stdout().lock();
+    let ts = timestamp
+        .unwrap_or_else(|| i64::try_from(crate::clock::system_now_ms() / 1000).unwrap_or(0));
+    let key = secret.as_bytes().to_vec();
     match scheme {
         SignScheme::StandardWebhooks => {
             let key = standard_webhooks::decode_secret(secret).map_err(CliError::Secret)?;
             let id = id.unwrap_or_else(|| format!("msg_{}", ulid::Ulid::generate()));
-            let ts = timestamp.unwrap_or_else(|| {
-                i64::try_from(crate::clock::system_now_ms() / 1000).unwrap_or(0)
-            });
             writeln!(out, "webhook-id: {id}")?;
             writeln!(out, "webhook-timestamp: {ts}")?;
             writeln!(
@@ -246,6 +254,35 @@ fn sign(
                 standard_webhooks::sign(&key, &id, ts, &body)
             )?;
         }
+        SignScheme::Stripe => {
+            writeln!(out, "stripe-signature: {}", stripe::sign(secret, ts, &body))?
+        }
+        SignScheme::Github => writeln!(
+            out,
+            "x-hub-signature-256: {}",
+            github::Github::new(vec![]).sign(&key, &body)
+        )?,
+        SignScheme::Shopify => writeln!(
+            out,
+            "x-shopify-hmac-sha256: {}",
+            shopify::verifier(vec![]).sign(&key, 0, &body)
+        )?,
+        SignScheme::Slack => {
+            writeln!(out, "x-slack-request-timestamp: {ts}")?;
+            writeln!(
+                out,
+                "x-slack-signature: {}",
+                slack::verifier(vec![], 0).sign(&key, ts, &body)
+            )?;
+        }
+        SignScheme::Paddle => {
+            writeln!(out, "paddle-signature: {}", paddle::sign(secret, ts, &body))?
+        }
+        SignScheme::Linear => writeln!(
+            out,
+            "linear-signature: {}",
+            linear::Linear::new(vec![], 0).sign(&key, &body)
+        )?,
         SignScheme::Hmac => {
             let header = http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
                 CliError::Secret(format!("--header {header:?} is not a header name"))
