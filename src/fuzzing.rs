@@ -2,24 +2,40 @@
 //! replays their corpora, so CI runs every saved input. Each takes arbitrary bytes and must
 //! never panic.
 //!
-//! Verifier inputs are a header block (`name: value` lines), a blank line, then the body.
+//! Verifier inputs are a header block (`name: value` lines; a `:path:` line sets the request
+//! path and query), a blank line, then the body.
+
+use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::{Config, HmacAlgorithm, HmacEncoding};
-use crate::verify::{hmac::Generic, standard_webhooks};
+use crate::config::{Config, Source};
+use crate::verify::{Inbound, key_values};
 
 /// The time the verifier fuzzers run at: vector SW-1's timestamp.
 pub const FUZZ_NOW: i64 = 1_614_265_330;
 
-/// Splits fuzz input into headers and body; lines that are not a valid header are dropped.
-pub fn split_request(data: &[u8]) -> (HeaderMap, &[u8]) {
+/// A request decoded from fuzz input.
+pub struct FuzzRequest<'a> {
+    pub headers: HeaderMap,
+    pub path_and_query: String,
+    pub body: &'a [u8],
+}
+
+/// Splits fuzz input into headers, path and body; lines that are not a valid header are
+/// dropped.
+pub fn split_request(data: &[u8]) -> FuzzRequest<'_> {
     let (head, body) = match data.windows(2).position(|w| w == b"\n\n") {
         Some(i) => (&data[..i], &data[i + 2..]),
         None => (data, &[][..]),
     };
     let mut headers = HeaderMap::new();
+    let mut path_and_query = "/in/fuzz".to_string();
     for line in head.split(|b| *b == b'\n') {
+        if let Some(path) = line.strip_prefix(b":path: ") {
+            path_and_query = String::from_utf8_lossy(path).into_owned();
+            continue;
+        }
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
         };
@@ -29,39 +45,126 @@ pub fn split_request(data: &[u8]) -> (HeaderMap, &[u8]) {
             headers.append(n, v);
         }
     }
-    (headers, body)
+    FuzzRequest {
+        headers,
+        path_and_query,
+        body,
+    }
 }
 
-/// Standard Webhooks verification with SW-1's key.
-pub fn verify_standard_webhooks(data: &[u8]) {
-    let Ok(key) = standard_webhooks::decode_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") else {
-        return;
-    };
-    let keys = standard_webhooks::Keys {
-        keys: vec![key],
-        public_keys: Vec::new(),
-        tolerance: 300,
-    };
-    let (headers, body) = split_request(data);
-    let _ = standard_webhooks::verify(&keys, &headers, body, FUZZ_NOW);
+/// One source per scheme, with the secrets of the published vectors.
+const SOURCES: &str = r#"
+[[sources]]
+id = "standard-webhooks"
+verify = "standard-webhooks"
+secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4="]
+[[sources]]
+id = "stripe"
+verify = "stripe"
+secrets = ["whsec_test_secret"]
+[[sources]]
+id = "github"
+verify = "github"
+secrets = ["It's a Secret to Everybody"]
+[[sources]]
+id = "shopify"
+verify = "shopify"
+secrets = ["hush"]
+[[sources]]
+id = "slack"
+verify = "slack"
+secrets = ["8f742231b10e8888abcd99yyyzzz85a5"]
+[[sources]]
+id = "twilio"
+verify = "twilio"
+secrets = ["12345"]
+[[sources]]
+id = "paddle"
+verify = "paddle"
+secrets = ["VALID_SECRET"]
+[[sources]]
+id = "linear"
+verify = "linear"
+secrets = ["lin_wh_test_secret"]
+[[sources]]
+id = "hmac"
+verify = "hmac"
+secrets = ["secret"]
+hmac = { header = "x-signature", prefix = "sha256=", timestamp_header = "x-timestamp", signed = "{timestamp}.{body}" }
+[[sources]]
+id = "basic"
+verify = "basic"
+secrets = ["hook:s3cret"]
+[[sources]]
+id = "token"
+verify = "token"
+secrets = ["tok"]
+"#;
+
+fn source(id: &str) -> Option<&'static Source> {
+    static SOURCES_BY_ID: OnceLock<Option<std::collections::BTreeMap<String, Source>>> =
+        OnceLock::new();
+    SOURCES_BY_ID
+        .get_or_init(|| {
+            Config::from_toml(SOURCES)
+                .and_then(Config::validate)
+                .ok()
+                .map(|v| v.sources)
+        })
+        .as_ref()?
+        .get(id)
 }
 
-/// Generic HMAC verification, sha256/hex with a prefix.
-pub fn verify_hmac(data: &[u8]) {
-    let g = Generic::body_only(
-        "x-signature",
-        HmacAlgorithm::Sha256,
-        HmacEncoding::Hex,
-        "sha256=",
-        vec![b"secret".to_vec()],
-    );
-    let (headers, body) = split_request(data);
-    let _ = g.verify(&headers, body, FUZZ_NOW);
+/// Verifies fuzz input with the source of scheme `scheme` (an id in [`SOURCES`]).
+pub fn verify(scheme: &str, data: &[u8]) {
+    let Some(source) = source(scheme) else { return };
+    let req = split_request(data);
+    let _ = source.verifier.verify(&Inbound {
+        headers: &req.headers,
+        path_and_query: &req.path_and_query,
+        body: req.body,
+        now_secs: FUZZ_NOW,
+    });
+}
+
+/// The `key=value` list parser of Stripe's and Paddle's headers.
+pub fn key_value_header(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = key_values(text, ',');
+        let _ = key_values(text, ';');
+    }
 }
 
 /// The config parser and validator.
 pub fn config(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Config::from_toml(text).and_then(Config::validate);
+    }
+}
+
+/// Every verifier fuzz target, by target name and scheme.
+pub const VERIFY_TARGETS: &[(&str, &str)] = &[
+    ("verify_standard_webhooks", "standard-webhooks"),
+    ("verify_stripe", "stripe"),
+    ("verify_github", "github"),
+    ("verify_shopify", "shopify"),
+    ("verify_slack", "slack"),
+    ("verify_twilio", "twilio"),
+    ("verify_paddle", "paddle"),
+    ("verify_linear", "linear"),
+    ("verify_hmac", "hmac"),
+    ("verify_basic", "basic"),
+    ("verify_token", "token"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fuzz_source_builds() {
+        for (_, scheme) in VERIFY_TARGETS {
+            assert!(source(scheme).is_some(), "{scheme}");
+        }
     }
 }

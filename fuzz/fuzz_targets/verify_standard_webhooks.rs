@@ -1,4 +1,4 @@
-//! Fuzz target: see `hookgate::fuzzing::verify_standard_webhooks`.
+//! Fuzz target: the `standard-webhooks` verifier on arbitrary headers and body (see `hookgate::fuzzing`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| hookgate::fuzzing::verify_standard_webhooks(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hookgate::fuzzing::verify("standard-webhooks", data));

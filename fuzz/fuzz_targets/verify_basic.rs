@@ -1,0 +1,4 @@
+//! Fuzz target: the `basic` verifier on arbitrary headers and body (see `hookgate::fuzzing`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hookgate::fuzzing::verify("basic", data));
