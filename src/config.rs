@@ -860,6 +860,81 @@ mod tests {
     }
 
     #[test]
+    fn scheme_specific_keys_are_checked() {
+        let src = |body: &str| format!("[[sources]]\nid = \"s\"\n{body}\n");
+        let e = err(&src(
+            "verify = \"github\"\nsecrets = [\"x\"]\npublic_url = \"https://a.example/in/s\"",
+        ));
+        assert_eq!(
+            e.to_string(),
+            "sources[0].public_url: is only used with verify = \"twilio\""
+        );
+        let e = err(&src(
+            "verify = \"twilio\"\nsecrets = [\"x\"]\npublic_url = \"/in/s\"",
+        ));
+        assert_eq!(e.key, "sources[0].public_url");
+        let e = err(&src(
+            "verify = \"stripe\"\nsecrets = [\"x\"]\ntoken_header = \"x-token\"",
+        ));
+        assert_eq!(e.key, "sources[0].token_header");
+        let e = err(&src("verify = \"basic\"\nsecrets = [\"no-colon\"]"));
+        assert_eq!(e.key, "sources[0].secrets");
+        let e = err(&src(
+            "verify = \"standard-webhooks\"\nsecrets = [\"whsk_AAAA\"]",
+        ));
+        assert!(e.problem.contains("whpk_"), "{e}");
+        let e = err(&src(
+            "verify = \"hmac\"\nsecrets = [\"x\"]\nhmac = { header = \"x-sig\", signed = \"{timestamp}.{body}\" }",
+        ));
+        assert_eq!(e.key, "sources[0].hmac.signed");
+        let e = err(&src(
+            "verify = \"hmac\"\nsecrets = [\"x\"]\nhmac = { header = \"x-sig\", signed = \"nobody\" }",
+        ));
+        assert_eq!(e.key, "sources[0].hmac.signed");
+        let e = err(&src(
+            "verify = \"hmac\"\nsecrets = [\"x\"]\nhmac = { header = \"bad header\" }",
+        ));
+        assert_eq!(e.key, "sources[0].hmac.header");
+        let e = err(&src(
+            "verify = \"token\"\nsecrets = [\"x\"]\ntoken_header = \"bad header\"",
+        ));
+        assert_eq!(e.key, "sources[0].token_header");
+        let e = err(&src(
+            "verify = \"stripe\"\nsecrets = [\"a\", \"b\", \"c\", \"d\", \"e\"]",
+        ));
+        assert_eq!(e.key, "sources[0].secrets");
+    }
+
+    #[test]
+    fn every_scheme_builds_from_config() {
+        for scheme in [
+            "standard-webhooks",
+            "stripe",
+            "github",
+            "shopify",
+            "slack",
+            "twilio",
+            "paddle",
+            "linear",
+            "basic",
+            "token",
+        ] {
+            let secret = if scheme == "basic" {
+                "u:p"
+            } else if scheme == "standard-webhooks" {
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+            } else {
+                "s"
+            };
+            let text = format!(
+                "[[sources]]\nid = \"s\"\nverify = \"{scheme}\"\nsecrets = [\"{secret}\"]\n"
+            );
+            let v = Config::from_toml(&text).and_then(Config::validate);
+            assert!(v.is_ok(), "{scheme}: {v:?}");
+        }
+    }
+
+    #[test]
     fn secrets_do_not_show_in_debug() {
         let c = Config::from_toml(
             "[[sources]]\nid = \"s\"\nverify = \"hmac\"\nsecrets = [\"topsecret\"]\nhmac = { header = \"x-sig\" }\n",
