@@ -348,3 +348,52 @@ async fn over_the_backlog_limit_answers_503_with_retry_after_and_stores_nothing(
         "the refused event was not stored"
     );
 }
+
+#[tokio::test]
+async fn provider_defaults_route_github_by_its_event_header() {
+    let pushes = Receiver::start().await;
+    let config = format!(
+        r#"
+        [delivery]
+        allow_private_networks = true
+        [[sources]]
+        id = "gh"
+        verify = "github"
+        secrets = ["gh-secret"]
+        [[endpoints]]
+        id = "pushes"
+        url = "{}"
+        event_types = ["push"]
+        "#,
+        pushes.url
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let github = hookgate::verify::github::Github::new(vec![]);
+    let mut ids = Vec::new();
+    for (delivery, event) in [("d-ping", "ping"), ("d-push", "push")] {
+        let body = format!(r#"{{"zen":"x","event":"{event}"}}"#);
+        let headers = vec![
+            (
+                "x-hub-signature-256".to_string(),
+                github.sign(b"gh-secret", body.as_bytes()),
+            ),
+            ("x-github-event".to_string(), event.to_string()),
+            ("x-github-delivery".to_string(), delivery.to_string()),
+            ("content-type".to_string(), "application/json".to_string()),
+        ];
+        let (status, answer) = post(&gw.url("gh"), &headers, body).await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push(event_id(&answer));
+    }
+    let got = pushes.wait_for(1).await;
+    assert_eq!(got[0].header("hookgate-event-type"), "push");
+    assert_eq!(got[0].header("webhook-id"), ids[1].to_string());
+    // The ping matched no endpoint: stored, with no delivery.
+    let (ping, _) = gw.store.event(ids[0]).expect("read").expect("stored");
+    assert_eq!(
+        (ping.event_type.as_deref(), ping.deliveries.len()),
+        (Some("ping"), 0)
+    );
+    assert_eq!(ping.dedup_key.as_deref(), Some("d-ping"));
+    gw.stop().await;
+}
