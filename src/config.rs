@@ -189,6 +189,13 @@ pub struct DeliveryConfig {
     /// Default `max_in_flight` of an endpoint.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: u32,
+    /// Attempts in flight across all endpoints.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: u32,
+}
+
+fn default_max_concurrency() -> u32 {
+    512
 }
 
 fn default_timeout() -> Duration {
@@ -205,6 +212,7 @@ impl Default for DeliveryConfig {
             timeout: default_timeout(),
             retry: RetryConfig::default(),
             max_in_flight: default_max_in_flight(),
+            max_concurrency: default_max_concurrency(),
         }
     }
 }
@@ -380,6 +388,12 @@ pub struct EndpointConfig {
     #[serde(default)]
     pub retry: RetryConfig,
     pub timeout: Option<Duration>,
+    /// Added to every request to this endpoint.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Inbound headers passed through; default: the provider's event and delivery headers.
+    /// The content type is always passed.
+    pub forward_headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -421,6 +435,9 @@ impl Config {
         if self.delivery.max_in_flight == 0 {
             return Err(ConfigError::new("delivery.max_in_flight", "must be > 0"));
         }
+        if self.delivery.max_concurrency == 0 {
+            return Err(ConfigError::new("delivery.max_concurrency", "must be > 0"));
+        }
         if self.store.max_backlog == 0 {
             return Err(ConfigError::new("store.max_backlog", "must be > 0"));
         }
@@ -459,6 +476,7 @@ impl Config {
             max_body_bytes: self.ingress.max_body_bytes,
             admin_token: self.admin.token,
             allow_private_networks: self.delivery.allow_private_networks,
+            max_concurrency: self.delivery.max_concurrency,
             max_backlog: self.store.max_backlog,
             sources,
             endpoints,
@@ -679,6 +697,43 @@ pub struct Endpoint {
     pub max_in_flight: u32,
     pub retry: RetryPolicy,
     pub timeout: StdDuration,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `None`: the source scheme's defaults.
+    pub forward_headers: Option<Vec<http::HeaderName>>,
+}
+
+/// Headers an endpoint may neither add nor forward: hop-by-hop ones, and the ones hookgate
+/// sets itself.
+pub fn is_reserved_header(name: &str) -> bool {
+    const RESERVED: &[&str] = &[
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    ];
+    let name = name.to_ascii_lowercase();
+    RESERVED.contains(&name.as_str()) || name.starts_with("hookgate-")
+}
+
+fn header_name(key: &str, name: &str) -> Result<http::HeaderName, ConfigError> {
+    let parsed = http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ConfigError::new(key, format!("{name:?} is not a header name")))?;
+    if is_reserved_header(name) {
+        return Err(ConfigError::new(
+            key,
+            format!("{name:?} is set by hookgate or the connection and cannot be configured"),
+        ));
+    }
+    Ok(parsed)
 }
 
 fn validate_endpoint(
@@ -757,6 +812,24 @@ fn validate_endpoint(
         return Err(ConfigError::new(format!("{key}.timeout"), "must be > 0"));
     }
     let retry = RetryPolicy::resolve(&format!("{key}.retry"), &e.retry, Some(default_retry))?;
+    let mut headers = Vec::with_capacity(e.headers.len());
+    for (name, value) in &e.headers {
+        let hkey = format!("{key}.headers.{name}");
+        let n = header_name(&hkey, name)?;
+        let v = http::HeaderValue::from_str(value)
+            .map_err(|_| ConfigError::new(&hkey, "is not a valid header value (visible ASCII)"))?;
+        headers.push((n, v));
+    }
+    let forward_headers = match &e.forward_headers {
+        None => None,
+        Some(names) => Some(
+            names
+                .iter()
+                .enumerate()
+                .map(|(j, n)| header_name(&format!("{key}.forward_headers[{j}]"), n))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
     Ok(Endpoint {
         id: e.id.clone(),
         url,
@@ -767,6 +840,8 @@ fn validate_endpoint(
         max_in_flight,
         retry,
         timeout,
+        headers,
+        forward_headers,
     })
 }
 
@@ -779,6 +854,7 @@ pub struct Validated {
     pub max_body_bytes: u64,
     pub admin_token: Option<Secret>,
     pub allow_private_networks: bool,
+    pub max_concurrency: u32,
     pub max_backlog: u64,
     pub sources: BTreeMap<String, Source>,
     pub endpoints: Vec<Endpoint>,
@@ -903,6 +979,31 @@ mod tests {
             "verify = \"stripe\"\nsecrets = [\"a\", \"b\", \"c\", \"d\", \"e\"]",
         ));
         assert_eq!(e.key, "sources[0].secrets");
+    }
+
+    #[test]
+    fn endpoint_headers_are_checked() {
+        let ep = |body: &str| {
+            format!("[[endpoints]]\nid = \"a\"\nurl = \"https://a.example\"\n{body}\n")
+        };
+        let e = err(&ep("headers = { \"webhook-id\" = \"x\" }"));
+        assert_eq!(e.key, "endpoints[0].headers.webhook-id");
+        let e = err(&ep("headers = { \"x-ok\" = \"bad\\nvalue\" }"));
+        assert_eq!(e.key, "endpoints[0].headers.x-ok");
+        let e = err(&ep("forward_headers = [\"x-fine\", \"Hookgate-Attempt\"]"));
+        assert_eq!(e.key, "endpoints[0].forward_headers[1]");
+        let e = err(&ep("forward_headers = [\"not a header\"]"));
+        assert_eq!(e.key, "endpoints[0].forward_headers[0]");
+        let v = Config::from_toml(&ep(
+            "headers = { \"X-Api-Key\" = \"k\" }\nforward_headers = [\"X-Hub-Signature-256\"]",
+        ))
+        .and_then(Config::validate)
+        .expect("valid");
+        assert_eq!(v.endpoints[0].headers[0].0, "x-api-key");
+        assert_eq!(
+            v.endpoints[0].forward_headers.as_ref().map(Vec::len),
+            Some(1)
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! The [`Dispatcher`] runs one [`lane`] per endpoint. A lane reads only its own endpoint's due
 //! schedule from the store, keeps at most `max_in_flight` attempts running and paces them by
-//! the endpoint's `rate_limit`, so **one slow or dead endpoint never delays another**. A lane
+//! the endpoint's `rate_limit`, so **one slow or dead endpoint never delays another**. A global
+//! cap (`delivery.max_concurrency`) bounds attempts across all lanes; an endpoint can hold at
+//! most its own `max_in_flight` of it. A lane
 //! sleeps until its next due time or until it is woken: by ingress right after a commit that
 //! gave it work, or by one of its attempts finishing. There is no polling loop and no timer
 //! per delivery.
@@ -20,12 +22,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
-use crate::config::Endpoint;
+use crate::config::{Endpoint, SchemeKind};
 use crate::store::Store;
+
+/// What every lane shares.
+pub struct Shared {
+    pub store: Store,
+    pub http: reqwest::Client,
+    pub clock: SharedClock,
+    pub allow_private: bool,
+    /// Each source's scheme, for the headers its deliveries forward by default.
+    pub schemes: HashMap<String, SchemeKind>,
+    /// Attempts in flight across all endpoints (`delivery.max_concurrency`).
+    pub global: Arc<Semaphore>,
+}
 
 /// Runs every endpoint's lane.
 pub struct Dispatcher {
@@ -36,28 +50,15 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Starts a lane per endpoint. They begin with whatever the store holds as due.
-    pub fn start(
-        endpoints: &[Endpoint],
-        store: Store,
-        client: reqwest::Client,
-        clock: SharedClock,
-        allow_private: bool,
-        grace: Duration,
-    ) -> Self {
+    pub fn start(endpoints: &[Endpoint], shared: Shared, grace: Duration) -> Self {
+        let shared = Arc::new(shared);
         let (stop, stopped) = watch::channel(false);
         let mut wakers = HashMap::new();
         let mut lanes = Vec::new();
         for endpoint in endpoints {
             let wake = Arc::new(Notify::new());
             wakers.insert(endpoint.id.clone(), Arc::clone(&wake));
-            let lane = lane::Lane::new(
-                Arc::new(endpoint.clone()),
-                store.clone(),
-                client.clone(),
-                Arc::clone(&clock),
-                allow_private,
-                wake,
-            );
+            let lane = lane::Lane::new(Arc::new(endpoint.clone()), Arc::clone(&shared), wake);
             lanes.push(tokio::spawn(lane.run(stopped.clone(), grace)));
         }
         Dispatcher {

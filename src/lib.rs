@@ -132,10 +132,20 @@ pub async fn serve(
     }
     let dispatcher = Arc::new(delivery::Dispatcher::start(
         &config.endpoints,
-        store.clone(),
-        http,
-        Arc::clone(&opts.clock),
-        config.allow_private_networks,
+        delivery::Shared {
+            store: store.clone(),
+            http,
+            clock: Arc::clone(&opts.clock),
+            allow_private: config.allow_private_networks,
+            schemes: config
+                .sources
+                .values()
+                .map(|s| (s.id.clone(), s.scheme))
+                .collect(),
+            global: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(config.max_concurrency).unwrap_or(usize::MAX),
+            )),
+        },
         opts.shutdown_grace,
     ));
 

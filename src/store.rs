@@ -143,7 +143,8 @@ pub struct DueDelivery {
     pub received_ms: u64,
     pub source: String,
     pub event_type: Option<String>,
-    pub content_type: Option<Vec<u8>>,
+    /// Every inbound header, as stored.
+    pub headers: Vec<(String, Vec<u8>)>,
     pub body: Bytes,
 }
 
@@ -316,7 +317,7 @@ impl Store {
                 received_ms: ev.received_ms,
                 source: ev.source,
                 event_type: ev.event_type,
-                content_type: payload.header("content-type").map(<[u8]>::to_vec),
+                headers: payload.headers,
                 body: Bytes::from(payload.body),
             });
         }

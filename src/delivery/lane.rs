@@ -17,11 +17,11 @@ use governor::{
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use super::Shared;
 use super::{attempt, retry};
-use crate::clock::SharedClock;
 use crate::config::Endpoint;
 use crate::ids::DeliveryId;
-use crate::store::{Completion, DueDelivery, Store};
+use crate::store::{Completion, DueDelivery};
 
 /// Governor's clock on tokio time, so that rate limits follow `tokio::time::pause()` in tests.
 #[derive(Debug, Clone)]
@@ -46,24 +46,14 @@ const STORE_ERROR_BACKOFF_MS: u64 = 1000;
 
 pub struct Lane {
     endpoint: Arc<Endpoint>,
-    store: Store,
-    http: reqwest::Client,
-    clock: SharedClock,
-    allow_private: bool,
+    shared: Arc<Shared>,
     wake: Arc<Notify>,
     in_flight: Arc<Mutex<HashSet<DeliveryId>>>,
     limiter: Option<(Limiter, TokioTime)>,
 }
 
 impl Lane {
-    pub fn new(
-        endpoint: Arc<Endpoint>,
-        store: Store,
-        http: reqwest::Client,
-        clock: SharedClock,
-        allow_private: bool,
-        wake: Arc<Notify>,
-    ) -> Self {
+    pub fn new(endpoint: Arc<Endpoint>, shared: Arc<Shared>, wake: Arc<Notify>) -> Self {
         let limiter = endpoint.rate_limit.and_then(|rl| {
             let per_second = NonZeroU32::new(rl.per_second)?;
             let burst = rl.burst.and_then(NonZeroU32::new).unwrap_or(per_second);
@@ -78,10 +68,7 @@ impl Lane {
         });
         Lane {
             endpoint,
-            store,
-            http,
-            clock,
-            allow_private,
+            shared,
             wake,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             limiter,
@@ -99,7 +86,7 @@ impl Lane {
         let max = usize::try_from(self.endpoint.max_in_flight).unwrap_or(usize::MAX);
         while !*stop.borrow() {
             while attempts.try_join_next().is_some() {}
-            let now = self.clock.now_ms();
+            let now = self.shared.clock.now_ms();
             let room = max.saturating_sub(self.in_flight().len());
             let mut next_due = None;
             if room > 0 {
@@ -151,7 +138,7 @@ impl Lane {
         limit: usize,
     ) -> Result<crate::store::DueBatch, crate::store::StoreError> {
         let skip = self.in_flight().clone();
-        let store = self.store.clone();
+        let store = self.shared.store.clone();
         let endpoint = self.endpoint.id.clone();
         tokio::task::spawn_blocking(move || store.due(&endpoint, now, limit, &skip))
             .await
@@ -180,7 +167,7 @@ impl Lane {
             )
             .saturating_add(pacing_ms);
         // Queued before any attempt's result, so the writer applies it first.
-        if let Err(e) = self.store.lease(ids, lease_until).await {
+        if let Err(e) = self.shared.store.lease(ids, lease_until).await {
             tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot lease deliveries");
         }
         for item in items {
@@ -196,22 +183,41 @@ impl Lane {
                     }
                 }
             }
-            attempts.spawn(self.attempt(item));
+            // The global cap: this lane waits for a slot, no other lane is held up by it.
+            let permit = tokio::select! {
+                permit = Arc::clone(&self.shared.global).acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => return false,
+                },
+                _ = stop.changed() => return false,
+            };
+            attempts.spawn(self.attempt(item, permit));
         }
         true
     }
 
-    fn attempt(&self, item: DueDelivery) -> impl Future<Output = ()> + Send + 'static {
+    fn attempt(
+        &self,
+        item: DueDelivery,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let endpoint = Arc::clone(&self.endpoint);
-        let http = self.http.clone();
-        let store = self.store.clone();
-        let clock = Arc::clone(&self.clock);
+        let shared = Arc::clone(&self.shared);
         let wake = Arc::clone(&self.wake);
         let in_flight = Arc::clone(&self.in_flight);
-        let allow_private = self.allow_private;
         async move {
-            let (outcome, record) =
-                attempt::send(&http, &endpoint, &item, clock.now_ms(), allow_private).await;
+            let (store, clock) = (&shared.store, &shared.clock);
+            let scheme = shared.schemes.get(&item.source).copied();
+            let (outcome, record) = attempt::send(
+                &shared.http,
+                &endpoint,
+                &item,
+                scheme,
+                clock.now_ms(),
+                shared.allow_private,
+            )
+            .await;
+            drop(permit);
             let attempt_no = item.attempts + 1;
             let next = retry::decide(
                 &endpoint.retry,

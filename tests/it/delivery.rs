@@ -1,5 +1,7 @@
 //! Delivery end to end: retries, dead letters, the SSRF guard, independent lanes.
 
+use std::time::Duration;
+
 use crate::harness::*;
 use hookgate::store::DeliveryStatus;
 
@@ -121,6 +123,163 @@ async fn a_hanging_endpoint_does_not_delay_another() {
     healthy.wait_for(50).await;
     // The stuck endpoint holds exactly its own in-flight limit, no more.
     stuck.wait_for(4).await;
-    assert_eq!(stuck.count(), 4);
+    consistently(
+        "the stuck endpoint holds 4 attempts",
+        Duration::from_millis(300),
+        || stuck.count() == 4,
+    )
+    .await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn endpoint_headers_are_added_and_provider_headers_forwarded_but_not_signatures() {
+    let receiver = Receiver::start().await;
+    let config = format!(
+        r#"
+        [delivery]
+        allow_private_networks = true
+        [[sources]]
+        id = "gh"
+        verify = "github"
+        secrets = ["gh-secret"]
+        [[endpoints]]
+        id = "r"
+        url = "{}"
+        headers = {{ "x-api-key" = "k-123" }}
+        "#,
+        receiver.url
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let body = r#"{"zen":"x"}"#;
+    let github = hookgate::verify::github::Github::new(vec![]);
+    let headers = vec![
+        (
+            "x-hub-signature-256".to_string(),
+            github.sign(b"gh-secret", body.as_bytes()),
+        ),
+        ("x-github-event".to_string(), "push".to_string()),
+        ("x-github-delivery".to_string(), "d-7".to_string()),
+        ("x-unrelated".to_string(), "no".to_string()),
+        ("content-type".to_string(), "application/json".to_string()),
+    ];
+    let (status, _) = post(&gw.url("gh"), &headers, body).await;
+    assert_eq!(status, 202);
+    let got = receiver.wait_for(1).await;
+    let r = &got[0];
+    assert_eq!(r.header("x-api-key"), "k-123");
+    assert_eq!(r.header("x-github-event"), "push");
+    assert_eq!(r.header("x-github-delivery"), "d-7");
+    assert_eq!(r.header("content-type"), "application/json");
+    assert!(
+        r.headers.get("x-hub-signature-256").is_none(),
+        "inbound signatures are not forwarded by default"
+    );
+    assert!(r.headers.get("x-unrelated").is_none());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_on_429_delays_the_next_attempt() {
+    let receiver = Receiver::start().await;
+    receiver.script(&[(429, &[("retry-after", "2")])]);
+    let retry = r#"retry = { max_attempts = 3, base = "10ms", max_delay = "5s" }"#;
+    let (gw, _dir) = Gateway::start(&config(&endpoint("r", &receiver.url, retry))).await;
+    let (_, answer) = send(&gw.url("orders"), "msg_429", r#"{"type":"a"}"#).await;
+    let delivery = gw.settled(event_id(&answer)).await.remove(0);
+    assert_eq!(delivery.status, DeliveryStatus::Delivered);
+    let (event, _) = gw
+        .store
+        .event(event_id(&answer))
+        .expect("read")
+        .expect("stored");
+    let attempts = gw
+        .store
+        .attempts(hookgate::ids::DeliveryId(event.deliveries[0].0))
+        .expect("read");
+    assert_eq!(
+        attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(),
+        [Some(429), Some(200)]
+    );
+    // Both times are the gateway's own clock: the retry was scheduled no sooner than asked.
+    let gap = attempts[1].at_ms - attempts[0].at_ms;
+    assert!(
+        gap >= 2000,
+        "the second attempt came {gap} ms after the first"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limit_spaces_attempts() {
+    let receiver = Receiver::start().await;
+    let (gw, _dir) = Gateway::start(&config(&endpoint(
+        "r",
+        &receiver.url,
+        "rate_limit = { per_second = 20, burst = 1 }\nmax_in_flight = 16",
+    )))
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..15 {
+        let (_, answer) = send(&gw.url("orders"), &format!("msg_rl_{i}"), r#"{"type":"a"}"#).await;
+        ids.push(event_id(&answer));
+    }
+    let mut starts = Vec::new();
+    for id in &ids {
+        let d = gw.settled(*id).await.remove(0);
+        assert_eq!(d.status, DeliveryStatus::Delivered);
+        let (event, _) = gw.store.event(*id).expect("read").expect("stored");
+        let attempts = gw
+            .store
+            .attempts(hookgate::ids::DeliveryId(event.deliveries[0].0))
+            .expect("read");
+        starts.push(attempts[0].at_ms);
+    }
+    starts.sort_unstable();
+    // 20 per second with no burst: one every 50 ms. Any n+1 consecutive attempts span at least
+    // n × 50 ms, less 15 ms: a start time is read when the attempt's task runs, a few ms after the
+    // limiter let it go. Without the limiter they would all start within a few ms.
+    for n in 1..starts.len() {
+        for w in starts.windows(n + 1) {
+            let span = w[n] - w[0];
+            assert!(
+                span + 15 >= n as u64 * 50,
+                "{} attempts within {span} ms: {starts:?}",
+                n + 1
+            );
+        }
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_global_cap_bounds_attempts_across_endpoints() {
+    let a = Receiver::start().await;
+    let b = Receiver::start().await;
+    a.hang();
+    b.hang();
+    let config = format!(
+        "{}{}{}",
+        orders_source_with("max_concurrency = 3"),
+        endpoint("a", &a.url, "max_in_flight = 8"),
+        endpoint("b", &b.url, "max_in_flight = 8")
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    for i in 0..10 {
+        let (status, _) = send(
+            &gw.url("orders"),
+            &format!("msg_cap_{i}"),
+            r#"{"type":"a"}"#,
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    eventually("three attempts in flight", || a.count() + b.count() >= 3).await;
+    consistently(
+        "no more than three in flight",
+        Duration::from_millis(300),
+        || a.count() + b.count() == 3,
+    )
+    .await;
     gw.stop().await;
 }

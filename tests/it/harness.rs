@@ -39,6 +39,16 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Checks that `check` holds now and keeps holding for `window`: the way to say "nothing more
+/// happens", which no eventually-assert can.
+pub async fn consistently(what: &str, window: Duration, mut check: impl FnMut() -> bool) {
+    let end = tokio::time::Instant::now() + window;
+    while tokio::time::Instant::now() < end {
+        assert!(check(), "stopped holding: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A running gateway, in this process.
 pub struct Gateway {
     pub ingress: String,
@@ -300,10 +310,16 @@ pub fn signed(secret: &str, id: &str, ts: i64, body: &[u8]) -> Vec<(String, Stri
 /// Config that lets deliveries reach loopback receivers, with the `orders` source that
 /// [`send`] signs for.
 pub fn orders_source() -> String {
+    orders_source_with("")
+}
+
+/// [`orders_source`] with more `[delivery]` keys.
+pub fn orders_source_with(delivery: &str) -> String {
     format!(
         r#"
         [delivery]
         allow_private_networks = true
+        {delivery}
         [[sources]]
         id = "orders"
         verify = "standard-webhooks"
