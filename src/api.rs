@@ -1,35 +1,90 @@
-//! The admin listener. For now: liveness (`/healthz`) and readiness (`/readyz`: the store is
-//! open and its writer answers), neither of which needs a token.
+//! The admin listener: liveness (`/healthz`) and readiness (`/readyz`: the store is open and
+//! its writer answers) without a token; `/api/v1/*` behind `Authorization: Bearer <token>`.
+//!
+//! **The token is compared in constant time**; with no `admin.token` configured, `/api/v1/*`
+//! answers 401 for everyone. So far the API pauses and resumes endpoints; the rest of SPEC's
+//! admin API is being built on the same router.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::json;
 
+use crate::config::Secret;
+use crate::delivery::Dispatcher;
 use crate::respond;
 use crate::store::Store;
+use crate::verify::constant_time_eq;
 
 /// How long readiness waits for the writer before calling it stuck.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct AdminState {
     pub store: Store,
+    pub dispatcher: Arc<Dispatcher>,
+    pub token: Option<Secret>,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
+    let api = Router::new()
+        .route("/endpoints/{id}/pause", post(|s, p| set_paused(s, p, true)))
+        .route(
+            "/endpoints/{id}/resume",
+            post(|s, p| set_paused(s, p, false)),
+        )
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_token,
+        ));
     Router::new()
         .route(
             "/healthz",
             get(|| async { respond::json(StatusCode::OK, json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(ready))
+        .nest("/api/v1", api)
         .fallback(|| async { respond::error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
+}
+
+async fn require_token(
+    State(st): State<Arc<AdminState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = &st.token else {
+        return respond::error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the admin API is disabled: set admin.token or HOOKGATE_ADMIN_TOKEN",
+        );
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(p) if constant_time_eq(p.as_bytes(), token.expose().as_bytes()) => {
+            next.run(request).await
+        }
+        Some(_) => respond::error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the token is wrong",
+        ),
+        None => respond::error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <token>",
+        ),
+    }
 }
 
 async fn ready(State(st): State<Arc<AdminState>>) -> Response {
@@ -37,5 +92,21 @@ async fn ready(State(st): State<Arc<AdminState>>) -> Response {
         Ok(Ok(())) => respond::json(StatusCode::OK, json!({ "status": "ready" })),
         Ok(Err(e)) => respond::unavailable("not_ready", format!("store: {e}"), 1),
         Err(_) => respond::unavailable("not_ready", "the store writer did not answer in time", 1),
+    }
+}
+
+async fn set_paused(
+    State(st): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    paused: bool,
+) -> Response {
+    match st.dispatcher.set_paused(&id, paused).await {
+        Ok(true) => respond::json(StatusCode::OK, json!({ "id": id, "paused": paused })),
+        Ok(false) => respond::error(
+            StatusCode::NOT_FOUND,
+            "unknown_endpoint",
+            format!("no endpoint {id:?}"),
+        ),
+        Err(e) => respond::unavailable("store_unavailable", format!("not recorded: {e}"), 1),
     }
 }

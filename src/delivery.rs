@@ -18,7 +18,7 @@ pub mod client;
 pub mod lane;
 pub mod retry;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
 use crate::config::{Endpoint, SchemeKind};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// What every lane shares.
 pub struct Shared {
@@ -44,28 +44,63 @@ pub struct Shared {
 /// Runs every endpoint's lane.
 pub struct Dispatcher {
     wakers: HashMap<String, Arc<Notify>>,
+    paused: HashMap<String, watch::Sender<bool>>,
+    store: Store,
     stop: watch::Sender<bool>,
     lanes: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Dispatcher {
     /// Starts a lane per endpoint. They begin with whatever the store holds as due.
-    pub fn start(endpoints: &[Endpoint], shared: Shared, grace: Duration) -> Self {
+    /// Endpoints in `paused` start paused.
+    pub fn start(
+        endpoints: &[Endpoint],
+        shared: Shared,
+        paused_at_start: &HashSet<String>,
+        grace: Duration,
+    ) -> Self {
+        let store = shared.store.clone();
         let shared = Arc::new(shared);
         let (stop, stopped) = watch::channel(false);
         let mut wakers = HashMap::new();
+        let mut paused = HashMap::new();
         let mut lanes = Vec::new();
         for endpoint in endpoints {
             let wake = Arc::new(Notify::new());
             wakers.insert(endpoint.id.clone(), Arc::clone(&wake));
-            let lane = lane::Lane::new(Arc::new(endpoint.clone()), Arc::clone(&shared), wake);
+            let (pause_tx, pause_rx) = watch::channel(paused_at_start.contains(&endpoint.id));
+            paused.insert(endpoint.id.clone(), pause_tx);
+            let lane = lane::Lane::new(
+                Arc::new(endpoint.clone()),
+                Arc::clone(&shared),
+                wake,
+                pause_rx,
+            );
             lanes.push(tokio::spawn(lane.run(stopped.clone(), grace)));
         }
         Dispatcher {
             wakers,
+            paused,
+            store,
             stop,
             lanes: std::sync::Mutex::new(lanes),
         }
+    }
+
+    /// Pauses or resumes an endpoint: recorded in the store first, so it survives a restart,
+    /// then applied. `Ok(false)` when there is no such endpoint.
+    pub async fn set_paused(&self, endpoint: &str, paused: bool) -> Result<bool, StoreError> {
+        let Some(flag) = self.paused.get(endpoint) else {
+            return Ok(false);
+        };
+        self.store.set_paused(endpoint, paused).await?;
+        flag.send_replace(paused);
+        Ok(true)
+    }
+
+    /// Whether an endpoint is paused (`None`: no such endpoint).
+    pub fn is_paused(&self, endpoint: &str) -> Option<bool> {
+        self.paused.get(endpoint).map(|f| *f.borrow())
     }
 
     /// Tells an endpoint's lane it has new work.

@@ -146,6 +146,7 @@ pub async fn serve(
                 usize::try_from(config.max_concurrency).unwrap_or(usize::MAX),
             )),
         },
+        &store.paused_endpoints()?,
         opts.shutdown_grace,
     ));
 
@@ -159,6 +160,8 @@ pub async fn serve(
     }));
     let admin = api::router(Arc::new(api::AdminState {
         store: store.clone(),
+        dispatcher: Arc::clone(&dispatcher),
+        token: config.admin_token.clone(),
     }));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -20,6 +20,7 @@
 //! - `dead`: (dead-at ms, delivery id) → (): the dead-letter index.
 //! - `dedup`: (source id, provider delivery id) → (event id, expires ms).
 //! - `meta`: name → u64 (the pending-delivery count).
+//! - `endpoint_state`: endpoint id → flags; present only for a paused endpoint.
 
 pub mod records;
 mod writer;
@@ -45,6 +46,10 @@ const ATTEMPTS: TableDefinition<(u128, u32), &[u8]> = TableDefinition::new("atte
 const DEAD: TableDefinition<(u64, u128), ()> = TableDefinition::new("dead");
 const DEDUP: TableDefinition<(&str, &str), (u128, u64)> = TableDefinition::new("dedup");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const ENDPOINT_STATE: TableDefinition<&str, u8> = TableDefinition::new("endpoint_state");
+
+/// The flag of a paused endpoint in `endpoint_state`.
+const ENDPOINT_PAUSED: u8 = 1;
 
 const META_PENDING: &str = "pending_deliveries";
 
@@ -249,6 +254,27 @@ impl Store {
             .await
     }
 
+    /// Pauses or resumes an endpoint, durably.
+    pub async fn set_paused(&self, endpoint: &str, paused: bool) -> Result<(), StoreError> {
+        let endpoint = endpoint.to_string();
+        self.submit_waiting(|reply| writer::Command::SetPaused(endpoint, paused, reply))
+            .await
+    }
+
+    /// Endpoints that are paused.
+    pub fn paused_endpoints(&self) -> Result<HashSet<String>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(ENDPOINT_STATE)?;
+        let mut out = HashSet::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            if v.value() & ENDPOINT_PAUSED != 0 {
+                out.insert(k.value().to_string());
+            }
+        }
+        Ok(out)
+    }
+
     /// Answers once the writer has processed everything queued before it: proof it is alive.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.submit(writer::Command::Ping).await
@@ -400,6 +426,7 @@ fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
         txn.open_table(ATTEMPTS)?;
         txn.open_table(DEAD)?;
         txn.open_table(DEDUP)?;
+        txn.open_table(ENDPOINT_STATE)?;
         let mut deliveries = txn.open_table(DELIVERIES)?;
         let mut due = txn.open_table(DUE)?;
         let mut leases = txn.open_table(LEASES)?;

@@ -48,12 +48,19 @@ pub struct Lane {
     endpoint: Arc<Endpoint>,
     shared: Arc<Shared>,
     wake: Arc<Notify>,
+    /// While true, the lane starts nothing; what is due waits, with no attempt spent.
+    paused: watch::Receiver<bool>,
     in_flight: Arc<Mutex<HashSet<DeliveryId>>>,
     limiter: Option<(Limiter, TokioTime)>,
 }
 
 impl Lane {
-    pub fn new(endpoint: Arc<Endpoint>, shared: Arc<Shared>, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        endpoint: Arc<Endpoint>,
+        shared: Arc<Shared>,
+        wake: Arc<Notify>,
+        paused: watch::Receiver<bool>,
+    ) -> Self {
         let limiter = endpoint.rate_limit.and_then(|rl| {
             let per_second = NonZeroU32::new(rl.per_second)?;
             let burst = rl.burst.and_then(NonZeroU32::new).unwrap_or(per_second);
@@ -71,6 +78,7 @@ impl Lane {
             shared,
             wake,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
+            paused,
             limiter,
         }
     }
@@ -84,8 +92,17 @@ impl Lane {
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
         let mut attempts = JoinSet::new();
         let max = usize::try_from(self.endpoint.max_in_flight).unwrap_or(usize::MAX);
+        let mut paused = self.paused.clone();
         while !*stop.borrow() {
             while attempts.try_join_next().is_some() {}
+            if *paused.borrow_and_update() {
+                // Attempts already in flight finish; nothing new starts until resumed.
+                tokio::select! {
+                    changed = paused.changed() => if changed.is_err() { break },
+                    changed = stop.changed() => if changed.is_err() { break },
+                }
+                continue;
+            }
             let now = self.shared.clock.now_ms();
             let room = max.saturating_sub(self.in_flight().len());
             let mut next_due = None;
@@ -118,6 +135,7 @@ impl Lane {
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = sleep => {}
+                _ = paused.changed() => {}
                 changed = stop.changed() => if changed.is_err() { break },
             }
         }

@@ -11,9 +11,9 @@ use redb::{Database, Durability, ReadableTable, Table};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ATTEMPTS, Completion, DEAD, DEDUP, DELIVERIES, DUE, DeliveryRecord, DeliveryStatus, EVENTS,
-    EventRecord, IngestOutcome, LEASES, META, META_PENDING, NewEvent, Next, PAYLOADS,
-    PayloadRecord, StoreError, records,
+    ATTEMPTS, Completion, DEAD, DEDUP, DELIVERIES, DUE, DeliveryRecord, DeliveryStatus,
+    ENDPOINT_STATE, EVENTS, EventRecord, IngestOutcome, LEASES, META, META_PENDING, NewEvent, Next,
+    PAYLOADS, PayloadRecord, StoreError, records,
 };
 use crate::clock::SharedClock;
 use crate::ids::{DeliveryId, EventId};
@@ -27,6 +27,7 @@ pub(super) enum Command {
     Ingest(Box<NewEvent>, Reply<IngestOutcome>),
     Lease(Vec<DeliveryId>, u64, Reply<()>),
     Complete(Box<Completion>, Reply<()>),
+    SetPaused(String, bool, Reply<()>),
     Ping(Reply<()>),
     Stop(Reply<()>),
 }
@@ -55,6 +56,7 @@ struct Tables<'t> {
     attempts: Table<'t, (u128, u32), &'static [u8]>,
     dead: Table<'t, (u64, u128), ()>,
     dedup: Table<'t, (&'static str, &'static str), (u128, u64)>,
+    endpoint_state: Table<'t, &'static str, u8>,
 }
 
 impl Writer {
@@ -95,7 +97,10 @@ impl Writer {
         let mutates = batch.iter().any(|c| {
             matches!(
                 c,
-                Command::Ingest(..) | Command::Lease(..) | Command::Complete(..)
+                Command::Ingest(..)
+                    | Command::Lease(..)
+                    | Command::Complete(..)
+                    | Command::SetPaused(..)
             )
         });
         let result = if mutates {
@@ -143,6 +148,7 @@ impl Writer {
                 attempts: txn.open_table(ATTEMPTS)?,
                 dead: txn.open_table(DEAD)?,
                 dedup: txn.open_table(DEDUP)?,
+                endpoint_state: txn.open_table(ENDPOINT_STATE)?,
             };
             for command in batch {
                 let outcome = match command {
@@ -154,6 +160,9 @@ impl Writer {
                     }
                     Command::Complete(c, _) => {
                         complete(&mut t, c, &mut pending).map(|()| Done::Unit)
+                    }
+                    Command::SetPaused(endpoint, paused, _) => {
+                        set_paused(&mut t, endpoint, *paused).map(|()| Done::Unit)
                     }
                     Command::Ping(_) | Command::Stop(_) => Ok(Done::Unit),
                 };
@@ -322,6 +331,15 @@ fn complete(t: &mut Tables<'_>, c: &Completion, pending: &mut u64) -> Result<(),
     Ok(())
 }
 
+fn set_paused(t: &mut Tables<'_>, endpoint: &str, paused: bool) -> Result<(), StoreError> {
+    if paused {
+        t.endpoint_state.insert(endpoint, super::ENDPOINT_PAUSED)?;
+    } else {
+        t.endpoint_state.remove(endpoint)?;
+    }
+    Ok(())
+}
+
 fn reply(command: Command, outcome: Result<Done, StoreError>) {
     // A caller that gave up waiting has dropped its receiver; that is not an error here.
     match command {
@@ -333,6 +351,7 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
         }
         Command::Lease(_, _, tx)
         | Command::Complete(_, tx)
+        | Command::SetPaused(_, _, tx)
         | Command::Ping(tx)
         | Command::Stop(tx) => {
             let _ = tx.send(outcome.map(|_| ()));
