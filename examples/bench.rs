@@ -1,11 +1,19 @@
-//! Ingest benchmark: the same load generator against a bare hyper server (the raw ceiling) and
-//! against hookgate's durable, verified ingest, in one run, so the ratio means something on a
-//! shared machine whose absolute speed drifts.
+//! The benchmark harness: the same load generator against a bare hyper server (the raw
+//! ceiling) and against hookgate, in one run, so the ratios mean something on a shared machine
+//! whose absolute speed drifts.
 //!
 //!     cargo run --release --example bench -- [--concurrency 32] [--seconds 10] [--body-bytes 1024]
+//!                                            [--backlog 100000] [--fanout-events 1000]
 //!
-//! Each request carries a fresh Standard Webhooks id and signature, so verification and the
-//! dedup lookup are real work. It prints a markdown table.
+//! Phases, in order:
+//! 1. raw ceiling: signed requests against a bare hyper server that reads the body and answers;
+//! 2. durable verified ingest: the same requests against hookgate with no subscriber (each a
+//!    fresh Standard Webhooks id and signature, so verification and dedup are real work);
+//! 3. drain: a backlog built behind a paused endpoint, then resumed; deliveries per second until
+//!    a counting sink has them all (`max_in_flight` = the generator's concurrency);
+//! 4. fan-out: each event to 100 endpoints, deliveries per second from the first request to
+//!    the last delivery.
+//! It prints a markdown table.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +25,7 @@ use hookgate::config::Config;
 use hookgate::verify::standard_webhooks;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const TOKEN: &str = "bench-token";
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -26,6 +35,17 @@ struct Args {
     seconds: u64,
     #[arg(long, default_value_t = 1024)]
     body_bytes: usize,
+    #[arg(long, default_value_t = 100_000)]
+    backlog: u64,
+    #[arg(long, default_value_t = 1_000)]
+    fanout_events: u64,
+}
+
+/// When a generator run ends.
+#[derive(Clone, Copy)]
+enum Until {
+    Elapsed(Duration),
+    Sent(u64),
 }
 
 struct Report {
@@ -39,43 +59,44 @@ impl Report {
     fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
-    fn pct(&self, p: f64) -> f64 {
+    fn pct(&self, p: f64) -> Option<f64> {
         if self.latencies_us.is_empty() {
-            return 0.0;
+            return None;
         }
         let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies_us[i] as f64 / 1000.0
+        Some(self.latencies_us[i] as f64 / 1000.0)
     }
 }
 
-/// Sends signed webhooks from `concurrency` connections for `seconds`.
-async fn generate(url: String, args: &Args, expect: u16) -> Report {
+/// Sends signed webhooks from `concurrency` connections.
+async fn generate(url: &str, args: &Args, until: Until) -> Report {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let key = standard_webhooks::decode_secret(SECRET).expect("secret");
     let pad = "x".repeat(args.body_bytes.saturating_sub(40));
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let issued = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for worker in 0..args.concurrency {
+    for _ in 0..args.concurrency {
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
             .expect("client");
-        let (url, key, pad, ok, errors) = (
-            url.clone(),
-            key.clone(),
-            pad.clone(),
-            ok.clone(),
-            errors.clone(),
-        );
+        let (url, key, pad) = (url.to_string(), key.clone(), pad.clone());
+        let (ok, errors, issued) = (ok.clone(), errors.clone(), issued.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                n += 1;
-                let id = format!("msg_{worker}_{n}");
+            loop {
+                let n = issued.fetch_add(1, Ordering::Relaxed);
+                let more = match until {
+                    Until::Elapsed(d) => start.elapsed() < d,
+                    Until::Sent(total) => n < total,
+                };
+                if !more {
+                    break;
+                }
+                let id = format!("msg_{}_{n}", start.elapsed().as_nanos());
                 let body = format!(r#"{{"type":"bench.event","n":{n},"pad":"{pad}"}}"#);
                 let ts = (hookgate::clock::system_now_ms() / 1000) as i64;
                 let sig = standard_webhooks::sign(&key, &id, ts, body.as_bytes());
@@ -90,7 +111,7 @@ async fn generate(url: String, args: &Args, expect: u16) -> Report {
                     .send()
                     .await;
                 match resp {
-                    Ok(r) if r.status().as_u16() == expect => {
+                    Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
                         latencies.push(t.elapsed().as_micros() as u64);
                         ok.fetch_add(1, Ordering::Relaxed);
@@ -117,8 +138,8 @@ async fn generate(url: String, args: &Args, expect: u16) -> Report {
     }
 }
 
-/// The raw ceiling: a bare hyper server that reads the body and answers 202.
-async fn bare_sink() -> SocketAddr {
+/// A bare hyper server that reads the body, counts, and answers 202.
+async fn bare_sink(count: Arc<AtomicU64>) -> SocketAddr {
     use http_body_util::BodyExt;
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
@@ -131,16 +152,21 @@ async fn bare_sink() -> SocketAddr {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            let count = count.clone();
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let _ = req.into_body().collect().await;
-                    Ok::<_, std::convert::Infallible>(
-                        hyper::Response::builder()
-                            .status(202)
-                            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
-                            .expect("response"),
-                    )
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let count = count.clone();
+                    async move {
+                        let _ = req.into_body().collect().await;
+                        count.fetch_add(1, Ordering::Relaxed);
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .status(202)
+                                .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+                                .expect("response"),
+                        )
+                    }
                 });
                 let _ = http1::Builder::new().serve_connection(io, svc).await;
             });
@@ -149,20 +175,74 @@ async fn bare_sink() -> SocketAddr {
     addr
 }
 
-fn row(name: &str, r: &Report, ceiling: f64) {
-    println!(
-        "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
-        r.rate(),
-        if ceiling > 0.0 {
-            r.rate() / ceiling
-        } else {
-            1.0
+/// hookgate in this process on `endpoints` (TOML), until the returned sender is used.
+struct Running {
+    ingress: String,
+    admin: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), hookgate::RunError>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_hookgate(endpoints: &str) -> Running {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::from_toml(&format!(
+        "[admin]\ntoken = \"{TOKEN}\"\n[delivery]\nallow_private_networks = true\n\
+         [[sources]]\nid = \"bench\"\nverify = \"standard-webhooks\"\nsecrets = [\"{SECRET}\"]\n{endpoints}"
+    ))
+    .expect("config");
+    config.data_dir = dir.path().to_path_buf();
+    let config = config.validate().expect("valid");
+    let ingress = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let ingress_url = format!("http://{}/in/bench", ingress.local_addr().expect("addr"));
+    let admin_url = format!("http://{}", admin.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(hookgate::run(
+        config,
+        hookgate::Listeners { ingress, admin },
+        async {
+            let _ = stopped.await;
         },
-        r.pct(0.5),
-        r.pct(0.99),
-        r.pct(0.999),
-        r.errors
-    );
+    ));
+    Running {
+        ingress: ingress_url,
+        admin: admin_url,
+        stop,
+        task,
+        _dir: dir,
+    }
+}
+
+impl Running {
+    async fn admin(&self, path: &str) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v1{path}", self.admin))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("admin call");
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+async fn wait_for(count: &AtomicU64, target: u64) {
+    while count.load(Ordering::Relaxed) < target {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{v:.2}"))
 }
 
 fn main() {
@@ -172,37 +252,61 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let sink = bare_sink().await;
-        let raw = generate(format!("http://{sink}/in/bench"), &args, 202).await;
+        let mut rows = Vec::new();
+        let count = Arc::new(AtomicU64::new(0));
+        let sink = bare_sink(count.clone()).await;
 
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::from_toml(&format!(
-            "[[sources]]\nid = \"bench\"\nverify = \"standard-webhooks\"\nsecrets = [\"{SECRET}\"]\n"
+        // 1. The raw ceiling.
+        let raw = generate(&format!("http://{sink}/in/bench"), &args, Until::Elapsed(Duration::from_secs(args.seconds))).await;
+        let ceiling = raw.rate();
+        rows.push(("raw hyper ceiling (requests/s)".to_string(), raw.rate(), ms(raw.pct(0.5)), ms(raw.pct(0.99)), ms(raw.pct(0.999)), raw.errors));
+
+        // 2. Durable verified ingest, no subscriber.
+        let gw = start_hookgate("").await;
+        let ingest = generate(&gw.ingress, &args, Until::Elapsed(Duration::from_secs(args.seconds))).await;
+        gw.stop().await;
+        rows.push(("durable verified ingest (events/s)".into(), ingest.rate(), ms(ingest.pct(0.5)), ms(ingest.pct(0.99)), ms(ingest.pct(0.999)), ingest.errors));
+
+        // 3. Drain of a backlog to one endpoint.
+        let gw = start_hookgate(&format!(
+            "[[endpoints]]\nid = \"drain\"\nurl = \"http://{sink}/drain\"\nmax_in_flight = {}\n",
+            args.concurrency
         ))
-        .expect("config");
-        config.data_dir = dir.path().to_path_buf();
-        let config = config.validate().expect("valid");
-        let ingress = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/in/bench", ingress.local_addr().expect("addr"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(hookgate::run(config, hookgate::Listeners { ingress, admin }, async {
-            let _ = stopped.await;
-        }));
-        let ingest = generate(url, &args, 202).await;
-        let _ = stop.send(());
-        let _ = server.await;
+        .await;
+        gw.admin("/endpoints/drain/pause").await;
+        let fill = generate(&gw.ingress, &args, Until::Sent(args.backlog)).await;
+        count.store(0, Ordering::Relaxed);
+        let start = Instant::now();
+        gw.admin("/endpoints/drain/resume").await;
+        wait_for(&count, fill.ok).await;
+        let drain_rate = fill.ok as f64 / start.elapsed().as_secs_f64();
+        gw.stop().await;
+        rows.push((format!("drain of a {} backlog to one endpoint (deliveries/s)", fill.ok), drain_rate, "–".into(), "–".into(), "–".into(), fill.errors));
+
+        // 4. Fan-out to 100 endpoints.
+        let endpoints: String = (0..100)
+            .map(|i| format!("[[endpoints]]\nid = \"e{i}\"\nurl = \"http://{sink}/e{i}\"\nmax_in_flight = 4\n"))
+            .collect();
+        let gw = start_hookgate(&endpoints).await;
+        count.store(0, Ordering::Relaxed);
+        let start = Instant::now();
+        let sent = generate(&gw.ingress, &args, Until::Sent(args.fanout_events)).await;
+        wait_for(&count, sent.ok * 100).await;
+        let fanout_rate = (sent.ok * 100) as f64 / start.elapsed().as_secs_f64();
+        gw.stop().await;
+        rows.push((format!("fan-out: {} events × 100 endpoints (deliveries/s)", sent.ok), fanout_rate, "–".into(), "–".into(), "–".into(), sent.errors));
 
         println!(
-            "\n{} connections, {} s per phase, {} B bodies, {} cores\n",
+            "\n{} connections, {} s timed phases, {} B bodies, {} cores\n",
             args.concurrency,
             args.seconds,
             args.body_bytes,
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
-        println!("| phase | req/s | × raw | p50 ms | p99 ms | p99.9 ms | errors |");
+        println!("| phase | per second | × raw | p50 ms | p99 ms | p99.9 ms | errors |");
         println!("|---|---|---|---|---|---|---|");
-        row("raw hyper ceiling", &raw, 0.0);
-        row("hookgate durable verified ingest", &ingest, raw.rate());
+        for (name, rate, p50, p99, p999, errors) in rows {
+            println!("| {name} | {rate:.0} | {:.2} | {p50} | {p99} | {p999} | {errors} |", rate / ceiling);
+        }
     });
 }
