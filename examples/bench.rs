@@ -13,6 +13,7 @@
 //!    a counting sink has them all (`max_in_flight` = the generator's concurrency);
 //! 4. fan-out: each event to 100 endpoints, deliveries per second from the first request to
 //!    the last delivery.
+//!
 //! It prints a markdown table.
 
 use std::net::SocketAddr;
