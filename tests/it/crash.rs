@@ -139,3 +139,62 @@ async fn every_acknowledged_event_is_delivered_after_kill_9() {
     .await;
     restarted.kill_9().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_redelivers_leased_deliveries_and_only_those() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hookgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[ingress]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}\n\
+             [[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = 1\n",
+            dir.path().join("data").display(),
+            orders_source(),
+            receiver.url
+        ),
+    )
+    .expect("write config");
+    let binary = Binary::start(&config).await;
+    let url = format!("{}/in/orders", binary.ingress);
+    // One delivered before the crash, one in flight (the receiver hangs) when it comes.
+    let (status, delivered) = send(&url, "msg_done", r#"{"type":"a"}"#).await;
+    assert_eq!(status, 202);
+    receiver.wait_for(1).await;
+    receiver.hang();
+    let (status, in_flight) = send(&url, "msg_flying", r#"{"type":"a"}"#).await;
+    assert_eq!(status, 202);
+    receiver.wait_for(2).await;
+    binary.kill_9().await;
+
+    receiver.unhang();
+    let restarted = Binary::start(&config).await;
+    let got = receiver.wait_for(3).await;
+    let again = &got[2];
+    assert_eq!(
+        again.header("webhook-id"),
+        in_flight["event_id"].as_str().expect("id")
+    );
+    assert_eq!(
+        again.header("hookgate-attempt"),
+        "1",
+        "the interrupted attempt was never recorded"
+    );
+    let done = delivered["event_id"].as_str().expect("id");
+    consistently(
+        "the delivered event is not sent again",
+        std::time::Duration::from_millis(300),
+        || {
+            receiver
+                .got()
+                .iter()
+                .filter(|r| r.header("webhook-id") == done)
+                .count()
+                == 1
+                && receiver.count() == 3
+        },
+    )
+    .await;
+    restarted.kill_9().await;
+}

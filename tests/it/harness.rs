@@ -235,6 +235,11 @@ impl Receiver {
         self.state.hang.store(true, Ordering::SeqCst);
     }
 
+    /// Answer new requests again (those already hanging stay so).
+    pub fn unhang(&self) {
+        self.state.hang.store(false, Ordering::SeqCst);
+    }
+
     pub fn got(&self) -> Vec<Received> {
         self.state.got.lock().expect("lock").clone()
     }
