@@ -116,11 +116,11 @@ async fn a_hanging_endpoint_does_not_delay_another() {
         endpoint("healthy", &healthy.url, "max_in_flight = 4")
     );
     let (gw, _dir) = Gateway::start(&config(&endpoints)).await;
-    for i in 0..50 {
+    for i in 0..200 {
         let (status, _) = send(&gw.url("orders"), &format!("msg_{i}"), r#"{"type":"a"}"#).await;
         assert_eq!(status, 202);
     }
-    healthy.wait_for(50).await;
+    healthy.wait_for(200).await;
     // The stuck endpoint holds exactly its own in-flight limit, no more.
     stuck.wait_for(4).await;
     consistently(
