@@ -116,9 +116,13 @@ async fn a_hanging_endpoint_does_not_delay_another() {
         endpoint("healthy", &healthy.url, "max_in_flight = 4")
     );
     let (gw, _dir) = Gateway::start(&config(&endpoints)).await;
+    let mut sends = tokio::task::JoinSet::new();
     for i in 0..200 {
-        let (status, _) = send(&gw.url("orders"), &format!("msg_{i}"), r#"{"type":"a"}"#).await;
-        assert_eq!(status, 202);
+        let url = gw.url("orders");
+        sends.spawn(async move { send(&url, &format!("msg_{i}"), r#"{"type":"a"}"#).await.0 });
+    }
+    while let Some(status) = sends.join_next().await {
+        assert_eq!(status.expect("send task"), 202);
     }
     healthy.wait_for(200).await;
     // The stuck endpoint holds exactly its own in-flight limit, no more.
