@@ -285,13 +285,17 @@ async fn receive(
     response
 }
 
-/// A plain HTTP client for tests.
+/// A plain HTTP client for tests, one per thread: building one loads the system's root
+/// certificates (tens of milliseconds), and a client must not outlive the runtime its pooled
+/// connections run on, which a process-wide one would across tests.
 pub fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client")
+    thread_local! {
+        static CLIENT: reqwest::Client = {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder().no_proxy().build().expect("client")
+        };
+    }
+    CLIENT.with(Clone::clone)
 }
 
 pub fn now_secs() -> i64 {
