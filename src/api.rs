@@ -2,8 +2,14 @@
 //! its writer answers) without a token; `/api/v1/*` behind `Authorization: Bearer <token>`.
 //!
 //! **The token is compared in constant time**; with no `admin.token` configured, `/api/v1/*`
-//! answers 401 for everyone. So far the API pauses and resumes endpoints; the rest of SPEC's
-//! admin API is being built on the same router.
+//! answers 401 for everyone. One file per resource: `events`, `deliveries`, `dead_letters`;
+//! `params` parses query strings and bodies (400s that name the field), `views` shapes JSON.
+
+mod dead_letters;
+mod deliveries;
+mod events;
+pub mod params;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +22,11 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::json;
 
+use crate::clock::SharedClock;
 use crate::config::Secret;
 use crate::delivery::Dispatcher;
 use crate::respond;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::verify::constant_time_eq;
 
 /// How long readiness waits for the writer before calling it stuck.
@@ -29,10 +36,36 @@ pub struct AdminState {
     pub store: Store,
     pub dispatcher: Arc<Dispatcher>,
     pub token: Option<Secret>,
+    pub clock: SharedClock,
 }
+
+impl AdminState {
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}
+
+/// Runs a store read off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Storage(format!("read task failed: {e}")))?
+}
+
+/// What every API handler returns.
+type ApiResult = Result<Response, params::ApiError>;
 
 pub fn router(state: Arc<AdminState>) -> Router {
     let api = Router::new()
+        .route("/events", get(events::list))
+        .route("/events/{id}", get(events::show))
+        .route("/events/{id}/payload", get(events::payload))
+        .route("/deliveries/{id}", get(deliveries::show))
+        .route("/deliveries/{id}/retry", post(deliveries::retry))
+        .route("/dead-letters", get(dead_letters::list))
+        .route("/dead-letters/replay", post(dead_letters::replay))
         .route("/endpoints/{id}/pause", post(|s, p| set_paused(s, p, true)))
         .route(
             "/endpoints/{id}/resume",
@@ -99,14 +132,15 @@ async fn set_paused(
     State(st): State<Arc<AdminState>>,
     Path(id): Path<String>,
     paused: bool,
-) -> Response {
-    match st.dispatcher.set_paused(&id, paused).await {
-        Ok(true) => respond::json(StatusCode::OK, json!({ "id": id, "paused": paused })),
-        Ok(false) => respond::error(
-            StatusCode::NOT_FOUND,
+) -> ApiResult {
+    if !st.dispatcher.set_paused(&id, paused).await? {
+        return Err(params::ApiError::not_found(
             "unknown_endpoint",
             format!("no endpoint {id:?}"),
-        ),
-        Err(e) => respond::unavailable("store_unavailable", format!("not recorded: {e}"), 1),
+        ));
     }
+    Ok(respond::json(
+        StatusCode::OK,
+        json!({ "id": id, "paused": paused }),
+    ))
 }

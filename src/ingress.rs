@@ -147,7 +147,9 @@ fn store_unavailable(e: &StoreError) -> Response {
         StoreError::Busy => "busy",
         StoreError::Backlog { .. } => "backlog_full",
         StoreError::Closed => "shutting_down",
-        StoreError::Storage(_) | StoreError::Corrupt(_) => "store_unavailable",
+        StoreError::Storage(_) | StoreError::Corrupt(_) | StoreError::BadCursor => {
+            "store_unavailable"
+        }
     };
     tracing::warn!(error = %e, "webhook not stored");
     respond::unavailable(code, format!("not stored: {e}"), 1)

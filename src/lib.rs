@@ -162,6 +162,7 @@ pub async fn serve(
         store: store.clone(),
         dispatcher: Arc::clone(&dispatcher),
         token: config.admin_token.clone(),
+        clock: Arc::clone(&opts.clock),
     }));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -22,6 +22,7 @@
 //! - `meta`: name → u64 (the pending-delivery count).
 //! - `endpoint_state`: endpoint id → flags; present only for a paused endpoint.
 
+pub mod query;
 pub mod records;
 mod writer;
 
@@ -69,6 +70,8 @@ pub enum StoreError {
     Storage(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    #[error("the cursor is not one this API gave out")]
+    BadCursor,
 }
 
 macro_rules! storage_errors {
@@ -138,6 +141,27 @@ pub enum Next {
     Dead(String),
 }
 
+/// Which deliveries to send again.
+#[derive(Debug, Clone)]
+pub enum Requeue {
+    /// Dead deliveries matching a filter, restricted to `ids` when given.
+    Dead {
+        filter: query::Filter,
+        ids: Option<Vec<DeliveryId>>,
+    },
+    /// One delivery, whatever its status (unless it is being sent right now).
+    One(DeliveryId),
+}
+
+/// What a requeue did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requeued {
+    /// Due now, each with its endpoint, in a fresh retry cycle.
+    pub deliveries: Vec<(DeliveryId, String)>,
+    /// Asked for by id but being sent right now: left alone.
+    pub in_flight: Vec<DeliveryId>,
+}
+
 /// A delivery that is due, with what its lane needs to send it.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
@@ -145,7 +169,10 @@ pub struct DueDelivery {
     pub event_id: EventId,
     /// Attempts already made; this one is `attempts + 1`.
     pub attempts: u32,
-    pub received_ms: u64,
+    /// Attempts already made in the current retry cycle.
+    pub cycle_attempts: u32,
+    /// When the current retry cycle began: `max_age` counts from here.
+    pub cycle_started_ms: u64,
     pub source: String,
     pub event_type: Option<String>,
     /// Every inbound header, as stored.
@@ -254,6 +281,14 @@ impl Store {
             .await
     }
 
+    /// Makes deliveries due now in a fresh retry cycle, keeping their ids (and so their
+    /// `webhook-id`). The selection and the change are one transaction, recorded before this
+    /// returns, so a crash cannot half-apply a replay.
+    pub async fn requeue(&self, what: Requeue) -> Result<Requeued, StoreError> {
+        self.submit_waiting(|reply| writer::Command::Requeue(Box::new(what), reply))
+            .await
+    }
+
     /// Pauses or resumes an endpoint, durably.
     pub async fn set_paused(&self, endpoint: &str, paused: bool) -> Result<(), StoreError> {
         let endpoint = endpoint.to_string();
@@ -340,7 +375,8 @@ impl Store {
                 delivery_id: id,
                 event_id: EventId(rec.event_id),
                 attempts: rec.attempts,
-                received_ms: ev.received_ms,
+                cycle_attempts: rec.cycle_attempts(),
+                cycle_started_ms: rec.cycle_started_ms,
                 source: ev.source,
                 event_type: ev.event_type,
                 headers: payload.headers,

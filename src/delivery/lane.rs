@@ -237,12 +237,13 @@ impl Lane {
             .await;
             drop(permit);
             let attempt_no = item.attempts + 1;
+            // The policy counts this cycle's attempts, from when the cycle began.
             let next = retry::decide(
                 &endpoint.retry,
-                attempt_no,
+                item.cycle_attempts + 1,
                 &outcome,
                 clock.now_ms(),
-                item.received_ms,
+                item.cycle_started_ms,
                 &mut rand::rng(),
             );
             tracing::debug!(

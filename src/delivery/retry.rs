@@ -76,7 +76,8 @@ pub fn backoff_ceiling(policy: &RetryPolicy, attempts_made: u32) -> Duration {
         .map_or(policy.max_delay, |d| d.min(policy.max_delay))
 }
 
-/// What follows an attempt. `attempts_made` counts the attempt that just ended.
+/// What follows an attempt. `attempts_made` counts the attempt that just ended, and
+/// `received_ms` is when the retry cycle began (the event's arrival, or its last replay).
 pub fn decide(
     policy: &RetryPolicy,
     attempts_made: u32,

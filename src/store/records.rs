@@ -96,6 +96,18 @@ pub struct DeliveryRecord {
     pub updated_ms: u64,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
+    /// The retry cycle: `attempts` when it began, and when. A replay or a manual retry starts a
+    /// new cycle, so `max_attempts` and `max_age` count from there, while the attempt log (and
+    /// `attempts`) keeps the whole history.
+    pub cycle_base: u32,
+    pub cycle_started_ms: u64,
+}
+
+impl DeliveryRecord {
+    /// Attempts made in the current retry cycle.
+    pub fn cycle_attempts(&self) -> u32 {
+        self.attempts.saturating_sub(self.cycle_base)
+    }
 }
 
 /// One recorded attempt.
@@ -125,6 +137,8 @@ mod tests {
             updated_ms: 2,
             last_status_code: Some(503),
             last_error: Some("HTTP 503".into()),
+            cycle_base: 0,
+            cycle_started_ms: 1,
         };
         let bytes = encode(&rec);
         assert_eq!(bytes[0], RECORD_VERSION);

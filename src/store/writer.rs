@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     ATTEMPTS, Completion, DEAD, DEDUP, DELIVERIES, DUE, DeliveryRecord, DeliveryStatus,
     ENDPOINT_STATE, EVENTS, EventRecord, IngestOutcome, LEASES, META, META_PENDING, NewEvent, Next,
-    PAYLOADS, PayloadRecord, StoreError, records,
+    PAYLOADS, PayloadRecord, Requeue, Requeued, StoreError, records,
 };
 use crate::clock::SharedClock;
 use crate::ids::{DeliveryId, EventId};
@@ -28,6 +28,7 @@ pub(super) enum Command {
     Lease(Vec<DeliveryId>, u64, Reply<()>),
     Complete(Box<Completion>, Reply<()>),
     SetPaused(String, bool, Reply<()>),
+    Requeue(Box<Requeue>, Reply<Requeued>),
     Ping(Reply<()>),
     Stop(Reply<()>),
 }
@@ -35,6 +36,7 @@ pub(super) enum Command {
 /// What one command did, before the commit makes it true.
 enum Done {
     Ingest(IngestOutcome),
+    Requeued(Requeued),
     Unit,
 }
 
@@ -101,6 +103,7 @@ impl Writer {
                     | Command::Lease(..)
                     | Command::Complete(..)
                     | Command::SetPaused(..)
+                    | Command::Requeue(..)
             )
         });
         let result = if mutates {
@@ -160,6 +163,9 @@ impl Writer {
                     }
                     Command::Complete(c, _) => {
                         complete(&mut t, c, &mut pending).map(|()| Done::Unit)
+                    }
+                    Command::Requeue(what, _) => {
+                        requeue(&mut t, what, self.clock.now_ms(), &mut pending).map(Done::Requeued)
                     }
                     Command::SetPaused(endpoint, paused, _) => {
                         set_paused(&mut t, endpoint, *paused).map(|()| Done::Unit)
@@ -226,6 +232,8 @@ impl Writer {
                 updated_ms: received_ms,
                 last_status_code: None,
                 last_error: None,
+                cycle_base: 0,
+                cycle_started_ms: received_ms,
             };
             t.deliveries.insert(id, records::encode(&rec).as_slice())?;
             t.due.insert((endpoint.as_str(), received_ms, id), ())?;
@@ -331,6 +339,93 @@ fn complete(t: &mut Tables<'_>, c: &Completion, pending: &mut u64) -> Result<(),
     Ok(())
 }
 
+fn requeue(
+    t: &mut Tables<'_>,
+    what: &Requeue,
+    now_ms: u64,
+    pending: &mut u64,
+) -> Result<Requeued, StoreError> {
+    let mut out = Requeued::default();
+    let ids: Vec<u128> = match what {
+        Requeue::One(id) => vec![id.0],
+        Requeue::Dead { filter, ids } => {
+            let mut selected = Vec::new();
+            for entry in t.dead.iter()? {
+                let (key, _) = entry?;
+                let (dead_at, id) = key.value();
+                if filter.since_ms.is_some_and(|s| dead_at < s)
+                    || filter.until_ms.is_some_and(|u| dead_at >= u)
+                {
+                    continue;
+                }
+                if ids
+                    .as_ref()
+                    .is_some_and(|ids| !ids.iter().any(|i| i.0 == id))
+                {
+                    continue;
+                }
+                let Some(d) = read_delivery(t, id)? else {
+                    continue;
+                };
+                if filter
+                    .endpoint
+                    .as_ref()
+                    .is_some_and(|e| *e != d.endpoint_id)
+                {
+                    continue;
+                }
+                if filter.source.is_some() || filter.event_type.is_some() {
+                    let event = t
+                        .events
+                        .get(d.event_id)?
+                        .map(|v| records::decode::<EventRecord>(v.value()))
+                        .transpose()?;
+                    let Some(ev) = event else { continue };
+                    if filter.source.as_ref().is_some_and(|s| *s != ev.source)
+                        || filter
+                            .event_type
+                            .as_ref()
+                            .is_some_and(|ty| Some(ty) != ev.event_type.as_ref())
+                    {
+                        continue;
+                    }
+                }
+                selected.push(id);
+            }
+            selected
+        }
+    };
+    for id in ids {
+        let Some(mut rec) = read_delivery(t, id)? else {
+            continue;
+        };
+        match rec.status {
+            DeliveryStatus::Delivering => {
+                out.in_flight.push(DeliveryId(id));
+                continue;
+            }
+            DeliveryStatus::Pending | DeliveryStatus::Retrying => {
+                t.due.remove((rec.endpoint_id.as_str(), rec.due_ms, id))?;
+            }
+            DeliveryStatus::Dead => {
+                // A dead delivery's `updated_ms` is when it died: its key in the dead index.
+                t.dead.remove((rec.updated_ms, id))?;
+                *pending += 1;
+            }
+            DeliveryStatus::Delivered => *pending += 1,
+        }
+        rec.status = DeliveryStatus::Pending;
+        rec.due_ms = now_ms;
+        rec.updated_ms = now_ms;
+        rec.cycle_base = rec.attempts;
+        rec.cycle_started_ms = now_ms;
+        t.due.insert((rec.endpoint_id.as_str(), now_ms, id), ())?;
+        t.deliveries.insert(id, records::encode(&rec).as_slice())?;
+        out.deliveries.push((DeliveryId(id), rec.endpoint_id));
+    }
+    Ok(out)
+}
+
 fn set_paused(t: &mut Tables<'_>, endpoint: &str, paused: bool) -> Result<(), StoreError> {
     if paused {
         t.endpoint_state.insert(endpoint, super::ENDPOINT_PAUSED)?;
@@ -346,7 +441,13 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
         Command::Ingest(_, tx) => {
             let _ = tx.send(outcome.and_then(|d| match d {
                 Done::Ingest(o) => Ok(o),
-                Done::Unit => Err(StoreError::Corrupt("ingest produced no outcome".into())),
+                _ => Err(StoreError::Corrupt("ingest produced no outcome".into())),
+            }));
+        }
+        Command::Requeue(_, tx) => {
+            let _ = tx.send(outcome.and_then(|d| match d {
+                Done::Requeued(r) => Ok(r),
+                _ => Err(StoreError::Corrupt("requeue produced no outcome".into())),
             }));
         }
         Command::Lease(_, _, tx)

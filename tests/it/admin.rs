@@ -111,3 +111,229 @@ async fn paused_endpoints_keep_their_work_across_a_restart_and_resume_in_order()
     assert!(got.iter().all(|r| r.header("hookgate-attempt") == "1"));
     gw.stop().await;
 }
+
+async fn admin_get(gw: &Gateway, path: &str) -> (u16, serde_json::Value) {
+    let resp = client()
+        .get(format!("{}/api/v1{path}", gw.admin))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&resp.text().await.expect("body")).unwrap_or_default(),
+    )
+}
+
+async fn admin_post_json(gw: &Gateway, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let resp = client()
+        .post(format!("{}/api/v1{path}", gw.admin))
+        .bearer_auth(TOKEN)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("sent");
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&resp.text().await.expect("body")).unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn events_page_filter_show_and_payload() {
+    let receiver = Receiver::start().await;
+    let (gw, _dir) = Gateway::start(&config(&receiver.url)).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let ty = if i % 2 == 0 {
+            "order.created"
+        } else {
+            "order.paid"
+        };
+        let body = format!("{{\"type\":\"{ty}\", \"n\": {i}}}");
+        let (status, answer) = send(&gw.url("orders"), &format!("msg_e{i}"), &body).await;
+        assert_eq!(status, 202);
+        ids.push(event_id(&answer).to_string());
+    }
+    // Three pages of 3, 3, 1, newest first, every event once.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0.. {
+        let path = match &cursor {
+            None => "/events?limit=3".to_string(),
+            Some(c) => format!("/events?limit=3&cursor={c}"),
+        };
+        let (status, body) = admin_get(&gw, &path).await;
+        assert_eq!(status, 200, "{body}");
+        let data = body["data"].as_array().expect("data");
+        assert!(data.len() <= 3);
+        seen.extend(
+            data.iter()
+                .map(|e| e["event_id"].as_str().expect("id").to_string()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+        assert!(page < 5, "paging does not end");
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+
+    let (_, body) = admin_get(&gw, "/events?type=order.paid").await;
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(3));
+    let (_, body) = admin_get(&gw, "/events?source=elsewhere").await;
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(0));
+
+    let (status, body) = admin_get(&gw, &format!("/events/{}", ids[0])).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["source"], "orders");
+    assert_eq!(body["type"], "order.created");
+    assert!(
+        body["received_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    assert_eq!(body["deliveries"][0]["endpoint_id"], "r");
+
+    let resp = client()
+        .get(format!("{}/api/v1/events/{}/payload", gw.admin, ids[0]))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(
+        resp.text().await.expect("body"),
+        "{\"type\":\"order.created\", \"n\": 0}"
+    );
+
+    for (path, field) in [
+        ("/events?colour=red", "colour"),
+        ("/events?limit=9999", "limit"),
+        ("/events?since=yesterday", "since"),
+        ("/events?status=lost", "status"),
+        ("/events?cursor=garbage", "cursor"),
+    ] {
+        let (status, body) = admin_get(&gw, path).await;
+        assert_eq!(status, 400, "{path}");
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        assert!(message.starts_with(field), "{path}: {message}");
+    }
+    let (status, _) = admin_get(&gw, "/events/evt_nope").await;
+    assert_eq!(status, 404);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn dead_letters_list_replay_by_filter_and_retry_one() {
+    let a = Receiver::start().await;
+    let b = Receiver::start().await;
+    a.set_default_status(500);
+    b.set_default_status(500);
+    let config = format!(
+        "{}\n[admin]\ntoken = \"{TOKEN}\"\n\
+         [[endpoints]]\nid = \"a\"\nurl = \"{}\"\nretry = {{ max_attempts = 1 }}\n\
+         [[endpoints]]\nid = \"b\"\nurl = \"{}\"\nretry = {{ max_attempts = 1 }}\n",
+        orders_source(),
+        a.url,
+        b.url
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let (_, answer) = send(&gw.url("orders"), "msg_dl", r#"{"type":"order.created"}"#).await;
+    let id = event_id(&answer);
+    gw.settled(id).await;
+
+    let (status, body) = admin_get(&gw, "/dead-letters").await;
+    assert_eq!(status, 200);
+    let data = body["data"].as_array().expect("data");
+    assert_eq!(data.len(), 2);
+    assert!(
+        data.iter().all(|d| d["event_id"] == id.to_string()
+            && d["last_error"] == "gave up after 1 attempts; last error: HTTP 500"),
+        "{body}"
+    );
+    let (_, body) = admin_get(&gw, "/dead-letters?endpoint=a").await;
+    let a_delivery = body["data"][0]["delivery_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(1));
+
+    // Fix the subscriber, replay only endpoint a's dead letters.
+    a.set_default_status(200);
+    let (status, body) = admin_post_json(&gw, "/dead-letters/replay", r#"{"endpoint": "a"}"#).await;
+    assert_eq!((status, body["replayed"].as_u64()), (200, Some(1)));
+    let got = a.wait_for(2).await;
+    assert_eq!(
+        got[1].header("webhook-id"),
+        id.to_string(),
+        "the original id is kept"
+    );
+    eventually("a delivered", || {
+        gw.store
+            .delivery(a_delivery.parse().expect("id"))
+            .expect("read")
+            .is_some_and(|d| d.status == hookgate::store::DeliveryStatus::Delivered)
+    })
+    .await;
+    let (_, body) = admin_get(&gw, "/dead-letters").await;
+    assert_eq!(
+        body["data"].as_array().map(Vec::len),
+        Some(1),
+        "b's is still dead"
+    );
+    let (_, body) = admin_post_json(&gw, "/dead-letters/replay", r#"{"endpoint": "a"}"#).await;
+    assert_eq!(
+        body["replayed"].as_u64(),
+        Some(0),
+        "nothing of a's is dead any more"
+    );
+
+    // The delivery's attempt log has both attempts.
+    let (status, body) = admin_get(&gw, &format!("/deliveries/{a_delivery}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "delivered");
+    let log = body["attempt_log"].as_array().expect("log");
+    assert_eq!(
+        log.iter()
+            .map(|a| a["status_code"].as_u64())
+            .collect::<Vec<_>>(),
+        [Some(500), Some(200)]
+    );
+    assert_eq!(log[0]["response_excerpt"], "receiver says hi");
+
+    // Retry one delivered delivery: it is sent again.
+    let (status, _) = admin_post_json(&gw, &format!("/deliveries/{a_delivery}/retry"), "").await;
+    assert_eq!(status, 202);
+    a.wait_for(3).await;
+    let (status, _) =
+        admin_post_json(&gw, "/deliveries/dlv_01ARZ3NDEKTSV4RRFFQ69G5FAV/retry", "").await;
+    assert_eq!(status, 404);
+
+    // Bad replay bodies name the field.
+    for (body, field) in [
+        (r#"{"ids": [1]}"#, "ids[0]"),
+        (r#"{"ids": ["nope"]}"#, "ids[0]"),
+        (r#"{"since": "soon"}"#, "since"),
+        ("[", "body"),
+    ] {
+        let (status, answer) = admin_post_json(&gw, "/dead-letters/replay", body).await;
+        assert_eq!(status, 400, "{body}");
+        let message = answer["error"]["message"].as_str().unwrap_or("");
+        assert!(message.starts_with(field), "{body}: {message}");
+    }
+    let (status, answer) = admin_post_json(&gw, "/dead-letters/replay", r#"{"colour": 1}"#).await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("colour"),
+        "{answer}"
+    );
+    gw.stop().await;
+}

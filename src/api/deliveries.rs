@@ -1,0 +1,62 @@
+//! `GET /api/v1/deliveries/{id}` (with every attempt) and `POST /api/v1/deliveries/{id}/retry`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::json;
+
+use super::params::ApiError;
+use super::{AdminState, ApiResult, blocking, views};
+use crate::ids::DeliveryId;
+use crate::respond;
+use crate::store::Requeue;
+
+fn parse_id(id: &str) -> Result<DeliveryId, ApiError> {
+    id.parse().map_err(|_| {
+        ApiError::not_found("unknown_delivery", format!("{id:?} is not a delivery id"))
+    })
+}
+
+pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
+    let id = parse_id(&id)?;
+    let store = st.store.clone();
+    let found = blocking(move || match store.delivery(id)? {
+        Some(d) => Ok(Some((d, store.attempts(id)?))),
+        None => Ok(None),
+    })
+    .await?;
+    let (d, attempts) = found
+        .ok_or_else(|| ApiError::not_found("unknown_delivery", format!("no delivery {id}")))?;
+    let mut body = views::delivery(id, &d);
+    body["attempt_log"] = json!(
+        attempts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| views::attempt(i + 1, a))
+            .collect::<Vec<_>>()
+    );
+    Ok(respond::json(StatusCode::OK, body))
+}
+
+/// Sends one delivery again now, in a fresh retry cycle, whatever its status.
+pub async fn retry(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
+    let id = parse_id(&id)?;
+    let r = st.store.requeue(Requeue::One(id)).await?;
+    if !r.in_flight.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "in_flight",
+            format!("{id} is being sent right now"),
+        ));
+    }
+    let (_, endpoint) = r
+        .deliveries
+        .first()
+        .ok_or_else(|| ApiError::not_found("unknown_delivery", format!("no delivery {id}")))?;
+    st.dispatcher.wake(endpoint);
+    Ok(respond::json(
+        StatusCode::ACCEPTED,
+        json!({ "delivery_id": id.to_string(), "status": "pending" }),
+    ))
+}

@@ -1,0 +1,72 @@
+//! `GET /api/v1/events`, `GET /api/v1/events/{id}`, `GET /api/v1/events/{id}/payload`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde_json::json;
+
+use super::params::{self, ApiError};
+use super::{AdminState, ApiResult, blocking, views};
+use crate::ids::{DeliveryId, EventId};
+use crate::respond;
+use crate::store::query::EventView;
+
+const FILTERS: &[&str] = &["source", "type", "since", "until", "status", "endpoint"];
+
+pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) -> ApiResult {
+    let q = params::list_query(query.as_deref(), FILTERS, st.now_ms())?;
+    let store = st.store.clone();
+    let page = blocking(move || store.list_events(&q.filter, q.limit, q.cursor.as_deref())).await?;
+    Ok(respond::json(
+        StatusCode::OK,
+        json!({ "data": page.items.iter().map(views::event).collect::<Vec<_>>(), "next_cursor": page.next_cursor }),
+    ))
+}
+
+fn parse_event_id(id: &str) -> Result<EventId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::not_found("unknown_event", format!("{id:?} is not an event id")))
+}
+
+pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
+    let id = parse_event_id(&id)?;
+    let store = st.store.clone();
+    let found = blocking(move || {
+        let Some((event, _)) = store.event(id)? else {
+            return Ok(None);
+        };
+        let mut deliveries = Vec::new();
+        for (did, _) in &event.deliveries {
+            if let Some(d) = store.delivery(DeliveryId(*did))? {
+                deliveries.push((DeliveryId(*did), d));
+            }
+        }
+        Ok(Some(EventView {
+            id,
+            event,
+            deliveries,
+        }))
+    })
+    .await?;
+    let v = found.ok_or_else(|| ApiError::not_found("unknown_event", format!("no event {id}")))?;
+    Ok(respond::json(StatusCode::OK, views::event(&v)))
+}
+
+/// The body exactly as it arrived, with its original content type.
+pub async fn payload(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
+    let id = parse_event_id(&id)?;
+    let store = st.store.clone();
+    let (_, payload) = blocking(move || store.event(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_event", format!("no event {id}")))?;
+    let content_type = payload
+        .header("content-type")
+        .and_then(|v| HeaderValue::from_bytes(v).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let mut r = Response::new(Body::from(payload.body));
+    r.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    Ok(r)
+}

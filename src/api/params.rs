@@ -1,0 +1,208 @@
+//! Query parameters and JSON bodies of the admin API, parsed strictly: an unknown parameter, a
+//! bad value or a wrong JSON type is a 400 that names the field.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::respond;
+use crate::store::query::Filter;
+use crate::store::{DeliveryStatus, StoreError};
+
+/// Items per page unless `limit` says otherwise, and the most it may say.
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 500;
+
+/// An API error: its status, stable code and message, answered in the shared JSON shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl std::fmt::Display) -> Self {
+        Self {
+            status,
+            code,
+            message: message.to_string(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            respond::unavailable(self.code, self.message, 1)
+        } else {
+            respond::error(self.status, self.code, self.message)
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::BadCursor => bad_request("cursor", e),
+            _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e),
+        }
+    }
+}
+
+/// A 400 naming the field at fault.
+pub fn bad_request(field: &str, problem: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        format!("{field}: {problem}"),
+    )
+}
+
+/// A list request: its filter, page size and cursor.
+#[derive(Debug, Default)]
+pub struct ListQuery {
+    pub filter: Filter,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+/// Parses `query`, accepting only the parameters in `allowed` (besides `limit` and `cursor`).
+pub fn list_query(
+    query: Option<&str>,
+    allowed: &[&str],
+    now_ms: u64,
+) -> Result<ListQuery, ApiError> {
+    let mut q = ListQuery {
+        limit: DEFAULT_LIMIT,
+        ..ListQuery::default()
+    };
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let value = value.into_owned();
+        match key.as_ref() {
+            "limit" => {
+                q.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        bad_request("limit", format!("must be a number from 1 to {MAX_LIMIT}"))
+                    })?;
+            }
+            "cursor" => q.cursor = Some(value),
+            k if !allowed.contains(&k) => {
+                return Err(bad_request(k, "is not a parameter of this list"));
+            }
+            "source" => q.filter.source = Some(value),
+            "type" => q.filter.event_type = Some(value),
+            "endpoint" => q.filter.endpoint = Some(value),
+            "status" => {
+                q.filter.status = Some(parse_status(&value).ok_or_else(|| {
+                    bad_request(
+                        "status",
+                        "must be pending, delivering, retrying, delivered or dead",
+                    )
+                })?)
+            }
+            "since" => {
+                q.filter.since_ms =
+                    Some(parse_time(&value, now_ms).map_err(|p| bad_request("since", p))?)
+            }
+            "until" => {
+                q.filter.until_ms =
+                    Some(parse_time(&value, now_ms).map_err(|p| bad_request("until", p))?)
+            }
+            other => return Err(bad_request(other, "is not a parameter of this list")),
+        }
+    }
+    Ok(q)
+}
+
+pub fn parse_status(s: &str) -> Option<DeliveryStatus> {
+    [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivering,
+        DeliveryStatus::Retrying,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Dead,
+    ]
+    .into_iter()
+    .find(|st| st.as_str() == s)
+}
+
+/// An RFC 3339 time, or a duration before now such as `2h` or `30m`, as Unix milliseconds.
+pub fn parse_time(s: &str, now_ms: u64) -> Result<u64, String> {
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(now_ms.saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)));
+    }
+    let t = humantime::parse_rfc3339_weak(s)
+        .map_err(|_| format!("{s:?} is neither an RFC 3339 time nor a duration like 2h"))?;
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| format!("{s:?} is before 1970"))?
+        .as_millis();
+    u64::try_from(ms).map_err(|_| format!("{s:?} is too far away"))
+}
+
+/// Unix milliseconds as RFC 3339 with milliseconds, in UTC.
+pub fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// Parses a JSON body into `T`; errors name the field (`ids[2]: invalid type ...`).
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        bad_request(&field, e.inner())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_or_relative() {
+        assert_eq!(parse_time("2h", 10_000_000), Ok(10_000_000 - 7_200_000));
+        assert_eq!(parse_time("2026-11-25T00:00:00Z", 0), Ok(1_795_564_800_000));
+        assert!(parse_time("yesterday", 0).is_err());
+        assert_eq!(rfc3339(1_795_564_800_000), "2026-11-25T00:00:00.000Z");
+    }
+
+    #[test]
+    fn unknown_and_bad_parameters_are_refused() {
+        assert!(list_query(Some("source=a&colour=red"), &["source"], 0).is_err());
+        assert!(list_query(Some("endpoint=a"), &["source"], 0).is_err());
+        assert!(list_query(Some("limit=0"), &[], 0).is_err());
+        assert!(list_query(Some("limit=501"), &[], 0).is_err());
+        assert!(list_query(Some("status=lost"), &["status"], 0).is_err());
+        let q = list_query(
+            Some("source=a&type=b&limit=5&cursor=c&status=dead"),
+            &["source", "type", "status"],
+            0,
+        )
+        .expect("valid");
+        assert_eq!(
+            (
+                q.filter.source.as_deref(),
+                q.filter.event_type.as_deref(),
+                q.limit,
+                q.cursor.as_deref()
+            ),
+            (Some("a"), Some("b"), 5, Some("c"))
+        );
+        assert_eq!(q.filter.status, Some(DeliveryStatus::Dead));
+    }
+}
