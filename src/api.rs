@@ -9,6 +9,7 @@ mod dead_letters;
 mod deliveries;
 mod events;
 pub mod params;
+mod publish;
 mod views;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct AdminState {
     pub store: Store,
+    /// For routing published events.
+    pub endpoints: Vec<crate::config::Endpoint>,
     pub dispatcher: Arc<Dispatcher>,
     pub token: Option<Secret>,
     pub clock: SharedClock,
@@ -59,7 +62,7 @@ type ApiResult = Result<Response, params::ApiError>;
 
 pub fn router(state: Arc<AdminState>) -> Router {
     let api = Router::new()
-        .route("/events", get(events::list))
+        .route("/events", get(events::list).post(publish::publish))
         .route("/events/{id}", get(events::show))
         .route("/events/{id}/payload", get(events::payload))
         .route("/deliveries/{id}", get(deliveries::show))

@@ -112,6 +112,7 @@ async fn receive(
         event_type,
         received_ms: now_ms,
         dedup: dedup_key.map(|k| (k, source.dedup_window.as_millis_u64())),
+        dedup_scope: None,
         headers: parts
             .headers
             .iter()

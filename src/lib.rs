@@ -160,6 +160,7 @@ pub async fn serve(
     }));
     let admin = api::router(Arc::new(api::AdminState {
         store: store.clone(),
+        endpoints: config.endpoints.clone(),
         dispatcher: Arc::clone(&dispatcher),
         token: config.admin_token.clone(),
         clock: Arc::clone(&opts.clock),

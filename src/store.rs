@@ -110,6 +110,8 @@ pub struct NewEvent {
     pub received_ms: u64,
     /// The provider's delivery id and how long to remember it.
     pub dedup: Option<(String, u64)>,
+    /// The namespace of the dedup key; `None` is the source id.
+    pub dedup_scope: Option<String>,
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Bytes,
     pub endpoints: Vec<String>,

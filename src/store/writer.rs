@@ -199,7 +199,10 @@ impl Writer {
         pending: &mut u64,
     ) -> Result<IngestOutcome, StoreError> {
         if let Some((key, _)) = &ev.dedup
-            && let Some(seen) = t.dedup.get((ev.source.as_str(), key.as_str()))?
+            && let Some(seen) = t.dedup.get((
+                ev.dedup_scope.as_deref().unwrap_or(&ev.source),
+                key.as_str(),
+            ))?
         {
             let (event_id, expires_ms) = seen.value();
             if expires_ms > ev.received_ms {
@@ -256,7 +259,10 @@ impl Writer {
             .insert(event_id, records::encode(&payload).as_slice())?;
         if let Some((key, window_ms)) = &ev.dedup {
             t.dedup.insert(
-                (ev.source.as_str(), key.as_str()),
+                (
+                    ev.dedup_scope.as_deref().unwrap_or(&ev.source),
+                    key.as_str(),
+                ),
                 (event_id, received_ms.saturating_add(*window_ms)),
             )?;
         }

@@ -337,3 +337,67 @@ async fn dead_letters_list_replay_by_filter_and_retry_one() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn producers_publish_events_with_an_idempotency_key() {
+    let receiver = Receiver::start().await;
+    let (gw, _dir) = Gateway::start(&config(&receiver.url)).await;
+    let publish = |key: Option<&'static str>, body: &'static str| {
+        let mut req = client()
+            .post(format!("{}/api/v1/events", gw.admin))
+            .bearer_auth(TOKEN)
+            .body(body);
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        async move {
+            let resp = req.send().await.expect("sent");
+            let status = resp.status().as_u16();
+            let body: serde_json::Value =
+                serde_json::from_str(&resp.text().await.expect("body")).unwrap_or_default();
+            (status, body)
+        }
+    };
+    let body = r#"{"type": "user.created", "payload": {"id": 7, "name": "Zoë"}, "headers": {"x-trace": "t-1"}}"#;
+    let (status, first) = publish(Some("key-1"), body).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again) = publish(Some("key-1"), body).await;
+    assert_eq!(
+        (status, &again["event_id"], &again["duplicate"]),
+        (200, &first["event_id"], &serde_json::json!(true))
+    );
+
+    let got = receiver.wait_for(1).await;
+    let r = &got[0];
+    assert_eq!(
+        r.header("webhook-id"),
+        first["event_id"].as_str().expect("id")
+    );
+    assert_eq!(r.header("hookgate-event-type"), "user.created");
+    assert_eq!(r.header("hookgate-source"), "api");
+    assert_eq!(r.header("content-type"), "application/json");
+    let payload: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(payload, serde_json::json!({"id": 7, "name": "Zoë"}));
+
+    // An inbound webhook whose delivery id equals an idempotency key is not a duplicate of it.
+    let (status, _) = send(&gw.url("orders"), "key-1", r#"{"type":"order.created"}"#).await;
+    assert_eq!(status, 202);
+
+    for (body, field) in [
+        (r#"{"payload": {}}"#, "missing field `type`"),
+        (r#"{"type": "", "payload": {}}"#, "type"),
+        (r#"{"type": 5, "payload": {}}"#, "type"),
+        (r#"{"type": "a", "payload": {}, "source": "a b"}"#, "source"),
+        (
+            r#"{"type": "a", "payload": {}, "headers": {"webhook-id": "x"}}"#,
+            "headers.webhook-id",
+        ),
+        (r#"{"type": "a", "payload": {}, "extra": 1}"#, "extra"),
+    ] {
+        let (status, answer) = publish(None, body).await;
+        assert_eq!(status, 400, "{body}");
+        let message = answer["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains(field), "{body}: {message}");
+    }
+    gw.stop().await;
+}

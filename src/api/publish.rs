@@ -1,0 +1,129 @@
+//! `POST /api/v1/events`: an internal producer publishes an event, which is routed and stored
+//! exactly as a verified webhook would be (one transaction, 202 only after the commit).
+//!
+//! Body: `{"type": "...", "payload": <any JSON>, "source": "...", "headers": {"name": "value"}}`;
+//! `source` defaults to `api` and is a routing label (endpoints with `sources = [...]` match
+//! it). The `Idempotency-Key` header deduplicates for three days: the same key answers 200 with
+//! the first `event_id` and stores nothing. Keys live apart from providers' delivery ids.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::params::{self, ApiError};
+use super::{AdminState, ApiResult};
+use crate::filter;
+use crate::ingress::extract::MAX_FIELD_LEN;
+use crate::respond;
+use crate::store::{IngestOutcome, NewEvent, StoreError};
+
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_WINDOW_MS: u64 = 3 * 24 * 3600 * 1000;
+/// The source label of events published without one.
+pub const DEFAULT_SOURCE: &str = "api";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Publish {
+    #[serde(rename = "type")]
+    event_type: String,
+    payload: serde_json::Value,
+    source: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+pub async fn publish(
+    State(st): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p: Publish = params::json_body(&body)?;
+    if p.event_type.is_empty() || p.event_type.len() > MAX_FIELD_LEN {
+        return Err(params::bad_request(
+            "type",
+            format!("must be 1 to {MAX_FIELD_LEN} bytes"),
+        ));
+    }
+    let source = p.source.unwrap_or_else(|| DEFAULT_SOURCE.to_string());
+    let source_ok = !source.is_empty()
+        && source.len() <= 64
+        && source
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !source_ok {
+        return Err(params::bad_request(
+            "source",
+            "must be 1 to 64 characters of A-Z a-z 0-9 - _ .",
+        ));
+    }
+    let mut stored_headers = vec![("content-type".to_string(), b"application/json".to_vec())];
+    for (name, value) in &p.headers {
+        let field = format!("headers.{name}");
+        let n = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| params::bad_request(&field, "is not a header name"))?;
+        if n == http::header::CONTENT_TYPE || crate::config::is_reserved_header(n.as_str()) {
+            return Err(params::bad_request(&field, "is set by hookgate"));
+        }
+        http::HeaderValue::from_str(value)
+            .map_err(|_| params::bad_request(&field, "is not a valid header value"))?;
+        stored_headers.push((n.as_str().to_string(), value.as_bytes().to_vec()));
+    }
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= MAX_FIELD_LEN)
+                .ok_or_else(|| {
+                    params::bad_request(
+                        "Idempotency-Key",
+                        format!("must be 1 to {MAX_FIELD_LEN} visible characters"),
+                    )
+                })?;
+            Some(key.to_string())
+        }
+    };
+    let endpoints = filter::route(&st.endpoints, &source, Some(&p.event_type));
+    let event = NewEvent {
+        // Idempotency keys are deduplicated in their own namespace, apart from webhooks'.
+        dedup: idempotency_key.map(|k| (k, IDEMPOTENCY_WINDOW_MS)),
+        dedup_scope: Some(format!("publish:{source}")),
+        source,
+        event_type: Some(p.event_type),
+        received_ms: st.now_ms(),
+        headers: stored_headers,
+        body: Bytes::from(serde_json::to_vec(&p.payload).unwrap_or_default()),
+        endpoints,
+    };
+    match st.store.ingest(event).await {
+        Ok(IngestOutcome::Accepted {
+            event_id,
+            deliveries,
+        }) => {
+            for (_, endpoint) in &deliveries {
+                st.dispatcher.wake(endpoint);
+            }
+            Ok(respond::json(
+                StatusCode::ACCEPTED,
+                json!({ "event_id": event_id.to_string() }),
+            ))
+        }
+        Ok(IngestOutcome::Duplicate { event_id }) => Ok(respond::json(
+            StatusCode::OK,
+            json!({ "event_id": event_id.to_string(), "duplicate": true }),
+        )),
+        Err(e @ (StoreError::Busy | StoreError::Backlog { .. })) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("not stored: {e}"),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
