@@ -7,6 +7,7 @@
 
 mod dead_letters;
 mod deliveries;
+mod endpoints;
 mod events;
 pub mod params;
 mod publish;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -69,10 +70,14 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/deliveries/{id}/retry", post(deliveries::retry))
         .route("/dead-letters", get(dead_letters::list))
         .route("/dead-letters/replay", post(dead_letters::replay))
-        .route("/endpoints/{id}/pause", post(|s, p| set_paused(s, p, true)))
+        .route("/endpoints", get(endpoints::list))
+        .route(
+            "/endpoints/{id}/pause",
+            post(|s, p| endpoints::set_paused(s, p, true)),
+        )
         .route(
             "/endpoints/{id}/resume",
-            post(|s, p| set_paused(s, p, false)),
+            post(|s, p| endpoints::set_paused(s, p, false)),
         )
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -129,21 +134,4 @@ async fn ready(State(st): State<Arc<AdminState>>) -> Response {
         Ok(Err(e)) => respond::unavailable("not_ready", format!("store: {e}"), 1),
         Err(_) => respond::unavailable("not_ready", "the store writer did not answer in time", 1),
     }
-}
-
-async fn set_paused(
-    State(st): State<Arc<AdminState>>,
-    Path(id): Path<String>,
-    paused: bool,
-) -> ApiResult {
-    if !st.dispatcher.set_paused(&id, paused).await? {
-        return Err(params::ApiError::not_found(
-            "unknown_endpoint",
-            format!("no endpoint {id:?}"),
-        ));
-    }
-    Ok(respond::json(
-        StatusCode::OK,
-        json!({ "id": id, "paused": paused }),
-    ))
 }

@@ -1,10 +1,13 @@
-//! The `hookgate` command line: `serve`, `check-config`, and `sign` (prints the headers a
-//! provider would send, for trying the gateway with curl). Parsing is clap's; this module
+//! The `hookgate` command line: `serve`, `check-config`, `sign` (prints the headers a provider
+//! would send, for trying the gateway with curl), and the operator commands in `operator`
+//! (`events`, `deliveries`, `dlq`, `endpoints`), which talk to a running gateway's admin API. Parsing is clap's; this module
 //! turns each command into calls on the library and errors into messages and exit codes.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+mod operator;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -35,6 +38,34 @@ enum Command {
     CheckConfig {
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Events: list, show.
+    Events {
+        #[command(flatten)]
+        conn: operator::Conn,
+        #[command(subcommand)]
+        cmd: operator::Events,
+    },
+    /// Deliveries: show one with every attempt.
+    Deliveries {
+        #[command(flatten)]
+        conn: operator::Conn,
+        #[command(subcommand)]
+        cmd: operator::Deliveries,
+    },
+    /// Dead letters: list, replay.
+    Dlq {
+        #[command(flatten)]
+        conn: operator::Conn,
+        #[command(subcommand)]
+        cmd: operator::Dlq,
+    },
+    /// Endpoints: list, pause, resume.
+    Endpoints {
+        #[command(flatten)]
+        conn: operator::Conn,
+        #[command(subcommand)]
+        cmd: operator::Endpoints,
     },
     /// Print the headers a sender would put on the body read from stdin.
     Sign {
@@ -107,6 +138,8 @@ enum CliError {
     Io(#[from] std::io::Error),
     #[error("--secret: {0}")]
     Secret(String),
+    #[error("{0}")]
+    Operator(#[from] operator::OperatorError),
 }
 
 /// Entry point of the binary.
@@ -115,6 +148,12 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Events { conn, cmd } => operator::events(conn, cmd).map_err(CliError::from),
+        Command::Deliveries { conn, cmd } => {
+            operator::deliveries(conn, cmd).map_err(CliError::from)
+        }
+        Command::Dlq { conn, cmd } => operator::dlq(conn, cmd).map_err(CliError::from),
+        Command::Endpoints { conn, cmd } => operator::endpoints(conn, cmd).map_err(CliError::from),
         Command::Sign {
             scheme,
             secret,

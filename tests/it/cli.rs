@@ -163,3 +163,105 @@ fn sign_hmac_matches_githubs_published_vector() {
     assert_eq!(code, 2);
     assert!(err.contains("--secret"), "{err}");
 }
+
+async fn hookgate_async(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(args)
+        .env_remove("HOOKGATE_ADMIN_TOKEN")
+        .env_remove("HOOKGATE_URL")
+        .output()
+        .await
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_against_a_live_server() {
+    use crate::harness::*;
+    let receiver = Receiver::start().await;
+    receiver.set_default_status(500);
+    let config = format!(
+        "{}\n[admin]\ntoken = \"cli-token\"\n[[endpoints]]\nid = \"a\"\nurl = \"{}\"\nretry = {{ max_attempts = 1 }}\n",
+        orders_source(),
+        receiver.url
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let (_, answer) = send(&gw.url("orders"), "msg_cli", r#"{"type":"order.created"}"#).await;
+    let id = event_id(&answer);
+    gw.settled(id).await;
+    let conn = ["--url", gw.admin.as_str(), "--token", "cli-token"];
+    let run = |args: &[&str]| {
+        let all: Vec<String> = args
+            .iter()
+            .chain(conn.iter())
+            .map(|s| s.to_string())
+            .collect();
+        async move {
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            hookgate_async(&refs).await
+        }
+    };
+
+    let (code, out, err) = run(&["events", "list"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("EVENT") && out.contains(&id.to_string()) && out.contains("a:dead"),
+        "{out}"
+    );
+
+    let (code, out, err) = run(&["dlq", "list", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let body: serde_json::Value = serde_json::from_str(&out).expect("--json prints JSON");
+    assert_eq!(body["data"][0]["event_id"], id.to_string());
+    let delivery = body["data"][0]["delivery_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let (code, out, _) = run(&["deliveries", "show", &delivery]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("status    dead") && out.contains("HTTP 500"),
+        "{out}"
+    );
+
+    receiver.set_default_status(200);
+    let (code, out, err) = run(&["dlq", "replay", "--endpoint", "a"]).await;
+    assert_eq!((code, out.trim()), (0, "replayed 1"), "{err}");
+    receiver.wait_for(2).await;
+
+    let (code, out, _) = run(&["endpoints", "pause", "a"]).await;
+    assert_eq!((code, out.trim()), (0, "endpoint a paused"));
+    let (code, out, _) = run(&["endpoints", "list"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("a ") && l.contains("paused")),
+        "{out}"
+    );
+
+    // A wrong token, an unknown id, and no server at all: clear errors, non-zero exits.
+    let (code, _, err) =
+        hookgate_async(&["events", "list", "--url", &gw.admin, "--token", "nope"]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("refused the token"), "{err}");
+    let (code, _, err) = run(&["events", "show", "evt_nope"]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("404") && err.contains("unknown_event"),
+        "{err}"
+    );
+    let (code, _, err) =
+        hookgate_async(&["dlq", "list", "--url", "http://127.0.0.1:9", "--token", "x"]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot reach the admin API at http://127.0.0.1:9"),
+        "{err}"
+    );
+    gw.stop().await;
+}
