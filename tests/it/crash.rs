@@ -14,6 +14,7 @@ use crate::harness::*;
 struct Binary {
     child: Child,
     ingress: String,
+    admin: String,
 }
 
 impl Binary {
@@ -29,21 +30,27 @@ impl Binary {
             .expect("the binary starts");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
-        let ingress = loop {
+        let (mut ingress, mut admin) = (None, None);
+        while ingress.is_none() || admin.is_none() {
             let line = lines
                 .next_line()
                 .await
                 .expect("read log")
                 .expect("the binary logs where it listens");
             if let Some(rest) = line.split("ingress listening addr=").nth(1) {
-                break rest.trim().to_string();
+                ingress = Some(rest.trim().to_string());
             }
-        };
+            if let Some(rest) = line.split("admin listening addr=").nth(1) {
+                admin = Some(rest.trim().to_string());
+            }
+        }
+        let (ingress, admin) = (ingress.unwrap_or_default(), admin.unwrap_or_default());
         // Keep draining the log so the binary never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Binary {
             child,
             ingress: format!("http://{ingress}"),
+            admin: format!("http://{admin}"),
         }
     }
 
@@ -195,6 +202,101 @@ async fn restart_redelivers_leased_deliveries_and_only_those() {
                 && receiver.count() == 3
         },
     )
+    .await;
+    restarted.kill_9().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_a_bulk_replay_replays_all_or_nothing() {
+    let receiver = Receiver::start().await;
+    receiver.set_default_status(500);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hookgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[ingress]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\n{}\n\
+             [[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = 16\nretry = {{ max_attempts = 1 }}\n",
+            dir.path().join("data").display(),
+            orders_source(),
+            receiver.url
+        ),
+    )
+    .expect("write config");
+    let binary = Binary::start(&config).await;
+    let url = format!("{}/in/orders", binary.ingress);
+    let mut ids = HashSet::new();
+    for i in 0..200 {
+        let (status, answer) = send(&url, &format!("msg_{i}"), r#"{"type":"a"}"#).await;
+        assert_eq!(status, 202);
+        ids.insert(answer["event_id"].as_str().expect("id").to_string());
+    }
+    let dead_count = |admin: String| async move {
+        let mut n = 0;
+        let mut cursor = String::new();
+        loop {
+            let resp = client()
+                .get(format!("{admin}/api/v1/dead-letters?limit=500{cursor}"))
+                .bearer_auth("t")
+                .send()
+                .await
+                .expect("sent");
+            let body: serde_json::Value =
+                serde_json::from_str(&resp.text().await.expect("body")).expect("json");
+            n += body["data"].as_array().map_or(0, Vec::len);
+            match body["next_cursor"].as_str() {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => return n,
+            }
+        }
+    };
+    let admin = binary.admin.clone();
+    eventually("all 200 dead", || receiver.count() >= 200).await;
+    let mut all_dead = false;
+    for _ in 0..100 {
+        if dead_count(admin.clone()).await == 200 {
+            all_dead = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(all_dead, "200 dead letters before the replay");
+
+    // Replay, and kill the process while the replay is on its way.
+    receiver.set_default_status(200);
+    let replay = tokio::spawn(
+        client()
+            .post(format!("{admin}/api/v1/dead-letters/replay"))
+            .bearer_auth("t")
+            .body("{}")
+            .send(),
+    );
+    binary.kill_9().await;
+    let _ = replay.await;
+
+    let restarted = Binary::start(&config).await;
+    let left = dead_count(restarted.admin.clone()).await;
+    assert!(
+        left == 0 || left == 200,
+        "a replay is all or nothing, but {left} of 200 are still dead"
+    );
+    let resp = client()
+        .post(format!("{}/api/v1/dead-letters/replay", restarted.admin))
+        .bearer_auth("t")
+        .body("{}")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 200);
+    eventually("every event delivered after the replay", || {
+        let delivered: HashSet<String> = receiver
+            .got()
+            .iter()
+            .filter(|r| r.header("hookgate-attempt") == "2")
+            .map(|r| r.header("webhook-id").to_string())
+            .collect();
+        ids.is_subset(&delivered)
+    })
     .await;
     restarted.kill_9().await;
 }
