@@ -71,6 +71,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/dead-letters", get(dead_letters::list))
         .route("/dead-letters/replay", post(dead_letters::replay))
         .route("/endpoints", get(endpoints::list))
+        .route("/endpoints/{id}/recover", post(endpoints::recover))
         .route(
             "/endpoints/{id}/pause",
             post(|s, p| endpoints::set_paused(s, p, true)),

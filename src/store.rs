@@ -18,7 +18,8 @@
 //!   lease left by a previous process is made due at once.
 //! - `attempts`: (delivery id, attempt number) → [`AttemptRecord`].
 //! - `dead`: (dead-at ms, delivery id) → (): the dead-letter index.
-//! - `dedup`: (source id, provider delivery id) → (event id, expires ms).
+//! - `dedup`: (source id, provider delivery id) → (event id, expires ms); a published event's
+//!   `Idempotency-Key` is kept under `publish:<source>`, apart from providers' ids.
 //! - `meta`: name → u64 (the pending-delivery count).
 //! - `endpoint_state`: endpoint id → flags; present only for a paused endpoint.
 
@@ -153,6 +154,13 @@ pub enum Requeue {
     },
     /// One delivery, whatever its status (unless it is being sent right now).
     One(DeliveryId),
+    /// Every delivery of an endpoint that is not delivered (waiting, retrying or dead), whose
+    /// event arrived in [since, until).
+    Recover {
+        endpoint: String,
+        since_ms: u64,
+        until_ms: u64,
+    },
 }
 
 /// What a requeue did.

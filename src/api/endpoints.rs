@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::params::ApiError;
+use super::params::{self, ApiError};
 use super::{AdminState, ApiResult};
 use crate::config::Endpoint;
 use crate::respond;
+use crate::store::Requeue;
 
 fn view(e: &Endpoint, paused: bool) -> Value {
     json!({
@@ -58,5 +60,56 @@ pub async fn set_paused(
     Ok(respond::json(
         StatusCode::OK,
         json!({ "id": id, "paused": paused }),
+    ))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecoverBody {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// Re-queues every not-delivered delivery of the endpoint whose event arrived in the window
+/// (default: everything), including those never attempted; answers `{"recovered": N}`.
+pub async fn recover(
+    State(st): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    if st.dispatcher.is_paused(&id).is_none() {
+        return Err(ApiError::not_found(
+            "unknown_endpoint",
+            format!("no endpoint {id:?}"),
+        ));
+    }
+    let b: RecoverBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RecoverBody::default()
+    } else {
+        params::json_body(&body)?
+    };
+    let now = st.now_ms();
+    let since_ms = b
+        .since
+        .as_deref()
+        .map(|s| params::parse_time(s, now).map_err(|p| params::bad_request("since", p)))
+        .transpose()?;
+    let until_ms = b
+        .until
+        .as_deref()
+        .map(|s| params::parse_time(s, now).map_err(|p| params::bad_request("until", p)))
+        .transpose()?;
+    let r = st
+        .store
+        .requeue(Requeue::Recover {
+            endpoint: id.clone(),
+            since_ms: since_ms.unwrap_or(0),
+            until_ms: until_ms.unwrap_or(u64::MAX),
+        })
+        .await?;
+    st.dispatcher.wake(&id);
+    Ok(respond::json(
+        StatusCode::OK,
+        json!({ "recovered": r.deliveries.len(), "in_flight": r.in_flight.len() }),
     ))
 }

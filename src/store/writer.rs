@@ -354,6 +354,36 @@ fn requeue(
     let mut out = Requeued::default();
     let ids: Vec<u128> = match what {
         Requeue::One(id) => vec![id.0],
+        Requeue::Recover {
+            endpoint,
+            since_ms,
+            until_ms,
+        } => {
+            let in_window =
+                |d: &DeliveryRecord| d.created_ms >= *since_ms && d.created_ms < *until_ms;
+            let mut selected = Vec::new();
+            // Waiting and retrying ones are in the endpoint's due index, dead ones in the dead
+            // index; delivered ones are in neither and stay as they are.
+            for entry in t.due.range(
+                (endpoint.as_str(), 0u64, 0u128)..=(endpoint.as_str(), u64::MAX, u128::MAX),
+            )? {
+                let (key, _) = entry?;
+                let id = key.value().2;
+                if read_delivery(t, id)?.is_some_and(|d| in_window(&d)) {
+                    selected.push(id);
+                }
+            }
+            for entry in t.dead.iter()? {
+                let (key, _) = entry?;
+                let id = key.value().1;
+                if read_delivery(t, id)?
+                    .is_some_and(|d| d.endpoint_id == *endpoint && in_window(&d))
+                {
+                    selected.push(id);
+                }
+            }
+            selected
+        }
         Requeue::Dead { filter, ids } => {
             let mut selected = Vec::new();
             for entry in t.dead.iter()? {

@@ -401,3 +401,50 @@ async fn producers_publish_events_with_an_idempotency_key() {
     }
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn recover_requeues_dead_and_never_attempted_deliveries_in_a_window() {
+    let receiver = Receiver::start().await;
+    receiver.set_default_status(500);
+    let config = format!(
+        "{}\n[admin]\ntoken = \"{TOKEN}\"\n[[endpoints]]\nid = \"r\"\nurl = \"{}\"\nretry = {{ max_attempts = 1 }}\n",
+        orders_source(),
+        receiver.url
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let (_, dead) = send(&gw.url("orders"), "msg_dead", r#"{"type":"a"}"#).await;
+    gw.settled(event_id(&dead)).await;
+    admin_post(&gw, "/endpoints/r/pause", Some(TOKEN)).await;
+    let (_, waiting) = send(&gw.url("orders"), "msg_waiting", r#"{"type":"a"}"#).await;
+    assert_eq!(
+        gw.statuses(event_id(&waiting)),
+        [hookgate::store::DeliveryStatus::Pending]
+    );
+
+    let (status, body) = admin_post_json(
+        &gw,
+        "/endpoints/r/recover",
+        r#"{"since": "2999-01-01T00:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, body["recovered"].as_u64()),
+        (200, Some(0)),
+        "nothing arrived in that window"
+    );
+    let (status, body) = admin_post_json(&gw, "/endpoints/r/recover", r#"{"since": "1h"}"#).await;
+    assert_eq!(
+        (status, body["recovered"].as_u64()),
+        (200, Some(2)),
+        "{body}"
+    );
+    receiver.set_default_status(200);
+    admin_post(&gw, "/endpoints/r/resume", Some(TOKEN)).await;
+    for answer in [&dead, &waiting] {
+        let d = gw.settled(event_id(answer)).await.remove(0);
+        assert_eq!(d.status, hookgate::store::DeliveryStatus::Delivered);
+    }
+    let (status, _) = admin_post_json(&gw, "/endpoints/nope/recover", "").await;
+    assert_eq!(status, 404);
+    gw.stop().await;
+}
