@@ -36,8 +36,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct AdminState {
     pub store: Store,
-    /// For routing published events.
-    pub endpoints: Vec<crate::config::Endpoint>,
+    /// What events are routed to.
+    pub routes: Arc<crate::filter::RouteTable>,
     pub dispatcher: Arc<Dispatcher>,
     pub token: Option<Secret>,
     pub clock: SharedClock,

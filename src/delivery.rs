@@ -26,7 +26,8 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
-use crate::config::{Endpoint, SchemeKind};
+use crate::config::Endpoint;
+use crate::filter::RouteTable;
 use crate::store::{Store, StoreError};
 
 /// What every lane shares.
@@ -35,8 +36,8 @@ pub struct Shared {
     pub http: reqwest::Client,
     pub clock: SharedClock,
     pub allow_private: bool,
-    /// Each source's scheme, for the headers its deliveries forward by default.
-    pub schemes: HashMap<String, SchemeKind>,
+    /// The sources in force: their schemes say which headers a delivery forwards by default.
+    pub routes: Arc<RouteTable>,
     /// Attempts in flight across all endpoints (`delivery.max_concurrency`).
     pub global: Arc<Semaphore>,
 }

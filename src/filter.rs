@@ -75,3 +75,32 @@ mod tests {
         assert_eq!(route(&e, "github", None), ["all"]);
     }
 }
+
+/// The sources and endpoints in force: what ingress verifies against and routes to. Replaced
+/// whole when the admin API changes one, so a request sees one consistent snapshot.
+#[derive(Debug, Default)]
+pub struct Routes {
+    pub sources: std::collections::BTreeMap<String, crate::config::Source>,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// The current [`Routes`], swappable at run time.
+#[derive(Debug, Default)]
+pub struct RouteTable(std::sync::RwLock<std::sync::Arc<Routes>>);
+
+impl RouteTable {
+    pub fn new(routes: Routes) -> Self {
+        RouteTable(std::sync::RwLock::new(std::sync::Arc::new(routes)))
+    }
+
+    /// The snapshot in force now.
+    pub fn current(&self) -> std::sync::Arc<Routes> {
+        // A writer only ever swaps in a whole new Arc, so a poisoned lock still holds one.
+        std::sync::Arc::clone(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts a new snapshot in force.
+    pub fn replace(&self, routes: Routes) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(routes);
+    }
+}

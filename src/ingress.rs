@@ -18,7 +18,6 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use crate::clock::SharedClock;
-use crate::config::{Endpoint, Source};
 use crate::delivery::Dispatcher;
 use crate::respond;
 use crate::store::{IngestOutcome, NewEvent, Store, StoreError};
@@ -26,8 +25,7 @@ use crate::{filter, verify};
 
 /// What the ingress handlers share.
 pub struct IngressState {
-    pub sources: std::collections::BTreeMap<String, Source>,
-    pub endpoints: Vec<Endpoint>,
+    pub routes: Arc<filter::RouteTable>,
     pub store: Store,
     pub dispatcher: Arc<Dispatcher>,
     pub clock: SharedClock,
@@ -59,7 +57,8 @@ async fn receive(
     Path(source_id): Path<String>,
     request: Request,
 ) -> Response {
-    let Some(source) = st.sources.get(&source_id) else {
+    let routes = st.routes.current();
+    let Some(source) = routes.sources.get(&source_id) else {
         return respond::error(
             StatusCode::NOT_FOUND,
             "unknown_source",
@@ -106,7 +105,7 @@ async fn receive(
         }
     }
 
-    let endpoints = filter::route(&st.endpoints, &source.id, event_type.as_deref());
+    let endpoints = filter::route(&routes.endpoints, &source.id, event_type.as_deref());
     let event = NewEvent {
         source: source.id.clone(),
         event_type,

@@ -130,6 +130,10 @@ pub async fn serve(
     for e in config.endpoints.iter().filter(|e| e.signing_key.is_none()) {
         tracing::warn!(endpoint = %e.id, "endpoint has no secret: its deliveries are not signed");
     }
+    let routes = Arc::new(filter::RouteTable::new(filter::Routes {
+        sources: config.sources.clone(),
+        endpoints: config.endpoints.clone(),
+    }));
     let dispatcher = Arc::new(delivery::Dispatcher::start(
         &config.endpoints,
         delivery::Shared {
@@ -137,11 +141,7 @@ pub async fn serve(
             http,
             clock: Arc::clone(&opts.clock),
             allow_private: config.allow_private_networks,
-            schemes: config
-                .sources
-                .values()
-                .map(|s| (s.id.clone(), s.scheme))
-                .collect(),
+            routes: Arc::clone(&routes),
             global: Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(config.max_concurrency).unwrap_or(usize::MAX),
             )),
@@ -151,8 +151,7 @@ pub async fn serve(
     ));
 
     let ingress = ingress::router(Arc::new(ingress::IngressState {
-        sources: config.sources.clone(),
-        endpoints: config.endpoints.clone(),
+        routes: Arc::clone(&routes),
         store: store.clone(),
         dispatcher: Arc::clone(&dispatcher),
         clock: Arc::clone(&opts.clock),
@@ -160,7 +159,7 @@ pub async fn serve(
     }));
     let admin = api::router(Arc::new(api::AdminState {
         store: store.clone(),
-        endpoints: config.endpoints.clone(),
+        routes: Arc::clone(&routes),
         dispatcher: Arc::clone(&dispatcher),
         token: config.admin_token.clone(),
         clock: Arc::clone(&opts.clock),

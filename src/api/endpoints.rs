@@ -35,7 +35,8 @@ fn view(e: &Endpoint, paused: bool) -> Value {
 }
 
 pub async fn list(State(st): State<Arc<AdminState>>) -> ApiResult {
-    let data: Vec<Value> = st
+    let routes = st.routes.current();
+    let data: Vec<Value> = routes
         .endpoints
         .iter()
         .map(|e| view(e, st.dispatcher.is_paused(&e.id).unwrap_or(false)))

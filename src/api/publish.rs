@@ -90,7 +90,7 @@ pub async fn publish(
             Some(key.to_string())
         }
     };
-    let endpoints = filter::route(&st.endpoints, &source, Some(&p.event_type));
+    let endpoints = filter::route(&st.routes.current().endpoints, &source, Some(&p.event_type));
     let event = NewEvent {
         // Idempotency keys are deduplicated in their own namespace, apart from webhooks'.
         dedup: idempotency_key.map(|k| (k, IDEMPOTENCY_WINDOW_MS)),
