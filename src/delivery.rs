@@ -42,72 +42,104 @@ pub struct Shared {
     pub global: Arc<Semaphore>,
 }
 
-/// Runs every endpoint's lane.
-pub struct Dispatcher {
-    wakers: HashMap<String, Arc<Notify>>,
-    paused: HashMap<String, watch::Sender<bool>>,
-    store: Store,
+/// One running lane and its controls.
+struct LaneHandle {
+    wake: Arc<Notify>,
+    paused: watch::Sender<bool>,
     stop: watch::Sender<bool>,
-    lanes: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    task: JoinHandle<()>,
+}
+
+/// Runs every endpoint's lane; lanes can be added, replaced and removed while it runs.
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+    lanes: std::sync::Mutex<HashMap<String, LaneHandle>>,
+    grace: Duration,
 }
 
 impl Dispatcher {
-    /// Starts a lane per endpoint. They begin with whatever the store holds as due.
-    /// Endpoints in `paused` start paused.
-    pub fn start(
-        endpoints: &[Endpoint],
-        shared: Shared,
-        paused_at_start: &HashSet<String>,
-        grace: Duration,
-    ) -> Self {
-        let store = shared.store.clone();
-        let shared = Arc::new(shared);
-        let (stop, stopped) = watch::channel(false);
-        let mut wakers = HashMap::new();
-        let mut paused = HashMap::new();
-        let mut lanes = Vec::new();
+    /// Starts a lane per endpoint; those in `paused_at_start` start paused. Each begins with
+    /// whatever the store holds as due.
+    pub fn start(endpoints: &[Endpoint], shared: Shared, paused_at_start: &HashSet<String>, grace: Duration) -> Self {
+        let d = Dispatcher {
+            shared: Arc::new(shared),
+            lanes: std::sync::Mutex::new(HashMap::new()),
+            grace,
+        };
         for endpoint in endpoints {
-            let wake = Arc::new(Notify::new());
-            wakers.insert(endpoint.id.clone(), Arc::clone(&wake));
-            let (pause_tx, pause_rx) = watch::channel(paused_at_start.contains(&endpoint.id));
-            paused.insert(endpoint.id.clone(), pause_tx);
-            let lane = lane::Lane::new(
-                Arc::new(endpoint.clone()),
-                Arc::clone(&shared),
-                wake,
-                pause_rx,
-            );
-            lanes.push(tokio::spawn(lane.run(stopped.clone(), grace)));
+            let handle = d.spawn_lane(endpoint.clone(), paused_at_start.contains(&endpoint.id));
+            d.lanes().insert(endpoint.id.clone(), handle);
         }
-        Dispatcher {
-            wakers,
-            paused,
-            store,
+        d
+    }
+
+    fn lanes(&self) -> std::sync::MutexGuard<'_, HashMap<String, LaneHandle>> {
+        // Only whole handles go in and out; a poisoned map is still consistent.
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn spawn_lane(&self, endpoint: Endpoint, paused: bool) -> LaneHandle {
+        let wake = Arc::new(Notify::new());
+        let (paused_tx, paused_rx) = watch::channel(paused);
+        let (stop, stopped) = watch::channel(false);
+        let lane = lane::Lane::new(Arc::new(endpoint), Arc::clone(&self.shared), Arc::clone(&wake), paused_rx);
+        let task = tokio::spawn(lane.run(stopped, self.grace));
+        LaneHandle {
+            wake,
+            paused: paused_tx,
             stop,
-            lanes: std::sync::Mutex::new(lanes),
+            task,
+        }
+    }
+
+    /// Starts a lane for `endpoint`, or replaces its lane with one on the new settings (the old
+    /// one's attempts in flight finish first, within the grace period). Pause state is kept.
+    pub async fn upsert(&self, endpoint: Endpoint) {
+        let old = self.lanes().remove(&endpoint.id);
+        let paused = match old {
+            Some(h) => {
+                let paused = *h.paused.borrow();
+                let _ = h.stop.send(true);
+                let _ = h.task.await;
+                paused
+            }
+            None => false,
+        };
+        let handle = self.spawn_lane(endpoint.clone(), paused);
+        self.lanes().insert(endpoint.id, handle);
+    }
+
+    /// Stops an endpoint's lane (attempts in flight finish within the grace period).
+    pub async fn remove(&self, endpoint: &str) {
+        let old = self.lanes().remove(endpoint);
+        if let Some(h) = old {
+            let _ = h.stop.send(true);
+            let _ = h.task.await;
         }
     }
 
     /// Pauses or resumes an endpoint: recorded in the store first, so it survives a restart,
     /// then applied. `Ok(false)` when there is no such endpoint.
     pub async fn set_paused(&self, endpoint: &str, paused: bool) -> Result<bool, StoreError> {
-        let Some(flag) = self.paused.get(endpoint) else {
+        if !self.lanes().contains_key(endpoint) {
             return Ok(false);
-        };
-        self.store.set_paused(endpoint, paused).await?;
-        flag.send_replace(paused);
+        }
+        self.shared.store.set_paused(endpoint, paused).await?;
+        if let Some(h) = self.lanes().get(endpoint) {
+            h.paused.send_replace(paused);
+        }
         Ok(true)
     }
 
     /// Whether an endpoint is paused (`None`: no such endpoint).
     pub fn is_paused(&self, endpoint: &str) -> Option<bool> {
-        self.paused.get(endpoint).map(|f| *f.borrow())
+        self.lanes().get(endpoint).map(|h| *h.paused.borrow())
     }
 
     /// Tells an endpoint's lane it has new work.
     pub fn wake(&self, endpoint: &str) {
-        if let Some(n) = self.wakers.get(endpoint) {
-            n.notify_one();
+        if let Some(h) = self.lanes().get(endpoint) {
+            h.wake.notify_one();
         }
     }
 
@@ -115,10 +147,12 @@ impl Dispatcher {
     /// returns when every lane has stopped. What did not finish stays leased in the store and
     /// is taken again at the next start.
     pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
-        let lanes = std::mem::take(&mut *self.lanes.lock().unwrap_or_else(|p| p.into_inner()));
-        for lane in lanes {
-            let _ = lane.await;
+        let lanes: Vec<LaneHandle> = self.lanes().drain().map(|(_, h)| h).collect();
+        for h in &lanes {
+            let _ = h.stop.send(true);
+        }
+        for h in lanes {
+            let _ = h.task.await;
         }
     }
 }
