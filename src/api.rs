@@ -11,6 +11,7 @@ mod endpoints;
 mod events;
 pub mod params;
 mod publish;
+mod sources;
 mod views;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub struct AdminState {
     pub dispatcher: Arc<Dispatcher>,
     pub token: Option<Secret>,
     pub clock: SharedClock,
+    pub catalog: Arc<crate::catalog::Catalog>,
 }
 
 impl AdminState {
@@ -70,7 +72,21 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/deliveries/{id}/retry", post(deliveries::retry))
         .route("/dead-letters", get(dead_letters::list))
         .route("/dead-letters/replay", post(dead_letters::replay))
-        .route("/endpoints", get(endpoints::list))
+        .route("/endpoints", get(endpoints::list).post(endpoints::create))
+        .route(
+            "/endpoints/{id}",
+            get(endpoints::show)
+                .patch(endpoints::update)
+                .delete(endpoints::delete),
+        )
+        .route("/endpoints/{id}/secret", get(endpoints::secret))
+        .route("/sources", get(sources::list).post(sources::create))
+        .route(
+            "/sources/{id}",
+            get(sources::show)
+                .patch(sources::update)
+                .delete(sources::delete),
+        )
         .route("/endpoints/{id}/recover", post(endpoints::recover))
         .route(
             "/endpoints/{id}/pause",

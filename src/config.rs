@@ -441,7 +441,11 @@ impl Config {
         if self.store.max_backlog == 0 {
             return Err(ConfigError::new("store.max_backlog", "must be > 0"));
         }
-        let default_retry = RetryPolicy::resolve("delivery.retry", &self.delivery.retry, None)?;
+        let defaults = EndpointDefaults {
+            max_in_flight: self.delivery.max_in_flight,
+            timeout: self.delivery.timeout,
+            retry: RetryPolicy::resolve("delivery.retry", &self.delivery.retry, None)?,
+        };
 
         let mut sources = BTreeMap::new();
         for (i, s) in self.sources.iter().enumerate() {
@@ -459,7 +463,7 @@ impl Config {
         let mut seen = HashSet::new();
         for (i, e) in self.endpoints.iter().enumerate() {
             let key = format!("endpoints[{i}]");
-            let endpoint = validate_endpoint(&key, e, &self, &default_retry, &sources)?;
+            let endpoint = validate_endpoint(&key, e, &defaults, &sources)?;
             if !seen.insert(endpoint.id.clone()) {
                 return Err(ConfigError::new(
                     format!("{key}.id"),
@@ -480,6 +484,7 @@ impl Config {
             max_backlog: self.store.max_backlog,
             sources,
             endpoints,
+            endpoint_defaults: defaults,
         })
     }
 }
@@ -736,11 +741,18 @@ fn header_name(key: &str, name: &str) -> Result<http::HeaderName, ConfigError> {
     Ok(parsed)
 }
 
+/// What an endpoint takes from `[delivery]` when it does not say.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointDefaults {
+    pub max_in_flight: u32,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
 fn validate_endpoint(
     key: &str,
     e: &EndpointConfig,
-    config: &Config,
-    default_retry: &RetryPolicy,
+    defaults: &EndpointDefaults,
     sources: &BTreeMap<String, Source>,
 ) -> Result<Endpoint, ConfigError> {
     check_id(&format!("{key}.id"), &e.id)?;
@@ -800,18 +812,18 @@ fn validate_endpoint(
             ));
         }
     }
-    let max_in_flight = e.max_in_flight.unwrap_or(config.delivery.max_in_flight);
+    let max_in_flight = e.max_in_flight.unwrap_or(defaults.max_in_flight);
     if max_in_flight == 0 {
         return Err(ConfigError::new(
             format!("{key}.max_in_flight"),
             "must be > 0",
         ));
     }
-    let timeout = e.timeout.unwrap_or(config.delivery.timeout).0;
+    let timeout = e.timeout.unwrap_or(defaults.timeout).0;
     if timeout.is_zero() {
         return Err(ConfigError::new(format!("{key}.timeout"), "must be > 0"));
     }
-    let retry = RetryPolicy::resolve(&format!("{key}.retry"), &e.retry, Some(default_retry))?;
+    let retry = RetryPolicy::resolve(&format!("{key}.retry"), &e.retry, Some(&defaults.retry))?;
     let mut headers = Vec::with_capacity(e.headers.len());
     for (name, value) in &e.headers {
         let hkey = format!("{key}.headers.{name}");
@@ -858,6 +870,52 @@ pub struct Validated {
     pub max_backlog: u64,
     pub sources: BTreeMap<String, Source>,
     pub endpoints: Vec<Endpoint>,
+    pub endpoint_defaults: EndpointDefaults,
+}
+
+/// Parses one config entry given as JSON (the admin API's bodies use the file's keys); errors
+/// name the field.
+fn entry_from_json<T: serde::de::DeserializeOwned>(
+    value: &serde_json::Value,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ConfigError::new(
+            if path == "." {
+                "body".to_string()
+            } else {
+                path
+            },
+            e.inner().to_string(),
+        )
+    })
+}
+
+/// Keys of per-entry validation are relative to the entry: `url`, not `endpoints[0].url`.
+fn relative(e: ConfigError) -> ConfigError {
+    ConfigError::new(e.key.trim_start_matches('.'), e.problem)
+}
+
+impl Validated {
+    /// Validates a source given as JSON, as the file's `[[sources]]` would be.
+    pub fn source_from_json(value: &serde_json::Value) -> Result<Source, ConfigError> {
+        validate_source("", &entry_from_json(value)?).map_err(relative)
+    }
+
+    /// Validates an endpoint given as JSON against `sources`, with this config's defaults.
+    pub fn endpoint_from_json(
+        &self,
+        value: &serde_json::Value,
+        sources: &BTreeMap<String, Source>,
+    ) -> Result<Endpoint, ConfigError> {
+        validate_endpoint(
+            "",
+            &entry_from_json(value)?,
+            &self.endpoint_defaults,
+            sources,
+        )
+        .map_err(relative)
+    }
 }
 
 #[cfg(test)]

@@ -60,7 +60,12 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Starts a lane per endpoint; those in `paused_at_start` start paused. Each begins with
     /// whatever the store holds as due.
-    pub fn start(endpoints: &[Endpoint], shared: Shared, paused_at_start: &HashSet<String>, grace: Duration) -> Self {
+    pub fn start(
+        endpoints: &[Endpoint],
+        shared: Shared,
+        paused_at_start: &HashSet<String>,
+        grace: Duration,
+    ) -> Self {
         let d = Dispatcher {
             shared: Arc::new(shared),
             lanes: std::sync::Mutex::new(HashMap::new()),
@@ -82,7 +87,12 @@ impl Dispatcher {
         let wake = Arc::new(Notify::new());
         let (paused_tx, paused_rx) = watch::channel(paused);
         let (stop, stopped) = watch::channel(false);
-        let lane = lane::Lane::new(Arc::new(endpoint), Arc::clone(&self.shared), Arc::clone(&wake), paused_rx);
+        let lane = lane::Lane::new(
+            Arc::new(endpoint),
+            Arc::clone(&self.shared),
+            Arc::clone(&wake),
+            paused_rx,
+        );
         let task = tokio::spawn(lane.run(stopped, self.grace));
         LaneHandle {
             wake,

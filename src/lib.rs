@@ -8,7 +8,8 @@
 //! - [`filter`]: which endpoints an event goes to.
 //! - [`store`]: the transactional outbox in redb; the only module that touches it.
 //! - [`delivery`]: a lane per endpoint, the HTTP client and SSRF guard, the retry policy.
-//! - [`api`]: the admin listener (health and readiness).
+//! - [`api`]: the admin listener: health, readiness and the admin API.
+//! - [`catalog`]: the sources and endpoints in force, from the file and the API.
 //! - [`config`], [`telemetry`], [`cli`], [`clock`], [`ids`], [`respond`]: around the pipeline.
 //!
 //! [`run`] takes a validated config, already-bound listeners and a shutdown future, so tests
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -130,12 +132,10 @@ pub async fn serve(
     for e in config.endpoints.iter().filter(|e| e.signing_key.is_none()) {
         tracing::warn!(endpoint = %e.id, "endpoint has no secret: its deliveries are not signed");
     }
-    let routes = Arc::new(filter::RouteTable::new(filter::Routes {
-        sources: config.sources.clone(),
-        endpoints: config.endpoints.clone(),
-    }));
+    let (catalog, routes) = catalog::Catalog::load(&config, &store)?;
+    let catalog = Arc::new(catalog);
     let dispatcher = Arc::new(delivery::Dispatcher::start(
-        &config.endpoints,
+        &routes.current().endpoints,
         delivery::Shared {
             store: store.clone(),
             http,
@@ -163,6 +163,7 @@ pub async fn serve(
         dispatcher: Arc::clone(&dispatcher),
         token: config.admin_token.clone(),
         clock: Arc::clone(&opts.clock),
+        catalog,
     }));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -22,6 +22,8 @@
 //!   `Idempotency-Key` is kept under `publish:<source>`, apart from providers' ids.
 //! - `meta`: name → u64 (the pending-delivery count).
 //! - `endpoint_state`: endpoint id → flags; present only for a paused endpoint.
+//! - `config_entries`: (`source` | `endpoint`, id) → version byte + the entry's JSON, for the
+//!   sources and endpoints made through the admin API.
 
 pub mod query;
 pub mod records;
@@ -49,6 +51,7 @@ const DEAD: TableDefinition<(u64, u128), ()> = TableDefinition::new("dead");
 const DEDUP: TableDefinition<(&str, &str), (u128, u64)> = TableDefinition::new("dedup");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ENDPOINT_STATE: TableDefinition<&str, u8> = TableDefinition::new("endpoint_state");
+const CONFIG_ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("config_entries");
 
 /// The flag of a paused endpoint in `endpoint_state`.
 const ENDPOINT_PAUSED: u8 = 1;
@@ -142,6 +145,22 @@ pub enum Next {
     Delivered,
     RetryAt(u64),
     Dead(String),
+}
+
+/// What kind of config entry the admin API made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Source,
+    Endpoint,
+}
+
+impl EntryKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Source => "source",
+            EntryKind::Endpoint => "endpoint",
+        }
+    }
 }
 
 /// Which deliveries to send again.
@@ -297,6 +316,49 @@ impl Store {
     pub async fn requeue(&self, what: Requeue) -> Result<Requeued, StoreError> {
         self.submit_waiting(|reply| writer::Command::Requeue(Box::new(what), reply))
             .await
+    }
+
+    /// Stores a source or endpoint made through the admin API (its JSON, as given).
+    pub async fn put_entry(
+        &self,
+        kind: EntryKind,
+        id: &str,
+        json: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.submit_waiting(|reply| writer::Command::PutEntry(kind, id, json, reply))
+            .await
+    }
+
+    /// Removes a stored entry. For an endpoint, every delivery not yet delivered is
+    /// dead-lettered in the same transaction ("endpoint deleted"); returns how many.
+    pub async fn delete_entry(&self, kind: EntryKind, id: &str) -> Result<u64, StoreError> {
+        let id = id.to_string();
+        self.submit_waiting(|reply| writer::Command::DeleteEntry(kind, id, reply))
+            .await
+    }
+
+    /// The stored entries of a kind: (id, JSON).
+    pub fn entries(&self, kind: EntryKind) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(CONFIG_ENTRIES)?;
+        let mut out = Vec::new();
+        for entry in table.range((kind.as_str(), "")..)? {
+            let (k, v) = entry?;
+            let (k_kind, id) = k.value();
+            if k_kind != kind.as_str() {
+                break;
+            }
+            match v.value().split_first() {
+                Some((&records::RECORD_VERSION, json)) => out.push((id.to_string(), json.to_vec())),
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "config entry {id} has an unknown version"
+                    )));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Pauses or resumes an endpoint, durably.
@@ -473,6 +535,7 @@ fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
         txn.open_table(DEAD)?;
         txn.open_table(DEDUP)?;
         txn.open_table(ENDPOINT_STATE)?;
+        txn.open_table(CONFIG_ENTRIES)?;
         let mut deliveries = txn.open_table(DELIVERIES)?;
         let mut due = txn.open_table(DUE)?;
         let mut leases = txn.open_table(LEASES)?;

@@ -1,49 +1,120 @@
-//! `GET /api/v1/endpoints` and `POST /api/v1/endpoints/{id}/pause|resume`. Secrets never leave:
-//! an endpoint shows only whether it signs.
+//! `/api/v1/endpoints`: list, create, show, change (PATCH), delete, the signing secret, pause,
+//! resume, recover. Secrets never appear in lists or views: an endpoint shows only whether it
+//! signs; `GET /api/v1/endpoints/{id}/secret` is the one place that returns it.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use base64::Engine;
 use serde_json::{Value, json};
 
 use super::params::{self, ApiError};
 use super::{AdminState, ApiResult};
+use crate::catalog::Origin;
 use crate::config::Endpoint;
 use crate::respond;
-use crate::store::Requeue;
+use crate::store::{EntryKind, Requeue};
 
-fn view(e: &Endpoint, paused: bool) -> Value {
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn view(st: &AdminState, e: &Endpoint) -> Value {
     json!({
         "id": e.id,
         "url": e.url.as_str(),
+        "origin": st.catalog.origin(EntryKind::Endpoint, &e.id).unwrap_or(Origin::File).as_str(),
         "sources": e.sources,
         "event_types": e.event_types.as_ref().map(|g| g.iter().map(|p| p.as_str()).collect::<Vec<_>>()),
-        "paused": paused,
+        "paused": st.dispatcher.is_paused(&e.id).unwrap_or(false),
         "signs": e.signing_key.is_some(),
         "max_in_flight": e.max_in_flight,
         "rate_limit": e.rate_limit.map(|r| json!({ "per_second": r.per_second, "burst": r.burst.unwrap_or(r.per_second) })),
-        "timeout_ms": u64::try_from(e.timeout.as_millis()).unwrap_or(u64::MAX),
+        "timeout_ms": ms(e.timeout),
         "retry": {
             "max_attempts": e.retry.max_attempts,
-            "base_ms": u64::try_from(e.retry.base.as_millis()).unwrap_or(u64::MAX),
-            "max_delay_ms": u64::try_from(e.retry.max_delay.as_millis()).unwrap_or(u64::MAX),
-            "max_age_ms": u64::try_from(e.retry.max_age.as_millis()).unwrap_or(u64::MAX),
+            "base_ms": ms(e.retry.base),
+            "max_delay_ms": ms(e.retry.max_delay),
+            "max_age_ms": ms(e.retry.max_age),
         },
+        "headers": e.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        "forward_headers": e.forward_headers.as_ref().map(|h| h.iter().map(|n| n.as_str()).collect::<Vec<_>>()),
     })
+}
+
+fn find(st: &AdminState, id: &str) -> Result<Endpoint, ApiError> {
+    st.routes
+        .current()
+        .endpoints
+        .iter()
+        .find(|e| e.id == id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("unknown_endpoint", format!("no endpoint {id:?}")))
 }
 
 pub async fn list(State(st): State<Arc<AdminState>>) -> ApiResult {
     let routes = st.routes.current();
-    let data: Vec<Value> = routes
-        .endpoints
-        .iter()
-        .map(|e| view(e, st.dispatcher.is_paused(&e.id).unwrap_or(false)))
-        .collect();
+    let data: Vec<Value> = routes.endpoints.iter().map(|e| view(&st, e)).collect();
     Ok(respond::json(
         StatusCode::OK,
         json!({ "data": data, "next_cursor": null }),
+    ))
+}
+
+pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
+    Ok(respond::json(StatusCode::OK, view(&st, &find(&st, &id)?)))
+}
+
+/// Creates an endpoint from the same keys as the file's `[[endpoints]]`, as JSON.
+pub async fn create(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult {
+    let value: Value = params::json_body(&body)?;
+    let id = st
+        .catalog
+        .create(EntryKind::Endpoint, value, &st.dispatcher)
+        .await?;
+    Ok(respond::json(
+        StatusCode::CREATED,
+        view(&st, &find(&st, &id)?),
+    ))
+}
+
+pub async fn update(
+    State(st): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let patch: Value = params::json_body(&body)?;
+    st.catalog
+        .update(EntryKind::Endpoint, &id, patch, &st.dispatcher)
+        .await?;
+    Ok(respond::json(StatusCode::OK, view(&st, &find(&st, &id)?)))
+}
+
+pub async fn delete(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
+    let dead = st
+        .catalog
+        .delete(EntryKind::Endpoint, &id, &st.dispatcher)
+        .await?;
+    Ok(respond::json(
+        StatusCode::OK,
+        json!({ "id": id, "deleted": true, "dead_lettered": dead }),
+    ))
+}
+
+/// The endpoint's signing secret (`whsec_…`), or null when it does not sign.
+pub async fn secret(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
+    let e = find(&st, &id)?;
+    let secret = e.signing_key.map(|k| {
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(k)
+        )
+    });
+    Ok(respond::json(
+        StatusCode::OK,
+        json!({ "id": id, "secret": secret }),
     ))
 }
 
@@ -90,16 +161,13 @@ pub async fn recover(
         params::json_body(&body)?
     };
     let now = st.now_ms();
-    let since_ms = b
-        .since
-        .as_deref()
-        .map(|s| params::parse_time(s, now).map_err(|p| params::bad_request("since", p)))
-        .transpose()?;
-    let until_ms = b
-        .until
-        .as_deref()
-        .map(|s| params::parse_time(s, now).map_err(|p| params::bad_request("until", p)))
-        .transpose()?;
+    let time = |field: &str, v: &Option<String>| -> Result<Option<u64>, ApiError> {
+        v.as_deref()
+            .map(|s| params::parse_time(s, now).map_err(|p| params::bad_request(field, p)))
+            .transpose()
+    };
+    let since_ms = time("since", &b.since)?;
+    let until_ms = time("until", &b.until)?;
     let r = st
         .store
         .requeue(Requeue::Recover {

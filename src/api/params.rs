@@ -56,6 +56,27 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::catalog::CatalogError> for ApiError {
+    fn from(e: crate::catalog::CatalogError) -> Self {
+        use crate::catalog::CatalogError as C;
+        match e {
+            C::NotFound(kind, _) => ApiError::not_found(
+                if kind == "source" {
+                    "unknown_source"
+                } else {
+                    "unknown_endpoint"
+                },
+                e,
+            ),
+            C::FileDeclared(..) => ApiError::new(StatusCode::CONFLICT, "declared_in_file", e),
+            C::Exists(..) => ApiError::new(StatusCode::CONFLICT, "already_exists", e),
+            C::InUse(..) => ApiError::new(StatusCode::CONFLICT, "in_use", e),
+            C::Invalid(c) => bad_request(&c.key, c.problem),
+            C::Store(s) => s.into(),
+        }
+    }
+}
+
 /// A 400 naming the field at fault.
 pub fn bad_request(field: &str, problem: impl std::fmt::Display) -> ApiError {
     ApiError::new(

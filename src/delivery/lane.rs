@@ -225,7 +225,12 @@ impl Lane {
         let in_flight = Arc::clone(&self.in_flight);
         async move {
             let (store, clock) = (&shared.store, &shared.clock);
-            let scheme = shared.routes.current().sources.get(&item.source).map(|s| s.scheme);
+            let scheme = shared
+                .routes
+                .current()
+                .sources
+                .get(&item.source)
+                .map(|s| s.scheme);
             let (outcome, record) = attempt::send(
                 &shared.http,
                 &endpoint,

@@ -11,9 +11,9 @@ use redb::{Database, Durability, ReadableTable, Table};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ATTEMPTS, Completion, DEAD, DEDUP, DELIVERIES, DUE, DeliveryRecord, DeliveryStatus,
-    ENDPOINT_STATE, EVENTS, EventRecord, IngestOutcome, LEASES, META, META_PENDING, NewEvent, Next,
-    PAYLOADS, PayloadRecord, Requeue, Requeued, StoreError, records,
+    ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DELIVERIES, DUE, DeliveryRecord,
+    DeliveryStatus, ENDPOINT_STATE, EVENTS, EntryKind, EventRecord, IngestOutcome, LEASES, META,
+    META_PENDING, NewEvent, Next, PAYLOADS, PayloadRecord, Requeue, Requeued, StoreError, records,
 };
 use crate::clock::SharedClock;
 use crate::ids::{DeliveryId, EventId};
@@ -29,6 +29,8 @@ pub(super) enum Command {
     Complete(Box<Completion>, Reply<()>),
     SetPaused(String, bool, Reply<()>),
     Requeue(Box<Requeue>, Reply<Requeued>),
+    PutEntry(EntryKind, String, Vec<u8>, Reply<()>),
+    DeleteEntry(EntryKind, String, Reply<u64>),
     Ping(Reply<()>),
     Stop(Reply<()>),
 }
@@ -37,6 +39,7 @@ pub(super) enum Command {
 enum Done {
     Ingest(IngestOutcome),
     Requeued(Requeued),
+    Count(u64),
     Unit,
 }
 
@@ -59,6 +62,7 @@ struct Tables<'t> {
     dead: Table<'t, (u64, u128), ()>,
     dedup: Table<'t, (&'static str, &'static str), (u128, u64)>,
     endpoint_state: Table<'t, &'static str, u8>,
+    config_entries: Table<'t, (&'static str, &'static str), &'static [u8]>,
 }
 
 impl Writer {
@@ -104,6 +108,8 @@ impl Writer {
                     | Command::Complete(..)
                     | Command::SetPaused(..)
                     | Command::Requeue(..)
+                    | Command::PutEntry(..)
+                    | Command::DeleteEntry(..)
             )
         });
         let result = if mutates {
@@ -152,6 +158,7 @@ impl Writer {
                 dead: txn.open_table(DEAD)?,
                 dedup: txn.open_table(DEDUP)?,
                 endpoint_state: txn.open_table(ENDPOINT_STATE)?,
+                config_entries: txn.open_table(CONFIG_ENTRIES)?,
             };
             for command in batch {
                 let outcome = match command {
@@ -163,6 +170,18 @@ impl Writer {
                     }
                     Command::Complete(c, _) => {
                         complete(&mut t, c, &mut pending).map(|()| Done::Unit)
+                    }
+                    Command::PutEntry(kind, id, json, _) => {
+                        let mut value = vec![records::RECORD_VERSION];
+                        value.extend_from_slice(json);
+                        t.config_entries
+                            .insert((kind.as_str(), id.as_str()), value.as_slice())
+                            .map(|_| Done::Unit)
+                            .map_err(StoreError::from)
+                    }
+                    Command::DeleteEntry(kind, id, _) => {
+                        delete_entry(&mut t, *kind, id, self.clock.now_ms(), &mut pending)
+                            .map(Done::Count)
                     }
                     Command::Requeue(what, _) => {
                         requeue(&mut t, what, self.clock.now_ms(), &mut pending).map(Done::Requeued)
@@ -462,6 +481,43 @@ fn requeue(
     Ok(out)
 }
 
+fn delete_entry(
+    t: &mut Tables<'_>,
+    kind: EntryKind,
+    id: &str,
+    now_ms: u64,
+    pending: &mut u64,
+) -> Result<u64, StoreError> {
+    t.config_entries.remove((kind.as_str(), id))?;
+    if kind != EntryKind::Endpoint {
+        return Ok(0);
+    }
+    t.endpoint_state.remove(id)?;
+    let mut waiting = Vec::new();
+    for entry in t.due.range((id, 0u64, 0u128)..=(id, u64::MAX, u128::MAX))? {
+        waiting.push(entry?.0.value().2);
+    }
+    let mut dead = 0;
+    for did in waiting {
+        let Some(mut rec) = read_delivery(t, did)? else {
+            continue;
+        };
+        t.due.remove((id, rec.due_ms, did))?;
+        t.leases.remove(did)?;
+        if rec.status.is_final() {
+            continue;
+        }
+        rec.status = DeliveryStatus::Dead;
+        rec.last_error = Some("endpoint deleted".into());
+        rec.updated_ms = now_ms;
+        t.dead.insert((now_ms, did), ())?;
+        t.deliveries.insert(did, records::encode(&rec).as_slice())?;
+        *pending = pending.saturating_sub(1);
+        dead += 1;
+    }
+    Ok(dead)
+}
+
 fn set_paused(t: &mut Tables<'_>, endpoint: &str, paused: bool) -> Result<(), StoreError> {
     if paused {
         t.endpoint_state.insert(endpoint, super::ENDPOINT_PAUSED)?;
@@ -480,6 +536,12 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
                 _ => Err(StoreError::Corrupt("ingest produced no outcome".into())),
             }));
         }
+        Command::DeleteEntry(_, _, tx) => {
+            let _ = tx.send(outcome.and_then(|d| match d {
+                Done::Count(n) => Ok(n),
+                _ => Err(StoreError::Corrupt("delete produced no count".into())),
+            }));
+        }
         Command::Requeue(_, tx) => {
             let _ = tx.send(outcome.and_then(|d| match d {
                 Done::Requeued(r) => Ok(r),
@@ -489,6 +551,7 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
         Command::Lease(_, _, tx)
         | Command::Complete(_, tx)
         | Command::SetPaused(_, _, tx)
+        | Command::PutEntry(_, _, _, tx)
         | Command::Ping(tx)
         | Command::Stop(tx) => {
             let _ = tx.send(outcome.map(|_| ()));

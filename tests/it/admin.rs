@@ -448,3 +448,178 @@ async fn recover_requeues_dead_and_never_attempted_deliveries_in_a_window() {
     assert_eq!(status, 404);
     gw.stop().await;
 }
+
+async fn admin_call(
+    gw: &Gateway,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let resp = client()
+        .request(method, format!("{}/api/v1{path}", gw.admin))
+        .bearer_auth(TOKEN)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("sent");
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&resp.text().await.expect("body")).unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn sources_and_endpoints_made_at_run_time_work_at_once_and_survive_a_restart() {
+    use reqwest::Method;
+    let first = Receiver::start().await;
+    let second = Receiver::start().await;
+    let file_receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gw = Gateway::start_in(dir.path(), &config(&file_receiver.url)).await;
+
+    // A new source and an endpoint subscribed to it, through the API.
+    let (status, body) = admin_call(
+        &gw,
+        Method::POST,
+        "/sources",
+        &format!(
+            r#"{{"id": "partner", "verify": "standard-webhooks", "secrets": ["{INBOUND_SECRET}"]}}"#
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["origin"].as_str()),
+        (201, Some("api")),
+        "{body}"
+    );
+    assert!(body.get("secrets").is_none(), "secrets are never shown");
+    let endpoint = format!(
+        r#"{{"id": "partner-sink", "url": "{}", "sources": ["partner"], "secret": "{OUTBOUND_SECRET}", "max_in_flight": 2}}"#,
+        first.url
+    );
+    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
+    assert_eq!(
+        (status, body["signs"].as_bool()),
+        (201, Some(true)),
+        "{body}"
+    );
+    let (status, _) = send(&gw.url("partner"), "msg_rt1", r#"{"type":"a"}"#).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        first.wait_for(1).await[0].header("hookgate-source"),
+        "partner"
+    );
+
+    // Refusals: the file's entries, a duplicate, a bad field, a source in use.
+    let (status, body) = admin_call(
+        &gw,
+        Method::PATCH,
+        "/endpoints/r",
+        r#"{"max_in_flight": 3}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("declared_in_file"))
+    );
+    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("already_exists"))
+    );
+    let (status, body) = admin_call(
+        &gw,
+        Method::POST,
+        "/endpoints",
+        r#"{"id": "x", "url": "ftp://nope"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("url:"),
+        "{body}"
+    );
+    let (status, body) = admin_call(
+        &gw,
+        Method::POST,
+        "/endpoints",
+        r#"{"id": "x", "url": "http://a.example", "colour": 1}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("colour"),
+        "{body}"
+    );
+    let (status, body) = admin_call(&gw, Method::DELETE, "/sources/partner", "").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("in_use"))
+    );
+    let (status, body) = admin_call(&gw, Method::GET, "/endpoints/partner-sink/secret", "").await;
+    assert_eq!(
+        (status, body["secret"].as_str()),
+        (200, Some(OUTBOUND_SECRET))
+    );
+    gw.stop().await;
+
+    // After a restart both are still in force.
+    let gw = Gateway::start_in(dir.path(), &config(&file_receiver.url)).await;
+    let (status, _) = send(&gw.url("partner"), "msg_rt2", r#"{"type":"a"}"#).await;
+    assert_eq!(status, 202);
+    first.wait_for(2).await;
+
+    // PATCH moves the endpoint; later deliveries go to the new URL.
+    let (status, body) = admin_call(
+        &gw,
+        Method::PATCH,
+        "/endpoints/partner-sink",
+        &format!(r#"{{"url": "{}"}}"#, second.url),
+    )
+    .await;
+    assert_eq!(
+        (status, body["url"].as_str()),
+        (200, Some(second.url.as_str())),
+        "{body}"
+    );
+    send(&gw.url("partner"), "msg_rt3", r#"{"type":"a"}"#).await;
+    second.wait_for(1).await;
+
+    // DELETE: what was still waiting is dead-lettered, not lost.
+    admin_post(&gw, "/endpoints/partner-sink/pause", Some(TOKEN)).await;
+    let (_, waiting) = send(&gw.url("partner"), "msg_rt4", r#"{"type":"a"}"#).await;
+    let (status, body) = admin_call(&gw, Method::DELETE, "/endpoints/partner-sink", "").await;
+    assert_eq!(
+        (status, body["dead_lettered"].as_u64()),
+        (200, Some(1)),
+        "{body}"
+    );
+    // The file's endpoint `r` subscribes to every source, so the event has two deliveries.
+    let d = gw
+        .settled(event_id(&waiting))
+        .await
+        .into_iter()
+        .find(|d| d.endpoint_id == "partner-sink")
+        .expect("the deleted endpoint's delivery");
+    assert_eq!(
+        (d.status, d.last_error.as_deref()),
+        (
+            hookgate::store::DeliveryStatus::Dead,
+            Some("endpoint deleted")
+        )
+    );
+    let (status, _) = admin_call(&gw, Method::GET, "/endpoints/partner-sink", "").await;
+    assert_eq!(status, 404);
+    let (status, _) = admin_call(&gw, Method::DELETE, "/sources/partner", "").await;
+    assert_eq!(status, 200);
+    let (status, _) = send(&gw.url("partner"), "msg_rt5", r#"{"type":"a"}"#).await;
+    assert_eq!(status, 404, "the deleted source no longer takes webhooks");
+    gw.stop().await;
+}

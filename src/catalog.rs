@@ -1,0 +1,303 @@
+//! The sources and endpoints in force: those declared in the config file, and those made
+//! through the admin API, which are kept in the store and loaded again at start.
+//!
+//! **Entries declared in the file are read-only through the API** (409): the file is the
+//! operator's source of truth for them. API-made entries are validated exactly as the file's
+//! are (same keys, as JSON), stored before they take effect, and applied without a restart:
+//! the route table is swapped and the endpoint's lane started, replaced or stopped. Changes are
+//! serialized, so a read-modify-write (PATCH) never loses a concurrent one.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::config::{ConfigError, Endpoint, Source, Validated};
+use crate::delivery::Dispatcher;
+use crate::filter::{RouteTable, Routes};
+use crate::store::{EntryKind, Store, StoreError};
+
+/// Where an entry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    File,
+    Api,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::File => "file",
+            Origin::Api => "api",
+        }
+    }
+}
+
+/// Why a change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("no {0} {1:?}")]
+    NotFound(&'static str, String),
+    #[error("{0} {1:?} is declared in the config file; change it there")]
+    FileDeclared(&'static str, String),
+    #[error("{0} {1:?} already exists")]
+    Exists(&'static str, String),
+    #[error("source {0:?} is used by endpoint {1:?}")]
+    InUse(String, String),
+    #[error("{0}")]
+    Invalid(#[from] ConfigError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+pub struct Catalog {
+    config: Validated,
+    file: HashSet<(EntryKindKey, String)>,
+    /// The JSON of every API-made entry, for PATCH.
+    api_json: Mutex<HashMap<(EntryKindKey, String), Value>>,
+    routes: std::sync::Arc<RouteTable>,
+    store: Store,
+    change: tokio::sync::Mutex<()>,
+}
+
+/// `EntryKind` as a map key.
+type EntryKindKey = u8;
+fn key(kind: EntryKind) -> EntryKindKey {
+    match kind {
+        EntryKind::Source => 0,
+        EntryKind::Endpoint => 1,
+    }
+}
+fn noun(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Source => "source",
+        EntryKind::Endpoint => "endpoint",
+    }
+}
+
+impl Catalog {
+    /// The file's entries plus the stored API-made ones. A stored entry that no longer
+    /// validates, or whose id the file now declares, is skipped with an error in the log.
+    pub fn load(
+        config: &Validated,
+        store: &Store,
+    ) -> Result<(Catalog, std::sync::Arc<RouteTable>), StoreError> {
+        let mut sources = config.sources.clone();
+        let mut endpoints = config.endpoints.clone();
+        let mut file = HashSet::new();
+        file.extend(
+            sources
+                .keys()
+                .map(|id| (key(EntryKind::Source), id.clone())),
+        );
+        file.extend(
+            endpoints
+                .iter()
+                .map(|e| (key(EntryKind::Endpoint), e.id.clone())),
+        );
+        let mut api_json = HashMap::new();
+        for (kind, entries) in [
+            (EntryKind::Source, store.entries(EntryKind::Source)?),
+            (EntryKind::Endpoint, store.entries(EntryKind::Endpoint)?),
+        ] {
+            for (id, json) in entries {
+                if file.contains(&(key(kind), id.clone())) {
+                    tracing::error!(
+                        id,
+                        kind = noun(kind),
+                        "an API-made entry has the id of one in the config file; the file's wins"
+                    );
+                    continue;
+                }
+                let value: Value = match serde_json::from_slice(&json) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::error!(id, kind = noun(kind), error = %e, "stored entry is not JSON; skipped");
+                        continue;
+                    }
+                };
+                let applied = match kind {
+                    EntryKind::Source => Validated::source_from_json(&value).map(|s| {
+                        sources.insert(s.id.clone(), s);
+                    }),
+                    EntryKind::Endpoint => config
+                        .endpoint_from_json(&value, &sources)
+                        .map(|e| endpoints.push(e)),
+                };
+                match applied {
+                    Ok(()) => {
+                        api_json.insert((key(kind), id), value);
+                    }
+                    Err(e) => {
+                        tracing::error!(id, kind = noun(kind), error = %e, "stored entry no longer validates; skipped")
+                    }
+                }
+            }
+        }
+        let routes = std::sync::Arc::new(RouteTable::new(Routes { sources, endpoints }));
+        let catalog = Catalog {
+            config: config.clone(),
+            file,
+            api_json: Mutex::new(api_json),
+            routes: std::sync::Arc::clone(&routes),
+            store: store.clone(),
+            change: tokio::sync::Mutex::new(()),
+        };
+        Ok((catalog, routes))
+    }
+
+    fn api_json(&self) -> std::sync::MutexGuard<'_, HashMap<(EntryKindKey, String), Value>> {
+        self.api_json.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where an entry in force comes from (`None`: no such entry).
+    pub fn origin(&self, kind: EntryKind, id: &str) -> Option<Origin> {
+        if self.file.contains(&(key(kind), id.to_string())) {
+            Some(Origin::File)
+        } else if self.api_json().contains_key(&(key(kind), id.to_string())) {
+            Some(Origin::Api)
+        } else {
+            None
+        }
+    }
+
+    /// Creates an entry from its JSON (which carries its `id`).
+    pub async fn create(
+        &self,
+        kind: EntryKind,
+        value: Value,
+        dispatcher: &Dispatcher,
+    ) -> Result<String, CatalogError> {
+        let _one_at_a_time = self.change.lock().await;
+        let id = value
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if self.origin(kind, &id).is_some() {
+            return Err(CatalogError::Exists(noun(kind), id));
+        }
+        self.apply(kind, &id, value, dispatcher).await?;
+        Ok(id)
+    }
+
+    /// Changes an API-made entry: the fields of `patch` replace the stored ones (`null` removes
+    /// one); the result is validated as a whole.
+    pub async fn update(
+        &self,
+        kind: EntryKind,
+        id: &str,
+        patch: Value,
+        dispatcher: &Dispatcher,
+    ) -> Result<(), CatalogError> {
+        let _one_at_a_time = self.change.lock().await;
+        let mut value = self.editable(kind, id)?;
+        let (Value::Object(fields), Value::Object(changes)) = (&mut value, patch) else {
+            return Err(ConfigError {
+                key: "body".into(),
+                problem: "must be a JSON object".into(),
+            }
+            .into());
+        };
+        for (k, v) in changes {
+            if k == "id" && v.as_str() != Some(id) {
+                return Err(ConfigError {
+                    key: "id".into(),
+                    problem: "cannot be changed; create a new entry".into(),
+                }
+                .into());
+            }
+            if v.is_null() {
+                fields.remove(&k);
+            } else {
+                fields.insert(k, v);
+            }
+        }
+        self.apply(kind, id, value, dispatcher).await
+    }
+
+    /// Deletes an API-made entry. An endpoint's undelivered deliveries are dead-lettered;
+    /// returns how many.
+    pub async fn delete(
+        &self,
+        kind: EntryKind,
+        id: &str,
+        dispatcher: &Dispatcher,
+    ) -> Result<u64, CatalogError> {
+        let _one_at_a_time = self.change.lock().await;
+        self.editable(kind, id)?;
+        let routes = self.routes.current();
+        if kind == EntryKind::Source
+            && let Some(e) = routes
+                .endpoints
+                .iter()
+                .find(|e| e.sources.iter().any(|s| s == id))
+        {
+            return Err(CatalogError::InUse(id.to_string(), e.id.clone()));
+        }
+        let dead = self.store.delete_entry(kind, id).await?;
+        self.api_json().remove(&(key(kind), id.to_string()));
+        let mut sources = routes.sources.clone();
+        let mut endpoints = routes.endpoints.clone();
+        match kind {
+            EntryKind::Source => {
+                sources.remove(id);
+            }
+            EntryKind::Endpoint => endpoints.retain(|e| e.id != id),
+        }
+        self.routes.replace(Routes { sources, endpoints });
+        if kind == EntryKind::Endpoint {
+            dispatcher.remove(id).await;
+        }
+        Ok(dead)
+    }
+
+    fn editable(&self, kind: EntryKind, id: &str) -> Result<Value, CatalogError> {
+        match self.origin(kind, id) {
+            None => Err(CatalogError::NotFound(noun(kind), id.to_string())),
+            Some(Origin::File) => Err(CatalogError::FileDeclared(noun(kind), id.to_string())),
+            Some(Origin::Api) => Ok(self
+                .api_json()
+                .get(&(key(kind), id.to_string()))
+                .cloned()
+                .unwrap_or(Value::Null)),
+        }
+    }
+
+    /// Validates, stores, then puts in force.
+    async fn apply(
+        &self,
+        kind: EntryKind,
+        id: &str,
+        value: Value,
+        dispatcher: &Dispatcher,
+    ) -> Result<(), CatalogError> {
+        let routes = self.routes.current();
+        let mut sources: BTreeMap<String, Source> = routes.sources.clone();
+        let mut endpoints: Vec<Endpoint> = routes.endpoints.clone();
+        let mut new_endpoint = None;
+        match kind {
+            EntryKind::Source => {
+                let s = Validated::source_from_json(&value)?;
+                sources.insert(s.id.clone(), s);
+            }
+            EntryKind::Endpoint => {
+                let e = self.config.endpoint_from_json(&value, &sources)?;
+                match endpoints.iter_mut().find(|x| x.id == e.id) {
+                    Some(slot) => *slot = e.clone(),
+                    None => endpoints.push(e.clone()),
+                }
+                new_endpoint = Some(e);
+            }
+        }
+        self.store
+            .put_entry(kind, id, value.to_string().into_bytes())
+            .await?;
+        self.api_json().insert((key(kind), id.to_string()), value);
+        self.routes.replace(Routes { sources, endpoints });
+        if let Some(e) = new_endpoint {
+            dispatcher.upsert(e).await;
+        }
+        Ok(())
+    }
+}
