@@ -1,6 +1,5 @@
-//! Time as the gateway sees it. Everything that stores or compares wall-clock time asks a
-//! [`Clock`], so tests can run retry schedules under `tokio::time::pause()`: [`TokioClock`]
-//! reads wall time as a fixed start plus tokio's (pausable) elapsed time.
+//! Time as the gateway sees it. Everything that stores or compares wall-clock time asks the
+//! injected [`Clock`] (`RunOptions::clock`), so a test or an embedder can supply its own.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,28 +28,4 @@ pub fn system_now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
-}
-
-/// Wall time that advances with tokio's clock, so a paused runtime also pauses it.
-#[derive(Debug, Clone)]
-pub struct TokioClock {
-    base_ms: u64,
-    start: tokio::time::Instant,
-}
-
-impl TokioClock {
-    /// Starts at `base_ms` now, by tokio's clock.
-    pub fn starting_at(base_ms: u64) -> Self {
-        Self {
-            base_ms,
-            start: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now_ms(&self) -> u64 {
-        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.base_ms.saturating_add(elapsed)
-    }
 }
