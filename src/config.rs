@@ -91,6 +91,23 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Decoded key material. Like [`Secret`], its `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key(pub Vec<u8>);
+
+impl Key {
+    /// The key itself: call only where it keys a MAC or is handed to its owner.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(***)")
+    }
+}
+
 /// The whole file. Every section is optional; the defaults are SPEC's embedded defaults.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -697,7 +714,7 @@ pub struct Endpoint {
     /// `None`: every type.
     pub event_types: Option<Vec<glob::Pattern>>,
     /// Decoded Standard Webhooks signing key; `None` sends no `webhook-signature`.
-    pub signing_key: Option<Vec<u8>>,
+    pub signing_key: Option<Key>,
     pub rate_limit: Option<RateLimitConfig>,
     pub max_in_flight: u32,
     pub retry: RetryPolicy,
@@ -793,10 +810,10 @@ fn validate_endpoint(
     };
     let signing_key = match &e.secret {
         None => None,
-        Some(s) => Some(
-            verify::standard_webhooks::decode_secret(s.expose())
-                .map_err(|problem| ConfigError::new(format!("{key}.secret"), problem))?,
-        ),
+        Some(s) => Some(Key(verify::standard_webhooks::decode_secret(s.expose())
+            .map_err(|problem| {
+                ConfigError::new(format!("{key}.secret"), problem)
+            })?)),
     };
     if let Some(rl) = e.rate_limit {
         if rl.per_second == 0 {
@@ -1101,6 +1118,24 @@ mod tests {
         .expect("parses");
         let shown = format!("{c:?} {:?}", c.clone().validate().expect("valid"));
         assert!(!shown.contains("topsecret"), "{shown}");
+        // Decoded keys neither: an endpoint's signing key (SW-2's) as text or as bytes.
+        let c = Config::from_toml(
+            "[[endpoints]]\nid = \"e\"\nurl = \"https://e.example\"\nsecret = \"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\"\n",
+        )
+        .expect("parses");
+        let v = c.clone().validate().expect("valid");
+        let key = v.endpoints[0]
+            .signing_key
+            .as_ref()
+            .expect("key")
+            .expose()
+            .to_vec();
+        let shown = format!("{c:?} {v:?}");
+        assert!(!shown.contains("C2FVsBQIhrscChlQIMV"), "{shown}");
+        assert!(
+            !shown.contains(&format!("{:?}", &key[..4]).trim_matches(['[', ']'])),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub async fn secret(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -
     let secret = e.signing_key.map(|k| {
         format!(
             "whsec_{}",
-            base64::engine::general_purpose::STANDARD.encode(k)
+            base64::engine::general_purpose::STANDARD.encode(k.expose())
         )
     });
     Ok(respond::json(

@@ -94,7 +94,7 @@ fn request(
     if let Some(key) = &endpoint.signing_key {
         req = req.header(
             "webhook-signature",
-            standard_webhooks::sign(key, &event_id, ts, &d.body),
+            standard_webhooks::sign(key.expose(), &event_id, ts, &d.body),
         );
     }
     if let Some(t) = d
