@@ -1133,7 +1133,7 @@ mod tests {
         let shown = format!("{c:?} {v:?}");
         assert!(!shown.contains("C2FVsBQIhrscChlQIMV"), "{shown}");
         assert!(
-            !shown.contains(&format!("{:?}", &key[..4]).trim_matches(['[', ']'])),
+            !shown.contains(format!("{:?}", &key[..4]).trim_matches(['[', ']'])),
             "{shown}"
         );
     }
