@@ -80,6 +80,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
                 .delete(endpoints::delete),
         )
         .route("/endpoints/{id}/secret", get(endpoints::secret))
+        .route(
+            "/endpoints/{id}/rotate-secret",
+            post(endpoints::rotate_secret),
+        )
         .route("/sources", get(sources::list).post(sources::create))
         .route(
             "/sources/{id}",

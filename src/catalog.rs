@@ -216,6 +216,63 @@ impl Catalog {
         self.apply(kind, id, value, dispatcher).await
     }
 
+    /// Rotates an API-made endpoint's signing secret: `new` (or a fresh random one) becomes
+    /// the secret, and the old one keeps signing beside it until `until_ms`. Rotated-out
+    /// secrets whose time has passed are dropped. Returns the new secret.
+    pub async fn rotate_secret(
+        &self,
+        id: &str,
+        new: Option<String>,
+        now_ms: u64,
+        until_ms: u64,
+        dispatcher: &Dispatcher,
+    ) -> Result<String, CatalogError> {
+        let _one_at_a_time = self.change.lock().await;
+        let mut value = self.editable(EntryKind::Endpoint, id)?;
+        let Value::Object(fields) = &mut value else {
+            return Err(ConfigError {
+                key: "body".into(),
+                problem: "stored entry is not an object".into(),
+            }
+            .into());
+        };
+        let new = new.unwrap_or_else(|| {
+            use base64::Engine;
+            format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+            )
+        });
+        let rfc3339 = |ms: u64| {
+            humantime::format_rfc3339_millis(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+            )
+            .to_string()
+        };
+        let mut previous: Vec<Value> = fields
+            .get("previous_secrets")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| {
+                p.get("until")
+                    .and_then(Value::as_str)
+                    .and_then(|u| humantime::parse_rfc3339_weak(u).ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .is_some_and(|d| d.as_millis() > u128::from(now_ms))
+            })
+            .collect();
+        if let Some(old) = fields.get("secret").and_then(Value::as_str) {
+            previous.push(serde_json::json!({ "secret": old, "until": rfc3339(until_ms) }));
+        }
+        fields.insert("secret".into(), Value::String(new.clone()));
+        fields.insert("previous_secrets".into(), Value::Array(previous));
+        self.apply(EntryKind::Endpoint, id, value, dispatcher)
+            .await?;
+        Ok(new)
+    }
+
     /// Deletes an API-made entry. An endpoint's undelivered deliveries are dead-lettered;
     /// returns how many.
     pub async fn delete(

@@ -102,6 +102,22 @@ impl Key {
     }
 }
 
+impl Endpoint {
+    /// The keys that sign a delivery at `now_ms`: the current one, then rotated-out ones still
+    /// within their overlap.
+    pub fn keys_at(&self, now_ms: u64) -> Vec<&Key> {
+        self.signing_key
+            .iter()
+            .chain(
+                self.previous_keys
+                    .iter()
+                    .filter(|(_, until)| now_ms < *until)
+                    .map(|(k, _)| k),
+            )
+            .collect()
+    }
+}
+
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Key(***)")
@@ -400,6 +416,9 @@ pub struct EndpointConfig {
     pub sources: Vec<String>,
     pub event_types: Option<Vec<String>>,
     pub secret: Option<Secret>,
+    /// Secrets still signing beside `secret` until a time, after a rotation.
+    #[serde(default)]
+    pub previous_secrets: Vec<PreviousSecret>,
     pub rate_limit: Option<RateLimitConfig>,
     pub max_in_flight: Option<u32>,
     #[serde(default)]
@@ -411,6 +430,14 @@ pub struct EndpointConfig {
     /// Inbound headers passed through; default: the provider's event and delivery headers.
     /// The content type is always passed.
     pub forward_headers: Option<Vec<String>>,
+}
+
+/// A rotated-out secret and when it stops signing (RFC 3339).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousSecret {
+    pub secret: Secret,
+    pub until: String,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -715,6 +742,8 @@ pub struct Endpoint {
     pub event_types: Option<Vec<glob::Pattern>>,
     /// Decoded Standard Webhooks signing key; `None` sends no `webhook-signature`.
     pub signing_key: Option<Key>,
+    /// Rotated-out keys that still sign until the time given (Unix ms).
+    pub previous_keys: Vec<(Key, u64)>,
     pub rate_limit: Option<RateLimitConfig>,
     pub max_in_flight: u32,
     pub retry: RetryPolicy,
@@ -808,6 +837,29 @@ fn validate_endpoint(
             Some(out)
         }
     };
+    let mut previous_keys = Vec::with_capacity(e.previous_secrets.len());
+    for (j, p) in e.previous_secrets.iter().enumerate() {
+        let pkey = format!("{key}.previous_secrets[{j}]");
+        let k = verify::standard_webhooks::decode_secret(p.secret.expose())
+            .map_err(|problem| ConfigError::new(format!("{pkey}.secret"), problem))?;
+        let until = humantime::parse_rfc3339_weak(&p.until)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| u64::try_from(d.as_millis()).ok())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    format!("{pkey}.until"),
+                    format!("{:?} is not an RFC 3339 time", p.until),
+                )
+            })?;
+        previous_keys.push((Key(k), until));
+    }
+    if !previous_keys.is_empty() && e.secret.is_none() {
+        return Err(ConfigError::new(
+            format!("{key}.previous_secrets"),
+            "needs a current secret beside it",
+        ));
+    }
     let signing_key = match &e.secret {
         None => None,
         Some(s) => Some(Key(verify::standard_webhooks::decode_secret(s.expose())
@@ -865,6 +917,7 @@ fn validate_endpoint(
         sources: e.sources.clone(),
         event_types,
         signing_key,
+        previous_keys,
         rate_limit: e.rate_limit,
         max_in_flight,
         retry,
@@ -1079,6 +1132,33 @@ mod tests {
             v.endpoints[0].forward_headers.as_ref().map(Vec::len),
             Some(1)
         );
+    }
+
+    #[test]
+    fn rotated_out_secrets_sign_until_their_time() {
+        let ep = |extra: &str| {
+            format!(
+                "[[endpoints]]\nid = \"e\"\nurl = \"https://e.example\"\nsecret = \"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\"\n{extra}\n"
+            )
+        };
+        let v = Config::from_toml(&ep(
+            "previous_secrets = [{ secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\", until = \"2026-11-25T00:00:00Z\" }]",
+        ))
+        .and_then(Config::validate)
+        .expect("valid");
+        let e = &v.endpoints[0];
+        let until = 1_795_564_800_000;
+        assert_eq!(e.keys_at(until - 1).len(), 2);
+        assert_eq!(e.keys_at(until).len(), 1);
+        assert_eq!(e.keys_at(until)[0], e.signing_key.as_ref().expect("key"));
+        let e = err(&ep(
+            "previous_secrets = [{ secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\", until = \"soon\" }]",
+        ));
+        assert_eq!(e.key, "endpoints[0].previous_secrets[0].until");
+        let e = err(&ep(
+            "previous_secrets = [{ secret = \"nope!\", until = \"2026-11-25T00:00:00Z\" }]",
+        ));
+        assert_eq!(e.key, "endpoints[0].previous_secrets[0].secret");
     }
 
     #[test]

@@ -182,3 +182,42 @@ pub async fn recover(
         json!({ "recovered": r.deliveries.len(), "in_flight": r.in_flight.len() }),
     ))
 }
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    /// The new secret; a random one when absent.
+    secret: Option<String>,
+    /// How long the old secret keeps signing beside the new one (default 24h).
+    overlap: Option<String>,
+}
+
+/// Rotates the signing secret of an API-made endpoint; answers the new secret and until when
+/// the old one still signs.
+pub async fn rotate_secret(
+    State(st): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let b: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateBody::default()
+    } else {
+        params::json_body(&body)?
+    };
+    let overlap = match b.overlap.as_deref() {
+        None => std::time::Duration::from_secs(24 * 3600),
+        Some(o) => humantime::parse_duration(o).map_err(|_| {
+            params::bad_request("overlap", format!("{o:?} is not a duration like 24h"))
+        })?,
+    };
+    let now = st.now_ms();
+    let until = now.saturating_add(u64::try_from(overlap.as_millis()).unwrap_or(u64::MAX));
+    let secret = st
+        .catalog
+        .rotate_secret(&id, b.secret, now, until, &st.dispatcher)
+        .await?;
+    Ok(respond::json(
+        StatusCode::OK,
+        json!({ "id": id, "secret": secret, "previous_until": params::rfc3339(until) }),
+    ))
+}

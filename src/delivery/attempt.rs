@@ -91,11 +91,15 @@ fn request(
         .header("webhook-timestamp", ts.to_string())
         .header("hookgate-source", &d.source)
         .header("hookgate-attempt", (d.attempts + 1).to_string());
-    if let Some(key) = &endpoint.signing_key {
-        req = req.header(
-            "webhook-signature",
-            standard_webhooks::sign(key.expose(), &event_id, ts, &d.body),
-        );
+    // During a secret rotation the old key signs beside the new one, space-separated, as
+    // Standard Webhooks prescribes: receivers holding either secret accept.
+    let signatures: Vec<String> = endpoint
+        .keys_at(now_ms)
+        .into_iter()
+        .map(|key| standard_webhooks::sign(key.expose(), &event_id, ts, &d.body))
+        .collect();
+    if !signatures.is_empty() {
+        req = req.header("webhook-signature", signatures.join(" "));
     }
     if let Some(t) = d
         .event_type

@@ -623,3 +623,80 @@ async fn sources_and_endpoints_made_at_run_time_work_at_once_and_survive_a_resta
     assert_eq!(status, 404, "the deleted source no longer takes webhooks");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_rotated_secret_keeps_signing_beside_the_new_one_during_the_overlap() {
+    use reqwest::Method;
+    let receiver = Receiver::start().await;
+    let (gw, _dir) = Gateway::start(&config(&receiver.url)).await;
+    let endpoint = format!(
+        r#"{{"id": "rot", "url": "{}", "secret": "{OUTBOUND_SECRET}"}}"#,
+        receiver.url
+    );
+    let (status, _) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
+    assert_eq!(status, 201);
+    let (status, body) = admin_call(
+        &gw,
+        Method::POST,
+        "/endpoints/rot/rotate-secret",
+        &format!(r#"{{"secret": "{INBOUND_SECRET}", "overlap": "1h"}}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, body["secret"].as_str()),
+        (200, Some(INBOUND_SECRET)),
+        "{body}"
+    );
+
+    let (_, answer) = send(&gw.url("orders"), "msg_rot", r#"{"type":"a"}"#).await;
+    let id = event_id(&answer).to_string();
+    eventually("the rotated endpoint got it", || {
+        receiver
+            .got()
+            .iter()
+            .any(|r| r.header("webhook-id") == id && r.header("webhook-signature").contains(' '))
+    })
+    .await;
+    let got = receiver.got();
+    let r = got
+        .iter()
+        .find(|r| r.header("webhook-id") == id && r.header("webhook-signature").contains(' '))
+        .expect("delivery");
+    assert_eq!(r.header("webhook-signature").split(' ').count(), 2);
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, r.headers[name].clone());
+    }
+    for secret in [OUTBOUND_SECRET, INBOUND_SECRET] {
+        standardwebhooks::Webhook::new(secret)
+            .expect("secret")
+            .verify(&r.body, &headers)
+            .unwrap_or_else(|e| panic!("{secret} must verify during the overlap: {e:?}"));
+    }
+
+    // A generated secret, readable through the secret route; the file's endpoints and bad
+    // bodies are refused.
+    let (status, body) = admin_call(&gw, Method::POST, "/endpoints/rot/rotate-secret", "").await;
+    let generated = body["secret"].as_str().unwrap_or("").to_string();
+    assert!(status == 200 && generated.starts_with("whsec_"), "{body}");
+    let (_, body) = admin_call(&gw, Method::GET, "/endpoints/rot/secret", "").await;
+    assert_eq!(body["secret"].as_str(), Some(generated.as_str()));
+    let (status, _) = admin_call(&gw, Method::POST, "/endpoints/r/rotate-secret", "").await;
+    assert_eq!(status, 409);
+    let (status, body) = admin_call(
+        &gw,
+        Method::POST,
+        "/endpoints/rot/rotate-secret",
+        r#"{"overlap": "a while"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("overlap"),
+        "{body}"
+    );
+    gw.stop().await;
+}
