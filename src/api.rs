@@ -9,6 +9,7 @@ mod dead_letters;
 mod deliveries;
 mod endpoints;
 mod events;
+pub mod openapi;
 pub mod params;
 mod publish;
 mod sources;
@@ -65,6 +66,7 @@ type ApiResult = Result<Response, params::ApiError>;
 
 pub fn router(state: Arc<AdminState>) -> Router {
     let api = Router::new()
+        .route("/openapi.json", get(openapi::serve))
         .route("/events", get(events::list).post(publish::publish))
         .route("/events/{id}", get(events::show))
         .route("/events/{id}/payload", get(events::payload))
@@ -92,14 +94,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
                 .delete(sources::delete),
         )
         .route("/endpoints/{id}/recover", post(endpoints::recover))
-        .route(
-            "/endpoints/{id}/pause",
-            post(|s, p| endpoints::set_paused(s, p, true)),
-        )
-        .route(
-            "/endpoints/{id}/resume",
-            post(|s, p| endpoints::set_paused(s, p, false)),
-        )
+        .route("/endpoints/{id}/pause", post(endpoints::pause))
+        .route("/endpoints/{id}/resume", post(endpoints::resume))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             require_token,

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 /// A JSON body with a status.
 pub fn json(status: StatusCode, body: serde_json::Value) -> Response {
@@ -18,11 +18,38 @@ pub fn json(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// An error in the shared shape.
-pub fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+/// A typed body with a status.
+pub fn typed<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
     json(
         status,
-        json!({ "error": { "code": code, "message": message.to_string() } }),
+        serde_json::to_value(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// `{"error": {"code", "message"}}`: the one shape of every error either listener answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs to branch on (`invalid_request`, `unknown_event`, ...).
+    pub code: String,
+    /// For people; a 400's message starts with the field at fault.
+    pub message: String,
+}
+
+/// An error in the shared shape.
+pub fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+    typed(
+        status,
+        &ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message: message.to_string(),
+            },
+        },
     )
 }
 

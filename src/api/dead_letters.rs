@@ -7,10 +7,10 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::params::{self, ApiError};
-use super::{AdminState, ApiResult, blocking, views};
+use super::views::{self, DeadLetterView, ErrorBody, Page, Replayed};
+use super::{AdminState, ApiResult, blocking};
 use crate::ids::DeliveryId;
 use crate::respond;
 use crate::store::Requeue;
@@ -18,21 +18,35 @@ use crate::store::query::Filter;
 
 const FILTERS: &[&str] = &["endpoint", "source", "type", "since", "until"];
 
+/// Dead letters, most recently dead first.
+#[utoipa::path(get, path = "/api/v1/dead-letters", operation_id = "list_dead_letters", tag = "dead letters",
+    params(
+        ("endpoint" = Option<String>, Query, description = "Only this endpoint"),
+        ("source" = Option<String>, Query, description = "Only this source"),
+        ("type" = Option<String>, Query, description = "Only this event type"),
+        ("since" = Option<String>, Query, description = "Died at or after: RFC 3339 or a duration before now"),
+        ("until" = Option<String>, Query, description = "Died before"),
+        ("limit" = Option<usize>, Query, description = "1 to 500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = Page<DeadLetterView>), (status = 400, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) -> ApiResult {
     let q = params::list_query(query.as_deref(), FILTERS, st.now_ms())?;
     let store = st.store.clone();
     let page = blocking(move || store.list_dead(&q.filter, q.limit, q.cursor.as_deref())).await?;
-    Ok(respond::json(
-        StatusCode::OK,
-        json!({ "data": page.items.iter().map(views::dead_letter).collect::<Vec<_>>(), "next_cursor": page.next_cursor }),
-    ))
+    let body = Page {
+        data: page.items.iter().map(views::dead_letter).collect(),
+        next_cursor: page.next_cursor,
+    };
+    Ok(respond::typed(StatusCode::OK, &body))
 }
 
 /// The replay body: a filter, ids, or both (then both must hold). An empty body replays every
 /// dead letter.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReplayBody {
+pub struct ReplayBody {
     endpoint: Option<String>,
     source: Option<String>,
     #[serde(rename = "type")]
@@ -43,6 +57,10 @@ struct ReplayBody {
 }
 
 /// Requeues the dead letters that match, in one transaction recorded before the answer.
+#[utoipa::path(post, path = "/api/v1/dead-letters/replay", operation_id = "replay_dead_letters", tag = "dead letters",
+    request_body = ReplayBody,
+    responses((status = 200, body = Replayed), (status = 400, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn replay(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult {
     let b: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayBody::default()
@@ -86,8 +104,10 @@ pub async fn replay(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult
     for e in endpoints {
         st.dispatcher.wake(e);
     }
-    Ok(respond::json(
+    Ok(respond::typed(
         StatusCode::OK,
-        json!({ "replayed": r.deliveries.len() }),
+        &Replayed {
+            replayed: r.deliveries.len(),
+        },
     ))
 }

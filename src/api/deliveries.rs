@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::json;
 
 use super::params::ApiError;
-use super::{AdminState, ApiResult, blocking, views};
+use super::views::{self, DeliveryDetail, ErrorBody, RetryAccepted};
+use super::{AdminState, ApiResult, blocking};
 use crate::ids::DeliveryId;
 use crate::respond;
 use crate::store::Requeue;
@@ -18,6 +18,11 @@ fn parse_id(id: &str) -> Result<DeliveryId, ApiError> {
     })
 }
 
+/// One delivery and every attempt.
+#[utoipa::path(get, path = "/api/v1/deliveries/{id}", operation_id = "get_delivery", tag = "deliveries",
+    params(("id" = String, Path, description = "dlv_…")),
+    responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id)?;
     let store = st.store.clone();
@@ -28,18 +33,22 @@ pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> 
     .await?;
     let (d, attempts) = found
         .ok_or_else(|| ApiError::not_found("unknown_delivery", format!("no delivery {id}")))?;
-    let mut body = views::delivery(id, &d);
-    body["attempt_log"] = json!(
-        attempts
+    let body = DeliveryDetail {
+        delivery: views::delivery(id, &d),
+        attempt_log: attempts
             .iter()
             .enumerate()
             .map(|(i, a)| views::attempt(i + 1, a))
-            .collect::<Vec<_>>()
-    );
-    Ok(respond::json(StatusCode::OK, body))
+            .collect(),
+    };
+    Ok(respond::typed(StatusCode::OK, &body))
 }
 
 /// Sends one delivery again now, in a fresh retry cycle, whatever its status.
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry", operation_id = "retry_delivery", tag = "deliveries",
+    params(("id" = String, Path, description = "dlv_…")),
+    responses((status = 202, body = RetryAccepted), (status = 404, body = ErrorBody), (status = 409, description = "Being sent right now", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn retry(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id)?;
     let r = st.store.requeue(Requeue::One(id)).await?;
@@ -55,8 +64,11 @@ pub async fn retry(State(st): State<Arc<AdminState>>, Path(id): Path<String>) ->
         .first()
         .ok_or_else(|| ApiError::not_found("unknown_delivery", format!("no delivery {id}")))?;
     st.dispatcher.wake(endpoint);
-    Ok(respond::json(
+    Ok(respond::typed(
         StatusCode::ACCEPTED,
-        json!({ "delivery_id": id.to_string(), "status": "pending" }),
+        &RetryAccepted {
+            delivery_id: id.to_string(),
+            status: "pending".into(),
+        },
     ))
 }

@@ -8,9 +8,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::params::{self, ApiError};
+use super::views::{
+    Deleted, EndpointView, ErrorBody, Page, PauseState, RateLimitView, Recovered, RetryView,
+    Rotated, SecretView,
+};
 use super::{AdminState, ApiResult};
 use crate::catalog::Origin;
 use crate::config::Endpoint;
@@ -21,27 +25,41 @@ fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn view(st: &AdminState, e: &Endpoint) -> Value {
-    json!({
-        "id": e.id,
-        "url": e.url.as_str(),
-        "origin": st.catalog.origin(EntryKind::Endpoint, &e.id).unwrap_or(Origin::File).as_str(),
-        "sources": e.sources,
-        "event_types": e.event_types.as_ref().map(|g| g.iter().map(|p| p.as_str()).collect::<Vec<_>>()),
-        "paused": st.dispatcher.is_paused(&e.id).unwrap_or(false),
-        "signs": e.signing_key.is_some(),
-        "max_in_flight": e.max_in_flight,
-        "rate_limit": e.rate_limit.map(|r| json!({ "per_second": r.per_second, "burst": r.burst.unwrap_or(r.per_second) })),
-        "timeout_ms": ms(e.timeout),
-        "retry": {
-            "max_attempts": e.retry.max_attempts,
-            "base_ms": ms(e.retry.base),
-            "max_delay_ms": ms(e.retry.max_delay),
-            "max_age_ms": ms(e.retry.max_age),
+fn view(st: &AdminState, e: &Endpoint) -> EndpointView {
+    EndpointView {
+        id: e.id.clone(),
+        url: e.url.to_string(),
+        origin: st
+            .catalog
+            .origin(EntryKind::Endpoint, &e.id)
+            .unwrap_or(Origin::File)
+            .as_str()
+            .into(),
+        sources: e.sources.clone(),
+        event_types: e
+            .event_types
+            .as_ref()
+            .map(|g| g.iter().map(|p| p.as_str().to_string()).collect()),
+        paused: st.dispatcher.is_paused(&e.id).unwrap_or(false),
+        signs: e.signing_key.is_some(),
+        max_in_flight: e.max_in_flight,
+        rate_limit: e.rate_limit.map(|r| RateLimitView {
+            per_second: r.per_second,
+            burst: r.burst.unwrap_or(r.per_second),
+        }),
+        timeout_ms: ms(e.timeout),
+        retry: RetryView {
+            max_attempts: e.retry.max_attempts,
+            base_ms: ms(e.retry.base),
+            max_delay_ms: ms(e.retry.max_delay),
+            max_age_ms: ms(e.retry.max_age),
         },
-        "headers": e.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-        "forward_headers": e.forward_headers.as_ref().map(|h| h.iter().map(|n| n.as_str()).collect::<Vec<_>>()),
-    })
+        headers: e.headers.iter().map(|(n, _)| n.to_string()).collect(),
+        forward_headers: e
+            .forward_headers
+            .as_ref()
+            .map(|h| h.iter().map(|n| n.to_string()).collect()),
+    }
 }
 
 fn find(st: &AdminState, id: &str) -> Result<Endpoint, ApiError> {
@@ -54,32 +72,53 @@ fn find(st: &AdminState, id: &str) -> Result<Endpoint, ApiError> {
         .ok_or_else(|| ApiError::not_found("unknown_endpoint", format!("no endpoint {id:?}")))
 }
 
+/// Endpoints, with their state and origin.
+#[utoipa::path(get, path = "/api/v1/endpoints", operation_id = "list_endpoints", tag = "endpoints",
+    responses((status = 200, body = Page<EndpointView>)), security(("bearer" = [])))]
 pub async fn list(State(st): State<Arc<AdminState>>) -> ApiResult {
     let routes = st.routes.current();
-    let data: Vec<Value> = routes.endpoints.iter().map(|e| view(&st, e)).collect();
-    Ok(respond::json(
-        StatusCode::OK,
-        json!({ "data": data, "next_cursor": null }),
-    ))
+    let body = Page {
+        data: routes
+            .endpoints
+            .iter()
+            .map(|e| view(&st, e))
+            .collect::<Vec<_>>(),
+        next_cursor: None,
+    };
+    Ok(respond::typed(StatusCode::OK, &body))
 }
 
+/// One endpoint.
+#[utoipa::path(get, path = "/api/v1/endpoints/{id}", operation_id = "get_endpoint", tag = "endpoints",
+    params(("id" = String, Path)),
+    responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
-    Ok(respond::json(StatusCode::OK, view(&st, &find(&st, &id)?)))
+    Ok(respond::typed(StatusCode::OK, &view(&st, &find(&st, &id)?)))
 }
 
 /// Creates an endpoint from the same keys as the file's `[[endpoints]]`, as JSON.
+#[utoipa::path(post, path = "/api/v1/endpoints", operation_id = "create_endpoint", tag = "endpoints",
+    request_body(content = Object, description = "The keys of the config file's [[endpoints]], as JSON"),
+    responses((status = 201, body = EndpointView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn create(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult {
     let value: Value = params::json_body(&body)?;
     let id = st
         .catalog
         .create(EntryKind::Endpoint, value, &st.dispatcher)
         .await?;
-    Ok(respond::json(
+    Ok(respond::typed(
         StatusCode::CREATED,
-        view(&st, &find(&st, &id)?),
+        &view(&st, &find(&st, &id)?),
     ))
 }
 
+/// Changes an API-made endpoint: the fields given replace the stored ones (`null` removes).
+#[utoipa::path(patch, path = "/api/v1/endpoints/{id}", operation_id = "update_endpoint", tag = "endpoints",
+    params(("id" = String, Path)),
+    request_body(content = Object, description = "Some keys of [[endpoints]], as JSON"),
+    responses((status = 200, body = EndpointView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Declared in the config file", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn update(
     State(st): State<Arc<AdminState>>,
     Path(id): Path<String>,
@@ -89,21 +128,33 @@ pub async fn update(
     st.catalog
         .update(EntryKind::Endpoint, &id, patch, &st.dispatcher)
         .await?;
-    Ok(respond::json(StatusCode::OK, view(&st, &find(&st, &id)?)))
+    Ok(respond::typed(StatusCode::OK, &view(&st, &find(&st, &id)?)))
 }
 
+/// Deletes an API-made endpoint; what it still had to send is dead-lettered.
+#[utoipa::path(delete, path = "/api/v1/endpoints/{id}", operation_id = "delete_endpoint", tag = "endpoints",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn delete(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let dead = st
         .catalog
         .delete(EntryKind::Endpoint, &id, &st.dispatcher)
         .await?;
-    Ok(respond::json(
+    Ok(respond::typed(
         StatusCode::OK,
-        json!({ "id": id, "deleted": true, "dead_lettered": dead }),
+        &Deleted {
+            id,
+            deleted: true,
+            dead_lettered: Some(dead),
+        },
     ))
 }
 
 /// The endpoint's signing secret (`whsec_…`), or null when it does not sign.
+#[utoipa::path(get, path = "/api/v1/endpoints/{id}/secret", operation_id = "get_endpoint_secret", tag = "endpoints",
+    params(("id" = String, Path)),
+    responses((status = 200, body = SecretView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn secret(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let e = find(&st, &id)?;
     let secret = e.signing_key.map(|k| {
@@ -112,12 +163,10 @@ pub async fn secret(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -
             base64::engine::general_purpose::STANDARD.encode(k.expose())
         )
     });
-    Ok(respond::json(
-        StatusCode::OK,
-        json!({ "id": id, "secret": secret }),
-    ))
+    Ok(respond::typed(StatusCode::OK, &SecretView { id, secret }))
 }
 
+/// Pauses (`true`) or resumes an endpoint.
 pub async fn set_paused(
     State(st): State<Arc<AdminState>>,
     Path(id): Path<String>,
@@ -129,21 +178,41 @@ pub async fn set_paused(
             format!("no endpoint {id:?}"),
         ));
     }
-    Ok(respond::json(
-        StatusCode::OK,
-        json!({ "id": id, "paused": paused }),
-    ))
+    Ok(respond::typed(StatusCode::OK, &PauseState { id, paused }))
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+/// Pauses an endpoint: nothing is sent and no attempt spent; survives restarts.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/pause", operation_id = "pause_endpoint", tag = "endpoints",
+    params(("id" = String, Path)),
+    responses((status = 200, body = PauseState), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn pause(st: State<Arc<AdminState>>, id: Path<String>) -> ApiResult {
+    set_paused(st, id, true).await
+}
+
+/// Resumes an endpoint, in order of due time.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/resume", operation_id = "resume_endpoint", tag = "endpoints",
+    params(("id" = String, Path)),
+    responses((status = 200, body = PauseState), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn resume(st: State<Arc<AdminState>>, id: Path<String>) -> ApiResult {
+    set_paused(st, id, false).await
+}
+
+/// The recover window, by when the events arrived.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RecoverBody {
+pub struct RecoverBody {
+    /// RFC 3339 or a duration before now; default: the beginning.
     since: Option<String>,
+    /// Default: now.
     until: Option<String>,
 }
 
 /// Re-queues every not-delivered delivery of the endpoint whose event arrived in the window
-/// (default: everything), including those never attempted; answers `{"recovered": N}`.
+/// (default: everything), including those never attempted.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/recover", operation_id = "recover_endpoint", tag = "endpoints",
+    params(("id" = String, Path)), request_body = RecoverBody,
+    responses((status = 200, body = Recovered), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn recover(
     State(st): State<Arc<AdminState>>,
     Path(id): Path<String>,
@@ -177,23 +246,31 @@ pub async fn recover(
         })
         .await?;
     st.dispatcher.wake(&id);
-    Ok(respond::json(
+    Ok(respond::typed(
         StatusCode::OK,
-        json!({ "recovered": r.deliveries.len(), "in_flight": r.in_flight.len() }),
+        &Recovered {
+            recovered: r.deliveries.len(),
+            in_flight: r.in_flight.len(),
+        },
     ))
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+/// A secret rotation.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateBody {
+pub struct RotateBody {
     /// The new secret; a random one when absent.
     secret: Option<String>,
     /// How long the old secret keeps signing beside the new one (default 24h).
     overlap: Option<String>,
 }
 
-/// Rotates the signing secret of an API-made endpoint; answers the new secret and until when
-/// the old one still signs.
+/// Rotates the signing secret of an API-made endpoint; the old one keeps signing during the
+/// overlap.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/rotate-secret", operation_id = "rotate_endpoint_secret", tag = "endpoints",
+    params(("id" = String, Path)), request_body = RotateBody,
+    responses((status = 200, body = Rotated), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn rotate_secret(
     State(st): State<Arc<AdminState>>,
     Path(id): Path<String>,
@@ -216,8 +293,12 @@ pub async fn rotate_secret(
         .catalog
         .rotate_secret(&id, b.secret, now, until, &st.dispatcher)
         .await?;
-    Ok(respond::json(
+    Ok(respond::typed(
         StatusCode::OK,
-        json!({ "id": id, "secret": secret, "previous_until": params::rfc3339(until) }),
+        &Rotated {
+            id,
+            secret,
+            previous_until: params::rfc3339(until),
+        },
     ))
 }

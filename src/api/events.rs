@@ -6,24 +6,39 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use serde_json::json;
 
 use super::params::{self, ApiError};
-use super::{AdminState, ApiResult, blocking, views};
+use super::views::{self, ErrorBody, Event, Page};
+use super::{AdminState, ApiResult, blocking};
 use crate::ids::{DeliveryId, EventId};
 use crate::respond;
 use crate::store::query::EventView;
 
 const FILTERS: &[&str] = &["source", "type", "since", "until", "status", "endpoint"];
 
+/// Events, newest first.
+#[utoipa::path(get, path = "/api/v1/events", operation_id = "list_events", tag = "events",
+    params(
+        ("source" = Option<String>, Query, description = "Only this source"),
+        ("type" = Option<String>, Query, description = "Only this event type"),
+        ("since" = Option<String>, Query, description = "RFC 3339, or a duration before now such as 2h"),
+        ("until" = Option<String>, Query, description = "RFC 3339, or a duration before now"),
+        ("status" = Option<String>, Query, description = "Events with a delivery in this status"),
+        ("endpoint" = Option<String>, Query, description = "Events with a delivery to this endpoint"),
+        ("limit" = Option<usize>, Query, description = "1 to 500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = Page<Event>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) -> ApiResult {
     let q = params::list_query(query.as_deref(), FILTERS, st.now_ms())?;
     let store = st.store.clone();
     let page = blocking(move || store.list_events(&q.filter, q.limit, q.cursor.as_deref())).await?;
-    Ok(respond::json(
-        StatusCode::OK,
-        json!({ "data": page.items.iter().map(views::event).collect::<Vec<_>>(), "next_cursor": page.next_cursor }),
-    ))
+    let body = Page {
+        data: page.items.iter().map(views::event).collect(),
+        next_cursor: page.next_cursor,
+    };
+    Ok(respond::typed(StatusCode::OK, &body))
 }
 
 fn parse_event_id(id: &str) -> Result<EventId, ApiError> {
@@ -31,6 +46,11 @@ fn parse_event_id(id: &str) -> Result<EventId, ApiError> {
         .map_err(|_| ApiError::not_found("unknown_event", format!("{id:?} is not an event id")))
 }
 
+/// One event and each delivery's status.
+#[utoipa::path(get, path = "/api/v1/events/{id}", operation_id = "get_event", tag = "events",
+    params(("id" = String, Path, description = "evt_…")),
+    responses((status = 200, body = Event), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_event_id(&id)?;
     let store = st.store.clone();
@@ -52,10 +72,14 @@ pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> 
     })
     .await?;
     let v = found.ok_or_else(|| ApiError::not_found("unknown_event", format!("no event {id}")))?;
-    Ok(respond::json(StatusCode::OK, views::event(&v)))
+    Ok(respond::typed(StatusCode::OK, &views::event(&v)))
 }
 
 /// The body exactly as it arrived, with its original content type.
+#[utoipa::path(get, path = "/api/v1/events/{id}/payload", operation_id = "get_event_payload", tag = "events",
+    params(("id" = String, Path, description = "evt_…")),
+    responses((status = 200, description = "The raw body, with the content type it arrived with"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn payload(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_event_id(&id)?;
     let store = st.store.clone();

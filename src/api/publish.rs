@@ -13,9 +13,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::params::{self, ApiError};
+use super::views::{Accepted, ErrorBody};
 use super::{AdminState, ApiResult};
 use crate::filter;
 use crate::ingress::extract::MAX_FIELD_LEN;
@@ -27,17 +27,33 @@ pub const IDEMPOTENCY_WINDOW_MS: u64 = 3 * 24 * 3600 * 1000;
 /// The source label of events published without one.
 pub const DEFAULT_SOURCE: &str = "api";
 
-#[derive(Debug, Deserialize)]
+/// An event from an internal producer.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Publish {
+pub struct Publish {
     #[serde(rename = "type")]
     event_type: String,
+    /// Any JSON; delivered as the body, `application/json`.
+    #[schema(value_type = Object)]
     payload: serde_json::Value,
+    /// A routing label; default `api`.
     source: Option<String>,
+    /// Headers kept with the event (endpoints pass on those in their `forward_headers`).
     #[serde(default)]
     headers: BTreeMap<String, String>,
 }
 
+/// Publishes an event: stored with its deliveries before the answer.
+#[utoipa::path(post, path = "/api/v1/events", operation_id = "publish_event", tag = "events",
+    request_body = Publish,
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same key within 3 days answers 200 with the first event_id")),
+    responses(
+        (status = 202, description = "Stored", body = Accepted),
+        (status = 200, description = "A duplicate of an earlier Idempotency-Key", body = Accepted),
+        (status = 400, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
 pub async fn publish(
     State(st): State<Arc<AdminState>>,
     headers: HeaderMap,
@@ -110,14 +126,20 @@ pub async fn publish(
             for (_, endpoint) in &deliveries {
                 st.dispatcher.wake(endpoint);
             }
-            Ok(respond::json(
+            Ok(respond::typed(
                 StatusCode::ACCEPTED,
-                json!({ "event_id": event_id.to_string() }),
+                &Accepted {
+                    event_id: event_id.to_string(),
+                    duplicate: None,
+                },
             ))
         }
-        Ok(IngestOutcome::Duplicate { event_id }) => Ok(respond::json(
+        Ok(IngestOutcome::Duplicate { event_id }) => Ok(respond::typed(
             StatusCode::OK,
-            json!({ "event_id": event_id.to_string(), "duplicate": true }),
+            &Accepted {
+                event_id: event_id.to_string(),
+                duplicate: Some(true),
+            },
         )),
         Err(e @ (StoreError::Busy | StoreError::Backlog { .. })) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -1,57 +1,246 @@
-//! The JSON shapes of the admin API, as SPEC names their fields.
+//! The JSON shapes of the admin API, as SPEC names their fields. Handlers serialize these
+//! types, and the OpenAPI document (`api::openapi`) is derived from the same types, so the
+//! document cannot describe a shape the API does not send.
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::params::rfc3339;
 use crate::ids::{DeliveryId, EventId};
 use crate::store::query::{DeadLetter, EventView};
 use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus};
 
-pub fn delivery(id: DeliveryId, d: &DeliveryRecord) -> Value {
-    let next_attempt_at = matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying)
-        .then(|| rfc3339(d.due_ms));
-    json!({
-        "delivery_id": id.to_string(),
-        "event_id": EventId(d.event_id).to_string(),
-        "endpoint_id": d.endpoint_id,
-        "status": d.status.as_str(),
-        "attempts": d.attempts,
-        "next_attempt_at": next_attempt_at,
-        "last_status_code": d.last_status_code,
-        "last_error": d.last_error,
-    })
+pub use crate::respond::ErrorBody;
+
+/// One event on its way to one endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Delivery {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub endpoint_id: String,
+    /// `pending`, `delivering`, `retrying`, `delivered` or `dead`.
+    pub status: String,
+    pub attempts: u32,
+    /// RFC 3339; null unless pending or retrying.
+    pub next_attempt_at: Option<String>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
 }
 
-pub fn event(v: &EventView) -> Value {
-    json!({
-        "event_id": v.id.to_string(),
-        "source": v.event.source,
-        "type": v.event.event_type,
-        "received_at": rfc3339(v.event.received_ms),
-        "deliveries": v.deliveries.iter().map(|(id, d)| delivery(*id, d)).collect::<Vec<_>>(),
-    })
+pub fn delivery(id: DeliveryId, d: &DeliveryRecord) -> Delivery {
+    Delivery {
+        delivery_id: id.to_string(),
+        event_id: EventId(d.event_id).to_string(),
+        endpoint_id: d.endpoint_id.clone(),
+        status: d.status.as_str().into(),
+        attempts: d.attempts,
+        next_attempt_at: matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying)
+            .then(|| rfc3339(d.due_ms)),
+        last_status_code: d.last_status_code,
+        last_error: d.last_error.clone(),
+    }
 }
 
-pub fn attempt(number: usize, a: &AttemptRecord) -> Value {
-    json!({
-        "attempt": number,
-        "at": rfc3339(a.at_ms),
-        "status_code": a.status_code,
-        "latency_ms": a.latency_ms,
-        "error": a.error,
-        "response_excerpt": String::from_utf8_lossy(&a.response_excerpt),
-    })
+/// An accepted webhook or published event, with each delivery's status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Event {
+    pub event_id: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// RFC 3339.
+    pub received_at: String,
+    pub deliveries: Vec<Delivery>,
 }
 
-pub fn dead_letter(d: &DeadLetter) -> Value {
-    json!({
-        "delivery_id": d.delivery_id.to_string(),
-        "event_id": d.event_id.to_string(),
-        "endpoint_id": d.endpoint_id,
-        "source": d.source,
-        "type": d.event_type,
-        "attempts": d.attempts,
-        "last_error": d.last_error,
-        "dead_at": rfc3339(d.dead_at_ms),
-    })
+pub fn event(v: &EventView) -> Event {
+    Event {
+        event_id: v.id.to_string(),
+        source: v.event.source.clone(),
+        event_type: v.event.event_type.clone(),
+        received_at: rfc3339(v.event.received_ms),
+        deliveries: v
+            .deliveries
+            .iter()
+            .map(|(id, d)| delivery(*id, d))
+            .collect(),
+    }
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Attempt {
+    /// 1 for the first.
+    pub attempt: usize,
+    /// RFC 3339.
+    pub at: String,
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+    /// The first 4 KiB of the response body.
+    pub response_excerpt: String,
+}
+
+pub fn attempt(number: usize, a: &AttemptRecord) -> Attempt {
+    Attempt {
+        attempt: number,
+        at: rfc3339(a.at_ms),
+        status_code: a.status_code,
+        latency_ms: a.latency_ms,
+        error: a.error.clone(),
+        response_excerpt: String::from_utf8_lossy(&a.response_excerpt).into_owned(),
+    }
+}
+
+/// A delivery with every attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    pub attempt_log: Vec<Attempt>,
+}
+
+/// A delivery that will not be attempted again unless replayed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterView {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// RFC 3339.
+    pub dead_at: String,
+}
+
+pub fn dead_letter(d: &DeadLetter) -> DeadLetterView {
+    DeadLetterView {
+        delivery_id: d.delivery_id.to_string(),
+        event_id: d.event_id.to_string(),
+        endpoint_id: d.endpoint_id.clone(),
+        source: d.source.clone(),
+        event_type: d.event_type.clone(),
+        attempts: d.attempts,
+        last_error: d.last_error.clone(),
+        dead_at: rfc3339(d.dead_at_ms),
+    }
+}
+
+/// A page of a list: `next_cursor` is null on the last.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// The answer to an accepted (202) or duplicate (200) event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub event_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Replayed {
+    pub replayed: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recovered {
+    pub recovered: usize,
+    /// Being sent right now, so left alone.
+    pub in_flight: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetryAccepted {
+    pub delivery_id: String,
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PauseState {
+    pub id: String,
+    pub paused: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    pub deleted: bool,
+    /// For an endpoint: deliveries it still had, now dead letters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_lettered: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretView {
+    pub id: String,
+    /// `whsec_…`, or null when the endpoint does not sign.
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rotated {
+    pub id: String,
+    pub secret: String,
+    /// RFC 3339: until then the old secret signs too.
+    pub previous_until: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateLimitView {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetryView {
+    pub max_attempts: u32,
+    pub base_ms: u64,
+    pub max_delay_ms: u64,
+    pub max_age_ms: u64,
+}
+
+/// An endpoint; its secret is never shown here.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    pub id: String,
+    pub url: String,
+    /// `file` or `api`.
+    pub origin: String,
+    pub sources: Vec<String>,
+    pub event_types: Option<Vec<String>>,
+    pub paused: bool,
+    pub signs: bool,
+    pub max_in_flight: u32,
+    pub rate_limit: Option<RateLimitView>,
+    pub timeout_ms: u64,
+    pub retry: RetryView,
+    /// Names only: values may be credentials.
+    pub headers: Vec<String>,
+    pub forward_headers: Option<Vec<String>>,
+}
+
+/// Where a source finds a value: `{"header": name}` or `{"json": pointer}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldView {
+    Header(String),
+    Json(String),
+}
+
+/// A source; its secrets are never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceView {
+    pub id: String,
+    pub verify: String,
+    pub origin: String,
+    pub inbound_url: String,
+    pub dedup: Option<FieldView>,
+    pub event_type: Option<FieldView>,
+    pub dedup_window_ms: u64,
 }

@@ -700,3 +700,28 @@ async fn a_rotated_secret_keeps_signing_beside_the_new_one_during_the_overlap() 
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_matches_the_committed_one() {
+    let receiver = Receiver::start().await;
+    let (gw, _dir) = Gateway::start(&config(&receiver.url)).await;
+    let (status, body) = admin_get(&gw, "/openapi.json").await;
+    assert_eq!(status, 200);
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))
+            .expect("committed"),
+    )
+    .expect("json");
+    assert_eq!(body, committed);
+    let resp = client()
+        .get(format!("{}/api/v1/openapi.json", gw.admin))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        resp.status().as_u16(),
+        401,
+        "like the rest of /api/v1, it needs the token"
+    );
+    gw.stop().await;
+}
