@@ -44,6 +44,7 @@ pub struct AdminState {
     pub token: Option<Secret>,
     pub clock: SharedClock,
     pub catalog: Arc<crate::catalog::Catalog>,
+    pub metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl AdminState {
@@ -106,6 +107,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
             get(|| async { respond::json(StatusCode::OK, json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .nest("/api/v1", api)
         .fallback(|| async { respond::error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
@@ -143,6 +145,22 @@ async fn require_token(
             "send Authorization: Bearer <token>",
         ),
     }
+}
+
+/// Prometheus (OpenMetrics) text; no token, like health and readiness.
+async fn metrics(State(st): State<Arc<AdminState>>) -> Response {
+    let store = st.store.clone();
+    let gauges = tokio::task::spawn_blocking(move || store.gauges())
+        .await
+        .unwrap_or_default();
+    let mut r = Response::new(axum::body::Body::from(st.metrics.encode(gauges)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    r
 }
 
 async fn ready(State(st): State<Arc<AdminState>>) -> Response {

@@ -40,6 +40,7 @@ pub struct Shared {
     pub routes: Arc<RouteTable>,
     /// Attempts in flight across all endpoints (`delivery.max_concurrency`).
     pub global: Arc<Semaphore>,
+    pub metrics: Arc<crate::telemetry::Metrics>,
 }
 
 /// One running lane and its controls.

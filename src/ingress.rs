@@ -26,6 +26,7 @@ use crate::{filter, verify};
 /// What the ingress handlers share.
 pub struct IngressState {
     pub routes: Arc<filter::RouteTable>,
+    pub metrics: Arc<crate::telemetry::Metrics>,
     pub store: Store,
     pub dispatcher: Arc<Dispatcher>,
     pub clock: SharedClock,
@@ -52,7 +53,44 @@ pub fn router(state: Arc<IngressState>) -> Router {
         .with_state(state)
 }
 
+/// Counts every request by source and outcome, and how long accepted ones took to commit.
 async fn receive(
+    state: State<Arc<IngressState>>,
+    source_id: Path<String>,
+    request: Request,
+) -> Response {
+    let started = std::time::Instant::now();
+    let st = Arc::clone(&state.0);
+    // Unknown sources share one label: the name comes from the client.
+    let label = if st
+        .routes
+        .current()
+        .sources
+        .contains_key(source_id.0.as_str())
+    {
+        source_id.0.clone()
+    } else {
+        crate::telemetry::UNKNOWN_SOURCE.to_string()
+    };
+    let response = handle(state, source_id, request).await;
+    let outcome = match response.status() {
+        StatusCode::ACCEPTED => "accepted",
+        StatusCode::OK => "duplicate",
+        _ => response
+            .extensions()
+            .get::<respond::ErrorCode>()
+            .map_or("error", |c| c.0.as_str()),
+    };
+    st.metrics.received(&label, outcome);
+    if response.status() == StatusCode::ACCEPTED {
+        st.metrics
+            .ingest_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+    response
+}
+
+async fn handle(
     State(st): State<Arc<IngressState>>,
     Path(source_id): Path<String>,
     request: Request,

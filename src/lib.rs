@@ -53,6 +53,8 @@ pub struct Listeners {
 #[derive(Clone)]
 pub struct RunOptions {
     pub clock: SharedClock,
+    /// Where every stage records its metrics (served at `/metrics`).
+    pub metrics: Arc<telemetry::Metrics>,
     /// How long attempts in flight may take to finish at shutdown.
     pub shutdown_grace: Duration,
     /// Commands that may wait for the store's writer.
@@ -63,6 +65,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             clock: Arc::new(SystemClock),
+            metrics: Arc::new(telemetry::Metrics::new()),
             shutdown_grace: Duration::from_secs(10),
             writer_queue: 8192,
         }
@@ -110,6 +113,7 @@ pub fn open_store(config: &Validated, opts: &RunOptions) -> Result<Store, StoreE
             max_backlog: config.max_backlog,
             queue_capacity: opts.writer_queue,
             clock: Arc::clone(&opts.clock),
+            metrics: Some(Arc::clone(&opts.metrics)),
         },
     )
 }
@@ -142,6 +146,7 @@ pub async fn serve(
             clock: Arc::clone(&opts.clock),
             allow_private: config.allow_private_networks,
             routes: Arc::clone(&routes),
+            metrics: Arc::clone(&opts.metrics),
             global: Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(config.max_concurrency).unwrap_or(usize::MAX),
             )),
@@ -152,6 +157,7 @@ pub async fn serve(
 
     let ingress = ingress::router(Arc::new(ingress::IngressState {
         routes: Arc::clone(&routes),
+        metrics: Arc::clone(&opts.metrics),
         store: store.clone(),
         dispatcher: Arc::clone(&dispatcher),
         clock: Arc::clone(&opts.clock),
@@ -164,6 +170,7 @@ pub async fn serve(
         token: config.admin_token.clone(),
         clock: Arc::clone(&opts.clock),
         catalog,
+        metrics: Arc::clone(&opts.metrics),
     }));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

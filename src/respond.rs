@@ -40,9 +40,14 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// The code of an error response, kept in its extensions so that metrics can count refusals by
+/// reason without parsing bodies.
+#[derive(Debug, Clone)]
+pub struct ErrorCode(pub String);
+
 /// An error in the shared shape.
 pub fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    typed(
+    let mut r = typed(
         status,
         &ErrorBody {
             error: ErrorDetail {
@@ -50,7 +55,9 @@ pub fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) ->
                 message: message.to_string(),
             },
         },
-    )
+    );
+    r.extensions_mut().insert(ErrorCode(code.to_string()));
+    r
 }
 
 /// A 503 that tells the client when to come back.

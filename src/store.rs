@@ -104,6 +104,8 @@ pub struct StoreOptions {
     /// Commands that may wait for the writer; beyond that, callers get [`StoreError::Busy`].
     pub queue_capacity: usize,
     pub clock: SharedClock,
+    /// Where commits are counted, if anywhere.
+    pub metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 /// A webhook to store, with the endpoints it must reach.
@@ -202,6 +204,8 @@ pub struct DueDelivery {
     pub cycle_attempts: u32,
     /// When the current retry cycle began: `max_age` counts from here.
     pub cycle_started_ms: u64,
+    /// When the event arrived.
+    pub received_ms: u64,
     pub source: String,
     pub event_type: Option<String>,
     /// Every inbound header, as stored.
@@ -245,7 +249,13 @@ impl Store {
         let pending = recover(&db, opts.clock.now_ms())?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
-        let state = writer::Writer::new(Arc::clone(&db), pending, opts.max_backlog, opts.clock);
+        let state = writer::Writer::new(
+            Arc::clone(&db),
+            pending,
+            opts.max_backlog,
+            opts.clock,
+            opts.metrics,
+        );
         let handle = std::thread::Builder::new()
             .name("hookgate-writer".into())
             .spawn(move || state.run(rx))
@@ -449,6 +459,7 @@ impl Store {
                 attempts: rec.attempts,
                 cycle_attempts: rec.cycle_attempts(),
                 cycle_started_ms: rec.cycle_started_ms,
+                received_ms: ev.received_ms,
                 source: ev.source,
                 event_type: ev.event_type,
                 headers: payload.headers,
@@ -510,6 +521,19 @@ impl Store {
             out.push(EventId(entry?.0.value()));
         }
         Ok(out)
+    }
+
+    /// The store's state for the metrics: pending deliveries, queued commands, file size.
+    pub fn gauges(&self) -> crate::telemetry::StoreGauges {
+        let queued = self.inner.tx.max_capacity() - self.inner.tx.capacity();
+        crate::telemetry::StoreGauges {
+            pending_deliveries: self
+                .pending_count()
+                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+            writer_queue: i64::try_from(queued).unwrap_or(i64::MAX),
+            file_bytes: std::fs::metadata(&self.inner.path)
+                .map_or(-1, |m| i64::try_from(m.len()).unwrap_or(i64::MAX)),
+        }
     }
 
     /// How many deliveries are not final.

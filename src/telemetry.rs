@@ -1,8 +1,22 @@
-//! Logging setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`), colours only on
-//! a terminal. Secrets never reach a log line: config types mask them in `Debug`.
+//! Observability: logging setup, and the Prometheus metrics every stage records into.
+//!
+//! Logs go through `tracing` to stderr, filtered by `RUST_LOG` (default `info`), colours only
+//! on a terminal. Secrets never reach a log line: config types mask them in `Debug`.
+//!
+//! Metrics are `hookgate_*`, with the unit in the name, served as OpenMetrics text at
+//! `GET /metrics` on the admin listener. **Labels are bounded**: endpoint and source ids and
+//! fixed outcome names only; a request for an unknown source is counted under one value,
+//! never under the name the client sent. Gauges that describe the store (pending deliveries,
+//! writer queue, file size) are read when scraped.
 
 use std::io::IsTerminal;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; a second call is a no-op.
@@ -13,4 +27,178 @@ pub fn init() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+/// The source label of requests whose source does not exist.
+pub const UNKNOWN_SOURCE: &str = "<unknown>";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceOutcome {
+    pub source: String,
+    /// `accepted`, `duplicate`, or the refusal's code (`bad_signature`, `payload_too_large`, ...).
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointOutcome {
+    pub endpoint: String,
+    /// Attempts: `2xx`, `3xx`, `4xx`, `5xx`, `timeout`, `connect`, `blocked`, `error`.
+    /// Finished deliveries: `delivered`, `dead`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    pub endpoint: String,
+}
+
+/// The store's state at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreGauges {
+    pub pending_deliveries: i64,
+    pub writer_queue: i64,
+    pub file_bytes: i64,
+}
+
+fn latency_buckets() -> Histogram {
+    // 100 µs to about 100 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+/// Every metric hookgate exports.
+pub struct Metrics {
+    registry: Registry,
+    pub events_received: Family<SourceOutcome, Counter>,
+    pub ingest_seconds: Histogram,
+    pub attempts: Family<EndpointOutcome, Counter>,
+    pub attempt_seconds: Family<EndpointLabel, Histogram, fn() -> Histogram>,
+    pub finished: Family<EndpointOutcome, Counter>,
+    pub end_to_end_seconds: Family<EndpointLabel, Histogram, fn() -> Histogram>,
+    pub retried: Family<EndpointLabel, Counter>,
+    pub replayed: Counter,
+    pub commit_batch: Histogram,
+    pub commit_seconds: Histogram,
+    pending: Gauge,
+    writer_queue: Gauge,
+    store_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("hookgate");
+        let m = Metrics {
+            events_received: Family::default(),
+            ingest_seconds: latency_buckets(),
+            attempts: Family::default(),
+            attempt_seconds: Family::new_with_constructor(latency_buckets),
+            finished: Family::default(),
+            end_to_end_seconds: Family::new_with_constructor(latency_buckets),
+            retried: Family::default(),
+            replayed: Counter::default(),
+            commit_batch: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            commit_seconds: latency_buckets(),
+            pending: Gauge::default(),
+            writer_queue: Gauge::default(),
+            store_bytes: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_received",
+            "Inbound webhooks and published events, by source and outcome",
+            m.events_received.clone(),
+        );
+        registry.register_with_unit(
+            "ingest",
+            "From a request's arrival to its commit",
+            Unit::Seconds,
+            m.ingest_seconds.clone(),
+        );
+        registry.register(
+            "delivery_attempts",
+            "Delivery attempts, by endpoint and outcome class",
+            m.attempts.clone(),
+        );
+        registry.register_with_unit(
+            "attempt",
+            "Duration of one delivery attempt",
+            Unit::Seconds,
+            m.attempt_seconds.clone(),
+        );
+        registry.register(
+            "deliveries_finished",
+            "Deliveries delivered or dead-lettered",
+            m.finished.clone(),
+        );
+        registry.register_with_unit(
+            "end_to_end",
+            "From an event's arrival to its delivery",
+            Unit::Seconds,
+            m.end_to_end_seconds.clone(),
+        );
+        registry.register(
+            "deliveries_retried",
+            "Failed attempts scheduled for a retry",
+            m.retried.clone(),
+        );
+        registry.register(
+            "deliveries_replayed",
+            "Deliveries replayed, retried or recovered by an operator",
+            m.replayed.clone(),
+        );
+        registry.register(
+            "commit_batch",
+            "Commands committed per store transaction",
+            m.commit_batch.clone(),
+        );
+        registry.register_with_unit(
+            "commit",
+            "Duration of one store commit, fsync included",
+            Unit::Seconds,
+            m.commit_seconds.clone(),
+        );
+        registry.register(
+            "pending_deliveries",
+            "Deliveries not yet delivered or dead",
+            m.pending.clone(),
+        );
+        registry.register(
+            "writer_queue",
+            "Commands waiting for the store's writer",
+            m.writer_queue.clone(),
+        );
+        registry.register_with_unit(
+            "store_file",
+            "Size of the store's file",
+            Unit::Bytes,
+            m.store_bytes.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts an inbound request's outcome.
+    pub fn received(&self, source: &str, outcome: &str) {
+        self.events_received
+            .get_or_create(&SourceOutcome {
+                source: source.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text, with the store's gauges as given.
+    pub fn encode(&self, store: StoreGauges) -> String {
+        self.pending.set(store.pending_deliveries);
+        self.writer_queue.set(store.writer_queue);
+        self.store_bytes.set(store.file_bytes);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
 }

@@ -100,6 +100,7 @@ pub async fn replay(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult
         until_ms,
     };
     let r = st.store.requeue(Requeue::Dead { filter, ids }).await?;
+    st.metrics.replayed.inc_by(r.deliveries.len() as u64);
     let endpoints: BTreeSet<&str> = r.deliveries.iter().map(|(_, e)| e.as_str()).collect();
     for e in endpoints {
         st.dispatcher.wake(e);

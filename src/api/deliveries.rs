@@ -63,6 +63,7 @@ pub async fn retry(State(st): State<Arc<AdminState>>, Path(id): Path<String>) ->
         .deliveries
         .first()
         .ok_or_else(|| ApiError::not_found("unknown_delivery", format!("no delivery {id}")))?;
+    st.metrics.replayed.inc();
     st.dispatcher.wake(endpoint);
     Ok(respond::typed(
         StatusCode::ACCEPTED,

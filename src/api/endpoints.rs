@@ -245,6 +245,7 @@ pub async fn recover(
             until_ms: until_ms.unwrap_or(u64::MAX),
         })
         .await?;
+    st.metrics.replayed.inc_by(r.deliveries.len() as u64);
     st.dispatcher.wake(&id);
     Ok(respond::typed(
         StatusCode::OK,

@@ -118,7 +118,17 @@ pub async fn publish(
         body: Bytes::from(serde_json::to_vec(&p.payload).unwrap_or_default()),
         endpoints,
     };
-    match st.store.ingest(event).await {
+    let label = event.source.clone();
+    let result = st.store.ingest(event).await;
+    st.metrics.received(
+        &label,
+        match &result {
+            Ok(IngestOutcome::Accepted { .. }) => "accepted",
+            Ok(IngestOutcome::Duplicate { .. }) => "duplicate",
+            Err(_) => "store_unavailable",
+        },
+    );
+    match result {
         Ok(IngestOutcome::Accepted {
             event_id,
             deliveries,

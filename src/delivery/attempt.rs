@@ -164,6 +164,23 @@ async fn read_excerpt(mut response: reqwest::Response) -> Vec<u8> {
     out
 }
 
+/// The outcome class an attempt is counted under in the metrics: `2xx`, `3xx`, `4xx`, `5xx`,
+/// `timeout`, `connect`, `blocked` or `error` (the prefixes `classify_error` writes).
+pub fn class(outcome: &Outcome, status: Option<u16>) -> &'static str {
+    match (outcome, status) {
+        (_, Some(200..=299)) => "2xx",
+        (_, Some(300..=399)) => "3xx",
+        (_, Some(400..=499)) => "4xx",
+        (_, Some(_)) => "5xx",
+        (Outcome::Refused { .. }, None) => "blocked",
+        (Outcome::Failed { error, .. }, None) if error.starts_with("timeout") => "timeout",
+        (Outcome::Failed { error, .. }, None) if error.starts_with("connection failed") => {
+            "connect"
+        }
+        _ => "error",
+    }
+}
+
 fn classify_error(e: &reqwest::Error) -> Outcome {
     if let Some(reason) = client::blocked_reason(e) {
         return Outcome::Refused { error: reason };

@@ -22,6 +22,7 @@ use super::{attempt, retry};
 use crate::config::Endpoint;
 use crate::ids::DeliveryId;
 use crate::store::{Completion, DueDelivery};
+use crate::telemetry::{EndpointLabel, EndpointOutcome};
 
 /// Governor's clock on tokio time, so that rate limits follow `tokio::time::pause()` in tests.
 #[derive(Debug, Clone)]
@@ -255,6 +256,45 @@ impl Lane {
                 endpoint = %endpoint.id, delivery_id = %item.delivery_id, event_id = %item.event_id,
                 attempt = attempt_no, outcome = ?outcome, next = ?next, "attempt finished"
             );
+            let m = &shared.metrics;
+            let label = EndpointLabel {
+                endpoint: endpoint.id.clone(),
+            };
+            m.attempt_seconds
+                .get_or_create(&label)
+                .observe(record.latency_ms as f64 / 1000.0);
+            let class = attempt::class(&outcome, record.status_code);
+            m.attempts
+                .get_or_create(&EndpointOutcome {
+                    endpoint: endpoint.id.clone(),
+                    outcome: class.into(),
+                })
+                .inc();
+            match &next {
+                crate::store::Next::Delivered => {
+                    m.finished
+                        .get_or_create(&EndpointOutcome {
+                            endpoint: endpoint.id.clone(),
+                            outcome: "delivered".into(),
+                        })
+                        .inc();
+                    let e2e_ms = clock.now_ms().saturating_sub(item.received_ms);
+                    m.end_to_end_seconds
+                        .get_or_create(&label)
+                        .observe(e2e_ms as f64 / 1000.0);
+                }
+                crate::store::Next::RetryAt(_) => {
+                    m.retried.get_or_create(&label).inc();
+                }
+                crate::store::Next::Dead(_) => {
+                    m.finished
+                        .get_or_create(&EndpointOutcome {
+                            endpoint: endpoint.id.clone(),
+                            outcome: "dead".into(),
+                        })
+                        .inc();
+                }
+            }
             if let crate::store::Next::Dead(reason) = &next {
                 tracing::warn!(endpoint = %endpoint.id, delivery_id = %item.delivery_id, %reason, "delivery is dead");
             }

@@ -49,6 +49,7 @@ pub(super) struct Writer {
     max_backlog: u64,
     clock: SharedClock,
     ulids: ulid::Generator,
+    metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 /// The tables a batch writes, opened once per transaction.
@@ -71,6 +72,7 @@ impl Writer {
         pending: u64,
         max_backlog: u64,
         clock: SharedClock,
+        metrics: Option<Arc<crate::telemetry::Metrics>>,
     ) -> Self {
         Self {
             db,
@@ -78,6 +80,7 @@ impl Writer {
             max_backlog,
             clock,
             ulids: ulid::Generator::new(),
+            metrics,
         }
     }
 
@@ -113,7 +116,13 @@ impl Writer {
             )
         });
         let result = if mutates {
-            self.apply(&batch)
+            let started = std::time::Instant::now();
+            let result = self.apply(&batch);
+            if let Some(m) = &self.metrics {
+                m.commit_batch.observe(batch.len() as f64);
+                m.commit_seconds.observe(started.elapsed().as_secs_f64());
+            }
+            result
         } else {
             Ok((batch.iter().map(|_| Ok(Done::Unit)).collect(), self.pending))
         };

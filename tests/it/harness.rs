@@ -156,6 +156,7 @@ pub fn open_store(data_dir: &Path) -> Store {
             max_backlog: u64::MAX,
             queue_capacity: 16,
             clock: Arc::new(hookgate::clock::SystemClock),
+            metrics: None,
         },
     )
     .expect("store opens")

@@ -9,3 +9,4 @@ mod crash;
 mod delivery;
 mod fuzz_corpus;
 mod ingress;
+mod observability;
