@@ -33,6 +33,9 @@ enum Command {
     Serve {
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// How log lines are written.
+        #[arg(long, value_enum, default_value = "human")]
+        log_format: crate::telemetry::LogFormat,
     },
     /// Validate a config file; exits non-zero with the key at fault.
     CheckConfig {
@@ -146,7 +149,7 @@ enum CliError {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config } => serve(config.as_deref()),
+        Command::Serve { config, log_format } => serve(config.as_deref(), log_format),
         Command::CheckConfig { config } => check_config(&config),
         Command::Events { conn, cmd } => operator::events(conn, cmd).map_err(CliError::from),
         Command::Deliveries { conn, cmd } => {
@@ -215,10 +218,10 @@ fn bind(
     tokio::net::TcpListener::from_std(l).map_err(err)
 }
 
-fn serve(path: Option<&Path>) -> Result<(), CliError> {
+fn serve(path: Option<&Path>, log_format: crate::telemetry::LogFormat) -> Result<(), CliError> {
     // Validated in full before anything is bound or opened.
     let config = load(path)?;
-    crate::telemetry::init();
+    crate::telemetry::init(log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

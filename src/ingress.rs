@@ -8,6 +8,8 @@ pub mod extract;
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
@@ -72,7 +74,8 @@ async fn receive(
     } else {
         crate::telemetry::UNKNOWN_SOURCE.to_string()
     };
-    let response = handle(state, source_id, request).await;
+    let span = tracing::info_span!("webhook", source = %label);
+    let response = handle(state, source_id, request).instrument(span).await;
     let outcome = match response.status() {
         StatusCode::ACCEPTED => "accepted",
         StatusCode::OK => "duplicate",

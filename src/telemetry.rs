@@ -1,7 +1,11 @@
 //! Observability: logging setup, and the Prometheus metrics every stage records into.
 //!
-//! Logs go through `tracing` to stderr, filtered by `RUST_LOG` (default `info`), colours only
-//! on a terminal. Secrets never reach a log line: config types mask them in `Debug`.
+//! Logs go through `tracing` to stderr, filtered by `RUST_LOG` (default `info`): readable lines
+//! (colours only on a terminal) or, with `--log-format json`, one JSON object per line. Each
+//! webhook is logged inside a `webhook` span (`source`), each attempt inside an `attempt` span
+//! (`endpoint`, `delivery_id`, `event_id`), so a line carries what it is about. `info` stays
+//! quiet under load: per-request and per-attempt lines are `debug`, refusals and dead letters
+//! `info`/`warn`. Secrets never reach a log line: config types mask them in `Debug`.
 //!
 //! Metrics are `hookgate_*`, with the unit in the name, served as OpenMetrics text at
 //! `GET /metrics` on the admin listener. **Labels are bounded**: endpoint and source ids and
@@ -19,14 +23,32 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use tracing_subscriber::EnvFilter;
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per line, with the fields of the enclosing spans.
+    Json,
+}
+
 /// Installs the global subscriber; a second call is a no-op.
-pub fn init() {
+pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// The source label of requests whose source does not exist.

@@ -16,6 +16,7 @@ use governor::{
 };
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::Shared;
 use super::{attempt, retry};
@@ -224,7 +225,14 @@ impl Lane {
         let shared = Arc::clone(&self.shared);
         let wake = Arc::clone(&self.wake);
         let in_flight = Arc::clone(&self.in_flight);
-        async move {
+        let span = tracing::info_span!(
+            "attempt",
+            endpoint = %self.endpoint.id,
+            delivery_id = %item.delivery_id,
+            event_id = %item.event_id,
+            attempt = item.attempts + 1,
+        );
+        let work = async move {
             let (store, clock) = (&shared.store, &shared.clock);
             let scheme = shared
                 .routes
@@ -312,6 +320,7 @@ impl Lane {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&item.delivery_id);
             wake.notify_one();
-        }
+        };
+        work.instrument(span)
     }
 }

@@ -92,3 +92,51 @@ async fn metrics_count_received_rejected_delivered_and_dead() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_span_fields() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hookgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[ingress]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
+            dir.path().join("data").display(),
+            orders_source()
+        ),
+    )
+    .expect("write");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut next_json = async || -> serde_json::Value {
+        let line = lines.next_line().await.expect("read").expect("a log line");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    };
+    let addr = loop {
+        let v = next_json().await;
+        if v["fields"]["message"] == "ingress listening" {
+            break v["fields"]["addr"].as_str().expect("addr").to_string();
+        }
+    };
+    let (status, _) = post(&format!("http://{addr}/in/orders"), &[], "{}").await;
+    assert_eq!(status, 401);
+    let refused = loop {
+        let v = next_json().await;
+        if v["fields"]["message"] == "webhook refused" {
+            break v;
+        }
+    };
+    assert_eq!(refused["level"], "INFO");
+    assert_eq!(refused["span"]["name"], "webhook");
+    assert_eq!(refused["span"]["source"], "orders");
+    assert_eq!(refused["fields"]["code"], "missing_signature");
+    let _ = child.start_kill();
+}
