@@ -37,6 +37,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         log_format: crate::telemetry::LogFormat,
     },
+    /// Give the space of pruned data back to the file system (offline: stop the gateway first).
+    Compact {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Validate a config file; exits non-zero with the key at fault.
     CheckConfig {
         #[arg(long, short)]
@@ -151,6 +156,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, log_format } => serve(config.as_deref(), log_format),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Compact { data_dir } => compact(&data_dir),
         Command::Events { conn, cmd } => operator::events(conn, cmd).map_err(CliError::from),
         Command::Deliveries { conn, cmd } => {
             operator::deliveries(conn, cmd).map_err(CliError::from)
@@ -195,6 +201,16 @@ fn load(path: Option<&Path>) -> Result<Validated, CliError> {
         config.admin.token = Some(Secret::new(token));
     }
     Ok(config.validate()?)
+}
+
+fn compact(data_dir: &Path) -> Result<(), CliError> {
+    let (before, after) = crate::store::compact(data_dir)
+        .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
+    println!(
+        "{}: {before} bytes before, {after} after",
+        data_dir.join(crate::store::DB_FILE).display()
+    );
+    Ok(())
 }
 
 fn check_config(path: &Path) -> Result<(), CliError> {

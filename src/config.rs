@@ -267,6 +267,25 @@ pub struct StoreConfig {
     /// Pending deliveries beyond which ingress answers 503 instead of storing more.
     #[serde(default = "default_max_backlog")]
     pub max_backlog: u64,
+    /// How long finished events (every delivery delivered or dead) are kept.
+    #[serde(default = "default_retention")]
+    pub retention: Duration,
+    /// How long dead letters are kept, unless replayed.
+    #[serde(default = "default_dead_letter_retention")]
+    pub dead_letter_retention: Duration,
+    /// How often pruning runs.
+    #[serde(default = "default_prune_interval")]
+    pub prune_interval: Duration,
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_dead_letter_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_prune_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_max_backlog() -> u64 {
@@ -277,6 +296,9 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             max_backlog: default_max_backlog(),
+            retention: default_retention(),
+            dead_letter_retention: default_dead_letter_retention(),
+            prune_interval: default_prune_interval(),
         }
     }
 }
@@ -485,6 +507,18 @@ impl Config {
         if self.store.max_backlog == 0 {
             return Err(ConfigError::new("store.max_backlog", "must be > 0"));
         }
+        for (key, d) in [
+            ("store.retention", self.store.retention),
+            (
+                "store.dead_letter_retention",
+                self.store.dead_letter_retention,
+            ),
+            ("store.prune_interval", self.store.prune_interval),
+        ] {
+            if d.0.is_zero() {
+                return Err(ConfigError::new(key, "must be > 0"));
+            }
+        }
         let defaults = EndpointDefaults {
             max_in_flight: self.delivery.max_in_flight,
             timeout: self.delivery.timeout,
@@ -526,6 +560,9 @@ impl Config {
             allow_private_networks: self.delivery.allow_private_networks,
             max_concurrency: self.delivery.max_concurrency,
             max_backlog: self.store.max_backlog,
+            retention: self.store.retention,
+            dead_letter_retention: self.store.dead_letter_retention,
+            prune_interval: self.store.prune_interval,
             sources,
             endpoints,
             endpoint_defaults: defaults,
@@ -938,6 +975,9 @@ pub struct Validated {
     pub allow_private_networks: bool,
     pub max_concurrency: u32,
     pub max_backlog: u64,
+    pub retention: Duration,
+    pub dead_letter_retention: Duration,
+    pub prune_interval: Duration,
     pub sources: BTreeMap<String, Source>,
     pub endpoints: Vec<Endpoint>,
     pub endpoint_defaults: EndpointDefaults,

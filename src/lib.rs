@@ -178,6 +178,16 @@ pub async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    let pruner = tokio::spawn(store::retention::run(
+        store.clone(),
+        Arc::clone(&opts.clock),
+        store::retention::Policy {
+            retention: config.retention.0,
+            dead_letter_retention: config.dead_letter_retention.0,
+            interval: config.prune_interval.0,
+        },
+        stop_rx.clone(),
+    ));
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -190,6 +200,7 @@ pub async fn serve(
     let (a, b) = tokio::join!(ingress_server.into_future(), admin_server.into_future());
     tracing::info!("listeners closed; stopping delivery");
     dispatcher.shutdown().await;
+    let _ = pruner.await;
     store.close().await;
     tracing::info!("stopped");
     a?;

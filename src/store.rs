@@ -22,11 +22,14 @@
 //!   `Idempotency-Key` is kept under `publish:<source>`, apart from providers' ids.
 //! - `meta`: name → u64 (the pending-delivery count).
 //! - `endpoint_state`: endpoint id → flags; present only for a paused endpoint.
+//! - `dedup_expiry`: (expires ms, scope, key) → (): the dedup entries in order of expiry, so
+//!   pruning reads only the expired ones.
 //! - `config_entries`: (`source` | `endpoint`, id) → version byte + the entry's JSON, for the
 //!   sources and endpoints made through the admin API.
 
 pub mod query;
 pub mod records;
+pub mod retention;
 mod writer;
 
 use std::collections::HashSet;
@@ -52,6 +55,7 @@ const DEDUP: TableDefinition<(&str, &str), (u128, u64)> = TableDefinition::new("
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ENDPOINT_STATE: TableDefinition<&str, u8> = TableDefinition::new("endpoint_state");
 const CONFIG_ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("config_entries");
+const DEDUP_EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("dedup_expiry");
 
 /// The flag of a paused endpoint in `endpoint_state`.
 const ENDPOINT_PAUSED: u8 = 1;
@@ -147,6 +151,29 @@ pub enum Next {
     Delivered,
     RetryAt(u64),
     Dead(String),
+}
+
+/// One pruning step's bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Prune {
+    pub now_ms: u64,
+    /// Finished events that arrived before this are removed.
+    pub events_before_ms: u64,
+    /// Dead deliveries that died before this may go with their event.
+    pub dead_before_ms: u64,
+    /// Resume after this event id (the previous step's `next`).
+    pub after: Option<u128>,
+    /// Most events looked at in this step.
+    pub max_events: usize,
+}
+
+/// What a pruning step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub events: u64,
+    pub dedup_entries: u64,
+    /// Where the next step resumes; `None` when this pass is complete.
+    pub next: Option<u128>,
 }
 
 /// What kind of config entry the admin API made.
@@ -371,6 +398,12 @@ impl Store {
         Ok(out)
     }
 
+    /// One bounded pruning step (see [`Prune`]).
+    pub async fn prune(&self, p: Prune) -> Result<Pruned, StoreError> {
+        self.submit_waiting(|reply| writer::Command::Prune(p, reply))
+            .await
+    }
+
     /// Pauses or resumes an endpoint, durably.
     pub async fn set_paused(&self, endpoint: &str, paused: bool) -> Result<(), StoreError> {
         let endpoint = endpoint.to_string();
@@ -544,6 +577,33 @@ impl Store {
     }
 }
 
+/// Compacts the store in `data_dir`, which no running gateway may hold open. Returns the
+/// file's size before and after.
+pub fn compact(data_dir: &Path) -> Result<(u64, u64), StoreError> {
+    let path = data_dir.join(DB_FILE);
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    if !path.exists() {
+        return Err(StoreError::Storage(format!(
+            "no store at {}",
+            path.display()
+        )));
+    }
+    let before = size(&path);
+    let mut db = Database::open(&path)
+        .map_err(|e| StoreError::Storage(format!("cannot open {}: {e}", path.display())))?;
+    // Each call moves what it can; a few are enough to converge.
+    for _ in 0..8 {
+        if !db
+            .compact()
+            .map_err(|e| StoreError::Storage(e.to_string()))?
+        {
+            break;
+        }
+    }
+    drop(db);
+    Ok((before, size(&path)))
+}
+
 /// Creates missing tables, and makes every lease left by a previous process due now: that
 /// process is gone (redb holds an exclusive lock on the file), so nothing is sending them.
 /// Returns the pending-delivery count.
@@ -560,6 +620,7 @@ fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
         txn.open_table(DEDUP)?;
         txn.open_table(ENDPOINT_STATE)?;
         txn.open_table(CONFIG_ENTRIES)?;
+        txn.open_table(DEDUP_EXPIRY)?;
         let mut deliveries = txn.open_table(DELIVERIES)?;
         let mut due = txn.open_table(DUE)?;
         let mut leases = txn.open_table(LEASES)?;

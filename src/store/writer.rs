@@ -11,9 +11,10 @@ use redb::{Database, Durability, ReadableTable, Table};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DELIVERIES, DUE, DeliveryRecord,
-    DeliveryStatus, ENDPOINT_STATE, EVENTS, EntryKind, EventRecord, IngestOutcome, LEASES, META,
-    META_PENDING, NewEvent, Next, PAYLOADS, PayloadRecord, Requeue, Requeued, StoreError, records,
+    ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DEDUP_EXPIRY, DELIVERIES, DUE,
+    DeliveryRecord, DeliveryStatus, ENDPOINT_STATE, EVENTS, EntryKind, EventRecord, IngestOutcome,
+    LEASES, META, META_PENDING, NewEvent, Next, PAYLOADS, PayloadRecord, Prune, Pruned, Requeue,
+    Requeued, StoreError, records,
 };
 use crate::clock::SharedClock;
 use crate::ids::{DeliveryId, EventId};
@@ -31,6 +32,7 @@ pub(super) enum Command {
     Requeue(Box<Requeue>, Reply<Requeued>),
     PutEntry(EntryKind, String, Vec<u8>, Reply<()>),
     DeleteEntry(EntryKind, String, Reply<u64>),
+    Prune(Prune, Reply<Pruned>),
     Ping(Reply<()>),
     Stop(Reply<()>),
 }
@@ -40,6 +42,7 @@ enum Done {
     Ingest(IngestOutcome),
     Requeued(Requeued),
     Count(u64),
+    Pruned(Pruned),
     Unit,
 }
 
@@ -64,6 +67,7 @@ struct Tables<'t> {
     dedup: Table<'t, (&'static str, &'static str), (u128, u64)>,
     endpoint_state: Table<'t, &'static str, u8>,
     config_entries: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    dedup_expiry: Table<'t, (u64, &'static str, &'static str), ()>,
 }
 
 impl Writer {
@@ -113,6 +117,7 @@ impl Writer {
                     | Command::Requeue(..)
                     | Command::PutEntry(..)
                     | Command::DeleteEntry(..)
+                    | Command::Prune(..)
             )
         });
         let result = if mutates {
@@ -168,6 +173,7 @@ impl Writer {
                 dedup: txn.open_table(DEDUP)?,
                 endpoint_state: txn.open_table(ENDPOINT_STATE)?,
                 config_entries: txn.open_table(CONFIG_ENTRIES)?,
+                dedup_expiry: txn.open_table(DEDUP_EXPIRY)?,
             };
             for command in batch {
                 let outcome = match command {
@@ -192,6 +198,7 @@ impl Writer {
                         delete_entry(&mut t, *kind, id, self.clock.now_ms(), &mut pending)
                             .map(Done::Count)
                     }
+                    Command::Prune(p, _) => prune(&mut t, p).map(Done::Pruned),
                     Command::Requeue(what, _) => {
                         requeue(&mut t, what, self.clock.now_ms(), &mut pending).map(Done::Requeued)
                     }
@@ -286,13 +293,10 @@ impl Writer {
         t.payloads
             .insert(event_id, records::encode(&payload).as_slice())?;
         if let Some((key, window_ms)) = &ev.dedup {
-            t.dedup.insert(
-                (
-                    ev.dedup_scope.as_deref().unwrap_or(&ev.source),
-                    key.as_str(),
-                ),
-                (event_id, received_ms.saturating_add(*window_ms)),
-            )?;
+            let scope = ev.dedup_scope.as_deref().unwrap_or(&ev.source);
+            let expires = received_ms.saturating_add(*window_ms);
+            t.dedup.insert((scope, key.as_str()), (event_id, expires))?;
+            t.dedup_expiry.insert((expires, scope, key.as_str()), ())?;
         }
         *pending += fanout;
         Ok(IngestOutcome::Accepted {
@@ -490,6 +494,84 @@ fn requeue(
     Ok(out)
 }
 
+/// Removes expired dedup entries, then finished events older than the retention with their
+/// payloads, deliveries and attempts. Bounded by `p.max_events`; says where to go on.
+fn prune(t: &mut Tables<'_>, p: &Prune) -> Result<Pruned, StoreError> {
+    let mut out = Pruned::default();
+    let mut expired = Vec::new();
+    for entry in t
+        .dedup_expiry
+        .range((0u64, "", "")..(p.now_ms.saturating_add(1), "", ""))?
+        .take(p.max_events)
+    {
+        let (k, _) = entry?;
+        let (expires, scope, key) = k.value();
+        expired.push((expires, scope.to_string(), key.to_string()));
+    }
+    for (expires, scope, key) in expired {
+        t.dedup_expiry
+            .remove((expires, scope.as_str(), key.as_str()))?;
+        // The entry may have been renewed since (the same key after it expired): keep it then.
+        let current = t
+            .dedup
+            .get((scope.as_str(), key.as_str()))?
+            .map(|v| v.value().1);
+        if current.is_some_and(|e| e <= p.now_ms) {
+            t.dedup.remove((scope.as_str(), key.as_str()))?;
+            out.dedup_entries += 1;
+        }
+    }
+
+    // Event ids are ULIDs: every id below this one arrived before the cutoff.
+    let cutoff = u128::from(p.events_before_ms.min((1 << 48) - 1)) << 80;
+    let start = p.after.map_or(0, |a| a.saturating_add(1));
+    let mut candidates = Vec::new();
+    if start < cutoff {
+        for entry in t.events.range(start..cutoff)?.take(p.max_events) {
+            let (k, v) = entry?;
+            candidates.push((k.value(), records::decode::<EventRecord>(v.value())?));
+        }
+    }
+    if candidates.len() == p.max_events {
+        out.next = candidates.last().map(|(id, _)| *id);
+    }
+    'events: for (id, event) in candidates {
+        let mut finished = Vec::with_capacity(event.deliveries.len());
+        for (did, _) in &event.deliveries {
+            let Some(d) = read_delivery(t, *did)? else {
+                continue;
+            };
+            let removable = match d.status {
+                DeliveryStatus::Delivered => true,
+                // A dead delivery's `updated_ms` is when it died.
+                DeliveryStatus::Dead => d.updated_ms < p.dead_before_ms,
+                _ => false,
+            };
+            if !removable {
+                continue 'events;
+            }
+            finished.push((*did, d));
+        }
+        for (did, d) in finished {
+            if d.status == DeliveryStatus::Dead {
+                t.dead.remove((d.updated_ms, did))?;
+            }
+            let mut attempts = Vec::new();
+            for entry in t.attempts.range((did, 0u32)..=(did, u32::MAX))? {
+                attempts.push(entry?.0.value());
+            }
+            for a in attempts {
+                t.attempts.remove(a)?;
+            }
+            t.deliveries.remove(did)?;
+        }
+        t.events.remove(id)?;
+        t.payloads.remove(id)?;
+        out.events += 1;
+    }
+    Ok(out)
+}
+
 fn delete_entry(
     t: &mut Tables<'_>,
     kind: EntryKind,
@@ -543,6 +625,12 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
             let _ = tx.send(outcome.and_then(|d| match d {
                 Done::Ingest(o) => Ok(o),
                 _ => Err(StoreError::Corrupt("ingest produced no outcome".into())),
+            }));
+        }
+        Command::Prune(_, tx) => {
+            let _ = tx.send(outcome.and_then(|d| match d {
+                Done::Pruned(p) => Ok(p),
+                _ => Err(StoreError::Corrupt("prune produced no outcome".into())),
             }));
         }
         Command::DeleteEntry(_, _, tx) => {

@@ -265,3 +265,23 @@ async fn operator_commands_against_a_live_server() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_works_offline_and_refuses_a_store_in_use() {
+    use crate::harness::*;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gw = Gateway::start_in(dir.path(), &orders_source()).await;
+    for i in 0..50 {
+        send(&gw.url("orders"), &format!("msg_c{i}"), r#"{"type":"a"}"#).await;
+    }
+    let data_dir = dir.path().to_string_lossy().into_owned();
+    let (code, _, err) = hookgate_async(&["compact", "--data-dir", &data_dir]).await;
+    assert_eq!(code, 2, "a running gateway holds the store");
+    assert!(err.contains("cannot open"), "{err}");
+    gw.stop().await;
+    let (code, out, err) = hookgate_async(&["compact", "--data-dir", &data_dir]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("bytes before"), "{out}");
+    // Still a working store afterwards.
+    assert_eq!(open_store(dir.path()).event_ids().expect("ids").len(), 50);
+}

@@ -140,3 +140,103 @@ async fn json_logs_carry_the_span_fields() {
     assert_eq!(refused["fields"]["code"], "missing_signature");
     let _ = child.start_kill();
 }
+
+fn short_retention(receiver: &str, extra_endpoint: &str) -> String {
+    format!(
+        "{}\n[admin]\ntoken = \"t\"\n[store]\nretention = \"200ms\"\ndead_letter_retention = \"200ms\"\nprune_interval = \"50ms\"\n\
+         [[endpoints]]\nid = \"r\"\nurl = \"{receiver}\"\nsources = [\"orders\"]\n{extra_endpoint}",
+        orders_source()
+    )
+}
+
+#[tokio::test]
+async fn finished_events_are_pruned_after_the_retention_and_waiting_ones_kept() {
+    let receiver = Receiver::start().await;
+    let failing = Receiver::start().await;
+    failing.set_default_status(500);
+    let extra = format!(
+        "[[endpoints]]\nid = \"failing\"\nurl = \"{}\"\nevent_types = [\"doomed\"]\nretry = {{ max_attempts = 1 }}\n",
+        failing.url
+    );
+    let (gw, _dir) = Gateway::start(&short_retention(&receiver.url, &extra)).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let (_, a) = send(&gw.url("orders"), &format!("msg_p{i}"), r#"{"type":"a"}"#).await;
+        ids.push(event_id(&a));
+    }
+    let (_, doomed) = send(&gw.url("orders"), "msg_doomed", r#"{"type":"doomed"}"#).await;
+    for id in ids.iter().chain([&event_id(&doomed)]) {
+        gw.settled(*id).await;
+    }
+    // A waiting delivery keeps its event, however old.
+    let resp = client()
+        .post(format!("{}/api/v1/endpoints/r/pause", gw.admin))
+        .bearer_auth("t")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 200);
+    let (_, waiting) = send(&gw.url("orders"), "msg_waiting", r#"{"type":"a"}"#).await;
+    let waiting = event_id(&waiting);
+
+    eventually("every finished event pruned", || {
+        gw.store.event_ids().expect("ids") == vec![waiting]
+    })
+    .await;
+    let body: serde_json::Value = serde_json::from_str(
+        &client()
+            .get(format!("{}/api/v1/dead-letters", gw.admin))
+            .bearer_auth("t")
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("body"),
+    )
+    .expect("json");
+    assert_eq!(
+        body["data"].as_array().map(Vec::len),
+        Some(0),
+        "dead letters past their retention are gone too"
+    );
+    consistently(
+        "the waiting event stays",
+        std::time::Duration::from_millis(300),
+        || gw.store.event_ids().expect("ids") == vec![waiting],
+    )
+    .await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_file_size_levels_off_under_a_steady_load() {
+    let receiver = Receiver::start().await;
+    let (gw, _dir) = Gateway::start(&short_retention(&receiver.url, "")).await;
+    let size = || std::fs::metadata(gw.store.path()).expect("file").len();
+    let mut sizes = Vec::new();
+    for round in 0..10 {
+        let mut sends = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let url = gw.url("orders");
+            let body = format!(r#"{{"type":"a","pad":"{}"}}"#, "x".repeat(1000));
+            sends.spawn(async move { send(&url, &format!("msg_{round}_{i}"), &body).await.0 });
+        }
+        while let Some(status) = sends.join_next().await {
+            assert_eq!(status.expect("task"), 202);
+        }
+        eventually("the round delivered and pruned", || {
+            gw.store.event_ids().expect("ids").is_empty()
+        })
+        .await;
+        sizes.push(size());
+    }
+    // After the first rounds have grown the file to its working size, it stops growing:
+    // pruned pages are reused.
+    let settled = sizes[3];
+    assert!(
+        sizes[9] <= settled + settled / 4,
+        "the file keeps growing: {sizes:?}"
+    );
+    gw.stop().await;
+}

@@ -1,0 +1,73 @@
+//! Retention: every `prune_interval`, remove what is past keeping, in bounded steps that go
+//! through the writer like any other command, so pruning never holds up ingest for long.
+//! Freed pages are reused by redb, so a steady load reaches a steady file size;
+//! [`super::compact`] gives the space back to the file system, offline.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{Prune, Store};
+use crate::clock::SharedClock;
+
+/// Events looked at per step.
+const STEP: usize = 500;
+
+/// How long things are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub retention: Duration,
+    pub dead_letter_retention: Duration,
+    pub interval: Duration,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Prunes until `stop` turns true.
+pub async fn run(
+    store: Store,
+    clock: SharedClock,
+    policy: Policy,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(policy.interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let mut after = None;
+        let (mut events, mut dedup) = (0, 0);
+        loop {
+            let now_ms = clock.now_ms();
+            let step = Prune {
+                now_ms,
+                events_before_ms: now_ms.saturating_sub(ms(policy.retention)),
+                dead_before_ms: now_ms.saturating_sub(ms(policy.dead_letter_retention)),
+                after,
+                max_events: STEP,
+            };
+            match store.prune(step).await {
+                Ok(p) => {
+                    events += p.events;
+                    dedup += p.dedup_entries;
+                    after = p.next;
+                    if after.is_none() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning failed; trying again next interval");
+                    break;
+                }
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+        if events > 0 || dedup > 0 {
+            tracing::debug!(events, dedup_entries = dedup, "pruned");
+        }
+    }
+}
