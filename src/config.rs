@@ -225,6 +225,13 @@ pub struct DeliveryConfig {
     /// Attempts in flight across all endpoints.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: u32,
+    /// At shutdown, how long attempts in flight may take to finish.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: Duration,
+}
+
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_max_concurrency() -> u32 {
@@ -246,6 +253,7 @@ impl Default for DeliveryConfig {
             retry: RetryConfig::default(),
             max_in_flight: default_max_in_flight(),
             max_concurrency: default_max_concurrency(),
+            shutdown_grace: default_shutdown_grace(),
         }
     }
 }
@@ -559,6 +567,7 @@ impl Config {
             admin_token: self.admin.token,
             allow_private_networks: self.delivery.allow_private_networks,
             max_concurrency: self.delivery.max_concurrency,
+            shutdown_grace: self.delivery.shutdown_grace,
             max_backlog: self.store.max_backlog,
             retention: self.store.retention,
             dead_letter_retention: self.store.dead_letter_retention,
@@ -974,6 +983,7 @@ pub struct Validated {
     pub admin_token: Option<Secret>,
     pub allow_private_networks: bool,
     pub max_concurrency: u32,
+    pub shutdown_grace: Duration,
     pub max_backlog: u64,
     pub retention: Duration,
     pub dead_letter_retention: Duration,

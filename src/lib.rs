@@ -91,7 +91,11 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    run_with(config, listeners, shutdown, RunOptions::default()).await
+    let opts = RunOptions {
+        shutdown_grace: config.shutdown_grace.0,
+        ..RunOptions::default()
+    };
+    run_with(config, listeners, shutdown, opts).await
 }
 
 /// [`run`] with explicit [`RunOptions`].

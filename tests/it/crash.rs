@@ -300,3 +300,52 @@ async fn a_crash_during_a_bulk_replay_replays_all_or_nothing() {
     .await;
     restarted.kill_9().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_attempts_in_flight_finish_and_exits_0() {
+    let receiver = Receiver::start().await;
+    receiver.delay(std::time::Duration::from_millis(700));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hookgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[ingress]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}\n\
+             [[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\n",
+            dir.path().join("data").display(),
+            orders_source_with("shutdown_grace = \"20s\""),
+            receiver.url
+        ),
+    )
+    .expect("write config");
+    let mut binary = Binary::start(&config).await;
+    let (status, answer) = send(
+        &format!("{}/in/orders", binary.ingress),
+        "msg_term",
+        r#"{"type":"a"}"#,
+    )
+    .await;
+    assert_eq!(status, 202);
+    receiver.wait_for(1).await;
+    // The attempt is in flight (the receiver answers in 700 ms): ask the process to stop.
+    let pid = binary.child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exit = binary.child.wait().await.expect("exits");
+    assert!(exit.success(), "exit status {exit:?}");
+    // The attempt finished before the exit and its result was committed.
+    let store = open_store(&dir.path().join("data"));
+    let (event, _) = store
+        .event(event_id(&answer))
+        .expect("read")
+        .expect("stored");
+    let d = store
+        .delivery(hookgate::ids::DeliveryId(event.deliveries[0].0))
+        .expect("read")
+        .expect("stored");
+    assert_eq!(d.status, hookgate::store::DeliveryStatus::Delivered);
+    assert_eq!(receiver.count(), 1);
+}

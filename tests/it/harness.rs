@@ -187,6 +187,7 @@ struct ReceiverState {
     script: Mutex<VecDeque<Scripted>>,
     default_status: Mutex<u16>,
     hang: AtomicBool,
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 /// A subscriber on an ephemeral port that records every request.
@@ -236,6 +237,14 @@ impl Receiver {
         self.state.hang.store(true, Ordering::SeqCst);
     }
 
+    /// Answer every request only after `delay`.
+    pub fn delay(&self, delay: Duration) {
+        self.state.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+
     /// Answer new requests again (those already hanging stay so).
     pub fn unhang(&self) {
         self.state.hang.store(false, Ordering::SeqCst);
@@ -271,6 +280,10 @@ async fn receive(
         .push(Received { headers, body });
     if state.hang.load(Ordering::SeqCst) {
         std::future::pending::<()>().await;
+    }
+    let delay = state.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let next = state.script.lock().expect("lock").pop_front();
     let (status, headers) =
