@@ -1,5 +1,5 @@
-//! The admin listener: liveness (`/healthz`) and readiness (`/readyz`: the store is open and
-//! its writer answers) without a token; `/api/v1/*` behind `Authorization: Bearer <token>`.
+//! The admin listener: liveness (`/healthz`), readiness (`/readyz`: the writer commits a probe
+//! write within 2 s) and metrics (`/metrics`) without a token; `/api/v1/*` behind `Authorization: Bearer <token>`.
 //!
 //! **The token is compared in constant time**; with no `admin.token` configured, `/api/v1/*`
 //! answers 401 for everyone. One file per resource: `events`, `deliveries`, `dead_letters`;
@@ -164,7 +164,7 @@ async fn metrics(State(st): State<Arc<AdminState>>) -> Response {
 }
 
 async fn ready(State(st): State<Arc<AdminState>>) -> Response {
-    match tokio::time::timeout(READY_TIMEOUT, st.store.ping()).await {
+    match tokio::time::timeout(READY_TIMEOUT, st.store.probe()).await {
         Ok(Ok(())) => respond::json(StatusCode::OK, json!({ "status": "ready" })),
         Ok(Err(e)) => respond::unavailable("not_ready", format!("store: {e}"), 1),
         Err(_) => respond::unavailable("not_ready", "the store writer did not answer in time", 1),

@@ -59,6 +59,8 @@ pub struct RunOptions {
     pub shutdown_grace: Duration,
     /// Commands that may wait for the store's writer.
     pub writer_queue: usize,
+    /// Injected store write failures, for tests.
+    pub store_fault: Option<store::fault::FaultSwitch>,
 }
 
 impl Default for RunOptions {
@@ -68,6 +70,7 @@ impl Default for RunOptions {
             metrics: Arc::new(telemetry::Metrics::new()),
             shutdown_grace: Duration::from_secs(10),
             writer_queue: 8192,
+            store_fault: None,
         }
     }
 }
@@ -118,6 +121,7 @@ pub fn open_store(config: &Validated, opts: &RunOptions) -> Result<Store, StoreE
             queue_capacity: opts.writer_queue,
             clock: Arc::clone(&opts.clock),
             metrics: Some(Arc::clone(&opts.metrics)),
+            fault: opts.store_fault.clone(),
         },
     )
 }

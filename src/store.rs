@@ -27,6 +27,7 @@
 //! - `config_entries`: (`source` | `endpoint`, id) → version byte + the entry's JSON, for the
 //!   sources and endpoints made through the admin API.
 
+pub mod fault;
 pub mod query;
 pub mod records;
 pub mod retention;
@@ -110,6 +111,8 @@ pub struct StoreOptions {
     pub clock: SharedClock,
     /// Where commits are counted, if anywhere.
     pub metrics: Option<Arc<crate::telemetry::Metrics>>,
+    /// Injected write failures, for tests; `None` in production.
+    pub fault: Option<fault::FaultSwitch>,
 }
 
 /// A webhook to store, with the endpoints it must reach.
@@ -269,9 +272,14 @@ impl Store {
             StoreError::Storage(format!("cannot create {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join(DB_FILE);
-        let db = Database::builder()
-            .set_cache_size(64 * 1024 * 1024)
-            .create(&path)
+        let mut builder = Database::builder();
+        builder.set_cache_size(64 * 1024 * 1024);
+        let opened = match &opts.fault {
+            None => builder.create(&path),
+            Some(switch) => fault::FaultyBackend::open(&path, switch.clone())
+                .and_then(|b| builder.create_with_backend(b)),
+        };
+        let db = opened
             .map_err(|e| StoreError::Storage(format!("cannot open {}: {e}", path.display())))?;
         let pending = recover(&db, opts.clock.now_ms())?;
         let db = Arc::new(db);
@@ -423,6 +431,11 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Commits a tiny write: proof that the writer is alive and the file can be written.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.submit(writer::Command::Probe).await
     }
 
     /// Answers once the writer has processed everything queued before it: proof it is alive.

@@ -34,6 +34,7 @@ pub(super) enum Command {
     DeleteEntry(EntryKind, String, Reply<u64>),
     Prune(Prune, Reply<Pruned>),
     Ping(Reply<()>),
+    Probe(Reply<()>),
     Stop(Reply<()>),
 }
 
@@ -118,6 +119,7 @@ impl Writer {
                     | Command::PutEntry(..)
                     | Command::DeleteEntry(..)
                     | Command::Prune(..)
+                    | Command::Probe(..)
             )
         });
         let result = if mutates {
@@ -205,7 +207,7 @@ impl Writer {
                     Command::SetPaused(endpoint, paused, _) => {
                         set_paused(&mut t, endpoint, *paused).map(|()| Done::Unit)
                     }
-                    Command::Ping(_) | Command::Stop(_) => Ok(Done::Unit),
+                    Command::Ping(_) | Command::Stop(_) | Command::Probe(_) => Ok(Done::Unit),
                 };
                 match outcome {
                     Err(e @ (StoreError::Storage(_) | StoreError::Corrupt(_))) => return Err(e),
@@ -650,6 +652,7 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
         | Command::SetPaused(_, _, tx)
         | Command::PutEntry(_, _, _, tx)
         | Command::Ping(tx)
+        | Command::Probe(tx)
         | Command::Stop(tx) => {
             let _ = tx.send(outcome.map(|_| ()));
         }

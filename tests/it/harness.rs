@@ -70,6 +70,15 @@ impl Gateway {
 
     /// Starts a gateway with its data in `data_dir`.
     pub async fn start_in(data_dir: &Path, config: &str) -> Gateway {
+        Gateway::start_faulty(data_dir, config, None).await
+    }
+
+    /// Starts a gateway whose store's writes fail while `fault` is on.
+    pub async fn start_faulty(
+        data_dir: &Path,
+        config: &str,
+        fault: Option<hookgate::store::fault::FaultSwitch>,
+    ) -> Gateway {
         let mut cfg = Config::from_toml(config).expect("test config parses");
         cfg.data_dir = data_dir.to_path_buf();
         let validated = cfg.validate().expect("test config is valid");
@@ -80,6 +89,7 @@ impl Gateway {
         let (stop, stopped) = oneshot::channel::<()>();
         let opts = RunOptions {
             shutdown_grace: Duration::from_millis(500),
+            store_fault: fault,
             ..RunOptions::default()
         };
         let store = hookgate::open_store(&validated, &opts).expect("store opens");
@@ -157,6 +167,7 @@ pub fn open_store(data_dir: &Path) -> Store {
             queue_capacity: 16,
             clock: Arc::new(hookgate::clock::SystemClock),
             metrics: None,
+            fault: None,
         },
     )
     .expect("store opens")
