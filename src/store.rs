@@ -24,6 +24,8 @@
 //! - `endpoint_state`: endpoint id → flags; present only for a paused endpoint.
 //! - `dedup_expiry`: (expires ms, scope, key) → (): the dedup entries in order of expiry, so
 //!   pruning reads only the expired ones.
+//! - `pending_by_endpoint`: endpoint id → deliveries not yet final, kept in the transactions
+//!   that change them, so the lag metrics never count an index.
 //! - `config_entries`: (`source` | `endpoint`, id) → version byte + the entry's JSON, for the
 //!   sources and endpoints made through the admin API.
 
@@ -57,6 +59,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ENDPOINT_STATE: TableDefinition<&str, u8> = TableDefinition::new("endpoint_state");
 const CONFIG_ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("config_entries");
 const DEDUP_EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("dedup_expiry");
+const PENDING_BY_ENDPOINT: TableDefinition<&str, u64> = TableDefinition::new("pending_by_endpoint");
 
 /// The flag of a paused endpoint in `endpoint_state`.
 const ENDPOINT_PAUSED: u8 = 1;
@@ -569,10 +572,49 @@ impl Store {
         Ok(out)
     }
 
-    /// The store's state for the metrics: pending deliveries, queued commands, file size.
-    pub fn gauges(&self) -> crate::telemetry::StoreGauges {
+    /// An endpoint's deliveries not yet final, and how long ago the one due first was created
+    /// (its consumer lag; `None` when nothing waits).
+    pub fn lag(&self, endpoint: &str, now_ms: u64) -> Result<(u64, Option<u64>), StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let pending = txn
+            .open_table(PENDING_BY_ENDPOINT)?
+            .get(endpoint)?
+            .map_or(0, |v| v.value());
+        let due = txn.open_table(DUE)?;
+        let first = due
+            .range((endpoint, 0u64, 0u128)..=(endpoint, u64::MAX, u128::MAX))?
+            .next()
+            .transpose()?;
+        let Some((key, _)) = first else {
+            return Ok((pending, None));
+        };
+        let id = key.value().2;
+        let created = txn
+            .open_table(DELIVERIES)?
+            .get(id)?
+            .map(|v| records::decode::<DeliveryRecord>(v.value()))
+            .transpose()?
+            .map(|d| d.created_ms);
+        Ok((pending, created.map(|c| now_ms.saturating_sub(c))))
+    }
+
+    /// The store's state for the metrics: pending deliveries (in all, and for each of
+    /// `endpoints` with its lag), queued commands, file size.
+    pub fn gauges(&self, endpoints: &[String], now_ms: u64) -> crate::telemetry::StoreGauges {
         let queued = self.inner.tx.max_capacity() - self.inner.tx.capacity();
+        let per_endpoint = endpoints
+            .iter()
+            .filter_map(|e| {
+                let (pending, lag) = self.lag(e, now_ms).ok()?;
+                Some((
+                    e.clone(),
+                    i64::try_from(pending).unwrap_or(i64::MAX),
+                    lag.map_or(0.0, |ms| ms as f64 / 1000.0),
+                ))
+            })
+            .collect();
         crate::telemetry::StoreGauges {
+            per_endpoint,
             pending_deliveries: self
                 .pending_count()
                 .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
@@ -634,6 +676,7 @@ fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
         txn.open_table(ENDPOINT_STATE)?;
         txn.open_table(CONFIG_ENTRIES)?;
         txn.open_table(DEDUP_EXPIRY)?;
+        txn.open_table(PENDING_BY_ENDPOINT)?;
         let mut deliveries = txn.open_table(DELIVERIES)?;
         let mut due = txn.open_table(DUE)?;
         let mut leases = txn.open_table(LEASES)?;

@@ -75,8 +75,10 @@ pub struct EndpointLabel {
 }
 
 /// The store's state at scrape time.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct StoreGauges {
+    /// (endpoint, deliveries not yet final, seconds since the one due first was created).
+    pub per_endpoint: Vec<(String, i64, f64)>,
     pub pending_deliveries: i64,
     pub writer_queue: i64,
     pub file_bytes: i64,
@@ -101,6 +103,8 @@ pub struct Metrics {
     pub commit_batch: Histogram,
     pub commit_seconds: Histogram,
     pending: Gauge,
+    pending_by_endpoint: Family<EndpointLabel, Gauge>,
+    oldest_pending: Family<EndpointLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     writer_queue: Gauge,
     store_bytes: Gauge,
 }
@@ -126,6 +130,8 @@ impl Metrics {
             commit_batch: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_seconds: latency_buckets(),
             pending: Gauge::default(),
+            pending_by_endpoint: Family::default(),
+            oldest_pending: Family::default(),
             writer_queue: Gauge::default(),
             store_bytes: Gauge::default(),
             registry: Registry::default(),
@@ -140,6 +146,17 @@ impl Metrics {
             "From a request's arrival to its commit",
             Unit::Seconds,
             m.ingest_seconds.clone(),
+        );
+        registry.register(
+            "endpoint_pending_deliveries",
+            "Deliveries not yet delivered or dead, per endpoint",
+            m.pending_by_endpoint.clone(),
+        );
+        registry.register_with_unit(
+            "endpoint_oldest_pending_age",
+            "Consumer lag: how long ago the delivery due first was created, per endpoint",
+            Unit::Seconds,
+            m.oldest_pending.clone(),
         );
         registry.register(
             "delivery_attempts",
@@ -217,6 +234,14 @@ impl Metrics {
     pub fn encode(&self, store: StoreGauges) -> String {
         self.pending.set(store.pending_deliveries);
         self.writer_queue.set(store.writer_queue);
+        // Only the endpoints in force: a deleted one's series goes away.
+        self.pending_by_endpoint.clear();
+        self.oldest_pending.clear();
+        for (endpoint, pending, lag) in store.per_endpoint {
+            let label = EndpointLabel { endpoint };
+            self.pending_by_endpoint.get_or_create(&label).set(pending);
+            self.oldest_pending.get_or_create(&label).set(lag);
+        }
         self.store_bytes.set(store.file_bytes);
         let mut out = String::new();
         // Writing into a String cannot fail.

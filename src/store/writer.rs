@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DEDUP_EXPIRY, DELIVERIES, DUE,
     DeliveryRecord, DeliveryStatus, ENDPOINT_STATE, EVENTS, EntryKind, EventRecord, IngestOutcome,
-    LEASES, META, META_PENDING, NewEvent, Next, PAYLOADS, PayloadRecord, Prune, Pruned, Requeue,
-    Requeued, StoreError, records,
+    LEASES, META, META_PENDING, NewEvent, Next, PAYLOADS, PENDING_BY_ENDPOINT, PayloadRecord,
+    Prune, Pruned, Requeue, Requeued, StoreError, records,
 };
 use crate::clock::SharedClock;
 use crate::ids::{DeliveryId, EventId};
@@ -69,6 +69,7 @@ struct Tables<'t> {
     endpoint_state: Table<'t, &'static str, u8>,
     config_entries: Table<'t, (&'static str, &'static str), &'static [u8]>,
     dedup_expiry: Table<'t, (u64, &'static str, &'static str), ()>,
+    pending_by_endpoint: Table<'t, &'static str, u64>,
 }
 
 impl Writer {
@@ -176,6 +177,7 @@ impl Writer {
                 endpoint_state: txn.open_table(ENDPOINT_STATE)?,
                 config_entries: txn.open_table(CONFIG_ENTRIES)?,
                 dedup_expiry: txn.open_table(DEDUP_EXPIRY)?,
+                pending_by_endpoint: txn.open_table(PENDING_BY_ENDPOINT)?,
             };
             for command in batch {
                 let outcome = match command {
@@ -277,6 +279,7 @@ impl Writer {
             };
             t.deliveries.insert(id, records::encode(&rec).as_slice())?;
             t.due.insert((endpoint.as_str(), received_ms, id), ())?;
+            endpoint_pending(t, endpoint, 1)?;
             deliveries.push((DeliveryId(id), endpoint.clone()));
         }
         let record = EventRecord {
@@ -362,6 +365,7 @@ fn complete(t: &mut Tables<'_>, c: &Completion, pending: &mut u64) -> Result<(),
         Next::Delivered => {
             rec.status = DeliveryStatus::Delivered;
             *pending = pending.saturating_sub(1);
+            endpoint_pending(t, &rec.endpoint_id, -1)?;
         }
         Next::RetryAt(at) => {
             rec.status = DeliveryStatus::Retrying;
@@ -373,6 +377,7 @@ fn complete(t: &mut Tables<'_>, c: &Completion, pending: &mut u64) -> Result<(),
             rec.last_error = Some(reason.clone());
             t.dead.insert((c.attempt.at_ms, id), ())?;
             *pending = pending.saturating_sub(1);
+            endpoint_pending(t, &rec.endpoint_id, -1)?;
         }
     }
     t.deliveries.insert(id, records::encode(&rec).as_slice())?;
@@ -481,8 +486,12 @@ fn requeue(
                 // A dead delivery's `updated_ms` is when it died: its key in the dead index.
                 t.dead.remove((rec.updated_ms, id))?;
                 *pending += 1;
+                endpoint_pending(t, &rec.endpoint_id, 1)?;
             }
-            DeliveryStatus::Delivered => *pending += 1,
+            DeliveryStatus::Delivered => {
+                *pending += 1;
+                endpoint_pending(t, &rec.endpoint_id, 1)?;
+            }
         }
         rec.status = DeliveryStatus::Pending;
         rec.due_ms = now_ms;
@@ -608,7 +617,23 @@ fn delete_entry(
         *pending = pending.saturating_sub(1);
         dead += 1;
     }
+    t.pending_by_endpoint.remove(id)?;
     Ok(dead)
+}
+
+/// Keeps an endpoint's count of deliveries not yet final, for its lag metrics.
+fn endpoint_pending(t: &mut Tables<'_>, endpoint: &str, delta: i64) -> Result<(), StoreError> {
+    let current = t
+        .pending_by_endpoint
+        .get(endpoint)?
+        .map_or(0, |v| v.value());
+    let next = current.saturating_add_signed(delta);
+    if next == 0 {
+        t.pending_by_endpoint.remove(endpoint)?;
+    } else {
+        t.pending_by_endpoint.insert(endpoint, next)?;
+    }
+    Ok(())
 }
 
 fn set_paused(t: &mut Tables<'_>, endpoint: &str, paused: bool) -> Result<(), StoreError> {

@@ -286,3 +286,86 @@ async fn readiness_and_ingress_fail_while_the_store_cannot_be_written() {
     // Recovering by itself when space returns needs the store reopened in place: issue 8.
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn consumer_lag_per_endpoint() {
+    let ok = Receiver::start().await;
+    let slow = Receiver::start().await;
+    let config = format!(
+        "{}\n[admin]\ntoken = \"t\"\n[[endpoints]]\nid = \"ok\"\nurl = \"{}\"\n[[endpoints]]\nid = \"paused\"\nurl = \"{}\"\n",
+        orders_source(),
+        ok.url,
+        slow.url
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let resp = client()
+        .post(format!("{}/api/v1/endpoints/paused/pause", gw.admin))
+        .bearer_auth("t")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 200);
+    for i in 0..3 {
+        send(&gw.url("orders"), &format!("msg_lag{i}"), r#"{"type":"a"}"#).await;
+    }
+    ok.wait_for(3).await;
+    let scrape = || async {
+        client()
+            .get(format!("{}/metrics", gw.admin))
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("body")
+    };
+    let mut text = scrape().await;
+    for _ in 0..200 {
+        let lag = sample(
+            &text,
+            r#"hookgate_endpoint_oldest_pending_age_seconds{endpoint="paused"}"#,
+        )
+        .unwrap_or(0.0);
+        let ok_pending = sample(
+            &text,
+            r#"hookgate_endpoint_pending_deliveries{endpoint="ok"}"#,
+        );
+        if lag >= 0.05 && ok_pending == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        text = scrape().await;
+    }
+    assert_eq!(
+        sample(
+            &text,
+            r#"hookgate_endpoint_pending_deliveries{endpoint="paused"}"#
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"hookgate_endpoint_pending_deliveries{endpoint="ok"}"#
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            r#"hookgate_endpoint_oldest_pending_age_seconds{endpoint="paused"}"#
+        )
+        .is_some_and(|s| s >= 0.05),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"hookgate_endpoint_oldest_pending_age_seconds{endpoint="ok"}"#
+        ),
+        Some(0.0)
+    );
+    gw.stop().await;
+}
