@@ -106,9 +106,13 @@ impl Lane {
                 continue;
             }
             let now = self.shared.clock.now_ms();
-            let room = max.saturating_sub(self.in_flight().len());
+            let in_flight = self.in_flight().len();
+            let room = max.saturating_sub(in_flight);
+            // Refill in batches, one read and one lease for a quarter of the window, rather than
+            // one of each per finished attempt; at least three quarters stay busy.
+            let refill_at = (max / 4).max(1);
             let mut next_due = None;
-            if room > 0 {
+            if room > 0 && (in_flight == 0 || room >= refill_at) {
                 match self.read_due(now, room).await {
                     Ok(batch) if !batch.items.is_empty() => {
                         if !self
