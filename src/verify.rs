@@ -310,6 +310,66 @@ pub fn key_values(value: &str, sep: char) -> Result<Vec<(&str, &str)>, VerifyErr
         .collect()
 }
 
+/// A `key=value` signature header with one timestamp and any number of hex HMAC-SHA256
+/// signatures of `timestamp <joiner> body`: Stripe's (`t=…,v1=…`) and Paddle's (`ts=…;h1=…`).
+#[derive(Debug, Clone, Copy)]
+pub struct TimestampedHeader {
+    pub name: &'static str,
+    pub separator: char,
+    pub ts_key: &'static str,
+    pub sig_key: &'static str,
+    pub joiner: &'static [u8],
+}
+
+/// Verifies a [`TimestampedHeader`]: any key matching any signature of the accepted kind passes;
+/// other kinds are ignored; `now_secs = None` skips the clock.
+pub fn verify_timestamped(
+    layout: &TimestampedHeader,
+    keys: &[Vec<u8>],
+    tolerance: u64,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_secs: Option<i64>,
+) -> Result<(), VerifyError> {
+    let value = required_header(headers, layout.name)?;
+    let mut ts_text = None;
+    let mut candidates = Vec::new();
+    for (k, v) in key_values(value, layout.separator)? {
+        if k == layout.ts_key {
+            if ts_text.is_some() {
+                return Err(VerifyError::MalformedSignature(format!(
+                    "{} appears more than once",
+                    layout.ts_key
+                )));
+            }
+            ts_text = Some(v);
+        } else if k == layout.sig_key && candidates.len() < MAX_SIGNATURES {
+            // An undecodable candidate is just not a match.
+            if let Ok(tag) = hex::decode(v) {
+                candidates.push(tag);
+            }
+        }
+    }
+    let ts_text = ts_text.ok_or_else(|| {
+        VerifyError::MalformedSignature(format!("no {}= timestamp", layout.ts_key))
+    })?;
+    let ts = parse_timestamp(ts_text)?;
+    if let Some(now) = now_secs {
+        check_tolerance(ts, now, tolerance)?;
+    }
+    let parts: [&[u8]; 3] = [ts_text.as_bytes(), layout.joiner, body];
+    let matched = keys.iter().any(|k| {
+        candidates
+            .iter()
+            .any(|tag| mac_matches(HmacAlgorithm::Sha256, k, &parts, tag))
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(VerifyError::BadSignature)
+    }
+}
+
 /// Equality of two secrets in time independent of their contents and lengths (both are hashed
 /// first, so a length mismatch says nothing either).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -5,13 +5,19 @@
 
 use http::HeaderMap;
 
-use super::{
-    MAX_SIGNATURES, VerifyError, check_tolerance, key_values, mac, mac_matches, parse_timestamp,
-    required_header,
-};
+use super::{TimestampedHeader, VerifyError, mac, verify_timestamped};
 use crate::config::HmacAlgorithm;
 
 pub const HEADER: &str = "paddle-signature";
+
+/// `Paddle-Signature: ts=<unix>;h1=<hex>[;h1=<hex>…]`, signing `ts:body`.
+const LAYOUT: TimestampedHeader = TimestampedHeader {
+    name: HEADER,
+    separator: ';',
+    ts_key: "ts",
+    sig_key: "h1",
+    joiner: b":",
+};
 
 #[derive(Clone)]
 pub struct Keys {
@@ -35,42 +41,7 @@ fn verify_at(
     body: &[u8],
     now_secs: Option<i64>,
 ) -> Result<(), VerifyError> {
-    let value = required_header(headers, HEADER)?;
-    let mut ts_text = None;
-    let mut candidates = Vec::new();
-    for (k, v) in key_values(value, ';')? {
-        match k {
-            "ts" if ts_text.is_some() => {
-                return Err(VerifyError::MalformedSignature(
-                    "ts appears more than once".into(),
-                ));
-            }
-            "ts" => ts_text = Some(v),
-            "h1" if candidates.len() < MAX_SIGNATURES => {
-                if let Ok(tag) = hex::decode(v) {
-                    candidates.push(tag);
-                }
-            }
-            _ => {}
-        }
-    }
-    let ts_text =
-        ts_text.ok_or_else(|| VerifyError::MalformedSignature("no ts= timestamp".into()))?;
-    let ts = parse_timestamp(ts_text)?;
-    if let Some(now) = now_secs {
-        check_tolerance(ts, now, keys.tolerance)?;
-    }
-    let parts: [&[u8]; 3] = [ts_text.as_bytes(), b":", body];
-    let matched = keys.keys.iter().any(|k| {
-        candidates
-            .iter()
-            .any(|tag| mac_matches(HmacAlgorithm::Sha256, k, &parts, tag))
-    });
-    if matched {
-        Ok(())
-    } else {
-        Err(VerifyError::BadSignature)
-    }
+    verify_timestamped(&LAYOUT, &keys.keys, keys.tolerance, headers, body, now_secs)
 }
 
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
