@@ -52,27 +52,12 @@ pub enum CatalogError {
 
 pub struct Catalog {
     config: Validated,
-    file: HashSet<(EntryKindKey, String)>,
+    file: HashSet<(EntryKind, String)>,
     /// The JSON of every API-made entry, for PATCH.
-    api_json: Mutex<HashMap<(EntryKindKey, String), Value>>,
+    api_json: Mutex<HashMap<(EntryKind, String), Value>>,
     routes: std::sync::Arc<RouteTable>,
     store: Store,
     change: tokio::sync::Mutex<()>,
-}
-
-/// `EntryKind` as a map key.
-type EntryKindKey = u8;
-fn key(kind: EntryKind) -> EntryKindKey {
-    match kind {
-        EntryKind::Source => 0,
-        EntryKind::Endpoint => 1,
-    }
-}
-fn noun(kind: EntryKind) -> &'static str {
-    match kind {
-        EntryKind::Source => "source",
-        EntryKind::Endpoint => "endpoint",
-    }
 }
 
 impl Catalog {
@@ -85,15 +70,11 @@ impl Catalog {
         let mut sources = config.sources.clone();
         let mut endpoints = config.endpoints.clone();
         let mut file = HashSet::new();
-        file.extend(
-            sources
-                .keys()
-                .map(|id| (key(EntryKind::Source), id.clone())),
-        );
+        file.extend(sources.keys().map(|id| (EntryKind::Source, id.clone())));
         file.extend(
             endpoints
                 .iter()
-                .map(|e| (key(EntryKind::Endpoint), e.id.clone())),
+                .map(|e| (EntryKind::Endpoint, e.id.clone())),
         );
         let mut api_json = HashMap::new();
         for (kind, entries) in [
@@ -101,10 +82,10 @@ impl Catalog {
             (EntryKind::Endpoint, store.entries(EntryKind::Endpoint)?),
         ] {
             for (id, json) in entries {
-                if file.contains(&(key(kind), id.clone())) {
+                if file.contains(&(kind, id.clone())) {
                     tracing::error!(
                         id,
-                        kind = noun(kind),
+                        kind = kind.as_str(),
                         "an API-made entry has the id of one in the config file; the file's wins"
                     );
                     continue;
@@ -112,7 +93,7 @@ impl Catalog {
                 let value: Value = match serde_json::from_slice(&json) {
                     Ok(v) => v,
                     Err(e) => {
-                        tracing::error!(id, kind = noun(kind), error = %e, "stored entry is not JSON; skipped");
+                        tracing::error!(id, kind = kind.as_str(), error = %e, "stored entry is not JSON; skipped");
                         continue;
                     }
                 };
@@ -126,10 +107,10 @@ impl Catalog {
                 };
                 match applied {
                     Ok(()) => {
-                        api_json.insert((key(kind), id), value);
+                        api_json.insert((kind, id), value);
                     }
                     Err(e) => {
-                        tracing::error!(id, kind = noun(kind), error = %e, "stored entry no longer validates; skipped")
+                        tracing::error!(id, kind = kind.as_str(), error = %e, "stored entry no longer validates; skipped")
                     }
                 }
             }
@@ -146,15 +127,15 @@ impl Catalog {
         Ok((catalog, routes))
     }
 
-    fn api_json(&self) -> std::sync::MutexGuard<'_, HashMap<(EntryKindKey, String), Value>> {
+    fn api_json(&self) -> std::sync::MutexGuard<'_, HashMap<(EntryKind, String), Value>> {
         self.api_json.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Where an entry in force comes from (`None`: no such entry).
     pub fn origin(&self, kind: EntryKind, id: &str) -> Option<Origin> {
-        if self.file.contains(&(key(kind), id.to_string())) {
+        if self.file.contains(&(kind, id.to_string())) {
             Some(Origin::File)
-        } else if self.api_json().contains_key(&(key(kind), id.to_string())) {
+        } else if self.api_json().contains_key(&(kind, id.to_string())) {
             Some(Origin::Api)
         } else {
             None
@@ -175,7 +156,7 @@ impl Catalog {
             .unwrap_or("")
             .to_string();
         if self.origin(kind, &id).is_some() {
-            return Err(CatalogError::Exists(noun(kind), id));
+            return Err(CatalogError::Exists(kind.as_str(), id));
         }
         self.apply(kind, &id, value, dispatcher).await?;
         Ok(id)
@@ -293,7 +274,7 @@ impl Catalog {
             return Err(CatalogError::InUse(id.to_string(), e.id.clone()));
         }
         let dead = self.store.delete_entry(kind, id).await?;
-        self.api_json().remove(&(key(kind), id.to_string()));
+        self.api_json().remove(&(kind, id.to_string()));
         let mut sources = routes.sources.clone();
         let mut endpoints = routes.endpoints.clone();
         match kind {
@@ -311,11 +292,11 @@ impl Catalog {
 
     fn editable(&self, kind: EntryKind, id: &str) -> Result<Value, CatalogError> {
         match self.origin(kind, id) {
-            None => Err(CatalogError::NotFound(noun(kind), id.to_string())),
-            Some(Origin::File) => Err(CatalogError::FileDeclared(noun(kind), id.to_string())),
+            None => Err(CatalogError::NotFound(kind.as_str(), id.to_string())),
+            Some(Origin::File) => Err(CatalogError::FileDeclared(kind.as_str(), id.to_string())),
             Some(Origin::Api) => Ok(self
                 .api_json()
-                .get(&(key(kind), id.to_string()))
+                .get(&(kind, id.to_string()))
                 .cloned()
                 .unwrap_or(Value::Null)),
         }
@@ -350,7 +331,7 @@ impl Catalog {
         self.store
             .put_entry(kind, id, value.to_string().into_bytes())
             .await?;
-        self.api_json().insert((key(kind), id.to_string()), value);
+        self.api_json().insert((kind, id.to_string()), value);
         self.routes.replace(Routes { sources, endpoints });
         if let Some(e) = new_endpoint {
             dispatcher.upsert(e).await;

@@ -183,14 +183,15 @@ pub struct Pruned {
 }
 
 /// What kind of config entry the admin API made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryKind {
     Source,
     Endpoint,
 }
 
 impl EntryKind {
-    fn as_str(self) -> &'static str {
+    /// `source` or `endpoint`: its key in the store, and its name in messages.
+    pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::Source => "source",
             EntryKind::Endpoint => "endpoint",

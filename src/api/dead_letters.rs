@@ -8,7 +8,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::params::{self, ApiError};
+use super::params;
 use super::views::{self, DeadLetterView, ErrorBody, Page, Replayed};
 use super::{AdminState, ApiResult, blocking};
 use crate::ids::DeliveryId;
@@ -68,13 +68,8 @@ pub async fn replay(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult
         params::json_body(&body)?
     };
     let now = st.now_ms();
-    let time = |field: &str, v: &Option<String>| -> Result<Option<u64>, ApiError> {
-        v.as_deref()
-            .map(|s| params::parse_time(s, now).map_err(|p| params::bad_request(field, p)))
-            .transpose()
-    };
-    let since_ms = time("since", &b.since)?;
-    let until_ms = time("until", &b.until)?;
+    let since_ms = params::optional_time("since", b.since.as_deref(), now)?;
+    let until_ms = params::optional_time("until", b.until.as_deref(), now)?;
     let ids = match &b.ids {
         None => None,
         Some(ids) => Some(

@@ -230,13 +230,8 @@ pub async fn recover(
         params::json_body(&body)?
     };
     let now = st.now_ms();
-    let time = |field: &str, v: &Option<String>| -> Result<Option<u64>, ApiError> {
-        v.as_deref()
-            .map(|s| params::parse_time(s, now).map_err(|p| params::bad_request(field, p)))
-            .transpose()
-    };
-    let since_ms = time("since", &b.since)?;
-    let until_ms = time("until", &b.until)?;
+    let since_ms = params::optional_time("since", b.since.as_deref(), now)?;
+    let until_ms = params::optional_time("until", b.until.as_deref(), now)?;
     let r = st
         .store
         .requeue(Requeue::Recover {

@@ -171,6 +171,17 @@ pub fn parse_time(s: &str, now_ms: u64) -> Result<u64, String> {
     u64::try_from(ms).map_err(|_| format!("{s:?} is too far away"))
 }
 
+/// An optional time field of a body, parsed as [`parse_time`]; a bad one is a 400 naming it.
+pub fn optional_time(
+    field: &str,
+    value: Option<&str>,
+    now_ms: u64,
+) -> Result<Option<u64>, ApiError> {
+    value
+        .map(|v| parse_time(v, now_ms).map_err(|p| bad_request(field, p)))
+        .transpose()
+}
+
 /// Unix milliseconds as RFC 3339 with milliseconds, in UTC.
 pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
