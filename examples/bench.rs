@@ -12,7 +12,11 @@
 //! 3. drain: a backlog built behind a paused endpoint, then resumed; deliveries per second until
 //!    a counting sink has them all (`max_in_flight` = the generator's concurrency);
 //! 4. fan-out: each event to 100 endpoints, deliveries per second from the first request to
-//!    the last delivery.
+//!    the last delivery;
+//! 5. end-to-end latency at 50 events/s and at 10% of the ingest rate of phase 2: a fixed-rate
+//!    generator stamps each body with its *scheduled* send time (so a stall is not hidden by
+//!    sending later: no coordinated omission), and the sink measures from that stamp to the
+//!    delivery's arrival: verification, commit (fsync), scheduling and the delivery itself.
 //!
 //! It prints a markdown table.
 
@@ -139,8 +143,91 @@ async fn generate(url: &str, args: &Args, until: Until) -> Report {
     }
 }
 
+/// Where the sink records end-to-end latencies: bodies stamped `"sched_us":N` (µs since
+/// `start`) are measured against their arrival.
+#[derive(Clone)]
+struct Latencies {
+    start: Instant,
+    samples: Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+impl Latencies {
+    fn record(&self, body: &[u8]) {
+        let Some(pos) = body.windows(11).position(|w| w == b"\"sched_us\":") else {
+            return;
+        };
+        let digits: String = body[pos + 11..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .map(|b| *b as char)
+            .collect();
+        if let Ok(sched) = digits.parse::<u64>() {
+            let now = self.start.elapsed().as_micros() as u64;
+            self.samples
+                .lock()
+                .expect("lock")
+                .push(now.saturating_sub(sched));
+        }
+    }
+
+    fn take_sorted(&self) -> Vec<u64> {
+        let mut v = std::mem::take(&mut *self.samples.lock().expect("lock"));
+        v.sort_unstable();
+        v
+    }
+}
+
+fn pct(sorted: &[u64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    Some(sorted[i] as f64 / 1000.0)
+}
+
+/// Sends `count` signed events at `rate` per second, each stamped with its scheduled time.
+async fn fixed_rate(url: &str, rate: f64, count: u64, latencies: &Latencies) -> u64 {
+    let key = standard_webhooks::decode_secret(SECRET).expect("secret");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let mut tasks = Vec::new();
+    let t0 = tokio::time::Instant::now();
+    for n in 0..count {
+        let at = t0 + Duration::from_secs_f64(n as f64 / rate);
+        tokio::time::sleep_until(at).await;
+        let sched_us = (latencies.start.elapsed().as_micros() as u64)
+            .saturating_sub(at.elapsed().as_micros() as u64);
+        let (http, key, url) = (http.clone(), key.clone(), url.to_string());
+        tasks.push(tokio::spawn(async move {
+            let id = format!("msg_rate_{sched_us}_{n}");
+            let body = format!(r#"{{"type":"bench.latency","sched_us":{sched_us}}}"#);
+            let ts = (hookgate::clock::system_now_ms() / 1000) as i64;
+            let sig = standard_webhooks::sign(&key, &id, ts, body.as_bytes());
+            let resp = http
+                .post(&url)
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", sig)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            matches!(resp, Ok(r) if r.status().is_success())
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap_or(false) {
+            ok += 1;
+        }
+    }
+    ok
+}
+
 /// A bare hyper server that reads the body, counts, and answers 202.
-async fn bare_sink(count: Arc<AtomicU64>) -> SocketAddr {
+async fn bare_sink(count: Arc<AtomicU64>, latencies: Latencies) -> SocketAddr {
     use http_body_util::BodyExt;
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
@@ -154,12 +241,16 @@ async fn bare_sink(count: Arc<AtomicU64>) -> SocketAddr {
                 continue;
             };
             let count = count.clone();
+            let latencies = latencies.clone();
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let count = count.clone();
+                    let latencies = latencies.clone();
                     async move {
-                        let _ = req.into_body().collect().await;
+                        if let Ok(body) = req.into_body().collect().await {
+                            latencies.record(&body.to_bytes());
+                        }
                         count.fetch_add(1, Ordering::Relaxed);
                         Ok::<_, std::convert::Infallible>(
                             hyper::Response::builder()
@@ -255,18 +346,22 @@ fn main() {
     runtime.block_on(async {
         let mut rows = Vec::new();
         let count = Arc::new(AtomicU64::new(0));
-        let sink = bare_sink(count.clone()).await;
+        let latencies = Latencies {
+            start: Instant::now(),
+            samples: Arc::default(),
+        };
+        let sink = bare_sink(count.clone(), latencies.clone()).await;
 
         // 1. The raw ceiling.
         let raw = generate(&format!("http://{sink}/in/bench"), &args, Until::Elapsed(Duration::from_secs(args.seconds))).await;
         let ceiling = raw.rate();
-        rows.push(("raw hyper ceiling (requests/s)".to_string(), raw.rate(), ms(raw.pct(0.5)), ms(raw.pct(0.99)), ms(raw.pct(0.999)), raw.errors));
+        rows.push(("raw hyper ceiling (requests/s)".to_string(), raw.rate(), ms(raw.pct(0.5)), ms(raw.pct(0.99)), ms(raw.pct(0.999)), raw.errors, true));
 
         // 2. Durable verified ingest, no subscriber.
         let gw = start_hookgate("").await;
         let ingest = generate(&gw.ingress, &args, Until::Elapsed(Duration::from_secs(args.seconds))).await;
         gw.stop().await;
-        rows.push(("durable verified ingest (events/s)".into(), ingest.rate(), ms(ingest.pct(0.5)), ms(ingest.pct(0.99)), ms(ingest.pct(0.999)), ingest.errors));
+        rows.push(("durable verified ingest (events/s)".into(), ingest.rate(), ms(ingest.pct(0.5)), ms(ingest.pct(0.99)), ms(ingest.pct(0.999)), ingest.errors, true));
 
         // 3. Drain of a backlog to one endpoint.
         let gw = start_hookgate(&format!(
@@ -282,7 +377,7 @@ fn main() {
         wait_for(&count, fill.ok).await;
         let drain_rate = fill.ok as f64 / start.elapsed().as_secs_f64();
         gw.stop().await;
-        rows.push((format!("drain of a {} backlog to one endpoint (deliveries/s)", fill.ok), drain_rate, "–".into(), "–".into(), "–".into(), fill.errors));
+        rows.push((format!("drain of a {} backlog to one endpoint (deliveries/s)", fill.ok), drain_rate, "–".into(), "–".into(), "–".into(), fill.errors, true));
 
         // 4. Fan-out to 100 endpoints.
         let endpoints: String = (0..100)
@@ -295,7 +390,28 @@ fn main() {
         wait_for(&count, sent.ok * 100).await;
         let fanout_rate = (sent.ok * 100) as f64 / start.elapsed().as_secs_f64();
         gw.stop().await;
-        rows.push((format!("fan-out: {} events × 100 endpoints (deliveries/s)", sent.ok), fanout_rate, "–".into(), "–".into(), "–".into(), sent.errors));
+        rows.push((format!("fan-out: {} events × 100 endpoints (deliveries/s)", sent.ok), fanout_rate, "–".into(), "–".into(), "–".into(), sent.errors, true));
+
+        // 5. End-to-end latency at a fixed rate: 50/s, and 10% of the ingest rate measured above.
+        let gw = start_hookgate(&format!("[[endpoints]]\nid = \"e2e\"\nurl = \"http://{sink}/e2e\"\nmax_in_flight = 32\n")).await;
+        for rate in [50.0, (ingest.rate() * 0.1).max(50.0)] {
+            let n = (rate * args.seconds as f64).round() as u64;
+            latencies.take_sorted();
+            count.store(0, Ordering::Relaxed);
+            let ok = fixed_rate(&gw.ingress, rate, n, &latencies).await;
+            wait_for(&count, ok).await;
+            let sorted = latencies.take_sorted();
+            rows.push((
+                format!("end-to-end at {rate:.0} events/s, received → delivered ({} events)", sorted.len()),
+                rate,
+                ms(pct(&sorted, 0.5)),
+                ms(pct(&sorted, 0.99)),
+                ms(pct(&sorted, 0.999)),
+                n - ok,
+                false,
+            ));
+        }
+        gw.stop().await;
 
         println!(
             "\n{} connections, {} s timed phases, {} B bodies, {} cores\n",
@@ -306,8 +422,9 @@ fn main() {
         );
         println!("| phase | per second | × raw | p50 ms | p99 ms | p99.9 ms | errors |");
         println!("|---|---|---|---|---|---|---|");
-        for (name, rate, p50, p99, p999, errors) in rows {
-            println!("| {name} | {rate:.0} | {:.2} | {p50} | {p99} | {p999} | {errors} |", rate / ceiling);
+        for (name, rate, p50, p99, p999, errors, ratio) in rows {
+            let ratio = if ratio { format!("{:.2}", rate / ceiling) } else { "–".into() };
+            println!("| {name} | {rate:.0} | {ratio} | {p50} | {p99} | {p999} | {errors} |");
         }
     });
 }
