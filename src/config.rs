@@ -531,6 +531,7 @@ impl Config {
             max_in_flight: self.delivery.max_in_flight,
             timeout: self.delivery.timeout,
             retry: RetryPolicy::resolve("delivery.retry", &self.delivery.retry, None)?,
+            allow_private: self.delivery.allow_private_networks,
         };
 
         let mut sources = BTreeMap::new();
@@ -839,6 +840,9 @@ pub struct EndpointDefaults {
     pub max_in_flight: u32,
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// `delivery.allow_private_networks`: without it, a URL naming an internal address is
+    /// refused at once.
+    pub allow_private: bool,
 }
 
 fn validate_endpoint(
@@ -858,6 +862,14 @@ fn validate_endpoint(
         return Err(ConfigError::new(
             format!("{key}.url"),
             format!("{:?} must be an http or https URL with a host", e.url),
+        ));
+    }
+    // A literal internal address could only ever be dead-lettered: say so now. Names are
+    // checked when they are resolved, at each delivery.
+    if let Err(blocked) = crate::delivery::client::check_literal(&url, defaults.allow_private) {
+        return Err(ConfigError::new(
+            format!("{key}.url"),
+            format!("{blocked}; set delivery.allow_private_networks = true to deliver there"),
         ));
     }
     for (j, s) in e.sources.iter().enumerate() {
@@ -1209,6 +1221,22 @@ mod tests {
             "previous_secrets = [{ secret = \"nope!\", until = \"2026-11-25T00:00:00Z\" }]",
         ));
         assert_eq!(e.key, "endpoints[0].previous_secrets[0].secret");
+    }
+
+    #[test]
+    fn literal_internal_urls_are_refused_unless_allowed() {
+        let e = err("[[endpoints]]\nid = \"a\"\nurl = \"http://169.254.169.254/latest\"\n");
+        assert_eq!(e.key, "endpoints[0].url");
+        assert!(
+            e.problem
+                .starts_with("blocked: private address 169.254.169.254"),
+            "{e}"
+        );
+        let e = err("[[endpoints]]\nid = \"a\"\nurl = \"http://[::ffff:10.0.0.1]/\"\n");
+        assert_eq!(e.key, "endpoints[0].url");
+        let ok = Config::from_toml("[delivery]\nallow_private_networks = true\n[[endpoints]]\nid = \"a\"\nurl = \"http://127.0.0.1:9/\"\n")
+            .and_then(Config::validate);
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]

@@ -200,7 +200,14 @@ pub async fn serve(
         let _ = rx.wait_for(|s| *s).await;
     };
     tracing::info!(addr = %listeners.ingress.local_addr()?, "ingress listening");
-    tracing::info!(addr = %listeners.admin.local_addr()?, "admin listening");
+    let admin_addr = listeners.admin.local_addr()?;
+    tracing::info!(addr = %admin_addr, "admin listening");
+    if !admin_addr.ip().is_loopback() {
+        tracing::warn!(
+            addr = %admin_addr,
+            "THE ADMIN LISTENER IS REACHABLE BEYOND THIS HOST: anyone who can reach it can read events and replay them with the token; keep it behind a firewall"
+        );
+    }
     let ingress_server =
         axum::serve(listeners.ingress, ingress).with_graceful_shutdown(stopped(stop_rx.clone()));
     let admin_server =

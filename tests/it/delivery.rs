@@ -64,29 +64,27 @@ async fn always_failing_delivery_dies_after_max_attempts_with_its_last_error() {
 #[tokio::test]
 async fn private_targets_are_refused_and_dead_lettered_at_once() {
     let receiver = Receiver::start().await;
-    // No allow_private_networks: the receiver on loopback is out of bounds.
+    // No allow_private_networks: the receiver on loopback is out of bounds. A name that
+    // resolves inside is refused when it is resolved, at the delivery.
     let config = format!(
         r#"
+        [admin]
+        token = "t"
         [[sources]]
         id = "orders"
         verify = "standard-webhooks"
         secrets = ["{INBOUND_SECRET}"]
         [[endpoints]]
-        id = "literal"
-        url = "{}"
-        [[endpoints]]
         id = "named"
         url = "{}"
         "#,
-        receiver.url,
         receiver.url.replace("127.0.0.1", "localhost")
     );
     let (gw, dir) = Gateway::start(&config).await;
     let (_, answer) = send(&gw.url("orders"), "msg_ssrf", r#"{"type":"a"}"#).await;
     let event_id = event_id(&answer);
     let settled = gw.settled(event_id).await;
-    gw.stop().await;
-    assert_eq!(settled.len(), 2);
+    assert_eq!(settled.len(), 1);
     for d in settled {
         assert_eq!(d.status, DeliveryStatus::Dead);
         assert_eq!(
@@ -102,6 +100,23 @@ async fn private_targets_are_refused_and_dead_lettered_at_once() {
         );
     }
     assert_eq!(receiver.count(), 0, "nothing reached the private address");
+    // A literal internal address is refused when the endpoint is made (400 naming the field).
+    let resp = client()
+        .post(format!("{}/api/v1/endpoints", gw.admin))
+        .bearer_auth("t")
+        .body(format!(r#"{{"id": "literal", "url": "{}"}}"#, receiver.url))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: serde_json::Value =
+        serde_json::from_str(&resp.text().await.expect("body")).expect("json");
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with("url: blocked: private address 127.0.0.1"),
+        "{message}"
+    );
+    gw.stop().await;
     drop(dir);
 }
 
