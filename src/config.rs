@@ -214,6 +214,9 @@ impl Default for AdminConfig {
 pub struct DeliveryConfig {
     #[serde(default)]
     pub allow_private_networks: bool,
+    /// Internal ranges deliveries may reach even without `allow_private_networks`.
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
     #[serde(default = "default_timeout")]
     pub timeout: Duration,
     /// Defaults for every endpoint's `retry`.
@@ -249,6 +252,7 @@ impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
             allow_private_networks: false,
+            allowed_networks: Vec::new(),
             timeout: default_timeout(),
             retry: RetryConfig::default(),
             max_in_flight: default_max_in_flight(),
@@ -527,11 +531,23 @@ impl Config {
                 return Err(ConfigError::new(key, "must be > 0"));
             }
         }
+        let mut allowed = Vec::with_capacity(self.delivery.allowed_networks.len());
+        for (i, net) in self.delivery.allowed_networks.iter().enumerate() {
+            allowed.push(net.parse::<ipnet::IpNet>().map_err(|_| {
+                ConfigError::new(
+                    format!("delivery.allowed_networks[{i}]"),
+                    format!("{net:?} is not a network like 10.1.0.0/16"),
+                )
+            })?);
+        }
         let defaults = EndpointDefaults {
             max_in_flight: self.delivery.max_in_flight,
             timeout: self.delivery.timeout,
             retry: RetryPolicy::resolve("delivery.retry", &self.delivery.retry, None)?,
-            allow_private: self.delivery.allow_private_networks,
+            reach: crate::delivery::client::Reach {
+                allow_private: self.delivery.allow_private_networks,
+                allowed,
+            },
         };
 
         let mut sources = BTreeMap::new();
@@ -835,14 +851,14 @@ fn header_name(key: &str, name: &str) -> Result<http::HeaderName, ConfigError> {
 }
 
 /// What an endpoint takes from `[delivery]` when it does not say.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EndpointDefaults {
     pub max_in_flight: u32,
     pub timeout: Duration,
     pub retry: RetryPolicy,
-    /// `delivery.allow_private_networks`: without it, a URL naming an internal address is
+    /// Which internal addresses deliveries may reach: a URL naming any other one literally is
     /// refused at once.
-    pub allow_private: bool,
+    pub reach: crate::delivery::client::Reach,
 }
 
 fn validate_endpoint(
@@ -866,10 +882,12 @@ fn validate_endpoint(
     }
     // A literal internal address could only ever be dead-lettered: say so now. Names are
     // checked when they are resolved, at each delivery.
-    if let Err(blocked) = crate::delivery::client::check_literal(&url, defaults.allow_private) {
+    if let Err(blocked) = crate::delivery::client::check_literal(&url, &defaults.reach) {
         return Err(ConfigError::new(
             format!("{key}.url"),
-            format!("{blocked}; set delivery.allow_private_networks = true to deliver there"),
+            format!(
+                "{blocked}; list it in delivery.allowed_networks (or set allow_private_networks) to deliver there"
+            ),
         ));
     }
     for (j, s) in e.sources.iter().enumerate() {
@@ -1234,6 +1252,11 @@ mod tests {
         );
         let e = err("[[endpoints]]\nid = \"a\"\nurl = \"http://[::ffff:10.0.0.1]/\"\n");
         assert_eq!(e.key, "endpoints[0].url");
+        let e = err("[delivery]\nallowed_networks = [\"10.0.0.0/8\", \"not-a-net\"]\n");
+        assert_eq!(e.key, "delivery.allowed_networks[1]");
+        let ok = Config::from_toml("[delivery]\nallowed_networks = [\"127.0.0.0/8\"]\n[[endpoints]]\nid = \"a\"\nurl = \"http://127.0.0.1:9/\"\n")
+            .and_then(Config::validate);
+        assert!(ok.is_ok(), "{ok:?}");
         let ok = Config::from_toml("[delivery]\nallow_private_networks = true\n[[endpoints]]\nid = \"a\"\nurl = \"http://127.0.0.1:9/\"\n")
             .and_then(Config::validate);
         assert!(ok.is_ok(), "{ok:?}");

@@ -35,7 +35,8 @@ pub struct Shared {
     pub store: Store,
     pub http: reqwest::Client,
     pub clock: SharedClock,
-    pub allow_private: bool,
+    /// Which internal addresses deliveries may reach.
+    pub reach: Arc<client::Reach>,
     /// The sources in force: their schemes say which headers a delivery forwards by default.
     pub routes: Arc<RouteTable>,
     /// Attempts in flight across all endpoints (`delivery.max_concurrency`).

@@ -135,7 +135,8 @@ pub async fn serve(
     opts: RunOptions,
     store: Store,
 ) -> Result<(), RunError> {
-    let http = delivery::client::build(config.allow_private_networks)?;
+    let reach = config.endpoint_defaults.reach.clone();
+    let http = delivery::client::build(&reach)?;
     if config.allow_private_networks {
         tracing::warn!(
             "delivery.allow_private_networks is on: endpoints may reach internal addresses"
@@ -152,7 +153,7 @@ pub async fn serve(
             store: store.clone(),
             http,
             clock: Arc::clone(&opts.clock),
-            allow_private: config.allow_private_networks,
+            reach: Arc::new(reach),
             routes: Arc::clone(&routes),
             metrics: Arc::clone(&opts.metrics),
             global: Arc::new(tokio::sync::Semaphore::new(

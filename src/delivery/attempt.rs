@@ -25,11 +25,10 @@ pub async fn send(
     d: &DueDelivery,
     scheme: Option<SchemeKind>,
     now_ms: u64,
-    allow_private: bool,
+    reach: &client::Reach,
 ) -> (Outcome, AttemptRecord) {
     let started = Instant::now();
-    let (outcome, status_code, excerpt) = match client::check_literal(&endpoint.url, allow_private)
-    {
+    let (outcome, status_code, excerpt) = match client::check_literal(&endpoint.url, reach) {
         Err(blocked) => (
             Outcome::Refused {
                 error: blocked.to_string(),

@@ -56,21 +56,42 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
         || a >= 240 // reserved
 }
 
-/// Resolves names and drops internal addresses; fails when none is left.
+/// Which internal addresses deliveries may reach: all (`allow_private_networks`), or those in
+/// `allowed_networks`; public addresses always.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    pub allow_private: bool,
+    pub allowed: Vec<ipnet::IpNet>,
+}
+
+impl Reach {
+    /// Whether a delivery may connect to `ip`.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        // `::ffff:10.0.0.1` is 10.0.0.1 to the network: match it against IPv4 ranges too.
+        let ip = ip.to_canonical();
+        self.allow_private || !is_internal(ip) || self.allowed.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// Resolves names and drops the addresses the [`Reach`] does not permit; fails when none is
+/// left.
 #[derive(Debug, Default, Clone)]
-pub struct GuardedResolver;
+pub struct GuardedResolver(pub Arc<Reach>);
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
+        let reach = Arc::clone(&self.0);
         Box::pin(async move {
             let host = name.as_str().to_string();
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let first_internal = addrs.iter().find(|a| is_internal(a.ip())).copied();
-            let allowed: Vec<SocketAddr> =
-                addrs.into_iter().filter(|a| !is_internal(a.ip())).collect();
+            let first_refused = addrs.iter().find(|a| !reach.permits(a.ip())).copied();
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| reach.permits(a.ip()))
+                .collect();
             if allowed.is_empty() {
-                let reason = match first_internal {
+                let reason = match first_refused {
                     Some(a) => format!("private address {} (from {host})", a.ip()),
                     None => format!("{host} has no address"),
                 };
@@ -82,19 +103,17 @@ impl Resolve for GuardedResolver {
 }
 
 /// Checks a URL's literal IP host, which no resolver sees.
-pub fn check_literal(url: &reqwest::Url, allow_private: bool) -> Result<(), Blocked> {
-    if allow_private {
-        return Ok(());
-    }
+pub fn check_literal(url: &reqwest::Url, reach: &Reach) -> Result<(), Blocked> {
     let ip = match url.host() {
         Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
         Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
         _ => return Ok(()),
     };
-    if is_internal(ip) {
-        return Err(Blocked(format!("private address {ip}")));
+    if reach.permits(ip) {
+        Ok(())
+    } else {
+        Err(Blocked(format!("private address {ip}")))
     }
-    Ok(())
 }
 
 /// Whether a request error came from the guard (and so must not be retried).
@@ -110,7 +129,7 @@ pub fn blocked_reason(err: &reqwest::Error) -> Option<String> {
 }
 
 /// Builds the delivery client.
-pub fn build(allow_private: bool) -> Result<reqwest::Client, reqwest::Error> {
+pub fn build(reach: &Reach) -> Result<reqwest::Client, reqwest::Error> {
     // reqwest is built without a default TLS provider; ring is ours. Installing twice is a
     // no-op error, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -121,8 +140,8 @@ pub fn build(allow_private: bool) -> Result<reqwest::Client, reqwest::Error> {
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .user_agent(concat!("hookgate/", env!("CARGO_PKG_VERSION")));
-    if !allow_private {
-        builder = builder.dns_resolver(Arc::new(GuardedResolver));
+    if !reach.allow_private {
+        builder = builder.dns_resolver(Arc::new(GuardedResolver(Arc::new(reach.clone()))));
     }
     builder.build()
 }
@@ -171,21 +190,49 @@ mod tests {
 
     #[test]
     fn literal_hosts_are_checked_unless_allowed() {
+        let strict = Reach::default();
+        let open = Reach {
+            allow_private: true,
+            allowed: vec![],
+        };
         let url = reqwest::Url::parse("http://127.0.0.1:9/x").expect("url");
         assert_eq!(
-            check_literal(&url, false),
+            check_literal(&url, &strict),
             Err(Blocked("private address 127.0.0.1".into()))
         );
-        assert_eq!(check_literal(&url, true), Ok(()));
+        assert_eq!(check_literal(&url, &open), Ok(()));
         let url = reqwest::Url::parse("http://[::ffff:10.0.0.1]/").expect("url");
-        assert!(check_literal(&url, false).is_err());
+        assert!(check_literal(&url, &strict).is_err());
         let url = reqwest::Url::parse("https://example.com/").expect("url");
-        assert_eq!(check_literal(&url, false), Ok(()));
+        assert_eq!(check_literal(&url, &strict), Ok(()));
+    }
+
+    #[test]
+    fn allowed_networks_open_only_their_ranges() {
+        let reach = Reach {
+            allow_private: false,
+            allowed: vec![
+                "10.1.0.0/16".parse().expect("net"),
+                "fd00:1::/32".parse().expect("net"),
+            ],
+        };
+        for ok in ["10.1.2.3", "::ffff:10.1.0.9", "fd00:1::5", "1.1.1.1"] {
+            assert!(reach.permits(ok.parse().expect("ip")), "{ok}");
+        }
+        for refused in [
+            "10.2.0.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "fd00:2::1",
+            "::ffff:10.2.0.1",
+        ] {
+            assert!(!reach.permits(refused.parse().expect("ip")), "{refused}");
+        }
     }
 
     #[tokio::test]
     async fn resolver_refuses_names_that_resolve_inside() {
-        let err = GuardedResolver
+        let err = GuardedResolver::default()
             .resolve("localhost".parse().expect("name"))
             .await
             .err()

@@ -250,7 +250,7 @@ impl Lane {
                 &item,
                 scheme,
                 clock.now_ms(),
-                shared.allow_private,
+                &shared.reach,
             )
             .await;
             drop(permit);

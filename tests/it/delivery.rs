@@ -302,3 +302,38 @@ async fn the_global_cap_bounds_attempts_across_endpoints() {
     .await;
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn allowed_networks_open_their_ranges_only() {
+    let receiver = Receiver::start().await;
+    let config = format!(
+        r#"
+        [delivery]
+        allowed_networks = ["127.0.0.0/8"]
+        [[sources]]
+        id = "orders"
+        verify = "standard-webhooks"
+        secrets = ["{INBOUND_SECRET}"]
+        [[endpoints]]
+        id = "literal"
+        url = "{}"
+        [[endpoints]]
+        id = "named"
+        url = "{}"
+        "#,
+        receiver.url,
+        receiver.url.replace("127.0.0.1", "localhost")
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let (_, answer) = send(&gw.url("orders"), "msg_allowed", r#"{"type":"a"}"#).await;
+    let settled = gw.settled(event_id(&answer)).await;
+    assert_eq!(settled.len(), 2);
+    assert!(
+        settled
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Delivered),
+        "{settled:?}"
+    );
+    assert_eq!(receiver.count(), 2);
+    gw.stop().await;
+}
