@@ -393,6 +393,8 @@ pub struct SourceConfig {
     pub hmac: Option<HmacConfig>,
     /// The header carrying the shared token (`verify = "token"`; default `authorization`).
     pub token_header: Option<String>,
+    /// Requests accepted per second from this source; beyond it, 429 with `Retry-After`.
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 fn default_tolerance() -> Duration {
@@ -672,6 +674,27 @@ pub struct Source {
     pub dedup: Option<FieldRef>,
     pub dedup_window: Duration,
     pub event_type: Option<FieldRef>,
+    /// Shared by every snapshot of the routes, so swapping them keeps the count.
+    pub limiter: Option<std::sync::Arc<SourceLimiter>>,
+}
+
+/// A source's request rate limit.
+pub struct SourceLimiter(governor::DefaultDirectRateLimiter);
+
+impl SourceLimiter {
+    /// `Ok` to go on, or how long until a request would be let in.
+    pub fn check(&self) -> Result<(), StdDuration> {
+        use governor::clock::{Clock, DefaultClock};
+        self.0
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+impl fmt::Debug for SourceLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SourceLimiter")
+    }
 }
 
 fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, ConfigError> {
@@ -729,6 +752,24 @@ fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, ConfigError> {
             problem,
         )
     })?;
+    let limiter = match s.rate_limit {
+        None => None,
+        Some(rl) => {
+            let per_second = std::num::NonZeroU32::new(rl.per_second).ok_or_else(|| {
+                ConfigError::new(format!("{key}.rate_limit.per_second"), "must be > 0")
+            })?;
+            let burst = match rl.burst {
+                None => per_second,
+                Some(b) => std::num::NonZeroU32::new(b).ok_or_else(|| {
+                    ConfigError::new(format!("{key}.rate_limit.burst"), "must be > 0")
+                })?,
+            };
+            let quota = governor::Quota::per_second(per_second).allow_burst(burst);
+            Some(std::sync::Arc::new(SourceLimiter(
+                governor::RateLimiter::direct(quota),
+            )))
+        }
+    };
     Ok(Source {
         id: s.id.clone(),
         scheme: s.verify,
@@ -736,6 +777,7 @@ fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, ConfigError> {
         dedup: s.dedup.clone(),
         dedup_window: s.dedup_window,
         event_type: s.event_type.clone(),
+        limiter,
     })
 }
 
@@ -1260,6 +1302,26 @@ mod tests {
         let ok = Config::from_toml("[delivery]\nallow_private_networks = true\n[[endpoints]]\nid = \"a\"\nurl = \"http://127.0.0.1:9/\"\n")
             .and_then(Config::validate);
         assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn source_rate_limits_are_checked() {
+        let e =
+            err("[[sources]]\nid = \"s\"\nverify = \"none\"\nrate_limit = { per_second = 0 }\n");
+        assert_eq!(
+            e.to_string(),
+            "sources[0].rate_limit.per_second: must be > 0"
+        );
+        let e = err(
+            "[[sources]]\nid = \"s\"\nverify = \"none\"\nrate_limit = { per_second = 5, burst = 0 }\n",
+        );
+        assert_eq!(e.key, "sources[0].rate_limit.burst");
+        let v = Config::from_toml(
+            "[[sources]]\nid = \"s\"\nverify = \"none\"\nrate_limit = { per_second = 5 }\n",
+        )
+        .and_then(Config::validate)
+        .expect("valid");
+        assert!(v.sources["s"].limiter.is_some());
     }
 
     #[test]

@@ -106,6 +106,17 @@ async fn handle(
             format!("no source {source_id:?}"),
         );
     };
+    if let Some(Err(wait)) = source.limiter.as_ref().map(|l| l.check()) {
+        // Refused before the body is read: a flood costs no more than its headers.
+        return respond::too_many(
+            "rate_limited",
+            format!(
+                "source {:?} takes fewer requests per second; try again later",
+                source.id
+            ),
+            wait.as_secs_f64().ceil() as u64,
+        );
+    }
     let (parts, body) = request.into_parts();
     let body = match read_body(&parts.headers, body, st.max_body_bytes).await {
         Ok(b) => b,

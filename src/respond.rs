@@ -60,6 +60,16 @@ pub fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) ->
     r
 }
 
+/// A 429 that tells the client when to come back.
+pub fn too_many(code: &str, message: impl std::fmt::Display, retry_after_secs: u64) -> Response {
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, code, message);
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after_secs.max(1)),
+    );
+    r
+}
+
 /// A 503 that tells the client when to come back.
 pub fn unavailable(code: &str, message: impl std::fmt::Display, retry_after_secs: u32) -> Response {
     let mut r = error(StatusCode::SERVICE_UNAVAILABLE, code, message);

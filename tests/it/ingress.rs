@@ -397,3 +397,34 @@ async fn provider_defaults_route_github_by_its_event_header() {
     assert_eq!(ping.dedup_key.as_deref(), Some("d-ping"));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_source_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is_stored() {
+    let receiver = Receiver::start().await;
+    let config = format!(
+        "[delivery]\nallow_private_networks = true\n[[sources]]\nid = \"orders\"\nverify = \"standard-webhooks\"\nsecrets = [\"{INBOUND_SECRET}\"]\nrate_limit = {{ per_second = 1, burst = 2 }}\n\
+         [[endpoints]]\nid = \"r\"\nurl = \"{}\"\n",
+        receiver.url
+    );
+    let (gw, dir) = Gateway::start(&config).await;
+    for id in ["msg_rl1", "msg_rl2"] {
+        let (status, _) = send(&gw.url("orders"), id, r#"{"type":"a"}"#).await;
+        assert_eq!(status, 202);
+    }
+    let headers = signed(INBOUND_SECRET, "msg_rl3", now_secs(), br#"{"type":"a"}"#);
+    let resp = post_raw(&client(), &gw.url("orders"), &headers, r#"{"type":"a"}"#)
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(retry_after >= 1);
+    let body: serde_json::Value =
+        serde_json::from_str(&resp.text().await.expect("body")).expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    gw.stop().await;
+    assert_eq!(open_store(dir.path()).event_ids().expect("ids").len(), 2);
+}
