@@ -268,8 +268,13 @@ fn print(
     Ok(())
 }
 
+/// The array under `key` of an API answer, or none.
+fn items(body: &Value, key: &str) -> Vec<Value> {
+    body[key].as_array().cloned().unwrap_or_default()
+}
+
 fn deliveries_cell(event: &Value) -> String {
-    let ds = event["deliveries"].as_array().cloned().unwrap_or_default();
+    let ds = items(event, "deliveries");
     if ds.is_empty() {
         return "-".into();
     }
@@ -302,20 +307,15 @@ pub fn events(conn: Conn, cmd: Events) -> Result<(), OperatorError> {
                 None,
             ))?;
             print(&conn, &body, |out| {
-                let rows = body["data"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|e| {
-                        vec![
-                            s(&e["event_id"]),
-                            s(&e["source"]),
-                            s(&e["type"]),
-                            s(&e["received_at"]),
-                            deliveries_cell(&e),
-                        ]
-                    });
+                let rows = items(&body, "data").into_iter().map(|e| {
+                    vec![
+                        s(&e["event_id"]),
+                        s(&e["source"]),
+                        s(&e["type"]),
+                        s(&e["received_at"]),
+                        deliveries_cell(&e),
+                    ]
+                });
                 table(
                     out,
                     &["EVENT", "SOURCE", "TYPE", "RECEIVED", "DELIVERIES"],
@@ -335,22 +335,17 @@ pub fn events(conn: Conn, cmd: Events) -> Result<(), OperatorError> {
                     s(&body["type"]),
                     s(&body["received_at"])
                 )?;
-                let rows = body["deliveries"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|d| {
-                        vec![
-                            s(&d["delivery_id"]),
-                            s(&d["endpoint_id"]),
-                            s(&d["status"]),
-                            s(&d["attempts"]),
-                            s(&d["next_attempt_at"]),
-                            s(&d["last_status_code"]),
-                            s(&d["last_error"]),
-                        ]
-                    });
+                let rows = items(&body, "deliveries").into_iter().map(|d| {
+                    vec![
+                        s(&d["delivery_id"]),
+                        s(&d["endpoint_id"]),
+                        s(&d["status"]),
+                        s(&d["attempts"]),
+                        s(&d["next_attempt_at"]),
+                        s(&d["last_status_code"]),
+                        s(&d["last_error"]),
+                    ]
+                });
                 table(
                     out,
                     &[
@@ -384,20 +379,15 @@ pub fn deliveries(conn: Conn, cmd: Deliveries) -> Result<(), OperatorError> {
             s(&body["attempts"]),
             s(&body["next_attempt_at"])
         )?;
-        let rows = body["attempt_log"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|a| {
-                vec![
-                    s(&a["attempt"]),
-                    s(&a["at"]),
-                    s(&a["status_code"]),
-                    format!("{} ms", s(&a["latency_ms"])),
-                    s(&a["error"]),
-                ]
-            });
+        let rows = items(&body, "attempt_log").into_iter().map(|a| {
+            vec![
+                s(&a["attempt"]),
+                s(&a["at"]),
+                s(&a["status_code"]),
+                format!("{} ms", s(&a["latency_ms"])),
+                s(&a["error"]),
+            ]
+        });
         table(out, &["#", "AT", "CODE", "LATENCY", "ERROR"], rows)
     })
 }
@@ -423,23 +413,18 @@ pub fn dlq(conn: Conn, cmd: Dlq) -> Result<(), OperatorError> {
                 None,
             ))?;
             print(&conn, &body, |out| {
-                let rows = body["data"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|d| {
-                        vec![
-                            s(&d["delivery_id"]),
-                            s(&d["event_id"]),
-                            s(&d["endpoint_id"]),
-                            s(&d["source"]),
-                            s(&d["type"]),
-                            s(&d["attempts"]),
-                            s(&d["dead_at"]),
-                            s(&d["last_error"]),
-                        ]
-                    });
+                let rows = items(&body, "data").into_iter().map(|d| {
+                    vec![
+                        s(&d["delivery_id"]),
+                        s(&d["event_id"]),
+                        s(&d["endpoint_id"]),
+                        s(&d["source"]),
+                        s(&d["type"]),
+                        s(&d["attempts"]),
+                        s(&d["dead_at"]),
+                        s(&d["last_error"]),
+                    ]
+                });
                 table(
                     out,
                     &[
@@ -492,29 +477,24 @@ pub fn endpoints(conn: Conn, cmd: Endpoints) -> Result<(), OperatorError> {
         Endpoints::List => {
             let body = block_on(client.call(reqwest::Method::GET, "/endpoints", None))?;
             print(&conn, &body, |out| {
-                let rows = body["data"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|e| {
-                        let state = if e["paused"].as_bool() == Some(true) {
-                            "paused"
+                let rows = items(&body, "data").into_iter().map(|e| {
+                    let state = if e["paused"].as_bool() == Some(true) {
+                        "paused"
+                    } else {
+                        "active"
+                    };
+                    vec![
+                        s(&e["id"]),
+                        s(&e["url"]),
+                        state.to_string(),
+                        s(&e["max_in_flight"]),
+                        if e["signs"].as_bool() == Some(true) {
+                            "yes".into()
                         } else {
-                            "active"
-                        };
-                        vec![
-                            s(&e["id"]),
-                            s(&e["url"]),
-                            state.to_string(),
-                            s(&e["max_in_flight"]),
-                            if e["signs"].as_bool() == Some(true) {
-                                "yes".into()
-                            } else {
-                                "no".into()
-                            },
-                        ]
-                    });
+                            "no".into()
+                        },
+                    ]
+                });
                 table(
                     out,
                     &["ENDPOINT", "URL", "STATE", "MAX IN FLIGHT", "SIGNS"],

@@ -113,32 +113,11 @@ async fn paused_endpoints_keep_their_work_across_a_restart_and_resume_in_order()
 }
 
 async fn admin_get(gw: &Gateway, path: &str) -> (u16, serde_json::Value) {
-    let resp = client()
-        .get(format!("{}/api/v1{path}", gw.admin))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("sent");
-    let status = resp.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&resp.text().await.expect("body")).unwrap_or_default(),
-    )
+    admin_call(gw, reqwest::Method::GET, path, "").await
 }
 
 async fn admin_post_json(gw: &Gateway, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let resp = client()
-        .post(format!("{}/api/v1{path}", gw.admin))
-        .bearer_auth(TOKEN)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("sent");
-    let status = resp.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&resp.text().await.expect("body")).unwrap_or_default(),
-    )
+    admin_call(gw, reqwest::Method::POST, path, body).await
 }
 
 #[tokio::test]

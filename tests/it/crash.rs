@@ -64,29 +64,16 @@ impl Binary {
 async fn every_acknowledged_event_is_delivered_after_kill_9() {
     let receiver = Receiver::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("hookgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-            data_dir = "{}"
-            [ingress]
-            listen = "127.0.0.1:0"
-            [admin]
-            listen = "127.0.0.1:0"
-            {}
-            [[endpoints]]
-            id = "receiver"
-            url = "{}"
-            max_in_flight = 16
-            retry = {{ max_attempts = 1000, base = "20ms", max_delay = "100ms" }}
-            "#,
-            dir.path().join("data").display(),
+    let config = binary_config(
+        dir.path(),
+        "",
+        &format!(
+            "{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = 16\n\
+             retry = {{ max_attempts = 1000, base = \"20ms\", max_delay = \"100ms\" }}\n",
             orders_source(),
             receiver.url
         ),
-    )
-    .expect("write config");
+    );
 
     // Until the crash the receiver fails everything, so what was acknowledged is still pending
     // or in flight when the process dies: only the store can bring it back.
@@ -151,18 +138,15 @@ async fn every_acknowledged_event_is_delivered_after_kill_9() {
 async fn restart_redelivers_leased_deliveries_and_only_those() {
     let receiver = Receiver::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("hookgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n[ingress]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}\n\
-             [[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = 1\n",
-            dir.path().join("data").display(),
+    let config = binary_config(
+        dir.path(),
+        "",
+        &format!(
+            "{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = 1\n",
             orders_source(),
             receiver.url
         ),
-    )
-    .expect("write config");
+    );
     let binary = Binary::start(&config).await;
     let url = format!("{}/in/orders", binary.ingress);
     // One delivered before the crash, one in flight (the receiver hangs) when it comes.
@@ -211,18 +195,15 @@ async fn a_crash_during_a_bulk_replay_replays_all_or_nothing() {
     let receiver = Receiver::start().await;
     receiver.set_default_status(500);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("hookgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n[ingress]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\n{}\n\
-             [[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = 16\nretry = {{ max_attempts = 1 }}\n",
-            dir.path().join("data").display(),
+    let config = binary_config(
+        dir.path(),
+        "token = \"t\"",
+        &format!(
+            "{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = 16\nretry = {{ max_attempts = 1 }}\n",
             orders_source(),
             receiver.url
         ),
-    )
-    .expect("write config");
+    );
     let binary = Binary::start(&config).await;
     let url = format!("{}/in/orders", binary.ingress);
     let mut ids = HashSet::new();
@@ -306,18 +287,15 @@ async fn sigterm_lets_attempts_in_flight_finish_and_exits_0() {
     let receiver = Receiver::start().await;
     receiver.delay(std::time::Duration::from_millis(700));
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("hookgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n[ingress]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}\n\
-             [[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\n",
-            dir.path().join("data").display(),
+    let config = binary_config(
+        dir.path(),
+        "",
+        &format!(
+            "{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\n",
             orders_source_with("shutdown_grace = \"20s\""),
             receiver.url
         ),
-    )
-    .expect("write config");
+    );
     let mut binary = Binary::start(&config).await;
     let (status, answer) = send(
         &format!("{}/in/orders", binary.ingress),

@@ -49,6 +49,18 @@ pub async fn consistently(what: &str, window: Duration, mut check: impl FnMut() 
     }
 }
 
+/// Writes a config for the real binary into `dir`: data in `dir/data`, both listeners on port
+/// 0, the `[admin]` keys in `admin`, then `rest`. Returns its path.
+pub fn binary_config(dir: &Path, admin: &str, rest: &str) -> PathBuf {
+    let path = dir.join("hookgate.toml");
+    let text = format!(
+        "data_dir = \"{}\"\n[ingress]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{admin}\n{rest}",
+        dir.join("data").display()
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
 /// A running gateway, in this process.
 pub struct Gateway {
     pub ingress: String,

@@ -97,16 +97,7 @@ async fn metrics_count_received_rejected_delivered_and_dead() {
 async fn json_logs_carry_the_span_fields() {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("hookgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n[ingress]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
-            dir.path().join("data").display(),
-            orders_source()
-        ),
-    )
-    .expect("write");
+    let config = binary_config(dir.path(), "", &orders_source());
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
         .args(["serve", "--log-format", "json", "--config"])
         .arg(&config)
