@@ -63,19 +63,18 @@ async fn receive(
 ) -> Response {
     let started = std::time::Instant::now();
     let st = Arc::clone(&state.0);
+    // One snapshot for the whole request: the label and the handling agree on the source.
+    let routes = st.routes.current();
     // Unknown sources share one label: the name comes from the client.
-    let label = if st
-        .routes
-        .current()
-        .sources
-        .contains_key(source_id.0.as_str())
-    {
+    let label = if routes.sources.contains_key(source_id.0.as_str()) {
         source_id.0.clone()
     } else {
         crate::telemetry::UNKNOWN_SOURCE.to_string()
     };
     let span = tracing::info_span!("webhook", source = %label);
-    let response = handle(state, source_id, request).instrument(span).await;
+    let response = handle(state, routes, source_id, request)
+        .instrument(span)
+        .await;
     let outcome = match response.status() {
         StatusCode::ACCEPTED => "accepted",
         StatusCode::OK => "duplicate",
@@ -95,10 +94,10 @@ async fn receive(
 
 async fn handle(
     State(st): State<Arc<IngressState>>,
+    routes: Arc<filter::Routes>,
     Path(source_id): Path<String>,
     request: Request,
 ) -> Response {
-    let routes = st.routes.current();
     let Some(source) = routes.sources.get(&source_id) else {
         return respond::error(
             StatusCode::NOT_FOUND,
