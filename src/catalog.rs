@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use crate::config::{ConfigError, Endpoint, Source, Validated};
+use crate::config::{ConfigError, Endpoint, EndpointDefaults, Source, Validated};
 use crate::delivery::Dispatcher;
 use crate::filter::{RouteTable, Routes};
 use crate::store::{EntryKind, Store, StoreError};
@@ -51,7 +51,8 @@ pub enum CatalogError {
 }
 
 pub struct Catalog {
-    config: Validated,
+    /// What API-made endpoints take from `[delivery]`.
+    defaults: EndpointDefaults,
     file: HashSet<(EntryKind, String)>,
     /// The JSON of every API-made entry, for PATCH.
     api_json: Mutex<HashMap<(EntryKind, String), Value>>,
@@ -117,7 +118,7 @@ impl Catalog {
         }
         let routes = std::sync::Arc::new(RouteTable::new(Routes { sources, endpoints }));
         let catalog = Catalog {
-            config: config.clone(),
+            defaults: config.endpoint_defaults.clone(),
             file,
             api_json: Mutex::new(api_json),
             routes: std::sync::Arc::clone(&routes),
@@ -320,7 +321,7 @@ impl Catalog {
                 sources.insert(s.id.clone(), s);
             }
             EntryKind::Endpoint => {
-                let e = self.config.endpoint_from_json(&value, &sources)?;
+                let e = self.defaults.endpoint_from_json(&value, &sources)?;
                 match endpoints.iter_mut().find(|x| x.id == e.id) {
                     Some(slot) => *slot = e.clone(),
                     None => endpoints.push(e.clone()),

@@ -584,7 +584,6 @@ impl Config {
             admin_listen,
             max_body_bytes: self.ingress.max_body_bytes,
             admin_token: self.admin.token,
-            allow_private_networks: self.delivery.allow_private_networks,
             max_concurrency: self.delivery.max_concurrency,
             shutdown_grace: self.delivery.shutdown_grace,
             max_backlog: self.store.max_backlog,
@@ -903,6 +902,17 @@ pub struct EndpointDefaults {
     pub reach: crate::delivery::client::Reach,
 }
 
+impl EndpointDefaults {
+    /// Validates an endpoint given as JSON against `sources`, with these defaults.
+    pub fn endpoint_from_json(
+        &self,
+        value: &serde_json::Value,
+        sources: &BTreeMap<String, Source>,
+    ) -> Result<Endpoint, ConfigError> {
+        validate_endpoint("", &entry_from_json(value)?, self, sources).map_err(relative)
+    }
+}
+
 fn validate_endpoint(
     key: &str,
     e: &EndpointConfig,
@@ -1053,7 +1063,6 @@ pub struct Validated {
     pub admin_listen: SocketAddr,
     pub max_body_bytes: u64,
     pub admin_token: Option<Secret>,
-    pub allow_private_networks: bool,
     pub max_concurrency: u32,
     pub shutdown_grace: Duration,
     pub max_backlog: u64,
@@ -1100,13 +1109,7 @@ impl Validated {
         value: &serde_json::Value,
         sources: &BTreeMap<String, Source>,
     ) -> Result<Endpoint, ConfigError> {
-        validate_endpoint(
-            "",
-            &entry_from_json(value)?,
-            &self.endpoint_defaults,
-            sources,
-        )
-        .map_err(relative)
+        self.endpoint_defaults.endpoint_from_json(value, sources)
     }
 }
 

@@ -137,7 +137,7 @@ pub async fn serve(
 ) -> Result<(), RunError> {
     let reach = config.endpoint_defaults.reach.clone();
     let http = delivery::client::build(&reach)?;
-    if config.allow_private_networks {
+    if reach.allow_private {
         tracing::warn!(
             "delivery.allow_private_networks is on: endpoints may reach internal addresses"
         );
