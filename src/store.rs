@@ -442,11 +442,6 @@ impl Store {
         self.submit(writer::Command::Probe).await
     }
 
-    /// Answers once the writer has processed everything queued before it: proof it is alive.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.submit(writer::Command::Ping).await
-    }
-
     /// Stops the writer after what is queued, and waits for it. Later writes get `Closed`.
     pub async fn close(&self) {
         let (reply, rx) = oneshot::channel();

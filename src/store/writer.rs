@@ -33,7 +33,6 @@ pub(super) enum Command {
     PutEntry(EntryKind, String, Vec<u8>, Reply<()>),
     DeleteEntry(EntryKind, String, Reply<u64>),
     Prune(Prune, Reply<Pruned>),
-    Ping(Reply<()>),
     Probe(Reply<()>),
     Stop(Reply<()>),
 }
@@ -109,20 +108,8 @@ impl Writer {
     }
 
     fn commit(&mut self, batch: Vec<Command>) {
-        let mutates = batch.iter().any(|c| {
-            matches!(
-                c,
-                Command::Ingest(..)
-                    | Command::Lease(..)
-                    | Command::Complete(..)
-                    | Command::SetPaused(..)
-                    | Command::Requeue(..)
-                    | Command::PutEntry(..)
-                    | Command::DeleteEntry(..)
-                    | Command::Prune(..)
-                    | Command::Probe(..)
-            )
-        });
+        // Every command but `Stop` writes, so a new one cannot be forgotten here.
+        let mutates = batch.iter().any(|c| !matches!(c, Command::Stop(_)));
         let result = if mutates {
             let started = std::time::Instant::now();
             let result = self.apply(&batch);
@@ -209,7 +196,9 @@ impl Writer {
                     Command::SetPaused(endpoint, paused, _) => {
                         set_paused(&mut t, endpoint, *paused).map(|()| Done::Unit)
                     }
-                    Command::Ping(_) | Command::Stop(_) | Command::Probe(_) => Ok(Done::Unit),
+                    // A probe needs no write of its own: every mutating batch writes the
+                    // pending count below, so its commit is a real one.
+                    Command::Stop(_) | Command::Probe(_) => Ok(Done::Unit),
                 };
                 match outcome {
                     Err(e @ (StoreError::Storage(_) | StoreError::Corrupt(_))) => return Err(e),
@@ -676,7 +665,6 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
         | Command::Complete(_, tx)
         | Command::SetPaused(_, _, tx)
         | Command::PutEntry(_, _, _, tx)
-        | Command::Ping(tx)
         | Command::Probe(tx)
         | Command::Stop(tx) => {
             let _ = tx.send(outcome.map(|_| ()));
