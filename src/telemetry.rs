@@ -74,6 +74,17 @@ pub struct EndpointLabel {
     pub endpoint: String,
 }
 
+/// What follows a finished attempt, as the metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// With the time from the event's arrival to its delivery.
+    Delivered {
+        end_to_end_ms: u64,
+    },
+    Retried,
+    Dead,
+}
+
 /// The store's state at scrape time.
 #[derive(Debug, Clone, Default)]
 pub struct StoreGauges {
@@ -218,6 +229,35 @@ impl Metrics {
             m.store_bytes.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Records a finished attempt: its class and latency, and what follows it.
+    pub fn attempt_finished(&self, endpoint: &str, class: &str, latency_ms: u64, settled: Settled) {
+        let label = EndpointLabel {
+            endpoint: endpoint.to_string(),
+        };
+        let outcome = |outcome: &str| EndpointOutcome {
+            endpoint: endpoint.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.attempt_seconds
+            .get_or_create(&label)
+            .observe(latency_ms as f64 / 1000.0);
+        self.attempts.get_or_create(&outcome(class)).inc();
+        match settled {
+            Settled::Delivered { end_to_end_ms } => {
+                self.finished.get_or_create(&outcome("delivered")).inc();
+                self.end_to_end_seconds
+                    .get_or_create(&label)
+                    .observe(end_to_end_ms as f64 / 1000.0);
+            }
+            Settled::Retried => {
+                self.retried.get_or_create(&label).inc();
+            }
+            Settled::Dead => {
+                self.finished.get_or_create(&outcome("dead")).inc();
+            }
+        }
     }
 
     /// Counts an inbound request's outcome.

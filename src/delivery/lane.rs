@@ -23,7 +23,7 @@ use super::{attempt, retry};
 use crate::config::Endpoint;
 use crate::ids::DeliveryId;
 use crate::store::{Completion, DueDelivery};
-use crate::telemetry::{EndpointLabel, EndpointOutcome};
+use crate::telemetry::Settled;
 
 /// Governor's clock on tokio time, so that rate limits follow `tokio::time::pause()` in tests.
 #[derive(Debug, Clone)]
@@ -254,7 +254,6 @@ impl Lane {
             )
             .await;
             drop(permit);
-            let attempt_no = item.attempts + 1;
             // The policy counts this cycle's attempts, from when the cycle began.
             let next = retry::decide(
                 &endpoint.retry,
@@ -264,52 +263,24 @@ impl Lane {
                 item.cycle_started_ms,
                 &mut rand::rng(),
             );
-            tracing::debug!(
-                endpoint = %endpoint.id, delivery_id = %item.delivery_id, event_id = %item.event_id,
-                attempt = attempt_no, outcome = ?outcome, next = ?next, "attempt finished"
-            );
-            let m = &shared.metrics;
-            let label = EndpointLabel {
-                endpoint: endpoint.id.clone(),
+            // The span carries the endpoint and ids.
+            tracing::debug!(?outcome, ?next, "attempt finished");
+            let settled = match &next {
+                crate::store::Next::Delivered => Settled::Delivered {
+                    end_to_end_ms: clock.now_ms().saturating_sub(item.received_ms),
+                },
+                crate::store::Next::RetryAt(_) => Settled::Retried,
+                crate::store::Next::Dead(reason) => {
+                    tracing::warn!(%reason, "delivery is dead");
+                    Settled::Dead
+                }
             };
-            m.attempt_seconds
-                .get_or_create(&label)
-                .observe(record.latency_ms as f64 / 1000.0);
-            let class = attempt::class(&outcome, record.status_code);
-            m.attempts
-                .get_or_create(&EndpointOutcome {
-                    endpoint: endpoint.id.clone(),
-                    outcome: class.into(),
-                })
-                .inc();
-            match &next {
-                crate::store::Next::Delivered => {
-                    m.finished
-                        .get_or_create(&EndpointOutcome {
-                            endpoint: endpoint.id.clone(),
-                            outcome: "delivered".into(),
-                        })
-                        .inc();
-                    let e2e_ms = clock.now_ms().saturating_sub(item.received_ms);
-                    m.end_to_end_seconds
-                        .get_or_create(&label)
-                        .observe(e2e_ms as f64 / 1000.0);
-                }
-                crate::store::Next::RetryAt(_) => {
-                    m.retried.get_or_create(&label).inc();
-                }
-                crate::store::Next::Dead(_) => {
-                    m.finished
-                        .get_or_create(&EndpointOutcome {
-                            endpoint: endpoint.id.clone(),
-                            outcome: "dead".into(),
-                        })
-                        .inc();
-                }
-            }
-            if let crate::store::Next::Dead(reason) = &next {
-                tracing::warn!(endpoint = %endpoint.id, delivery_id = %item.delivery_id, %reason, "delivery is dead");
-            }
+            shared.metrics.attempt_finished(
+                &endpoint.id,
+                attempt::class(&outcome, record.status_code),
+                record.latency_ms,
+                settled,
+            );
             let completion = Completion {
                 delivery_id: item.delivery_id,
                 attempt: record,
