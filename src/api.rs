@@ -5,13 +5,13 @@
 //! answers 401 for everyone. One file per resource: `events`, `deliveries`, `dead_letters`;
 //! `params` parses query strings and bodies (400s that name the field), `views` shapes JSON.
 
-mod dead_letters;
+pub(crate) mod dead_letters;
 mod deliveries;
-mod endpoints;
+pub(crate) mod endpoints;
 mod events;
 pub mod openapi;
 pub mod params;
-mod publish;
+pub(crate) mod publish;
 mod sources;
 mod views;
 

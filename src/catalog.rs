@@ -173,28 +173,7 @@ impl Catalog {
         dispatcher: &Dispatcher,
     ) -> Result<(), CatalogError> {
         let _one_at_a_time = self.change.lock().await;
-        let mut value = self.editable(kind, id)?;
-        let (Value::Object(fields), Value::Object(changes)) = (&mut value, patch) else {
-            return Err(ConfigError {
-                key: "body".into(),
-                problem: "must be a JSON object".into(),
-            }
-            .into());
-        };
-        for (k, v) in changes {
-            if k == "id" && v.as_str() != Some(id) {
-                return Err(ConfigError {
-                    key: "id".into(),
-                    problem: "cannot be changed; create a new entry".into(),
-                }
-                .into());
-            }
-            if v.is_null() {
-                fields.remove(&k);
-            } else {
-                fields.insert(k, v);
-            }
-        }
+        let value = merge_patch(self.editable(kind, id)?, id, patch)?;
         self.apply(kind, id, value, dispatcher).await
     }
 
@@ -338,5 +317,52 @@ impl Catalog {
             dispatcher.upsert(e).await;
         }
         Ok(())
+    }
+}
+
+/// Applies a PATCH body to a stored entry: each field of `patch` replaces the stored one, and
+/// `null` removes it. The id cannot change. The result is validated by the caller as a whole.
+pub fn merge_patch(mut stored: Value, id: &str, patch: Value) -> Result<Value, ConfigError> {
+    let (Value::Object(fields), Value::Object(changes)) = (&mut stored, patch) else {
+        return Err(ConfigError {
+            key: "body".into(),
+            problem: "must be a JSON object".into(),
+        });
+    };
+    for (k, v) in changes {
+        if k == "id" && v.as_str() != Some(id) {
+            return Err(ConfigError {
+                key: "id".into(),
+                problem: "cannot be changed; create a new entry".into(),
+            });
+        }
+        if v.is_null() {
+            fields.remove(&k);
+        } else {
+            fields.insert(k, v);
+        }
+    }
+    Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_patch_replaces_fields_removes_nulls_and_keeps_the_id() {
+        let stored = json!({"id": "a", "url": "https://x/", "max_in_flight": 4});
+        let merged = merge_patch(
+            stored.clone(),
+            "a",
+            json!({"url": "https://y/", "max_in_flight": null, "id": "a"}),
+        )
+        .expect("valid patch");
+        assert_eq!(merged, json!({"id": "a", "url": "https://y/"}));
+        let err = merge_patch(stored.clone(), "a", json!({"id": "b"})).expect_err("id change");
+        assert_eq!(err.key, "id");
+        let err = merge_patch(stored, "a", json!([1])).expect_err("not an object");
+        assert_eq!(err.key, "body");
     }
 }

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::{Config, Source};
+use crate::config::{Config, Source, Validated};
 use crate::verify::{Inbound, key_values};
 
 /// The time the verifier fuzzers run at: vector SW-1's timestamp.
@@ -102,17 +102,7 @@ secrets = ["tok"]
 "#;
 
 fn source(id: &str) -> Option<&'static Source> {
-    static SOURCES_BY_ID: OnceLock<Option<std::collections::BTreeMap<String, Source>>> =
-        OnceLock::new();
-    SOURCES_BY_ID
-        .get_or_init(|| {
-            Config::from_toml(SOURCES)
-                .and_then(Config::validate)
-                .ok()
-                .map(|v| v.sources)
-        })
-        .as_ref()?
-        .get(id)
+    fuzz_config()?.sources.get(id)
 }
 
 /// Verifies fuzz input with the source of scheme `scheme` (an id in [`SOURCES`]).
@@ -140,6 +130,106 @@ pub fn config(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Config::from_toml(text).and_then(Config::validate);
     }
+}
+
+/// The admin API's bodies, each through the parser its handler uses: the first byte picks the
+/// route, the rest is the body. Endpoint and source bodies are validated as the catalog does
+/// (against the fuzz sources), and a PATCH is merged onto a valid stored entry first.
+pub fn api_body(data: &[u8]) {
+    use crate::api::{dead_letters, endpoints, publish};
+    let Some((&route, body)) = data.split_first() else {
+        return;
+    };
+    let now = 1_795_564_800_000;
+    match route % 8 {
+        0 => {
+            let _ = dead_letters::parse_replay(body, now);
+        }
+        1 => {
+            let _ = endpoints::parse_recover(body, now);
+        }
+        2 => {
+            let _ = endpoints::parse_rotate(body);
+        }
+        3 => {
+            let key = body
+                .split(|b| *b == b'\n')
+                .next()
+                .and_then(|k| http::HeaderValue::from_bytes(k).ok());
+            let _ = publish::parse(body, key.as_ref());
+        }
+        route => {
+            let Ok(value) = crate::api::params::json_body::<serde_json::Value>(body) else {
+                return;
+            };
+            let Some(config) = fuzz_config() else { return };
+            match route {
+                4 => {
+                    let _ = Validated::source_from_json(&value);
+                }
+                5 => {
+                    let _ = config.endpoint_from_json(&value, &config.sources);
+                }
+                6 => {
+                    let stored = serde_json::json!({"id": "a", "url": "https://example.com/hook", "sources": ["stripe"]});
+                    if let Ok(merged) = crate::catalog::merge_patch(stored, "a", value) {
+                        let _ = config.endpoint_from_json(&merged, &config.sources);
+                    }
+                }
+                _ => {
+                    let stored =
+                        serde_json::json!({"id": "s", "verify": "token", "secrets": ["t"]});
+                    if let Ok(merged) = crate::catalog::merge_patch(stored, "s", value) {
+                        let _ = Validated::source_from_json(&merged);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Duration and time strings: config durations, the API's `since`/`until`, and `Retry-After`
+/// (seconds or an HTTP date).
+pub fn durations(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = text.parse::<crate::config::Duration>();
+    let _ = crate::api::params::parse_time(text, 1_795_564_800_000);
+    for now in [0, 1_795_564_800_000, u64::MAX] {
+        let _ = crate::delivery::retry::parse_retry_after(text, now);
+    }
+}
+
+/// Endpoint URLs: parsed and checked as `url` of an endpoint entry, then the literal-address
+/// guard under the default reach and under an `allowed_networks` list.
+pub fn endpoint_url(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Some(config) = fuzz_config() {
+        let value = serde_json::json!({"id": "u", "url": text});
+        let _ = config.endpoint_from_json(&value, &config.sources);
+    }
+    if let Ok(url) = reqwest::Url::parse(text) {
+        use crate::delivery::client::{Reach, check_literal};
+        let _ = check_literal(&url, &Reach::default());
+        let allowed = Reach {
+            allow_private: false,
+            allowed: vec![
+                "10.1.0.0/16".parse().expect("net"),
+                "fd00::/8".parse().expect("net"),
+            ],
+        };
+        let _ = check_literal(&url, &allowed);
+    }
+}
+
+fn fuzz_config() -> Option<&'static Validated> {
+    static CONFIG: OnceLock<Option<Validated>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| Config::from_toml(SOURCES).and_then(Config::validate).ok())
+        .as_ref()
 }
 
 /// Every verifier fuzz target, by target name and scheme.

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::params;
+use super::params::ApiError;
 use super::views::{self, DeadLetterView, ErrorBody, Page, Replayed};
 use super::{AdminState, ApiResult, blocking};
 use crate::ids::DeliveryId;
@@ -56,20 +57,18 @@ pub struct ReplayBody {
     ids: Option<Vec<String>>,
 }
 
-/// Requeues the dead letters that match, in one transaction recorded before the answer.
-#[utoipa::path(post, path = "/api/v1/dead-letters/replay", operation_id = "replay_dead_letters", tag = "dead letters",
-    request_body = ReplayBody,
-    responses((status = 200, body = Replayed), (status = 400, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn replay(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult {
+/// Parses a replay body into its filter and ids; an empty body is the empty filter.
+pub fn parse_replay(
+    body: &[u8],
+    now_ms: u64,
+) -> Result<(Filter, Option<Vec<DeliveryId>>), ApiError> {
     let b: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayBody::default()
     } else {
-        params::json_body(&body)?
+        params::json_body(body)?
     };
-    let now = st.now_ms();
-    let since_ms = params::optional_time("since", b.since.as_deref(), now)?;
-    let until_ms = params::optional_time("until", b.until.as_deref(), now)?;
+    let since_ms = params::optional_time("since", b.since.as_deref(), now_ms)?;
+    let until_ms = params::optional_time("until", b.until.as_deref(), now_ms)?;
     let ids = match &b.ids {
         None => None,
         Some(ids) => Some(
@@ -94,6 +93,16 @@ pub async fn replay(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult
         since_ms,
         until_ms,
     };
+    Ok((filter, ids))
+}
+
+/// Requeues the dead letters that match, in one transaction recorded before the answer.
+#[utoipa::path(post, path = "/api/v1/dead-letters/replay", operation_id = "replay_dead_letters", tag = "dead letters",
+    request_body = ReplayBody,
+    responses((status = 200, body = Replayed), (status = 400, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn replay(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult {
+    let (filter, ids) = parse_replay(&body, st.now_ms())?;
     let r = st.store.requeue(Requeue::Dead { filter, ids }).await?;
     st.metrics.replayed.inc_by(r.deliveries.len() as u64);
     let endpoints: BTreeSet<&str> = r.deliveries.iter().map(|(_, e)| e.as_str()).collect();

@@ -207,6 +207,18 @@ pub struct RecoverBody {
     until: Option<String>,
 }
 
+/// Parses a recover body into its window `[since, until)` in Unix ms; empty is everything.
+pub fn parse_recover(body: &[u8], now_ms: u64) -> Result<(u64, u64), ApiError> {
+    let b: RecoverBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RecoverBody::default()
+    } else {
+        params::json_body(body)?
+    };
+    let since_ms = params::optional_time("since", b.since.as_deref(), now_ms)?;
+    let until_ms = params::optional_time("until", b.until.as_deref(), now_ms)?;
+    Ok((since_ms.unwrap_or(0), until_ms.unwrap_or(u64::MAX)))
+}
+
 /// Re-queues every not-delivered delivery of the endpoint whose event arrived in the window
 /// (default: everything), including those never attempted.
 #[utoipa::path(post, path = "/api/v1/endpoints/{id}/recover", operation_id = "recover_endpoint", tag = "endpoints",
@@ -224,20 +236,13 @@ pub async fn recover(
             format!("no endpoint {id:?}"),
         ));
     }
-    let b: RecoverBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RecoverBody::default()
-    } else {
-        params::json_body(&body)?
-    };
-    let now = st.now_ms();
-    let since_ms = params::optional_time("since", b.since.as_deref(), now)?;
-    let until_ms = params::optional_time("until", b.until.as_deref(), now)?;
+    let (since_ms, until_ms) = parse_recover(&body, st.now_ms())?;
     let r = st
         .store
         .requeue(Requeue::Recover {
             endpoint: id.clone(),
-            since_ms: since_ms.unwrap_or(0),
-            until_ms: until_ms.unwrap_or(u64::MAX),
+            since_ms,
+            until_ms,
         })
         .await?;
     st.metrics.replayed.inc_by(r.deliveries.len() as u64);
@@ -261,6 +266,22 @@ pub struct RotateBody {
     overlap: Option<String>,
 }
 
+/// Parses a rotation body into the new secret (if given) and the overlap (default 24h).
+pub fn parse_rotate(body: &[u8]) -> Result<(Option<String>, std::time::Duration), ApiError> {
+    let b: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateBody::default()
+    } else {
+        params::json_body(body)?
+    };
+    let overlap = match b.overlap.as_deref() {
+        None => std::time::Duration::from_secs(24 * 3600),
+        Some(o) => humantime::parse_duration(o).map_err(|_| {
+            params::bad_request("overlap", format!("{o:?} is not a duration like 24h"))
+        })?,
+    };
+    Ok((b.secret, overlap))
+}
+
 /// Rotates the signing secret of an API-made endpoint; the old one keeps signing during the
 /// overlap.
 #[utoipa::path(post, path = "/api/v1/endpoints/{id}/rotate-secret", operation_id = "rotate_endpoint_secret", tag = "endpoints",
@@ -272,22 +293,12 @@ pub async fn rotate_secret(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let b: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateBody::default()
-    } else {
-        params::json_body(&body)?
-    };
-    let overlap = match b.overlap.as_deref() {
-        None => std::time::Duration::from_secs(24 * 3600),
-        Some(o) => humantime::parse_duration(o).map_err(|_| {
-            params::bad_request("overlap", format!("{o:?} is not a duration like 24h"))
-        })?,
-    };
+    let (new_secret, overlap) = parse_rotate(&body)?;
     let now = st.now_ms();
     let until = now.saturating_add(u64::try_from(overlap.as_millis()).unwrap_or(u64::MAX));
     let secret = st
         .catalog
-        .rotate_secret(&id, b.secret, now, until, &st.dispatcher)
+        .rotate_secret(&id, new_secret, now, until, &st.dispatcher)
         .await?;
     Ok(respond::typed(
         StatusCode::OK,

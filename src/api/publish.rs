@@ -43,23 +43,19 @@ pub struct Publish {
     headers: BTreeMap<String, String>,
 }
 
-/// Publishes an event: stored with its deliveries before the answer.
-#[utoipa::path(post, path = "/api/v1/events", operation_id = "publish_event", tag = "events",
-    request_body = Publish,
-    params(("Idempotency-Key" = Option<String>, Header, description = "The same key within 3 days answers 200 with the first event_id")),
-    responses(
-        (status = 202, description = "Stored", body = Accepted),
-        (status = 200, description = "A duplicate of an earlier Idempotency-Key", body = Accepted),
-        (status = 400, body = ErrorBody),
-        (status = 503, body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
-pub async fn publish(
-    State(st): State<Arc<AdminState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let p: Publish = params::json_body(&body)?;
+/// A publish request, checked: what is stored.
+#[derive(Debug)]
+pub struct Parsed {
+    pub event_type: String,
+    pub source: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
+    pub idempotency_key: Option<String>,
+}
+
+/// Parses and checks a publish body and its `Idempotency-Key`; errors name the field.
+pub fn parse(body: &[u8], idempotency_key: Option<&http::HeaderValue>) -> Result<Parsed, ApiError> {
+    let p: Publish = params::json_body(body)?;
     if p.event_type.is_empty() || p.event_type.len() > MAX_FIELD_LEN {
         return Err(params::bad_request(
             "type",
@@ -90,7 +86,7 @@ pub async fn publish(
             .map_err(|_| params::bad_request(&field, "is not a valid header value"))?;
         stored_headers.push((n.as_str().to_string(), value.as_bytes().to_vec()));
     }
-    let idempotency_key = match headers.get("idempotency-key") {
+    let idempotency_key = match idempotency_key {
         None => None,
         Some(v) => {
             let key = v
@@ -106,16 +102,46 @@ pub async fn publish(
             Some(key.to_string())
         }
     };
-    let endpoints = filter::route(&st.routes.current().endpoints, &source, Some(&p.event_type));
+    Ok(Parsed {
+        body: Bytes::from(serde_json::to_vec(&p.payload).unwrap_or_default()),
+        event_type: p.event_type,
+        source,
+        headers: stored_headers,
+        idempotency_key,
+    })
+}
+
+/// Publishes an event: stored with its deliveries before the answer.
+#[utoipa::path(post, path = "/api/v1/events", operation_id = "publish_event", tag = "events",
+    request_body = Publish,
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same key within 3 days answers 200 with the first event_id")),
+    responses(
+        (status = 202, description = "Stored", body = Accepted),
+        (status = 200, description = "A duplicate of an earlier Idempotency-Key", body = Accepted),
+        (status = 400, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn publish(
+    State(st): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = parse(&body, headers.get("idempotency-key"))?;
+    let endpoints = filter::route(
+        &st.routes.current().endpoints,
+        &p.source,
+        Some(&p.event_type),
+    );
     let event = NewEvent {
         // Idempotency keys are deduplicated in their own namespace, apart from webhooks'.
-        dedup: idempotency_key.map(|k| (k, IDEMPOTENCY_WINDOW_MS)),
-        dedup_scope: Some(format!("publish:{source}")),
-        source,
+        dedup: p.idempotency_key.map(|k| (k, IDEMPOTENCY_WINDOW_MS)),
+        dedup_scope: Some(format!("publish:{}", p.source)),
+        source: p.source,
         event_type: Some(p.event_type),
         received_ms: st.now_ms(),
-        headers: stored_headers,
-        body: Bytes::from(serde_json::to_vec(&p.payload).unwrap_or_default()),
+        headers: p.headers,
+        body: p.body,
         endpoints,
     };
     let label = event.source.clone();
