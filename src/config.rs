@@ -169,6 +169,25 @@ pub struct IngressConfig {
     pub listen: String,
     #[serde(default = "default_max_body")]
     pub max_body_bytes: u64,
+    /// A client must send a request's headers within this (slow-header attacks).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Duration,
+    /// ... and its body within this, once the headers are in: 408 otherwise.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: Duration,
+    /// Connections open at once; beyond it new ones wait in the kernel's accept queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_connections() -> usize {
+    4096
 }
 
 fn default_ingress_listen() -> String {
@@ -183,6 +202,9 @@ impl Default for IngressConfig {
         Self {
             listen: default_ingress_listen(),
             max_body_bytes: default_max_body(),
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -501,6 +523,15 @@ impl Config {
         if self.ingress.max_body_bytes == 0 {
             return Err(ConfigError::new("ingress.max_body_bytes", "must be > 0"));
         }
+        if self.ingress.header_timeout.0.is_zero() {
+            return Err(ConfigError::new("ingress.header_timeout", "must be > 0"));
+        }
+        if self.ingress.body_timeout.0.is_zero() {
+            return Err(ConfigError::new("ingress.body_timeout", "must be > 0"));
+        }
+        if self.ingress.max_connections == 0 {
+            return Err(ConfigError::new("ingress.max_connections", "must be > 0"));
+        }
         if let Some(t) = &self.admin.token
             && t.expose().is_empty()
         {
@@ -583,6 +614,11 @@ impl Config {
             ingress_listen,
             admin_listen,
             max_body_bytes: self.ingress.max_body_bytes,
+            ingress_limits: ConnectionLimits {
+                header_timeout: self.ingress.header_timeout.0,
+                body_timeout: self.ingress.body_timeout.0,
+                max_connections: self.ingress.max_connections,
+            },
             admin_token: self.admin.token,
             max_concurrency: self.delivery.max_concurrency,
             shutdown_grace: self.delivery.shutdown_grace,
@@ -1055,6 +1091,24 @@ fn validate_endpoint(
     })
 }
 
+/// What a listener allows a client: how long it may take to send a request, and how many
+/// connections may be open at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_timeout: StdDuration,
+    pub body_timeout: StdDuration,
+    pub max_connections: usize,
+}
+
+impl ConnectionLimits {
+    /// The admin listener's: fixed, for a few operators and scrapers.
+    pub const ADMIN: Self = Self {
+        header_timeout: StdDuration::from_secs(10),
+        body_timeout: StdDuration::from_secs(30),
+        max_connections: 256,
+    };
+}
+
 /// A config that passed validation: what `run` takes.
 #[derive(Debug, Clone)]
 pub struct Validated {
@@ -1062,6 +1116,7 @@ pub struct Validated {
     pub ingress_listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub max_body_bytes: u64,
+    pub ingress_limits: ConnectionLimits,
     pub admin_token: Option<Secret>,
     pub max_concurrency: u32,
     pub shutdown_grace: Duration,
@@ -1156,6 +1211,16 @@ mod tests {
         assert!(e.problem.contains("5 parsecs"), "{e}");
         let e = err("[ingress]\nmax_body_bytes = \"big\"\n");
         assert_eq!(e.key, "ingress.max_body_bytes");
+        for key in [
+            "header_timeout = \"0s\"",
+            "body_timeout = \"0s\"",
+            "max_connections = 0",
+        ] {
+            let e = err(&format!("[ingress]\n{key}\n"));
+            let name = key.split(' ').next().unwrap_or_default();
+            assert_eq!(e.key, format!("ingress.{name}"));
+            assert_eq!(e.problem, "must be > 0");
+        }
     }
 
     #[test]

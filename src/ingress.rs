@@ -1,7 +1,7 @@
 //! Ingress: `POST /in/{source_id}`. Reads the body up to the limit, verifies it, works out the
 //! event type, dedup key and matching endpoints, and hands it all to the store. It answers
 //! only from the store's result: **202 only after the commit returned**; 200 for a duplicate;
-//! 401/404/413 for bad requests and 503 when the store cannot take it, **none of which stores
+//! 401/404/408/413 for bad requests and 503 when the store cannot take it, **none of which stores
 //! anything**.
 
 pub mod extract;
@@ -33,6 +33,8 @@ pub struct IngressState {
     pub dispatcher: Arc<Dispatcher>,
     pub clock: SharedClock,
     pub max_body_bytes: u64,
+    /// The whole body must arrive within this of the handler starting to read it.
+    pub body_timeout: std::time::Duration,
 }
 
 pub fn router(state: Arc<IngressState>) -> Router {
@@ -117,9 +119,20 @@ async fn handle(
         );
     }
     let (parts, body) = request.into_parts();
-    let body = match read_body(&parts.headers, body, st.max_body_bytes).await {
-        Ok(b) => b,
-        Err(r) => return r,
+    let reading = read_body(&parts.headers, body, st.max_body_bytes);
+    let body = match tokio::time::timeout(st.body_timeout, reading).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(r)) => return r,
+        Err(_) => {
+            return respond::error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body did not arrive within {}",
+                    humantime::format_duration(st.body_timeout)
+                ),
+            );
+        }
     };
     let now_ms = st.clock.now_ms();
     let inbound = verify::Inbound {

@@ -28,6 +28,7 @@ pub mod filter;
 pub mod fuzzing;
 pub mod ids;
 pub mod ingress;
+pub mod listener;
 pub mod respond;
 pub mod store;
 pub mod telemetry;
@@ -171,6 +172,7 @@ pub async fn serve(
         dispatcher: Arc::clone(&dispatcher),
         clock: Arc::clone(&opts.clock),
         max_body_bytes: config.max_body_bytes,
+        body_timeout: config.ingress_limits.body_timeout,
     }));
     let admin = api::router(Arc::new(api::AdminState {
         store: store.clone(),
@@ -197,9 +199,6 @@ pub async fn serve(
         },
         stop_rx.clone(),
     ));
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
     tracing::info!(addr = %listeners.ingress.local_addr()?, "ingress listening");
     let admin_addr = listeners.admin.local_addr()?;
     tracing::info!(addr = %admin_addr, "admin listening");
@@ -209,17 +208,34 @@ pub async fn serve(
             "THE ADMIN LISTENER IS REACHABLE BEYOND THIS HOST: anyone who can reach it can read events and replay them with the token; keep it behind a firewall"
         );
     }
-    let ingress_server =
-        axum::serve(listeners.ingress, ingress).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let admin_server =
-        axum::serve(listeners.admin, admin).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let (a, b) = tokio::join!(ingress_server.into_future(), admin_server.into_future());
+    let connections = |listener| {
+        opts.metrics
+            .open_connections
+            .get_or_create(&telemetry::ListenerLabel { listener })
+            .clone()
+    };
+    tokio::join!(
+        listener::serve(
+            listeners.ingress,
+            ingress,
+            config.ingress_limits,
+            stop_rx.clone(),
+            config.shutdown_grace.0,
+            connections("ingress"),
+        ),
+        listener::serve(
+            listeners.admin,
+            admin,
+            config::ConnectionLimits::ADMIN,
+            stop_rx.clone(),
+            config.shutdown_grace.0,
+            connections("admin"),
+        ),
+    );
     tracing::info!("listeners closed; stopping delivery");
     dispatcher.shutdown().await;
     let _ = pruner.await;
     store.close().await;
     tracing::info!("stopped");
-    a?;
-    b?;
     Ok(())
 }

@@ -74,6 +74,11 @@ pub struct EndpointLabel {
     pub endpoint: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: &'static str,
+}
+
 /// What follows a finished attempt, as the metrics count it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settled {
@@ -113,6 +118,7 @@ pub struct Metrics {
     pub replayed: Counter,
     pub commit_batch: Histogram,
     pub commit_seconds: Histogram,
+    pub open_connections: Family<ListenerLabel, Gauge>,
     pending: Gauge,
     pending_by_endpoint: Family<EndpointLabel, Gauge>,
     oldest_pending: Family<EndpointLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -140,6 +146,7 @@ impl Metrics {
             replayed: Counter::default(),
             commit_batch: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_seconds: latency_buckets(),
+            open_connections: Family::default(),
             pending: Gauge::default(),
             pending_by_endpoint: Family::default(),
             oldest_pending: Family::default(),
@@ -211,6 +218,11 @@ impl Metrics {
             "Duration of one store commit, fsync included",
             Unit::Seconds,
             m.commit_seconds.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Client connections open now, by listener (ingress, admin)",
+            m.open_connections.clone(),
         );
         registry.register(
             "pending_deliveries",

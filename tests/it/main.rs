@@ -9,4 +9,5 @@ mod crash;
 mod delivery;
 mod fuzz_corpus;
 mod ingress;
+mod limits;
 mod observability;
