@@ -70,7 +70,8 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
-/// A secret string. Its `Debug` never shows the value, so it cannot leak through logs.
+/// A secret string. Its `Debug` never shows the value, so it cannot leak through logs, and it
+/// is wiped from memory when dropped.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -85,13 +86,20 @@ impl Secret {
     }
 }
 
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
     }
 }
 
-/// Decoded key material. Like [`Secret`], its `Debug` never shows the bytes.
+/// Decoded key material. Like [`Secret`], its `Debug` never shows the bytes and it is wiped
+/// when dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Key(pub Vec<u8>);
 
@@ -115,6 +123,12 @@ impl Endpoint {
                     .map(|(k, _)| k),
             )
             .collect()
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 

@@ -20,6 +20,10 @@ pub mod stripe;
 pub mod token;
 pub mod twilio;
 
+/// Key material held by a verifier: wiped from memory when the verifier is dropped (a config
+/// reload or an API change replaces verifiers).
+pub type KeyBytes = zeroize::Zeroizing<Vec<u8>>;
+
 use ::hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
@@ -79,7 +83,7 @@ pub enum Verifier {
     Paddle(paddle::Keys),
     /// Generic HMAC, and the providers that are presets of it (Shopify, Slack).
     Hmac(hmac::Generic),
-    Basic(Vec<Vec<u8>>),
+    Basic(Vec<KeyBytes>),
     Token(token::Tokens),
     None,
 }
@@ -134,7 +138,7 @@ pub fn build(s: &SourceConfig) -> Result<Verifier, (&'static str, String)> {
     let raw_keys = || {
         s.secrets
             .iter()
-            .map(|k| k.expose().as_bytes().to_vec())
+            .map(|k| KeyBytes::new(k.expose().as_bytes().to_vec()))
             .collect::<Vec<_>>()
     };
     if s.verify != SchemeKind::None {
@@ -199,7 +203,7 @@ pub fn build(s: &SourceConfig) -> Result<Verifier, (&'static str, String)> {
 
 fn generic_hmac(
     s: &SourceConfig,
-    keys: Vec<Vec<u8>>,
+    keys: Vec<KeyBytes>,
     tolerance: u64,
 ) -> Result<hmac::Generic, (&'static str, String)> {
     let cfg = s.hmac.as_ref().ok_or((
@@ -325,7 +329,7 @@ pub struct TimestampedHeader {
 /// other kinds are ignored; `now_secs = None` skips the clock.
 pub fn verify_timestamped(
     layout: &TimestampedHeader,
-    keys: &[Vec<u8>],
+    keys: &[KeyBytes],
     tolerance: u64,
     headers: &HeaderMap,
     body: &[u8],

@@ -1,13 +1,14 @@
 //! `basic`: HTTP Basic authentication, for senders that can only put credentials in the URL or
 //! an `Authorization` header. Each secret is `user:password`; any one matching passes.
 
+use super::KeyBytes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::HeaderMap;
 
 use super::{VerifyError, constant_time_eq, required_header};
 
-pub fn verify(credentials: &[Vec<u8>], headers: &HeaderMap) -> Result<(), VerifyError> {
+pub fn verify(credentials: &[KeyBytes], headers: &HeaderMap) -> Result<(), VerifyError> {
     let value = required_header(headers, "authorization")?;
     let (scheme, encoded) = value.split_once(' ').ok_or_else(|| {
         VerifyError::MalformedSignature("Authorization is not `Basic <base64>`".into())
@@ -39,7 +40,7 @@ mod tests {
 
     #[test]
     fn user_and_password() {
-        let creds = vec![b"old:pw".to_vec(), b"hook:s3cret".to_vec()];
+        let creds = vec![b"old:pw".to_vec().into(), b"hook:s3cret".to_vec().into()];
         // base64("hook:s3cret")
         assert_eq!(verify(&creds, &h("Basic aG9vazpzM2NyZXQ=")), Ok(()));
         assert_eq!(verify(&creds, &h("basic aG9vazpzM2NyZXQ=")), Ok(()));

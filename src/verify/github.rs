@@ -2,6 +2,7 @@
 //! secret string. The legacy `X-Hub-Signature: sha1=<hex>` is read only when the SHA-256 header
 //! is absent (older GitHub Enterprise servers). No timestamp: dedup by `X-GitHub-Delivery`.
 
+use super::KeyBytes;
 use http::HeaderMap;
 
 use super::VerifyError;
@@ -15,7 +16,7 @@ pub struct Github {
 }
 
 impl Github {
-    pub fn new(keys: Vec<Vec<u8>>) -> Self {
+    pub fn new(keys: Vec<KeyBytes>) -> Self {
         Github {
             sha256: Generic::body_only(
                 "x-hub-signature-256",
@@ -74,7 +75,10 @@ mod tests {
             ("development", br#"{"foo":"\\u001b"}"#, "6f8326efbacfbd04e870cea25b5652e635be8c9807f2fd5348ef60753c9e96ed"),
         ];
         for (secret, body, hex) in cases {
-            let g = Github::new(vec![b"rotated-out".to_vec(), secret.as_bytes().to_vec()]);
+            let g = Github::new(vec![
+                b"rotated-out".to_vec().into(),
+                secret.as_bytes().to_vec().into(),
+            ]);
             let sig = format!("sha256={hex}");
             assert_eq!(g.sign(secret.as_bytes(), body), sig);
             assert_eq!(
@@ -93,7 +97,7 @@ mod tests {
 
     #[test]
     fn legacy_sha1_only_without_the_sha256_header() {
-        let g = Github::new(vec![b"It's a Secret to Everybody".to_vec()]);
+        let g = Github::new(vec![b"It's a Secret to Everybody".to_vec().into()]);
         let sha1 = "sha1=01dc10d0c83e72ed246219cdd91669667fe2ca59";
         assert_eq!(
             g.verify(&h(&[("x-hub-signature", sha1)]), b"Hello, World!"),

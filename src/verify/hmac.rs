@@ -2,6 +2,7 @@
 //! timestamp) in a header. Configured by `hmac = { header, algorithm, encoding, prefix,
 //! timestamp_header, signed }`; GitHub, Shopify, Slack and Linear are presets of it.
 
+use super::KeyBytes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::{HeaderMap, HeaderName};
@@ -66,7 +67,7 @@ pub struct Generic {
     /// Where the signed timestamp is, when the template has one.
     pub timestamp_header: Option<HeaderName>,
     pub tolerance: u64,
-    pub keys: Vec<Vec<u8>>,
+    pub keys: Vec<KeyBytes>,
 }
 
 impl Generic {
@@ -76,7 +77,7 @@ impl Generic {
         algorithm: HmacAlgorithm,
         encoding: HmacEncoding,
         prefix: &str,
-        keys: Vec<Vec<u8>>,
+        keys: Vec<KeyBytes>,
     ) -> Self {
         Generic {
             headers: vec![HeaderName::from_static(header)],
@@ -189,7 +190,10 @@ mod tests {
             algorithm,
             encoding,
             prefix,
-            vec![b"old".to_vec(), b"It's a Secret to Everybody".to_vec()],
+            vec![
+                b"old".to_vec().into(),
+                b"It's a Secret to Everybody".to_vec().into(),
+            ],
         )
     }
 

@@ -3,6 +3,7 @@
 //! source's tolerance after the MAC matches. (The `Linear-Timestamp` header is not signed and is
 //! ignored.) Dedup by `Linear-Delivery`.
 
+use super::KeyBytes;
 use http::HeaderMap;
 
 use super::VerifyError;
@@ -16,7 +17,7 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(keys: Vec<Vec<u8>>, tolerance_secs: u64) -> Self {
+    pub fn new(keys: Vec<KeyBytes>, tolerance_secs: u64) -> Self {
         Linear {
             mac: Generic::body_only(
                 "linear-signature",
@@ -74,7 +75,7 @@ mod tests {
 
     #[test]
     fn ln1_and_its_body_timestamp() {
-        let l = Linear::new(vec![b"lin_wh_test_secret".to_vec()], 60);
+        let l = Linear::new(vec![b"lin_wh_test_secret".to_vec().into()], 60);
         assert_eq!(l.sign(b"lin_wh_test_secret", BODY), SIG);
         assert_eq!(l.verify(&h(SIG), BODY, 1_700_000_030), Ok(()));
         assert_eq!(

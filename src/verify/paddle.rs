@@ -3,6 +3,7 @@
 //! appear during secret rotation; any one matching passes. Paddle's SDKs allow only 5 seconds
 //! of skew; here the source's `tolerance` applies, both ways.
 
+use super::KeyBytes;
 use http::HeaderMap;
 
 use super::{TimestampedHeader, VerifyError, mac, verify_timestamped};
@@ -21,7 +22,7 @@ const LAYOUT: TimestampedHeader = TimestampedHeader {
 
 #[derive(Clone)]
 pub struct Keys {
-    pub keys: Vec<Vec<u8>>,
+    pub keys: Vec<KeyBytes>,
     pub tolerance: u64,
 }
 
@@ -66,7 +67,10 @@ mod tests {
 
     fn keys(secrets: &[&str]) -> Keys {
         Keys {
-            keys: secrets.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            keys: secrets
+                .iter()
+                .map(|s| s.as_bytes().to_vec().into())
+                .collect(),
             tolerance: 300,
         }
     }

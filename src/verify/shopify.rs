@@ -3,10 +3,11 @@
 //! signed: dedup by `X-Shopify-Webhook-Id`. During a client-secret rotation Shopify signs with
 //! the oldest non-revoked secret, so list both.
 
+use super::KeyBytes;
 use super::hmac::Generic;
 use crate::config::{HmacAlgorithm, HmacEncoding};
 
-pub fn verifier(keys: Vec<Vec<u8>>) -> Generic {
+pub fn verifier(keys: Vec<KeyBytes>) -> Generic {
     let mut g = Generic::body_only(
         "shopify-hmac-sha256",
         HmacAlgorithm::Sha256,
@@ -29,7 +30,7 @@ mod tests {
     fn sh1_under_both_header_names() {
         // SH-1 (computed): secret "hush".
         let body = br#"{"id":123456789,"total_price":"99.00"}"#;
-        let g = verifier(vec![b"old".to_vec(), b"hush".to_vec()]);
+        let g = verifier(vec![b"old".to_vec().into(), b"hush".to_vec().into()]);
         assert_eq!(
             g.sign(b"hush", 0, body),
             "V9RIXFzn4GCoDAfZICebD/DTE//XoA9QtqGbU1Fz2os="

@@ -3,12 +3,13 @@
 //! but is not decoded). The timestamp must be within the tolerance both ways, as in Slack's
 //! Python SDK.
 
+use super::KeyBytes;
 use http::HeaderName;
 
 use super::hmac::{Generic, Part};
 use crate::config::{HmacAlgorithm, HmacEncoding};
 
-pub fn verifier(keys: Vec<Vec<u8>>, tolerance: u64) -> Generic {
+pub fn verifier(keys: Vec<KeyBytes>, tolerance: u64) -> Generic {
     Generic {
         headers: vec![HeaderName::from_static("x-slack-signature")],
         algorithm: HmacAlgorithm::Sha256,
@@ -50,7 +51,7 @@ mod tests {
 
     #[test]
     fn sl1_published() {
-        let v = verifier(vec![SECRET.to_vec()], 300);
+        let v = verifier(vec![SECRET.to_vec().into()], 300);
         assert_eq!(BODY.len(), 362);
         assert_eq!(v.sign(SECRET, TS, BODY), SIG);
         assert_eq!(v.verify(&h(), BODY, TS), Ok(()));
@@ -58,7 +59,7 @@ mod tests {
 
     #[test]
     fn sl1_negative_cases() {
-        let v = verifier(vec![SECRET.to_vec()], 300);
+        let v = verifier(vec![SECRET.to_vec().into()], 300);
         let mut tampered = BODY.to_vec();
         tampered.extend_from_slice(b"------");
         assert_eq!(
@@ -81,7 +82,10 @@ mod tests {
             Err(VerifyError::MissingSignature(_))
         ));
         // The secret is a string, not hex to decode.
-        let decoded = verifier(vec![hex::decode("8f742231b10e8888").expect("hex")], 300);
+        let decoded = verifier(
+            vec![hex::decode("8f742231b10e8888").expect("hex").into()],
+            300,
+        );
         assert_eq!(
             decoded.verify(&h(), BODY, TS),
             Err(VerifyError::BadSignature)

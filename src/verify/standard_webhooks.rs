@@ -7,6 +7,7 @@
 //! server does it). The same code signs outbound deliveries ([`sign`]), so what we send is what
 //! we would accept.
 
+use super::KeyBytes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::HeaderMap;
@@ -20,9 +21,9 @@ use crate::config::HmacAlgorithm;
 #[derive(Clone)]
 pub struct Keys {
     /// HMAC keys (`whsec_`), for `v1`.
-    pub keys: Vec<Vec<u8>>,
+    pub keys: Vec<KeyBytes>,
     /// Ed25519 public keys (`whpk_`), for `v1a`.
-    pub public_keys: Vec<Vec<u8>>,
+    pub public_keys: Vec<KeyBytes>,
     pub tolerance: u64,
 }
 
@@ -34,11 +35,11 @@ impl Keys {
                 B64.decode(b64).ok().filter(|k| k.len() == 32).ok_or(
                     "a whpk_ key is whpk_ followed by base64 of a 32-byte Ed25519 public key",
                 )?;
-            self.public_keys.push(pk);
+            self.public_keys.push(pk.into());
         } else if secret.starts_with("whsk_") {
             return Err("a receiving source takes the sender's whpk_ public key, never its whsk_ signing key".into());
         } else {
-            self.keys.push(decode_secret(secret)?);
+            self.keys.push(decode_secret(secret)?.into());
         }
         Ok(())
     }

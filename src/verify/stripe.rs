@@ -5,6 +5,7 @@
 //! while a secret is being rolled. Unlike Stripe's libraries, which only refuse old
 //! timestamps, the tolerance applies to the future too.
 
+use super::KeyBytes;
 use http::HeaderMap;
 
 use super::{TimestampedHeader, VerifyError, mac, verify_timestamped};
@@ -24,7 +25,7 @@ const LAYOUT: TimestampedHeader = TimestampedHeader {
 /// Stripe endpoint secrets (as bytes of the string) and the tolerance in seconds.
 #[derive(Clone)]
 pub struct Keys {
-    pub keys: Vec<Vec<u8>>,
+    pub keys: Vec<KeyBytes>,
     pub tolerance: u64,
 }
 
@@ -68,7 +69,10 @@ mod tests {
 
     fn keys(secrets: &[&str]) -> Keys {
         Keys {
-            keys: secrets.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            keys: secrets
+                .iter()
+                .map(|s| s.as_bytes().to_vec().into())
+                .collect(),
             tolerance: 300,
         }
     }
@@ -92,7 +96,7 @@ mod tests {
         )
         .expect("b64");
         let k = Keys {
-            keys: vec![decoded],
+            keys: vec![decoded.into()],
             tolerance: 300,
         };
         let header = sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", NOW, BODY);

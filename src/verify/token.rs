@@ -1,6 +1,7 @@
 //! `token`: a shared token in a header (`token_header`, default `authorization`, where a
 //! `Bearer ` prefix is taken off). Any configured secret matching passes.
 
+use super::KeyBytes;
 use http::{HeaderMap, HeaderName};
 
 use super::{VerifyError, constant_time_eq, single_header};
@@ -8,7 +9,7 @@ use super::{VerifyError, constant_time_eq, single_header};
 #[derive(Clone)]
 pub struct Tokens {
     pub header: HeaderName,
-    pub tokens: Vec<Vec<u8>>,
+    pub tokens: Vec<KeyBytes>,
 }
 
 impl Tokens {
@@ -50,7 +51,7 @@ mod tests {
     fn header_tokens() {
         let t = Tokens {
             header: HeaderName::from_static("x-hook-token"),
-            tokens: vec![b"a".to_vec(), b"tok".to_vec()],
+            tokens: vec![b"a".to_vec().into(), b"tok".to_vec().into()],
         };
         assert_eq!(t.verify(&h("x-hook-token", "tok")), Ok(()));
         assert_eq!(
@@ -63,7 +64,7 @@ mod tests {
         ));
         let bearer = Tokens {
             header: http::header::AUTHORIZATION,
-            tokens: vec![b"tok".to_vec()],
+            tokens: vec![b"tok".to_vec().into()],
         };
         assert_eq!(bearer.verify(&h("authorization", "Bearer tok")), Ok(()));
         assert_eq!(bearer.verify(&h("authorization", "tok")), Ok(()));

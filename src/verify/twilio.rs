@@ -8,6 +8,7 @@
 //! else rebuilt from `Host`, `X-Forwarded-Proto` (both schemes are tried when it is absent),
 //! the path and the query. As Twilio's SDKs do, a URL matches with and without its port.
 
+use super::KeyBytes;
 use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
@@ -22,7 +23,7 @@ pub const HEADER: &str = "x-twilio-signature";
 
 #[derive(Clone)]
 pub struct Twilio {
-    pub keys: Vec<Vec<u8>>,
+    pub keys: Vec<KeyBytes>,
     /// Scheme, host and path Twilio was given, e.g. `https://hooks.example.com/in/twilio`.
     pub public_url: Option<String>,
 }
@@ -198,7 +199,7 @@ mod tests {
 
     fn twilio(public_url: Option<&str>) -> Twilio {
         Twilio {
-            keys: vec![b"old-token".to_vec(), TOKEN.to_vec()],
+            keys: vec![b"old-token".to_vec().into(), TOKEN.to_vec().into()],
             public_url: public_url.map(str::to_string),
         }
     }
@@ -325,7 +326,7 @@ mod tests {
             Err(VerifyError::BadSignature)
         );
         let wrong_token = Twilio {
-            keys: vec![b"54321".to_vec()],
+            keys: vec![b"54321".to_vec().into()],
             public_url: None,
         };
         assert_eq!(
