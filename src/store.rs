@@ -256,10 +256,63 @@ pub struct DueBatch {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     tx: mpsc::Sender<writer::Command>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     path: PathBuf,
+}
+
+/// How the file is opened, kept to open it again.
+struct Opener {
+    path: PathBuf,
+    fault: Option<fault::FaultSwitch>,
+}
+
+impl Opener {
+    fn open(&self) -> Result<Database, StoreError> {
+        let mut builder = Database::builder();
+        builder.set_cache_size(64 * 1024 * 1024);
+        let opened = match &self.fault {
+            None => builder.create(&self.path),
+            Some(switch) => fault::FaultyBackend::open(&self.path, switch.clone())
+                .and_then(|b| builder.create_with_backend(b)),
+        };
+        opened.map_err(|e| StoreError::Storage(format!("cannot open {}: {e}", self.path.display())))
+    }
+}
+
+/// The open database, replaceable in place. After an I/O error (a full disk, say) redb
+/// refuses every write until the file is opened again, so the writer reopens it once the
+/// disk works; until then readers get [`StoreError::Storage`].
+pub(crate) struct DbSlot {
+    db: std::sync::RwLock<Option<Arc<Database>>>,
+    opener: Opener,
+}
+
+impl DbSlot {
+    pub(crate) fn get(&self) -> Result<Arc<Database>, StoreError> {
+        self.db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                StoreError::Storage("the store is being reopened after an I/O error".into())
+            })
+    }
+
+    /// Drops the database and opens the file again (redb repairs what the failed commit left).
+    /// The file is still locked while a reader holds the old one, so this can fail with
+    /// "already open"; the caller tries again later. The writer's in-memory state stays valid:
+    /// the file holds exactly what the last successful commit made.
+    pub(crate) fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        drop(slot.take());
+        *slot = Some(Arc::new(self.opener.open()?));
+        Ok(())
+    }
 }
 
 /// A handle to the open store; cheap to clone.
@@ -276,17 +329,16 @@ impl Store {
             StoreError::Storage(format!("cannot create {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join(DB_FILE);
-        let mut builder = Database::builder();
-        builder.set_cache_size(64 * 1024 * 1024);
-        let opened = match &opts.fault {
-            None => builder.create(&path),
-            Some(switch) => fault::FaultyBackend::open(&path, switch.clone())
-                .and_then(|b| builder.create_with_backend(b)),
+        let opener = Opener {
+            path: path.clone(),
+            fault: opts.fault.clone(),
         };
-        let db = opened
-            .map_err(|e| StoreError::Storage(format!("cannot open {}: {e}", path.display())))?;
+        let db = opener.open()?;
         let pending = recover(&db, opts.clock.now_ms())?;
-        let db = Arc::new(db);
+        let db = Arc::new(DbSlot {
+            db: std::sync::RwLock::new(Some(Arc::new(db))),
+            opener,
+        });
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
         let state = writer::Writer::new(
             Arc::clone(&db),
@@ -389,7 +441,7 @@ impl Store {
 
     /// The stored entries of a kind: (id, JSON).
     pub fn entries(&self, kind: EntryKind) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let txn = self.inner.db.begin_read()?;
+        let txn = self.inner.db.get()?.begin_read()?;
         let table = txn.open_table(CONFIG_ENTRIES)?;
         let mut out = Vec::new();
         for entry in table.range((kind.as_str(), "")..)? {
@@ -425,7 +477,7 @@ impl Store {
 
     /// Endpoints that are paused.
     pub fn paused_endpoints(&self) -> Result<HashSet<String>, StoreError> {
-        let txn = self.inner.db.begin_read()?;
+        let txn = self.inner.db.get()?.begin_read()?;
         let table = txn.open_table(ENDPOINT_STATE)?;
         let mut out = HashSet::new();
         for entry in table.iter()? {
@@ -469,7 +521,7 @@ impl Store {
         limit: usize,
         skip: &HashSet<DeliveryId>,
     ) -> Result<DueBatch, StoreError> {
-        let txn = self.inner.db.begin_read()?;
+        let txn = self.inner.db.get()?.begin_read()?;
         let due = txn.open_table(DUE)?;
         let deliveries = txn.open_table(DELIVERIES)?;
         let events = txn.open_table(EVENTS)?;
@@ -516,7 +568,7 @@ impl Store {
 
     /// One event and its payload.
     pub fn event(&self, id: EventId) -> Result<Option<(EventRecord, PayloadRecord)>, StoreError> {
-        let txn = self.inner.db.begin_read()?;
+        let txn = self.inner.db.get()?.begin_read()?;
         let Some(ev) = txn
             .open_table(EVENTS)?
             .get(id.0)?
@@ -536,7 +588,7 @@ impl Store {
 
     /// One delivery.
     pub fn delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
-        let txn = self.inner.db.begin_read()?;
+        let txn = self.inner.db.get()?.begin_read()?;
         let table = txn.open_table(DELIVERIES)?;
         let rec = table
             .get(id.0)?
@@ -547,7 +599,7 @@ impl Store {
 
     /// Every attempt of one delivery, in order.
     pub fn attempts(&self, id: DeliveryId) -> Result<Vec<AttemptRecord>, StoreError> {
-        let txn = self.inner.db.begin_read()?;
+        let txn = self.inner.db.get()?.begin_read()?;
         let table = txn.open_table(ATTEMPTS)?;
         let mut out = Vec::new();
         for entry in table.range((id.0, 0u32)..=(id.0, u32::MAX))? {
@@ -559,7 +611,7 @@ impl Store {
 
     /// All event ids, oldest first (for tests and tools; the API pages instead).
     pub fn event_ids(&self) -> Result<Vec<EventId>, StoreError> {
-        let txn = self.inner.db.begin_read()?;
+        let txn = self.inner.db.get()?.begin_read()?;
         let table = txn.open_table(EVENTS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
@@ -571,7 +623,7 @@ impl Store {
     /// An endpoint's deliveries not yet final, and how long ago the one due first was created
     /// (its consumer lag; `None` when nothing waits).
     pub fn lag(&self, endpoint: &str, now_ms: u64) -> Result<(u64, Option<u64>), StoreError> {
-        let txn = self.inner.db.begin_read()?;
+        let txn = self.inner.db.get()?.begin_read()?;
         let pending = txn
             .open_table(PENDING_BY_ENDPOINT)?
             .get(endpoint)?
@@ -622,7 +674,7 @@ impl Store {
 
     /// How many deliveries are not final.
     pub fn pending_count(&self) -> Result<u64, StoreError> {
-        let txn = self.inner.db.begin_read()?;
+        let txn = self.inner.db.get()?.begin_read()?;
         let table = txn.open_table(META)?;
         Ok(table.get(META_PENDING)?.map(|v| v.value()).unwrap_or(0))
     }

@@ -56,6 +56,15 @@ pub struct Lane {
     limiter: Option<(Limiter, TokioTime)>,
 }
 
+/// What became of a batch handed to `dispatch`.
+enum Dispatched {
+    Started,
+    /// Shutdown came first.
+    Stopped,
+    /// The lease could not be recorded: nothing was sent.
+    NotLeased,
+}
+
 impl Lane {
     pub fn new(
         endpoint: Arc<Endpoint>,
@@ -115,13 +124,24 @@ impl Lane {
             if room > 0 && (in_flight == 0 || room >= refill_at) {
                 match self.read_due(now, room).await {
                     Ok(batch) if !batch.items.is_empty() => {
-                        if !self
+                        match self
                             .dispatch(batch.items, now, &mut attempts, &mut stop)
                             .await
                         {
-                            break;
+                            Dispatched::Started => continue,
+                            Dispatched::Stopped => break,
+                            Dispatched::NotLeased => {
+                                // An attempt whose lease is not on disk could not record its
+                                // result either, and would be sent again and again: wait for
+                                // the store, whatever wakes the lane meanwhile.
+                                let backoff = Duration::from_millis(STORE_ERROR_BACKOFF_MS);
+                                tokio::select! {
+                                    () = tokio::time::sleep(backoff) => {}
+                                    changed = stop.changed() => if changed.is_err() { break },
+                                }
+                                continue;
+                            }
                         }
-                        continue;
                     }
                     Ok(batch) => next_due = batch.next_due_ms,
                     Err(e) => {
@@ -169,15 +189,16 @@ impl Lane {
             .map_err(|e| crate::store::StoreError::Storage(format!("schedule read failed: {e}")))?
     }
 
-    /// Leases and starts `items`; returns false if shutdown came while waiting on the rate
-    /// limit (what was not started stays leased and is taken again at the next start).
+    /// Leases and starts `items`. Nothing starts if the lease cannot be recorded. Shutdown
+    /// while waiting on the rate limit leaves what was not started leased, to be taken again
+    /// at the next start.
     async fn dispatch(
         &self,
         items: Vec<DueDelivery>,
         now: u64,
         attempts: &mut JoinSet<()>,
         stop: &mut watch::Receiver<bool>,
-    ) -> bool {
+    ) -> Dispatched {
         let ids: Vec<DeliveryId> = items.iter().map(|d| d.delivery_id).collect();
         self.in_flight().extend(ids.iter().copied());
         // The lease must outlast any wait for the rate limit as well as the attempt itself.
@@ -191,8 +212,13 @@ impl Lane {
             )
             .saturating_add(pacing_ms);
         // Queued before any attempt's result, so the writer applies it first.
-        if let Err(e) = self.shared.store.lease(ids, lease_until).await {
-            tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot lease deliveries");
+        if let Err(e) = self.shared.store.lease(ids.clone(), lease_until).await {
+            tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot lease deliveries; not sending them yet");
+            let mut in_flight = self.in_flight();
+            for id in &ids {
+                in_flight.remove(id);
+            }
+            return Dispatched::NotLeased;
         }
         for item in items {
             if let Some((limiter, limiter_clock)) = &self.limiter {
@@ -203,7 +229,7 @@ impl Lane {
                     };
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
-                        _ = stop.changed() => return false,
+                        _ = stop.changed() => return Dispatched::Stopped,
                     }
                 }
             }
@@ -211,13 +237,13 @@ impl Lane {
             let permit = tokio::select! {
                 permit = Arc::clone(&self.shared.global).acquire_owned() => match permit {
                     Ok(p) => p,
-                    Err(_) => return false,
+                    Err(_) => return Dispatched::Stopped,
                 },
-                _ = stop.changed() => return false,
+                _ = stop.changed() => return Dispatched::Stopped,
             };
             attempts.spawn(self.attempt(item, permit));
         }
-        true
+        Dispatched::Started
     }
 
     fn attempt(

@@ -80,7 +80,7 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<EventView>, StoreError> {
-        let txn = self.inner.db.begin_read()?;
+        let txn = self.inner.db.get()?.begin_read()?;
         let events = txn.open_table(EVENTS)?;
         let deliveries = txn.open_table(DELIVERIES)?;
         let low = filter.since_ms.map_or(0, |ms| ulid_bound(ms, false));
@@ -144,7 +144,7 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<DeadLetter>, StoreError> {
-        let txn = self.inner.db.begin_read()?;
+        let txn = self.inner.db.get()?.begin_read()?;
         let dead = txn.open_table(DEAD)?;
         let deliveries = txn.open_table(DELIVERIES)?;
         let events = txn.open_table(EVENTS)?;

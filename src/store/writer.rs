@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use redb::{Database, Durability, ReadableTable, Table};
+use redb::{Durability, ReadableTable, Table};
 use tokio::sync::{mpsc, oneshot};
 
+use super::DbSlot;
 use super::{
     ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DEDUP_EXPIRY, DELIVERIES, DUE,
     DeliveryRecord, DeliveryStatus, ENDPOINT_STATE, EVENTS, EntryKind, EventRecord, IngestOutcome,
@@ -21,6 +22,8 @@ use crate::ids::{DeliveryId, EventId};
 
 /// The most commands committed in one transaction.
 const MAX_BATCH: usize = 1024;
+/// How often a broken store is reopened while writes keep failing.
+const REOPEN_EVERY: Duration = Duration::from_millis(500);
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -47,7 +50,9 @@ enum Done {
 }
 
 pub(super) struct Writer {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
+    /// Set by a failed commit: the file must be reopened before the next write.
+    broken: Option<std::time::Instant>,
     pending: u64,
     max_backlog: u64,
     clock: SharedClock,
@@ -73,7 +78,7 @@ struct Tables<'t> {
 
 impl Writer {
     pub(super) fn new(
-        db: Arc<Database>,
+        db: Arc<DbSlot>,
         pending: u64,
         max_backlog: u64,
         clock: SharedClock,
@@ -81,6 +86,7 @@ impl Writer {
     ) -> Self {
         Self {
             db,
+            broken: None,
             pending,
             max_backlog,
             clock,
@@ -129,12 +135,34 @@ impl Writer {
                 }
             }
             Err(e) => {
+                if matches!(e, StoreError::Storage(_)) && self.broken.is_none() {
+                    self.broken = Some(std::time::Instant::now());
+                }
                 tracing::error!(error = %e, commands = batch.len(), "store commit failed; the batch was not stored");
                 for command in batch {
                     reply(command, Err(e.clone()));
                 }
             }
         }
+    }
+
+    /// The database to write to, reopened first if a commit failed (at most every
+    /// [`REOPEN_EVERY`], so a disk that stays full costs little).
+    fn usable_db(&mut self) -> Result<Arc<redb::Database>, StoreError> {
+        if let Some(since) = self.broken {
+            if since.elapsed() < REOPEN_EVERY {
+                return Err(StoreError::Storage(
+                    "the last write failed; waiting to reopen the store".into(),
+                ));
+            }
+            if let Err(e) = self.db.reopen() {
+                self.broken = Some(std::time::Instant::now());
+                return Err(e);
+            }
+            tracing::info!("store reopened after a failed write");
+            self.broken = None;
+        }
+        self.db.get()
     }
 
     /// Applies a batch in one transaction and commits it. Returns each command's outcome and
@@ -144,7 +172,8 @@ impl Writer {
         &mut self,
         batch: &[Command],
     ) -> Result<(Vec<Result<Done, StoreError>>, u64), StoreError> {
-        let mut txn = self.db.begin_write()?;
+        let db = self.usable_db()?;
+        let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| StoreError::Storage(e.to_string()))?;
         // Quick repair keeps reopening after a crash fast, whatever the size of the file.
