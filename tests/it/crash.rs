@@ -80,30 +80,7 @@ async fn every_acknowledged_event_is_delivered_after_kill_9() {
     receiver.set_default_status(500);
     let binary = Binary::start(&config).await;
     let acked = Arc::new(Mutex::new(HashSet::<String>::new()));
-    let mut senders = Vec::new();
-    for client_no in 0..16 {
-        let url = format!("{}/in/orders", binary.ingress);
-        let acked = Arc::clone(&acked);
-        senders.push(tokio::spawn(async move {
-            let http = client();
-            for i in 0.. {
-                let id = format!("msg_{client_no}_{i}");
-                let body = format!(r#"{{"type":"order.created","n":{i}}}"#);
-                let headers = signed(INBOUND_SECRET, &id, now_secs(), body.as_bytes());
-                // Once the gateway dies, requests fail: that sender is done.
-                let Ok(resp) = post_raw(&http, &url, &headers, body).await else {
-                    return;
-                };
-                if resp.status().as_u16() == 202 {
-                    let text = resp.text().await.unwrap_or_default();
-                    let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                    if let Some(event_id) = answer["event_id"].as_str() {
-                        acked.lock().expect("lock").insert(event_id.to_string());
-                    }
-                }
-            }
-        }));
-    }
+    let senders = spawn_senders(&binary.ingress, "burst", 16, &acked);
     // Kill it mid-burst, with many events acknowledged and deliveries in flight.
     eventually("300 events acknowledged", || {
         acked.lock().expect("lock").len() >= 300
@@ -326,4 +303,106 @@ async fn sigterm_lets_attempts_in_flight_finish_and_exits_0() {
         .expect("stored");
     assert_eq!(d.status, hookgate::store::DeliveryStatus::Delivered);
     assert_eq!(receiver.count(), 1);
+}
+
+/// Starts `clients` senders posting freshly signed webhooks to the binary at `ingress` until
+/// their requests fail (the binary died); each 202's event id goes into `acked`.
+fn spawn_senders(
+    ingress: &str,
+    tag: &str,
+    clients: usize,
+    acked: &Arc<Mutex<HashSet<String>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..clients)
+        .map(|client_no| {
+            let url = format!("{ingress}/in/orders");
+            let tag = tag.to_string();
+            let acked = Arc::clone(acked);
+            tokio::spawn(async move {
+                let http = client();
+                for i in 0.. {
+                    let id = format!("msg_{tag}_{client_no}_{i}");
+                    let body = format!(r#"{{"type":"order.created","n":{i}}}"#);
+                    let headers = signed(INBOUND_SECRET, &id, now_secs(), body.as_bytes());
+                    // Once the gateway dies, requests fail: that sender is done.
+                    let Ok(resp) = post_raw(&http, &url, &headers, body).await else {
+                        return;
+                    };
+                    if resp.status().as_u16() == 202 {
+                        let text = resp.text().await.unwrap_or_default();
+                        let answer: serde_json::Value =
+                            serde_json::from_str(&text).unwrap_or_default();
+                        if let Some(event_id) = answer["event_id"].as_str() {
+                            acked.lock().expect("lock").insert(event_id.to_string());
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// `kill -9` under load, again and again: `HOOKGATE_CRASH_ROUNDS` times (10 by default; set it
+/// higher by hand, e.g. `HOOKGATE_CRASH_ROUNDS=200 cargo test --release --test it repeated`).
+/// Every acknowledged event must reach the receiver, and the duplicates must be no more than
+/// the deliveries that can have been in flight at the kills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repeated_kill_9_under_load_loses_nothing() {
+    const MAX_IN_FLIGHT: usize = 8;
+    let rounds: usize = std::env::var("HOOKGATE_CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10);
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = binary_config(
+        dir.path(),
+        "",
+        &format!(
+            "{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = {MAX_IN_FLIGHT}\n\
+             retry = {{ max_attempts = 1000, base = \"20ms\", max_delay = \"100ms\" }}\n",
+            orders_source(),
+            receiver.url
+        ),
+    );
+    let acked = Arc::new(Mutex::new(HashSet::<String>::new()));
+    for round in 0..rounds {
+        let binary = Binary::start(&config).await;
+        let before = acked.lock().expect("lock").len();
+        let senders = spawn_senders(&binary.ingress, &format!("r{round}"), 8, &acked);
+        eventually("this round's events acknowledged", || {
+            acked.lock().expect("lock").len() >= before + 100
+        })
+        .await;
+        binary.kill_9().await;
+        for s in senders {
+            let _ = s.await;
+        }
+    }
+    let binary = Binary::start(&config).await;
+    let acked: HashSet<String> = acked.lock().expect("lock").clone();
+    let delivered = || -> HashSet<String> {
+        receiver
+            .got()
+            .iter()
+            .map(|r| r.header("webhook-id").to_string())
+            .collect()
+    };
+    eventually("every acknowledged event delivered", || {
+        acked.is_subset(&delivered())
+    })
+    .await;
+    binary.kill_9().await;
+    let got = receiver.count();
+    let distinct = delivered().len();
+    eprintln!(
+        "{rounds} kills: {} acknowledged, {distinct} distinct delivered, {} duplicates",
+        acked.len(),
+        got - distinct
+    );
+    assert!(
+        got - distinct <= rounds * MAX_IN_FLIGHT,
+        "{} duplicates in {rounds} crashes with at most {MAX_IN_FLIGHT} in flight",
+        got - distinct
+    );
 }
