@@ -4,6 +4,7 @@
 //!
 //!     cargo run --release --example bench -- [--concurrency 32] [--seconds 10] [--body-bytes 1024]
 //!                                            [--backlog 100000] [--fanout-events 1000]
+//!                                            [--rss-backlog 1000000]
 //!
 //! Phases, in order:
 //! 1. raw ceiling: signed requests against a bare hyper server that reads the body and answers;
@@ -13,10 +14,16 @@
 //!    a counting sink has them all (`max_in_flight` = the generator's concurrency);
 //! 4. fan-out: each event to 100 endpoints, deliveries per second from the first request to
 //!    the last delivery;
+//! 2b. the same with one subscriber, delivering while it ingests;
 //! 5. end-to-end latency at 50 events/s and at 10% of the ingest rate of phase 2: a fixed-rate
 //!    generator stamps each body with its *scheduled* send time (so a stall is not hidden by
 //!    sending later: no coordinated omission), and the sink measures from that stamp to the
-//!    delivery's arrival: verification, commit (fsync), scheduling and the delivery itself.
+//!    delivery's arrival: verification, commit (fsync), scheduling and the delivery itself;
+//! 6. memory: a gateway in a process of its own (this program re-run with `--gateway`) takes a
+//!    backlog of `--rss-backlog` events behind a paused endpoint; its resident memory is read
+//!    from /proc as the backlog grows, and its peak at the end;
+//! 7. restart: that endpoint is resumed, the process is killed with SIGKILL at once and started
+//!    again on the same file; the time from the new process's start to the first delivery.
 //!
 //! It prints a markdown table.
 
@@ -44,6 +51,18 @@ struct Args {
     backlog: u64,
     #[arg(long, default_value_t = 1_000)]
     fanout_events: u64,
+    /// Events in the backlog of the memory and restart phases, built in a gateway process of
+    /// its own;
+    #[arg(long, default_value_t = 1_000_000)]
+    rss_backlog: u64,
+    /// Which phases after the raw ceiling: all, or a list of ingest, subscriber, drain,
+    /// fanout, latency, backlog.
+    #[arg(long, default_value = "all")]
+    phases: String,
+    /// Internal: run only a gateway on this config file, in this process (the memory phase's
+    /// child), and print its addresses.
+    #[arg(long, hide = true)]
+    gateway: Option<std::path::PathBuf>,
 }
 
 /// When a generator run ends.
@@ -339,12 +358,17 @@ fn ms(v: Option<f64>) -> String {
 
 fn main() {
     let args = Args::parse();
+    if let Some(config) = &args.gateway {
+        return gateway_child(config);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
         let mut rows = Vec::new();
+        let want = |phase: &str| args.phases.split(',').any(|p| p == "all" || p == phase);
+        let mut ingest_rate = 0.0;
         let count = Arc::new(AtomicU64::new(0));
         let latencies = Latencies {
             start: Instant::now(),
@@ -357,61 +381,94 @@ fn main() {
         let ceiling = raw.rate();
         rows.push(("raw hyper ceiling (requests/s)".to_string(), raw.rate(), ms(raw.pct(0.5)), ms(raw.pct(0.99)), ms(raw.pct(0.999)), raw.errors, true));
 
-        // 2. Durable verified ingest, no subscriber.
-        let gw = start_hookgate("").await;
-        let ingest = generate(&gw.ingress, &args, Until::Elapsed(Duration::from_secs(args.seconds))).await;
-        gw.stop().await;
-        rows.push(("durable verified ingest (events/s)".into(), ingest.rate(), ms(ingest.pct(0.5)), ms(ingest.pct(0.99)), ms(ingest.pct(0.999)), ingest.errors, true));
-
-        // 3. Drain of a backlog to one endpoint.
-        let gw = start_hookgate(&format!(
-            "[[endpoints]]\nid = \"drain\"\nurl = \"http://{sink}/drain\"\nmax_in_flight = {}\n",
-            args.concurrency
-        ))
-        .await;
-        gw.admin("/endpoints/drain/pause").await;
-        let fill = generate(&gw.ingress, &args, Until::Sent(args.backlog)).await;
-        count.store(0, Ordering::Relaxed);
-        let start = Instant::now();
-        gw.admin("/endpoints/drain/resume").await;
-        wait_for(&count, fill.ok).await;
-        let drain_rate = fill.ok as f64 / start.elapsed().as_secs_f64();
-        gw.stop().await;
-        rows.push((format!("drain of a {} backlog to one endpoint (deliveries/s)", fill.ok), drain_rate, "–".into(), "–".into(), "–".into(), fill.errors, true));
-
-        // 4. Fan-out to 100 endpoints.
-        let endpoints: String = (0..100)
-            .map(|i| format!("[[endpoints]]\nid = \"e{i}\"\nurl = \"http://{sink}/e{i}\"\nmax_in_flight = 4\n"))
-            .collect();
-        let gw = start_hookgate(&endpoints).await;
-        count.store(0, Ordering::Relaxed);
-        let start = Instant::now();
-        let sent = generate(&gw.ingress, &args, Until::Sent(args.fanout_events)).await;
-        wait_for(&count, sent.ok * 100).await;
-        let fanout_rate = (sent.ok * 100) as f64 / start.elapsed().as_secs_f64();
-        gw.stop().await;
-        rows.push((format!("fan-out: {} events × 100 endpoints (deliveries/s)", sent.ok), fanout_rate, "–".into(), "–".into(), "–".into(), sent.errors, true));
-
-        // 5. End-to-end latency at a fixed rate: 50/s, and 10% of the ingest rate measured above.
-        let gw = start_hookgate(&format!("[[endpoints]]\nid = \"e2e\"\nurl = \"http://{sink}/e2e\"\nmax_in_flight = 32\n")).await;
-        for rate in [50.0, (ingest.rate() * 0.1).max(50.0)] {
-            let n = (rate * args.seconds as f64).round() as u64;
-            latencies.take_sorted();
-            count.store(0, Ordering::Relaxed);
-            let ok = fixed_rate(&gw.ingress, rate, n, &latencies).await;
-            wait_for(&count, ok).await;
-            let sorted = latencies.take_sorted();
-            rows.push((
-                format!("end-to-end at {rate:.0} events/s, received → delivered ({} events)", sorted.len()),
-                rate,
-                ms(pct(&sorted, 0.5)),
-                ms(pct(&sorted, 0.99)),
-                ms(pct(&sorted, 0.999)),
-                n - ok,
-                false,
-            ));
+        if want("ingest") {
+            // 2. Durable verified ingest, no subscriber.
+            let gw = start_hookgate("").await;
+            let ingest = generate(&gw.ingress, &args, Until::Elapsed(Duration::from_secs(args.seconds))).await;
+            ingest_rate = ingest.rate();
+            gw.stop().await;
+            rows.push(("durable verified ingest (events/s)".into(), ingest.rate(), ms(ingest.pct(0.5)), ms(ingest.pct(0.99)), ms(ingest.pct(0.999)), ingest.errors, true));
         }
-        gw.stop().await;
+
+        if want("subscriber") {
+            // 2b. The same with one subscriber, delivering while it ingests.
+            let gw = start_hookgate(&format!(
+                "[[endpoints]]\nid = \"one\"\nurl = \"http://{sink}/one\"\nmax_in_flight = {}\n",
+                args.concurrency
+            ))
+            .await;
+            count.store(0, Ordering::Relaxed);
+            let one = generate(&gw.ingress, &args, Until::Elapsed(Duration::from_secs(args.seconds))).await;
+            gw.stop().await;
+            rows.push(("ingest with one subscriber (events/s)".into(), one.rate(), ms(one.pct(0.5)), ms(one.pct(0.99)), ms(one.pct(0.999)), one.errors, true));
+        }
+
+        if want("drain") {
+            // 3. Drain of a backlog to one endpoint.
+            let gw = start_hookgate(&format!(
+                "[[endpoints]]\nid = \"drain\"\nurl = \"http://{sink}/drain\"\nmax_in_flight = {}\n",
+                args.concurrency
+            ))
+            .await;
+            gw.admin("/endpoints/drain/pause").await;
+            let fill = generate(&gw.ingress, &args, Until::Sent(args.backlog)).await;
+            count.store(0, Ordering::Relaxed);
+            let start = Instant::now();
+            gw.admin("/endpoints/drain/resume").await;
+            wait_for(&count, fill.ok).await;
+            let drain_rate = fill.ok as f64 / start.elapsed().as_secs_f64();
+            gw.stop().await;
+            rows.push((format!("drain of a {} backlog to one endpoint (deliveries/s)", fill.ok), drain_rate, "–".into(), "–".into(), "–".into(), fill.errors, true));
+        }
+
+        if want("fanout") {
+            // 4. Fan-out to 100 endpoints.
+            let endpoints: String = (0..100)
+                .map(|i| format!("[[endpoints]]\nid = \"e{i}\"\nurl = \"http://{sink}/e{i}\"\nmax_in_flight = 4\n"))
+                .collect();
+            let gw = start_hookgate(&endpoints).await;
+            count.store(0, Ordering::Relaxed);
+            let start = Instant::now();
+            let sent = generate(&gw.ingress, &args, Until::Sent(args.fanout_events)).await;
+            wait_for(&count, sent.ok * 100).await;
+            let fanout_rate = (sent.ok * 100) as f64 / start.elapsed().as_secs_f64();
+            gw.stop().await;
+            rows.push((format!("fan-out: {} events × 100 endpoints (deliveries/s)", sent.ok), fanout_rate, "–".into(), "–".into(), "–".into(), sent.errors, true));
+        }
+
+        if want("latency") {
+            // 5. End-to-end latency at a fixed rate: 50/s, and 10% of the ingest rate measured above.
+            let gw = start_hookgate(&format!("[[endpoints]]\nid = \"e2e\"\nurl = \"http://{sink}/e2e\"\nmax_in_flight = 32\n")).await;
+            for rate in [50.0, (ingest_rate * 0.1).max(50.0)] {
+                let n = (rate * args.seconds as f64).round() as u64;
+                latencies.take_sorted();
+                count.store(0, Ordering::Relaxed);
+                let ok = fixed_rate(&gw.ingress, rate, n, &latencies).await;
+                wait_for(&count, ok).await;
+                let sorted = latencies.take_sorted();
+                rows.push((
+                    format!("end-to-end at {rate:.0} events/s, received → delivered ({} events)", sorted.len()),
+                    rate,
+                    ms(pct(&sorted, 0.5)),
+                    ms(pct(&sorted, 0.99)),
+                    ms(pct(&sorted, 0.999)),
+                    n - ok,
+                    false,
+                ));
+            }
+            gw.stop().await;
+        }
+
+        if want("backlog") {
+            // 6 and 7. Memory under a large backlog, and restart with it pending.
+            {
+                let m = backlog_process(&args, sink, &count).await;
+                let growth: Vec<String> = m.samples.iter().map(|(n, kib)| format!("{}k: {:.0}", n / 1000, *kib as f64 / 1024.0)).collect();
+                println!("resident MiB as the backlog grew: {}", growth.join(", "));
+                rows.push((format!("peak RSS with a {} backlog (MiB)", m.backlog), m.peak_kib as f64 / 1024.0, "–".into(), "–".into(), "–".into(), m.errors, false));
+                rows.push((format!("restart with {} pending: start to first delivery (ms)", m.pending_at_restart), m.first_delivery.as_secs_f64() * 1000.0, "–".into(), "–".into(), "–".into(), 0, false));
+            }
+        }
 
         println!(
             "\n{} connections, {} s timed phases, {} B bodies, {} cores\n",
@@ -427,4 +484,165 @@ fn main() {
             println!("| {name} | {rate:.0} | {ratio} | {p50} | {p99} | {p999} | {errors} |");
         }
     });
+}
+
+/// The memory phase's child: a gateway on `config` (listeners on port 0), printing
+/// `ingress=ADDR admin=ADDR` once it listens; it runs until killed.
+fn gateway_child(config: &std::path::Path) {
+    let text = std::fs::read_to_string(config).expect("config");
+    let config = Config::from_toml(&text)
+        .expect("config")
+        .validate()
+        .expect("valid");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let ingress = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!(
+            "ingress={} admin={}",
+            ingress.local_addr().expect("addr"),
+            admin.local_addr().expect("addr")
+        );
+        hookgate::run(
+            config,
+            hookgate::Listeners { ingress, admin },
+            std::future::pending::<()>(),
+        )
+        .await
+        .expect("gateway");
+    });
+}
+
+struct BacklogMeasure {
+    backlog: u64,
+    errors: u64,
+    /// (events in the backlog, resident KiB) as it grew.
+    samples: Vec<(u64, u64)>,
+    peak_kib: u64,
+    pending_at_restart: u64,
+    first_delivery: Duration,
+}
+
+/// A gateway process of its own, with its stdout's first line parsed for its addresses.
+struct Child {
+    process: std::process::Child,
+    ingress: String,
+    admin: String,
+}
+
+impl Child {
+    fn start(config: &std::path::Path) -> Child {
+        use std::io::BufRead;
+        let mut process = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .arg("--gateway")
+            .arg(config)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("gateway process");
+        let stdout = process.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("addresses");
+        let addr = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .expect("address")
+                .to_string()
+        };
+        Child {
+            ingress: format!("http://{}/in/bench", addr("ingress=")),
+            admin: format!("http://{}", addr("admin=")),
+            process,
+        }
+    }
+
+    /// (VmRSS, VmHWM) in KiB.
+    fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    async fn admin(&self, path: &str) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v1{path}", self.admin))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("admin call");
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    }
+
+    fn kill(mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+async fn backlog_process(args: &Args, sink: SocketAddr, count: &AtomicU64) -> BacklogMeasure {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hookgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[admin]\ntoken = \"{TOKEN}\"\n[store]\nmax_backlog = {}\n\
+             [delivery]\nallow_private_networks = true\n\
+             [[sources]]\nid = \"bench\"\nverify = \"standard-webhooks\"\nsecrets = [\"{SECRET}\"]\n\
+             [[endpoints]]\nid = \"held\"\nurl = \"http://{sink}/held\"\nmax_in_flight = {}\n",
+            dir.path().join("data").display(),
+            args.rss_backlog * 2,
+            args.concurrency
+        ),
+    )
+    .expect("config");
+    let child = Child::start(&config);
+    child.admin("/endpoints/held/pause").await;
+    let steps = 4;
+    let mut samples = vec![(0, child.memory_kib().0)];
+    let (mut sent, mut errors) = (0, 0);
+    for step in 1..=steps {
+        let target = args.rss_backlog * step / steps;
+        let r = generate(&child.ingress, args, Until::Sent(target - sent)).await;
+        sent += r.ok;
+        errors += r.errors;
+        samples.push((sent, child.memory_kib().0));
+        eprintln!("backlog {sent}: {} KiB resident", child.memory_kib().0);
+    }
+    let peak_kib = child.memory_kib().1;
+    // Restart with everything pending: resume, then SIGKILL at once, so the new process finds
+    // the backlog due and must start delivering it.
+    count.store(0, Ordering::Relaxed);
+    child.admin("/endpoints/held/resume").await;
+    child.kill();
+    // Let deliveries the dead process had in flight land before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered_before_kill = count.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let child = Child::start(&config);
+    wait_for(count, delivered_before_kill + 1).await;
+    let first_delivery = started.elapsed();
+    child.kill();
+    BacklogMeasure {
+        backlog: sent,
+        errors,
+        samples,
+        peak_kib,
+        pending_at_restart: sent.saturating_sub(delivered_before_kill),
+        first_delivery,
+    }
 }
