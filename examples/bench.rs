@@ -6,24 +6,25 @@
 //!                                            [--backlog 100000] [--fanout-events 1000]
 //!                                            [--rss-backlog 1000000]
 //!
-//! Phases, in order:
+//! Phases, in order (`--phases` picks some; the raw ceiling always runs):
 //! 1. raw ceiling: signed requests against a bare hyper server that reads the body and answers;
-//! 2. durable verified ingest: the same requests against hookgate with no subscriber (each a
-//!    fresh Standard Webhooks id and signature, so verification and dedup are real work);
-//! 3. drain: a backlog built behind a paused endpoint, then resumed; deliveries per second until
-//!    a counting sink has them all (`max_in_flight` = the generator's concurrency);
-//! 4. fan-out: each event to 100 endpoints, deliveries per second from the first request to
+//! 2. `ingest`: durable verified ingest, the same requests against hookgate with no subscriber
+//!    (each a fresh Standard Webhooks id and signature, so verification and dedup are real work);
+//! 3. `subscriber`: the same with one subscriber, delivering while it ingests;
+//! 4. `drain`: a backlog built behind a paused endpoint, then resumed; deliveries per second
+//!    until a counting sink has them all (`max_in_flight` = the generator's concurrency);
+//! 5. `fanout`: each event to 100 endpoints, deliveries per second from the first request to
 //!    the last delivery;
-//! 2b. the same with one subscriber, delivering while it ingests;
-//! 5. end-to-end latency at 50 events/s and at 10% of the ingest rate of phase 2: a fixed-rate
-//!    generator stamps each body with its *scheduled* send time (so a stall is not hidden by
-//!    sending later: no coordinated omission), and the sink measures from that stamp to the
-//!    delivery's arrival: verification, commit (fsync), scheduling and the delivery itself;
-//! 6. memory: a gateway in a process of its own (this program re-run with `--gateway`) takes a
-//!    backlog of `--rss-backlog` events behind a paused endpoint; its resident memory is read
-//!    from /proc as the backlog grows, and its peak at the end;
-//! 7. restart: that endpoint is resumed, the process is killed with SIGKILL at once and started
-//!    again on the same file; the time from the new process's start to the first delivery.
+//! 6. `latency`: end to end at 50 events/s and at 10% of the ingest rate of phase 2: a
+//!    fixed-rate generator stamps each body with its *scheduled* send time (so a stall is not
+//!    hidden by sending later: no coordinated omission), and the sink measures from that stamp
+//!    to the delivery's arrival: verification, commit (fsync), scheduling and the delivery;
+//! 7. `backlog`, memory: a gateway in a process of its own (this program re-run with
+//!    `--gateway`) takes `--rss-backlog` events behind a paused endpoint; its resident memory
+//!    is read from /proc as the backlog grows, and its peak at the end;
+//! 8. `backlog`, restart: that endpoint is resumed, the process is killed with SIGKILL at once
+//!    and started again on the same file; the time from the new process's start to its first
+//!    delivery.
 //!
 //! It prints a markdown table.
 
@@ -391,7 +392,7 @@ fn main() {
         }
 
         if want("subscriber") {
-            // 2b. The same with one subscriber, delivering while it ingests.
+            // 3. The same with one subscriber, delivering while it ingests.
             let gw = start_hookgate(&format!(
                 "[[endpoints]]\nid = \"one\"\nurl = \"http://{sink}/one\"\nmax_in_flight = {}\n",
                 args.concurrency
@@ -404,7 +405,7 @@ fn main() {
         }
 
         if want("drain") {
-            // 3. Drain of a backlog to one endpoint.
+            // 4. Drain of a backlog to one endpoint.
             let gw = start_hookgate(&format!(
                 "[[endpoints]]\nid = \"drain\"\nurl = \"http://{sink}/drain\"\nmax_in_flight = {}\n",
                 args.concurrency
@@ -422,7 +423,7 @@ fn main() {
         }
 
         if want("fanout") {
-            // 4. Fan-out to 100 endpoints.
+            // 5. Fan-out to 100 endpoints.
             let endpoints: String = (0..100)
                 .map(|i| format!("[[endpoints]]\nid = \"e{i}\"\nurl = \"http://{sink}/e{i}\"\nmax_in_flight = 4\n"))
                 .collect();
@@ -437,7 +438,7 @@ fn main() {
         }
 
         if want("latency") {
-            // 5. End-to-end latency at a fixed rate: 50/s, and 10% of the ingest rate measured above.
+            // 6. End-to-end latency at a fixed rate: 50/s, and 10% of the ingest rate measured above.
             let gw = start_hookgate(&format!("[[endpoints]]\nid = \"e2e\"\nurl = \"http://{sink}/e2e\"\nmax_in_flight = 32\n")).await;
             for rate in [50.0, (ingest_rate * 0.1).max(50.0)] {
                 let n = (rate * args.seconds as f64).round() as u64;
@@ -460,7 +461,7 @@ fn main() {
         }
 
         if want("backlog") {
-            // 6 and 7. Memory under a large backlog, and restart with it pending.
+            // 7 and 8. Memory under a large backlog, and restart with it pending.
             {
                 let m = backlog_process(&args, sink, &count).await;
                 let growth: Vec<String> = m.samples.iter().map(|(n, kib)| format!("{}k: {:.0}", n / 1000, *kib as f64 / 1024.0)).collect();
