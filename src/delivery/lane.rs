@@ -1,10 +1,16 @@
 //! One endpoint's lane: its own schedule, its own concurrency limit, its own rate limit.
 //!
-//! The loop: read up to (room left under `max_in_flight`) due deliveries from the store,
-//! skipping those already in flight; lease them; start an attempt for each as the rate limit
-//! allows; then sleep until the next due time, a wake-up (new work committed, an attempt
-//! finished) or shutdown. An attempt commits its result before it leaves the in-flight set, so
-//! a later read never sees it as due while it is still being settled.
+//! The loop: read due deliveries from the store, skipping those already in flight; lease them
+//! in one commit; start an attempt for each as the rate limit and the endpoint's
+//! `max_in_flight` sending slots allow; then sleep until the next due time, a wake-up (new work
+//! committed, an attempt finished) or shutdown.
+//!
+//! **`max_in_flight` bounds the requests open to the endpoint**, not the bookkeeping around
+//! them: an attempt gives its slot back as soon as the response is in, then commits its result,
+//! and the lane leases up to [`LEASE_AHEAD`] windows ahead. So the commits (an fsync each) that
+//! lease and settle deliveries overlap with the requests instead of stalling them. A delivery
+//! stays in the in-flight set until its result is committed, so a later read never sees it as
+//! due while it is still being settled.
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
@@ -14,7 +20,7 @@ use std::time::Duration;
 use governor::{
     Quota, RateLimiter, clock::Clock as GovClock, state::InMemoryState, state::NotKeyed,
 };
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -45,6 +51,9 @@ type Limiter =
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// How long to wait before reading the schedule again after a store error.
 const STORE_ERROR_BACKOFF_MS: u64 = 1000;
+/// How many `max_in_flight` windows a lane leases ahead of its requests: enough that the
+/// lease commit for the next batch overlaps with the requests of this one.
+const LEASE_AHEAD: usize = 4;
 
 pub struct Lane {
     endpoint: Arc<Endpoint>,
@@ -52,7 +61,10 @@ pub struct Lane {
     wake: Arc<Notify>,
     /// While true, the lane starts nothing; what is due waits, with no attempt spent.
     paused: watch::Receiver<bool>,
+    /// Leased and not yet settled: taken, sending, or committing a result.
     in_flight: Arc<Mutex<HashSet<DeliveryId>>>,
+    /// One permit per request the endpoint may have open (`max_in_flight`).
+    sending: Arc<Semaphore>,
     limiter: Option<(Limiter, TokioTime)>,
 }
 
@@ -84,11 +96,15 @@ impl Lane {
             );
             Some((limiter, clock))
         });
+        let sending = Arc::new(Semaphore::new(
+            usize::try_from(endpoint.max_in_flight).unwrap_or(usize::MAX),
+        ));
         Lane {
             endpoint,
             shared,
             wake,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
+            sending,
             paused,
             limiter,
         }
@@ -102,7 +118,9 @@ impl Lane {
 
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
         let mut attempts = JoinSet::new();
-        let max = usize::try_from(self.endpoint.max_in_flight).unwrap_or(usize::MAX);
+        let max = usize::try_from(self.endpoint.max_in_flight)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(LEASE_AHEAD);
         let mut paused = self.paused.clone();
         while !*stop.borrow() {
             while attempts.try_join_next().is_some() {}
@@ -118,7 +136,7 @@ impl Lane {
             let in_flight = self.in_flight().len();
             let room = max.saturating_sub(in_flight);
             // Refill in batches, one read and one lease for a quarter of the window, rather than
-            // one of each per finished attempt; at least three quarters stay busy.
+            // one of each per finished attempt.
             let refill_at = (max / 4).max(1);
             let mut next_due = None;
             if room > 0 && (in_flight == 0 || room >= refill_at) {
@@ -201,14 +219,21 @@ impl Lane {
     ) -> Dispatched {
         let ids: Vec<DeliveryId> = items.iter().map(|d| d.delivery_id).collect();
         self.in_flight().extend(ids.iter().copied());
-        // The lease must outlast any wait for the rate limit as well as the attempt itself.
+        // The lease must outlast the waits for a sending slot and the rate limit as well as
+        // the attempt itself. (Leases matter only within this process: a restart takes every
+        // one back.)
+        let per_attempt = self.endpoint.timeout + LEASE_MARGIN;
+        let rounds = ids
+            .len()
+            .div_ceil(usize::try_from(self.endpoint.max_in_flight.max(1)).unwrap_or(1));
         let pacing_ms = self.endpoint.rate_limit.map_or(0, |rl| {
             (ids.len() as u64).saturating_mul(1000) / u64::from(rl.per_second.max(1))
         });
         let lease_until = now
             .saturating_add(
-                u64::try_from((self.endpoint.timeout + LEASE_MARGIN).as_millis())
-                    .unwrap_or(u64::MAX),
+                u64::try_from(per_attempt.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .saturating_mul(rounds as u64),
             )
             .saturating_add(pacing_ms);
         // Queued before any attempt's result, so the writer applies it first.
@@ -221,6 +246,23 @@ impl Lane {
             return Dispatched::NotLeased;
         }
         for item in items {
+            // Paused with leased work in hand: hold it (no attempt spent) until resumed.
+            let mut paused = self.paused.clone();
+            tokio::select! {
+                resumed = paused.wait_for(|p| !*p) => if resumed.is_err() { return Dispatched::Stopped },
+                _ = stop.changed() => return Dispatched::Stopped,
+            }
+            // This endpoint's slots, then the global cap: this lane waits, no other lane is
+            // held up by it.
+            let slot = tokio::select! {
+                slot = Arc::clone(&self.sending).acquire_owned() => match slot {
+                    Ok(s) => s,
+                    Err(_) => return Dispatched::Stopped,
+                },
+                _ = stop.changed() => return Dispatched::Stopped,
+            };
+            // The rate limit after the slot: a token taken while waiting for a slot would let
+            // several requests start at once when slots free up.
             if let Some((limiter, limiter_clock)) = &self.limiter {
                 loop {
                     let wait = match limiter.check() {
@@ -233,7 +275,6 @@ impl Lane {
                     }
                 }
             }
-            // The global cap: this lane waits for a slot, no other lane is held up by it.
             let permit = tokio::select! {
                 permit = Arc::clone(&self.shared.global).acquire_owned() => match permit {
                     Ok(p) => p,
@@ -241,7 +282,7 @@ impl Lane {
                 },
                 _ = stop.changed() => return Dispatched::Stopped,
             };
-            attempts.spawn(self.attempt(item, permit));
+            attempts.spawn(self.attempt(item, (slot, permit)));
         }
         Dispatched::Started
     }
@@ -249,7 +290,7 @@ impl Lane {
     fn attempt(
         &self,
         item: DueDelivery,
-        permit: tokio::sync::OwnedSemaphorePermit,
+        permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     ) -> impl Future<Output = ()> + Send + 'static {
         let endpoint = Arc::clone(&self.endpoint);
         let shared = Arc::clone(&self.shared);
@@ -279,7 +320,8 @@ impl Lane {
                 &shared.reach,
             )
             .await;
-            drop(permit);
+            // The request is over: its slots go to the next one while this result commits.
+            drop(permits);
             // The policy counts this cycle's attempts, from when the cycle began.
             let next = retry::decide(
                 &endpoint.retry,
