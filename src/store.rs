@@ -559,7 +559,11 @@ impl Store {
                 received_ms: ev.received_ms,
                 source: ev.source,
                 event_type: ev.event_type,
-                headers: payload.headers,
+                headers: payload
+                    .headers
+                    .into_iter()
+                    .map(|(n, v)| (n, v.into_vec()))
+                    .collect(),
                 body: Bytes::from(payload.body),
             });
         }

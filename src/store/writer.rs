@@ -14,8 +14,8 @@ use super::DbSlot;
 use super::{
     ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DEDUP_EXPIRY, DELIVERIES, DUE,
     DeliveryRecord, DeliveryStatus, ENDPOINT_STATE, EVENTS, EntryKind, EventRecord, IngestOutcome,
-    LEASES, META, META_PENDING, NewEvent, Next, PAYLOADS, PENDING_BY_ENDPOINT, PayloadRecord,
-    Prune, Pruned, Requeue, Requeued, StoreError, records,
+    LEASES, META, META_PENDING, NewEvent, Next, PAYLOADS, PENDING_BY_ENDPOINT, Prune, Pruned,
+    Requeue, Requeued, StoreError, records, records::PayloadRef,
 };
 use crate::clock::SharedClock;
 use crate::ids::{DeliveryId, EventId};
@@ -309,9 +309,13 @@ impl Writer {
         };
         t.events
             .insert(event_id, records::encode(&record).as_slice())?;
-        let payload = PayloadRecord {
-            headers: ev.headers.clone(),
-            body: ev.body.to_vec(),
+        let payload = PayloadRef {
+            headers: ev
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), serde_bytes::Bytes::new(v)))
+                .collect(),
+            body: &ev.body,
         };
         t.payloads
             .insert(event_id, records::encode(&payload).as_slice())?;
