@@ -399,10 +399,19 @@ impl Store {
             .await
     }
 
-    /// Marks deliveries as being sent until `until_ms`.
+    /// Marks deliveries as being sent until `until_ms`. Returns once the lease is queued, not
+    /// committed: the writer applies commands in order, so it lands before any result queued
+    /// after it, and a sender need not wait an fsync for it. Nothing depends on a lease being
+    /// on disk: it shows the delivery as `delivering`, and a restart takes every lease back
+    /// anyway. (A lease lost to a failed commit leaves the delivery due, which the lane's
+    /// in-flight set covers.)
     pub async fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> Result<(), StoreError> {
-        self.submit_waiting(|reply| writer::Command::Lease(ids, until_ms, reply))
+        let (reply, _unawaited) = oneshot::channel();
+        self.inner
+            .tx
+            .send(writer::Command::Lease(ids, until_ms, reply))
             .await
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Records an attempt and schedules what follows.

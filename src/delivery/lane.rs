@@ -1,14 +1,14 @@
 //! One endpoint's lane: its own schedule, its own concurrency limit, its own rate limit.
 //!
-//! The loop: read due deliveries from the store, skipping those already in flight; lease them
-//! in one commit; start an attempt for each as the rate limit and the endpoint's
+//! The loop: read due deliveries from the store, skipping those already in flight; queue one
+//! lease for them (not waited for: see `Store::lease`); start an attempt for each as the rate limit and the endpoint's
 //! `max_in_flight` sending slots allow; then sleep until the next due time, a wake-up (new work
 //! committed, an attempt finished) or shutdown.
 //!
 //! **`max_in_flight` bounds the requests open to the endpoint**, not the bookkeeping around
 //! them: an attempt gives its slot back as soon as the response is in, then commits its result,
-//! and the lane leases up to [`LEASE_AHEAD`] windows ahead. So the commits (an fsync each) that
-//! lease and settle deliveries overlap with the requests instead of stalling them. A delivery
+//! and the lane takes up to [`LEASE_AHEAD`] windows ahead. So the commits (an fsync each) that
+//! settle deliveries overlap with the requests instead of stalling them. A delivery
 //! stays in the in-flight set until its result is committed, so a later read never sees it as
 //! due while it is still being settled.
 
@@ -51,8 +51,8 @@ type Limiter =
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// How long to wait before reading the schedule again after a store error.
 const STORE_ERROR_BACKOFF_MS: u64 = 1000;
-/// How many `max_in_flight` windows a lane leases ahead of its requests: enough that the
-/// lease commit for the next batch overlaps with the requests of this one.
+/// How many `max_in_flight` windows a lane takes ahead of its requests: enough that reading
+/// the next batch overlaps with the requests of this one.
 const LEASE_AHEAD: usize = 4;
 
 pub struct Lane {
@@ -73,7 +73,7 @@ enum Dispatched {
     Started,
     /// Shutdown came first.
     Stopped,
-    /// The lease could not be recorded: nothing was sent.
+    /// The lease could not be queued (the store is closing): nothing was sent.
     NotLeased,
 }
 
@@ -149,9 +149,7 @@ impl Lane {
                             Dispatched::Started => continue,
                             Dispatched::Stopped => break,
                             Dispatched::NotLeased => {
-                                // An attempt whose lease is not on disk could not record its
-                                // result either, and would be sent again and again: wait for
-                                // the store, whatever wakes the lane meanwhile.
+                                // Wait for the store, whatever wakes the lane meanwhile.
                                 let backoff = Duration::from_millis(STORE_ERROR_BACKOFF_MS);
                                 tokio::select! {
                                     () = tokio::time::sleep(backoff) => {}
@@ -207,7 +205,7 @@ impl Lane {
             .map_err(|e| crate::store::StoreError::Storage(format!("schedule read failed: {e}")))?
     }
 
-    /// Leases and starts `items`. Nothing starts if the lease cannot be recorded. Shutdown
+    /// Leases and starts `items`. Nothing starts if the lease cannot be queued. Shutdown
     /// while waiting on the rate limit leaves what was not started leased, to be taken again
     /// at the next start.
     async fn dispatch(
@@ -238,7 +236,7 @@ impl Lane {
             .saturating_add(pacing_ms);
         // Queued before any attempt's result, so the writer applies it first.
         if let Err(e) = self.shared.store.lease(ids.clone(), lease_until).await {
-            tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot lease deliveries; not sending them yet");
+            tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot queue the lease; not sending");
             let mut in_flight = self.in_flight();
             for id in &ids {
                 in_flight.remove(id);
@@ -355,8 +353,10 @@ impl Lane {
                 next,
             };
             if let Err(e) = store.complete(completion).await {
-                // Its lease expires and it is attempted again: at least once, never lost.
+                // Held for as long as its lease would run, then attempted again: at least
+                // once, never lost, and not sent again and again while the store is broken.
                 tracing::error!(endpoint = %endpoint.id, delivery_id = %item.delivery_id, error = %e, "cannot record an attempt");
+                tokio::time::sleep(endpoint.timeout + LEASE_MARGIN).await;
             }
             in_flight
                 .lock()
