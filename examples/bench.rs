@@ -4,7 +4,8 @@
 //!
 //!     cargo run --release --example bench -- [--concurrency 32] [--seconds 10] [--body-bytes 1024]
 //!                                            [--backlog 100000] [--fanout-events 1000]
-//!                                            [--rss-backlog 1000000]
+//!                                            [--rss-backlog 1000000] [--quick-repair true]
+//!                                            [--phases all]
 //!
 //! Phases, in order (`--phases` picks some; the raw ceiling always runs):
 //! 1. raw ceiling: signed requests against a bare hyper server that reads the body and answers;
@@ -60,6 +61,9 @@ struct Args {
     /// fanout, latency, backlog.
     #[arg(long, default_value = "all")]
     phases: String,
+    /// `store.quick_repair` of the gateways measured.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    quick_repair: bool,
     /// Internal: run only a gateway on this config file, in this process (the memory phase's
     /// child), and print its addresses.
     #[arg(long, hide = true)]
@@ -296,11 +300,12 @@ struct Running {
     _dir: tempfile::TempDir,
 }
 
-async fn start_hookgate(endpoints: &str) -> Running {
+async fn start_hookgate(args: &Args, endpoints: &str) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::from_toml(&format!(
-        "[admin]\ntoken = \"{TOKEN}\"\n[delivery]\nallow_private_networks = true\n\
-         [[sources]]\nid = \"bench\"\nverify = \"standard-webhooks\"\nsecrets = [\"{SECRET}\"]\n{endpoints}"
+        "[admin]\ntoken = \"{TOKEN}\"\n[store]\nquick_repair = {}\n[delivery]\nallow_private_networks = true\n\
+         [[sources]]\nid = \"bench\"\nverify = \"standard-webhooks\"\nsecrets = [\"{SECRET}\"]\n{endpoints}",
+        args.quick_repair
     ))
     .expect("config");
     config.data_dir = dir.path().to_path_buf();
@@ -384,7 +389,7 @@ fn main() {
 
         if want("ingest") {
             // 2. Durable verified ingest, no subscriber.
-            let gw = start_hookgate("").await;
+            let gw = start_hookgate(&args, "").await;
             let ingest = generate(&gw.ingress, &args, Until::Elapsed(Duration::from_secs(args.seconds))).await;
             ingest_rate = ingest.rate();
             gw.stop().await;
@@ -393,7 +398,7 @@ fn main() {
 
         if want("subscriber") {
             // 3. The same with one subscriber, delivering while it ingests.
-            let gw = start_hookgate(&format!(
+            let gw = start_hookgate(&args, &format!(
                 "[[endpoints]]\nid = \"one\"\nurl = \"http://{sink}/one\"\nmax_in_flight = {}\n",
                 args.concurrency
             ))
@@ -406,7 +411,7 @@ fn main() {
 
         if want("drain") {
             // 4. Drain of a backlog to one endpoint.
-            let gw = start_hookgate(&format!(
+            let gw = start_hookgate(&args, &format!(
                 "[[endpoints]]\nid = \"drain\"\nurl = \"http://{sink}/drain\"\nmax_in_flight = {}\n",
                 args.concurrency
             ))
@@ -427,7 +432,7 @@ fn main() {
             let endpoints: String = (0..100)
                 .map(|i| format!("[[endpoints]]\nid = \"e{i}\"\nurl = \"http://{sink}/e{i}\"\nmax_in_flight = 4\n"))
                 .collect();
-            let gw = start_hookgate(&endpoints).await;
+            let gw = start_hookgate(&args, &endpoints).await;
             count.store(0, Ordering::Relaxed);
             let start = Instant::now();
             let sent = generate(&gw.ingress, &args, Until::Sent(args.fanout_events)).await;
@@ -439,7 +444,7 @@ fn main() {
 
         if want("latency") {
             // 6. End-to-end latency at a fixed rate: 50/s, and 10% of the ingest rate measured above.
-            let gw = start_hookgate(&format!("[[endpoints]]\nid = \"e2e\"\nurl = \"http://{sink}/e2e\"\nmax_in_flight = 32\n")).await;
+            let gw = start_hookgate(&args, &format!("[[endpoints]]\nid = \"e2e\"\nurl = \"http://{sink}/e2e\"\nmax_in_flight = 32\n")).await;
             for rate in [50.0, (ingest_rate * 0.1).max(50.0)] {
                 let n = (rate * args.seconds as f64).round() as u64;
                 latencies.take_sorted();
@@ -472,10 +477,11 @@ fn main() {
         }
 
         println!(
-            "\n{} connections, {} s timed phases, {} B bodies, {} cores\n",
+            "\n{} connections, {} s timed phases, {} B bodies, quick_repair = {}, {} cores\n",
             args.concurrency,
             args.seconds,
             args.body_bytes,
+            args.quick_repair,
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
         println!("| phase | per second | × raw | p50 ms | p99 ms | p99.9 ms | errors |");
@@ -601,12 +607,13 @@ async fn backlog_process(args: &Args, sink: SocketAddr, count: &AtomicU64) -> Ba
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"{}\"\n[admin]\ntoken = \"{TOKEN}\"\n[store]\nmax_backlog = {}\n\
+            "data_dir = \"{}\"\n[admin]\ntoken = \"{TOKEN}\"\n[store]\nmax_backlog = {}\nquick_repair = {}\n\
              [delivery]\nallow_private_networks = true\n\
              [[sources]]\nid = \"bench\"\nverify = \"standard-webhooks\"\nsecrets = [\"{SECRET}\"]\n\
              [[endpoints]]\nid = \"held\"\nurl = \"http://{sink}/held\"\nmax_in_flight = {}\n",
             dir.path().join("data").display(),
             args.rss_backlog * 2,
+            args.quick_repair,
             args.concurrency
         ),
     )

@@ -324,6 +324,15 @@ pub struct StoreConfig {
     /// How often pruning runs.
     #[serde(default = "default_prune_interval")]
     pub prune_interval: Duration,
+    /// Reopening after a crash takes milliseconds whatever the file's size, because every
+    /// commit also saves the allocator state and syncs twice. `false` makes commits faster but
+    /// a crash costs a full check of the file at the next start (seconds per GB).
+    #[serde(default = "default_quick_repair")]
+    pub quick_repair: bool,
+}
+
+fn default_quick_repair() -> bool {
+    true
 }
 
 fn default_retention() -> Duration {
@@ -347,6 +356,7 @@ impl Default for StoreConfig {
             retention: default_retention(),
             dead_letter_retention: default_dead_letter_retention(),
             prune_interval: default_prune_interval(),
+            quick_repair: default_quick_repair(),
         }
     }
 }
@@ -637,6 +647,7 @@ impl Config {
             max_concurrency: self.delivery.max_concurrency,
             shutdown_grace: self.delivery.shutdown_grace,
             max_backlog: self.store.max_backlog,
+            quick_repair: self.store.quick_repair,
             retention: self.store.retention,
             dead_letter_retention: self.store.dead_letter_retention,
             prune_interval: self.store.prune_interval,
@@ -1135,6 +1146,7 @@ pub struct Validated {
     pub max_concurrency: u32,
     pub shutdown_grace: Duration,
     pub max_backlog: u64,
+    pub quick_repair: bool,
     pub retention: Duration,
     pub dead_letter_retention: Duration,
     pub prune_interval: Duration,

@@ -123,6 +123,7 @@ pub fn open_store(config: &Validated, opts: &RunOptions) -> Result<Store, StoreE
             clock: Arc::clone(&opts.clock),
             metrics: Some(Arc::clone(&opts.metrics)),
             fault: opts.store_fault.clone(),
+            quick_repair: config.quick_repair,
         },
     )
 }

@@ -116,6 +116,8 @@ pub struct StoreOptions {
     pub metrics: Option<Arc<crate::telemetry::Metrics>>,
     /// Injected write failures, for tests; `None` in production.
     pub fault: Option<fault::FaultSwitch>,
+    /// `store.quick_repair`: every commit saves what a reopen after a crash needs.
+    pub quick_repair: bool,
 }
 
 /// A webhook to store, with the endpoints it must reach.
@@ -344,6 +346,7 @@ impl Store {
             Arc::clone(&db),
             pending,
             opts.max_backlog,
+            opts.quick_repair,
             opts.clock,
             opts.metrics,
         );

@@ -55,6 +55,7 @@ pub(super) struct Writer {
     broken: Option<std::time::Instant>,
     pending: u64,
     max_backlog: u64,
+    quick_repair: bool,
     clock: SharedClock,
     ulids: ulid::Generator,
     metrics: Option<Arc<crate::telemetry::Metrics>>,
@@ -81,6 +82,7 @@ impl Writer {
         db: Arc<DbSlot>,
         pending: u64,
         max_backlog: u64,
+        quick_repair: bool,
         clock: SharedClock,
         metrics: Option<Arc<crate::telemetry::Metrics>>,
     ) -> Self {
@@ -89,6 +91,7 @@ impl Writer {
             broken: None,
             pending,
             max_backlog,
+            quick_repair,
             clock,
             ulids: ulid::Generator::new(),
             metrics,
@@ -177,7 +180,7 @@ impl Writer {
         txn.set_durability(Durability::Immediate)
             .map_err(|e| StoreError::Storage(e.to_string()))?;
         // Quick repair keeps reopening after a crash fast, whatever the size of the file.
-        txn.set_quick_repair(true);
+        txn.set_quick_repair(self.quick_repair);
         let mut pending = self.pending;
         let mut outcomes = Vec::with_capacity(batch.len());
         {

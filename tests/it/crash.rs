@@ -60,6 +60,8 @@ impl Binary {
     }
 }
 
+/// Runs without quick repair, so a reopen after the crash checks the whole file: the other
+/// crash tests cover the default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_acknowledged_event_is_delivered_after_kill_9() {
     let receiver = Receiver::start().await;
@@ -68,7 +70,7 @@ async fn every_acknowledged_event_is_delivered_after_kill_9() {
         dir.path(),
         "",
         &format!(
-            "{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = 16\n\
+            "[store]\nquick_repair = false\n{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = 16\n\
              retry = {{ max_attempts = 1000, base = \"20ms\", max_delay = \"100ms\" }}\n",
             orders_source(),
             receiver.url

@@ -180,6 +180,7 @@ pub fn open_store(data_dir: &Path) -> Store {
             clock: Arc::new(hookgate::clock::SystemClock),
             metrics: None,
             fault: None,
+            quick_repair: true,
         },
     )
     .expect("store opens")
