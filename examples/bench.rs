@@ -346,6 +346,31 @@ impl Running {
         assert!(resp.status().is_success(), "{path}: {}", resp.status());
     }
 
+    /// Where ingest time goes: how many commits, how big, how long (from `/metrics`).
+    async fn print_commits(&self) {
+        let text = reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let commits = value("hookgate_commit_seconds_count ");
+        let ingest = value("hookgate_ingest_seconds_sum ")
+            / value("hookgate_ingest_seconds_count ").max(1.0);
+        println!(
+            "ingest: {commits:.0} commits, {:.1} commands each, {:.2} ms per commit (fsync included); {:.2} ms from arrival to commit per request",
+            value("hookgate_commit_batch_sum ") / commits.max(1.0),
+            value("hookgate_commit_seconds_sum ") * 1000.0 / commits.max(1.0),
+            ingest * 1000.0
+        );
+    }
+
     async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
@@ -392,6 +417,7 @@ fn main() {
             let gw = start_hookgate(&args, "").await;
             let ingest = generate(&gw.ingress, &args, Until::Elapsed(Duration::from_secs(args.seconds))).await;
             ingest_rate = ingest.rate();
+            gw.print_commits().await;
             gw.stop().await;
             rows.push(("durable verified ingest (events/s)".into(), ingest.rate(), ms(ingest.pct(0.5)), ms(ingest.pct(0.99)), ms(ingest.pct(0.999)), ingest.errors, true));
         }
