@@ -636,52 +636,35 @@ impl Store {
         Ok(out)
     }
 
-    /// An endpoint's deliveries not yet final, and how long ago the one due first was created
-    /// (its consumer lag; `None` when nothing waits).
-    pub fn lag(&self, endpoint: &str, now_ms: u64) -> Result<(u64, Option<u64>), StoreError> {
-        let txn = self.inner.db.get()?.begin_read()?;
-        let pending = txn
-            .open_table(PENDING_BY_ENDPOINT)?
-            .get(endpoint)?
-            .map_or(0, |v| v.value());
-        let due = txn.open_table(DUE)?;
-        let first = due
-            .range((endpoint, 0u64, 0u128)..=(endpoint, u64::MAX, u128::MAX))?
-            .next()
-            .transpose()?;
-        let Some((key, _)) = first else {
-            return Ok((pending, None));
-        };
-        let id = key.value().2;
-        let created = txn
-            .open_table(DELIVERIES)?
-            .get(id)?
-            .map(|v| records::decode::<DeliveryRecord>(v.value()))
-            .transpose()?
-            .map(|d| d.created_ms);
-        Ok((pending, created.map(|c| now_ms.saturating_sub(c))))
-    }
-
     /// The store's state for the metrics: pending deliveries (in all, and for each of
-    /// `endpoints` with its lag), queued commands, file size.
+    /// `endpoints` with its lag), queued commands, file size. One read transaction for all.
     pub fn gauges(&self, endpoints: &[String], now_ms: u64) -> crate::telemetry::StoreGauges {
         let queued = self.inner.tx.max_capacity() - self.inner.tx.capacity();
-        let per_endpoint = endpoints
-            .iter()
-            .filter_map(|e| {
-                let (pending, lag) = self.lag(e, now_ms).ok()?;
-                Some((
-                    e.clone(),
-                    i64::try_from(pending).unwrap_or(i64::MAX),
-                    lag.map_or(0.0, |ms| ms as f64 / 1000.0),
-                ))
-            })
-            .collect();
+        let txn = self
+            .inner
+            .db
+            .get()
+            .and_then(|db| db.begin_read().map_err(StoreError::from));
+        let (per_endpoint, pending) = match &txn {
+            Ok(txn) => (
+                endpoints
+                    .iter()
+                    .filter_map(|e| {
+                        let (pending, lag) = lag(txn, e, now_ms).ok()?;
+                        Some((
+                            e.clone(),
+                            i64::try_from(pending).unwrap_or(i64::MAX),
+                            lag.map_or(0.0, |ms| ms as f64 / 1000.0),
+                        ))
+                    })
+                    .collect(),
+                pending_in(txn).ok(),
+            ),
+            Err(_) => (Vec::new(), None),
+        };
         crate::telemetry::StoreGauges {
             per_endpoint,
-            pending_deliveries: self
-                .pending_count()
-                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+            pending_deliveries: pending.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
             writer_queue: i64::try_from(queued).unwrap_or(i64::MAX),
             file_bytes: std::fs::metadata(&self.inner.path)
                 .map_or(-1, |m| i64::try_from(m.len()).unwrap_or(i64::MAX)),
@@ -690,10 +673,42 @@ impl Store {
 
     /// How many deliveries are not final.
     pub fn pending_count(&self) -> Result<u64, StoreError> {
-        let txn = self.inner.db.get()?.begin_read()?;
-        let table = txn.open_table(META)?;
-        Ok(table.get(META_PENDING)?.map(|v| v.value()).unwrap_or(0))
+        pending_in(&self.inner.db.get()?.begin_read()?)
     }
+}
+
+fn pending_in(txn: &redb::ReadTransaction) -> Result<u64, StoreError> {
+    let table = txn.open_table(META)?;
+    Ok(table.get(META_PENDING)?.map(|v| v.value()).unwrap_or(0))
+}
+
+/// An endpoint's deliveries not yet final, and how long ago the one due first was created
+/// (its consumer lag; `None` when nothing waits).
+fn lag(
+    txn: &redb::ReadTransaction,
+    endpoint: &str,
+    now_ms: u64,
+) -> Result<(u64, Option<u64>), StoreError> {
+    let pending = txn
+        .open_table(PENDING_BY_ENDPOINT)?
+        .get(endpoint)?
+        .map_or(0, |v| v.value());
+    let due = txn.open_table(DUE)?;
+    let first = due
+        .range((endpoint, 0u64, 0u128)..=(endpoint, u64::MAX, u128::MAX))?
+        .next()
+        .transpose()?;
+    let Some((key, _)) = first else {
+        return Ok((pending, None));
+    };
+    let id = key.value().2;
+    let created = txn
+        .open_table(DELIVERIES)?
+        .get(id)?
+        .map(|v| records::decode::<DeliveryRecord>(v.value()))
+        .transpose()?
+        .map(|d| d.created_ms);
+    Ok((pending, created.map(|c| now_ms.saturating_sub(c))))
 }
 
 /// Compacts the store in `data_dir`, which no running gateway may hold open. Returns the
