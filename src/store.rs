@@ -417,6 +417,13 @@ impl Store {
             .map_err(|_| StoreError::Closed)
     }
 
+    /// Takes back leases of deliveries a lane took but did not start (it was stopped): they
+    /// are due again now rather than when the lease would have run out. Returns once committed.
+    pub async fn release(&self, ids: Vec<DeliveryId>) -> Result<(), StoreError> {
+        self.submit_waiting(|reply| writer::Command::Release(ids, reply))
+            .await
+    }
+
     /// Records an attempt and schedules what follows.
     pub async fn complete(&self, completion: Completion) -> Result<(), StoreError> {
         self.submit_waiting(|reply| writer::Command::Complete(Box::new(completion), reply))
@@ -741,6 +748,37 @@ pub fn compact(data_dir: &Path) -> Result<(u64, u64), StoreError> {
 /// Creates missing tables, and makes every lease left by a previous process due now: that
 /// process is gone (redb holds an exclusive lock on the file), so nothing is sending them.
 /// Returns the pending-delivery count.
+/// Takes back a lease: the delivery, unless it is final, is due again at `now_ms` as pending
+/// or retrying (by whether it was ever attempted).
+fn release(
+    deliveries: &mut redb::Table<'_, u128, &'static [u8]>,
+    due: &mut redb::Table<'_, (&'static str, u64, u128), ()>,
+    leases: &mut redb::Table<'_, u128, u64>,
+    id: u128,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    if leases.remove(id)?.is_none() {
+        return Ok(());
+    }
+    let Some(bytes) = deliveries.get(id)?.map(|v| v.value().to_vec()) else {
+        return Ok(());
+    };
+    let mut rec: DeliveryRecord = records::decode(&bytes)?;
+    if rec.status.is_final() {
+        return Ok(());
+    }
+    due.remove((rec.endpoint_id.as_str(), rec.due_ms, id))?;
+    rec.due_ms = now_ms;
+    rec.status = if rec.attempts == 0 {
+        DeliveryStatus::Pending
+    } else {
+        DeliveryStatus::Retrying
+    };
+    due.insert((rec.endpoint_id.as_str(), rec.due_ms, id), ())?;
+    deliveries.insert(id, records::encode(&rec).as_slice())?;
+    Ok(())
+}
+
 fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_quick_repair(true);
@@ -766,23 +804,7 @@ fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
             held.push(entry?.0.value());
         }
         for id in held {
-            leases.remove(id)?;
-            let Some(bytes) = deliveries.get(id)?.map(|v| v.value().to_vec()) else {
-                continue;
-            };
-            let mut rec: DeliveryRecord = records::decode(&bytes)?;
-            if rec.status.is_final() {
-                continue;
-            }
-            due.remove((rec.endpoint_id.as_str(), rec.due_ms, id))?;
-            rec.due_ms = now_ms;
-            rec.status = if rec.attempts == 0 {
-                DeliveryStatus::Pending
-            } else {
-                DeliveryStatus::Retrying
-            };
-            due.insert((rec.endpoint_id.as_str(), rec.due_ms, id), ())?;
-            deliveries.insert(id, records::encode(&rec).as_slice())?;
+            release(&mut deliveries, &mut due, &mut leases, id, now_ms)?;
         }
     }
     txn.commit()?;

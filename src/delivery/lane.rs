@@ -243,21 +243,22 @@ impl Lane {
             }
             return Dispatched::NotLeased;
         }
-        for item in items {
+        let mut items = items.into_iter();
+        while let Some(item) = items.next() {
             // Paused with leased work in hand: hold it (no attempt spent) until resumed.
             let mut paused = self.paused.clone();
             tokio::select! {
-                resumed = paused.wait_for(|p| !*p) => if resumed.is_err() { return Dispatched::Stopped },
-                _ = stop.changed() => return Dispatched::Stopped,
+                resumed = resumed(&mut paused) => if !resumed { return self.interrupted(item, items).await },
+                _ = stop.changed() => return self.interrupted(item, items).await,
             }
             // This endpoint's slots, then the global cap: this lane waits, no other lane is
             // held up by it.
             let slot = tokio::select! {
                 slot = Arc::clone(&self.sending).acquire_owned() => match slot {
                     Ok(s) => s,
-                    Err(_) => return Dispatched::Stopped,
+                    Err(_) => return self.interrupted(item, items).await,
                 },
-                _ = stop.changed() => return Dispatched::Stopped,
+                _ = stop.changed() => return self.interrupted(item, items).await,
             };
             // The rate limit after the slot: a token taken while waiting for a slot would let
             // several requests start at once when slots free up.
@@ -269,20 +270,43 @@ impl Lane {
                     };
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
-                        _ = stop.changed() => return Dispatched::Stopped,
+                        _ = stop.changed() => return self.interrupted(item, items).await,
                     }
                 }
             }
             let permit = tokio::select! {
                 permit = Arc::clone(&self.shared.global).acquire_owned() => match permit {
                     Ok(p) => p,
-                    Err(_) => return Dispatched::Stopped,
+                    Err(_) => return self.interrupted(item, items).await,
                 },
-                _ = stop.changed() => return Dispatched::Stopped,
+                _ = stop.changed() => return self.interrupted(item, items).await,
             };
             attempts.spawn(self.attempt(item, (slot, permit)));
         }
         Dispatched::Started
+    }
+
+    /// Dispatch stopped before `item` and `rest` started: take their leases back, so that a
+    /// lane replacing this one (a changed endpoint) finds them due now rather than when the
+    /// leases would have run out.
+    async fn interrupted(
+        &self,
+        item: DueDelivery,
+        rest: impl Iterator<Item = DueDelivery>,
+    ) -> Dispatched {
+        let ids: Vec<DeliveryId> = std::iter::once(item)
+            .chain(rest)
+            .map(|d| d.delivery_id)
+            .collect();
+        if let Err(e) = self.shared.store.release(ids.clone()).await {
+            // At worst they wait for the lease to run out, or for the next start.
+            tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot take leases back");
+        }
+        let mut in_flight = self.in_flight();
+        for id in &ids {
+            in_flight.remove(id);
+        }
+        Dispatched::Stopped
     }
 
     fn attempt(
@@ -366,4 +390,10 @@ impl Lane {
         };
         work.instrument(span)
     }
+}
+
+/// Resolves when `paused` is false: true, or false if its sender is gone.
+async fn resumed(paused: &mut watch::Receiver<bool>) -> bool {
+    // The guard `wait_for` returns is not Send: dropped here, not held across an await.
+    paused.wait_for(|p| !*p).await.is_ok()
 }

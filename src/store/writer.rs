@@ -30,6 +30,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 pub(super) enum Command {
     Ingest(Box<NewEvent>, Reply<IngestOutcome>),
     Lease(Vec<DeliveryId>, u64, Reply<()>),
+    Release(Vec<DeliveryId>, Reply<()>),
     Complete(Box<Completion>, Reply<()>),
     SetPaused(String, bool, Reply<()>),
     Requeue(Box<Requeue>, Reply<Requeued>),
@@ -202,6 +203,20 @@ impl Writer {
                 let outcome = match command {
                     Command::Ingest(ev, _) => {
                         self.ingest(&mut t, ev, &mut pending).map(Done::Ingest)
+                    }
+                    Command::Release(ids, _) => {
+                        let now = self.clock.now_ms();
+                        ids.iter()
+                            .try_for_each(|id| {
+                                super::release(
+                                    &mut t.deliveries,
+                                    &mut t.due,
+                                    &mut t.leases,
+                                    id.0,
+                                    now,
+                                )
+                            })
+                            .map(|()| Done::Unit)
                     }
                     Command::Lease(ids, until, _) => {
                         lease(&mut t, ids, *until, self.clock.now_ms()).map(|()| Done::Unit)
@@ -698,6 +713,7 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
             }));
         }
         Command::Lease(_, _, tx)
+        | Command::Release(_, tx)
         | Command::Complete(_, tx)
         | Command::SetPaused(_, _, tx)
         | Command::PutEntry(_, _, _, tx)

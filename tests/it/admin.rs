@@ -704,3 +704,47 @@ async fn the_openapi_document_is_served_and_matches_the_committed_one() {
     );
     gw.stop().await;
 }
+
+/// A lane takes deliveries ahead of its free slots. When a PATCH replaces it, those it took but
+/// had not started are given back at once, not left leased until their leases run out (a
+/// minute and more with the default timeout).
+#[tokio::test]
+async fn a_patch_gives_back_what_the_old_lane_had_not_started() {
+    use reqwest::Method;
+    let file_receiver = Receiver::start().await;
+    let receiver = Receiver::start().await;
+    let (gw, _dir) = Gateway::start(&config(&file_receiver.url)).await;
+    let endpoint = format!(
+        r#"{{"id": "one-at-a-time", "url": "{}", "sources": ["orders"], "max_in_flight": 1}}"#,
+        receiver.url
+    );
+    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
+    assert_eq!(status, 201, "{body}");
+    receiver.hang();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (status, answer) = send(&gw.url("orders"), &format!("msg_ahead{i}"), "{}").await;
+        assert_eq!(status, 202);
+        ids.push(answer["event_id"].as_str().expect("id").to_string());
+    }
+    // The first hangs in flight; the other two wait in the lane for its one slot.
+    receiver.wait_for(1).await;
+    let (status, body) = admin_call(
+        &gw,
+        Method::PATCH,
+        "/endpoints/one-at-a-time",
+        r#"{"headers": {"x-changed": "yes"}}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    receiver.unhang();
+    eventually("the two not started are delivered by the new lane", || {
+        let got = receiver.got();
+        ids[1..].iter().all(|id| {
+            got.iter()
+                .any(|r| r.header("webhook-id") == id && r.header("x-changed") == "yes")
+        })
+    })
+    .await;
+    gw.stop().await;
+}
