@@ -118,7 +118,9 @@ impl Lane {
 
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
         let mut attempts = JoinSet::new();
-        let max = usize::try_from(self.endpoint.max_in_flight)
+        // Deliveries taken and not yet settled, at most: memory per lane is bounded by this
+        // many payloads, whatever the backlog.
+        let window = usize::try_from(self.endpoint.max_in_flight)
             .unwrap_or(usize::MAX)
             .saturating_mul(LEASE_AHEAD);
         let mut paused = self.paused.clone();
@@ -134,10 +136,10 @@ impl Lane {
             }
             let now = self.shared.clock.now_ms();
             let in_flight = self.in_flight().len();
-            let room = max.saturating_sub(in_flight);
+            let room = window.saturating_sub(in_flight);
             // Refill in batches, one read and one lease for a quarter of the window, rather than
             // one of each per finished attempt.
-            let refill_at = (max / 4).max(1);
+            let refill_at = (window / 4).max(1);
             let mut next_due = None;
             if room > 0 && (in_flight == 0 || room >= refill_at) {
                 match self.read_due(now, room).await {
