@@ -265,7 +265,7 @@ impl Catalog {
         }
         self.routes.replace(Routes { sources, endpoints });
         if kind == EntryKind::Endpoint {
-            dispatcher.remove(id).await;
+            dispatcher.remove(id);
         }
         Ok(dead)
     }
@@ -314,7 +314,7 @@ impl Catalog {
         self.api_json().insert((kind, id.to_string()), value);
         self.routes.replace(Routes { sources, endpoints });
         if let Some(e) = new_endpoint {
-            dispatcher.upsert(e).await;
+            dispatcher.upsert(e);
         }
         Ok(())
     }

@@ -50,12 +50,15 @@ struct LaneHandle {
     paused: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    in_flight: lane::InFlight,
 }
 
 /// Runs every endpoint's lane; lanes can be added, replaced and removed while it runs.
 pub struct Dispatcher {
     shared: Arc<Shared>,
     lanes: std::sync::Mutex<HashMap<String, LaneHandle>>,
+    /// Replaced or removed lanes whose attempts in flight are still finishing.
+    retiring: std::sync::Mutex<Vec<JoinHandle<()>>>,
     grace: Duration,
 }
 
@@ -71,10 +74,15 @@ impl Dispatcher {
         let d = Dispatcher {
             shared: Arc::new(shared),
             lanes: std::sync::Mutex::new(HashMap::new()),
+            retiring: std::sync::Mutex::new(Vec::new()),
             grace,
         };
         for endpoint in endpoints {
-            let handle = d.spawn_lane(endpoint.clone(), paused_at_start.contains(&endpoint.id));
+            let handle = d.spawn_lane(
+                endpoint.clone(),
+                paused_at_start.contains(&endpoint.id),
+                None,
+            );
             d.lanes().insert(endpoint.id.clone(), handle);
         }
         d
@@ -85,8 +93,14 @@ impl Dispatcher {
         self.lanes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn spawn_lane(&self, endpoint: Endpoint, paused: bool) -> LaneHandle {
-        let wake = Arc::new(Notify::new());
+    /// Starts a lane; `inherit` is the wake-up and in-flight set of the lane it replaces.
+    fn spawn_lane(
+        &self,
+        endpoint: Endpoint,
+        paused: bool,
+        inherit: Option<(Arc<Notify>, lane::InFlight)>,
+    ) -> LaneHandle {
+        let (wake, in_flight) = inherit.unwrap_or_default();
         let (paused_tx, paused_rx) = watch::channel(paused);
         let (stop, stopped) = watch::channel(false);
         let lane = lane::Lane::new(
@@ -94,6 +108,7 @@ impl Dispatcher {
             Arc::clone(&self.shared),
             Arc::clone(&wake),
             paused_rx,
+            Arc::clone(&in_flight),
         );
         let task = tokio::spawn(lane.run(stopped, self.grace));
         LaneHandle {
@@ -101,32 +116,44 @@ impl Dispatcher {
             paused: paused_tx,
             stop,
             task,
+            in_flight,
         }
     }
 
-    /// Starts a lane for `endpoint`, or replaces its lane with one on the new settings (the old
-    /// one's attempts in flight finish first, within the grace period). Pause state is kept.
-    pub async fn upsert(&self, endpoint: Endpoint) {
+    /// Stops a lane without waiting for it: its attempts in flight finish (within the grace
+    /// period) in the background, and shutdown waits for them.
+    fn retire(&self, lane: LaneHandle) {
+        let _ = lane.stop.send(true);
+        let mut retiring = self.retiring.lock().unwrap_or_else(|p| p.into_inner());
+        retiring.retain(|t| !t.is_finished());
+        retiring.push(lane.task);
+    }
+
+    /// Starts a lane for `endpoint`, or replaces its lane with one on the new settings at once.
+    /// The old lane's attempts in flight finish in the background (within the grace period,
+    /// on the old settings); the new lane inherits its in-flight set, so it never takes what
+    /// the old one still sends. Pause state is kept.
+    pub fn upsert(&self, endpoint: Endpoint) {
         let old = self.lanes().remove(&endpoint.id);
-        let paused = match old {
+        let (paused, inherit) = match old {
             Some(h) => {
                 let paused = *h.paused.borrow();
-                let _ = h.stop.send(true);
-                let _ = h.task.await;
-                paused
+                let inherit = (Arc::clone(&h.wake), Arc::clone(&h.in_flight));
+                self.retire(h);
+                (paused, Some(inherit))
             }
-            None => false,
+            None => (false, None),
         };
-        let handle = self.spawn_lane(endpoint.clone(), paused);
+        let handle = self.spawn_lane(endpoint.clone(), paused, inherit);
         self.lanes().insert(endpoint.id, handle);
     }
 
-    /// Stops an endpoint's lane (attempts in flight finish within the grace period).
-    pub async fn remove(&self, endpoint: &str) {
+    /// Stops an endpoint's lane (attempts in flight finish within the grace period, in the
+    /// background).
+    pub fn remove(&self, endpoint: &str) {
         let old = self.lanes().remove(endpoint);
         if let Some(h) = old {
-            let _ = h.stop.send(true);
-            let _ = h.task.await;
+            self.retire(h);
         }
     }
 
@@ -163,8 +190,10 @@ impl Dispatcher {
         for h in &lanes {
             let _ = h.stop.send(true);
         }
-        for h in lanes {
-            let _ = h.task.await;
+        let retiring =
+            std::mem::take(&mut *self.retiring.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in lanes.into_iter().map(|h| h.task).chain(retiring) {
+            let _ = task.await;
         }
     }
 }

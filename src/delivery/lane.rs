@@ -62,11 +62,15 @@ pub struct Lane {
     /// While true, the lane starts nothing; what is due waits, with no attempt spent.
     paused: watch::Receiver<bool>,
     /// Leased and not yet settled: taken, sending, or committing a result.
-    in_flight: Arc<Mutex<HashSet<DeliveryId>>>,
+    in_flight: InFlight,
     /// One permit per request the endpoint may have open (`max_in_flight`).
     sending: Arc<Semaphore>,
     limiter: Option<(Limiter, TokioTime)>,
 }
+
+/// The deliveries an endpoint has taken and not yet settled. A lane that replaces another
+/// (the endpoint changed) inherits its set, so it never takes what the old one still sends.
+pub type InFlight = Arc<Mutex<HashSet<DeliveryId>>>;
 
 /// What became of a batch handed to `dispatch`.
 enum Dispatched {
@@ -83,6 +87,7 @@ impl Lane {
         shared: Arc<Shared>,
         wake: Arc<Notify>,
         paused: watch::Receiver<bool>,
+        in_flight: InFlight,
     ) -> Self {
         let limiter = endpoint.rate_limit.and_then(|rl| {
             let per_second = NonZeroU32::new(rl.per_second)?;
@@ -103,7 +108,7 @@ impl Lane {
             endpoint,
             shared,
             wake,
-            in_flight: Arc::new(Mutex::new(HashSet::new())),
+            in_flight,
             sending,
             paused,
             limiter,

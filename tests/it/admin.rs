@@ -748,3 +748,60 @@ async fn a_patch_gives_back_what_the_old_lane_had_not_started() {
     .await;
     gw.stop().await;
 }
+
+/// A PATCH does not wait for the old lane's attempts in flight: they finish in the background,
+/// on the old settings, and the change is in force at once.
+#[tokio::test]
+async fn a_patch_does_not_wait_for_attempts_in_flight() {
+    use reqwest::Method;
+    let file_receiver = Receiver::start().await;
+    let slow = Receiver::start().await;
+    let moved_to = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = hookgate::RunOptions {
+        shutdown_grace: Duration::from_secs(600),
+        ..hookgate::RunOptions::default()
+    };
+    let gw = Gateway::start_with(dir.path(), &config(&file_receiver.url), opts).await;
+    let endpoint = format!(
+        r#"{{"id": "mover", "url": "{}", "sources": ["orders"], "max_in_flight": 1}}"#,
+        slow.url
+    );
+    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
+    assert_eq!(status, 201, "{body}");
+    slow.delay(Duration::from_secs(3));
+    let (status, answer) = send(&gw.url("orders"), "msg_slow", "{}").await;
+    assert_eq!(status, 202);
+    let slow_event = event_id(&answer);
+    slow.wait_for(1).await;
+    let patch = format!(r#"{{"url": "{}"}}"#, moved_to.url);
+    let (status, body) = admin_call(&gw, Method::PATCH, "/endpoints/mover", &patch).await;
+    assert_eq!(status, 200, "{body}");
+    // Answered while the old lane's attempt is still waiting for its slow response.
+    let mover_status = || {
+        let (event, _) = gw.store.event(slow_event).expect("read").expect("stored");
+        let (id, _) = event
+            .deliveries
+            .iter()
+            .find(|(_, e)| e == "mover")
+            .expect("a delivery to mover");
+        let id = hookgate::ids::DeliveryId(*id);
+        gw.store.delivery(id).expect("read").expect("stored").status
+    };
+    assert_eq!(mover_status(), DeliveryStatus::Delivering);
+    let (status, answer) = send(&gw.url("orders"), "msg_after_move", "{}").await;
+    assert_eq!(status, 202);
+    let moved = moved_to.wait_for(1).await;
+    assert_eq!(
+        moved[0].header("webhook-id"),
+        answer["event_id"].as_str().expect("id")
+    );
+    // The slow attempt ends on the old lane and is recorded there; it is not sent again.
+    eventually("the slow attempt recorded as delivered", || {
+        mover_status() == DeliveryStatus::Delivered
+    })
+    .await;
+    gw.stop().await;
+    assert_eq!(moved_to.count(), 1);
+    assert_eq!(slow.count(), 1);
+}

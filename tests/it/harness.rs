@@ -91,6 +91,16 @@ impl Gateway {
         config: &str,
         fault: Option<hookgate::store::fault::FaultSwitch>,
     ) -> Gateway {
+        let opts = RunOptions {
+            shutdown_grace: Duration::from_millis(500),
+            store_fault: fault,
+            ..RunOptions::default()
+        };
+        Gateway::start_with(data_dir, config, opts).await
+    }
+
+    /// Starts a gateway with `opts`.
+    pub async fn start_with(data_dir: &Path, config: &str, opts: RunOptions) -> Gateway {
         let mut cfg = Config::from_toml(config).expect("test config parses");
         cfg.data_dir = data_dir.to_path_buf();
         let validated = cfg.validate().expect("test config is valid");
@@ -99,11 +109,6 @@ impl Gateway {
         let ingress_url = format!("http://{}", ingress.local_addr().expect("addr"));
         let admin_url = format!("http://{}", admin.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let opts = RunOptions {
-            shutdown_grace: Duration::from_millis(500),
-            store_fault: fault,
-            ..RunOptions::default()
-        };
         let store = hookgate::open_store(&validated, &opts).expect("store opens");
         let task = tokio::spawn(hookgate::serve(
             validated,
