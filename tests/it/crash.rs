@@ -347,10 +347,13 @@ fn spawn_senders(
 /// `kill -9` under load, again and again: `HOOKGATE_CRASH_ROUNDS` times (10 by default; set it
 /// higher by hand, e.g. `HOOKGATE_CRASH_ROUNDS=200 cargo test --release --test it repeated`).
 /// Every acknowledged event must reach the receiver, and the duplicates must be no more than
-/// the deliveries that can have been in flight at the kills.
+/// the deliveries that can have been taken and not yet recorded at the kills.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn repeated_kill_9_under_load_loses_nothing() {
     const MAX_IN_FLIGHT: usize = 8;
+    // What a kill can leave delivered but not recorded: the lane's whole window (requests open,
+    // and results answered but not yet committed), four times max_in_flight.
+    const TAKEN_AT_ONCE: usize = 4 * MAX_IN_FLIGHT;
     let rounds: usize = std::env::var("HOOKGATE_CRASH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -403,8 +406,8 @@ async fn repeated_kill_9_under_load_loses_nothing() {
         got - distinct
     );
     assert!(
-        got - distinct <= rounds * MAX_IN_FLIGHT,
-        "{} duplicates in {rounds} crashes with at most {MAX_IN_FLIGHT} in flight",
+        got - distinct <= rounds * TAKEN_AT_ONCE,
+        "{} duplicates in {rounds} crashes with at most {TAKEN_AT_ONCE} taken at once",
         got - distinct
     );
 }
