@@ -1,7 +1,8 @@
 //! Serving a router on a listener, with the limits a public socket needs: **at most
 //! `max_connections` connections are open at once** (beyond that, new ones wait in the
 //! kernel's accept queue rather than costing memory here), and **a client that does not send
-//! its request headers within `header_timeout` is disconnected** (slow-header attacks). The
+//! its request headers within `header_timeout` is disconnected** (slow-header attacks; an idle
+//! keep-alive connection too). HTTP/1.1 only: see `serve`. The
 //! body deadline is the handler's business (ingress answers 408), since only it reads bodies
 //! that matter.
 //!
@@ -12,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use prometheus_client::metrics::gauge::Gauge;
@@ -33,12 +34,13 @@ pub async fn serve(
     open: Gauge,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only. hyper's HTTP/2-or-1 sniffing has no deadline, so a client that sent
+    // nothing (or one byte) would hold its slot forever; HTTP/1's header timer runs from the
+    // moment a connection waits for a request, idle keep-alive connections included.
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     loop {
         let slot = tokio::select! {
@@ -63,10 +65,7 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
         let open = open.clone();
         open.inc();
         tokio::spawn(async move {

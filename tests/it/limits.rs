@@ -39,6 +39,13 @@ async fn a_client_that_stalls_in_its_headers_is_cut_off() {
         answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
         "{answer}"
     );
+    // So is one that connects and sends nothing: idle connections do not hold slots forever.
+    let mut idle = connect(&gw).await;
+    let answer = read_until_closed(&mut idle).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
     // A client that sends in time is served as usual.
     let (status, _) = send(&gw.url("orders"), "msg_after_stall", "{}").await;
     assert_eq!(status, 202);
