@@ -143,20 +143,29 @@ impl Gateway {
 
     /// Waits until every delivery of `event` is final, and returns their records.
     pub async fn settled(&self, event: EventId) -> Vec<DeliveryRecord> {
-        eventually(&format!("deliveries of {event} settled"), || {
-            let s = self.statuses(event);
-            !s.is_empty() && s.iter().all(|s| s.is_final())
-        })
-        .await;
-        let (ev, _) = self.store.event(event).expect("read").expect("stored");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let records = self.deliveries(event);
+            if !records.is_empty() && records.iter().all(|d| d.status.is_final()) {
+                return records;
+            }
+            // On failure, say where each delivery stands.
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never happened: deliveries of {event} settled: {records:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Every delivery of an event, as stored now.
+    pub fn deliveries(&self, event: EventId) -> Vec<DeliveryRecord> {
+        let Some((ev, _)) = self.store.event(event).expect("read") else {
+            return Vec::new();
+        };
         ev.deliveries
             .iter()
-            .map(|(id, _)| {
-                self.store
-                    .delivery(DeliveryId(*id))
-                    .expect("read")
-                    .expect("stored")
-            })
+            .filter_map(|(id, _)| self.store.delivery(DeliveryId(*id)).expect("read"))
             .collect()
     }
 
