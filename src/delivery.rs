@@ -9,9 +9,10 @@
 //! gave it work, or by one of its attempts finishing. There is no polling loop and no timer
 //! per delivery.
 //!
-//! **The store is the queue**: a lane holds only ids of what it is sending now. Before an
-//! attempt the delivery is leased in the store; its result (delivered, retry at, dead) is
-//! committed before the lane forgets it. A crash loses no work: leases are taken back at open.
+//! **The store is the queue**: a lane holds only what it has taken and not yet settled, at most
+//! four `max_in_flight` windows, whatever the backlog. Before an attempt the delivery is
+//! leased in the store; its result (delivered, retry at, dead) is committed before the lane
+//! forgets it. A crash loses no work: leases are taken back at open.
 
 pub mod attempt;
 pub mod client;
