@@ -307,12 +307,16 @@ impl DbSlot {
     /// "already open"; the caller tries again later. The writer's in-memory state stays valid:
     /// the file holds exactly what the last successful commit made.
     pub(crate) fn reopen(&self) -> Result<(), StoreError> {
-        let mut slot = self
-            .db
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        drop(slot.take());
-        *slot = Some(Arc::new(self.opener.open()?));
+        let slot = || {
+            self.db
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        // Out of the slot first, and opened without holding the lock: a repair can take a
+        // while, and readers should get their error at once rather than wait for it.
+        drop(slot().take());
+        let db = self.opener.open()?;
+        *slot() = Some(Arc::new(db));
         Ok(())
     }
 }
