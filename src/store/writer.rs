@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use redb::{Durability, ReadableTable, Table};
+use redb::{Durability, ReadableDatabase, ReadableTable, Table};
 use tokio::sync::{mpsc, oneshot};
 
 use super::DbSlot;
@@ -163,8 +163,13 @@ impl Writer {
                 self.broken = Some(std::time::Instant::now());
                 return Err(e);
             }
+            // A commit that reported an error may still have reached the disk (a failed
+            // fsync says nothing either way): take the counts from the file, not from memory.
+            let db = self.db.get()?;
+            self.pending = super::pending_in(&db.begin_read()?)?;
             tracing::info!("store reopened after a failed write");
             self.broken = None;
+            return Ok(db);
         }
         self.db.get()
     }
