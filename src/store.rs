@@ -304,8 +304,7 @@ impl DbSlot {
 
     /// Drops the database and opens the file again (redb repairs what the failed commit left).
     /// The file is still locked while a reader holds the old one, so this can fail with
-    /// "already open"; the caller tries again later. The writer's in-memory state stays valid:
-    /// the file holds exactly what the last successful commit made.
+    /// "already open"; the caller tries again later.
     pub(crate) fn reopen(&self) -> Result<(), StoreError> {
         let slot = || {
             self.db
