@@ -1,9 +1,9 @@
 //! One endpoint's lane: its own schedule, its own concurrency limit, its own rate limit.
 //!
 //! The loop: read due deliveries from the store, skipping those already in flight; queue one
-//! lease for them (not waited for: see `Store::lease`); start an attempt for each as the rate limit and the endpoint's
-//! `max_in_flight` sending slots allow; then sleep until the next due time, a wake-up (new work
-//! committed, an attempt finished) or shutdown.
+//! lease for them (not waited for: see `Store::lease`); start an attempt for each as the rate
+//! limit and the endpoint's `max_in_flight` sending slots allow; then sleep until the next due
+//! time, a wake-up (new work committed, an attempt finished) or shutdown.
 //!
 //! **`max_in_flight` bounds the requests open to the endpoint**, not the bookkeeping around
 //! them: an attempt gives its slot back as soon as the response is in, then commits its result,
@@ -212,9 +212,8 @@ impl Lane {
             .map_err(|e| crate::store::StoreError::Storage(format!("schedule read failed: {e}")))?
     }
 
-    /// Leases and starts `items`. Nothing starts if the lease cannot be queued. Shutdown
-    /// while waiting on the rate limit leaves what was not started leased, to be taken again
-    /// at the next start.
+    /// Leases and starts `items`. Nothing starts if the lease cannot be queued. A stop while
+    /// waiting (for a resume, a slot or the rate limit) gives back what was not started.
     async fn dispatch(
         &self,
         items: Vec<DueDelivery>,
