@@ -62,11 +62,7 @@ pub fn parse_replay(
     body: &[u8],
     now_ms: u64,
 ) -> Result<(Filter, Option<Vec<DeliveryId>>), ApiError> {
-    let b: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ReplayBody::default()
-    } else {
-        params::json_body(body)?
-    };
+    let b: ReplayBody = params::json_body_or_default(body)?;
     let since_ms = params::optional_time("since", b.since.as_deref(), now_ms)?;
     let until_ms = params::optional_time("until", b.until.as_deref(), now_ms)?;
     let ids = match &b.ids {

@@ -209,11 +209,7 @@ pub struct RecoverBody {
 
 /// Parses a recover body into its window `[since, until)` in Unix ms; empty is everything.
 pub fn parse_recover(body: &[u8], now_ms: u64) -> Result<(u64, u64), ApiError> {
-    let b: RecoverBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RecoverBody::default()
-    } else {
-        params::json_body(body)?
-    };
+    let b: RecoverBody = params::json_body_or_default(body)?;
     let since_ms = params::optional_time("since", b.since.as_deref(), now_ms)?;
     let until_ms = params::optional_time("until", b.until.as_deref(), now_ms)?;
     Ok((since_ms.unwrap_or(0), until_ms.unwrap_or(u64::MAX)))
@@ -268,11 +264,7 @@ pub struct RotateBody {
 
 /// Parses a rotation body into the new secret (if given) and the overlap (default 24h).
 pub fn parse_rotate(body: &[u8]) -> Result<(Option<String>, std::time::Duration), ApiError> {
-    let b: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateBody::default()
-    } else {
-        params::json_body(body)?
-    };
+    let b: RotateBody = params::json_body_or_default(body)?;
     let overlap = match b.overlap.as_deref() {
         None => std::time::Duration::from_secs(24 * 3600),
         Some(o) => humantime::parse_duration(o).map_err(|_| {

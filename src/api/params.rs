@@ -187,6 +187,16 @@ pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
+/// Like [`json_body`], but an empty (or blank) body is `T::default()`: for bodies that are
+/// all optional fields.
+pub fn json_body_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        json_body(body)
+    }
+}
+
 /// Parses a JSON body into `T`; errors name the field (`ids[2]: invalid type ...`).
 pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
