@@ -383,6 +383,42 @@ async fn wait_for(count: &AtomicU64, target: u64) {
     }
 }
 
+/// A table row: name, rate, p50, p99, p99.9, errors, and whether a ratio to the ceiling applies.
+type Row = (String, f64, String, String, String, u64, bool);
+
+/// The row of a generator run, timed by its own latencies.
+fn timed_row(name: &str, r: &Report) -> Row {
+    (
+        name.to_string(),
+        r.rate(),
+        ms(r.pct(0.5)),
+        ms(r.pct(0.99)),
+        ms(r.pct(0.999)),
+        r.errors,
+        true,
+    )
+}
+
+/// The row of a rate with no latencies of its own.
+fn rate_row(name: String, rate: f64, errors: u64, ratio: bool) -> Row {
+    (
+        name,
+        rate,
+        "–".into(),
+        "–".into(),
+        "–".into(),
+        errors,
+        ratio,
+    )
+}
+
+/// One `[[endpoints]]` entry on the sink.
+fn endpoint(id: &str, sink: SocketAddr, max_in_flight: usize) -> String {
+    format!(
+        "[[endpoints]]\nid = \"{id}\"\nurl = \"http://{sink}/{id}\"\nmax_in_flight = {max_in_flight}\n"
+    )
+}
+
 fn ms(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{v:.2}"))
 }
@@ -397,7 +433,7 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let mut rows = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         let want = |phase: &str| args.phases.split(',').any(|p| p == "all" || p == phase);
         let mut ingest_rate = 0.0;
         let count = Arc::new(AtomicU64::new(0));
@@ -408,40 +444,47 @@ fn main() {
         let sink = bare_sink(count.clone(), latencies.clone()).await;
 
         // 1. The raw ceiling.
-        let raw = generate(&format!("http://{sink}/in/bench"), &args, Until::Elapsed(Duration::from_secs(args.seconds))).await;
+        let raw = generate(
+            &format!("http://{sink}/in/bench"),
+            &args,
+            Until::Elapsed(Duration::from_secs(args.seconds)),
+        )
+        .await;
         let ceiling = raw.rate();
-        rows.push(("raw hyper ceiling (requests/s)".to_string(), raw.rate(), ms(raw.pct(0.5)), ms(raw.pct(0.99)), ms(raw.pct(0.999)), raw.errors, true));
+        rows.push(timed_row("raw hyper ceiling (requests/s)", &raw));
 
         if want("ingest") {
             // 2. Durable verified ingest, no subscriber.
             let gw = start_hookgate(&args, "").await;
-            let ingest = generate(&gw.ingress, &args, Until::Elapsed(Duration::from_secs(args.seconds))).await;
+            let ingest = generate(
+                &gw.ingress,
+                &args,
+                Until::Elapsed(Duration::from_secs(args.seconds)),
+            )
+            .await;
             ingest_rate = ingest.rate();
             gw.print_commits().await;
             gw.stop().await;
-            rows.push(("durable verified ingest (events/s)".into(), ingest.rate(), ms(ingest.pct(0.5)), ms(ingest.pct(0.99)), ms(ingest.pct(0.999)), ingest.errors, true));
+            rows.push(timed_row("durable verified ingest (events/s)", &ingest));
         }
 
         if want("subscriber") {
             // 3. The same with one subscriber, delivering while it ingests.
-            let gw = start_hookgate(&args, &format!(
-                "[[endpoints]]\nid = \"one\"\nurl = \"http://{sink}/one\"\nmax_in_flight = {}\n",
-                args.concurrency
-            ))
-            .await;
+            let gw = start_hookgate(&args, &endpoint("one", sink, args.concurrency)).await;
             count.store(0, Ordering::Relaxed);
-            let one = generate(&gw.ingress, &args, Until::Elapsed(Duration::from_secs(args.seconds))).await;
+            let one = generate(
+                &gw.ingress,
+                &args,
+                Until::Elapsed(Duration::from_secs(args.seconds)),
+            )
+            .await;
             gw.stop().await;
-            rows.push(("ingest with one subscriber (events/s)".into(), one.rate(), ms(one.pct(0.5)), ms(one.pct(0.99)), ms(one.pct(0.999)), one.errors, true));
+            rows.push(timed_row("ingest with one subscriber (events/s)", &one));
         }
 
         if want("drain") {
             // 4. Drain of a backlog to one endpoint.
-            let gw = start_hookgate(&args, &format!(
-                "[[endpoints]]\nid = \"drain\"\nurl = \"http://{sink}/drain\"\nmax_in_flight = {}\n",
-                args.concurrency
-            ))
-            .await;
+            let gw = start_hookgate(&args, &endpoint("drain", sink, args.concurrency)).await;
             gw.admin("/endpoints/drain/pause").await;
             let fill = generate(&gw.ingress, &args, Until::Sent(args.backlog)).await;
             count.store(0, Ordering::Relaxed);
@@ -450,13 +493,21 @@ fn main() {
             wait_for(&count, fill.ok).await;
             let drain_rate = fill.ok as f64 / start.elapsed().as_secs_f64();
             gw.stop().await;
-            rows.push((format!("drain of a {} backlog to one endpoint (deliveries/s)", fill.ok), drain_rate, "–".into(), "–".into(), "–".into(), fill.errors, true));
+            rows.push(rate_row(
+                format!(
+                    "drain of a {} backlog to one endpoint (deliveries/s)",
+                    fill.ok
+                ),
+                drain_rate,
+                fill.errors,
+                true,
+            ));
         }
 
         if want("fanout") {
             // 5. Fan-out to 100 endpoints.
             let endpoints: String = (0..100)
-                .map(|i| format!("[[endpoints]]\nid = \"e{i}\"\nurl = \"http://{sink}/e{i}\"\nmax_in_flight = 4\n"))
+                .map(|i| endpoint(&format!("e{i}"), sink, 4))
                 .collect();
             let gw = start_hookgate(&args, &endpoints).await;
             count.store(0, Ordering::Relaxed);
@@ -465,12 +516,17 @@ fn main() {
             wait_for(&count, sent.ok * 100).await;
             let fanout_rate = (sent.ok * 100) as f64 / start.elapsed().as_secs_f64();
             gw.stop().await;
-            rows.push((format!("fan-out: {} events × 100 endpoints (deliveries/s)", sent.ok), fanout_rate, "–".into(), "–".into(), "–".into(), sent.errors, true));
+            rows.push(rate_row(
+                format!("fan-out: {} events × 100 endpoints (deliveries/s)", sent.ok),
+                fanout_rate,
+                sent.errors,
+                true,
+            ));
         }
 
         if want("latency") {
             // 6. End-to-end latency at a fixed rate: 50/s, and 10% of the ingest rate measured above.
-            let gw = start_hookgate(&args, &format!("[[endpoints]]\nid = \"e2e\"\nurl = \"http://{sink}/e2e\"\nmax_in_flight = 32\n")).await;
+            let gw = start_hookgate(&args, &endpoint("e2e", sink, 32)).await;
             for rate in [50.0, (ingest_rate * 0.1).max(50.0)] {
                 let n = (rate * args.seconds as f64).round() as u64;
                 latencies.take_sorted();
@@ -479,7 +535,10 @@ fn main() {
                 wait_for(&count, ok).await;
                 let sorted = latencies.take_sorted();
                 rows.push((
-                    format!("end-to-end at {rate:.0} events/s, received → delivered ({} events)", sorted.len()),
+                    format!(
+                        "end-to-end at {rate:.0} events/s, received → delivered ({} events)",
+                        sorted.len()
+                    ),
                     rate,
                     ms(pct(&sorted, 0.5)),
                     ms(pct(&sorted, 0.99)),
@@ -495,10 +554,27 @@ fn main() {
             // 7 and 8. Memory under a large backlog, and restart with it pending.
             {
                 let m = backlog_process(&args, sink, &count).await;
-                let growth: Vec<String> = m.samples.iter().map(|(n, kib)| format!("{}k: {:.0}", n / 1000, *kib as f64 / 1024.0)).collect();
+                let growth: Vec<String> = m
+                    .samples
+                    .iter()
+                    .map(|(n, kib)| format!("{}k: {:.0}", n / 1000, *kib as f64 / 1024.0))
+                    .collect();
                 println!("resident MiB as the backlog grew: {}", growth.join(", "));
-                rows.push((format!("peak RSS with a {} backlog (MiB)", m.backlog), m.peak_kib as f64 / 1024.0, "–".into(), "–".into(), "–".into(), m.errors, false));
-                rows.push((format!("restart with {} pending: start to first delivery (ms)", m.pending_at_restart), m.first_delivery.as_secs_f64() * 1000.0, "–".into(), "–".into(), "–".into(), 0, false));
+                rows.push(rate_row(
+                    format!("peak RSS with a {} backlog (MiB)", m.backlog),
+                    m.peak_kib as f64 / 1024.0,
+                    m.errors,
+                    false,
+                ));
+                rows.push(rate_row(
+                    format!(
+                        "restart with {} pending: start to first delivery (ms)",
+                        m.pending_at_restart
+                    ),
+                    m.first_delivery.as_secs_f64() * 1000.0,
+                    0,
+                    false,
+                ));
             }
         }
 
@@ -513,7 +589,11 @@ fn main() {
         println!("| phase | per second | × raw | p50 ms | p99 ms | p99.9 ms | errors |");
         println!("|---|---|---|---|---|---|---|");
         for (name, rate, p50, p99, p999, errors, ratio) in rows {
-            let ratio = if ratio { format!("{:.2}", rate / ceiling) } else { "–".into() };
+            let ratio = if ratio {
+                format!("{:.2}", rate / ceiling)
+            } else {
+                "–".into()
+            };
             println!("| {name} | {rate:.0} | {ratio} | {p50} | {p99} | {p999} | {errors} |");
         }
     });
@@ -635,12 +715,11 @@ async fn backlog_process(args: &Args, sink: SocketAddr, count: &AtomicU64) -> Ba
         format!(
             "data_dir = \"{}\"\n[admin]\ntoken = \"{TOKEN}\"\n[store]\nmax_backlog = {}\nquick_repair = {}\n\
              [delivery]\nallow_private_networks = true\n\
-             [[sources]]\nid = \"bench\"\nverify = \"standard-webhooks\"\nsecrets = [\"{SECRET}\"]\n\
-             [[endpoints]]\nid = \"held\"\nurl = \"http://{sink}/held\"\nmax_in_flight = {}\n",
+             [[sources]]\nid = \"bench\"\nverify = \"standard-webhooks\"\nsecrets = [\"{SECRET}\"]\n{}",
             dir.path().join("data").display(),
             args.rss_backlog * 2,
             args.quick_repair,
-            args.concurrency
+            endpoint("held", sink, args.concurrency)
         ),
     )
     .expect("config");
