@@ -337,13 +337,7 @@ async fn start_hookgate(args: &Args, endpoints: &str) -> Running {
 
 impl Running {
     async fn admin(&self, path: &str) {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/api/v1{path}", self.admin))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("admin call");
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        admin_post(&self.admin, path).await;
     }
 
     /// Where ingest time goes: how many commits, how big, how long (from `/metrics`).
@@ -381,6 +375,17 @@ async fn wait_for(count: &AtomicU64, target: u64) {
     while count.load(Ordering::Relaxed) < target {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// POSTs to the admin API at `admin` and insists on success.
+async fn admin_post(admin: &str, path: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!("{admin}/api/v1{path}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("admin call");
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
 }
 
 /// A table row: name, rate, p50, p99, p99.9, errors, and whether a ratio to the ceiling applies.
@@ -692,13 +697,7 @@ impl Child {
     }
 
     async fn admin(&self, path: &str) {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/api/v1{path}", self.admin))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("admin call");
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        admin_post(&self.admin, path).await;
     }
 
     fn kill(mut self) {

@@ -70,10 +70,8 @@ async fn every_acknowledged_event_is_delivered_after_kill_9() {
         dir.path(),
         "",
         &format!(
-            "[store]\nquick_repair = false\n{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = 16\n\
-             retry = {{ max_attempts = 1000, base = \"20ms\", max_delay = \"100ms\" }}\n",
-            orders_source(),
-            receiver.url
+            "[store]\nquick_repair = false\n{}",
+            retrying_receiver(&receiver.url, 16)
         ),
     );
 
@@ -307,6 +305,16 @@ async fn sigterm_lets_attempts_in_flight_finish_and_exits_0() {
     assert_eq!(receiver.count(), 1);
 }
 
+/// The `orders` source and one endpoint `receiver` at `url` that retries fast and long, so
+/// nothing dies during a crash test.
+fn retrying_receiver(url: &str, max_in_flight: usize) -> String {
+    format!(
+        "{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{url}\"\nmax_in_flight = {max_in_flight}\n\
+         retry = {{ max_attempts = 1000, base = \"20ms\", max_delay = \"100ms\" }}\n",
+        orders_source()
+    )
+}
+
 /// Starts `clients` senders posting freshly signed webhooks to the binary at `ingress` until
 /// their requests fail (the binary died); each 202's event id goes into `acked`.
 fn spawn_senders(
@@ -363,12 +371,7 @@ async fn repeated_kill_9_under_load_loses_nothing() {
     let config = binary_config(
         dir.path(),
         "",
-        &format!(
-            "{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = {MAX_IN_FLIGHT}\n\
-             retry = {{ max_attempts = 1000, base = \"20ms\", max_delay = \"100ms\" }}\n",
-            orders_source(),
-            receiver.url
-        ),
+        &retrying_receiver(&receiver.url, MAX_IN_FLIGHT),
     );
     let acked = Arc::new(Mutex::new(HashSet::<String>::new()));
     for round in 0..rounds {
