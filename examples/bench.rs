@@ -302,20 +302,10 @@ struct Running {
 
 async fn start_hookgate(args: &Args, endpoints: &str) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config::from_toml(&format!(
-        "[admin]\ntoken = \"{TOKEN}\"\n[store]\nquick_repair = {}\n[delivery]\nallow_private_networks = true\n\
-         [[sources]]\nid = \"bench\"\nverify = \"standard-webhooks\"\nsecrets = [\"{SECRET}\"]\n{endpoints}",
-        args.quick_repair
-    ))
-    .expect("config");
+    let mut config = Config::from_toml(&gateway_toml(args, "", endpoints)).expect("config");
     config.data_dir = dir.path().to_path_buf();
     let config = config.validate().expect("valid");
-    let ingress = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let (ingress, admin) = bind_pair().await;
     let ingress_url = format!("http://{}/in/bench", ingress.local_addr().expect("addr"));
     let admin_url = format!("http://{}", admin.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -375,6 +365,21 @@ async fn wait_for(count: &AtomicU64, target: u64) {
     while count.load(Ordering::Relaxed) < target {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// A gateway's config: the bench source, `[store]` keys `store`, and `endpoints`.
+fn gateway_toml(args: &Args, store: &str, endpoints: &str) -> String {
+    format!(
+        "[admin]\ntoken = \"{TOKEN}\"\n[store]\nquick_repair = {}\n{store}[delivery]\nallow_private_networks = true\n\
+         [[sources]]\nid = \"bench\"\nverify = \"standard-webhooks\"\nsecrets = [\"{SECRET}\"]\n{endpoints}",
+        args.quick_repair
+    )
+}
+
+/// Two listeners on free loopback ports: ingress, admin.
+async fn bind_pair() -> (tokio::net::TcpListener, tokio::net::TcpListener) {
+    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    (bind().await.expect("bind"), bind().await.expect("bind"))
 }
 
 /// POSTs to the admin API at `admin` and insists on success.
@@ -617,12 +622,7 @@ fn gateway_child(config: &std::path::Path) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let ingress = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let (ingress, admin) = bind_pair().await;
         println!(
             "ingress={} admin={}",
             ingress.local_addr().expect("addr"),
@@ -712,13 +712,13 @@ async fn backlog_process(args: &Args, sink: SocketAddr, count: &AtomicU64) -> Ba
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"{}\"\n[admin]\ntoken = \"{TOKEN}\"\n[store]\nmax_backlog = {}\nquick_repair = {}\n\
-             [delivery]\nallow_private_networks = true\n\
-             [[sources]]\nid = \"bench\"\nverify = \"standard-webhooks\"\nsecrets = [\"{SECRET}\"]\n{}",
+            "data_dir = \"{}\"\n{}",
             dir.path().join("data").display(),
-            args.rss_backlog * 2,
-            args.quick_repair,
-            endpoint("held", sink, args.concurrency)
+            gateway_toml(
+                args,
+                &format!("max_backlog = {}\n", args.rss_backlog * 2),
+                &endpoint("held", sink, args.concurrency)
+            )
         ),
     )
     .expect("config");
