@@ -111,7 +111,7 @@ async fn private_targets_are_refused_and_dead_lettered_at_once() {
     assert_eq!(resp.status().as_u16(), 400);
     let body: serde_json::Value =
         serde_json::from_str(&resp.text().await.expect("body")).expect("json");
-    let message = body["error"]["message"].as_str().unwrap_or("");
+    let message = error_message(&body);
     assert!(
         message.starts_with("url: blocked: private address 127.0.0.1"),
         "{message}"

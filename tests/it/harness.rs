@@ -389,6 +389,11 @@ pub fn orders_source_with(delivery: &str) -> String {
     )
 }
 
+/// The message of an error answer (`{"error": {"message": ...}}`), or "" if there is none.
+pub fn error_message(answer: &serde_json::Value) -> &str {
+    answer["error"]["message"].as_str().unwrap_or("")
+}
+
 /// The event id in a 202 or duplicate answer.
 pub fn event_id(answer: &serde_json::Value) -> EventId {
     answer["event_id"]
