@@ -396,6 +396,16 @@ pub enum SchemeKind {
     Twilio,
     Paddle,
     Linear,
+    Zoom,
+    Meta,
+    #[serde(alias = "twitter")]
+    X,
+    Dropbox,
+    Twitch,
+    #[serde(alias = "msgraph")]
+    MicrosoftGraph,
+    Okta,
+    Discord,
     Hmac,
     Basic,
     Token,
@@ -413,6 +423,14 @@ impl SchemeKind {
             Self::Twilio => "twilio",
             Self::Paddle => "paddle",
             Self::Linear => "linear",
+            Self::Zoom => "zoom",
+            Self::Meta => "meta",
+            Self::X => "x",
+            Self::Dropbox => "dropbox",
+            Self::Twitch => "twitch",
+            Self::MicrosoftGraph => "microsoft-graph",
+            Self::Okta => "okta",
+            Self::Discord => "discord",
             Self::Hmac => "hmac",
             Self::Basic => "basic",
             Self::Token => "token",
@@ -437,10 +455,36 @@ pub struct SourceConfig {
     /// The URL the provider signs (Twilio).
     pub public_url: Option<String>,
     pub hmac: Option<HmacConfig>,
-    /// The header carrying the shared token (`verify = "token"`; default `authorization`).
+    /// The header carrying the shared token (`verify = "token"` or `"okta"`; default
+    /// `authorization`).
     pub token_header: Option<String>,
+    /// The token Meta's subscription check must present (`verify = "meta"`).
+    pub verify_token: Option<Secret>,
     /// Requests accepted per second from this source; beyond it, 429 with `Retry-After`.
     pub rate_limit: Option<RateLimitConfig>,
+    /// The answer to an accepted (or duplicate) event, in place of `202 {"event_id"}`.
+    pub response: Option<ResponseConfig>,
+}
+
+/// A source's synchronous answer to accepted events, e.g. TwiML for Twilio.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseConfig {
+    pub status: u16,
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub body: String,
+}
+
+/// The largest configured answer body.
+pub const MAX_RESPONSE_BODY: usize = 16 * 1024;
+
+/// A validated [`ResponseConfig`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: bytes::Bytes,
 }
 
 fn default_tolerance() -> Duration {
@@ -736,6 +780,8 @@ pub struct Source {
     pub event_type: Option<FieldRef>,
     /// Shared by every snapshot of the routes, so swapping them keeps the count.
     pub limiter: Option<std::sync::Arc<SourceLimiter>>,
+    /// The configured answer to accepted events, if any.
+    pub response: Option<SyncResponse>,
 }
 
 /// A source's request rate limit.
@@ -771,18 +817,32 @@ fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, ConfigError> {
             "must be > 0",
         ));
     }
-    for (set, field, scheme) in [
-        (s.hmac.is_some(), "hmac", SchemeKind::Hmac),
-        (s.public_url.is_some(), "public_url", SchemeKind::Twilio),
-        (s.token_header.is_some(), "token_header", SchemeKind::Token),
+    for (set, field, schemes) in [
+        (s.hmac.is_some(), "hmac", &[SchemeKind::Hmac][..]),
+        (s.public_url.is_some(), "public_url", &[SchemeKind::Twilio]),
+        (
+            s.token_header.is_some(),
+            "token_header",
+            &[SchemeKind::Token, SchemeKind::Okta],
+        ),
+        (
+            s.verify_token.is_some(),
+            "verify_token",
+            &[SchemeKind::Meta],
+        ),
     ] {
-        if set && s.verify != scheme {
+        if set && !schemes.contains(&s.verify) {
+            let names: Vec<String> = schemes.iter().map(|k| format!("{:?}", k.name())).collect();
             return Err(ConfigError::new(
                 format!("{key}.{field}"),
-                format!("is only used with verify = {:?}", scheme.name()),
+                format!("is only used with verify = {}", names.join(" or ")),
             ));
         }
     }
+    let response = match &s.response {
+        None => None,
+        Some(r) => Some(validate_response(&format!("{key}.response"), r)?),
+    };
     if let Some(u) = &s.public_url {
         let ok = reqwest::Url::parse(u)
             .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some());
@@ -838,6 +898,45 @@ fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, ConfigError> {
         dedup_window: s.dedup_window,
         event_type: s.event_type.clone(),
         limiter,
+        response,
+    })
+}
+
+fn validate_response(key: &str, r: &ResponseConfig) -> Result<SyncResponse, ConfigError> {
+    if !(200..=299).contains(&r.status) {
+        return Err(ConfigError::new(
+            format!("{key}.status"),
+            format!("{} is not a 2xx status", r.status),
+        ));
+    }
+    if r.body.len() > MAX_RESPONSE_BODY {
+        return Err(ConfigError::new(
+            format!("{key}.body"),
+            format!("is longer than {MAX_RESPONSE_BODY} bytes"),
+        ));
+    }
+    if matches!(r.status, 204 | 205) && !r.body.is_empty() {
+        return Err(ConfigError::new(
+            format!("{key}.body"),
+            format!("must be empty with status {}", r.status),
+        ));
+    }
+    if let Some(ct) = &r.content_type
+        && (ct.trim().is_empty() || http::HeaderValue::from_str(ct).is_err())
+    {
+        return Err(ConfigError::new(
+            format!("{key}.content_type"),
+            format!("{ct:?} is not a header value"),
+        ));
+    }
+    let content_type = r
+        .content_type
+        .clone()
+        .or_else(|| (!r.body.is_empty()).then(|| "text/plain; charset=utf-8".to_string()));
+    Ok(SyncResponse {
+        status: r.status,
+        content_type,
+        body: bytes::Bytes::from(r.body.clone().into_bytes()),
     })
 }
 

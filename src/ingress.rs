@@ -1,8 +1,13 @@
 //! Ingress: `POST /in/{source_id}`. Reads the body up to the limit, verifies it, works out the
 //! event type, dedup key and matching endpoints, and hands it all to the store. It answers
-//! only from the store's result: **202 only after the commit returned**; 200 for a duplicate;
-//! 401/404/408/413 for bad requests and 503 when the store cannot take it, **none of which stores
-//! anything**.
+//! only from the store's result: **202 only after the commit returned** (or the source's
+//! configured `response`); 200 for a duplicate; 401/404/408/413 for bad requests and 503 when
+//! the store cannot take it, **none of which stores anything**.
+//!
+//! Providers' endpoint-verification handshakes (`verify::handshake`) are answered here by the
+//! gateway itself, on POST before or after verification as the scheme says, and on
+//! `GET /in/{source_id}` for the schemes that check with a GET. **A handshake is never stored
+//! and never delivered.**
 
 pub mod extract;
 
@@ -16,6 +21,7 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
 use bytes::Bytes;
+use http::Method;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
@@ -39,14 +45,8 @@ pub struct IngressState {
 
 pub fn router(state: Arc<IngressState>) -> Router {
     Router::new()
-        .route("/in/{source_id}", post(receive))
-        .method_not_allowed_fallback(|| async {
-            respond::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "webhooks are sent with POST",
-            )
-        })
+        .route("/in/{source_id}", post(receive).get(receive))
+        .method_not_allowed_fallback(|| async { method_not_allowed() })
         .fallback(|| async {
             respond::error(
                 StatusCode::NOT_FOUND,
@@ -77,21 +77,114 @@ async fn receive(
     let response = handle(state, routes, source_id, request)
         .instrument(span)
         .await;
-    let outcome = match response.status() {
-        StatusCode::ACCEPTED => "accepted",
-        StatusCode::OK => "duplicate",
-        _ => response
-            .extensions()
-            .get::<respond::ErrorCode>()
-            .map_or("error", |c| c.0.as_str()),
+    let outcome = match (
+        response.extensions().get::<Outcome>(),
+        response.extensions().get::<respond::ErrorCode>(),
+    ) {
+        (Some(o), _) => o.0.as_str(),
+        (None, Some(c)) => c.0.as_str(),
+        (None, None) => "error",
     };
     st.metrics.received(&label, outcome);
-    if response.status() == StatusCode::ACCEPTED {
+    if outcome == "accepted" {
         st.metrics
             .ingest_seconds
             .observe(started.elapsed().as_secs_f64());
     }
     response
+}
+
+/// What a request is counted under when it was not refused: `accepted`, `duplicate`, or
+/// `handshake_<kind>`. Refusals are counted by their [`respond::ErrorCode`].
+#[derive(Debug, Clone)]
+struct Outcome(String);
+
+fn with_outcome(mut r: Response, outcome: impl Into<String>) -> Response {
+    r.extensions_mut().insert(Outcome(outcome.into()));
+    r
+}
+
+/// The gateway's own answer to a handshake; echoed values are never sniffed as HTML.
+fn handshake(source: &crate::config::Source, reply: verify::handshake::Reply) -> Response {
+    tracing::debug!(source = %source.id, kind = reply.kind, "handshake answered");
+    let mut r = Response::new(axum::body::Body::from(reply.body));
+    *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let h = r.headers_mut();
+    if let Some(ct) = reply.content_type {
+        h.insert(header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    with_outcome(r, format!("handshake_{}", reply.kind))
+}
+
+/// `GET /in/{source}`: the handshakes of the source's scheme, or 405.
+fn handle_get(
+    st: &IngressState,
+    source: &crate::config::Source,
+    parts: &http::request::Parts,
+) -> Response {
+    use verify::handshake::HandshakeError;
+    let inbound = verify::Inbound {
+        headers: &parts.headers,
+        path_and_query: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        body: &[],
+        now_secs: i64::try_from(st.clock.now_ms() / 1000).unwrap_or(i64::MAX),
+    };
+    match source.verifier.answer_get(&inbound) {
+        Ok(reply) => handshake(source, reply),
+        Err(HandshakeError::Unauthorized(e)) => {
+            tracing::info!(source = %source.id, code = e.code(), reason = %e, "handshake refused");
+            respond::error(StatusCode::UNAUTHORIZED, e.code(), e)
+        }
+        Err(HandshakeError::Forbidden(why)) => {
+            tracing::info!(source = %source.id, reason = %why, "handshake refused");
+            respond::error(StatusCode::FORBIDDEN, "handshake_refused", why)
+        }
+        Err(HandshakeError::BadRequest(why)) => {
+            respond::error(StatusCode::BAD_REQUEST, "invalid_request", why)
+        }
+        Err(HandshakeError::NotAllowed) => method_not_allowed(),
+    }
+}
+
+fn method_not_allowed() -> Response {
+    respond::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "webhooks are sent with POST",
+    )
+}
+
+/// The answer to an accepted or duplicate event: the source's configured one, else JSON.
+fn stored(
+    source: &crate::config::Source,
+    status: StatusCode,
+    body: serde_json::Value,
+    outcome: &str,
+) -> Response {
+    let r = match &source.response {
+        None => respond::json(status, body),
+        Some(cfg) => {
+            let mut r = Response::new(axum::body::Body::from(cfg.body.clone()));
+            *r.status_mut() = StatusCode::from_u16(cfg.status).unwrap_or(StatusCode::OK);
+            if let Some(ct) = cfg
+                .content_type
+                .as_deref()
+                .and_then(|c| http::HeaderValue::from_str(c).ok())
+            {
+                r.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            r
+        }
+    };
+    with_outcome(r, outcome)
 }
 
 async fn handle(
@@ -119,6 +212,9 @@ async fn handle(
         );
     }
     let (parts, body) = request.into_parts();
+    if parts.method == Method::GET || parts.method == Method::HEAD {
+        return handle_get(&st, source, &parts);
+    }
     let reading = read_body(&parts.headers, body, st.max_body_bytes);
     let body = match tokio::time::timeout(st.body_timeout, reading).await {
         Ok(Ok(b)) => b,
@@ -141,10 +237,17 @@ async fn handle(
         body: &body,
         now_secs: i64::try_from(now_ms / 1000).unwrap_or(i64::MAX),
     };
+    if let Some(reply) = source.verifier.answer_before_verify(&inbound) {
+        return handshake(source, reply);
+    }
     if let Err(e) = source.verifier.verify(&inbound) {
         tracing::info!(source = %source.id, code = e.code(), reason = %e, "webhook refused");
         return respond::error(StatusCode::UNAUTHORIZED, e.code(), e);
     }
+    if let Some(reply) = source.verifier.answer_after_verify(&inbound) {
+        return handshake(source, reply);
+    }
+    let scheme_type = source.verifier.event_type(&inbound);
 
     let mut json = extract::LazyJson::new(&body);
     let defaults = verify::defaults(source.scheme);
@@ -154,7 +257,8 @@ async fn handle(
         Some(f) => extract::field(f.as_field(), &parts.headers, json),
         None => extract::first_field(fallback, &parts.headers, json),
     };
-    let event_type = pick(source.event_type.as_ref(), defaults.event_type, &mut json);
+    let event_type =
+        scheme_type.or_else(|| pick(source.event_type.as_ref(), defaults.event_type, &mut json));
     let dedup_key = pick(source.dedup.as_ref(), defaults.dedup, &mut json);
     for (name, value) in [("event type", &event_type), ("dedup key", &dedup_key)] {
         if value
@@ -192,14 +296,18 @@ async fn handle(
             for (_, endpoint) in &deliveries {
                 st.dispatcher.wake(endpoint);
             }
-            respond::json(
+            stored(
+                source,
                 StatusCode::ACCEPTED,
                 json!({ "event_id": event_id.to_string() }),
+                "accepted",
             )
         }
-        Ok(IngestOutcome::Duplicate { event_id }) => respond::json(
+        Ok(IngestOutcome::Duplicate { event_id }) => stored(
+            source,
             StatusCode::OK,
             json!({ "event_id": event_id.to_string(), "duplicate": true }),
+            "duplicate",
         ),
         Err(e) => store_unavailable(&e),
     }

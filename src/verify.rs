@@ -8,10 +8,16 @@
 //! times [`MAX_SIGNATURES`] presented signatures.
 
 pub mod basic;
+pub mod discord;
+pub mod dropbox;
 pub mod github;
+pub mod handshake;
 pub mod hmac;
 pub mod linear;
+pub mod meta;
+pub mod msgraph;
 pub mod none;
+pub mod okta;
 pub mod paddle;
 pub mod shopify;
 pub mod slack;
@@ -19,6 +25,9 @@ pub mod standard_webhooks;
 pub mod stripe;
 pub mod token;
 pub mod twilio;
+pub mod twitch;
+pub mod x;
+pub mod zoom;
 
 /// Key material held by a verifier: wiped from memory when the verifier is dropped (a config
 /// reload or an API change replaces verifiers).
@@ -81,8 +90,17 @@ pub enum Verifier {
     Linear(linear::Linear),
     Twilio(twilio::Twilio),
     Paddle(paddle::Keys),
-    /// Generic HMAC, and the providers that are presets of it (Shopify, Slack).
+    /// Generic HMAC, and the providers that are presets of it with no handshake (Shopify).
     Hmac(hmac::Generic),
+    Slack(hmac::Generic),
+    Zoom(hmac::Generic),
+    Meta(meta::Meta),
+    X(hmac::Generic),
+    Dropbox(hmac::Generic),
+    Twitch(twitch::Twitch),
+    MicrosoftGraph(msgraph::ClientStates),
+    Okta(token::Tokens),
+    Discord(discord::Discord),
     Basic(Vec<KeyBytes>),
     Token(token::Tokens),
     None,
@@ -99,6 +117,15 @@ impl std::fmt::Debug for Verifier {
             Self::Twilio(_) => "Verifier::Twilio",
             Self::Paddle(_) => "Verifier::Paddle",
             Self::Hmac(_) => "Verifier::Hmac",
+            Self::Slack(_) => "Verifier::Slack",
+            Self::Zoom(_) => "Verifier::Zoom",
+            Self::Meta(_) => "Verifier::Meta",
+            Self::X(_) => "Verifier::X",
+            Self::Dropbox(_) => "Verifier::Dropbox",
+            Self::Twitch(_) => "Verifier::Twitch",
+            Self::MicrosoftGraph(_) => "Verifier::MicrosoftGraph",
+            Self::Okta(_) => "Verifier::Okta",
+            Self::Discord(_) => "Verifier::Discord",
             Self::Basic(_) => "Verifier::Basic",
             Self::Token(_) => "Verifier::Token",
             Self::None => "Verifier::None",
@@ -124,7 +151,14 @@ impl Verifier {
             Self::Linear(l) => l.verify(headers, body, now_secs),
             Self::Twilio(t) => t.verify(headers, path_and_query, body),
             Self::Paddle(keys) => paddle::verify(keys, headers, body, now_secs),
-            Self::Hmac(g) => g.verify(headers, body, now_secs),
+            Self::Hmac(g) | Self::Slack(g) | Self::Zoom(g) | Self::X(g) | Self::Dropbox(g) => {
+                g.verify(headers, body, now_secs)
+            }
+            Self::Meta(m) => m.signature.verify(headers, body),
+            Self::Twitch(t) => t.verify(headers, body, now_secs),
+            Self::MicrosoftGraph(c) => c.verify(body),
+            Self::Okta(t) => t.verify(headers),
+            Self::Discord(d) => d.verify(headers, body, now_secs),
             Self::Basic(creds) => basic::verify(creds, headers),
             Self::Token(t) => t.verify(headers),
             Self::None => none::verify(),
@@ -162,7 +196,36 @@ pub fn build(s: &SourceConfig) -> Result<Verifier, (&'static str, String)> {
         }),
         SchemeKind::Github => Verifier::Github(github::Github::new(raw_keys())),
         SchemeKind::Shopify => Verifier::Hmac(shopify::verifier(raw_keys())),
-        SchemeKind::Slack => Verifier::Hmac(slack::verifier(raw_keys(), tolerance)),
+        SchemeKind::Slack => Verifier::Slack(slack::verifier(raw_keys(), tolerance)),
+        SchemeKind::Zoom => Verifier::Zoom(zoom::verifier(raw_keys(), tolerance)),
+        SchemeKind::Meta => Verifier::Meta(meta::Meta {
+            signature: github::Github::new(raw_keys()),
+            verify_token: s
+                .verify_token
+                .as_ref()
+                .map(|t| KeyBytes::new(t.expose().as_bytes().to_vec())),
+        }),
+        SchemeKind::X => Verifier::X(x::verifier(raw_keys())),
+        SchemeKind::Dropbox => Verifier::Dropbox(dropbox::verifier(raw_keys())),
+        SchemeKind::Twitch => {
+            for k in &s.secrets {
+                twitch::check_secret(k.expose()).map_err(|p| ("secrets", p))?;
+            }
+            Verifier::Twitch(twitch::Twitch { keys: raw_keys() })
+        }
+        SchemeKind::MicrosoftGraph => {
+            Verifier::MicrosoftGraph(msgraph::ClientStates { keys: raw_keys() })
+        }
+        SchemeKind::Okta => Verifier::Okta(token_verifier(s, raw_keys())?),
+        SchemeKind::Discord => Verifier::Discord(discord::Discord {
+            public_keys: s
+                .secrets
+                .iter()
+                .map(|k| discord::decode_public_key(k.expose()))
+                .collect::<Result<_, _>>()
+                .map_err(|p| ("secrets", p))?,
+            tolerance,
+        }),
         SchemeKind::Linear => Verifier::Linear(linear::Linear::new(raw_keys(), tolerance)),
         SchemeKind::Paddle => Verifier::Paddle(paddle::Keys {
             keys: raw_keys(),
@@ -182,15 +245,7 @@ pub fn build(s: &SourceConfig) -> Result<Verifier, (&'static str, String)> {
             }
             Verifier::Basic(raw_keys())
         }
-        SchemeKind::Token => {
-            let name = s.token_header.as_deref().unwrap_or("authorization");
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| ("token_header", format!("{name:?} is not a header name")))?;
-            Verifier::Token(token::Tokens {
-                header,
-                tokens: raw_keys(),
-            })
-        }
+        SchemeKind::Token => Verifier::Token(token_verifier(s, raw_keys())?),
         SchemeKind::None => {
             if !s.secrets.is_empty() {
                 return Err(("secrets", "must be empty with verify = \"none\"".into()));
@@ -199,6 +254,17 @@ pub fn build(s: &SourceConfig) -> Result<Verifier, (&'static str, String)> {
         }
     };
     Ok(verifier)
+}
+
+/// A token in `token_header` (default `authorization`), for `token` and `okta`.
+fn token_verifier(
+    s: &SourceConfig,
+    tokens: Vec<KeyBytes>,
+) -> Result<token::Tokens, (&'static str, String)> {
+    let name = s.token_header.as_deref().unwrap_or("authorization");
+    let header = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ("token_header", format!("{name:?} is not a header name")))?;
+    Ok(token::Tokens { header, tokens })
 }
 
 fn generic_hmac(
@@ -291,6 +357,20 @@ pub fn defaults(kind: SchemeKind) -> SchemeDefaults {
         SchemeKind::Twilio => (&[Header("i-twilio-idempotency-token")], &[]),
         SchemeKind::Paddle => (&[Json("/event_id")], &[Json("/event_type")]),
         SchemeKind::Linear => (&[Header("linear-delivery")], &[Header("linear-event")]),
+        SchemeKind::Zoom => (&[], &[Json("/event")]),
+        SchemeKind::Meta => (&[], &[Json("/object")]),
+        // X's event type is the name of its activity key (`x::event_type`).
+        SchemeKind::X | SchemeKind::Dropbox => (&[], &[]),
+        SchemeKind::Twitch => (
+            &[Header(twitch::MESSAGE_ID)],
+            &[Header("twitch-eventsub-subscription-type")],
+        ),
+        SchemeKind::MicrosoftGraph => (
+            &[Json("/value/0/id")],
+            &[Json("/value/0/lifecycleEvent"), Json("/value/0/changeType")],
+        ),
+        SchemeKind::Okta => (&[Json("/eventId")], &[Json("/data/events/0/eventType")]),
+        SchemeKind::Discord => (&[Json("/id")], &[Json("/event/type"), Json("/type")]),
         SchemeKind::Hmac | SchemeKind::Basic | SchemeKind::Token | SchemeKind::None => {
             (&[Header("webhook-id")], &[Json("/type")])
         }

@@ -109,6 +109,17 @@ impl Generic {
         body: &[u8],
         now_secs: i64,
     ) -> Result<(), VerifyError> {
+        self.matching_key(headers, body, now_secs).map(|_| ())
+    }
+
+    /// Like [`Generic::verify`], and says which key matched (Zoom answers its handshake with
+    /// the key that signed it).
+    pub fn matching_key(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_secs: i64,
+    ) -> Result<&KeyBytes, VerifyError> {
         let mut found = None;
         for name in &self.headers {
             if let Some(v) = single_header(headers, name.as_str())? {
@@ -146,15 +157,10 @@ impl Generic {
             VerifyError::MalformedSignature("signature is not valid for its encoding".into())
         })?;
         let parts = self.signed_parts(ts.as_bytes(), body);
-        let matched = self
-            .keys
+        self.keys
             .iter()
-            .any(|k| mac_matches(self.algorithm, k, &parts, &tag));
-        if matched {
-            Ok(())
-        } else {
-            Err(VerifyError::BadSignature)
-        }
+            .find(|k| mac_matches(self.algorithm, k, &parts, &tag))
+            .ok_or(VerifyError::BadSignature)
     }
 
     /// The header value a sender would put on `body` (for `hookgate sign` and tests).

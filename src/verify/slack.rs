@@ -2,9 +2,16 @@
 //! `X-Slack-Request-Timestamp`, keyed by the signing secret **as a string** (it looks like hex
 //! but is not decoded). The timestamp must be within the tolerance both ways, as in Slack's
 //! Python SDK.
+//!
+//! Handshakes: an Events API Request URL is checked with a signed `url_verification` event,
+//! answered (after the signature) with its `challenge`; a slash-command URL is probed with an
+//! `ssl_check=1` form post, answered with an empty 200 before the signature is checked, as
+//! Slack's Bolt frameworks do (the answer echoes nothing).
 
 use super::KeyBytes;
-use http::HeaderName;
+use http::{HeaderMap, HeaderName};
+
+use super::handshake::{Reply, json_str};
 
 use super::hmac::{Generic, Part};
 use crate::config::{HmacAlgorithm, HmacEncoding};
@@ -25,6 +32,30 @@ pub fn verifier(keys: Vec<KeyBytes>, tolerance: u64) -> Generic {
         tolerance,
         keys,
     }
+}
+
+/// Slack's `url_verification`: `{"type": "url_verification", "challenge": "..."}` answered
+/// with `{"challenge": "..."}`, one of the three forms Slack accepts.
+pub fn url_verification(body: &[u8]) -> Option<Reply> {
+    if json_str(body, "/type")? != "url_verification" {
+        return None;
+    }
+    let challenge = json_str(body, "/challenge")?;
+    Some(Reply::json(
+        "url_verification",
+        &serde_json::json!({ "challenge": challenge }),
+    ))
+}
+
+/// Slack's `ssl_check=1` form post to a slash-command URL: an empty 200.
+pub fn ssl_check(headers: &HeaderMap, body: &[u8]) -> Option<Reply> {
+    let is_form = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let checked =
+        is_form && url::form_urlencoded::parse(body).any(|(k, v)| k == "ssl_check" && v == "1");
+    checked.then(|| Reply::empty("ssl_check", 200))
 }
 
 #[cfg(test)]
@@ -90,5 +121,34 @@ mod tests {
             decoded.verify(&h(), BODY, TS),
             Err(VerifyError::BadSignature)
         );
+    }
+
+    #[test]
+    fn url_verification_echoes_the_challenge_as_json() {
+        let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+        let r = url_verification(body).expect("a handshake");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.content_type, Some("application/json"));
+        assert_eq!(
+            r.body,
+            br#"{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#
+        );
+        assert_eq!(url_verification(br#"{"type":"event_callback"}"#), None);
+        assert_eq!(url_verification(br#"{"type":"url_verification"}"#), None);
+        assert_eq!(url_verification(b"type=url_verification"), None);
+    }
+
+    #[test]
+    fn ssl_check_only_for_the_form_post() {
+        let mut form = HeaderMap::new();
+        form.insert(
+            "content-type",
+            "application/x-www-form-urlencoded".parse().expect("value"),
+        );
+        let r = ssl_check(&form, b"ssl_check=1&token=abc").expect("a handshake");
+        assert_eq!((r.status, r.body.len()), (200, 0));
+        assert_eq!(ssl_check(&form, b"ssl_check=0&token=abc"), None);
+        assert_eq!(ssl_check(&form, BODY), None);
+        assert_eq!(ssl_check(&HeaderMap::new(), b"ssl_check=1"), None);
     }
 }

@@ -1,0 +1,66 @@
+//! Dropbox: deliveries carry `X-Dropbox-Signature: <hex HMAC-SHA256 of the raw body>` under the
+//! app secret. Handshake: `GET ?challenge=…` echoed as `text/plain` with
+//! `X-Content-Type-Options: nosniff`, as Dropbox asks (against reflected XSS). The challenge is
+//! not signed, and echoing it proves only that the URL answers, which is all Dropbox checks.
+
+use super::KeyBytes;
+use super::handshake::{HandshakeError, Reply, query_param};
+use super::hmac::Generic;
+use crate::config::{HmacAlgorithm, HmacEncoding};
+
+pub fn verifier(keys: Vec<KeyBytes>) -> Generic {
+    Generic::body_only(
+        "x-dropbox-signature",
+        HmacAlgorithm::Sha256,
+        HmacEncoding::Hex,
+        "",
+        keys,
+    )
+}
+
+/// Answers Dropbox's verification request.
+pub fn challenge(path_and_query: &str) -> Result<Reply, HandshakeError> {
+    let challenge = query_param(path_and_query, "challenge")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| HandshakeError::BadRequest("challenge is missing".into()))?;
+    Ok(Reply::text("challenge", challenge))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::VerifyError;
+    use http::HeaderMap;
+
+    #[test]
+    fn published_vector() {
+        // npm hapi-dropbox-webhooks 1.1.0, test/index.js.
+        let d = verifier(vec![b"the_secret".to_vec().into()]);
+        let body = br#"{"delta": {"users": [12345]}}"#;
+        let sig = "0a8c16b085420b960dc78664279fe09e936a2a01b1f91064869d9e77dfd64529";
+        assert_eq!(d.sign(b"the_secret", 0, body), sig);
+        let mut h = HeaderMap::new();
+        h.insert("x-dropbox-signature", sig.parse().expect("value"));
+        assert_eq!(d.verify(&h, body, 0), Ok(()));
+        assert_eq!(
+            d.verify(&h, br#"{"delta": {"users": [12346]}}"#, 0),
+            Err(VerifyError::BadSignature)
+        );
+        assert!(matches!(
+            d.verify(&HeaderMap::new(), body, 0),
+            Err(VerifyError::MissingSignature(_))
+        ));
+    }
+
+    #[test]
+    fn challenge_is_echoed_as_text() {
+        assert_eq!(
+            challenge("/in/dbx?challenge=abc123"),
+            Ok(Reply::text("challenge", "abc123"))
+        );
+        assert!(matches!(
+            challenge("/in/dbx?other=1"),
+            Err(HandshakeError::BadRequest(_))
+        ));
+    }
+}
