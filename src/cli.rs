@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, ConfigError, HmacAlgorithm, HmacEncoding, Secret, Validated};
 use crate::verify::{
-    github, hmac::Generic, linear, paddle, shopify, slack, standard_webhooks, stripe,
+    discord, dropbox, github, hmac::Generic, linear, msgraph, paddle, shopify, slack,
+    standard_webhooks, stripe, twitch, x, zoom,
 };
 
 #[derive(Debug, Parser)]
@@ -81,13 +82,17 @@ enum Command {
         scheme: SignScheme,
         #[arg(long, env = "HOOKGATE_SIGN_SECRET", hide_env_values = true)]
         secret: String,
-        /// Message id (standard-webhooks); a fresh one by default.
+        /// Message id (standard-webhooks, twitch); a fresh one by default.
         #[arg(long)]
         id: Option<String>,
+        /// Twitch-Eventsub-Message-Type (twitch): notification, revocation or
+        /// webhook_callback_verification.
+        #[arg(long, default_value = "notification")]
+        message_type: String,
         /// Unix seconds, for schemes that sign a timestamp; now by default.
         #[arg(long)]
         timestamp: Option<i64>,
-        /// Header name (hmac).
+        /// Header name (hmac; okta: the token header, default authorization).
         #[arg(long, default_value = "x-signature")]
         header: String,
         #[arg(long, value_enum, default_value = "sha256")]
@@ -108,6 +113,19 @@ enum SignScheme {
     Slack,
     Paddle,
     Linear,
+    Zoom,
+    Meta,
+    #[value(alias = "twitter")]
+    X,
+    Dropbox,
+    Twitch,
+    /// Graph signs nothing: checks that every value[].clientState is the secret.
+    #[value(alias = "msgraph")]
+    MicrosoftGraph,
+    Okta,
+    /// --secret is the private key: a 32-byte Ed25519 seed in hex (its public key goes to
+    /// stderr, for the source's secrets).
+    Discord,
     Hmac,
 }
 
@@ -167,13 +185,22 @@ pub fn main() -> ExitCode {
             scheme,
             secret,
             id,
+            message_type,
             timestamp,
             header,
             algorithm,
             encoding,
             prefix,
         } => sign(
-            scheme, &secret, id, timestamp, header, algorithm, encoding, prefix,
+            scheme,
+            &secret,
+            id,
+            message_type,
+            timestamp,
+            header,
+            algorithm,
+            encoding,
+            prefix,
         ),
     };
     match result {
@@ -288,6 +315,7 @@ fn sign(
     scheme: SignScheme,
     secret: &str,
     id: Option<String>,
+    message_type: String,
     timestamp: Option<i64>,
     header: String,
     algorithm: Algorithm,
@@ -341,6 +369,62 @@ fn sign(
             "linear-signature: {}",
             linear::Linear::new(vec![], 0).sign(&key, &body)
         )?,
+        SignScheme::Zoom => {
+            writeln!(out, "x-zm-request-timestamp: {ts}")?;
+            let sig = zoom::verifier(vec![], 0).sign(&key, ts, &body);
+            writeln!(out, "x-zm-signature: {sig}")?;
+        }
+        SignScheme::Meta => writeln!(
+            out,
+            "x-hub-signature-256: {}",
+            github::Github::new(vec![]).sign(&key, &body)
+        )?,
+        SignScheme::X => writeln!(
+            out,
+            "x-twitter-webhooks-signature: {}",
+            x::verifier(vec![]).sign(&key, 0, &body)
+        )?,
+        SignScheme::Dropbox => writeln!(
+            out,
+            "x-dropbox-signature: {}",
+            dropbox::verifier(vec![]).sign(&key, 0, &body)
+        )?,
+        SignScheme::Twitch => {
+            let id = id.unwrap_or_else(|| ulid::Ulid::generate().to_string().to_lowercase());
+            let at =
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.max(0).unsigned_abs());
+            let stamp = humantime::format_rfc3339_nanos(at).to_string();
+            writeln!(out, "{}: {id}", twitch::MESSAGE_ID)?;
+            writeln!(out, "{}: {stamp}", twitch::MESSAGE_TIMESTAMP)?;
+            writeln!(out, "{}: {message_type}", twitch::MESSAGE_TYPE)?;
+            let sig = twitch::sign(&key, &id, &stamp, &body);
+            writeln!(out, "{}: {sig}", twitch::MESSAGE_SIGNATURE)?;
+        }
+        SignScheme::MicrosoftGraph => {
+            let states = msgraph::ClientStates {
+                keys: vec![key.clone().into()],
+            };
+            states.verify(&body).map_err(|e| {
+                CliError::Secret(format!(
+                    "Graph signs nothing: the body must carry the secret in every value[].clientState ({e})"
+                ))
+            })?;
+            writeln!(out, "content-type: application/json")?;
+        }
+        SignScheme::Okta => {
+            let name = if header == "x-signature" {
+                "authorization"
+            } else {
+                header.as_str()
+            };
+            writeln!(out, "{name}: {secret}")?;
+        }
+        SignScheme::Discord => {
+            let (sig, public) = discord::sign(secret, ts, &body).map_err(CliError::Secret)?;
+            eprintln!("public key (the source's secret): {public}");
+            writeln!(out, "{}: {sig}", discord::SIGNATURE)?;
+            writeln!(out, "{}: {ts}", discord::TIMESTAMP)?;
+        }
         SignScheme::Hmac => {
             let header = http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
                 CliError::Secret(format!("--header {header:?} is not a header name"))

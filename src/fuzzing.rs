@@ -87,6 +87,39 @@ id = "linear"
 verify = "linear"
 secrets = ["lin_wh_test_secret"]
 [[sources]]
+id = "zoom"
+verify = "zoom"
+secrets = ["secretValueTest"]
+[[sources]]
+id = "meta"
+verify = "meta"
+secrets = ["0123456789abcdef0123456789abcdef"]
+verify_token = "meatyhamhock"
+[[sources]]
+id = "x"
+verify = "x"
+secrets = ["z3ZX4v7mAAUGykl3EcmkqbartmuW8VFOOzCloLx9Q45P0hLrFu"]
+[[sources]]
+id = "dropbox"
+verify = "dropbox"
+secrets = ["the_secret"]
+[[sources]]
+id = "twitch"
+verify = "twitch"
+secrets = ["s3cre7s3cre7"]
+[[sources]]
+id = "microsoft-graph"
+verify = "microsoft-graph"
+secrets = ["secretClientValue"]
+[[sources]]
+id = "okta"
+verify = "okta"
+secrets = ["okta-shared-secret"]
+[[sources]]
+id = "discord"
+verify = "discord"
+secrets = ["d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"]
+[[sources]]
 id = "hmac"
 verify = "hmac"
 secrets = ["secret"]
@@ -105,15 +138,27 @@ fn source(id: &str) -> Option<&'static Source> {
     fuzz_config()?.sources.get(id)
 }
 
-/// Verifies fuzz input with the source of scheme `scheme` (an id in [`SOURCES`]).
+/// Verifies fuzz input with the source of scheme `scheme` (an id in [`SOURCES`]), as ingress
+/// does: the unsigned handshakes, the signature, the signed handshakes and the scheme's event
+/// type; and answers it as a GET handshake too.
 pub fn verify(scheme: &str, data: &[u8]) {
     let Some(source) = source(scheme) else { return };
     let req = split_request(data);
-    let _ = source.verifier.verify(&Inbound {
+    let inbound = Inbound {
         headers: &req.headers,
         path_and_query: &req.path_and_query,
         body: req.body,
         now_secs: FUZZ_NOW,
+    };
+    let v = &source.verifier;
+    let _ = v.answer_before_verify(&inbound);
+    if v.verify(&inbound).is_ok() {
+        let _ = v.answer_after_verify(&inbound);
+    }
+    let _ = v.event_type(&inbound);
+    let _ = v.answer_get(&Inbound {
+        body: &[],
+        ..inbound
     });
 }
 
@@ -242,6 +287,14 @@ pub const VERIFY_TARGETS: &[(&str, &str)] = &[
     ("verify_twilio", "twilio"),
     ("verify_paddle", "paddle"),
     ("verify_linear", "linear"),
+    ("verify_zoom", "zoom"),
+    ("verify_meta", "meta"),
+    ("verify_x", "x"),
+    ("verify_dropbox", "dropbox"),
+    ("verify_twitch", "twitch"),
+    ("verify_microsoft_graph", "microsoft-graph"),
+    ("verify_okta", "okta"),
+    ("verify_discord", "discord"),
     ("verify_hmac", "hmac"),
     ("verify_basic", "basic"),
     ("verify_token", "token"),
