@@ -1379,6 +1379,68 @@ mod tests {
     }
 
     #[test]
+    fn handshake_scheme_keys_and_responses_are_checked() {
+        let src = |body: &str| format!("[[sources]]\nid = \"s\"\n{body}\n");
+        let ok = |body: &str| {
+            Config::from_toml(&src(body))
+                .and_then(Config::validate)
+                .unwrap_or_else(|e| panic!("{body}: {e}"))
+        };
+        let e = err(&src(
+            "verify = \"github\"\nsecrets = [\"x\"]\nverify_token = \"t\"",
+        ));
+        assert_eq!(
+            e.to_string(),
+            "sources[0].verify_token: is only used with verify = \"meta\""
+        );
+        ok("verify = \"meta\"\nsecrets = [\"x\"]\nverify_token = \"t\"");
+        ok("verify = \"okta\"\nsecrets = [\"x\"]\ntoken_header = \"x-okta-auth\"");
+        ok("verify = \"twitter\"\nsecrets = [\"x\"]");
+        ok("verify = \"msgraph\"\nsecrets = [\"x\"]");
+        let e = err(&src("verify = \"twitch\"\nsecrets = [\"short\"]"));
+        assert_eq!(e.key, "sources[0].secrets");
+        let e = err(&src("verify = \"discord\"\nsecrets = [\"not-hex\"]"));
+        assert_eq!(e.key, "sources[0].secrets");
+        assert!(e.problem.contains("public key"), "{e}");
+
+        let with = |response: &str| src(&format!("verify = \"none\"\nresponse = {response}"));
+        for (response, key) in [
+            ("{ status = 302 }", "sources[0].response.status"),
+            ("{ status = 500 }", "sources[0].response.status"),
+            ("{ status = 204, body = \"x\" }", "sources[0].response.body"),
+            (
+                "{ status = 200, content_type = \"a\\nb\" }",
+                "sources[0].response.content_type",
+            ),
+            ("{ status = 200, colour = 1 }", "sources[0].response.colour"),
+        ] {
+            assert_eq!(err(&with(response)).key, key, "{response}");
+        }
+        let long = format!(
+            "{{ status = 200, body = \"{}\" }}",
+            "x".repeat(MAX_RESPONSE_BODY + 1)
+        );
+        assert_eq!(err(&with(&long)).key, "sources[0].response.body");
+        let v = ok(
+            "verify = \"none\"\nresponse = { status = 200, body = \"<Response/>\", content_type = \"text/xml\" }",
+        );
+        assert_eq!(
+            v.sources["s"].response,
+            Some(SyncResponse {
+                status: 200,
+                content_type: Some("text/xml".into()),
+                body: bytes::Bytes::from_static(b"<Response/>"),
+            })
+        );
+        let v = ok("verify = \"none\"\nresponse = { status = 200, body = \"ok\" }");
+        let r = v.sources["s"].response.as_ref().expect("response");
+        assert_eq!(r.content_type.as_deref(), Some("text/plain; charset=utf-8"));
+        let v = ok("verify = \"none\"\nresponse = { status = 204 }");
+        let r = v.sources["s"].response.as_ref().expect("response");
+        assert_eq!((r.status, r.content_type.as_deref()), (204, None));
+    }
+
+    #[test]
     fn scheme_specific_keys_are_checked() {
         let src = |body: &str| format!("[[sources]]\nid = \"s\"\n{body}\n");
         let e = err(&src(
