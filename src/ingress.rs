@@ -130,7 +130,6 @@ fn handle_get(
     source: &crate::config::Source,
     parts: &http::request::Parts,
 ) -> Response {
-    use verify::handshake::HandshakeError;
     let inbound = verify::Inbound {
         headers: &parts.headers,
         path_and_query: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
@@ -139,18 +138,29 @@ fn handle_get(
     };
     match source.verifier.answer_get(&inbound) {
         Ok(reply) => handshake(source, reply),
-        Err(HandshakeError::Unauthorized(e)) => {
+        Err(e) => handshake_refused(source, e),
+    }
+}
+
+/// A handshake that is not answered: the status says why, and nothing is echoed.
+fn handshake_refused(
+    source: &crate::config::Source,
+    e: verify::handshake::HandshakeError,
+) -> Response {
+    use verify::handshake::HandshakeError;
+    match e {
+        HandshakeError::Unauthorized(e) => {
             tracing::info!(source = %source.id, code = e.code(), reason = %e, "handshake refused");
             respond::error(StatusCode::UNAUTHORIZED, e.code(), e)
         }
-        Err(HandshakeError::Forbidden(why)) => {
+        HandshakeError::Forbidden(why) => {
             tracing::info!(source = %source.id, reason = %why, "handshake refused");
             respond::error(StatusCode::FORBIDDEN, "handshake_refused", why)
         }
-        Err(HandshakeError::BadRequest(why)) => {
+        HandshakeError::BadRequest(why) => {
             respond::error(StatusCode::BAD_REQUEST, "invalid_request", why)
         }
-        Err(HandshakeError::NotAllowed) => method_not_allowed(),
+        HandshakeError::NotAllowed => method_not_allowed(),
     }
 }
 
@@ -244,8 +254,10 @@ async fn handle(
         tracing::info!(source = %source.id, code = e.code(), reason = %e, "webhook refused");
         return respond::error(StatusCode::UNAUTHORIZED, e.code(), e);
     }
-    if let Some(reply) = source.verifier.answer_after_verify(&inbound) {
-        return handshake(source, reply);
+    match source.verifier.answer_after_verify(&inbound) {
+        None => {}
+        Some(Ok(reply)) => return handshake(source, reply),
+        Some(Err(e)) => return handshake_refused(source, e),
     }
     let scheme_type = source.verifier.event_type(&inbound);
 

@@ -97,13 +97,15 @@ impl Verifier {
         }
     }
 
-    /// A signed handshake, answered once the request has passed [`Verifier::verify`].
-    pub fn answer_after_verify(&self, req: &Inbound<'_>) -> Option<Reply> {
+    /// A signed handshake, answered once the request has passed [`Verifier::verify`]. A
+    /// request that says it is a handshake but lacks what to answer with is refused (`Err`),
+    /// never stored as an event.
+    pub fn answer_after_verify(&self, req: &Inbound<'_>) -> Option<Result<Reply, HandshakeError>> {
         match self {
             Self::Slack(_) => slack::url_verification(req.body),
             Self::Zoom(z) => zoom::url_validation(z, req),
             Self::Twitch(_) => twitch::callback_verification(req.headers, req.body),
-            Self::Discord(_) => discord::ping(req.body),
+            Self::Discord(_) => discord::ping(req.body).map(Ok),
             _ => None,
         }
     }

@@ -11,7 +11,7 @@
 use super::KeyBytes;
 use http::{HeaderMap, HeaderName};
 
-use super::handshake::{Reply, json_str};
+use super::handshake::{HandshakeError, Reply, json_str};
 
 use super::hmac::{Generic, Part};
 use crate::config::{HmacAlgorithm, HmacEncoding};
@@ -35,16 +35,19 @@ pub fn verifier(keys: Vec<KeyBytes>, tolerance: u64) -> Generic {
 }
 
 /// Slack's `url_verification`: `{"type": "url_verification", "challenge": "..."}` answered
-/// with `{"challenge": "..."}`, one of the three forms Slack accepts.
-pub fn url_verification(body: &[u8]) -> Option<Reply> {
+/// with `{"challenge": "..."}`, one of the three forms Slack accepts. One without a challenge
+/// string is refused, not stored as an event.
+pub fn url_verification(body: &[u8]) -> Option<Result<Reply, HandshakeError>> {
     if json_str(body, "/type")? != "url_verification" {
         return None;
     }
-    let challenge = json_str(body, "/challenge")?;
-    Some(Reply::json(
-        "url_verification",
-        &serde_json::json!({ "challenge": challenge }),
-    ))
+    Some(
+        json_str(body, "/challenge")
+            .map(|c| Reply::json("url_verification", &serde_json::json!({ "challenge": c })))
+            .ok_or_else(|| {
+                HandshakeError::BadRequest("url_verification without a challenge string".into())
+            }),
+    )
 }
 
 /// Slack's `ssl_check=1` form post to a slash-command URL: an empty 200.
@@ -126,7 +129,9 @@ mod tests {
     #[test]
     fn url_verification_echoes_the_challenge_as_json() {
         let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
-        let r = url_verification(body).expect("a handshake");
+        let r = url_verification(body)
+            .expect("a handshake")
+            .expect("answered");
         assert_eq!(r.status, 200);
         assert_eq!(r.content_type, Some("application/json"));
         assert_eq!(
@@ -134,8 +139,16 @@ mod tests {
             br#"{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#
         );
         assert_eq!(url_verification(br#"{"type":"event_callback"}"#), None);
-        assert_eq!(url_verification(br#"{"type":"url_verification"}"#), None);
         assert_eq!(url_verification(b"type=url_verification"), None);
+        for bad in [
+            &br#"{"type":"url_verification"}"#[..],
+            br#"{"type":"url_verification","challenge":12345}"#,
+        ] {
+            assert!(matches!(
+                url_verification(bad),
+                Some(Err(HandshakeError::BadRequest(_)))
+            ));
+        }
     }
 
     #[test]

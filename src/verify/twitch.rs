@@ -10,7 +10,7 @@
 
 use http::HeaderMap;
 
-use super::handshake::{Reply, json_str};
+use super::handshake::{HandshakeError, Reply, json_str};
 use super::{KeyBytes, VerifyError, mac, mac_matches, required_header};
 use crate::config::HmacAlgorithm;
 
@@ -97,14 +97,22 @@ fn message_type(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The answer to `webhook_callback_verification`: the challenge, as plain text.
-pub fn callback_verification(headers: &HeaderMap, body: &[u8]) -> Option<Reply> {
+pub fn callback_verification(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Result<Reply, HandshakeError>> {
     if message_type(headers)? != "webhook_callback_verification" {
         return None;
     }
-    Some(Reply::text(
-        "callback_verification",
-        json_str(body, "/challenge")?,
-    ))
+    Some(
+        json_str(body, "/challenge")
+            .map(|c| Reply::text("callback_verification", c))
+            .ok_or_else(|| {
+                HandshakeError::BadRequest(
+                    "webhook_callback_verification without a challenge string".into(),
+                )
+            }),
+    )
 }
 
 /// A revocation is an event of type `revocation`.
@@ -142,11 +150,15 @@ mod tests {
         assert_eq!(t.verify(&h, BODY, NOW), Ok(()));
         assert_eq!(
             callback_verification(&h, BODY),
-            Some(Reply::text(
+            Some(Ok(Reply::text(
                 "callback_verification",
                 "pogchamp-kappa-360noscope-vohiyo"
-            ))
+            )))
         );
+        assert!(matches!(
+            callback_verification(&h, br#"{"subscription":{}}"#),
+            Some(Err(HandshakeError::BadRequest(_)))
+        ));
         assert_eq!(
             callback_verification(&headers("notification", SIG), BODY),
             None

@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use super::KeyBytes;
-use super::handshake::{Reply, json_str};
+use super::handshake::{HandshakeError, Reply, json_str};
 use super::hmac::{Generic, Part};
 use super::{Inbound, mac};
 use crate::config::{HmacAlgorithm, HmacEncoding};
@@ -32,16 +32,21 @@ pub fn verifier(keys: Vec<KeyBytes>, tolerance: u64) -> Generic {
 }
 
 /// The answer to `endpoint.url_validation`, for a request that has passed verification.
-pub fn url_validation(z: &Generic, req: &Inbound<'_>) -> Option<Reply> {
+pub fn url_validation(z: &Generic, req: &Inbound<'_>) -> Option<Result<Reply, HandshakeError>> {
     if json_str(req.body, "/event")? != "endpoint.url_validation" {
         return None;
     }
-    let plain = json_str(req.body, "/payload/plainToken")?;
-    let key = z.matching_key(req.headers, req.body, req.now_secs).ok()?;
-    Some(Reply::json(
-        "url_validation",
-        &json!({ "plainToken": plain, "encryptedToken": encrypted_token(key, &plain) }),
-    ))
+    let answer = || {
+        let plain = json_str(req.body, "/payload/plainToken").ok_or_else(|| {
+            HandshakeError::BadRequest("endpoint.url_validation without a plainToken".into())
+        })?;
+        let key = z.matching_key(req.headers, req.body, req.now_secs)?;
+        Ok(Reply::json(
+            "url_validation",
+            &json!({ "plainToken": plain, "encryptedToken": encrypted_token(key, &plain) }),
+        ))
+    };
+    Some(answer())
 }
 
 /// Zoom's `encryptedToken`: hex HMAC-SHA256 of the plain token under the secret token.
@@ -95,7 +100,9 @@ mod tests {
         assert_eq!(z.sign(SECRET, TS, BODY), SIG);
         let h = headers(SIG);
         assert_eq!(z.verify(&h, BODY, TS + 300), Ok(()));
-        let r = url_validation(&z, &inbound(&h, BODY, TS)).expect("a handshake");
+        let r = url_validation(&z, &inbound(&h, BODY, TS))
+            .expect("a handshake")
+            .expect("answered");
         assert_eq!(r.status, 200);
         let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
         assert_eq!(
@@ -135,9 +142,15 @@ mod tests {
         ));
         // A forged validation is not answered either: no key matches.
         let other = verifier(vec![b"someone else".to_vec().into()], 300);
-        assert_eq!(
+        assert!(matches!(
             url_validation(&other, &inbound(&headers(SIG), BODY, TS)),
-            None
-        );
+            Some(Err(HandshakeError::Unauthorized(_)))
+        ));
+        let no_token = br#"{"payload":{},"event":"endpoint.url_validation"}"#;
+        let sig = z.sign(SECRET, TS, no_token);
+        assert!(matches!(
+            url_validation(&z, &inbound(&headers(&sig), no_token, TS)),
+            Some(Err(HandshakeError::BadRequest(_)))
+        ));
     }
 }
