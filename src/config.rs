@@ -54,12 +54,22 @@ impl fmt::Debug for Duration {
     }
 }
 
+/// The longest duration any key takes: ten years. Bounding them all here keeps every sum
+/// with a time (`now + timeout`, a lease, an overlap) far from overflow.
+pub const MAX_DURATION: StdDuration = StdDuration::from_secs(10 * 365 * 24 * 3600);
+
 impl FromStr for Duration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        humantime::parse_duration(s.trim())
-            .map(Duration)
-            .map_err(|e| format!("invalid duration {s:?} ({e}); write it like 250ms, 5s, 1h or 3d"))
+        let d = humantime::parse_duration(s.trim()).map_err(|e| {
+            format!("invalid duration {s:?} ({e}); write it like 250ms, 5s, 1h or 3d")
+        })?;
+        if d > MAX_DURATION {
+            return Err(format!(
+                "{s:?} is longer than the longest duration allowed, 3650d"
+            ));
+        }
+        Ok(Duration(d))
     }
 }
 
@@ -566,7 +576,7 @@ pub struct PreviousSecret {
     pub until: String,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     pub per_second: u32,
@@ -611,12 +621,17 @@ impl Config {
         if self.delivery.timeout.0.is_zero() {
             return Err(ConfigError::new("delivery.timeout", "must be > 0"));
         }
-        if self.delivery.max_in_flight == 0 {
-            return Err(ConfigError::new("delivery.max_in_flight", "must be > 0"));
+        if self.delivery.max_concurrency == 0 || self.delivery.max_concurrency > MAX_CONCURRENCY {
+            return Err(ConfigError::new(
+                "delivery.max_concurrency",
+                format!("must be 1 to {MAX_CONCURRENCY}"),
+            ));
         }
-        if self.delivery.max_concurrency == 0 {
-            return Err(ConfigError::new("delivery.max_concurrency", "must be > 0"));
-        }
+        check_max_in_flight(
+            "delivery.max_in_flight",
+            self.delivery.max_in_flight,
+            self.delivery.max_concurrency,
+        )?;
         if self.store.max_backlog == 0 {
             return Err(ConfigError::new("store.max_backlog", "must be > 0"));
         }
@@ -643,6 +658,7 @@ impl Config {
         }
         let defaults = EndpointDefaults {
             max_in_flight: self.delivery.max_in_flight,
+            max_concurrency: self.delivery.max_concurrency,
             timeout: self.delivery.timeout,
             retry: RetryPolicy::resolve("delivery.retry", &self.delivery.retry, None)?,
             reach: crate::delivery::client::Reach {
@@ -1051,10 +1067,32 @@ fn header_name(key: &str, name: &str) -> Result<http::HeaderName, ConfigError> {
     Ok(parsed)
 }
 
+/// The most attempts in flight across all endpoints that `delivery.max_concurrency` may allow.
+pub const MAX_CONCURRENCY: u32 = 65_536;
+/// The most requests one endpoint may have open (`max_in_flight`).
+pub const MAX_IN_FLIGHT: u32 = 1024;
+
+/// `max_in_flight` is 1 to [`MAX_IN_FLIGHT`], and never above the global cap: an endpoint's
+/// window is four times it, and one endpoint must not be able to want the whole cap.
+fn check_max_in_flight(key: &str, value: u32, max_concurrency: u32) -> Result<(), ConfigError> {
+    let ceiling = MAX_IN_FLIGHT.min(max_concurrency);
+    if value == 0 || value > ceiling {
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "must be 1 to {ceiling} (the lower of {MAX_IN_FLIGHT} and delivery.max_concurrency)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What an endpoint takes from `[delivery]` when it does not say.
 #[derive(Debug, Clone)]
 pub struct EndpointDefaults {
     pub max_in_flight: u32,
+    /// `delivery.max_concurrency`: no endpoint's `max_in_flight` may exceed it.
+    pub max_concurrency: u32,
     pub timeout: Duration,
     pub retry: RetryPolicy,
     /// Which internal addresses deliveries may reach: a URL naming any other one literally is
@@ -1170,12 +1208,11 @@ fn validate_endpoint(
         }
     }
     let max_in_flight = e.max_in_flight.unwrap_or(defaults.max_in_flight);
-    if max_in_flight == 0 {
-        return Err(ConfigError::new(
-            format!("{key}.max_in_flight"),
-            "must be > 0",
-        ));
-    }
+    check_max_in_flight(
+        &format!("{key}.max_in_flight"),
+        max_in_flight,
+        defaults.max_concurrency,
+    )?;
     let timeout = e.timeout.unwrap_or(defaults.timeout).0;
     if timeout.is_zero() {
         return Err(ConfigError::new(format!("{key}.timeout"), "must be > 0"));

@@ -3,8 +3,10 @@
 //! The [`Dispatcher`] runs one [`lane`] per endpoint. A lane reads only its own endpoint's due
 //! schedule from the store, keeps at most `max_in_flight` attempts running and paces them by
 //! the endpoint's `rate_limit`, so **one slow or dead endpoint never delays another**. A global
-//! cap (`delivery.max_concurrency`) bounds attempts across all lanes; an endpoint can hold at
-//! most its own `max_in_flight` of it. A lane
+//! cap (`delivery.max_concurrency`) bounds attempts across all lanes, and **no endpoint may hold
+//! more than its share of it**: `max_concurrency / endpoints` (at least 1), or its own
+//! `max_in_flight` if lower. So however many endpoints hang, while there are no more endpoints
+//! than the cap, every other endpoint still has its share free. A lane
 //! sleeps until its next due time or until it is woken: by ingress right after a commit that
 //! gave it work, or by one of its attempts finishing. There is no polling loop and no timer
 //! per delivery.
@@ -18,12 +20,13 @@ pub mod attempt;
 pub mod client;
 pub mod lane;
 pub mod retry;
+pub mod slots;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
@@ -42,16 +45,23 @@ pub struct Shared {
     pub routes: Arc<RouteTable>,
     /// Attempts in flight across all endpoints (`delivery.max_concurrency`).
     pub global: Arc<Semaphore>,
+    /// The size of `global`, which each endpoint's share is cut from.
+    pub global_cap: usize,
+    /// Set once shutdown begins: attempts still running get the grace period, then stop.
+    pub shutting_down: watch::Sender<bool>,
     pub metrics: Arc<crate::telemetry::Metrics>,
+    /// Test hook: see `RunOptions::lane_fault`.
+    pub lane_fault: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// One running lane and its controls.
 struct LaneHandle {
-    wake: Arc<Notify>,
     paused: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
-    in_flight: lane::InFlight,
+    /// What the lane's successor inherits.
+    state: Arc<lane::LaneState>,
+    max_in_flight: u32,
 }
 
 /// Runs every endpoint's lane; lanes can be added, replaced and removed while it runs.
@@ -86,7 +96,19 @@ impl Dispatcher {
             );
             d.lanes().insert(endpoint.id.clone(), handle);
         }
+        d.rebalance();
         d
+    }
+
+    /// Gives every endpoint its share of the global cap: `max_concurrency / endpoints`, at
+    /// least 1, at most its `max_in_flight`. Run whenever an endpoint comes, goes or changes.
+    fn rebalance(&self) {
+        let lanes = self.lanes();
+        let share = (self.shared.global_cap / lanes.len().max(1)).max(1);
+        for h in lanes.values() {
+            let own = usize::try_from(h.max_in_flight).unwrap_or(usize::MAX);
+            h.state.slots.resize(own.min(share));
+        }
     }
 
     fn lanes(&self) -> std::sync::MutexGuard<'_, HashMap<String, LaneHandle>> {
@@ -94,35 +116,39 @@ impl Dispatcher {
         self.lanes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts a lane; `inherit` is the wake-up and in-flight set of the lane it replaces.
+    /// Starts a supervised lane; `inherit` is the state of the lane it replaces. Its slots
+    /// are sized by the next [`Dispatcher::rebalance`].
     fn spawn_lane(
         &self,
         endpoint: Endpoint,
         paused: bool,
-        inherit: Option<(Arc<Notify>, lane::InFlight)>,
+        inherit: Option<Arc<lane::LaneState>>,
     ) -> LaneHandle {
-        let (wake, in_flight) = inherit.unwrap_or_default();
+        let max_in_flight = endpoint.max_in_flight;
+        let state = inherit.unwrap_or_else(|| {
+            lane::LaneState::new(usize::try_from(max_in_flight).unwrap_or(usize::MAX))
+        });
         let (paused_tx, paused_rx) = watch::channel(paused);
         let (stop, stopped) = watch::channel(false);
-        let lane = lane::Lane::new(
+        let task = tokio::spawn(supervise(
             Arc::new(endpoint),
             Arc::clone(&self.shared),
-            Arc::clone(&wake),
+            Arc::clone(&state),
             paused_rx,
-            Arc::clone(&in_flight),
-        );
-        let task = tokio::spawn(lane.run(stopped, self.grace));
+            stopped,
+            self.grace,
+        ));
         LaneHandle {
-            wake,
             paused: paused_tx,
             stop,
             task,
-            in_flight,
+            state,
+            max_in_flight,
         }
     }
 
-    /// Stops a lane without waiting for it: its attempts in flight finish (within the grace
-    /// period) in the background, and shutdown waits for them.
+    /// Stops a lane without waiting for it: its attempts in flight finish in the background
+    /// and record their results, and shutdown waits for them (within its grace period).
     fn retire(&self, lane: LaneHandle) {
         let _ = lane.stop.send(true);
         let mut retiring = self.retiring.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,15 +157,16 @@ impl Dispatcher {
     }
 
     /// Starts a lane for `endpoint`, or replaces its lane with one on the new settings at once.
-    /// The old lane's attempts in flight finish in the background (within the grace period,
-    /// on the old settings); the new lane inherits its in-flight set, so it never takes what
-    /// the old one still sends. Pause state is kept.
+    /// The old lane's attempts in flight finish in the background (on the old settings); the
+    /// new lane inherits the endpoint's state (in-flight set, slots, rate limiter), so it never
+    /// takes what the old one still sends and the endpoint's limits hold across the change.
+    /// Pause state is kept.
     pub fn upsert(&self, endpoint: Endpoint) {
         let old = self.lanes().remove(&endpoint.id);
         let (paused, inherit) = match old {
             Some(h) => {
                 let paused = *h.paused.borrow();
-                let inherit = (Arc::clone(&h.wake), Arc::clone(&h.in_flight));
+                let inherit = Arc::clone(&h.state);
                 self.retire(h);
                 (paused, Some(inherit))
             }
@@ -147,15 +174,16 @@ impl Dispatcher {
         };
         let handle = self.spawn_lane(endpoint.clone(), paused, inherit);
         self.lanes().insert(endpoint.id, handle);
+        self.rebalance();
     }
 
-    /// Stops an endpoint's lane (attempts in flight finish within the grace period, in the
-    /// background).
+    /// Stops an endpoint's lane (attempts in flight finish in the background).
     pub fn remove(&self, endpoint: &str) {
         let old = self.lanes().remove(endpoint);
         if let Some(h) = old {
             self.retire(h);
         }
+        self.rebalance();
     }
 
     /// Pauses or resumes an endpoint: recorded in the store first, so it survives a restart,
@@ -179,7 +207,7 @@ impl Dispatcher {
     /// Tells an endpoint's lane it has new work.
     pub fn wake(&self, endpoint: &str) {
         if let Some(h) = self.lanes().get(endpoint) {
-            h.wake.notify_one();
+            h.state.wake.notify_one();
         }
     }
 
@@ -187,6 +215,7 @@ impl Dispatcher {
     /// returns when every lane has stopped. What did not finish stays leased in the store and
     /// is taken again at the next start.
     pub async fn shutdown(&self) {
+        self.shared.shutting_down.send_replace(true);
         let lanes: Vec<LaneHandle> = self.lanes().drain().map(|(_, h)| h).collect();
         for h in &lanes {
             let _ = h.stop.send(true);
@@ -195,6 +224,49 @@ impl Dispatcher {
             std::mem::take(&mut *self.retiring.lock().unwrap_or_else(|p| p.into_inner()));
         for task in lanes.into_iter().map(|h| h.task).chain(retiring) {
             let _ = task.await;
+        }
+    }
+}
+
+/// Runs an endpoint's lane, and starts it again if it dies: a panic is logged and counted
+/// (`hookgate_lane_restarts_total`), never left to stop the endpoint silently. Attempts of the
+/// dead lane are aborted with it and give their leases back (see `lane::Settling`).
+async fn supervise(
+    endpoint: Arc<Endpoint>,
+    shared: Arc<Shared>,
+    state: Arc<lane::LaneState>,
+    paused: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    loop {
+        let lane = lane::Lane::new(
+            Arc::clone(&endpoint),
+            Arc::clone(&shared),
+            &state,
+            paused.clone(),
+        );
+        let outcome = tokio::spawn(lane.run(stop.clone(), grace)).await;
+        match outcome {
+            Err(e) if e.is_panic() => {
+                tracing::error!(endpoint = %endpoint.id, "delivery lane died; starting it again");
+                shared
+                    .metrics
+                    .lane_restarts
+                    .get_or_create(&crate::telemetry::EndpointLabel {
+                        endpoint: endpoint.id.clone(),
+                    })
+                    .inc();
+                if *stop.borrow() {
+                    return;
+                }
+                // Not in a tight loop, if it dies again at once.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+            _ => return,
         }
     }
 }

@@ -62,6 +62,10 @@ pub struct RunOptions {
     pub writer_queue: usize,
     /// Injected store write failures, for tests.
     pub store_fault: Option<store::fault::FaultSwitch>,
+    /// While set, the next lane to look at it panics (and clears it): a test of lane
+    /// supervision.
+    #[doc(hidden)]
+    pub lane_fault: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for RunOptions {
@@ -72,6 +76,7 @@ impl Default for RunOptions {
             shutdown_grace: Duration::from_secs(10),
             writer_queue: 8192,
             store_fault: None,
+            lane_fault: None,
         }
     }
 }
@@ -161,6 +166,9 @@ pub async fn serve(
             global: Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(config.max_concurrency).unwrap_or(usize::MAX),
             )),
+            global_cap: usize::try_from(config.max_concurrency).unwrap_or(usize::MAX),
+            shutting_down: tokio::sync::watch::Sender::new(false),
+            lane_fault: opts.lane_fault.clone(),
         },
         &store.paused_endpoints()?,
         opts.shutdown_grace,

@@ -115,6 +115,8 @@ pub struct Metrics {
     pub finished: Family<EndpointOutcome, Counter>,
     pub end_to_end_seconds: Family<EndpointLabel, Histogram, fn() -> Histogram>,
     pub retried: Family<EndpointLabel, Counter>,
+    /// Lanes that died (a panic) and were started again, per endpoint.
+    pub lane_restarts: Family<EndpointLabel, Counter>,
     pub replayed: Counter,
     pub commit_batch: Histogram,
     pub commit_seconds: Histogram,
@@ -143,6 +145,7 @@ impl Metrics {
             finished: Family::default(),
             end_to_end_seconds: Family::new_with_constructor(latency_buckets),
             retried: Family::default(),
+            lane_restarts: Family::default(),
             replayed: Counter::default(),
             commit_batch: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_seconds: latency_buckets(),
@@ -175,6 +178,11 @@ impl Metrics {
             "Consumer lag: how long ago the delivery due first was created, per endpoint",
             Unit::Seconds,
             m.oldest_pending.clone(),
+        );
+        registry.register(
+            "lane_restarts",
+            "Delivery lanes that died and were started again, per endpoint",
+            m.lane_restarts.clone(),
         );
         registry.register(
             "delivery_attempts",

@@ -267,9 +267,11 @@ pub fn parse_rotate(body: &[u8]) -> Result<(Option<String>, std::time::Duration)
     let b: RotateBody = params::json_body_or_default(body)?;
     let overlap = match b.overlap.as_deref() {
         None => std::time::Duration::from_secs(24 * 3600),
-        Some(o) => humantime::parse_duration(o).map_err(|_| {
-            params::bad_request("overlap", format!("{o:?} is not a duration like 24h"))
-        })?,
+        Some(o) => {
+            o.parse::<crate::config::Duration>()
+                .map_err(|p| params::bad_request("overlap", p))?
+                .0
+        }
     };
     Ok((b.secret, overlap))
 }

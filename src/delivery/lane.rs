@@ -11,6 +11,19 @@
 //! settle deliveries overlap with the requests instead of stalling them. A delivery
 //! stays in the in-flight set until its result is committed, so a later read never sees it as
 //! due while it is still being settled.
+//!
+//! **An attempt that ends without a result (aborted at shutdown, panicked, cancelled) leaves
+//! the in-flight set and gives its lease back**, through the [`Settling`] guard it owns, so
+//! its delivery is never stuck as `delivering`. A lane that is replaced or removed (the
+//! endpoint changed) does not abort its attempts: they end on their own, bounded by the
+//! endpoint's `timeout`, and record their results. Aborting one would cut a request the
+//! receiver may already be handling, spend the attempt for nothing, and send it again at
+//! once; only shutdown, after its grace period, aborts.
+//!
+//! What outlives a lane is its endpoint's [`LaneState`]: the in-flight set, the wake-up, the
+//! sending [`Slots`] and the rate limiter. A lane replacing another takes it over, so **an
+//! endpoint's `max_in_flight` and `rate_limit` hold across changes**: the old lane's attempts
+//! still count against the same slots, and an unchanged rate limit keeps its bucket.
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
@@ -20,13 +33,14 @@ use std::time::Duration;
 use governor::{
     Quota, RateLimiter, clock::Clock as GovClock, state::InMemoryState, state::NotKeyed,
 };
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::Shared;
+use super::slots::Slots;
 use super::{attempt, retry};
-use crate::config::Endpoint;
+use crate::config::{Endpoint, RateLimitConfig};
 use crate::ids::DeliveryId;
 use crate::store::{Completion, DueDelivery};
 use crate::telemetry::Settled;
@@ -47,6 +61,107 @@ impl GovClock for TokioTime {
 type Limiter =
     RateLimiter<NotKeyed, InMemoryState, TokioTime, governor::middleware::NoOpMiddleware<Duration>>;
 
+/// An endpoint's rate limiter and the settings it was made for.
+pub struct RateLimit {
+    config: RateLimitConfig,
+    limiter: Limiter,
+    clock: TokioTime,
+}
+
+impl RateLimit {
+    fn new(config: RateLimitConfig, start_empty: bool) -> Option<Self> {
+        let per_second = NonZeroU32::new(config.per_second)?;
+        let burst = config.burst.and_then(NonZeroU32::new).unwrap_or(per_second);
+        let clock = TokioTime {
+            start: tokio::time::Instant::now(),
+        };
+        let limiter = RateLimiter::direct_with_clock(
+            Quota::per_second(per_second).allow_burst(burst),
+            clock.clone(),
+        );
+        if start_empty {
+            // A changed limit must not hand out a fresh burst on top of what the old one
+            // already let through: the new bucket starts empty and fills at the new rate.
+            let _ = limiter.check_n(burst);
+        }
+        Some(RateLimit {
+            config,
+            limiter,
+            clock,
+        })
+    }
+}
+
+/// What an endpoint keeps across lane replacements.
+pub struct LaneState {
+    pub wake: Arc<Notify>,
+    /// Leased and not yet settled: taken, sending, or committing a result.
+    pub in_flight: InFlight,
+    /// One per request the endpoint may have open: `max_in_flight`, or less when the
+    /// endpoint's share of the global cap is smaller.
+    pub slots: Arc<Slots>,
+    limiter: Mutex<Option<Arc<RateLimit>>>,
+}
+
+impl LaneState {
+    pub fn new(slots: usize) -> Arc<Self> {
+        Arc::new(LaneState {
+            wake: Arc::default(),
+            in_flight: InFlight::default(),
+            slots: Slots::new(slots),
+            limiter: Mutex::new(None),
+        })
+    }
+
+    /// The limiter for `config`: the same bucket while the settings are unchanged, a new one
+    /// (starting empty) when they change.
+    fn limiter_for(&self, config: Option<RateLimitConfig>) -> Option<Arc<RateLimit>> {
+        let mut current = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        let next = match (config, current.as_ref()) {
+            (None, _) => None,
+            (Some(c), Some(l)) if l.config == c => Some(Arc::clone(l)),
+            (Some(c), previous) => RateLimit::new(c, previous.is_some()).map(Arc::new),
+        };
+        current.clone_from(&next);
+        next
+    }
+}
+
+/// Owned by an attempt from before it starts until it ends: when dropped it takes the
+/// delivery out of the in-flight set, and, if no result was recorded (the attempt was aborted,
+/// panicked or was never run), gives the lease back so the delivery is due again at once.
+struct Settling {
+    id: DeliveryId,
+    in_flight: InFlight,
+    wake: Arc<Notify>,
+    shared: Arc<Shared>,
+    recorded: bool,
+}
+
+impl Drop for Settling {
+    fn drop(&mut self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+        // At shutdown the next start takes every lease back anyway.
+        if !self.recorded
+            && !*self.shared.shutting_down.borrow()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let (store, id, wake) = (self.shared.store.clone(), self.id, Arc::clone(&self.wake));
+            rt.spawn(async move {
+                if let Err(e) = store.release(vec![id]).await {
+                    // At worst it waits for its lease to run out.
+                    tracing::warn!(delivery_id = %id, error = %e, "cannot give a lease back");
+                }
+                wake.notify_one();
+            });
+        }
+        self.wake.notify_one();
+    }
+}
+
 /// How long a lease outlives the attempt's own timeout.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// How long to wait before reading the schedule again after a store error.
@@ -63,9 +178,9 @@ pub struct Lane {
     paused: watch::Receiver<bool>,
     /// Leased and not yet settled: taken, sending, or committing a result.
     in_flight: InFlight,
-    /// One permit per request the endpoint may have open (`max_in_flight`).
-    sending: Arc<Semaphore>,
-    limiter: Option<(Limiter, TokioTime)>,
+    /// The endpoint's sending slots, shared with the lanes before and after this one.
+    sending: Arc<Slots>,
+    limiter: Option<Arc<RateLimit>>,
 }
 
 /// The deliveries an endpoint has taken and not yet settled. A lane that replaces another
@@ -85,31 +200,16 @@ impl Lane {
     pub fn new(
         endpoint: Arc<Endpoint>,
         shared: Arc<Shared>,
-        wake: Arc<Notify>,
+        state: &LaneState,
         paused: watch::Receiver<bool>,
-        in_flight: InFlight,
     ) -> Self {
-        let limiter = endpoint.rate_limit.and_then(|rl| {
-            let per_second = NonZeroU32::new(rl.per_second)?;
-            let burst = rl.burst.and_then(NonZeroU32::new).unwrap_or(per_second);
-            let clock = TokioTime {
-                start: tokio::time::Instant::now(),
-            };
-            let limiter = RateLimiter::direct_with_clock(
-                Quota::per_second(per_second).allow_burst(burst),
-                clock.clone(),
-            );
-            Some((limiter, clock))
-        });
-        let sending = Arc::new(Semaphore::new(
-            usize::try_from(endpoint.max_in_flight).unwrap_or(usize::MAX),
-        ));
+        let limiter = state.limiter_for(endpoint.rate_limit);
         Lane {
             endpoint,
             shared,
-            wake,
-            in_flight,
-            sending,
+            wake: Arc::clone(&state.wake),
+            in_flight: Arc::clone(&state.in_flight),
+            sending: Arc::clone(&state.slots),
             paused,
             limiter,
         }
@@ -131,6 +231,11 @@ impl Lane {
         let mut paused = self.paused.clone();
         while !*stop.borrow() {
             while attempts.try_join_next().is_some() {}
+            if let Some(fault) = &self.shared.lane_fault
+                && fault.swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                panic!("injected lane fault (a test of lane supervision)");
+            }
             if *paused.borrow_and_update() {
                 // Attempts already in flight finish; nothing new starts until resumed.
                 tokio::select! {
@@ -188,7 +293,16 @@ impl Lane {
                 changed = stop.changed() => if changed.is_err() { break },
             }
         }
-        // Let attempts in flight finish within the grace period; the rest stay leased.
+        // Replaced or removed: attempts in flight end by themselves (each within the
+        // endpoint's timeout) and record their results. Shutdown, even one that comes while
+        // waiting here, gives them the grace period; what is left then stays leased.
+        let mut shutting_down = self.shared.shutting_down.subscribe();
+        while !*shutting_down.borrow_and_update() {
+            tokio::select! {
+                next = attempts.join_next() => if next.is_none() { return },
+                changed = shutting_down.changed() => if changed.is_err() { break },
+            }
+        }
         let drained = tokio::time::timeout(grace, async {
             while attempts.join_next().await.is_some() {}
         })
@@ -226,10 +340,8 @@ impl Lane {
         // The lease must outlast the waits for a sending slot and the rate limit as well as
         // the attempt itself. (Leases matter only within this process: a restart takes every
         // one back.)
-        let per_attempt = self.endpoint.timeout + LEASE_MARGIN;
-        let rounds = ids
-            .len()
-            .div_ceil(usize::try_from(self.endpoint.max_in_flight.max(1)).unwrap_or(1));
+        let per_attempt = self.endpoint.timeout.saturating_add(LEASE_MARGIN);
+        let rounds = ids.len().div_ceil(self.sending.size().max(1));
         let pacing_ms = self.endpoint.rate_limit.map_or(0, |rl| {
             (ids.len() as u64).saturating_mul(1000) / u64::from(rl.per_second.max(1))
         });
@@ -260,19 +372,19 @@ impl Lane {
             // This endpoint's slots, then the global cap: this lane waits, no other lane is
             // held up by it.
             let slot = tokio::select! {
-                slot = Arc::clone(&self.sending).acquire_owned() => match slot {
-                    Ok(s) => s,
-                    Err(_) => return self.interrupted(item, items).await,
+                slot = self.sending.acquire() => match slot {
+                    Some(s) => s,
+                    None => return self.interrupted(item, items).await,
                 },
                 _ = stop.changed() => return self.interrupted(item, items).await,
             };
             // The rate limit after the slot: a token taken while waiting for a slot would let
             // several requests start at once when slots free up.
-            if let Some((limiter, limiter_clock)) = &self.limiter {
+            if let Some(rl) = &self.limiter {
                 loop {
-                    let wait = match limiter.check() {
+                    let wait = match rl.limiter.check() {
                         Ok(()) => break,
-                        Err(not_until) => not_until.wait_time_from(limiter_clock.now()),
+                        Err(not_until) => not_until.wait_time_from(rl.clock.now()),
                     };
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
@@ -322,8 +434,14 @@ impl Lane {
     ) -> impl Future<Output = ()> + Send + 'static {
         let endpoint = Arc::clone(&self.endpoint);
         let shared = Arc::clone(&self.shared);
-        let wake = Arc::clone(&self.wake);
-        let in_flight = Arc::clone(&self.in_flight);
+        // Created now, so that even an attempt aborted before it first runs settles its lease.
+        let mut settling = Settling {
+            id: item.delivery_id,
+            in_flight: Arc::clone(&self.in_flight),
+            wake: Arc::clone(&self.wake),
+            shared: Arc::clone(&self.shared),
+            recorded: false,
+        };
         let span = tracing::info_span!(
             "attempt",
             endpoint = %self.endpoint.id,
@@ -386,13 +504,11 @@ impl Lane {
                 // Held for as long as its lease would run, then attempted again: at least
                 // once, never lost, and not sent again and again while the store is broken.
                 tracing::error!(endpoint = %endpoint.id, delivery_id = %item.delivery_id, error = %e, "cannot record an attempt");
-                tokio::time::sleep(endpoint.timeout + LEASE_MARGIN).await;
+                tokio::time::sleep(endpoint.timeout.saturating_add(LEASE_MARGIN)).await;
             }
-            in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&item.delivery_id);
-            wake.notify_one();
+            // Settled either way: recorded, or left to its lease.
+            settling.recorded = true;
+            drop(settling);
         };
         work.instrument(span)
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::harness::*;
 use hookgate::store::DeliveryStatus;
 
-const TOKEN: &str = "test-admin-token";
+const TOKEN: &str = ADMIN_TOKEN;
 
 fn config(receiver: &str) -> String {
     format!(
@@ -416,26 +416,6 @@ async fn recover_requeues_dead_and_never_attempted_deliveries_in_a_window() {
     gw.stop().await;
 }
 
-async fn admin_call(
-    gw: &Gateway,
-    method: reqwest::Method,
-    path: &str,
-    body: &str,
-) -> (u16, serde_json::Value) {
-    let resp = client()
-        .request(method, format!("{}/api/v1{path}", gw.admin))
-        .bearer_auth(TOKEN)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("sent");
-    let status = resp.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&resp.text().await.expect("body")).unwrap_or_default(),
-    )
-}
-
 #[tokio::test]
 async fn sources_and_endpoints_made_at_run_time_work_at_once_and_survive_a_restart() {
     use reqwest::Method;
@@ -684,8 +664,10 @@ async fn a_patch_gives_back_what_the_old_lane_had_not_started() {
     let file_receiver = Receiver::start().await;
     let receiver = Receiver::start().await;
     let (gw, _dir) = Gateway::start(&config(&file_receiver.url)).await;
+    // The hung request times out after 1s and is retried soon after.
     let endpoint = format!(
-        r#"{{"id": "one-at-a-time", "url": "{}", "sources": ["orders"], "max_in_flight": 1}}"#,
+        r#"{{"id": "one-at-a-time", "url": "{}", "sources": ["orders"], "max_in_flight": 1,
+            "timeout": "1s", "retry": {{"base": "50ms", "max_delay": "100ms"}}}}"#,
         receiver.url
     );
     let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
@@ -715,6 +697,18 @@ async fn a_patch_gives_back_what_the_old_lane_had_not_started() {
                 .any(|r| r.header("webhook-id") == id && r.header("x-changed") == "yes")
         })
     })
+    .await;
+    // The one that hung through the change (past the 500 ms shutdown grace) is not stuck in
+    // flight either: its attempt timed out on the old lane, and the new lane sends it again.
+    eventually(
+        "the one in flight during the change is delivered too",
+        || {
+            receiver
+                .got()
+                .iter()
+                .any(|r| r.header("webhook-id") == ids[0] && r.header("x-changed") == "yes")
+        },
+    )
     .await;
     gw.stop().await;
 }

@@ -389,6 +389,30 @@ pub fn orders_source_with(delivery: &str) -> String {
     )
 }
 
+/// The admin token of the tests' configs (`[admin] token`).
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Calls the admin API with [`ADMIN_TOKEN`]; returns the status and the JSON answer.
+pub async fn admin_call(
+    gw: &Gateway,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let resp = client()
+        .request(method, format!("{}/api/v1{path}", gw.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("sent");
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&resp.text().await.expect("body")).unwrap_or_default(),
+    )
+}
+
 /// The message of an error answer (`{"error": {"message": ...}}`), or "" if there is none.
 pub fn error_message(answer: &serde_json::Value) -> &str {
     answer["error"]["message"].as_str().unwrap_or("")

@@ -8,6 +8,8 @@ mod cli;
 mod crash;
 mod delivery;
 mod fuzz_corpus;
+mod handshakes;
 mod ingress;
 mod limits;
 mod observability;
+mod reliability;

@@ -1,0 +1,254 @@
+//! Issue 13's defects, each pinned by a test that fails without its fix: attempts that end
+//! without a result, dead lanes, the global cap's shares, limits across lane replacements,
+//! and durations too long to add to a time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use reqwest::Method;
+
+use crate::harness::*;
+
+fn with_admin(rest: &str) -> String {
+    format!(
+        "{}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n{rest}",
+        orders_source()
+    )
+}
+
+/// A receiver that answers after `delay` and records how many requests it had open at most.
+#[derive(Clone, Default)]
+struct ConcurrencyProbe {
+    open: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+    done: Arc<AtomicUsize>,
+}
+
+impl ConcurrencyProbe {
+    async fn start(delay: Duration) -> (ConcurrencyProbe, String) {
+        let probe = ConcurrencyProbe::default();
+        let p = probe.clone();
+        let app = axum::Router::new().fallback(move || {
+            let p = p.clone();
+            async move {
+                let now = p.open.fetch_add(1, Ordering::SeqCst) + 1;
+                p.most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                p.open.fetch_sub(1, Ordering::SeqCst);
+                p.done.fetch_add(1, Ordering::SeqCst);
+                axum::http::StatusCode::OK
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (probe, url)
+    }
+}
+
+/// A lane that dies is started again, and the attempt it was running when it died is not
+/// left in flight: its lease is given back and the delivery is sent again.
+#[tokio::test]
+async fn a_dead_lane_is_restarted_and_its_attempts_give_their_leases_back() {
+    let receiver = Receiver::start().await;
+    receiver.hang();
+    let fault = Arc::new(AtomicBool::new(false));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = hookgate::RunOptions {
+        shutdown_grace: Duration::from_millis(500),
+        lane_fault: Some(Arc::clone(&fault)),
+        ..hookgate::RunOptions::default()
+    };
+    let config = with_admin(&format!(
+        "[[endpoints]]\nid = \"r\"\nurl = \"{}\"\ntimeout = \"60s\"\n",
+        receiver.url
+    ));
+    let gw = Gateway::start_with(dir.path(), &config, opts).await;
+    let (status, first) = send(&gw.url("orders"), "msg_before_the_fault", "{}").await;
+    assert_eq!(status, 202);
+    let first = first["event_id"].as_str().expect("id").to_string();
+    receiver.wait_for(1).await;
+    // The first attempt hangs (for up to 60 s); the lane dies at its next turn.
+    receiver.unhang();
+    fault.store(true, Ordering::SeqCst);
+    let (status, second) = send(&gw.url("orders"), "msg_wakes_the_lane", "{}").await;
+    assert_eq!(status, 202);
+    let second = second["event_id"].as_str().expect("id").to_string();
+    eventually("the restarted lane sends both", || {
+        let got = receiver.got();
+        let sent = |id: &str| got.iter().filter(|r| r.header("webhook-id") == id).count();
+        sent(&first) >= 2 && sent(&second) >= 1
+    })
+    .await;
+    assert!(!fault.load(Ordering::SeqCst), "the fault fired");
+    let metrics = client()
+        .get(format!("{}/metrics", gw.admin))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        metrics.contains("hookgate_lane_restarts_total{endpoint=\"r\"} 1"),
+        "{metrics}"
+    );
+    gw.stop().await;
+}
+
+/// Hanging endpoints that together could take the whole global cap leave a healthy endpoint
+/// its share: it still gets its events while they hang.
+#[tokio::test]
+async fn hanging_endpoints_cannot_take_the_whole_global_cap() {
+    let hanging = Receiver::start().await;
+    hanging.hang();
+    let healthy = Receiver::start().await;
+    let mut config = format!(
+        r#"
+        [delivery]
+        allow_private_networks = true
+        max_concurrency = 8
+        [[sources]]
+        id = "orders"
+        verify = "standard-webhooks"
+        secrets = ["{INBOUND_SECRET}"]
+        [[sources]]
+        id = "slow"
+        verify = "standard-webhooks"
+        secrets = ["{INBOUND_SECRET}"]
+        [[endpoints]]
+        id = "healthy"
+        url = "{}"
+        sources = ["orders"]
+        "#,
+        healthy.url
+    );
+    // Four endpoints of max_in_flight 8 could hold the cap of 8 four times over.
+    for i in 0..4 {
+        config.push_str(&format!(
+            "[[endpoints]]\nid = \"hang{i}\"\nurl = \"{}\"\nsources = [\"slow\"]\nmax_in_flight = 8\ntimeout = \"120s\"\n",
+            hanging.url
+        ));
+    }
+    let (gw, _dir) = Gateway::start(&config).await;
+    for i in 0..16 {
+        let (status, _) = send(&gw.url("slow"), &format!("msg_slow_{i}"), "{}").await;
+        assert_eq!(status, 202);
+    }
+    // Each hanging endpoint holds its share (8 / 5 endpoints = 1), no more.
+    eventually("every hanging endpoint has a request open", || {
+        hanging.count() >= 4
+    })
+    .await;
+    for i in 0..200 {
+        let (status, _) = send(&gw.url("orders"), &format!("msg_ok_{i}"), "{}").await;
+        assert_eq!(status, 202);
+    }
+    eventually("the healthy endpoint gets all 200", || {
+        healthy.count() >= 200
+    })
+    .await;
+    assert_eq!(
+        hanging.count(),
+        4,
+        "hanging endpoints stay within their shares"
+    );
+    gw.stop().await;
+}
+
+/// With `max_in_flight = 1`, quick changes to the endpoint never let two requests be open at
+/// once: the old lane's attempt still holds the endpoint's one slot.
+#[tokio::test]
+async fn max_in_flight_holds_across_changes() {
+    let (probe, url) = ConcurrencyProbe::start(Duration::from_millis(150)).await;
+    let (gw, _dir) = Gateway::start(&with_admin("")).await;
+    let endpoint =
+        format!(r#"{{"id": "one", "url": "{url}", "sources": ["orders"], "max_in_flight": 1}}"#);
+    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
+    assert_eq!(status, 201, "{body}");
+    for i in 0..12 {
+        let (status, _) = send(&gw.url("orders"), &format!("msg_one_{i}"), "{}").await;
+        assert_eq!(status, 202);
+    }
+    for i in 0..6 {
+        let patch = format!(r#"{{"headers": {{"x-change": "{i}"}}}}"#);
+        let (status, body) = admin_call(&gw, Method::PATCH, "/endpoints/one", &patch).await;
+        assert_eq!(status, 200, "{body}");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    eventually("all twelve delivered", || {
+        probe.done.load(Ordering::SeqCst) >= 12
+    })
+    .await;
+    assert_eq!(probe.most.load(Ordering::SeqCst), 1, "never two at once");
+    gw.stop().await;
+}
+
+/// Raising and lowering `max_in_flight` resizes the endpoint's slots in place.
+#[tokio::test]
+async fn max_in_flight_changes_take_effect_on_the_same_slots() {
+    let (probe, url) = ConcurrencyProbe::start(Duration::from_millis(300)).await;
+    let (gw, _dir) = Gateway::start(&with_admin("")).await;
+    let endpoint =
+        format!(r#"{{"id": "wide", "url": "{url}", "sources": ["orders"], "max_in_flight": 4}}"#);
+    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = admin_call(
+        &gw,
+        Method::PATCH,
+        "/endpoints/wide",
+        r#"{"max_in_flight": 2}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for i in 0..8 {
+        let (status, _) = send(&gw.url("orders"), &format!("msg_wide_{i}"), "{}").await;
+        assert_eq!(status, 202);
+    }
+    eventually("all eight delivered", || {
+        probe.done.load(Ordering::SeqCst) >= 8
+    })
+    .await;
+    assert_eq!(probe.most.load(Ordering::SeqCst), 2);
+    gw.stop().await;
+}
+
+/// Durations too long to add to a time are refused, naming the key, instead of overflowing
+/// in a lane (which then died silently) or in the rotation handler.
+#[tokio::test]
+async fn durations_beyond_ten_years_are_refused_with_their_key() {
+    let receiver = Receiver::start().await;
+    let (gw, _dir) = Gateway::start(&with_admin("")).await;
+    let endpoint = format!(
+        r#"{{"id": "e", "url": "{}", "sources": ["orders"], "timeout": "18446744073709551615s"}}"#,
+        receiver.url
+    );
+    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(error_message(&body).starts_with("timeout"), "{body}");
+    let endpoint = format!(
+        r#"{{"id": "e", "url": "{}", "sources": ["orders"]}}"#,
+        receiver.url
+    );
+    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = admin_call(
+        &gw,
+        Method::POST,
+        "/endpoints/e/rotate-secret",
+        r#"{"overlap": "10000y"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(error_message(&body).starts_with("overlap"), "{body}");
+    // The gateway still works.
+    let (status, _) = send(&gw.url("orders"), "msg_still_fine", "{}").await;
+    assert_eq!(status, 202);
+    receiver.wait_for(1).await;
+    gw.stop().await;
+}
