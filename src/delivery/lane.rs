@@ -420,10 +420,15 @@ impl Lane {
             // At worst they wait for the lease to run out, or for the next start.
             tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot take leases back");
         }
-        let mut in_flight = self.in_flight();
-        for id in &ids {
-            in_flight.remove(id);
+        {
+            let mut in_flight = self.in_flight();
+            for id in &ids {
+                in_flight.remove(id);
+            }
         }
+        // The lane replacing this one may have read its schedule before the release
+        // committed, and would sleep until the leases ran out: wake it (the wake-up is shared).
+        self.wake.notify_one();
         Dispatched::Stopped
     }
 

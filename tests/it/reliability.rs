@@ -252,3 +252,58 @@ async fn durations_beyond_ten_years_are_refused_with_their_key() {
     receiver.wait_for(1).await;
     gw.stop().await;
 }
+
+/// A change to an endpoint does not hand it a fresh rate-limit burst: with 2 per second and
+/// a burst of 1, attempts stay at least about half a second apart (on the gateway's own
+/// clock) even when the endpoint is changed right after each one.
+#[tokio::test]
+async fn the_rate_limit_holds_across_changes() {
+    let receiver = Receiver::start().await;
+    let (gw, _dir) = Gateway::start(&with_admin("")).await;
+    let endpoint = format!(
+        r#"{{"id": "paced", "url": "{}", "sources": ["orders"], "rate_limit": {{"per_second": 2, "burst": 1}}}}"#,
+        receiver.url
+    );
+    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
+    assert_eq!(status, 201, "{body}");
+    let mut events = Vec::new();
+    for i in 0..5 {
+        let (status, answer) = send(&gw.url("orders"), &format!("msg_paced_{i}"), "{}").await;
+        assert_eq!(status, 202);
+        events.push(event_id(&answer));
+    }
+    for k in 1..5 {
+        receiver.wait_for(k).await;
+        let patch = format!(r#"{{"headers": {{"x-change": "{k}"}}}}"#);
+        let (status, body) = admin_call(&gw, Method::PATCH, "/endpoints/paced", &patch).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    receiver.wait_for(5).await;
+    let mut starts: Vec<u64> = Vec::new();
+    for event in events {
+        gw.settled(event).await;
+        let (id, _) = gw
+            .store
+            .event(event)
+            .expect("read")
+            .expect("stored")
+            .0
+            .deliveries[0]
+            .clone();
+        let attempts = gw
+            .store
+            .attempts(hookgate::ids::DeliveryId(id))
+            .expect("read");
+        starts.extend(attempts.iter().map(|a| a.at_ms));
+    }
+    starts.sort_unstable();
+    for pair in starts.windows(2) {
+        // 500 ms apart at 2 per second; the rate limiter's own rounding allows a little less.
+        assert!(
+            pair[1] - pair[0] >= 450,
+            "attempts {} ms apart: {starts:?}",
+            pair[1] - pair[0]
+        );
+    }
+    gw.stop().await;
+}
