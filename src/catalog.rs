@@ -56,6 +56,8 @@ pub struct Catalog {
     file: HashSet<(EntryKind, String)>,
     /// The JSON of every API-made entry, for PATCH.
     api_json: Mutex<HashMap<(EntryKind, String), Value>>,
+    /// Stored API-made entries that no longer validate: not in force, but still deletable.
+    broken: Mutex<HashSet<(EntryKind, String)>>,
     routes: std::sync::Arc<RouteTable>,
     store: Store,
     change: tokio::sync::Mutex<()>,
@@ -78,6 +80,7 @@ impl Catalog {
                 .map(|e| (EntryKind::Endpoint, e.id.clone())),
         );
         let mut api_json = HashMap::new();
+        let mut broken = HashSet::new();
         for (kind, entries) in [
             (EntryKind::Source, store.entries(EntryKind::Source)?),
             (EntryKind::Endpoint, store.entries(EntryKind::Endpoint)?),
@@ -94,7 +97,8 @@ impl Catalog {
                 let value: Value = match serde_json::from_slice(&json) {
                     Ok(v) => v,
                     Err(e) => {
-                        tracing::error!(id, kind = kind.as_str(), error = %e, "stored entry is not JSON; skipped");
+                        tracing::error!(id, kind = kind.as_str(), error = %e, "stored entry is not JSON; skipped (DELETE it through the API)");
+                        broken.insert((kind, id));
                         continue;
                     }
                 };
@@ -111,7 +115,8 @@ impl Catalog {
                         api_json.insert((kind, id), value);
                     }
                     Err(e) => {
-                        tracing::error!(id, kind = kind.as_str(), error = %e, "stored entry no longer validates; skipped")
+                        tracing::error!(id, kind = kind.as_str(), error = %e, "stored entry no longer validates; skipped (DELETE it through the API)");
+                        broken.insert((kind, id));
                     }
                 }
             }
@@ -121,6 +126,7 @@ impl Catalog {
             defaults: config.endpoint_defaults.clone(),
             file,
             api_json: Mutex::new(api_json),
+            broken: Mutex::new(broken),
             routes: std::sync::Arc::clone(&routes),
             store: store.clone(),
             change: tokio::sync::Mutex::new(()),
@@ -243,6 +249,23 @@ impl Catalog {
         dispatcher: &Dispatcher,
     ) -> Result<u64, CatalogError> {
         let _one_at_a_time = self.change.lock().await;
+        let key = (kind, id.to_string());
+        if self.origin(kind, id).is_none()
+            && self
+                .broken
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&key)
+        {
+            // Not in force, so nothing routes to it; what it had left was dead-lettered at
+            // start. Only the stored entry is left to remove.
+            let dead = self.store.delete_entry(kind, id).await?;
+            self.broken
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            return Ok(dead);
+        }
         self.editable(kind, id)?;
         let routes = self.routes.current();
         if kind == EntryKind::Source

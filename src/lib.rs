@@ -153,6 +153,18 @@ pub async fn serve(
         tracing::warn!(endpoint = %e.id, "endpoint has no secret: its deliveries are not signed");
     }
     let (catalog, routes) = catalog::Catalog::load(&config, &store)?;
+    // Before any lane or listener: the store makes work only for these from now on, and
+    // dead-letters what an earlier run left for any other.
+    store
+        .set_endpoints(
+            routes
+                .current()
+                .endpoints
+                .iter()
+                .map(|e| e.id.clone())
+                .collect(),
+        )
+        .await?;
     let catalog = Arc::new(catalog);
     let dispatcher = Arc::new(delivery::Dispatcher::start(
         &routes.current().endpoints,

@@ -227,6 +227,8 @@ pub struct Requeued {
     pub deliveries: Vec<(DeliveryId, String)>,
     /// Asked for by id but being sent right now: left alone.
     pub in_flight: Vec<DeliveryId>,
+    /// Selected, but their endpoint no longer exists: left as they are.
+    pub removed: Vec<DeliveryId>,
 }
 
 /// A delivery that is due, with what its lane needs to send it.
@@ -458,6 +460,14 @@ impl Store {
     pub async fn delete_entry(&self, kind: EntryKind, id: &str) -> Result<u64, StoreError> {
         let id = id.to_string();
         self.submit_waiting(|reply| writer::Command::DeleteEntry(kind, id, reply))
+            .await
+    }
+
+    /// Tells the store which endpoints are in force (at start): from then on it makes no work
+    /// for any other, and what is left for others now is dead-lettered (`endpoint removed`)
+    /// in the same transaction. Returns how many were.
+    pub async fn set_endpoints(&self, endpoints: HashSet<String>) -> Result<u64, StoreError> {
+        self.submit_waiting(|reply| writer::Command::SetEndpoints(endpoints, reply))
             .await
     }
 

@@ -95,11 +95,22 @@ pub fn parse_replay(
 /// Requeues the dead letters that match, in one transaction recorded before the answer.
 #[utoipa::path(post, path = "/api/v1/dead-letters/replay", operation_id = "replay_dead_letters", tag = "dead letters",
     request_body = ReplayBody,
-    responses((status = 200, body = Replayed), (status = 400, body = ErrorBody)),
+    responses((status = 200, body = Replayed), (status = 400, body = ErrorBody),
+        (status = 409, description = "Every match belongs to an endpoint that no longer exists", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn replay(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult {
     let (filter, ids) = parse_replay(&body, st.now_ms())?;
     let r = st.store.requeue(Requeue::Dead { filter, ids }).await?;
+    if r.deliveries.is_empty() && !r.removed.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "endpoint_removed",
+            format!(
+                "the {} matching dead letters belong to endpoints that no longer exist",
+                r.removed.len()
+            ),
+        ));
+    }
     st.metrics.replayed.inc_by(r.deliveries.len() as u64);
     let endpoints: BTreeSet<&str> = r.deliveries.iter().map(|(_, e)| e.as_str()).collect();
     for e in endpoints {
@@ -109,6 +120,7 @@ pub async fn replay(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult
         StatusCode::OK,
         &Replayed {
             replayed: r.deliveries.len(),
+            endpoint_removed: r.removed.len(),
         },
     ))
 }

@@ -47,11 +47,18 @@ pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> 
 /// Sends one delivery again now, in a fresh retry cycle, whatever its status.
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry", operation_id = "retry_delivery", tag = "deliveries",
     params(("id" = String, Path, description = "dlv_…")),
-    responses((status = 202, body = RetryAccepted), (status = 404, body = ErrorBody), (status = 409, description = "Being sent right now", body = ErrorBody)),
+    responses((status = 202, body = RetryAccepted), (status = 404, body = ErrorBody), (status = 409, description = "Being sent right now, or its endpoint no longer exists", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn retry(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id)?;
     let r = st.store.requeue(Requeue::One(id)).await?;
+    if !r.removed.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "endpoint_removed",
+            format!("the endpoint of {id} no longer exists"),
+        ));
+    }
     if !r.in_flight.is_empty() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -146,6 +146,8 @@ pub struct Accepted {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Replayed {
     pub replayed: usize,
+    /// Dead letters that matched but whose endpoint no longer exists: left dead.
+    pub endpoint_removed: usize,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

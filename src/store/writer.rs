@@ -4,6 +4,9 @@
 //! merits (a backlog over the limit) does not abort the batch; a storage error fails the whole
 //! batch, so no caller is told "stored" for anything that is not.
 
+mod orphans;
+
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -36,6 +39,8 @@ pub(super) enum Command {
     Requeue(Box<Requeue>, Reply<Requeued>),
     PutEntry(EntryKind, String, Vec<u8>, Reply<()>),
     DeleteEntry(EntryKind, String, Reply<u64>),
+    /// The endpoints in force, at start: what is left for any other is dead-lettered.
+    SetEndpoints(HashSet<String>, Reply<u64>),
     Prune(Prune, Reply<Pruned>),
     Probe(Reply<()>),
     Stop(Reply<()>),
@@ -60,6 +65,9 @@ pub(super) struct Writer {
     clock: SharedClock,
     ulids: ulid::Generator,
     metrics: Option<Arc<crate::telemetry::Metrics>>,
+    /// The endpoints work may be made for; `None` until the gateway says (a store opened
+    /// only to be read or tested makes work for any).
+    endpoints: Option<Arc<HashSet<String>>>,
 }
 
 /// The tables a batch writes, opened once per transaction.
@@ -96,6 +104,7 @@ impl Writer {
             clock,
             ulids: ulid::Generator::new(),
             metrics,
+            endpoints: None,
         }
     }
 
@@ -189,6 +198,8 @@ impl Writer {
         txn.set_quick_repair(self.quick_repair);
         let mut pending = self.pending;
         let mut outcomes = Vec::with_capacity(batch.len());
+        // Changed by this batch's endpoint commands; in force once it commits.
+        let mut known = self.endpoints.clone();
         {
             let mut t = Tables {
                 events: txn.open_table(EVENTS)?,
@@ -206,9 +217,9 @@ impl Writer {
             };
             for command in batch {
                 let outcome = match command {
-                    Command::Ingest(ev, _) => {
-                        self.ingest(&mut t, ev, &mut pending).map(Done::Ingest)
-                    }
+                    Command::Ingest(ev, _) => self
+                        .ingest(&mut t, ev, &mut pending, known.as_deref())
+                        .map(Done::Ingest),
                     Command::Release(ids, _) => {
                         let now = self.clock.now_ms();
                         ids.iter()
@@ -230,6 +241,9 @@ impl Writer {
                         complete(&mut t, c, &mut pending).map(|()| Done::Unit)
                     }
                     Command::PutEntry(kind, id, json, _) => {
+                        if let (EntryKind::Endpoint, Some(k)) = (kind, known.as_mut()) {
+                            Arc::make_mut(k).insert(id.clone());
+                        }
                         let mut value = vec![records::RECORD_VERSION];
                         value.extend_from_slice(json);
                         t.config_entries
@@ -238,13 +252,26 @@ impl Writer {
                             .map_err(StoreError::from)
                     }
                     Command::DeleteEntry(kind, id, _) => {
-                        delete_entry(&mut t, *kind, id, self.clock.now_ms(), &mut pending)
+                        if let (EntryKind::Endpoint, Some(k)) = (kind, known.as_mut()) {
+                            Arc::make_mut(k).remove(id);
+                        }
+                        orphans::delete_entry(&mut t, *kind, id, self.clock.now_ms(), &mut pending)
+                            .map(Done::Count)
+                    }
+                    Command::SetEndpoints(set, _) => {
+                        known = Some(Arc::new(set.clone()));
+                        orphans::sweep_unknown(&mut t, set, self.clock.now_ms(), &mut pending)
                             .map(Done::Count)
                     }
                     Command::Prune(p, _) => prune(&mut t, p).map(Done::Pruned),
-                    Command::Requeue(what, _) => {
-                        requeue(&mut t, what, self.clock.now_ms(), &mut pending).map(Done::Requeued)
-                    }
+                    Command::Requeue(what, _) => requeue(
+                        &mut t,
+                        what,
+                        self.clock.now_ms(),
+                        &mut pending,
+                        known.as_deref(),
+                    )
+                    .map(Done::Requeued),
                     Command::SetPaused(endpoint, paused, _) => {
                         set_paused(&mut t, endpoint, *paused).map(|()| Done::Unit)
                     }
@@ -260,6 +287,7 @@ impl Writer {
             txn.open_table(META)?.insert(META_PENDING, pending)?;
         }
         txn.commit()?;
+        self.endpoints = known;
         Ok((outcomes, pending))
     }
 
@@ -277,6 +305,7 @@ impl Writer {
         t: &mut Tables<'_>,
         ev: &NewEvent,
         pending: &mut u64,
+        known: Option<&HashSet<String>>,
     ) -> Result<IngestOutcome, StoreError> {
         if let Some((key, _)) = &ev.dedup
             && let Some(seen) = t.dedup.get((
@@ -291,7 +320,13 @@ impl Writer {
                 });
             }
         }
-        let fanout = ev.endpoints.len() as u64;
+        // Routed from a snapshot that may be older than a deletion committed since.
+        let endpoints: Vec<&String> = ev
+            .endpoints
+            .iter()
+            .filter(|e| known.is_none_or(|k| k.contains(e.as_str())))
+            .collect();
+        let fanout = endpoints.len() as u64;
         if pending.saturating_add(fanout) > self.max_backlog {
             return Err(StoreError::Backlog {
                 pending: *pending,
@@ -302,8 +337,8 @@ impl Writer {
         // the clock steps back.
         let received_ms = ev.received_ms;
         let event_id = self.next_id(received_ms);
-        let mut deliveries = Vec::with_capacity(ev.endpoints.len());
-        for endpoint in &ev.endpoints {
+        let mut deliveries = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
             let id = self.next_id(received_ms);
             let rec = DeliveryRecord {
                 event_id,
@@ -434,6 +469,7 @@ fn requeue(
     what: &Requeue,
     now_ms: u64,
     pending: &mut u64,
+    known: Option<&HashSet<String>>,
 ) -> Result<Requeued, StoreError> {
     let mut out = Requeued::default();
     let ids: Vec<u128> = match what {
@@ -519,6 +555,10 @@ fn requeue(
         let Some(mut rec) = read_delivery(t, id)? else {
             continue;
         };
+        if known.is_some_and(|k| !k.contains(&rec.endpoint_id)) {
+            out.removed.push(DeliveryId(id));
+            continue;
+        }
         match rec.status {
             DeliveryStatus::Delivering => {
                 out.in_flight.push(DeliveryId(id));
@@ -628,44 +668,6 @@ fn prune(t: &mut Tables<'_>, p: &Prune) -> Result<Pruned, StoreError> {
     Ok(out)
 }
 
-fn delete_entry(
-    t: &mut Tables<'_>,
-    kind: EntryKind,
-    id: &str,
-    now_ms: u64,
-    pending: &mut u64,
-) -> Result<u64, StoreError> {
-    t.config_entries.remove((kind.as_str(), id))?;
-    if kind != EntryKind::Endpoint {
-        return Ok(0);
-    }
-    t.endpoint_state.remove(id)?;
-    let mut waiting = Vec::new();
-    for entry in t.due.range((id, 0u64, 0u128)..=(id, u64::MAX, u128::MAX))? {
-        waiting.push(entry?.0.value().2);
-    }
-    let mut dead = 0;
-    for did in waiting {
-        let Some(mut rec) = read_delivery(t, did)? else {
-            continue;
-        };
-        t.due.remove((id, rec.due_ms, did))?;
-        t.leases.remove(did)?;
-        if rec.status.is_final() {
-            continue;
-        }
-        rec.status = DeliveryStatus::Dead;
-        rec.last_error = Some("endpoint deleted".into());
-        rec.updated_ms = now_ms;
-        t.dead.insert((now_ms, did), ())?;
-        t.deliveries.insert(did, records::encode(&rec).as_slice())?;
-        *pending = pending.saturating_sub(1);
-        dead += 1;
-    }
-    t.pending_by_endpoint.remove(id)?;
-    Ok(dead)
-}
-
 /// Keeps an endpoint's count of deliveries not yet final, for its lag metrics.
 fn endpoint_pending(t: &mut Tables<'_>, endpoint: &str, delta: i64) -> Result<(), StoreError> {
     let current = t
@@ -705,10 +707,10 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
                 _ => Err(StoreError::Corrupt("prune produced no outcome".into())),
             }));
         }
-        Command::DeleteEntry(_, _, tx) => {
+        Command::DeleteEntry(_, _, tx) | Command::SetEndpoints(_, tx) => {
             let _ = tx.send(outcome.and_then(|d| match d {
                 Done::Count(n) => Ok(n),
-                _ => Err(StoreError::Corrupt("delete produced no count".into())),
+                _ => Err(StoreError::Corrupt("no count".into())),
             }));
         }
         Command::Requeue(_, tx) => {

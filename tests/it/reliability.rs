@@ -307,3 +307,141 @@ async fn the_rate_limit_holds_across_changes() {
     }
     gw.stop().await;
 }
+
+fn new_event(endpoints: &[&str]) -> hookgate::store::NewEvent {
+    hookgate::store::NewEvent {
+        source: "orders".into(),
+        event_type: None,
+        received_ms: hookgate::clock::system_now_ms(),
+        dedup: None,
+        dedup_scope: None,
+        headers: Vec::new(),
+        body: bytes::Bytes::from_static(b"{}"),
+        endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+/// The store refuses to make work for an endpoint that no longer exists, whatever snapshot
+/// of the routes the caller had: an ingest routed before a deletion committed gets no
+/// delivery for it, and a retry of a delivery of a deleted endpoint requeues nothing.
+#[tokio::test]
+async fn the_store_makes_no_work_for_a_deleted_endpoint() {
+    use hookgate::store::{EntryKind, IngestOutcome, Requeue};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(dir.path());
+    let dead = store
+        .set_endpoints(["a".to_string(), "b".to_string()].into())
+        .await
+        .expect("set");
+    assert_eq!(dead, 0);
+    let IngestOutcome::Accepted { deliveries, .. } =
+        store.ingest(new_event(&["a", "b"])).await.expect("ingest")
+    else {
+        panic!("not accepted")
+    };
+    let of_b = deliveries
+        .iter()
+        .find(|(_, e)| e == "b")
+        .map(|(id, _)| *id)
+        .expect("a delivery to b");
+    store
+        .put_entry(EntryKind::Endpoint, "b", b"{}".to_vec())
+        .await
+        .expect("put");
+    assert_eq!(
+        store
+            .delete_entry(EntryKind::Endpoint, "b")
+            .await
+            .expect("delete"),
+        1
+    );
+    // Routed from a snapshot taken before the deletion.
+    let IngestOutcome::Accepted { deliveries, .. } =
+        store.ingest(new_event(&["a", "b"])).await.expect("ingest")
+    else {
+        panic!("not accepted")
+    };
+    assert_eq!(
+        deliveries.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>(),
+        ["a"]
+    );
+    let r = store.requeue(Requeue::One(of_b)).await.expect("requeue");
+    assert!(r.deliveries.is_empty());
+    assert_eq!(r.removed, [of_b]);
+    let d = store.delivery(of_b).expect("read").expect("stored");
+    assert_eq!(d.last_error.as_deref(), Some("endpoint deleted"));
+    // Two deliveries to a, none pending for b.
+    assert_eq!(store.pending_count().expect("count"), 2);
+    store.close().await;
+}
+
+/// What a previous run left for endpoints no longer in force (removed from the file, or an
+/// API-made one that no longer validates) is dead-lettered at start with the reason
+/// `endpoint removed`; retry and replay of it answer 409; the broken entry can be deleted.
+#[tokio::test]
+async fn work_left_for_removed_endpoints_is_dead_lettered_at_start() {
+    let receiver = Receiver::start().await;
+    receiver.set_default_status(500);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slow_retry = r#"retry = { base = "1h", max_delay = "1h" }"#;
+    let partner = format!(
+        "[[sources]]\nid = \"partner\"\nverify = \"standard-webhooks\"\nsecrets = [\"{INBOUND_SECRET}\"]\n"
+    );
+    let gone = format!(
+        "[[endpoints]]\nid = \"gone\"\nurl = \"{}\"\nsources = [\"orders\"]\n{slow_retry}\n",
+        receiver.url
+    );
+    let gw = Gateway::start_in(dir.path(), &with_admin(&format!("{partner}{gone}"))).await;
+    let endpoint = format!(
+        r#"{{"id": "api-ep", "url": "{}", "sources": ["partner"], "retry": {{"base": "1h", "max_delay": "1h"}}}}"#,
+        receiver.url
+    );
+    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, a) = send(&gw.url("orders"), "msg_to_gone", "{}").await;
+    assert_eq!(status, 202);
+    let (status, b) = send(&gw.url("partner"), "msg_to_api_ep", "{}").await;
+    assert_eq!(status, 202);
+    let (a, b) = (event_id(&a), event_id(&b));
+    receiver.wait_for(2).await;
+    gw.stop().await;
+
+    // Restart without the `gone` endpoint and without the source `api-ep` needs.
+    let gw = Gateway::start_in(dir.path(), &with_admin("")).await;
+    for event in [a, b] {
+        eventually("dead-lettered at start", || {
+            gw.statuses(event) == [hookgate::store::DeliveryStatus::Dead]
+        })
+        .await;
+        let d = gw.deliveries(event).remove(0);
+        assert_eq!(d.last_error.as_deref(), Some("endpoint removed"));
+    }
+    let (event, _) = gw.store.event(a).expect("read").expect("stored");
+    let id = hookgate::ids::DeliveryId(event.deliveries[0].0);
+    let (status, body) = admin_call(
+        &gw,
+        Method::POST,
+        &format!("/deliveries/{id}/retry"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "endpoint_removed");
+    let (status, body) = admin_call(
+        &gw,
+        Method::POST,
+        "/dead-letters/replay",
+        r#"{"endpoint": "gone"}"#,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(gw.store.pending_count().expect("count"), 0);
+    // The stored entry that no longer validates is not in force, but can be deleted.
+    let (status, _) = admin_call(&gw, Method::GET, "/endpoints/api-ep", "").await;
+    assert_eq!(status, 404);
+    let (status, body) = admin_call(&gw, Method::DELETE, "/endpoints/api-ep", "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = admin_call(&gw, Method::DELETE, "/endpoints/api-ep", "").await;
+    assert_eq!(status, 404);
+    gw.stop().await;
+}
