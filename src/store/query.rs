@@ -201,15 +201,11 @@ impl Store {
     }
 }
 
-/// A dead-letter cursor is `<dead_at_ms>.<delivery id>`: the last row looked at.
+/// A dead-letter cursor is `<dead_at_ms>.<delivery id>`: the first row not yet looked at,
+/// where the next page starts (inclusive).
 fn parse_dead_cursor(c: &str) -> Result<(u64, u128), StoreError> {
     let (ms, id) = c.split_once('.').ok_or(StoreError::BadCursor)?;
     let ms: u64 = ms.parse().map_err(|_| StoreError::BadCursor)?;
     let id: DeliveryId = id.parse().map_err(|_| StoreError::BadCursor)?;
-    // Strictly before the row looked at last.
-    Ok(if id.0 == 0 {
-        (ms.saturating_sub(1), u128::MAX)
-    } else {
-        (ms, id.0 - 1)
-    })
+    Ok((ms, id.0))
 }
