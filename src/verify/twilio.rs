@@ -51,7 +51,14 @@ impl Twilio {
                 String::new()
             }
             None if is_form(headers) => sorted_params(body),
-            None => String::new(),
+            // Nothing but the URL is signed: a body would pass unauthenticated.
+            None if body.is_empty() => String::new(),
+            None => {
+                return Err(VerifyError::MalformedSignature(
+                    "a body that is not a form must be signed through bodySHA256 in the URL"
+                        .into(),
+                ));
+            }
         };
         let urls = self.candidate_urls(headers, path_and_query)?;
         let matched = urls.iter().flat_map(|u| port_variants(u)).any(|url| {
@@ -303,6 +310,21 @@ mod tests {
             twilio(None).verify(&h, &path, br#"{"property": "other"}"#),
             Err(VerifyError::BadSignature)
         );
+        // Without bodySHA256 only the URL would be signed: any body would pass with a
+        // signature over the bare URL. Refused.
+        let bare = "/myapp.php?foo=1&bar=2";
+        let t = twilio(None);
+        let url_only = B64.encode(mac(
+            HmacAlgorithm::Sha1,
+            b"12345",
+            &[b"https://mycompany.com/myapp.php?foo=1&bar=2"],
+        ));
+        let h = headers(&url_only, "mycompany.com", Some("https"), "application/json");
+        assert!(matches!(
+            t.verify(&h, bare, br#"{"anything": "at all"}"#),
+            Err(VerifyError::MalformedSignature(_))
+        ));
+        assert_eq!(t.verify(&h, bare, b""), Ok(()));
     }
 
     #[test]
