@@ -6,7 +6,7 @@
 //! which drops such addresses after lookup, so the address checked is the address connected
 //! to (no DNS rebinding between check and connect); literal IPs are checked before sending.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,43 +17,67 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 #[error("blocked: {0}")]
 pub struct Blocked(pub String);
 
-/// Whether `ip` is an address the internet-facing side must never reach.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_internal_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal_v4(v4);
-            }
-            let seg0 = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg0 & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (seg0 & 0xffc0) == 0xfe80 // link local fe80::/10
-                || (seg0 & 0xffc0) == 0xfec0 // site local (deprecated) fec0::/10
-                || v6.segments()[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible ::a.b.c.d
-                || (seg0 == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
-                || (seg0 == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 64:ff9b::/96
-                || seg0 == 0x2002 // 6to4, which embeds an IPv4 address
-        }
-    }
+/// IPv4 ranges no delivery may reach unless allowed: every block of IANA's IPv4
+/// Special-Purpose Address Registry that is not globally reachable, plus multicast and the
+/// deprecated 6to4 relay anycast. Whole blocks are listed even where a few addresses inside
+/// are global (e.g. 192.0.0.9/32): a webhook has no business there.
+const V4_INTERNAL: &[&str] = &[
+    "0.0.0.0/8",       // "this network"
+    "10.0.0.0/8",      // private
+    "100.64.0.0/10",   // shared address space (CGNAT)
+    "127.0.0.0/8",     // loopback
+    "169.254.0.0/16",  // link local, cloud metadata
+    "172.16.0.0/12",   // private
+    "192.0.0.0/24",    // IETF protocol assignments
+    "192.0.2.0/24",    // documentation (TEST-NET-1)
+    "192.88.99.0/24",  // 6to4 relay anycast (deprecated)
+    "192.168.0.0/16",  // private
+    "198.18.0.0/15",   // benchmarking
+    "198.51.100.0/24", // documentation (TEST-NET-2)
+    "203.0.113.0/24",  // documentation (TEST-NET-3)
+    "224.0.0.0/4",     // multicast
+    "240.0.0.0/4",     // reserved, and the limited broadcast address
+];
+
+/// IPv6 ranges no delivery may reach unless allowed, from IANA's IPv6 Special-Purpose Address
+/// Registry and the address architecture. Every prefix that embeds an IPv4 address (mapped,
+/// compatible, SIIT, NAT64, 6to4, Teredo) is refused whole: the IPv4 address inside could be
+/// internal. (`::ffff:a.b.c.d` never reaches this table: it is checked as the IPv4 address.)
+const V6_INTERNAL: &[&str] = &[
+    "::/96",            // unspecified, loopback, IPv4-compatible (deprecated)
+    "::ffff:0:0/96",    // IPv4-mapped
+    "::ffff:0:0:0/96",  // IPv4-translated (SIIT)
+    "64:ff9b::/96",     // IPv4/IPv6 translation (NAT64)
+    "64:ff9b:1::/48",   // local-use IPv4/IPv6 translation
+    "100::/64",         // discard-only
+    "100:0:0:1::/64",   // dummy prefix
+    "2001::/23",        // IETF protocol assignments, Teredo (2001::/32) and benchmarking among them
+    "2001:db8::/32",    // documentation
+    "2002::/16",        // 6to4
+    "3fff::/20",        // documentation
+    "5f00::/16",        // segment routing (SRv6) SIDs
+    "fc00::/7",         // unique local
+    "fe80::/10",        // link local
+    "fec0::/10",        // site local (deprecated)
+    "ff00::/8",         // multicast
+];
+
+fn internal_nets() -> &'static [ipnet::IpNet] {
+    static NETS: std::sync::OnceLock<Vec<ipnet::IpNet>> = std::sync::OnceLock::new();
+    NETS.get_or_init(|| {
+        V4_INTERNAL
+            .iter()
+            .chain(V6_INTERNAL)
+            .filter_map(|n| n.parse().ok())
+            .collect()
+    })
 }
 
-fn is_internal_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0 // "this network"
-        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64.0.0/10
-        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || a >= 240 // reserved
+/// Whether `ip` is an address the internet-facing side must never reach.
+pub fn is_internal(ip: IpAddr) -> bool {
+    // `::ffff:10.0.0.1` is 10.0.0.1 to the network.
+    let ip = ip.to_canonical();
+    internal_nets().iter().any(|net| net.contains(&ip))
 }
 
 /// Which internal addresses deliveries may reach: all (`allow_private_networks`), or those in
@@ -152,26 +176,44 @@ mod tests {
 
     #[test]
     fn internal_addresses_are_recognised() {
+        // One address from each range.
         for s in [
-            "127.0.0.1",
+            "0.1.2.3",
             "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
             "100.64.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
+            "127.0.0.1",
+            "169.254.169.254",
+            "172.16.0.1",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.51.100.1",
+            "203.0.113.1",
             "224.0.0.1",
             "240.0.0.1",
-            "::1",
+            "255.255.255.255",
             "::",
+            "::1",
+            "::127.0.0.1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:0:a00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::a00:1",
+            "100::1",
+            "100:0:0:1::1",
+            "2001::1",
+            "2001:2::1",
+            "2001:db8::1",
+            "2002:a00:1::1",
+            "3fff::1",
+            "5f00::1",
             "fc00::1",
             "fd12::1",
             "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
-            "::127.0.0.1",
-            "64:ff9b::a00:1",
+            "fec0::1",
             "ff02::1",
         ] {
             let ip: IpAddr = s.parse().expect("ip");
@@ -180,12 +222,19 @@ mod tests {
         for s in [
             "93.184.216.34",
             "1.1.1.1",
+            "192.0.3.1",
             "2606:4700:4700::1111",
+            "2001:4860:4860::8888",
             "::ffff:1.1.1.1",
         ] {
             let ip: IpAddr = s.parse().expect("ip");
             assert!(!is_internal(ip), "{s} should be public");
         }
+        assert_eq!(
+            internal_nets().len(),
+            V4_INTERNAL.len() + V6_INTERNAL.len(),
+            "every range parses"
+        );
     }
 
     #[test]
