@@ -461,6 +461,9 @@ pub struct SourceConfig {
     pub dedup: Option<FieldRef>,
     #[serde(default = "default_dedup_window")]
     pub dedup_window: Duration,
+    /// Also treat the same body within `dedup_window` as a duplicate; the scheme decides by
+    /// default (on for GitHub, Shopify, Twilio, Meta and X, which sign no timestamp).
+    pub dedup_body: Option<bool>,
     pub event_type: Option<FieldRef>,
     /// The URL the provider signs (Twilio).
     pub public_url: Option<String>,
@@ -793,6 +796,8 @@ pub struct Source {
     pub verifier: Verifier,
     pub dedup: Option<FieldRef>,
     pub dedup_window: Duration,
+    /// Whether the body's hash is a second dedup key.
+    pub dedup_body: bool,
     pub event_type: Option<FieldRef>,
     /// Shared by every snapshot of the routes, so swapping them keeps the count.
     pub limiter: Option<std::sync::Arc<SourceLimiter>>,
@@ -912,6 +917,9 @@ fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, ConfigError> {
         verifier,
         dedup: s.dedup.clone(),
         dedup_window: s.dedup_window,
+        dedup_body: s
+            .dedup_body
+            .unwrap_or_else(|| verify::defaults(s.verify).body_dedup),
         event_type: s.event_type.clone(),
         limiter,
         response,

@@ -292,6 +292,13 @@ async fn handle(
         received_ms: now_ms,
         dedup: dedup_key.map(|k| (k, source.dedup_window.as_millis_u64())),
         dedup_scope: None,
+        body_dedup: source.dedup_body.then(|| {
+            use sha2::Digest;
+            (
+                format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body))),
+                source.dedup_window.as_millis_u64(),
+            )
+        }),
         headers: parts
             .headers
             .iter()

@@ -130,6 +130,10 @@ pub struct NewEvent {
     pub dedup: Option<(String, u64)>,
     /// The namespace of the dedup key; `None` is the source id.
     pub dedup_scope: Option<String>,
+    /// A hash of the body and how long to remember it, for sources whose delivery id is an
+    /// unsigned header: a captured request sent again under a new id is still a duplicate.
+    /// Kept in the namespace `<source>#body`.
+    pub body_dedup: Option<(String, u64)>,
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Bytes,
     pub endpoints: Vec<String>,

@@ -335,6 +335,10 @@ fn need_secrets(s: &SourceConfig) -> Result<(), (&'static str, String)> {
 pub struct SchemeDefaults {
     pub dedup: &'static [Field<'static>],
     pub event_type: &'static [Field<'static>],
+    /// Whether a hash of the body is remembered as a second dedup key: for the schemes that
+    /// sign no timestamp, where a captured request could otherwise be sent again forever
+    /// under a fresh (unsigned) delivery id. Not for Dropbox, whose bodies repeat by design.
+    pub body_dedup: bool,
 }
 
 pub fn defaults(kind: SchemeKind) -> SchemeDefaults {
@@ -375,7 +379,19 @@ pub fn defaults(kind: SchemeKind) -> SchemeDefaults {
             (&[Header("webhook-id")], &[Json("/type")])
         }
     };
-    SchemeDefaults { dedup, event_type }
+    let body_dedup = matches!(
+        kind,
+        SchemeKind::Github
+            | SchemeKind::Shopify
+            | SchemeKind::Twilio
+            | SchemeKind::Meta
+            | SchemeKind::X
+    );
+    SchemeDefaults {
+        dedup,
+        event_type,
+        body_dedup,
+    }
 }
 
 /// Splits `k=v<sep>k=v…` (Stripe's and Paddle's signature headers); an item without `=` makes

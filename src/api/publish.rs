@@ -134,6 +134,7 @@ pub async fn publish(
         Some(&p.event_type),
     );
     let event = NewEvent {
+        body_dedup: None,
         // Idempotency keys are deduplicated in their own namespace, apart from webhooks'.
         dedup: p.idempotency_key.map(|k| (k, IDEMPOTENCY_WINDOW_MS)),
         dedup_scope: Some(format!("publish:{}", p.source)),

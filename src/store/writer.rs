@@ -307,17 +307,28 @@ impl Writer {
         pending: &mut u64,
         known: Option<&HashSet<String>>,
     ) -> Result<IngestOutcome, StoreError> {
-        if let Some((key, _)) = &ev.dedup
-            && let Some(seen) = t.dedup.get((
-                ev.dedup_scope.as_deref().unwrap_or(&ev.source),
-                key.as_str(),
-            ))?
-        {
-            let (event_id, expires_ms) = seen.value();
-            if expires_ms > ev.received_ms {
-                return Ok(IngestOutcome::Duplicate {
-                    event_id: EventId(event_id),
-                });
+        let body_scope = format!("{}#body", ev.source);
+        let keys: Vec<(&str, &str, u64)> = ev
+            .dedup
+            .iter()
+            .map(|(k, w)| {
+                let scope = ev.dedup_scope.as_deref().unwrap_or(&ev.source);
+                (scope, k.as_str(), *w)
+            })
+            .chain(
+                ev.body_dedup
+                    .iter()
+                    .map(|(k, w)| (body_scope.as_str(), k.as_str(), *w)),
+            )
+            .collect();
+        for (scope, key, _) in &keys {
+            if let Some(seen) = t.dedup.get((*scope, *key))? {
+                let (event_id, expires_ms) = seen.value();
+                if expires_ms > ev.received_ms {
+                    return Ok(IngestOutcome::Duplicate {
+                        event_id: EventId(event_id),
+                    });
+                }
             }
         }
         // Routed from a snapshot that may be older than a deletion committed since.
@@ -377,11 +388,10 @@ impl Writer {
         };
         t.payloads
             .insert(event_id, records::encode(&payload).as_slice())?;
-        if let Some((key, window_ms)) = &ev.dedup {
-            let scope = ev.dedup_scope.as_deref().unwrap_or(&ev.source);
-            let expires = received_ms.saturating_add(*window_ms);
-            t.dedup.insert((scope, key.as_str()), (event_id, expires))?;
-            t.dedup_expiry.insert((expires, scope, key.as_str()), ())?;
+        for (scope, key, window_ms) in keys {
+            let expires = received_ms.saturating_add(window_ms);
+            t.dedup.insert((scope, key), (event_id, expires))?;
+            t.dedup_expiry.insert((expires, scope, key), ())?;
         }
         *pending += fanout;
         Ok(IngestOutcome::Accepted {

@@ -315,6 +315,7 @@ fn new_event(endpoints: &[&str]) -> hookgate::store::NewEvent {
         received_ms: hookgate::clock::system_now_ms(),
         dedup: None,
         dedup_scope: None,
+        body_dedup: None,
         headers: Vec::new(),
         body: bytes::Bytes::from_static(b"{}"),
         endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
@@ -543,4 +544,60 @@ async fn dead_letter_pages_lose_no_row() {
     };
     assert_eq!(page_all(&rare, 100).len(), 5, "none lost at the scan limit");
     store.close().await;
+}
+
+/// GitHub signs no timestamp and its delivery id is an unsigned header: a captured request
+/// sent again under a fresh id is still a duplicate, by the hash of its body. A source can
+/// turn that off.
+#[tokio::test]
+async fn a_replayed_body_under_a_fresh_delivery_id_is_a_duplicate() {
+    let receiver = Receiver::start().await;
+    let config = format!(
+        r#"
+        [delivery]
+        allow_private_networks = true
+        [[sources]]
+        id = "gh"
+        verify = "github"
+        secrets = ["It's a Secret to Everybody"]
+        [[sources]]
+        id = "gh-repeats"
+        verify = "github"
+        secrets = ["It's a Secret to Everybody"]
+        dedup_body = false
+        [[endpoints]]
+        id = "r"
+        url = "{}"
+        "#,
+        receiver.url
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let github = hookgate::verify::github::Github::new(Vec::new());
+    let post_github = |source: &'static str, delivery: &'static str, body: &'static str| {
+        let url = gw.url(source);
+        let sig = github.sign(b"It's a Secret to Everybody", body.as_bytes());
+        async move {
+            let headers = vec![
+                ("x-hub-signature-256".to_string(), sig),
+                ("x-github-delivery".to_string(), delivery.to_string()),
+                ("x-github-event".to_string(), "push".to_string()),
+            ];
+            post(&url, &headers, body).await
+        }
+    };
+    let (status, first) = post_github("gh", "d-1", r#"{"ref":"main","n":1}"#).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again) = post_github("gh", "d-forged", r#"{"ref":"main","n":1}"#).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["event_id"], first["event_id"]);
+    let (status, _) = post_github("gh", "d-2", r#"{"ref":"main","n":2}"#).await;
+    assert_eq!(status, 202);
+    // With dedup_body = false only the delivery id counts.
+    let (status, _) = post_github("gh-repeats", "d-1", r#"{"same":true}"#).await;
+    assert_eq!(status, 202);
+    let (status, _) = post_github("gh-repeats", "d-2", r#"{"same":true}"#).await;
+    assert_eq!(status, 202);
+    receiver.wait_for(4).await;
+    gw.stop().await;
 }
