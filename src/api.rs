@@ -45,6 +45,8 @@ pub struct AdminState {
     pub clock: SharedClock,
     pub catalog: Arc<crate::catalog::Catalog>,
     pub metrics: Arc<crate::telemetry::Metrics>,
+    /// The last readiness probe: (when, by the gateway's clock, and its outcome).
+    pub ready: tokio::sync::Mutex<Option<(u64, Result<(), String>)>>,
 }
 
 impl AdminState {
@@ -171,10 +173,29 @@ async fn metrics(State(st): State<Arc<AdminState>>) -> Response {
     r
 }
 
+/// How long a readiness probe's outcome is reused. `/readyz` needs no token, and each probe
+/// is an fsync'd commit: without this, anyone who can reach the admin listener could make
+/// the writer commit as fast as they can ask.
+const READY_REUSE_MS: u64 = 1000;
+
 async fn ready(State(st): State<Arc<AdminState>>) -> Response {
-    match tokio::time::timeout(READY_TIMEOUT, st.store.probe()).await {
-        Ok(Ok(())) => respond::json(StatusCode::OK, json!({ "status": "ready" })),
-        Ok(Err(e)) => respond::unavailable("not_ready", format!("store: {e}"), 1),
-        Err(_) => respond::unavailable("not_ready", "the store writer did not answer in time", 1),
+    // One probe at a time; those who waited for it get its outcome.
+    let mut last = st.ready.lock().await;
+    let now = st.now_ms();
+    let outcome = match &*last {
+        Some((at, outcome)) if now.saturating_sub(*at) < READY_REUSE_MS => outcome.clone(),
+        _ => {
+            let outcome = match tokio::time::timeout(READY_TIMEOUT, st.store.probe()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("store: {e}")),
+                Err(_) => Err("the store writer did not answer in time".to_string()),
+            };
+            *last = Some((now, outcome.clone()));
+            outcome
+        }
+    };
+    match outcome {
+        Ok(()) => respond::json(StatusCode::OK, json!({ "status": "ready" })),
+        Err(why) => respond::unavailable("not_ready", why, 1),
     }
 }

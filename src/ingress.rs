@@ -302,6 +302,7 @@ async fn handle(
         headers: parts
             .headers
             .iter()
+            .filter(|(n, _)| Some(*n) != source.verifier.credential_header())
             .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
             .collect(),
         body,

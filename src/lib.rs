@@ -203,6 +203,7 @@ pub async fn serve(
         clock: Arc::clone(&opts.clock),
         catalog,
         metrics: Arc::clone(&opts.metrics),
+        ready: tokio::sync::Mutex::new(None),
     }));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

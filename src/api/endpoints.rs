@@ -25,10 +25,30 @@ fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// An endpoint URL as lists show it: user info and query values may be credentials
+/// (`https://user:pass@host/hook?token=…`), so they are masked; the secret route shows it whole.
+pub fn masked_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    if !shown.username().is_empty() {
+        let _ = shown.set_username("***");
+    }
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    if shown.query().is_some() {
+        let keys: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        shown
+            .query_pairs_mut()
+            .clear()
+            .extend_pairs(keys.iter().map(|k| (k.as_str(), "***")));
+    }
+    shown.to_string()
+}
+
 fn view(st: &AdminState, e: &Endpoint) -> EndpointView {
     EndpointView {
         id: e.id.clone(),
-        url: e.url.to_string(),
+        url: masked_url(&e.url),
         origin: st
             .catalog
             .origin(EntryKind::Endpoint, &e.id)
@@ -151,7 +171,8 @@ pub async fn delete(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -
     ))
 }
 
-/// The endpoint's signing secret (`whsec_…`), or null when it does not sign.
+/// The endpoint's signing secret (`whsec_…`, or null when it does not sign) and its URL
+/// unmasked: the one route that shows either.
 #[utoipa::path(get, path = "/api/v1/endpoints/{id}/secret", operation_id = "get_endpoint_secret", tag = "endpoints",
     params(("id" = String, Path)),
     responses((status = 200, body = SecretView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
@@ -163,7 +184,14 @@ pub async fn secret(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -
             base64::engine::general_purpose::STANDARD.encode(k.expose())
         )
     });
-    Ok(respond::typed(StatusCode::OK, &SecretView { id, secret }))
+    Ok(respond::typed(
+        StatusCode::OK,
+        &SecretView {
+            id,
+            secret,
+            url: e.url.to_string(),
+        },
+    ))
 }
 
 /// Pauses (`true`) or resumes an endpoint.

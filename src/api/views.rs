@@ -183,6 +183,8 @@ pub struct SecretView {
     pub id: String,
     /// `whsec_…`, or null when the endpoint does not sign.
     pub secret: Option<String>,
+    /// The URL with its user info and query values, which other routes mask.
+    pub url: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -211,6 +213,7 @@ pub struct RetryView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EndpointView {
     pub id: String,
+    /// User info and query values masked (`***`): see the secret route for the whole URL.
     pub url: String,
     /// `file` or `api`.
     pub origin: String,

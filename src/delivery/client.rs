@@ -44,22 +44,22 @@ const V4_INTERNAL: &[&str] = &[
 /// compatible, SIIT, NAT64, 6to4, Teredo) is refused whole: the IPv4 address inside could be
 /// internal. (`::ffff:a.b.c.d` never reaches this table: it is checked as the IPv4 address.)
 const V6_INTERNAL: &[&str] = &[
-    "::/96",            // unspecified, loopback, IPv4-compatible (deprecated)
-    "::ffff:0:0/96",    // IPv4-mapped
-    "::ffff:0:0:0/96",  // IPv4-translated (SIIT)
-    "64:ff9b::/96",     // IPv4/IPv6 translation (NAT64)
-    "64:ff9b:1::/48",   // local-use IPv4/IPv6 translation
-    "100::/64",         // discard-only
-    "100:0:0:1::/64",   // dummy prefix
-    "2001::/23",        // IETF protocol assignments, Teredo (2001::/32) and benchmarking among them
-    "2001:db8::/32",    // documentation
-    "2002::/16",        // 6to4
-    "3fff::/20",        // documentation
-    "5f00::/16",        // segment routing (SRv6) SIDs
-    "fc00::/7",         // unique local
-    "fe80::/10",        // link local
-    "fec0::/10",        // site local (deprecated)
-    "ff00::/8",         // multicast
+    "::/96",           // unspecified, loopback, IPv4-compatible (deprecated)
+    "::ffff:0:0/96",   // IPv4-mapped
+    "::ffff:0:0:0/96", // IPv4-translated (SIIT)
+    "64:ff9b::/96",    // IPv4/IPv6 translation (NAT64)
+    "64:ff9b:1::/48",  // local-use IPv4/IPv6 translation
+    "100::/64",        // discard-only
+    "100:0:0:1::/64",  // dummy prefix
+    "2001::/23",       // IETF protocol assignments, Teredo (2001::/32) and benchmarking among them
+    "2001:db8::/32",   // documentation
+    "2002::/16",       // 6to4
+    "3fff::/20",       // documentation
+    "5f00::/16",       // segment routing (SRv6) SIDs
+    "fc00::/7",        // unique local
+    "fe80::/10",       // link local
+    "fec0::/10",       // site local (deprecated)
+    "ff00::/8",        // multicast
 ];
 
 fn internal_nets() -> &'static [ipnet::IpNet] {

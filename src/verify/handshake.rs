@@ -121,6 +121,16 @@ impl Verifier {
         }
     }
 
+    /// The header that carries the source's secret itself (`basic`, `token`, `okta`): it is
+    /// not stored with the payload, so it never reaches the store, a delivery or the API.
+    pub fn credential_header(&self) -> Option<&http::HeaderName> {
+        match self {
+            Self::Basic(_) => Some(&http::header::AUTHORIZATION),
+            Self::Token(t) | Self::Okta(t) => Some(&t.header),
+            _ => None,
+        }
+    }
+
     /// An event type the scheme sets itself, ahead of the configured or default field
     /// (Twitch's revocations are events of type `revocation`; X names the kind by a key).
     pub fn event_type(&self, req: &Inbound<'_>) -> Option<String> {

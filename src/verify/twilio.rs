@@ -55,8 +55,7 @@ impl Twilio {
             None if body.is_empty() => String::new(),
             None => {
                 return Err(VerifyError::MalformedSignature(
-                    "a body that is not a form must be signed through bodySHA256 in the URL"
-                        .into(),
+                    "a body that is not a form must be signed through bodySHA256 in the URL".into(),
                 ));
             }
         };
@@ -319,7 +318,12 @@ mod tests {
             b"12345",
             &[b"https://mycompany.com/myapp.php?foo=1&bar=2"],
         ));
-        let h = headers(&url_only, "mycompany.com", Some("https"), "application/json");
+        let h = headers(
+            &url_only,
+            "mycompany.com",
+            Some("https"),
+            "application/json",
+        );
         assert!(matches!(
             t.verify(&h, bare, br#"{"anything": "at all"}"#),
             Err(VerifyError::MalformedSignature(_))

@@ -363,7 +363,10 @@ async fn the_store_makes_no_work_for_a_deleted_endpoint() {
         panic!("not accepted")
     };
     assert_eq!(
-        deliveries.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>(),
+        deliveries
+            .iter()
+            .map(|(_, e)| e.as_str())
+            .collect::<Vec<_>>(),
         ["a"]
     );
     let r = store.requeue(Requeue::One(of_b)).await.expect("requeue");
@@ -419,13 +422,8 @@ async fn work_left_for_removed_endpoints_is_dead_lettered_at_start() {
     }
     let (event, _) = gw.store.event(a).expect("read").expect("stored");
     let id = hookgate::ids::DeliveryId(event.deliveries[0].0);
-    let (status, body) = admin_call(
-        &gw,
-        Method::POST,
-        &format!("/deliveries/{id}/retry"),
-        "",
-    )
-    .await;
+    let (status, body) =
+        admin_call(&gw, Method::POST, &format!("/deliveries/{id}/retry"), "").await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "endpoint_removed");
     let (status, body) = admin_call(
@@ -599,5 +597,100 @@ async fn a_replayed_body_under_a_fresh_delivery_id_is_a_duplicate() {
     let (status, _) = post_github("gh-repeats", "d-2", r#"{"same":true}"#).await;
     assert_eq!(status, 202);
     receiver.wait_for(4).await;
+    gw.stop().await;
+}
+
+/// A clock that stands still: what the gateway reuses by its clock is reused forever.
+struct StillClock(u64);
+
+impl hookgate::clock::Clock for StillClock {
+    fn now_ms(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `/readyz` needs no token, so its probe (an fsync'd commit) is reused for a second: a
+/// flood of readiness checks does not become a flood of commits.
+#[tokio::test]
+async fn readiness_checks_reuse_a_recent_probe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics = Arc::new(hookgate::telemetry::Metrics::new());
+    let opts = hookgate::RunOptions {
+        clock: Arc::new(StillClock(hookgate::clock::system_now_ms())),
+        metrics: Arc::clone(&metrics),
+        ..hookgate::RunOptions::default()
+    };
+    let gw = Gateway::start_with(dir.path(), "", opts).await;
+    let commits = || {
+        let text = client().get(format!("{}/metrics", gw.admin)).send();
+        async move {
+            let text = text.await.expect("sent").text().await.expect("body");
+            text.lines()
+                .find_map(|l| l.strip_prefix("hookgate_commit_batch_count "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        }
+    };
+    let ready = || client().get(format!("{}/readyz", gw.admin)).send();
+    assert_eq!(ready().await.expect("sent").status().as_u16(), 200);
+    let before = commits().await;
+    for _ in 0..50 {
+        assert_eq!(ready().await.expect("sent").status().as_u16(), 200);
+    }
+    assert_eq!(commits().await, before, "no commit for a reused probe");
+    gw.stop().await;
+}
+
+/// Credentials in an endpoint URL are masked everywhere but the secret route, and the
+/// header that carries a `token` or `basic` source's secret is not stored with the payload.
+#[tokio::test]
+async fn credentials_are_neither_listed_nor_stored() {
+    let receiver = Receiver::start().await;
+    let config = format!(
+        "{}\n[[sources]]\nid = \"tok\"\nverify = \"token\"\nsecrets = [\"s3cret-token\"]\n",
+        with_admin("")
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let with_credentials = receiver
+        .url
+        .replace("http://", "http://hook-user:hook-pass@")
+        + "?token=abc123&v=2";
+    let endpoint = format!(r#"{{"id": "creds", "url": "{with_credentials}", "sources": ["tok"]}}"#);
+    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, list) = admin_call(&gw, Method::GET, "/endpoints", "").await;
+    let (_, one) = admin_call(&gw, Method::GET, "/endpoints/creds", "").await;
+    for shown in [list.to_string(), one.to_string(), body.to_string()] {
+        for secret in ["hook-user", "hook-pass", "abc123"] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+        assert!(shown.contains("token=***"), "{shown}");
+    }
+    let (_, secret) = admin_call(&gw, Method::GET, "/endpoints/creds/secret", "").await;
+    assert_eq!(secret["url"], with_credentials.as_str());
+
+    let (status, answer) = post(
+        &gw.url("tok"),
+        &[(
+            "authorization".to_string(),
+            "Bearer s3cret-token".to_string(),
+        )],
+        r#"{"type":"a"}"#,
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    let (_, payload) = gw
+        .store
+        .event(event_id(&answer))
+        .expect("read")
+        .expect("stored");
+    assert!(
+        payload
+            .headers
+            .iter()
+            .all(|(name, _)| !name.eq_ignore_ascii_case("authorization")),
+        "{:?}",
+        payload.headers
+    );
     gw.stop().await;
 }

@@ -87,7 +87,11 @@ pub(super) fn sweep_unknown(
         let Some(endpoint) = next else { break };
         if !known.contains(&endpoint) {
             let n = dead_letter_endpoint(t, &endpoint, REMOVED, now_ms, pending)?;
-            tracing::warn!(endpoint, dead = n, "deliveries left for an endpoint no longer configured were dead-lettered");
+            tracing::warn!(
+                endpoint,
+                dead = n,
+                "deliveries left for an endpoint no longer configured were dead-lettered"
+            );
             dead += n;
         }
         // The next endpoint id: the smallest string after every key of this one.
