@@ -202,6 +202,19 @@ pub struct IngressConfig {
     /// Connections open at once; beyond it new ones wait in the kernel's accept queue.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Requests that fail verification, per client address; beyond it, 429 before the body.
+    #[serde(default = "default_failed_requests")]
+    pub failed_requests: RateLimitConfig,
+    /// Proxies whose `X-Forwarded-For` names the client (for `failed_requests`).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+fn default_failed_requests() -> RateLimitConfig {
+    RateLimitConfig {
+        per_second: 5,
+        burst: Some(50),
+    }
 }
 
 fn default_header_timeout() -> Duration {
@@ -229,6 +242,8 @@ impl Default for IngressConfig {
             header_timeout: default_header_timeout(),
             body_timeout: default_body_timeout(),
             max_connections: default_max_connections(),
+            failed_requests: default_failed_requests(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -630,10 +645,12 @@ impl Config {
                 format!("must be 1 to {MAX_CONCURRENCY}"),
             ));
         }
+        // The default is not held to max_concurrency (a small cap with the default 8 is
+        // fine); it is cut down to it below.
         check_max_in_flight(
             "delivery.max_in_flight",
             self.delivery.max_in_flight,
-            self.delivery.max_concurrency,
+            MAX_IN_FLIGHT,
         )?;
         if self.store.max_backlog == 0 {
             return Err(ConfigError::new("store.max_backlog", "must be > 0"));
@@ -660,7 +677,10 @@ impl Config {
             })?);
         }
         let defaults = EndpointDefaults {
-            max_in_flight: self.delivery.max_in_flight,
+            max_in_flight: self
+                .delivery
+                .max_in_flight
+                .min(self.delivery.max_concurrency),
             max_concurrency: self.delivery.max_concurrency,
             timeout: self.delivery.timeout,
             retry: RetryPolicy::resolve("delivery.retry", &self.delivery.retry, None)?,
@@ -696,8 +716,32 @@ impl Config {
             endpoints.push(endpoint);
         }
 
+        let failed = self.ingress.failed_requests;
+        if failed.per_second == 0 {
+            return Err(ConfigError::new(
+                "ingress.failed_requests.per_second",
+                "must be > 0",
+            ));
+        }
+        if failed.burst == Some(0) {
+            return Err(ConfigError::new(
+                "ingress.failed_requests.burst",
+                "must be > 0",
+            ));
+        }
+        let mut trusted_proxies = Vec::with_capacity(self.ingress.trusted_proxies.len());
+        for (i, net) in self.ingress.trusted_proxies.iter().enumerate() {
+            trusted_proxies.push(net.parse::<ipnet::IpNet>().map_err(|_| {
+                ConfigError::new(
+                    format!("ingress.trusted_proxies[{i}]"),
+                    format!("{net:?} is not a network like 10.0.0.0/8"),
+                )
+            })?);
+        }
         Ok(Validated {
             data_dir: self.data_dir,
+            failed_requests: failed,
+            trusted_proxies,
             ingress_listen,
             admin_listen,
             max_body_bytes: self.ingress.max_body_bytes,
@@ -1282,6 +1326,9 @@ impl ConnectionLimits {
 #[derive(Debug, Clone)]
 pub struct Validated {
     pub data_dir: PathBuf,
+    /// Verification failures allowed per client address.
+    pub failed_requests: RateLimitConfig,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub ingress_listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub max_body_bytes: u64,

@@ -10,6 +10,7 @@
 //! and never delivered.**
 
 pub mod extract;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -41,6 +42,10 @@ pub struct IngressState {
     pub max_body_bytes: u64,
     /// The whole body must arrive within this of the handler starting to read it.
     pub body_timeout: std::time::Duration,
+    /// Verification failures per client address.
+    pub failures: throttle::FailureThrottle,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 pub fn router(state: Arc<IngressState>) -> Router {
@@ -210,20 +215,38 @@ async fn handle(
             format!("no source {source_id:?}"),
         );
     };
-    if let Some(Err(wait)) = source.limiter.as_ref().map(|l| l.check()) {
-        // Refused before the body is read: a flood costs no more than its headers.
+    let (parts, body) = request.into_parts();
+    let client = parts
+        .extensions
+        .get::<crate::listener::PeerAddr>()
+        .map(|p| {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            throttle::client_address(p.0.ip(), forwarded, &st.trusted_proxies)
+        });
+    if let Some(ip) = client
+        && let Err(wait) = st.failures.check(ip, st.clock.now_ms())
+    {
+        // Refused before the body is read: a flood of junk costs no more than its headers.
         return respond::too_many(
-            "rate_limited",
-            format!(
-                "source {:?} takes fewer requests per second; try again later",
-                source.id
-            ),
-            wait.as_secs_f64().ceil() as u64,
+            "too_many_failures",
+            "too many requests from this address failed verification; try again later",
+            wait,
         );
     }
-    let (parts, body) = request.into_parts();
+    let failed = |st: &IngressState| {
+        if let Some(ip) = client {
+            st.failures.charge(ip, st.clock.now_ms());
+        }
+    };
     if parts.method == Method::GET || parts.method == Method::HEAD {
-        return handle_get(&st, source, &parts);
+        let r = handle_get(&st, source, &parts);
+        if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            failed(&st);
+        }
+        return r;
     }
     let reading = read_body(&parts.headers, body, st.max_body_bytes);
     let body = match tokio::time::timeout(st.body_timeout, reading).await {
@@ -252,12 +275,25 @@ async fn handle(
     }
     if let Err(e) = source.verifier.verify(&inbound) {
         tracing::info!(source = %source.id, code = e.code(), reason = %e, "webhook refused");
+        failed(&st);
         return respond::error(StatusCode::UNAUTHORIZED, e.code(), e);
     }
     match source.verifier.answer_after_verify(&inbound) {
         None => {}
         Some(Ok(reply)) => return handshake(source, reply),
         Some(Err(e)) => return handshake_refused(source, e),
+    }
+    // Charged only for verified requests: a stranger's junk cannot use up the quota and get
+    // the provider's genuine webhooks refused.
+    if let Some(Err(wait)) = source.limiter.as_ref().map(|l| l.check()) {
+        return respond::too_many(
+            "rate_limited",
+            format!(
+                "source {:?} takes fewer requests per second; try again later",
+                source.id
+            ),
+            wait.as_secs_f64().ceil() as u64,
+        );
     }
     let scheme_type = source.verifier.event_type(&inbound);
 

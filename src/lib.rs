@@ -50,6 +50,9 @@ pub struct Listeners {
     pub admin: TcpListener,
 }
 
+/// Client addresses whose verification failures are tracked at once (about 64 bytes each).
+const FAILURE_TABLE_CAPACITY: usize = 65_536;
+
 /// Knobs that are not config: what tests and embedders change.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -194,6 +197,15 @@ pub async fn serve(
         clock: Arc::clone(&opts.clock),
         max_body_bytes: config.max_body_bytes,
         body_timeout: config.ingress_limits.body_timeout,
+        failures: ingress::throttle::FailureThrottle::new(
+            config.failed_requests.per_second,
+            config
+                .failed_requests
+                .burst
+                .unwrap_or(config.failed_requests.per_second),
+            FAILURE_TABLE_CAPACITY,
+        ),
+        trusted_proxies: config.trusted_proxies.clone(),
     }));
     let admin = api::router(Arc::new(api::AdminState {
         store: store.clone(),

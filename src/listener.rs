@@ -50,9 +50,9 @@ pub async fn serve(
             },
             () = stopped(&mut stop) => break,
         };
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait rather than spin; the
                     // connections already open keep being served.
@@ -64,7 +64,10 @@ pub async fn serve(
             () = stopped(&mut stop) => break,
         };
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(WithPeer {
+            inner: router.clone(),
+            peer,
+        });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
         let open = open.clone();
         open.inc();
@@ -82,6 +85,38 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("requests still in progress after the grace period were dropped");
+    }
+}
+
+/// The address a request's connection comes from, in its extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// The router, with each request told which address its connection comes from.
+#[derive(Clone)]
+struct WithPeer {
+    inner: Router,
+    peer: std::net::SocketAddr,
+}
+
+impl tower_service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = <Router as tower_service::Service<hyper::Request<hyper::body::Incoming>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower_service::Service::<hyper::Request<hyper::body::Incoming>>::poll_ready(
+            &mut self.inner,
+            cx,
+        )
+    }
+
+    fn call(&mut self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        req.extensions_mut().insert(PeerAddr(self.peer));
+        tower_service::Service::call(&mut self.inner, req)
     }
 }
 

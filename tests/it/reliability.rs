@@ -694,3 +694,65 @@ async fn credentials_are_neither_listed_nor_stored() {
     );
     gw.stop().await;
 }
+
+/// A stranger's unsigned junk no longer uses up a source's rate limit (which is charged only
+/// for verified requests); the junk is throttled by its own address instead.
+#[tokio::test]
+async fn junk_does_not_use_up_a_sources_quota() {
+    let receiver = Receiver::start().await;
+    let config = format!(
+        r#"
+        [ingress]
+        trusted_proxies = ["127.0.0.0/8"]
+        failed_requests = {{ per_second = 1, burst = 5 }}
+        [delivery]
+        allow_private_networks = true
+        [[sources]]
+        id = "orders"
+        verify = "standard-webhooks"
+        secrets = ["{INBOUND_SECRET}"]
+        rate_limit = {{ per_second = 1, burst = 3 }}
+        [[endpoints]]
+        id = "r"
+        url = "{}"
+        "#,
+        receiver.url
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let from = |ip: &str| ("x-forwarded-for".to_string(), ip.to_string());
+    let mut codes = Vec::new();
+    for _ in 0..20 {
+        let (status, answer) = post(
+            &gw.url("orders"),
+            &[from("203.0.113.9")],
+            r#"{"type":"junk"}"#,
+        )
+        .await;
+        codes.push((
+            status,
+            answer["error"]["code"].as_str().unwrap_or("").to_string(),
+        ));
+    }
+    assert!(codes[..5].iter().all(|(s, _)| *s == 401), "{codes:?}");
+    assert!(
+        codes[5..]
+            .iter()
+            .all(|(s, c)| *s == 429 && c == "too_many_failures"),
+        "{codes:?}"
+    );
+    // The provider, from its own address, still has its whole burst.
+    for i in 0..3 {
+        let body = r#"{"type":"real"}"#;
+        let mut headers = signed(
+            INBOUND_SECRET,
+            &format!("msg_real_{i}"),
+            now_secs(),
+            body.as_bytes(),
+        );
+        headers.push(from("198.51.100.7"));
+        let (status, answer) = post(&gw.url("orders"), &headers, body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    receiver.wait_for(3).await;
+    gw.stop().await;
+}
