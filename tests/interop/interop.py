@@ -164,10 +164,14 @@ def run(base):
         os.unlink(f.name)
         return sig
 
-    payload = '{"zen":"Keep it logically awesome.","hook_id":1,"unicode":"\\u001B ♥"}'
+    # Each delivery its own body: the same body again is a duplicate (GitHub signs no timestamp).
+    payloads = {d: '{"zen":"Keep it logically awesome.","hook_id":%d,"unicode":"\\u001B ♥"}' % n for n, d in enumerate(["d-1", "d-2"], 1)}
     for label, secret, delivery in [("new secret", "gh-new-secret", "d-1"), ("rotated-out secret", "gh-old-secret", "d-2")]:
-        status, _ = post(url, payload.encode(), {"X-Hub-Signature-256": octokit(secret, payload), "X-GitHub-Delivery": delivery, "X-GitHub-Event": "ping"})
+        status, _ = post(url, payloads[delivery].encode(), {"X-Hub-Signature-256": octokit(secret, payloads[delivery]), "X-GitHub-Delivery": delivery, "X-GitHub-Event": "ping"})
         check(f"github {label}", status, 202)
+    payload = payloads["d-1"]
+    status, answer = post(url, payload.encode(), {"X-Hub-Signature-256": octokit("gh-new-secret", payload), "X-GitHub-Delivery": "d-forged", "X-GitHub-Event": "ping"})
+    check("github: the same body under a fresh delivery id is a duplicate", (status, answer.get("duplicate")), (200, True))
     status, answer = post(url, payload.encode(), {"X-Hub-Signature-256": octokit("gh-new-secret", payload), "X-GitHub-Delivery": "d-1", "X-GitHub-Event": "ping"})
     check("github redelivery dedups on X-GitHub-Delivery", (status, answer.get("duplicate")), (200, True))
     status, a = post(url, payload.encode(), {"X-Hub-Signature-256": octokit("gh-wrong", payload), "X-GitHub-Delivery": "d-3"})
@@ -220,9 +224,10 @@ def run(base):
     url = f"{base}/in/twilio"
     params = {"CallSid": "CA123", "From": "+14158675309", "To": "+18005551212", "Body": "hello & bye"}
     form = urllib.parse.urlencode(params).encode()
-    for label, token in [("new token", "new-auth-token"), ("rotated-out token", "old-auth-token")]:
-        sig = RequestValidator(token).compute_signature(PUBLIC_TWILIO_URL, params)
-        status, _ = post(url, form, {"X-Twilio-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"})
+    for label, token, call in [("new token", "new-auth-token", "CA123"), ("rotated-out token", "old-auth-token", "CA124")]:
+        each = dict(params, CallSid=call)
+        sig = RequestValidator(token).compute_signature(PUBLIC_TWILIO_URL, each)
+        status, _ = post(url, urllib.parse.urlencode(each).encode(), {"X-Twilio-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"})
         check(f"twilio form {label}", status, 202)
     sig = RequestValidator("wrong-token").compute_signature(PUBLIC_TWILIO_URL, params)
     status, a = post(url, form, {"X-Twilio-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"})
