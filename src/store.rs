@@ -175,8 +175,10 @@ pub struct Prune {
     pub dead_before_ms: u64,
     /// Resume after this event id (the previous step's `next`).
     pub after: Option<u128>,
-    /// Most events looked at in this step.
+    /// Most events looked at in this step (0: none, dedup entries only).
     pub max_events: usize,
+    /// Most expired dedup entries removed in this step.
+    pub max_dedup: usize,
 }
 
 /// What a pruning step did.

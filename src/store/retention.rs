@@ -25,7 +25,7 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Prunes until `stop` turns true.
+/// Prunes every interval until `stop` turns true.
 pub async fn run(
     store: Store,
     clock: SharedClock,
@@ -37,37 +37,51 @@ pub async fn run(
             () = tokio::time::sleep(policy.interval) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let mut after = None;
-        let (mut events, mut dedup) = (0, 0);
-        loop {
-            let now_ms = clock.now_ms();
-            let step = Prune {
-                now_ms,
-                events_before_ms: now_ms.saturating_sub(ms(policy.retention)),
-                dead_before_ms: now_ms.saturating_sub(ms(policy.dead_letter_retention)),
-                after,
-                max_events: STEP,
-            };
-            match store.prune(step).await {
-                Ok(p) => {
-                    events += p.events;
-                    dedup += p.dedup_entries;
-                    after = p.next;
-                    if after.is_none() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "pruning failed; trying again next interval");
-                    break;
-                }
-            }
-            if *stop.borrow() {
-                return;
-            }
-        }
-        if events > 0 || dedup > 0 {
-            tracing::debug!(events, dedup_entries = dedup, "pruned");
+        if let Err(e) = pass(&store, &clock, policy, &stop).await {
+            tracing::warn!(error = %e, "pruning failed; trying again next interval");
         }
     }
+}
+
+/// One pass: expired dedup entries first, on their own (their index is ordered by expiry, so
+/// a step reads only expired ones, and steps go on while full ones come back), then finished
+/// events, in bounded steps. Returns (events, dedup entries) removed.
+pub async fn pass(
+    store: &Store,
+    clock: &SharedClock,
+    policy: Policy,
+    stop: &watch::Receiver<bool>,
+) -> Result<(u64, u64), super::StoreError> {
+    let step = |after, max_events, max_dedup| {
+        let now_ms = clock.now_ms();
+        Prune {
+            now_ms,
+            events_before_ms: now_ms.saturating_sub(ms(policy.retention)),
+            dead_before_ms: now_ms.saturating_sub(ms(policy.dead_letter_retention)),
+            after,
+            max_events,
+            max_dedup,
+        }
+    };
+    let (mut events, mut dedup) = (0, 0);
+    loop {
+        let p = store.prune(step(None, 0, STEP)).await?;
+        dedup += p.dedup_entries;
+        if p.dedup_entries < STEP as u64 || *stop.borrow() {
+            break;
+        }
+    }
+    let mut after = None;
+    loop {
+        let p = store.prune(step(after, STEP, 0)).await?;
+        events += p.events;
+        after = p.next;
+        if after.is_none() || *stop.borrow() {
+            break;
+        }
+    }
+    if events > 0 || dedup > 0 {
+        tracing::debug!(events, dedup_entries = dedup, "pruned");
+    }
+    Ok((events, dedup))
 }

@@ -608,7 +608,7 @@ fn prune(t: &mut Tables<'_>, p: &Prune) -> Result<Pruned, StoreError> {
     for entry in t
         .dedup_expiry
         .range((0u64, "", "")..(p.now_ms.saturating_add(1), "", ""))?
-        .take(p.max_events)
+        .take(p.max_dedup)
     {
         let (k, _) = entry?;
         let (expires, scope, key) = k.value();
@@ -632,7 +632,7 @@ fn prune(t: &mut Tables<'_>, p: &Prune) -> Result<Pruned, StoreError> {
     let cutoff = u128::from(p.events_before_ms.min((1 << 48) - 1)) << 80;
     let start = p.after.map_or(0, |a| a.saturating_add(1));
     let mut candidates = Vec::new();
-    if start < cutoff {
+    if start < cutoff && p.max_events > 0 {
         for entry in t.events.range(start..cutoff)?.take(p.max_events) {
             let (k, v) = entry?;
             candidates.push((k.value(), records::decode::<EventRecord>(v.value())?));

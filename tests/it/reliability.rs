@@ -491,18 +491,7 @@ async fn dead_letters(store: &hookgate::store::Store, endpoint: &str, n: u64, fi
 async fn dead_letter_pages_lose_no_row() {
     use hookgate::store::query::{Filter, SCAN_LIMIT};
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = hookgate::store::Store::open(
-        dir.path(),
-        hookgate::store::StoreOptions {
-            max_backlog: u64::MAX,
-            queue_capacity: 32_768,
-            clock: Arc::new(hookgate::clock::SystemClock),
-            metrics: None,
-            fault: None,
-            quick_repair: false,
-        },
-    )
-    .expect("store opens");
+    let store = roomy_store(dir.path(), Arc::new(hookgate::clock::SystemClock));
     // Oldest: 5 for "rare"; then enough for "common" that a page scanning newest first
     // stops at its limit exactly on the first of "rare".
     dead_letters(&store, "rare", 5, 1_000_000).await;
@@ -755,4 +744,57 @@ async fn junk_does_not_use_up_a_sources_quota() {
     }
     receiver.wait_for(3).await;
     gw.stop().await;
+}
+
+/// A store whose writer queue takes thousands of concurrent commands.
+fn roomy_store(
+    dir: &std::path::Path,
+    clock: hookgate::clock::SharedClock,
+) -> hookgate::store::Store {
+    hookgate::store::Store::open(
+        dir,
+        hookgate::store::StoreOptions {
+            max_backlog: u64::MAX,
+            queue_capacity: 32_768,
+            clock,
+            metrics: None,
+            fault: None,
+            quick_repair: false,
+        },
+    )
+    .expect("store opens")
+}
+
+/// Expired dedup keys are pruned on their own cursor: one pass removes all of them, not 500
+/// (when no event was old enough to prune, a pass used to stop after one step, so above
+/// about 8 new keys a second the dedup tables grew without end).
+#[tokio::test]
+async fn one_pruning_pass_removes_every_expired_dedup_key() {
+    use hookgate::store::retention::{Policy, pass};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = hookgate::clock::system_now_ms();
+    let store = roomy_store(dir.path(), Arc::new(hookgate::clock::SystemClock));
+    let mut ingests = tokio::task::JoinSet::new();
+    for i in 0..1_200 {
+        let store = store.clone();
+        ingests.spawn(async move {
+            let mut ev = new_event(&[]);
+            ev.received_ms = now;
+            ev.dedup = Some((format!("key-{i}"), 1_000));
+            store.ingest(ev).await.expect("ingest");
+        });
+    }
+    while let Some(done) = ingests.join_next().await {
+        done.expect("ingested");
+    }
+    let later: hookgate::clock::SharedClock = Arc::new(StillClock(now + 2_000));
+    let policy = Policy {
+        retention: Duration::from_secs(7 * 24 * 3600),
+        dead_letter_retention: Duration::from_secs(30 * 24 * 3600),
+        interval: Duration::from_secs(60),
+    };
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (events, dedup) = pass(&store, &later, policy, &stop).await.expect("pass");
+    assert_eq!((events, dedup), (0, 1_200));
+    store.close().await;
 }
