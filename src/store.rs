@@ -28,6 +28,9 @@
 //!   that change them, so the lag metrics never count an index.
 //! - `config_entries`: (`source` | `endpoint`, id) → version byte + the entry's JSON, for the
 //!   sources and endpoints made through the admin API.
+//! - `quarantine`: (table, key) → the bytes of a record that could not be decoded. **One
+//!   undecodable record stops nothing**: wherever it is met it is skipped, logged with its key,
+//!   and moved here by the writer (see `writer/quarantine.rs`).
 
 pub mod fault;
 pub mod query;
@@ -60,6 +63,8 @@ const ENDPOINT_STATE: TableDefinition<&str, u8> = TableDefinition::new("endpoint
 const CONFIG_ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("config_entries");
 const DEDUP_EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("dedup_expiry");
 const PENDING_BY_ENDPOINT: TableDefinition<&str, u64> = TableDefinition::new("pending_by_endpoint");
+/// (table, key) → the raw bytes of a record that could not be decoded, moved out of the way.
+const QUARANTINE: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("quarantine");
 
 /// The flag of a paused endpoint in `endpoint_state`.
 const ENDPOINT_PAUSED: u8 = 1;
@@ -565,6 +570,9 @@ impl Store {
         let events = txn.open_table(EVENTS)?;
         let payloads = txn.open_table(PAYLOADS)?;
         let mut batch = DueBatch::default();
+        // Scheduled but unusable: (due ms, id). Skipped here, settled by the writer, so the
+        // lane goes on with the rest and never reads them again.
+        let mut unreadable = Vec::new();
         for entry in due.range((endpoint, 0u64, 0u128)..=(endpoint, u64::MAX, u128::MAX))? {
             let (key, _) = entry?;
             let (_, due_ms, id) = key.value();
@@ -576,18 +584,30 @@ impl Store {
             if skip.contains(&id) {
                 continue;
             }
-            let Some(rec) = deliveries.get(id.0)? else {
-                continue;
+            let read =
+                || -> Result<Option<(DeliveryRecord, EventRecord, PayloadRecord)>, StoreError> {
+                    let Some(rec) = deliveries.get(id.0)? else {
+                        return Ok(None);
+                    };
+                    let rec: DeliveryRecord = records::decode(rec.value())?;
+                    let Some(ev) = events.get(rec.event_id)? else {
+                        return Ok(None);
+                    };
+                    let ev: EventRecord = records::decode(ev.value())?;
+                    let Some(payload) = payloads.get(rec.event_id)? else {
+                        return Ok(None);
+                    };
+                    Ok(Some((rec, ev, records::decode(payload.value())?)))
+                };
+            let (rec, ev, payload) = match read() {
+                Ok(Some(found)) => found,
+                Ok(None) | Err(StoreError::Corrupt(_)) => {
+                    tracing::error!(endpoint, delivery_id = %id, "a scheduled delivery cannot be read; skipped");
+                    unreadable.push((due_ms, id.0));
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
-            let rec: DeliveryRecord = records::decode(rec.value())?;
-            let Some(ev) = events.get(rec.event_id)? else {
-                continue;
-            };
-            let ev: EventRecord = records::decode(ev.value())?;
-            let Some(payload) = payloads.get(rec.event_id)? else {
-                continue;
-            };
-            let payload: PayloadRecord = records::decode(payload.value())?;
             batch.items.push(DueDelivery {
                 delivery_id: id,
                 event_id: EventId(rec.event_id),
@@ -605,7 +625,26 @@ impl Store {
                 body: Bytes::from(payload.body),
             });
         }
+        if !unreadable.is_empty() {
+            let (reply, _unawaited) = oneshot::channel();
+            // If the queue is full, the next read finds them again.
+            let _ = self.inner.tx.try_send(writer::Command::Quarantine(
+                endpoint.to_string(),
+                unreadable,
+                reply,
+            ));
+        }
         Ok(batch)
+    }
+
+    /// Records moved to quarantine because they could not be decoded.
+    pub fn quarantined(&self) -> Result<u64, StoreError> {
+        let txn = self.inner.db.get()?.begin_read()?;
+        match txn.open_table(QUARANTINE) {
+            Ok(t) => Ok(redb::ReadableTableMetadata::len(&t)?),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// One event and its payload.
@@ -694,6 +733,9 @@ impl Store {
             writer_queue: i64::try_from(queued).unwrap_or(i64::MAX),
             file_bytes: std::fs::metadata(&self.inner.path)
                 .map_or(-1, |m| i64::try_from(m.len()).unwrap_or(i64::MAX)),
+            quarantined: self
+                .quarantined()
+                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
         }
     }
 
@@ -813,6 +855,7 @@ fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
         txn.open_table(CONFIG_ENTRIES)?;
         txn.open_table(DEDUP_EXPIRY)?;
         txn.open_table(PENDING_BY_ENDPOINT)?;
+        txn.open_table(QUARANTINE)?;
         let mut deliveries = txn.open_table(DELIVERIES)?;
         let mut due = txn.open_table(DUE)?;
         let mut leases = txn.open_table(LEASES)?;

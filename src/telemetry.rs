@@ -98,6 +98,8 @@ pub struct StoreGauges {
     pub pending_deliveries: i64,
     pub writer_queue: i64,
     pub file_bytes: i64,
+    /// Records moved to quarantine because they could not be decoded.
+    pub quarantined: i64,
 }
 
 fn latency_buckets() -> Histogram {
@@ -125,6 +127,7 @@ pub struct Metrics {
     pending_by_endpoint: Family<EndpointLabel, Gauge>,
     oldest_pending: Family<EndpointLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     writer_queue: Gauge,
+    quarantined: Gauge,
     store_bytes: Gauge,
 }
 
@@ -154,6 +157,7 @@ impl Metrics {
             pending_by_endpoint: Family::default(),
             oldest_pending: Family::default(),
             writer_queue: Gauge::default(),
+            quarantined: Gauge::default(),
             store_bytes: Gauge::default(),
             registry: Registry::default(),
         };
@@ -242,6 +246,11 @@ impl Metrics {
             "Commands waiting for the store's writer",
             m.writer_queue.clone(),
         );
+        registry.register(
+            "quarantined_records",
+            "Records that could not be decoded, moved out of the way (logged with their keys)",
+            m.quarantined.clone(),
+        );
         registry.register_with_unit(
             "store_file",
             "Size of the store's file",
@@ -294,6 +303,7 @@ impl Metrics {
     pub fn encode(&self, store: StoreGauges) -> String {
         self.pending.set(store.pending_deliveries);
         self.writer_queue.set(store.writer_queue);
+        self.quarantined.set(store.quarantined);
         // Only the endpoints in force: a deleted one's series goes away.
         self.pending_by_endpoint.clear();
         self.oldest_pending.clear();

@@ -106,17 +106,20 @@ impl Store {
                 page.next_cursor = Some(EventId(id.0.saturating_add(1)).to_string());
                 break;
             }
-            let event: EventRecord = records::decode(value.value())?;
+            // An unreadable record is skipped (the writer quarantines it when it meets it).
+            let Ok(event) = records::decode::<EventRecord>(value.value()) else {
+                continue;
+            };
             if !filter.event_matches(&event) {
                 continue;
             }
             let mut ds = Vec::with_capacity(event.deliveries.len());
             for (did, _) in &event.deliveries {
-                if let Some(d) = deliveries.get(*did)? {
-                    ds.push((
-                        DeliveryId(*did),
-                        records::decode::<DeliveryRecord>(d.value())?,
-                    ));
+                if let Some(Ok(d)) = deliveries
+                    .get(*did)?
+                    .map(|d| records::decode::<DeliveryRecord>(d.value()))
+                {
+                    ds.push((DeliveryId(*did), d));
                 }
             }
             let endpoint_ok = filter
@@ -173,11 +176,15 @@ impl Store {
             let Some(d) = deliveries.get(id)? else {
                 continue;
             };
-            let d: DeliveryRecord = records::decode(d.value())?;
+            let Ok(d) = records::decode::<DeliveryRecord>(d.value()) else {
+                continue;
+            };
             let Some(ev) = events.get(d.event_id)? else {
                 continue;
             };
-            let ev: EventRecord = records::decode(ev.value())?;
+            let Ok(ev) = records::decode::<EventRecord>(ev.value()) else {
+                continue;
+            };
             if !filter.event_matches(&ev)
                 || filter
                     .endpoint

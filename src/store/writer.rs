@@ -5,6 +5,7 @@
 //! batch, so no caller is told "stored" for anything that is not.
 
 mod orphans;
+mod quarantine;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use super::{
     ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DEDUP_EXPIRY, DELIVERIES, DUE,
     DeliveryRecord, DeliveryStatus, ENDPOINT_STATE, EVENTS, EntryKind, EventRecord, IngestOutcome,
     LEASES, META, META_PENDING, NewEvent, Next, PAYLOADS, PENDING_BY_ENDPOINT, Prune, Pruned,
-    Requeue, Requeued, StoreError, records, records::PayloadRef,
+    QUARANTINE, Requeue, Requeued, StoreError, records, records::PayloadRef,
 };
 use crate::clock::SharedClock;
 use crate::ids::{DeliveryId, EventId};
@@ -41,6 +42,8 @@ pub(super) enum Command {
     DeleteEntry(EntryKind, String, Reply<u64>),
     /// The endpoints in force, at start: what is left for any other is dead-lettered.
     SetEndpoints(HashSet<String>, Reply<u64>),
+    /// Scheduled deliveries of an endpoint (due ms, id) that a reader found unreadable.
+    Quarantine(String, Vec<(u64, u128)>, Reply<()>),
     Prune(Prune, Reply<Pruned>),
     Probe(Reply<()>),
     Stop(Reply<()>),
@@ -84,6 +87,10 @@ struct Tables<'t> {
     config_entries: Table<'t, (&'static str, &'static str), &'static [u8]>,
     dedup_expiry: Table<'t, (u64, &'static str, &'static str), ()>,
     pending_by_endpoint: Table<'t, &'static str, u64>,
+    quarantine: Table<'t, (&'static str, u128), &'static [u8]>,
+    /// Records met in this batch that could not be decoded, moved to `quarantine` before
+    /// the commit.
+    corrupt: std::cell::RefCell<Vec<quarantine::Corrupt>>,
 }
 
 impl Writer {
@@ -214,6 +221,8 @@ impl Writer {
                 config_entries: txn.open_table(CONFIG_ENTRIES)?,
                 dedup_expiry: txn.open_table(DEDUP_EXPIRY)?,
                 pending_by_endpoint: txn.open_table(PENDING_BY_ENDPOINT)?,
+                quarantine: txn.open_table(QUARANTINE)?,
+                corrupt: std::cell::RefCell::new(Vec::new()),
             };
             for command in batch {
                 let outcome = match command {
@@ -258,6 +267,14 @@ impl Writer {
                         orphans::delete_entry(&mut t, *kind, id, self.clock.now_ms(), &mut pending)
                             .map(Done::Count)
                     }
+                    Command::Quarantine(endpoint, entries, _) => quarantine::settle_unreadable(
+                        &mut t,
+                        endpoint,
+                        entries,
+                        self.clock.now_ms(),
+                        &mut pending,
+                    )
+                    .map(|()| Done::Unit),
                     Command::SetEndpoints(set, _) => {
                         known = Some(Arc::new(set.clone()));
                         orphans::sweep_unknown(&mut t, set, self.clock.now_ms(), &mut pending)
@@ -280,10 +297,14 @@ impl Writer {
                     Command::Stop(_) | Command::Probe(_) => Ok(Done::Unit),
                 };
                 match outcome {
-                    Err(e @ (StoreError::Storage(_) | StoreError::Corrupt(_))) => return Err(e),
+                    // The transaction cannot be trusted: nothing in the batch is stored.
+                    Err(e @ StoreError::Storage(_)) => return Err(e),
+                    // Anything else is this command's own failure, before it wrote anything
+                    // (records that cannot be read are skipped, never half-used).
                     other => outcomes.push(other),
                 }
             }
+            quarantine::move_noted(&mut t)?;
             txn.open_table(META)?.insert(META_PENDING, pending)?;
         }
         txn.commit()?;
@@ -401,11 +422,33 @@ impl Writer {
     }
 }
 
+/// A delivery record; `None` when absent, or when it cannot be decoded (then it is noted for
+/// quarantine and skipped).
 fn read_delivery(t: &Tables<'_>, id: u128) -> Result<Option<DeliveryRecord>, StoreError> {
-    t.deliveries
-        .get(id)?
-        .map(|v| records::decode(v.value()))
-        .transpose()
+    read_record(t, &t.deliveries, "deliveries", id)
+}
+
+/// An event record, like [`read_delivery`].
+fn read_event(t: &Tables<'_>, id: u128) -> Result<Option<EventRecord>, StoreError> {
+    read_record(t, &t.events, "events", id)
+}
+
+fn read_record<T: serde::de::DeserializeOwned>(
+    t: &Tables<'_>,
+    table: &Table<'_, u128, &'static [u8]>,
+    name: &'static str,
+    id: u128,
+) -> Result<Option<T>, StoreError> {
+    let Some(v) = table.get(id)? else {
+        return Ok(None);
+    };
+    match records::decode(v.value()) {
+        Ok(r) => Ok(Some(r)),
+        Err(_) => {
+            t.corrupt.borrow_mut().push((name, id));
+            Ok(None)
+        }
+    }
 }
 
 fn lease(
@@ -541,12 +584,9 @@ fn requeue(
                     continue;
                 }
                 if filter.source.is_some() || filter.event_type.is_some() {
-                    let event = t
-                        .events
-                        .get(d.event_id)?
-                        .map(|v| records::decode::<EventRecord>(v.value()))
-                        .transpose()?;
-                    let Some(ev) = event else { continue };
+                    let Some(ev) = read_event(t, d.event_id)? else {
+                        continue;
+                    };
                     if filter.source.as_ref().is_some_and(|s| *s != ev.source)
                         || filter
                             .event_type
@@ -635,13 +675,21 @@ fn prune(t: &mut Tables<'_>, p: &Prune) -> Result<Pruned, StoreError> {
     if start < cutoff && p.max_events > 0 {
         for entry in t.events.range(start..cutoff)?.take(p.max_events) {
             let (k, v) = entry?;
-            candidates.push((k.value(), records::decode::<EventRecord>(v.value())?));
+            match records::decode::<EventRecord>(v.value()) {
+                Ok(ev) => candidates.push((k.value(), Some(ev))),
+                Err(_) => {
+                    t.corrupt.borrow_mut().push(("events", k.value()));
+                    candidates.push((k.value(), None));
+                }
+            }
         }
     }
     if candidates.len() == p.max_events {
         out.next = candidates.last().map(|(id, _)| *id);
     }
     'events: for (id, event) in candidates {
+        // Quarantined (noted above): not pruned, moved.
+        let Some(event) = event else { continue };
         let mut finished = Vec::with_capacity(event.deliveries.len());
         for (did, _) in &event.deliveries {
             let Some(d) = read_delivery(t, *did)? else {
@@ -733,6 +781,7 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
         | Command::Release(_, tx)
         | Command::Complete(_, tx)
         | Command::SetPaused(_, _, tx)
+        | Command::Quarantine(_, _, tx)
         | Command::PutEntry(_, _, _, tx)
         | Command::Probe(tx)
         | Command::Stop(tx) => {

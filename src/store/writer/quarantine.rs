@@ -1,0 +1,192 @@
+//! Records that cannot be decoded (a bug, a bad upgrade, a flipped bit). **One such record
+//! stops nothing**: whoever meets it skips it, and the writer moves its bytes to the
+//! `quarantine` table, keyed by table and key, logged with both, so no later read meets it
+//! again and an operator can still look at it. What depended on it is settled: a delivery in
+//! the schedule whose own record is unreadable leaves the schedule (and the pending counts);
+//! one whose event or payload is unreadable is dead, with the reason.
+
+use redb::ReadableTable;
+
+use super::{Tables, endpoint_pending};
+use crate::store::{
+    DeliveryRecord, DeliveryStatus, EventRecord, PayloadRecord, StoreError, records,
+};
+
+/// A record a command met and could not decode: (table, key).
+pub(super) type Corrupt = (&'static str, u128);
+
+/// Moves each noted record's bytes into `quarantine` and out of its table. Returns how many
+/// were moved (a record already moved, or gone, is not counted again).
+pub(super) fn move_noted(t: &mut Tables<'_>) -> Result<u64, StoreError> {
+    let noted: Vec<Corrupt> = t.corrupt.borrow_mut().drain(..).collect();
+    let mut moved = 0;
+    for (table, key) in noted {
+        let bytes = match table {
+            "deliveries" => t.deliveries.remove(key)?.map(|v| v.value().to_vec()),
+            "events" => t.events.remove(key)?.map(|v| v.value().to_vec()),
+            "payloads" => t.payloads.remove(key)?.map(|v| v.value().to_vec()),
+            _ => None,
+        };
+        if let Some(bytes) = bytes {
+            tracing::error!(table, key = %key, "a record could not be decoded; moved to quarantine");
+            t.quarantine.insert((table, key), bytes.as_slice())?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
+/// Settles scheduled deliveries a reader could not use (`Store::due` found them unreadable):
+/// each leaves the schedule; an unreadable delivery record is quarantined, and a readable one
+/// whose event or payload is not is dead.
+pub(super) fn settle_unreadable(
+    t: &mut Tables<'_>,
+    endpoint: &str,
+    entries: &[(u64, u128)],
+    now_ms: u64,
+    pending: &mut u64,
+) -> Result<(), StoreError> {
+    for &(due_ms, id) in entries {
+        if t.due.remove((endpoint, due_ms, id))?.is_none() {
+            continue; // Already settled since the read.
+        }
+        t.leases.remove(id)?;
+        let Some(bytes) = t.deliveries.get(id)?.map(|v| v.value().to_vec()) else {
+            continue;
+        };
+        *pending = pending.saturating_sub(1);
+        endpoint_pending(t, endpoint, -1)?;
+        let Ok(mut rec) = records::decode::<DeliveryRecord>(&bytes) else {
+            t.corrupt.borrow_mut().push(("deliveries", id));
+            continue;
+        };
+        for (table, ok) in [
+            (
+                "events",
+                t.events
+                    .get(rec.event_id)?
+                    .is_none_or(|v| records::decode::<EventRecord>(v.value()).is_ok()),
+            ),
+            (
+                "payloads",
+                t.payloads
+                    .get(rec.event_id)?
+                    .is_none_or(|v| records::decode::<PayloadRecord>(v.value()).is_ok()),
+            ),
+        ] {
+            if !ok {
+                t.corrupt.borrow_mut().push((table, rec.event_id));
+            }
+        }
+        rec.status = DeliveryStatus::Dead;
+        rec.last_error = Some("its event cannot be read (quarantined)".into());
+        rec.updated_ms = now_ms;
+        t.dead.insert((now_ms, id), ())?;
+        t.deliveries.insert(id, records::encode(&rec).as_slice())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use crate::store::{
+        DELIVERIES, EVENTS, IngestOutcome, NewEvent, Prune, Store, StoreOptions, query::Filter,
+    };
+
+    fn event() -> NewEvent {
+        NewEvent {
+            source: "s".into(),
+            event_type: None,
+            received_ms: 1_000,
+            dedup: None,
+            dedup_scope: None,
+            body_dedup: None,
+            headers: Vec::new(),
+            body: bytes::Bytes::from_static(b"{}"),
+            endpoints: vec!["e".into()],
+        }
+    }
+
+    fn garble(store: &Store, table: redb::TableDefinition<u128, &[u8]>, key: u128) {
+        let db = store.inner.db.get().expect("db");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(table)
+            .expect("table")
+            .insert(key, &[0xff, 0xff, 0xff][..])
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_record_is_skipped_and_quarantined_and_stops_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                max_backlog: u64::MAX,
+                queue_capacity: 64,
+                clock: Arc::new(crate::clock::SystemClock),
+                metrics: None,
+                fault: None,
+                quick_repair: false,
+            },
+        )
+        .expect("open");
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let IngestOutcome::Accepted {
+                event_id,
+                deliveries,
+            } = store.ingest(event()).await.expect("ingest")
+            else {
+                panic!("not accepted");
+            };
+            ids.push((event_id.0, deliveries[0].0.0));
+        }
+        // The second delivery's record and the third event's record turn to garbage.
+        garble(&store, DELIVERIES, ids[1].1);
+        garble(&store, EVENTS, ids[2].0);
+        let none = HashSet::new();
+        let due = || {
+            let store = store.clone();
+            let none = none.clone();
+            tokio::task::spawn_blocking(move || store.due("e", u64::MAX, 10, &none))
+        };
+        // The lane reads past both instead of failing on every read.
+        let batch = due().await.expect("join").expect("a schedule");
+        assert_eq!(batch.items.len(), 1);
+        assert_eq!(batch.items[0].delivery_id.0, ids[0].1);
+        store.probe().await.expect("the writer settled them");
+        assert_eq!(store.quarantined().expect("count"), 2);
+        assert_eq!(store.pending_count().expect("pending"), 1);
+        let third = store
+            .delivery(crate::ids::DeliveryId(ids[2].1))
+            .expect("read")
+            .expect("kept");
+        assert_eq!(third.status, crate::store::DeliveryStatus::Dead);
+        // Read again: nothing unreadable left in the schedule.
+        assert_eq!(due().await.expect("join").expect("read").items.len(), 1);
+        // Pruning, listing and ingest all go on.
+        garble(&store, EVENTS, ids[0].0);
+        let pruned = store
+            .prune(Prune {
+                now_ms: u64::MAX / 2,
+                events_before_ms: u64::MAX / 2,
+                dead_before_ms: u64::MAX / 2,
+                after: None,
+                max_events: 500,
+                max_dedup: 500,
+            })
+            .await;
+        assert!(pruned.is_ok(), "{pruned:?}");
+        assert_eq!(store.quarantined().expect("count"), 3);
+        store
+            .list_events(&Filter::default(), 10, None)
+            .expect("a page");
+        store.ingest(event()).await.expect("ingest goes on");
+        store.close().await;
+    }
+}
