@@ -91,6 +91,31 @@ impl Generic {
         }
     }
 
+    /// Slack's layout, which Zoom copied: `v0=<hex HMAC-SHA256 of "v0:" ts ":" body>` in
+    /// `signature`, the Unix timestamp in `timestamp`, within `tolerance`.
+    pub fn v0(
+        signature: &'static str,
+        timestamp: &'static str,
+        keys: Vec<KeyBytes>,
+        tolerance: u64,
+    ) -> Self {
+        Generic {
+            headers: vec![HeaderName::from_static(signature)],
+            algorithm: HmacAlgorithm::Sha256,
+            encoding: HmacEncoding::Hex,
+            prefix: "v0=".into(),
+            signed: vec![
+                Part::Literal(b"v0:".to_vec()),
+                Part::Timestamp,
+                Part::Literal(b":".to_vec()),
+                Part::Body,
+            ],
+            timestamp_header: Some(HeaderName::from_static(timestamp)),
+            tolerance,
+            keys,
+        }
+    }
+
     fn signed_parts<'a>(&'a self, ts: &'a [u8], body: &'a [u8]) -> Vec<&'a [u8]> {
         self.signed
             .iter()

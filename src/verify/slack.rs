@@ -9,29 +9,19 @@
 //! Slack's Bolt frameworks do (the answer echoes nothing).
 
 use super::KeyBytes;
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 
 use super::handshake::{HandshakeError, Reply, json_str};
 
-use super::hmac::{Generic, Part};
-use crate::config::{HmacAlgorithm, HmacEncoding};
+use super::hmac::Generic;
 
 pub fn verifier(keys: Vec<KeyBytes>, tolerance: u64) -> Generic {
-    Generic {
-        headers: vec![HeaderName::from_static("x-slack-signature")],
-        algorithm: HmacAlgorithm::Sha256,
-        encoding: HmacEncoding::Hex,
-        prefix: "v0=".into(),
-        signed: vec![
-            Part::Literal(b"v0:".to_vec()),
-            Part::Timestamp,
-            Part::Literal(b":".to_vec()),
-            Part::Body,
-        ],
-        timestamp_header: Some(HeaderName::from_static("x-slack-request-timestamp")),
-        tolerance,
+    Generic::v0(
+        "x-slack-signature",
+        "x-slack-request-timestamp",
         keys,
-    }
+        tolerance,
+    )
 }
 
 /// Slack's `url_verification`: `{"type": "url_verification", "challenge": "..."}` answered

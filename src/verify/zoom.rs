@@ -8,27 +8,12 @@ use serde_json::json;
 
 use super::KeyBytes;
 use super::handshake::{HandshakeError, Reply, json_str};
-use super::hmac::{Generic, Part};
+use super::hmac::Generic;
 use super::{Inbound, mac};
-use crate::config::{HmacAlgorithm, HmacEncoding};
-use http::HeaderName;
+use crate::config::HmacAlgorithm;
 
 pub fn verifier(keys: Vec<KeyBytes>, tolerance: u64) -> Generic {
-    Generic {
-        headers: vec![HeaderName::from_static("x-zm-signature")],
-        algorithm: HmacAlgorithm::Sha256,
-        encoding: HmacEncoding::Hex,
-        prefix: "v0=".into(),
-        signed: vec![
-            Part::Literal(b"v0:".to_vec()),
-            Part::Timestamp,
-            Part::Literal(b":".to_vec()),
-            Part::Body,
-        ],
-        timestamp_header: Some(HeaderName::from_static("x-zm-request-timestamp")),
-        tolerance,
-        keys,
-    }
+    Generic::v0("x-zm-signature", "x-zm-request-timestamp", keys, tolerance)
 }
 
 /// The answer to `endpoint.url_validation`, for a request that has passed verification.

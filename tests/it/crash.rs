@@ -2,63 +2,9 @@
 //! every event that was answered 202 still reaches the receiver.
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
 use crate::harness::*;
-
-/// The real binary, started on a config file; knows its ingress address from its log.
-struct Binary {
-    child: Child,
-    ingress: String,
-    admin: String,
-}
-
-impl Binary {
-    async fn start(config: &std::path::Path) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the binary starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let (mut ingress, mut admin) = (None, None);
-        while ingress.is_none() || admin.is_none() {
-            let line = lines
-                .next_line()
-                .await
-                .expect("read log")
-                .expect("the binary logs where it listens");
-            if let Some(rest) = line.split("ingress listening addr=").nth(1) {
-                ingress = Some(rest.trim().to_string());
-            }
-            if let Some(rest) = line.split("admin listening addr=").nth(1) {
-                admin = Some(rest.trim().to_string());
-            }
-        }
-        let (ingress, admin) = (ingress.unwrap_or_default(), admin.unwrap_or_default());
-        // Keep draining the log so the binary never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Binary {
-            child,
-            ingress: format!("http://{ingress}"),
-            admin: format!("http://{admin}"),
-        }
-    }
-
-    async fn kill_9(mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        let _ = self.child.wait().await;
-    }
-}
 
 /// Runs without quick repair, so a reopen after the crash checks the whole file: the other
 /// crash tests cover the default.

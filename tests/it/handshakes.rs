@@ -9,15 +9,12 @@
 //! code, so a mistake shared by the signer and the verifier cannot hide.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::json;
 use sha2::Sha256;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use crate::harness::*;
 
@@ -41,59 +38,6 @@ const OKTA_SECRET: &str = "okta-shared-secret";
 const DISCORD_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 const DISCORD_PUBLIC_KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
 const SMS_TOKEN: &str = "sms-hook-token";
-
-/// The real binary on a config file; knows its addresses from its log. Killed when dropped.
-struct Binary {
-    child: Child,
-    ingress: String,
-    admin: String,
-}
-
-impl Binary {
-    async fn start(config: &std::path::Path) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the binary starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let (mut ingress, mut admin) = (None, None);
-        while ingress.is_none() || admin.is_none() {
-            let line = lines
-                .next_line()
-                .await
-                .expect("read log")
-                .expect("the binary logs where it listens");
-            if let Some(rest) = line.split("ingress listening addr=").nth(1) {
-                ingress = Some(rest.trim().to_string());
-            }
-            if let Some(rest) = line.split("admin listening addr=").nth(1) {
-                admin = Some(rest.trim().to_string());
-            }
-        }
-        // Keep draining the log so the binary never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Binary {
-            child,
-            ingress: format!("http://{}", ingress.unwrap_or_default()),
-            admin: format!("http://{}", admin.unwrap_or_default()),
-        }
-    }
-
-    fn url(&self, source: &str) -> String {
-        format!("{}/in/{source}", self.ingress)
-    }
-
-    async fn stop(mut self) {
-        self.child.start_kill().expect("kill");
-        let _ = self.child.wait().await;
-    }
-}
 
 fn config(receiver: &str) -> String {
     format!(
@@ -402,7 +346,7 @@ async fn providers_handshakes_on_the_real_binary() {
     nothing_but_real_events_stored(&gw, &real).await;
     nothing_but_real_events_delivered(&receiver, &real).await;
     handshakes_counted(&gw).await;
-    gw.stop().await;
+    gw.kill_9().await;
 }
 
 /// Slack: url_verification, signed, answered with its challenge; unsigned or badly signed,
@@ -882,14 +826,7 @@ async fn nothing_but_real_events_delivered(receiver: &Receiver, real: &Real) {
 
 /// Each handshake counted under its own outcome in `hookgate_events_received`.
 async fn handshakes_counted(gw: &Binary) {
-    let metrics = client()
-        .get(format!("{}/metrics", gw.admin))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("body");
+    let metrics = metrics_text(&gw.admin).await;
     for (source, outcome) in [
         ("slack", "handshake_url_verification"),
         ("slack", "handshake_ssl_check"),

@@ -467,3 +467,71 @@ pub async fn send(url: &str, id: &str, body: &str) -> (u16, serde_json::Value) {
     )
     .await
 }
+
+/// The real `hookgate` binary, started on a config file; knows its addresses from its log.
+/// Killed when dropped.
+pub struct Binary {
+    pub child: tokio::process::Child,
+    pub ingress: String,
+    pub admin: String,
+}
+
+impl Binary {
+    pub async fn start(config: &Path) -> Binary {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let (mut ingress, mut admin) = (None, None);
+        while ingress.is_none() || admin.is_none() {
+            let line = lines
+                .next_line()
+                .await
+                .expect("read log")
+                .expect("the binary logs where it listens");
+            if let Some(rest) = line.split("ingress listening addr=").nth(1) {
+                ingress = Some(rest.trim().to_string());
+            }
+            if let Some(rest) = line.split("admin listening addr=").nth(1) {
+                admin = Some(rest.trim().to_string());
+            }
+        }
+        // Keep draining the log so the binary never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Binary {
+            child,
+            ingress: format!("http://{}", ingress.unwrap_or_default()),
+            admin: format!("http://{}", admin.unwrap_or_default()),
+        }
+    }
+
+    /// The inbound URL of `source`.
+    pub fn url(&self, source: &str) -> String {
+        format!("{}/in/{source}", self.ingress)
+    }
+
+    pub async fn kill_9(mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        let _ = self.child.wait().await;
+    }
+}
+
+/// The text of a gateway's `/metrics` at `admin`.
+pub async fn metrics_text(admin: &str) -> String {
+    client()
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("body")
+}

@@ -28,14 +28,7 @@ async fn metrics_count_received_rejected_delivered_and_dead() {
     send(&gw.url("no-such-source-2"), "msg_y", "{}").await;
     gw.settled(event_id(&answer)).await;
 
-    let text = client()
-        .get(format!("{}/metrics", gw.admin))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("body");
+    let text = metrics_text(&gw.admin).await;
     let has = |prefix: &str, want: f64| {
         assert_eq!(sample(&text, prefix), Some(want), "{prefix} in\n{text}");
     };
@@ -355,16 +348,7 @@ async fn consumer_lag_per_endpoint() {
         send(&gw.url("orders"), &format!("msg_lag{i}"), r#"{"type":"a"}"#).await;
     }
     ok.wait_for(3).await;
-    let scrape = || async {
-        client()
-            .get(format!("{}/metrics", gw.admin))
-            .send()
-            .await
-            .expect("sent")
-            .text()
-            .await
-            .expect("body")
-    };
+    let scrape = || async { metrics_text(&gw.admin).await };
     let mut text = scrape().await;
     for _ in 0..200 {
         let lag = sample(
