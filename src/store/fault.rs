@@ -1,6 +1,8 @@
 //! Fault injection for the store's file: a switch that makes writes and syncs fail as a full
 //! or broken disk would, so tests can check what the gateway does then (503s, readiness).
-//! Off unless a caller passes one in `StoreOptions::fault`.
+//! Off unless a caller passes one in `StoreOptions::fault`. A switch made with
+//! [`FaultSwitch::on_disk`] also puts the store on a [`PowerCut`] disk in memory instead of
+//! its file, for tests of power loss.
 
 use std::fs::OpenOptions;
 use std::ops::Bound;
@@ -11,39 +13,63 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
 
+use super::powercut::PowerCut;
+
 /// Turns injected write failures on and off; clones share the switch.
 #[derive(Debug, Clone, Default)]
-pub struct FaultSwitch(Arc<AtomicBool>);
+pub struct FaultSwitch {
+    failing: Arc<AtomicBool>,
+    disk: Option<PowerCut>,
+}
 
 impl FaultSwitch {
+    /// A switch whose store lives on `disk` rather than in its file: every open of the store
+    /// (the writer's reopens too) gets a fresh backend over it.
+    pub fn on_disk(disk: PowerCut) -> Self {
+        FaultSwitch {
+            failing: Arc::default(),
+            disk: Some(disk),
+        }
+    }
+
     pub fn fail_writes(&self, on: bool) {
-        self.0.store(on, Ordering::SeqCst);
+        self.failing.store(on, Ordering::SeqCst);
     }
 
     fn failing(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.failing.load(Ordering::SeqCst)
+    }
+
+    /// The disk in memory the store lives on, if not its file.
+    pub fn disk(&self) -> Option<&PowerCut> {
+        self.disk.as_ref()
     }
 }
 
-/// redb's own file backend, with the switch in front of every write.
+/// A backend (redb's own file backend, or a [`PowerCut`] disk) with the switch in front of
+/// every write.
 #[derive(Debug)]
 pub struct FaultyBackend {
-    inner: FileBackend,
+    inner: Box<dyn StorageBackend>,
     switch: FaultSwitch,
 }
 
 impl FaultyBackend {
+    /// The file at `path`, or the switch's disk if it has one.
     pub fn open(path: &Path, switch: FaultSwitch) -> Result<Self, redb::DatabaseError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        Ok(FaultyBackend {
-            inner: FileBackend::new(file)?,
-            switch,
-        })
+        let inner: Box<dyn StorageBackend> = match switch.disk() {
+            Some(disk) => Box::new(disk.backend()),
+            None => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)?;
+                Box::new(FileBackend::new(file)?)
+            }
+        };
+        Ok(FaultyBackend { inner, switch })
     }
 
     fn check(&self) -> std::io::Result<()> {
