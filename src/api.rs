@@ -3,12 +3,16 @@
 //!
 //! **The token is compared in constant time**; with no `admin.token` configured, `/api/v1/*`
 //! answers 401 for everyone. One file per resource: `events`, `deliveries`, `dead_letters`;
-//! `params` parses query strings and bodies (400s that name the field), `views` shapes JSON.
+//! `params` parses query strings and bodies (400s that name the field), `grammar` holds the
+//! exact grammar of every string they read (and the patterns the document states for it),
+//! `entries` the shape of source and endpoint bodies, `views` shapes JSON.
 
 pub(crate) mod dead_letters;
 mod deliveries;
 pub(crate) mod endpoints;
+mod entries;
 mod events;
+pub mod grammar;
 pub mod openapi;
 pub mod params;
 pub(crate) mod publish;
@@ -19,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -35,6 +39,9 @@ use crate::verify::constant_time_eq;
 
 /// How long readiness waits for the writer before calling it stuck.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The largest admin API body; a larger one is a 413.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 pub struct AdminState {
     pub store: Store,
@@ -99,10 +106,12 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/endpoints/{id}/recover", post(endpoints::recover))
         .route("/endpoints/{id}/pause", post(endpoints::pause))
         .route("/endpoints/{id}/resume", post(endpoints::resume))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             require_token,
-        ));
+        ))
+        .layer(middleware::map_response(json_errors));
     Router::new()
         .route(
             "/healthz",
@@ -113,6 +122,39 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .nest("/api/v1", api)
         .fallback(|| async { respond::error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
+}
+
+/// Errors that axum answers itself, in the shape of every other error: 405 for a method a route
+/// does not take (its `Allow` header kept), 413 for a body over [`MAX_BODY_BYTES`], 400 for one
+/// that could not be read.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<respond::ErrorCode>().is_some()
+    {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take this method".to_string(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body_too_large",
+            format!("body: is longer than {MAX_BODY_BYTES} bytes"),
+        ),
+        _ => (
+            "invalid_request",
+            "the request could not be read".to_string(),
+        ),
+    };
+    let mut answer = respond::error(status, code, message);
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 async fn require_token(
@@ -197,5 +239,40 @@ async fn ready(State(st): State<Arc<AdminState>>) -> Response {
     match outcome {
         Ok(()) => respond::json(StatusCode::OK, json!({ "status": "ready" })),
         Err(why) => respond::unavailable("not_ready", why, 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn axums_own_errors_take_the_shared_shape() {
+        let mut too_large = Response::new(axum::body::Body::from("length limit exceeded"));
+        *too_large.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+        let answer = json_errors(too_large).await;
+        assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/json");
+        let mut no_method = Response::new(axum::body::Body::empty());
+        *no_method.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        no_method
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET,HEAD"));
+        let answer = json_errors(no_method).await;
+        assert_eq!(answer.headers()[header::ALLOW], "GET,HEAD");
+        let body = axum::body::to_bytes(answer.into_body(), 1024)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+        let ours = respond::error(StatusCode::NOT_FOUND, "unknown_event", "no event");
+        assert_eq!(
+            json_errors(ours)
+                .await
+                .extensions()
+                .get::<respond::ErrorCode>()
+                .map(|c| c.0.clone()),
+            Some("unknown_event".to_string())
+        );
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
+use super::grammar::{self, DeliveryIdText};
 use super::params::ApiError;
 use super::views::{self, DeliveryDetail, ErrorBody, RetryAccepted};
 use super::{AdminState, ApiResult, blocking};
@@ -13,15 +14,15 @@ use crate::respond;
 use crate::store::Requeue;
 
 fn parse_id(id: &str) -> Result<DeliveryId, ApiError> {
-    id.parse().map_err(|_| {
+    grammar::delivery_id(id).ok_or_else(|| {
         ApiError::not_found("unknown_delivery", format!("{id:?} is not a delivery id"))
     })
 }
 
 /// One delivery and every attempt.
 #[utoipa::path(get, path = "/api/v1/deliveries/{id}", operation_id = "get_delivery", tag = "deliveries",
-    params(("id" = String, Path, description = "dlv_…")),
-    responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody)),
+    params(("id" = DeliveryIdText, Path)),
+    responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id)?;
@@ -46,8 +47,10 @@ pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> 
 
 /// Sends one delivery again now, in a fresh retry cycle, whatever its status.
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry", operation_id = "retry_delivery", tag = "deliveries",
-    params(("id" = String, Path, description = "dlv_…")),
-    responses((status = 202, body = RetryAccepted), (status = 404, body = ErrorBody), (status = 409, description = "Being sent right now, or its endpoint no longer exists", body = ErrorBody)),
+    params(("id" = DeliveryIdText, Path)),
+    responses((status = 202, body = RetryAccepted), (status = 404, body = ErrorBody),
+        (status = 409, description = "Being sent right now, or its endpoint no longer exists", body = ErrorBody),
+        (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn retry(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id)?;

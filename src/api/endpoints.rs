@@ -10,6 +10,8 @@ use axum::http::StatusCode;
 use base64::Engine;
 use serde_json::Value;
 
+use super::entries::{EndpointBody, EndpointPatch};
+use super::grammar::{self, EntryId, Overlap, SigningSecret, Time};
 use super::params::{self, ApiError};
 use super::views::{
     Deleted, EndpointView, ErrorBody, Page, PauseState, RateLimitView, Recovered, RetryView,
@@ -110,7 +112,7 @@ pub async fn list(State(st): State<Arc<AdminState>>) -> ApiResult {
 
 /// One endpoint.
 #[utoipa::path(get, path = "/api/v1/endpoints/{id}", operation_id = "get_endpoint", tag = "endpoints",
-    params(("id" = String, Path)),
+    params(("id" = EntryId, Path)),
     responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     Ok(respond::typed(StatusCode::OK, &view(&st, &find(&st, &id)?)))
@@ -118,8 +120,10 @@ pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> 
 
 /// Creates an endpoint from the same keys as the file's `[[endpoints]]`, as JSON.
 #[utoipa::path(post, path = "/api/v1/endpoints", operation_id = "create_endpoint", tag = "endpoints",
-    request_body(content = Object, description = "The keys of the config file's [[endpoints]], as JSON"),
-    responses((status = 201, body = EndpointView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    request_body = EndpointBody,
+    responses((status = 201, body = EndpointView), (status = 400, body = ErrorBody),
+        (status = 409, description = "An endpoint with this id exists", body = ErrorBody),
+        (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult {
     let value: Value = params::json_body(&body)?;
@@ -135,9 +139,11 @@ pub async fn create(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult
 
 /// Changes an API-made endpoint: the fields given replace the stored ones (`null` removes).
 #[utoipa::path(patch, path = "/api/v1/endpoints/{id}", operation_id = "update_endpoint", tag = "endpoints",
-    params(("id" = String, Path)),
-    request_body(content = Object, description = "Some keys of [[endpoints]], as JSON"),
-    responses((status = 200, body = EndpointView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Declared in the config file", body = ErrorBody)),
+    params(("id" = EntryId, Path)),
+    request_body = EndpointPatch,
+    responses((status = 200, body = EndpointView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Declared in the config file", body = ErrorBody),
+        (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
     State(st): State<Arc<AdminState>>,
@@ -153,8 +159,10 @@ pub async fn update(
 
 /// Deletes an API-made endpoint; what it still had to send is dead-lettered.
 #[utoipa::path(delete, path = "/api/v1/endpoints/{id}", operation_id = "delete_endpoint", tag = "endpoints",
-    params(("id" = String, Path)),
-    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    params(("id" = EntryId, Path)),
+    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody),
+        (status = 409, description = "Declared in the config file", body = ErrorBody),
+        (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let dead = st
@@ -174,7 +182,7 @@ pub async fn delete(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -
 /// The endpoint's signing secret (`whsec_…`, or null when it does not sign) and its URL
 /// unmasked: the one route that shows either.
 #[utoipa::path(get, path = "/api/v1/endpoints/{id}/secret", operation_id = "get_endpoint_secret", tag = "endpoints",
-    params(("id" = String, Path)),
+    params(("id" = EntryId, Path)),
     responses((status = 200, body = SecretView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn secret(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let e = find(&st, &id)?;
@@ -211,16 +219,18 @@ pub async fn set_paused(
 
 /// Pauses an endpoint: nothing is sent and no attempt spent; survives restarts.
 #[utoipa::path(post, path = "/api/v1/endpoints/{id}/pause", operation_id = "pause_endpoint", tag = "endpoints",
-    params(("id" = String, Path)),
-    responses((status = 200, body = PauseState), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    params(("id" = EntryId, Path)),
+    responses((status = 200, body = PauseState), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn pause(st: State<Arc<AdminState>>, id: Path<String>) -> ApiResult {
     set_paused(st, id, true).await
 }
 
 /// Resumes an endpoint, in order of due time.
 #[utoipa::path(post, path = "/api/v1/endpoints/{id}/resume", operation_id = "resume_endpoint", tag = "endpoints",
-    params(("id" = String, Path)),
-    responses((status = 200, body = PauseState), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    params(("id" = EntryId, Path)),
+    responses((status = 200, body = PauseState), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn resume(st: State<Arc<AdminState>>, id: Path<String>) -> ApiResult {
     set_paused(st, id, false).await
 }
@@ -229,9 +239,11 @@ pub async fn resume(st: State<Arc<AdminState>>, id: Path<String>) -> ApiResult {
 #[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecoverBody {
-    /// RFC 3339 or a duration before now; default: the beginning.
+    /// Events that arrived at or after this time; default: the beginning.
+    #[schema(value_type = Option<Time>)]
     since: Option<String>,
-    /// Default: now.
+    /// Events that arrived before this time; default: now.
+    #[schema(value_type = Option<Time>)]
     until: Option<String>,
 }
 
@@ -246,8 +258,10 @@ pub fn parse_recover(body: &[u8], now_ms: u64) -> Result<(u64, u64), ApiError> {
 /// Re-queues every not-delivered delivery of the endpoint whose event arrived in the window
 /// (default: everything), including those never attempted.
 #[utoipa::path(post, path = "/api/v1/endpoints/{id}/recover", operation_id = "recover_endpoint", tag = "endpoints",
-    params(("id" = String, Path)), request_body = RecoverBody,
-    responses((status = 200, body = Recovered), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    params(("id" = EntryId, Path)),
+    request_body(content = RecoverBody, description = "Optional: no body recovers everything"),
+    responses((status = 200, body = Recovered), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn recover(
     State(st): State<Arc<AdminState>>,
@@ -285,21 +299,34 @@ pub async fn recover(
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
     /// The new secret; a random one when absent.
+    #[schema(value_type = Option<SigningSecret>)]
     secret: Option<String>,
     /// How long the old secret keeps signing beside the new one (default 24h).
+    #[schema(value_type = Option<Overlap>)]
     overlap: Option<String>,
 }
 
 /// Parses a rotation body into the new secret (if given) and the overlap (default 24h).
 pub fn parse_rotate(body: &[u8]) -> Result<(Option<String>, std::time::Duration), ApiError> {
     let b: RotateBody = params::json_body_or_default(body)?;
+    if let Some(s) = &b.secret
+        && !grammar::signing_secret_ok(s)
+    {
+        return Err(params::bad_request(
+            "secret",
+            "must be whsec_ followed by the standard base64 of 1 to 64 bytes",
+        ));
+    }
     let overlap = match b.overlap.as_deref() {
         None => std::time::Duration::from_secs(24 * 3600),
-        Some(o) => {
-            o.parse::<crate::config::Duration>()
-                .map_err(|p| params::bad_request("overlap", p))?
-                .0
-        }
+        Some(o) => grammar::overlap(o).ok_or_else(|| {
+            params::bad_request(
+                "overlap",
+                format!(
+                    "{o:?} must be a whole number and a unit, like 24h or 7d (at most 3 digits of days, 4 of hours)"
+                ),
+            )
+        })?,
     };
     Ok((b.secret, overlap))
 }
@@ -307,8 +334,11 @@ pub fn parse_rotate(body: &[u8]) -> Result<(Option<String>, std::time::Duration)
 /// Rotates the signing secret of an API-made endpoint; the old one keeps signing during the
 /// overlap.
 #[utoipa::path(post, path = "/api/v1/endpoints/{id}/rotate-secret", operation_id = "rotate_endpoint_secret", tag = "endpoints",
-    params(("id" = String, Path)), request_body = RotateBody,
-    responses((status = 200, body = Rotated), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    params(("id" = EntryId, Path)),
+    request_body(content = RotateBody, description = "Optional: no body rotates to a random secret with a 24h overlap"),
+    responses((status = 200, body = Rotated), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Declared in the config file", body = ErrorBody),
+        (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn rotate_secret(
     State(st): State<Arc<AdminState>>,

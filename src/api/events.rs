@@ -7,6 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
+use super::grammar::{self, EventIdText, StatusName, Time};
 use super::params::{self, ApiError};
 use super::views::{self, ErrorBody, Event, Page};
 use super::{AdminState, ApiResult, blocking};
@@ -16,22 +17,27 @@ use crate::store::query::EventView;
 
 const FILTERS: &[&str] = &["source", "type", "since", "until", "status", "endpoint"];
 
-/// Events, newest first.
+/// Events, newest first. Each parameter may be given once; any other is a 400.
 #[utoipa::path(get, path = "/api/v1/events", operation_id = "list_events", tag = "events",
     params(
         ("source" = Option<String>, Query, description = "Only this source"),
         ("type" = Option<String>, Query, description = "Only this event type"),
-        ("since" = Option<String>, Query, description = "RFC 3339, or a duration before now such as 2h"),
-        ("until" = Option<String>, Query, description = "RFC 3339, or a duration before now"),
-        ("status" = Option<String>, Query, description = "Events with a delivery in this status"),
+        ("since" = Option<Time>, Query, description = "Received at or after this time"),
+        ("until" = Option<Time>, Query, description = "Received before this time"),
+        ("status" = Option<StatusName>, Query, description = "Events with a delivery in this status"),
         ("endpoint" = Option<String>, Query, description = "Events with a delivery to this endpoint"),
-        ("limit" = Option<usize>, Query, description = "1 to 500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Events per page, default 50"),
+        ("cursor" = Option<EventIdText>, Query, description = "The next_cursor of the previous page"),
     ),
-    responses((status = 200, body = Page<Event>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = Page<Event>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) -> ApiResult {
-    let q = params::list_query(query.as_deref(), FILTERS, st.now_ms())?;
+    let q = params::list_query(
+        query.as_deref(),
+        FILTERS,
+        |c| grammar::event_id(c).is_some(),
+        st.now_ms(),
+    )?;
     let store = st.store.clone();
     let page = blocking(move || store.list_events(&q.filter, q.limit, q.cursor.as_deref())).await?;
     let body = Page {
@@ -42,14 +48,14 @@ pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) 
 }
 
 fn parse_event_id(id: &str) -> Result<EventId, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::not_found("unknown_event", format!("{id:?} is not an event id")))
+    grammar::event_id(id)
+        .ok_or_else(|| ApiError::not_found("unknown_event", format!("{id:?} is not an event id")))
 }
 
 /// One event and each delivery's status.
 #[utoipa::path(get, path = "/api/v1/events/{id}", operation_id = "get_event", tag = "events",
-    params(("id" = String, Path, description = "evt_…")),
-    responses((status = 200, body = Event), (status = 404, body = ErrorBody)),
+    params(("id" = EventIdText, Path)),
+    responses((status = 200, body = Event), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_event_id(&id)?;
@@ -77,8 +83,10 @@ pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> 
 
 /// The body exactly as it arrived, with its original content type.
 #[utoipa::path(get, path = "/api/v1/events/{id}/payload", operation_id = "get_event_payload", tag = "events",
-    params(("id" = String, Path, description = "evt_…")),
-    responses((status = 200, description = "The raw body, with the content type it arrived with"), (status = 404, body = ErrorBody)),
+    params(("id" = EventIdText, Path)),
+    responses(
+        (status = 200, description = "The raw body, with the content type it arrived with", content_type = "*/*"),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn payload(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_event_id(&id)?;

@@ -8,7 +8,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
 
+use super::grammar::{
+    DeadLetterCursor, DeliveryIdText, EntryId, EventIdText, HeaderValue, Overlap, SigningSecret,
+    StatusName, Time,
+};
 use super::{AdminState, ApiResult, dead_letters, deliveries, endpoints, events, publish, sources};
 use crate::respond;
 
@@ -23,11 +28,63 @@ use crate::respond;
         endpoints::secret, endpoints::rotate_secret, endpoints::pause, endpoints::resume, endpoints::recover,
         sources::list, sources::show, sources::create, sources::update, sources::delete,
     ),
+    components(schemas(
+        Time, Overlap, EventIdText, DeliveryIdText, DeadLetterCursor, EntryId, SigningSecret,
+        HeaderValue, StatusName,
+    )),
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;
 
-/// Declares the `bearer` scheme the paths refer to.
+/// Operations whose body may be left out (then it is `{}`): their handlers parse it with
+/// `params::json_body_or_default`.
+const OPTIONAL_BODIES: &[&str] = &[
+    "recover_endpoint",
+    "replay_dead_letters",
+    "rotate_endpoint_secret",
+];
+
+/// Links from an answer to the operations that take an id it carries, so that a reader (or the
+/// API fuzzer's stateful phase) can follow them: (operation, status, id expression, targets).
+const LINKS: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "publish_event",
+        "202",
+        "$response.body#/event_id",
+        &["get_event", "get_event_payload"],
+    ),
+    (
+        "get_event",
+        "200",
+        "$response.body#/deliveries/0/delivery_id",
+        &["get_delivery", "retry_delivery"],
+    ),
+    (
+        "create_endpoint",
+        "201",
+        "$response.body#/id",
+        &[
+            "get_endpoint",
+            "update_endpoint",
+            "delete_endpoint",
+            "get_endpoint_secret",
+            "rotate_endpoint_secret",
+            "pause_endpoint",
+            "resume_endpoint",
+            "recover_endpoint",
+        ],
+    ),
+    (
+        "create_source",
+        "201",
+        "$response.body#/id",
+        &["get_source", "update_source", "delete_source"],
+    ),
+];
+
+/// Declares the `bearer` scheme the paths refer to, and what every route shares: the 401 of
+/// the token check (which runs before any handler), the `Retry-After` of a 503, and the meaning
+/// of each error status where a route does not say more.
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
@@ -37,12 +94,116 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        let error_body = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                if OPTIONAL_BODIES.contains(&op.operation_id.as_deref().unwrap_or_default())
+                    && let Some(body) = &mut op.request_body
+                {
+                    body.required = Some(utoipa::openapi::Required::False);
+                }
+                let takes_body = op.request_body.is_some();
+                let responses = &mut op.responses.responses;
+                if takes_body {
+                    responses.insert(
+                        "413".into(),
+                        ResponseBuilder::new()
+                            .description(format!(
+                                "The body is longer than {} bytes",
+                                super::MAX_BODY_BYTES
+                            ))
+                            .content("application/json", error_body())
+                            .build()
+                            .into(),
+                    );
+                }
+                responses.insert(
+                    "401".into(),
+                    ResponseBuilder::new()
+                        .description("No `Authorization: Bearer` token, a wrong one, or no admin token configured")
+                        .content("application/json", error_body())
+                        .build()
+                        .into(),
+                );
+                for (status, response) in responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if response.description.is_empty() {
+                        response.description = match status.as_str() {
+                            "400" => "A parameter or the body is invalid: the message starts with the field",
+                            "404" => "No such resource",
+                            "409" => "In conflict with the resource's state",
+                            "503" => "The store could not answer; try again after Retry-After",
+                            _ => "",
+                        }
+                        .into();
+                    }
+                    if status == "503" {
+                        response.headers.insert(
+                            "Retry-After".into(),
+                            HeaderBuilder::new()
+                                .schema(
+                                    utoipa::openapi::ObjectBuilder::new()
+                                        .schema_type(utoipa::openapi::schema::Type::Integer)
+                                        .minimum(Some(1)),
+                                )
+                                .description(Some("Seconds to wait before trying again"))
+                                .build(),
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 
 /// The document, pretty-printed as it is committed.
 pub fn document() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    add_links(&mut doc);
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// Adds [`LINKS`] to the document's responses. (As JSON: utoipa 5 spells a link's
+/// `operationId` in snake case.)
+fn add_links(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+    {
+        let this = op["operationId"].as_str().unwrap_or_default().to_string();
+        for (from, status, id, targets) in LINKS {
+            let Some(response) = op
+                .get_mut("responses")
+                .and_then(|r| r.get_mut(*status))
+                .filter(|_| *from == this)
+            else {
+                continue;
+            };
+            for target in *targets {
+                response["links"][*target] = serde_json::json!({
+                    "operationId": target,
+                    "parameters": { "id": id },
+                });
+            }
+        }
+    }
 }
 
 /// `GET /api/v1/openapi.json`.
@@ -68,6 +229,24 @@ mod tests {
             committed == doc,
             "openapi.json is out of date with the code: run `HOOKGATE_BLESS=1 cargo test the_committed_document` and commit it"
         );
+    }
+
+    #[test]
+    fn optional_bodies_may_be_left_out() {
+        assert!(dead_letters::parse_replay(b"", 0).is_ok());
+        assert!(endpoints::parse_recover(b"", 0).is_ok());
+        assert!(endpoints::parse_rotate(b"").is_ok());
+        let doc: serde_json::Value = serde_json::from_str(&document()).expect("json");
+        let mut optional = Vec::new();
+        for item in doc["paths"].as_object().expect("paths").values() {
+            for op in item.as_object().expect("item").values() {
+                if op["requestBody"].is_object() && op["requestBody"]["required"] != true {
+                    optional.push(op["operationId"].as_str().unwrap_or_default());
+                }
+            }
+        }
+        optional.sort_unstable();
+        assert_eq!(optional, OPTIONAL_BODIES);
     }
 
     #[test]
@@ -118,5 +297,35 @@ mod tests {
             "bearer"
         );
         assert!(doc["components"]["schemas"]["Event"]["properties"]["deliveries"].is_object());
+        // Every link names an operation that exists, from a response that exists.
+        let mut linked = 0;
+        for item in paths.values() {
+            for op in item.as_object().expect("item").values() {
+                for response in op["responses"].as_object().expect("responses").values() {
+                    for link in response["links"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|l| l.values())
+                    {
+                        let target = link["operationId"].as_str().expect("operationId");
+                        assert!(ids.contains(&target), "link to {target}");
+                        linked += 1;
+                    }
+                }
+            }
+        }
+        let wanted: usize = LINKS.iter().map(|(_, _, _, t)| t.len()).sum();
+        assert_eq!(linked, wanted);
+        // Every operation answers 401 with the error body.
+        for item in paths.values() {
+            for op in item.as_object().expect("item").values() {
+                assert_eq!(
+                    op["responses"]["401"]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{}",
+                    op["operationId"]
+                );
+            }
+        }
     }
 }

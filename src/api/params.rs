@@ -3,6 +3,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::grammar;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -94,29 +96,44 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-/// Parses `query`, accepting only the parameters in `allowed` (besides `limit` and `cursor`).
+/// Parses `query`, accepting only the parameters in `allowed` (besides `limit` and `cursor`),
+/// each at most once, and a cursor only if `cursor_ok` says it has the shape of one.
 pub fn list_query(
     query: Option<&str>,
     allowed: &[&str],
+    cursor_ok: fn(&str) -> bool,
     now_ms: u64,
 ) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery {
         limit: DEFAULT_LIMIT,
         ..ListQuery::default()
     };
+    let mut seen: Vec<String> = Vec::new();
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if seen.iter().any(|k| *k == key) {
+            return Err(bad_request(&key, "is given more than once"));
+        }
+        seen.push(key.to_string());
         let value = value.into_owned();
         match key.as_ref() {
             "limit" => {
-                q.limit = value
-                    .parse()
-                    .ok()
+                q.limit = Some(&value)
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse().ok())
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
                     .ok_or_else(|| {
                         bad_request("limit", format!("must be a number from 1 to {MAX_LIMIT}"))
                     })?;
             }
-            "cursor" => q.cursor = Some(value),
+            "cursor" => {
+                if !cursor_ok(&value) {
+                    return Err(bad_request(
+                        "cursor",
+                        "is not the next_cursor of a page of this list",
+                    ));
+                }
+                q.cursor = Some(value)
+            }
             k if !allowed.contains(&k) => {
                 return Err(bad_request(k, "is not a parameter of this list"));
             }
@@ -157,18 +174,15 @@ pub fn parse_status(s: &str) -> Option<DeliveryStatus> {
     .find(|st| st.as_str() == s)
 }
 
-/// An RFC 3339 time, or a duration before now such as `2h` or `30m`, as Unix milliseconds.
+/// An RFC 3339 time, or a duration before now such as `2h` or `30m`, as Unix milliseconds:
+/// the grammar of [`grammar::TIME_PATTERN`] (a time before 1970 is 1970, a duration longer
+/// than the time since then reaches back to it).
 pub fn parse_time(s: &str, now_ms: u64) -> Result<u64, String> {
-    if let Ok(d) = humantime::parse_duration(s) {
-        return Ok(now_ms.saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)));
-    }
-    let t = humantime::parse_rfc3339_weak(s)
-        .map_err(|_| format!("{s:?} is neither an RFC 3339 time nor a duration like 2h"))?;
-    let ms = t
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| format!("{s:?} is before 1970"))?
-        .as_millis();
-    u64::try_from(ms).map_err(|_| format!("{s:?} is too far away"))
+    grammar::time(s, now_ms).ok_or_else(|| {
+        format!(
+            "{s:?} is neither an RFC 3339 time nor a duration like 2h (whole numbers and units)"
+        )
+    })
 }
 
 /// An optional time field of a body, parsed as [`parse_time`]; a bad one is a 400 naming it.
@@ -187,10 +201,10 @@ pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-/// Like [`json_body`], but an empty (or blank) body is `T::default()`: for bodies that are
-/// all optional fields.
+/// Like [`json_body`], but no body at all is `T::default()`: for bodies that are all optional
+/// fields. (A blank one is not JSON, so it is a 400 like any other.)
 pub fn json_body_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.is_empty() {
         Ok(T::default())
     } else {
         json_body(body)
@@ -220,19 +234,27 @@ mod tests {
         assert_eq!(parse_time("2h", 10_000_000), Ok(10_000_000 - 7_200_000));
         assert_eq!(parse_time("2026-11-25T00:00:00Z", 0), Ok(1_795_564_800_000));
         assert!(parse_time("yesterday", 0).is_err());
+        assert!(parse_time("", 0).is_err());
         assert_eq!(rfc3339(1_795_564_800_000), "2026-11-25T00:00:00.000Z");
     }
 
     #[test]
     fn unknown_and_bad_parameters_are_refused() {
-        assert!(list_query(Some("source=a&colour=red"), &["source"], 0).is_err());
-        assert!(list_query(Some("endpoint=a"), &["source"], 0).is_err());
-        assert!(list_query(Some("limit=0"), &[], 0).is_err());
-        assert!(list_query(Some("limit=501"), &[], 0).is_err());
-        assert!(list_query(Some("status=lost"), &["status"], 0).is_err());
+        let any = |_: &str| true;
+        assert!(list_query(Some("source=a&colour=red"), &["source"], any, 0).is_err());
+        assert!(list_query(Some("endpoint=a"), &["source"], any, 0).is_err());
+        assert!(list_query(Some("limit=0"), &[], any, 0).is_err());
+        assert!(list_query(Some("limit=501"), &[], any, 0).is_err());
+        assert!(list_query(Some("limit=%2B5"), &[], any, 0).is_err());
+        assert!(list_query(Some("limit="), &[], any, 0).is_err());
+        assert!(list_query(Some("status=lost"), &["status"], any, 0).is_err());
+        assert!(list_query(Some("since="), &["since"], any, 0).is_err());
+        assert!(list_query(Some("source=a&source=b"), &["source"], any, 0).is_err());
+        assert!(list_query(Some("cursor=c"), &[], |c| c == "d", 0).is_err());
         let q = list_query(
             Some("source=a&type=b&limit=5&cursor=c&status=dead"),
             &["source", "type", "status"],
+            any,
             0,
         )
         .expect("valid");
@@ -246,5 +268,18 @@ mod tests {
             (Some("a"), Some("b"), 5, Some("c"))
         );
         assert_eq!(q.filter.status, Some(DeliveryStatus::Dead));
+    }
+
+    #[test]
+    fn only_a_missing_body_is_the_default() {
+        #[derive(Debug, Default, serde::Deserialize)]
+        struct All {
+            #[allow(dead_code)]
+            a: Option<u8>,
+        }
+        assert!(json_body_or_default::<All>(b"").is_ok());
+        assert!(json_body_or_default::<All>(b"{}").is_ok());
+        assert!(json_body_or_default::<All>(b" ").is_err());
+        assert!(json_body_or_default::<All>(b"null").is_err());
     }
 }

@@ -8,6 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::Value;
 
+use super::entries::{SourceBody, SourcePatch};
+use super::grammar::EntryId;
 use super::params::{self, ApiError};
 use super::views::{Deleted, ErrorBody, FieldView, Page, SourceView};
 use super::{AdminState, ApiResult};
@@ -68,7 +70,7 @@ pub async fn list(State(st): State<Arc<AdminState>>) -> ApiResult {
 
 /// One source.
 #[utoipa::path(get, path = "/api/v1/sources/{id}", operation_id = "get_source", tag = "sources",
-    params(("id" = String, Path)),
+    params(("id" = EntryId, Path)),
     responses((status = 200, body = SourceView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     Ok(respond::typed(StatusCode::OK, &view(&st, &find(&st, &id)?)))
@@ -76,8 +78,10 @@ pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> 
 
 /// Creates a source from the same keys as the file's `[[sources]]`, as JSON.
 #[utoipa::path(post, path = "/api/v1/sources", operation_id = "create_source", tag = "sources",
-    request_body(content = Object, description = "The keys of the config file's [[sources]], as JSON"),
-    responses((status = 201, body = SourceView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    request_body = SourceBody,
+    responses((status = 201, body = SourceView), (status = 400, body = ErrorBody),
+        (status = 409, description = "A source with this id exists", body = ErrorBody),
+        (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult {
     let value: Value = params::json_body(&body)?;
@@ -93,9 +97,11 @@ pub async fn create(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult
 
 /// Changes an API-made source.
 #[utoipa::path(patch, path = "/api/v1/sources/{id}", operation_id = "update_source", tag = "sources",
-    params(("id" = String, Path)),
-    request_body(content = Object, description = "Some keys of [[sources]], as JSON"),
-    responses((status = 200, body = SourceView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    params(("id" = EntryId, Path)),
+    request_body = SourcePatch,
+    responses((status = 200, body = SourceView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Declared in the config file", body = ErrorBody),
+        (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
     State(st): State<Arc<AdminState>>,
@@ -111,8 +117,10 @@ pub async fn update(
 
 /// Deletes an API-made source no endpoint subscribes to.
 #[utoipa::path(delete, path = "/api/v1/sources/{id}", operation_id = "delete_source", tag = "sources",
-    params(("id" = String, Path)),
-    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    params(("id" = EntryId, Path)),
+    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody),
+        (status = 409, description = "Declared in the config file, or an endpoint subscribes to it", body = ErrorBody),
+        (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     st.catalog
