@@ -208,6 +208,14 @@ pub struct IngressConfig {
     /// Proxies whose `X-Forwarded-For` names the client (for `failed_requests`).
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Bytes of request bodies held at once, from reading them to their commit; beyond it,
+    /// 503 before the body is read. Bounds memory whatever clients send.
+    #[serde(default = "default_max_buffered_bytes")]
+    pub max_buffered_bytes: u64,
+}
+
+fn default_max_buffered_bytes() -> u64 {
+    128 * 1024 * 1024
 }
 
 fn default_failed_requests() -> RateLimitConfig {
@@ -244,6 +252,7 @@ impl Default for IngressConfig {
             max_connections: default_max_connections(),
             failed_requests: default_failed_requests(),
             trusted_proxies: Vec::new(),
+            max_buffered_bytes: default_max_buffered_bytes(),
         }
     }
 }
@@ -716,6 +725,18 @@ impl Config {
             endpoints.push(endpoint);
         }
 
+        if self.ingress.max_buffered_bytes < self.ingress.max_body_bytes
+            || self.ingress.max_buffered_bytes > u64::from(u32::MAX)
+        {
+            return Err(ConfigError::new(
+                "ingress.max_buffered_bytes",
+                format!(
+                    "must be at least ingress.max_body_bytes ({}) and at most {}",
+                    self.ingress.max_body_bytes,
+                    u32::MAX
+                ),
+            ));
+        }
         let failed = self.ingress.failed_requests;
         if failed.per_second == 0 {
             return Err(ConfigError::new(
@@ -740,6 +761,7 @@ impl Config {
         }
         Ok(Validated {
             data_dir: self.data_dir,
+            max_buffered_bytes: self.ingress.max_buffered_bytes,
             failed_requests: failed,
             trusted_proxies,
             ingress_listen,
@@ -1326,6 +1348,8 @@ impl ConnectionLimits {
 #[derive(Debug, Clone)]
 pub struct Validated {
     pub data_dir: PathBuf,
+    /// Request body bytes held at once (`ingress.max_buffered_bytes`).
+    pub max_buffered_bytes: u64,
     /// Verification failures allowed per client address.
     pub failed_requests: RateLimitConfig,
     pub trusted_proxies: Vec<ipnet::IpNet>,

@@ -46,6 +46,9 @@ pub struct IngressState {
     pub failures: throttle::FailureThrottle,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// One permit per byte of body held, from reading it until the writer is done with it
+    /// (`ingress.max_buffered_bytes`).
+    pub buffered: Arc<tokio::sync::Semaphore>,
 }
 
 pub fn router(state: Arc<IngressState>) -> Router {
@@ -248,6 +251,23 @@ async fn handle(
         }
         return r;
     }
+    // Held from here until the writer is done with the event: memory stays bounded however
+    // many clients send large bodies at once, or hang up while theirs wait to be written.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let hold = declared.unwrap_or(st.max_body_bytes).min(st.max_body_bytes);
+    let Ok(budget) = Arc::clone(&st.buffered)
+        .try_acquire_many_owned(u32::try_from(hold.max(1)).unwrap_or(u32::MAX))
+    else {
+        return respond::unavailable(
+            "busy",
+            "too many request bodies are held right now; try again shortly",
+            1,
+        );
+    };
     let reading = read_body(&parts.headers, body, st.max_body_bytes);
     let body = match tokio::time::timeout(st.body_timeout, reading).await {
         Ok(Ok(b)) => b,
@@ -328,6 +348,7 @@ async fn handle(
         received_ms: now_ms,
         dedup: dedup_key.map(|k| (k, source.dedup_window.as_millis_u64())),
         dedup_scope: None,
+        budget: Some(Arc::new(budget)),
         body_dedup: source.dedup_body.then(|| {
             use sha2::Digest;
             (

@@ -206,6 +206,9 @@ pub async fn serve(
             FAILURE_TABLE_CAPACITY,
         ),
         trusted_proxies: config.trusted_proxies.clone(),
+        buffered: Arc::new(tokio::sync::Semaphore::new(
+            usize::try_from(config.max_buffered_bytes).unwrap_or(usize::MAX),
+        )),
     }));
     let admin = api::router(Arc::new(api::AdminState {
         store: store.clone(),

@@ -33,6 +33,7 @@
 //!   and moved here by the writer (see `writer/quarantine.rs`).
 
 pub mod fault;
+pub mod powercut;
 pub mod query;
 pub mod records;
 pub mod retention;
@@ -119,7 +120,9 @@ pub struct StoreOptions {
     pub clock: SharedClock,
     /// Where commits are counted, if anywhere.
     pub metrics: Option<Arc<crate::telemetry::Metrics>>,
-    /// Injected write failures, for tests; `None` in production.
+    /// Injected write failures, for tests; `None` in production. A switch made with
+    /// [`fault::FaultSwitch::on_disk`] also puts the store on that disk in memory instead of
+    /// its file (power-loss tests).
     pub fault: Option<fault::FaultSwitch>,
     /// `store.quick_repair`: every commit saves what a reopen after a crash needs.
     pub quick_repair: bool,
@@ -139,6 +142,9 @@ pub struct NewEvent {
     /// unsigned header: a captured request sent again under a new id is still a duplicate.
     /// Kept in the namespace `<source>#body`.
     pub body_dedup: Option<(String, u64)>,
+    /// The memory this request holds against the ingress budget (`ingress.max_buffered_bytes`):
+    /// released once the writer is done with the event, stored or not.
+    pub budget: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Bytes,
     pub endpoints: Vec<String>,
@@ -178,8 +184,11 @@ pub struct Prune {
     pub events_before_ms: u64,
     /// Dead deliveries that died before this may go with their event.
     pub dead_before_ms: u64,
-    /// Resume after this event id (the previous step's `next`).
+    /// Unused by the index scan (pruned entries leave it); kept for the step protocol.
     pub after: Option<u128>,
+    /// Resume the dead-letter side after this (last death ms, event id): the previous step's
+    /// `next_dead`.
+    pub after_dead: Option<(u64, u128)>,
     /// Most events looked at in this step (0: none, dedup entries only).
     pub max_events: usize,
     /// Most expired dedup entries removed in this step.
@@ -191,8 +200,12 @@ pub struct Prune {
 pub struct Pruned {
     pub events: u64,
     pub dedup_entries: u64,
-    /// Where the next step resumes; `None` when this pass is complete.
+    /// Set when the delivered side may have more; `None` when it is done.
     pub next: Option<u128>,
+    /// Where the dead-letter side goes on; `None` when it is done.
+    pub next_dead: Option<(u64, u128)>,
+    /// Finished-index entries looked at: what the step read (survivors are not among them).
+    pub examined: u64,
 }
 
 /// What kind of config entry the admin API made.
@@ -215,10 +228,12 @@ impl EntryKind {
 /// Which deliveries to send again.
 #[derive(Debug, Clone)]
 pub enum Requeue {
-    /// Dead deliveries matching a filter, restricted to `ids` when given.
+    /// Dead deliveries matching a filter, restricted to `ids` when given: one bounded step of
+    /// a replay, going on after the dead-letter key `after` (the previous step's `next`).
     Dead {
         filter: query::Filter,
         ids: Option<Vec<DeliveryId>>,
+        after: Option<(u64, u128)>,
     },
     /// One delivery, whatever its status (unless it is being sent right now).
     One(DeliveryId),
@@ -240,7 +255,15 @@ pub struct Requeued {
     pub in_flight: Vec<DeliveryId>,
     /// Selected, but their endpoint no longer exists: left as they are.
     pub removed: Vec<DeliveryId>,
+    /// For a replay step that stopped at its bound: the dead-letter key to go on after.
+    pub next: Option<(u64, u128)>,
 }
+
+/// Dead letters a replay step requeues at most: a replay of any size is a series of such
+/// transactions, so ingest never waits behind one huge one.
+pub const REPLAY_STEP: usize = 1_000;
+/// Dead-letter rows a replay step looks at at most (most may not match its filter).
+pub const REPLAY_SCAN: usize = 10_000;
 
 /// A delivery that is due, with what its lane needs to send it.
 #[derive(Debug, Clone)]
@@ -856,6 +879,7 @@ fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
         txn.open_table(DEDUP_EXPIRY)?;
         txn.open_table(PENDING_BY_ENDPOINT)?;
         txn.open_table(QUARANTINE)?;
+        writer::finished::build_if_missing(&txn)?;
         let mut deliveries = txn.open_table(DELIVERIES)?;
         let mut due = txn.open_table(DUE)?;
         let mut leases = txn.open_table(LEASES)?;

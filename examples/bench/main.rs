@@ -25,7 +25,11 @@
 //!    is read from /proc as the backlog grows, and its peak at the end;
 //! 8. `backlog`, restart: that endpoint is resumed, the process is killed with SIGKILL at once
 //!    and started again on the same file; the time from the new process's start to its first
-//!    delivery.
+//!    delivery;
+//! 9. `replay`: `--replay-dead` dead letters (an endpoint on a closed port, one attempt each),
+//!    then ingest p99 with nothing else going on (the baseline) and while all of them are
+//!    replayed through the admin API (the endpoint paused, so only the replay's own writes
+//!    compete with ingest).
 //!
 //! It prints a markdown table.
 
@@ -58,9 +62,12 @@ struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     rss_backlog: u64,
     /// Which phases after the raw ceiling: all, or a list of ingest, subscriber, drain,
-    /// fanout, latency, backlog.
+    /// fanout, latency, backlog, replay.
     #[arg(long, default_value = "all")]
     phases: String,
+    /// Dead letters replayed in the replay phase.
+    #[arg(long, default_value_t = 100_000)]
+    replay_dead: u64,
     /// `store.quick_repair` of the gateways measured.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     quick_repair: bool,
@@ -70,11 +77,15 @@ struct Args {
     gateway: Option<std::path::PathBuf>,
 }
 
+mod replay;
+
 /// When a generator run ends.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Until {
     Elapsed(Duration),
     Sent(u64),
+    /// While the flag is up.
+    While(Arc<std::sync::atomic::AtomicBool>),
 }
 
 struct Report {
@@ -112,15 +123,16 @@ async fn generate(url: &str, args: &Args, until: Until) -> Report {
             .no_proxy()
             .build()
             .expect("client");
-        let (url, key, pad) = (url.to_string(), key.clone(), pad.clone());
+        let (url, key, pad, until) = (url.to_string(), key.clone(), pad.clone(), until.clone());
         let (ok, errors, issued) = (ok.clone(), errors.clone(), issued.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
                 let n = issued.fetch_add(1, Ordering::Relaxed);
-                let more = match until {
-                    Until::Elapsed(d) => start.elapsed() < d,
-                    Until::Sent(total) => n < total,
+                let more = match &until {
+                    Until::Elapsed(d) => start.elapsed() < *d,
+                    Until::Sent(total) => n < *total,
+                    Until::While(flag) => flag.load(Ordering::Relaxed),
                 };
                 if !more {
                     break;
@@ -558,6 +570,11 @@ fn main() {
                 ));
             }
             gw.stop().await;
+        }
+
+        if want("replay") {
+            // 9. Ingest while a large dead-letter set is replayed.
+            rows.extend(replay::phase(&args).await);
         }
 
         if want("backlog") {

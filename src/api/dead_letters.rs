@@ -8,6 +8,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
+use super::grammar::{self, DeadLetterCursor, DeliveryIdText, Time};
 use super::params;
 use super::params::ApiError;
 use super::views::{self, DeadLetterView, ErrorBody, Page, Replayed};
@@ -19,21 +20,26 @@ use crate::store::query::Filter;
 
 const FILTERS: &[&str] = &["endpoint", "source", "type", "since", "until"];
 
-/// Dead letters, most recently dead first.
+/// Dead letters, most recently dead first. Each parameter may be given once; any other is a 400.
 #[utoipa::path(get, path = "/api/v1/dead-letters", operation_id = "list_dead_letters", tag = "dead letters",
     params(
         ("endpoint" = Option<String>, Query, description = "Only this endpoint"),
         ("source" = Option<String>, Query, description = "Only this source"),
         ("type" = Option<String>, Query, description = "Only this event type"),
-        ("since" = Option<String>, Query, description = "Died at or after: RFC 3339 or a duration before now"),
-        ("until" = Option<String>, Query, description = "Died before"),
-        ("limit" = Option<usize>, Query, description = "1 to 500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("since" = Option<Time>, Query, description = "Died at or after this time"),
+        ("until" = Option<Time>, Query, description = "Died before this time"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Dead letters per page, default 50"),
+        ("cursor" = Option<DeadLetterCursor>, Query, description = "The next_cursor of the previous page"),
     ),
-    responses((status = 200, body = Page<DeadLetterView>), (status = 400, body = ErrorBody)),
+    responses((status = 200, body = Page<DeadLetterView>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) -> ApiResult {
-    let q = params::list_query(query.as_deref(), FILTERS, st.now_ms())?;
+    let q = params::list_query(
+        query.as_deref(),
+        FILTERS,
+        grammar::dead_letter_cursor_ok,
+        st.now_ms(),
+    )?;
     let store = st.store.clone();
     let page = blocking(move || store.list_dead(&q.filter, q.limit, q.cursor.as_deref())).await?;
     let body = Page {
@@ -43,17 +49,26 @@ pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) 
     Ok(respond::typed(StatusCode::OK, &body))
 }
 
-/// The replay body: a filter, ids, or both (then both must hold). An empty body replays every
-/// dead letter.
+/// The replay body: a filter, ids, or both (then both must hold). No body, or `{}`, replays
+/// every dead letter.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayBody {
+    /// Only dead letters of this endpoint.
     endpoint: Option<String>,
+    /// Only events of this source.
     source: Option<String>,
+    /// Only events of this type.
     #[serde(rename = "type")]
     event_type: Option<String>,
+    /// Died at or after this time.
+    #[schema(value_type = Option<Time>)]
     since: Option<String>,
+    /// Died before this time.
+    #[schema(value_type = Option<Time>)]
     until: Option<String>,
+    /// Only these deliveries.
+    #[schema(value_type = Option<Vec<DeliveryIdText>>)]
     ids: Option<Vec<String>>,
 }
 
@@ -71,7 +86,7 @@ pub fn parse_replay(
             ids.iter()
                 .enumerate()
                 .map(|(i, id)| {
-                    id.parse::<DeliveryId>().map_err(|_| {
+                    grammar::delivery_id(id).ok_or_else(|| {
                         params::bad_request(
                             &format!("ids[{i}]"),
                             format!("{id:?} is not a delivery id"),
@@ -94,33 +109,51 @@ pub fn parse_replay(
 
 /// Requeues the dead letters that match, in one transaction recorded before the answer.
 #[utoipa::path(post, path = "/api/v1/dead-letters/replay", operation_id = "replay_dead_letters", tag = "dead letters",
-    request_body = ReplayBody,
+    request_body(content = ReplayBody, description = "Optional: no body replays every dead letter"),
     responses((status = 200, body = Replayed), (status = 400, body = ErrorBody),
-        (status = 409, description = "Every match belongs to an endpoint that no longer exists", body = ErrorBody)),
+        (status = 409, description = "Every match belongs to an endpoint that no longer exists", body = ErrorBody),
+        (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn replay(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult {
     let (filter, ids) = parse_replay(&body, st.now_ms())?;
-    let r = st.store.requeue(Requeue::Dead { filter, ids }).await?;
-    if r.deliveries.is_empty() && !r.removed.is_empty() {
+    // In bounded steps, each its own transaction, so ingest never waits behind one huge
+    // replay; each step is recorded before the next begins (a crash between steps leaves a
+    // prefix replayed, and replaying again goes on with the rest).
+    let (mut replayed, mut removed) = (0, 0);
+    let mut after = None;
+    loop {
+        let r = st
+            .store
+            .requeue(Requeue::Dead {
+                filter: filter.clone(),
+                ids: ids.clone(),
+                after,
+            })
+            .await?;
+        st.metrics.replayed.inc_by(r.deliveries.len() as u64);
+        let endpoints: BTreeSet<&str> = r.deliveries.iter().map(|(_, e)| e.as_str()).collect();
+        for e in endpoints {
+            st.dispatcher.wake(e);
+        }
+        replayed += r.deliveries.len();
+        removed += r.removed.len();
+        match r.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    if replayed == 0 && removed > 0 {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "endpoint_removed",
-            format!(
-                "the {} matching dead letters belong to endpoints that no longer exist",
-                r.removed.len()
-            ),
+            format!("the {removed} matching dead letters belong to endpoints that no longer exist"),
         ));
-    }
-    st.metrics.replayed.inc_by(r.deliveries.len() as u64);
-    let endpoints: BTreeSet<&str> = r.deliveries.iter().map(|(_, e)| e.as_str()).collect();
-    for e in endpoints {
-        st.dispatcher.wake(e);
     }
     Ok(respond::typed(
         StatusCode::OK,
         &Replayed {
-            replayed: r.deliveries.len(),
-            endpoint_removed: r.removed.len(),
+            replayed,
+            endpoint_removed: removed,
         },
     ))
 }

@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
+use super::grammar::{self, EntryId};
 use super::params::{self, ApiError};
 use super::views::{Accepted, ErrorBody};
 use super::{AdminState, ApiResult};
@@ -27,20 +28,61 @@ pub const IDEMPOTENCY_WINDOW_MS: u64 = 3 * 24 * 3600 * 1000;
 /// The source label of events published without one.
 pub const DEFAULT_SOURCE: &str = "api";
 
+/// The longest event type, in characters.
+pub const MAX_TYPE_CHARS: usize = MAX_FIELD_LEN;
+
 /// An event from an internal producer.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Publish {
+    /// The event type: 1 to 512 characters.
     #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 512)]
     event_type: String,
-    /// Any JSON; delivered as the body, `application/json`.
-    #[schema(value_type = Object)]
+    /// Any JSON (an object, an array, a string, a number, a boolean or null); delivered as the
+    /// body, `application/json`.
+    #[schema(schema_with = any_json)]
     payload: serde_json::Value,
     /// A routing label; default `api`.
+    #[schema(value_type = Option<EntryId>)]
     source: Option<String>,
-    /// Headers kept with the event (endpoints pass on those in their `forward_headers`).
+    /// Headers kept with the event (endpoints pass on those in their `forward_headers`): any
+    /// HTTP header names but `content-type`, `hookgate-…` and those of the connection or of the
+    /// outbound signature, in either case.
     #[serde(default)]
+    #[schema(schema_with = publish_headers)]
     headers: BTreeMap<String, String>,
+}
+
+/// Any JSON value: a schema with no constraint.
+fn any_json() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+        .description(Some(
+            "Any JSON (an object, an array, a string, a number, a boolean or null); delivered as the body, `application/json`.",
+        ))
+        .build()
+}
+
+/// The `headers` of a published event: names as [`grammar::publish_header_name_pattern`],
+/// values as [`grammar::HEADER_VALUE_PATTERN`].
+fn publish_headers() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "Headers kept with the event (endpoints pass on those in their `forward_headers`): any HTTP header names but `content-type`, `hookgate-…` and those of the connection or of the outbound signature, in either case.",
+        ))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(grammar::publish_header_name_pattern()))
+                .max_length(Some(65_535)),
+        ))
+        .additional_properties(Some(AdditionalProperties::RefOr(
+            utoipa::openapi::Ref::from_schema_name("HeaderValue").into(),
+        )))
+        .build()
 }
 
 /// A publish request, checked: what is stored.
@@ -56,19 +98,14 @@ pub struct Parsed {
 /// Parses and checks a publish body and its `Idempotency-Key`; errors name the field.
 pub fn parse(body: &[u8], idempotency_key: Option<&http::HeaderValue>) -> Result<Parsed, ApiError> {
     let p: Publish = params::json_body(body)?;
-    if p.event_type.is_empty() || p.event_type.len() > MAX_FIELD_LEN {
+    if !(1..=MAX_TYPE_CHARS).contains(&p.event_type.chars().count()) {
         return Err(params::bad_request(
             "type",
-            format!("must be 1 to {MAX_FIELD_LEN} bytes"),
+            format!("must be 1 to {MAX_TYPE_CHARS} characters"),
         ));
     }
     let source = p.source.unwrap_or_else(|| DEFAULT_SOURCE.to_string());
-    let source_ok = !source.is_empty()
-        && source.len() <= 64
-        && source
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !source_ok {
+    if !grammar::entry_id_ok(&source) {
         return Err(params::bad_request(
             "source",
             "must be 1 to 64 characters of A-Z a-z 0-9 - _ .",
@@ -79,11 +116,12 @@ pub fn parse(body: &[u8], idempotency_key: Option<&http::HeaderValue>) -> Result
         let field = format!("headers.{name}");
         let n = http::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| params::bad_request(&field, "is not a header name"))?;
-        if n == http::header::CONTENT_TYPE || crate::config::is_reserved_header(n.as_str()) {
+        if !grammar::publish_header_name_ok(name) {
             return Err(params::bad_request(&field, "is set by hookgate"));
         }
-        http::HeaderValue::from_str(value)
-            .map_err(|_| params::bad_request(&field, "is not a valid header value"))?;
+        if !grammar::header_value_ok(value) {
+            return Err(params::bad_request(&field, "is not a valid header value"));
+        }
         stored_headers.push((n.as_str().to_string(), value.as_bytes().to_vec()));
     }
     let idempotency_key = match idempotency_key {
@@ -92,7 +130,7 @@ pub fn parse(body: &[u8], idempotency_key: Option<&http::HeaderValue>) -> Result
             let key = v
                 .to_str()
                 .ok()
-                .filter(|k| !k.is_empty() && k.len() <= MAX_FIELD_LEN)
+                .filter(|k| grammar::idempotency_key_ok(k))
                 .ok_or_else(|| {
                     params::bad_request(
                         "Idempotency-Key",
@@ -114,12 +152,13 @@ pub fn parse(body: &[u8], idempotency_key: Option<&http::HeaderValue>) -> Result
 /// Publishes an event: stored with its deliveries before the answer.
 #[utoipa::path(post, path = "/api/v1/events", operation_id = "publish_event", tag = "events",
     request_body = Publish,
-    params(("Idempotency-Key" = Option<String>, Header, description = "The same key within 3 days answers 200 with the first event_id")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~](?:[\t -~]{0,510}[!-~])?$",
+        description = "1 to 512 visible ASCII characters (spaces inside). The same key within 3 days answers 200 with the first event_id")),
     responses(
         (status = 202, description = "Stored", body = Accepted),
         (status = 200, description = "A duplicate of an earlier Idempotency-Key", body = Accepted),
         (status = 400, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 503, description = "Not stored: the store is over its backlog or failing", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn publish(
@@ -135,6 +174,7 @@ pub async fn publish(
     );
     let event = NewEvent {
         body_dedup: None,
+        budget: None,
         // Idempotency keys are deduplicated in their own namespace, apart from webhooks'.
         dedup: p.idempotency_key.map(|k| (k, IDEMPOTENCY_WINDOW_MS)),
         dedup_scope: Some(format!("publish:{}", p.source)),

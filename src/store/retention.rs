@@ -52,31 +52,32 @@ pub async fn pass(
     policy: Policy,
     stop: &watch::Receiver<bool>,
 ) -> Result<(u64, u64), super::StoreError> {
-    let step = |after, max_events, max_dedup| {
+    let step = |after, after_dead, max_events, max_dedup| {
         let now_ms = clock.now_ms();
         Prune {
             now_ms,
             events_before_ms: now_ms.saturating_sub(ms(policy.retention)),
             dead_before_ms: now_ms.saturating_sub(ms(policy.dead_letter_retention)),
             after,
+            after_dead,
             max_events,
             max_dedup,
         }
     };
     let (mut events, mut dedup) = (0, 0);
     loop {
-        let p = store.prune(step(None, 0, STEP)).await?;
+        let p = store.prune(step(None, None, 0, STEP)).await?;
         dedup += p.dedup_entries;
         if p.dedup_entries < STEP as u64 || *stop.borrow() {
             break;
         }
     }
-    let mut after = None;
+    let mut after_dead = None;
     loop {
-        let p = store.prune(step(after, STEP, 0)).await?;
+        let p = store.prune(step(None, after_dead, STEP, 0)).await?;
         events += p.events;
-        after = p.next;
-        if after.is_none() || *stop.borrow() {
+        after_dead = p.next_dead;
+        if (p.next.is_none() && after_dead.is_none()) || *stop.borrow() {
             break;
         }
     }

@@ -4,8 +4,11 @@
 //! merits (a backlog over the limit) does not abort the batch; a storage error fails the whole
 //! batch, so no caller is told "stored" for anything that is not.
 
+pub(super) mod finished;
 mod orphans;
 mod quarantine;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -26,6 +29,9 @@ use crate::ids::{DeliveryId, EventId};
 
 /// The most commands committed in one transaction.
 const MAX_BATCH: usize = 1024;
+/// The most event bytes committed in one transaction: big bodies make smaller batches, so a
+/// transaction (and the memory it holds) stays bounded whatever the bodies.
+const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
 /// How often a broken store is reopened while writes keep failing.
 const REOPEN_EVERY: Duration = Duration::from_millis(500);
 
@@ -47,6 +53,16 @@ pub(super) enum Command {
     Prune(Prune, Reply<Pruned>),
     Probe(Reply<()>),
     Stop(Reply<()>),
+}
+
+impl Command {
+    /// The event bytes a command carries (for the batch bound).
+    fn bytes(&self) -> usize {
+        match self {
+            Command::Ingest(ev, _) => ev.body.len(),
+            _ => 0,
+        }
+    }
 }
 
 /// What one command did, before the commit makes it true.
@@ -88,6 +104,9 @@ struct Tables<'t> {
     dedup_expiry: Table<'t, (u64, &'static str, &'static str), ()>,
     pending_by_endpoint: Table<'t, &'static str, u64>,
     quarantine: Table<'t, (&'static str, u128), &'static [u8]>,
+    unfinished: Table<'t, u128, u64>,
+    finished_delivered: Table<'t, u128, ()>,
+    finished_dead: Table<'t, (u64, u128), ()>,
     /// Records met in this batch that could not be decoded, moved to `quarantine` before
     /// the commit.
     corrupt: std::cell::RefCell<Vec<quarantine::Corrupt>>,
@@ -117,12 +136,22 @@ impl Writer {
 
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         while let Some(first) = rx.blocking_recv() {
+            let mut bytes = first.bytes();
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 match rx.try_recv() {
-                    Ok(c) => batch.push(c),
+                    Ok(c) => {
+                        bytes += c.bytes();
+                        batch.push(c);
+                    }
                     Err(_) => break,
                 }
+            }
+            // An ingest whose caller is gone (the client hung up) was never acknowledged:
+            // storing it would only cost a write and hold its memory longer.
+            batch.retain(|c| !matches!(c, Command::Ingest(_, reply) if reply.is_closed()));
+            if batch.is_empty() {
+                continue;
             }
             let stop = batch.iter().any(|c| matches!(c, Command::Stop(_)));
             self.commit(batch);
@@ -222,6 +251,9 @@ impl Writer {
                 dedup_expiry: txn.open_table(DEDUP_EXPIRY)?,
                 pending_by_endpoint: txn.open_table(PENDING_BY_ENDPOINT)?,
                 quarantine: txn.open_table(QUARANTINE)?,
+                unfinished: txn.open_table(finished::UNFINISHED)?,
+                finished_delivered: txn.open_table(finished::FINISHED_DELIVERED)?,
+                finished_dead: txn.open_table(finished::FINISHED_DEAD)?,
                 corrupt: std::cell::RefCell::new(Vec::new()),
             };
             for command in batch {
@@ -409,6 +441,7 @@ impl Writer {
         };
         t.payloads
             .insert(event_id, records::encode(&payload).as_slice())?;
+        finished::stored(t, event_id, fanout)?;
         for (scope, key, window_ms) in keys {
             let expires = received_ms.saturating_add(window_ms);
             t.dedup.insert((scope, key), (event_id, expires))?;
@@ -514,6 +547,9 @@ fn complete(t: &mut Tables<'_>, c: &Completion, pending: &mut u64) -> Result<(),
         }
     }
     t.deliveries.insert(id, records::encode(&rec).as_slice())?;
+    if rec.status.is_final() {
+        finished::settled(t, rec.event_id)?;
+    }
     Ok(())
 }
 
@@ -557,46 +593,49 @@ fn requeue(
             }
             selected
         }
-        Requeue::Dead { filter, ids } => {
+        Requeue::Dead { filter, ids, after } => {
             let mut selected = Vec::new();
-            for entry in t.dead.iter()? {
-                let (key, _) = entry?;
-                let (dead_at, id) = key.value();
-                if filter.since_ms.is_some_and(|s| dead_at < s)
-                    || filter.until_ms.is_some_and(|u| dead_at >= u)
-                {
-                    continue;
-                }
-                if ids
-                    .as_ref()
-                    .is_some_and(|ids| !ids.iter().any(|i| i.0 == id))
-                {
-                    continue;
-                }
-                let Some(d) = read_delivery(t, id)? else {
-                    continue;
-                };
-                if filter
-                    .endpoint
-                    .as_ref()
-                    .is_some_and(|e| *e != d.endpoint_id)
-                {
-                    continue;
-                }
-                if filter.source.is_some() || filter.event_type.is_some() {
-                    let Some(ev) = read_event(t, d.event_id)? else {
+            let low = (filter.since_ms.unwrap_or(0), 0u128);
+            let low = after.map_or(low, |a| low.max((a.0, a.1.saturating_add(1))));
+            let high = (filter.until_ms.unwrap_or(u64::MAX), 0u128);
+            let wanted: Option<HashSet<u128>> =
+                ids.as_ref().map(|ids| ids.iter().map(|i| i.0).collect());
+            if low < high {
+                for (scanned, entry) in t.dead.range(low..high)?.enumerate() {
+                    let (dead_at, id) = entry?.0.value();
+                    if scanned == super::REPLAY_SCAN || selected.len() == super::REPLAY_STEP {
+                        // Bounded: the next step goes on from here.
+                        out.next = Some((dead_at, id.saturating_sub(1)));
+                        break;
+                    }
+                    if wanted.as_ref().is_some_and(|w| !w.contains(&id)) {
+                        continue;
+                    }
+                    let Some(d) = read_delivery(t, id)? else {
                         continue;
                     };
-                    if filter.source.as_ref().is_some_and(|s| *s != ev.source)
-                        || filter
-                            .event_type
-                            .as_ref()
-                            .is_some_and(|ty| Some(ty) != ev.event_type.as_ref())
+                    if filter
+                        .endpoint
+                        .as_ref()
+                        .is_some_and(|e| *e != d.endpoint_id)
                     {
                         continue;
                     }
+                    if filter.source.is_some() || filter.event_type.is_some() {
+                        let Some(ev) = read_event(t, d.event_id)? else {
+                            continue;
+                        };
+                        if filter.source.as_ref().is_some_and(|s| *s != ev.source)
+                            || filter
+                                .event_type
+                                .as_ref()
+                                .is_some_and(|ty| Some(ty) != ev.event_type.as_ref())
+                        {
+                            continue;
+                        }
+                    }
+                    selected.push(id);
                 }
-                selected.push(id);
             }
             selected
         }
@@ -618,12 +657,14 @@ fn requeue(
                 t.due.remove((rec.endpoint_id.as_str(), rec.due_ms, id))?;
             }
             DeliveryStatus::Dead => {
+                finished::reopened(t, rec.event_id)?;
                 // A dead delivery's `updated_ms` is when it died: its key in the dead index.
                 t.dead.remove((rec.updated_ms, id))?;
                 *pending += 1;
                 endpoint_pending(t, &rec.endpoint_id, 1)?;
             }
             DeliveryStatus::Delivered => {
+                finished::reopened(t, rec.event_id)?;
                 *pending += 1;
                 endpoint_pending(t, &rec.endpoint_id, 1)?;
             }
@@ -668,43 +709,67 @@ fn prune(t: &mut Tables<'_>, p: &Prune) -> Result<Pruned, StoreError> {
         }
     }
 
-    // Event ids are ULIDs: every id below this one arrived before the cutoff.
+    // Event ids are ULIDs: every id below this one arrived before the cutoff. Only the
+    // finished indexes are read, so events that must stay are never looked at.
     let cutoff = u128::from(p.events_before_ms.min((1 << 48) - 1)) << 80;
-    let start = p.after.map_or(0, |a| a.saturating_add(1));
-    let mut candidates = Vec::new();
-    if start < cutoff && p.max_events > 0 {
-        for entry in t.events.range(start..cutoff)?.take(p.max_events) {
-            let (k, v) = entry?;
-            match records::decode::<EventRecord>(v.value()) {
-                Ok(ev) => candidates.push((k.value(), Some(ev))),
-                Err(_) => {
-                    t.corrupt.borrow_mut().push(("events", k.value()));
-                    candidates.push((k.value(), None));
+    let mut candidates: Vec<(u128, Option<u64>)> = Vec::new();
+    if p.max_events > 0 {
+        for entry in t.finished_delivered.range(..cutoff)?.take(p.max_events) {
+            candidates.push((entry?.0.value(), None));
+        }
+        // Pruned entries leave the index, so the next step starts from its beginning again.
+        if candidates.len() == p.max_events {
+            out.next = candidates.last().map(|(id, _)| *id);
+        }
+        let room = p.max_events - candidates.len();
+        let low = p
+            .after_dead
+            .map_or((0, 0), |(ms, id)| (ms, id.saturating_add(1)));
+        let high = (p.dead_before_ms, 0u128);
+        if room > 0 && low < high {
+            for (looked, entry) in t.finished_dead.range(low..high)?.enumerate() {
+                let (last_death, id) = entry?.0.value();
+                if looked == room {
+                    out.next_dead = Some((last_death, id.saturating_sub(1)));
+                    break;
+                }
+                out.examined += 1;
+                // Dead letters kept longer than events (the usual): arrived long before.
+                if id < cutoff {
+                    candidates.push((id, Some(last_death)));
                 }
             }
         }
     }
-    if candidates.len() == p.max_events {
-        out.next = candidates.last().map(|(id, _)| *id);
-    }
-    'events: for (id, event) in candidates {
-        // Quarantined (noted above): not pruned, moved.
-        let Some(event) = event else { continue };
+    out.examined += candidates.iter().filter(|(_, d)| d.is_none()).count() as u64;
+    for (id, last_death) in candidates {
+        let unindex = |t: &mut Tables<'_>| -> Result<(), StoreError> {
+            match last_death {
+                None => t.finished_delivered.remove(id)?,
+                Some(at) => t.finished_dead.remove((at, id))?,
+            };
+            Ok(())
+        };
+        let Some(event) = read_event(t, id)? else {
+            unindex(t)?;
+            continue;
+        };
         let mut finished = Vec::with_capacity(event.deliveries.len());
         for (did, _) in &event.deliveries {
-            let Some(d) = read_delivery(t, *did)? else {
-                continue;
-            };
-            let removable = match d.status {
-                DeliveryStatus::Delivered => true,
-                // A dead delivery's `updated_ms` is when it died.
-                DeliveryStatus::Dead => d.updated_ms < p.dead_before_ms,
-                _ => false,
-            };
-            if !removable {
-                continue 'events;
+            if let Some(d) = read_delivery(t, *did)? {
+                finished.push((*did, d));
             }
-            finished.push((*did, d));
+        }
+        let open = finished
+            .iter()
+            .filter(|(_, d)| !d.status.is_final())
+            .count() as u64;
+        if open > 0 {
+            // The index was wrong: put it right rather than meet this event again.
+            tracing::warn!(event_id = %EventId(id), "a finished-event index entry was stale; repaired");
+            unindex(t)?;
+            t.unfinished.insert(id, open)?;
+            continue;
         }
         for (did, d) in finished {
             if d.status == DeliveryStatus::Dead {
@@ -719,6 +784,7 @@ fn prune(t: &mut Tables<'_>, p: &Prune) -> Result<Pruned, StoreError> {
             }
             t.deliveries.remove(did)?;
         }
+        unindex(t)?;
         t.events.remove(id)?;
         t.payloads.remove(id)?;
         out.events += 1;

@@ -12,4 +12,5 @@ mod handshakes;
 mod ingress;
 mod limits;
 mod observability;
+mod powerloss;
 mod reliability;

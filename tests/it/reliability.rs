@@ -86,14 +86,7 @@ async fn a_dead_lane_is_restarted_and_its_attempts_give_their_leases_back() {
     })
     .await;
     assert!(!fault.load(Ordering::SeqCst), "the fault fired");
-    let metrics = client()
-        .get(format!("{}/metrics", gw.admin))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("body");
+    let metrics = metrics_text(&gw.admin).await;
     assert!(
         metrics.contains("hookgate_lane_restarts_total{endpoint=\"r\"} 1"),
         "{metrics}"
@@ -316,6 +309,7 @@ fn new_event(endpoints: &[&str]) -> hookgate::store::NewEvent {
         dedup: None,
         dedup_scope: None,
         body_dedup: None,
+        budget: None,
         headers: Vec::new(),
         body: bytes::Bytes::from_static(b"{}"),
         endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
@@ -796,5 +790,182 @@ async fn one_pruning_pass_removes_every_expired_dedup_key() {
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let (events, dedup) = pass(&store, &later, policy, &stop).await.expect("pass");
     assert_eq!((events, dedup), (0, 1_200));
+    store.close().await;
+}
+
+/// A replay of many dead letters is a series of bounded steps, each its own transaction,
+/// so ingest never waits behind one huge one; stepping goes through all of them once.
+#[tokio::test]
+async fn a_large_replay_goes_in_bounded_steps() {
+    use hookgate::store::{REPLAY_STEP, Requeue, query::Filter};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = roomy_store(dir.path(), Arc::new(hookgate::clock::SystemClock));
+    dead_letters(&store, "e", 2_500, 1_000_000).await;
+    let mut after = None;
+    let mut steps = Vec::new();
+    let mut replayed = std::collections::HashSet::new();
+    loop {
+        let r = store
+            .requeue(Requeue::Dead {
+                filter: Filter::default(),
+                ids: None,
+                after,
+            })
+            .await
+            .expect("step");
+        steps.push(r.deliveries.len());
+        replayed.extend(r.deliveries.iter().map(|(id, _)| *id));
+        match r.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert!(steps.iter().all(|n| *n <= REPLAY_STEP), "{steps:?}");
+    assert_eq!(replayed.len(), 2_500, "{steps:?}");
+    assert_eq!(store.pending_count().expect("count"), 2_500);
+    store.close().await;
+}
+
+/// Request bodies held at once are bounded (`ingress.max_buffered_bytes`): while one client
+/// holds the whole budget, another gets 503 before its body is read; once it is released,
+/// requests are taken again.
+#[tokio::test]
+async fn buffered_request_bodies_are_bounded() {
+    use tokio::io::AsyncWriteExt;
+    let config = format!(
+        "[ingress]\nmax_body_bytes = 2000\nmax_buffered_bytes = 2000\n{}",
+        orders_source()
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let addr = gw.ingress.trim_start_matches("http://").to_string();
+    // A client that declares 2,000 bytes, sends half, and waits.
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    slow.write_all(
+        format!(
+            "POST /in/orders HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 2000\r\n\r\n{}",
+            "x".repeat(1000)
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut busy = false;
+    for i in 0..300 {
+        let (status, answer) = send(&gw.url("orders"), &format!("msg_while_held_{i}"), "{}").await;
+        if status == 503 {
+            assert_eq!(answer["error"]["code"], "busy", "{answer}");
+            busy = true;
+            break;
+        }
+        // The slow request may not have reached the handler yet.
+        assert_eq!(status, 202, "{answer}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(busy, "refused while the budget is held");
+    drop(slow);
+    let mut taken = false;
+    for i in 0..300 {
+        let (status, _) = send(&gw.url("orders"), &format!("msg_after_{i}"), "{}").await;
+        if status == 202 {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(taken, "taken again once the budget is released");
+    gw.stop().await;
+}
+
+/// Pruning reads only what it can remove: dead letters still within their retention are
+/// not looked at again and again (they used to be read at every interval).
+#[tokio::test]
+async fn pruning_does_not_reread_survivors() {
+    use hookgate::store::{AttemptRecord, Completion, IngestOutcome, Next, Prune};
+    const DAY: u64 = 24 * 3600 * 1000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = roomy_store(dir.path(), Arc::new(hookgate::clock::SystemClock));
+    let t0 = 1_700_000_000_000;
+    let mut done = tokio::task::JoinSet::new();
+    for i in 0..1_010u64 {
+        let store = store.clone();
+        done.spawn(async move {
+            let mut ev = new_event(&["e"]);
+            ev.received_ms = t0;
+            let IngestOutcome::Accepted { deliveries, .. } =
+                store.ingest(ev).await.expect("ingest")
+            else {
+                panic!("not accepted")
+            };
+            let next = if i < 10 {
+                Next::Delivered
+            } else {
+                Next::Dead("gone".into())
+            };
+            store
+                .complete(Completion {
+                    delivery_id: deliveries[0].0,
+                    attempt: AttemptRecord {
+                        at_ms: t0 + 1_000,
+                        status_code: None,
+                        latency_ms: 1,
+                        error: None,
+                        response_excerpt: Vec::new(),
+                    },
+                    next,
+                })
+                .await
+                .expect("complete");
+        });
+    }
+    while let Some(d) = done.join_next().await {
+        d.expect("done");
+    }
+    // Eight days on: the delivered events are past their 7 days, the dead letters within
+    // their 30.
+    let now = t0 + 8 * DAY;
+    let step = Prune {
+        now_ms: now,
+        events_before_ms: now - 7 * DAY,
+        dead_before_ms: now - 30 * DAY,
+        after: None,
+        after_dead: None,
+        max_events: 500,
+        max_dedup: 500,
+    };
+    let first = store.prune(step).await.expect("prune");
+    assert_eq!((first.events, first.examined), (10, 10));
+    let second = store.prune(step).await.expect("prune");
+    assert_eq!(
+        (second.events, second.examined),
+        (0, 0),
+        "the 1,000 survivors are not read"
+    );
+    // Thirty-one days on, the dead letters go too.
+    let later = t0 + 31 * DAY;
+    let mut pruned = 0;
+    let mut after_dead = None;
+    loop {
+        let p = store
+            .prune(Prune {
+                now_ms: later,
+                events_before_ms: later - 7 * DAY,
+                dead_before_ms: later - 30 * DAY,
+                after: None,
+                after_dead,
+                max_events: 500,
+                max_dedup: 500,
+            })
+            .await
+            .expect("prune");
+        pruned += p.events;
+        after_dead = p.next_dead;
+        if p.next.is_none() && after_dead.is_none() {
+            break;
+        }
+    }
+    assert_eq!(pruned, 1_000);
+    assert!(store.event_ids().expect("ids").is_empty());
     store.close().await;
 }

@@ -60,6 +60,7 @@ pub(super) fn dead_letter_endpoint(
         rec.updated_ms = now_ms;
         t.dead.insert((now_ms, did), ())?;
         t.deliveries.insert(did, records::encode(&rec).as_slice())?;
+        super::finished::settled(t, rec.event_id)?;
         *pending = pending.saturating_sub(1);
         dead += 1;
     }

@@ -1,0 +1,53 @@
+//! The writer's handling of callers that are gone.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::Command;
+use crate::store::{NewEvent, Store, StoreOptions};
+
+fn event(body: &'static [u8]) -> NewEvent {
+    NewEvent {
+        source: "s".into(),
+        event_type: None,
+        received_ms: 1_000,
+        dedup: None,
+        dedup_scope: None,
+        body_dedup: None,
+        budget: None,
+        headers: Vec::new(),
+        body: bytes::Bytes::from_static(body),
+        endpoints: Vec::new(),
+    }
+}
+
+/// An ingest whose caller hung up before the writer got to it is not written: it was never
+/// acknowledged, and writing it would only hold its memory longer.
+#[tokio::test]
+async fn ingests_whose_caller_is_gone_are_not_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            max_backlog: u64::MAX,
+            queue_capacity: 64,
+            clock: Arc::new(crate::clock::SystemClock),
+            metrics: None,
+            fault: None,
+            quick_repair: false,
+        },
+    )
+    .expect("open");
+    let (gone, rx) = oneshot::channel();
+    drop(rx);
+    store
+        .inner
+        .tx
+        .send(Command::Ingest(Box::new(event(b"nobody waits")), gone))
+        .await
+        .expect("queued");
+    store.ingest(event(b"waited for")).await.expect("stored");
+    assert_eq!(store.event_ids().expect("ids").len(), 1);
+    store.close().await;
+}
