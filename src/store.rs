@@ -261,7 +261,7 @@ pub struct Requeued {
 
 /// Dead letters a replay step requeues at most: a replay of any size is a series of such
 /// transactions, so ingest never waits behind one huge one.
-pub const REPLAY_STEP: usize = 1_000;
+pub const REPLAY_STEP: usize = 100;
 /// Dead-letter rows a replay step looks at at most (most may not match its filter).
 pub const REPLAY_SCAN: usize = 10_000;
 
