@@ -29,7 +29,12 @@
 //! 9. `replay`: `--replay-dead` dead letters (an endpoint on a closed port, one attempt each),
 //!    then ingest p99 with nothing else going on (the baseline) and while all of them are
 //!    replayed through the admin API (the endpoint paused, so only the replay's own writes
-//!    compete with ingest).
+//!    compete with ingest);
+//! 10. `hangup`: a gateway in a process of its own; `--hangup-clients` clients at once each
+//!    send a signed 1 MiB body and hang up without reading the answer; its peak resident
+//!    memory;
+//! 11. `prune`: `--prune-dead` dead letters waiting for their retention, then ingest with
+//!    pruning every second and with it off, on the same store.
 //!
 //! It prints a markdown table.
 
@@ -62,12 +67,21 @@ struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     rss_backlog: u64,
     /// Which phases after the raw ceiling: all, or a list of ingest, subscriber, drain,
-    /// fanout, latency, backlog, replay.
+    /// fanout, latency, backlog, replay, hangup, prune.
     #[arg(long, default_value = "all")]
     phases: String,
     /// Dead letters replayed in the replay phase.
     #[arg(long, default_value_t = 100_000)]
     replay_dead: u64,
+    /// Clients of the hangup phase, each sending 1 MiB and hanging up.
+    #[arg(long, default_value_t = 2_000)]
+    hangup_clients: u64,
+    /// `ingress.max_buffered_bytes` of the hangup phase's gateway (its default if absent).
+    #[arg(long)]
+    hangup_buffered_bytes: Option<u64>,
+    /// Dead letters waiting in the prune phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    prune_dead: u64,
     /// `store.quick_repair` of the gateways measured.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     quick_repair: bool,
@@ -77,6 +91,8 @@ struct Args {
     gateway: Option<std::path::PathBuf>,
 }
 
+mod hangup;
+mod prune;
 mod replay;
 
 /// When a generator run ends.
@@ -575,6 +591,16 @@ fn main() {
         if want("replay") {
             // 9. Ingest while a large dead-letter set is replayed.
             rows.extend(replay::phase(&args).await);
+        }
+
+        if want("prune") {
+            // 11. Ingest while many dead letters wait for their retention, pruning on and off.
+            rows.extend(prune::phase(&args).await);
+        }
+
+        if want("hangup") {
+            // 10. Memory while many clients send large bodies and hang up.
+            rows.extend(hangup::phase(&args).await);
         }
 
         if want("backlog") {
