@@ -31,10 +31,10 @@
 //!    replayed through the admin API (the endpoint paused, so only the replay's own writes
 //!    compete with ingest);
 //! 10. `hangup`: a gateway in a process of its own; `--hangup-clients` clients at once each
-//!    send a signed 1 MiB body and hang up without reading the answer; its peak resident
-//!    memory;
+//!     send a signed 1 MiB body and hang up without reading the answer; its peak resident
+//!     memory;
 //! 11. `prune`: `--prune-dead` dead letters waiting for their retention, then ingest with
-//!    pruning every second and with it off, on the same store.
+//!     pruning every second and with it off, on the same store.
 //!
 //! It prints a markdown table.
 
