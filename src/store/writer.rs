@@ -232,6 +232,11 @@ impl Writer {
             .map_err(|e| StoreError::Storage(e.to_string()))?;
         // Quick repair keeps reopening after a crash fast, whatever the size of the file.
         txn.set_quick_repair(self.quick_repair);
+        // Always two-phase (quick repair implies it anyway): a one-phase commit, trusted by
+        // its checksums, can leave a store that no longer opens when an fsync fails and loses
+        // its data while the page cache still shows it, and the power is cut later (found by
+        // the power-loss test `a_failed_fsync_that_lost_its_data_then_a_power_cut`).
+        txn.set_two_phase_commit(true);
         let mut pending = self.pending;
         let mut outcomes = Vec::with_capacity(batch.len());
         // Changed by this batch's endpoint commands; in force once it commits.

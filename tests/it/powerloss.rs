@@ -25,7 +25,7 @@
 //!
 //! `PROPTEST_CASES` raises the number of cases (32 by default). Two tests beside it: every sync
 //! of a commit reporting an error in turn, with the writer's recount checked exactly; and
-//! (ignored, a finding) a lost fsync with one-phase commits.
+//! a lost fsync, a reopen and a power cut, with and without quick repair.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -101,9 +101,7 @@ enum Op {
     CutAtSync(u64, Cut),
     /// After this many syncs, one lands and reports an error, or (`lose`) reports an error
     /// and never reaches the disk though reads still see it (Linux); then either the writer
-    /// reopens the file by itself (`wait`) or the store is opened again. A lost sync is tried
-    /// only with two-phase commits (`quick_repair`): with one-phase commits it can leave a
-    /// store that does not open (see `a_failed_fsync_that_lost_its_data_then_a_power_cut`).
+    /// reopens the file by itself (`wait`) or the store is opened again.
     LieOnSync {
         skip: u64,
         wait: bool,
@@ -1093,7 +1091,7 @@ impl Run {
             }
             Op::LieOnSync { skip, wait, lose } => {
                 if self.armed.is_none() && !self.lie_used {
-                    if *lose && self.quick_repair {
+                    if *lose {
                         self.disk.lose_on_sync(*skip);
                     } else {
                         self.disk.lie_on_sync(*skip);
@@ -1319,15 +1317,13 @@ async fn after_an_fsync_error_the_writer_counts_from_the_file() {
     }
 }
 
-/// A finding, not yet a guarantee: on Linux a failed fsync can lose the data while the page
-/// cache keeps showing it (pages whose writeback failed are marked clean). The writer then
-/// reopens the file in process, reads the failed commit back from the page cache, and builds
-/// the next ones on it. With `quick_repair = false` (one-phase commits, checked by checksums)
-/// the next power cut leaves a store that does not open: the durable commit's tree shares pages
-/// with the failed one, which never reached the disk. Two-phase commits (`quick_repair = true`)
-/// come through. Run with `--ignored`.
+/// On Linux a failed fsync can lose the data while the page cache keeps showing it (pages
+/// whose writeback failed are marked clean). The writer then reopens the file in process,
+/// reads the failed commit back from the page cache, and builds the next ones on it. With
+/// one-phase commits (checked by checksums) the next power cut left a store that did not
+/// open: the durable commit's tree shared pages with the failed one, which never reached the
+/// disk. The writer now always commits in two phases, with or without quick repair.
 #[tokio::test]
-#[ignore = "finding: fails with quick_repair = false (a lost fsync, a reopen, a power cut)"]
 async fn a_failed_fsync_that_lost_its_data_then_a_power_cut() {
     let mut failures = Vec::new();
     for quick_repair in [true, false] {
