@@ -95,7 +95,7 @@ pub enum Verifier {
     Slack(hmac::Generic),
     Zoom(hmac::Generic),
     Meta(meta::Meta),
-    X(hmac::Generic),
+    X(x::X),
     Dropbox(hmac::Generic),
     Twitch(twitch::Twitch),
     MicrosoftGraph(msgraph::ClientStates),
@@ -151,9 +151,10 @@ impl Verifier {
             Self::Linear(l) => l.verify(headers, body, now_secs),
             Self::Twilio(t) => t.verify(headers, path_and_query, body),
             Self::Paddle(keys) => paddle::verify(keys, headers, body, now_secs),
-            Self::Hmac(g) | Self::Slack(g) | Self::Zoom(g) | Self::X(g) | Self::Dropbox(g) => {
+            Self::Hmac(g) | Self::Slack(g) | Self::Zoom(g) | Self::Dropbox(g) => {
                 g.verify(headers, body, now_secs)
             }
+            Self::X(x) => x.verify(headers, body, now_secs),
             Self::Meta(m) => m.signature.verify(headers, body),
             Self::Twitch(t) => t.verify(headers, body, now_secs),
             Self::MicrosoftGraph(c) => c.verify(body),
@@ -205,7 +206,9 @@ pub fn build(s: &SourceConfig) -> Result<Verifier, (&'static str, String)> {
                 .as_ref()
                 .map(|t| KeyBytes::new(t.expose().as_bytes().to_vec())),
         }),
-        SchemeKind::X => Verifier::X(x::verifier(raw_keys())),
+        SchemeKind::X => Verifier::X(x::X {
+            signature: x::verifier(raw_keys()),
+        }),
         SchemeKind::Dropbox => Verifier::Dropbox(dropbox::verifier(raw_keys())),
         SchemeKind::Twitch => {
             for k in &s.secrets {

@@ -404,6 +404,26 @@ fn gateway_toml(args: &Args, store: &str, endpoints: &str) -> String {
     )
 }
 
+/// The pending-delivery count from a gateway's `/metrics`.
+async fn pending(admin: &str) -> f64 {
+    let text = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("hookgate_pending_deliveries "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::MAX)
+}
+
+/// A loopback port nothing listens on: deliveries there fail at once.
+fn closed_port() -> u16 {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    closed.local_addr().expect("addr").port()
+}
+
 /// Two listeners on free loopback ports: ingress, admin.
 async fn bind_pair() -> (tokio::net::TcpListener, tokio::net::TcpListener) {
     let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hookgate::config::Config;
 
-use super::{Args, Row, Until, bind_pair, gateway_toml, generate, timed_row};
+use super::{Args, Row, Until, bind_pair, closed_port, gateway_toml, generate, pending, timed_row};
 
 /// A gateway on `dir` that prunes every `interval`.
 async fn start(
@@ -39,25 +39,10 @@ async fn start(
     (urls.0, urls.1, stop, task)
 }
 
-async fn pending(admin: &str) -> f64 {
-    let text = reqwest::get(format!("{admin}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix("hookgate_pending_deliveries "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(f64::MAX)
-}
-
 pub async fn phase(args: &Args) -> Vec<Row> {
     let dir = tempfile::tempdir().expect("tempdir");
     // A closed port: every attempt fails at once, and one attempt is all there is.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("addr").port();
-    drop(closed);
+    let port = closed_port();
     let dlq = format!(
         "[[endpoints]]\nid = \"dlq\"\nurl = \"http://127.0.0.1:{port}/gone\"\nmax_in_flight = 64\nsources = [\"none\"]\nretry = {{ max_attempts = 1 }}\n[[sources]]\nid = \"none\"\nverify = \"none\"\n"
     );

@@ -6,27 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Args, Row, TOKEN, Until, generate, start_hookgate, timed_row};
-
-/// The pending count from `/metrics`.
-async fn pending(admin: &str) -> f64 {
-    let text = reqwest::get(format!("{admin}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix("hookgate_pending_deliveries "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(f64::MAX)
-}
+use super::{Args, Row, TOKEN, Until, closed_port, generate, pending, start_hookgate, timed_row};
 
 pub async fn phase(args: &Args) -> Vec<Row> {
     // A closed port: every attempt fails at once, and one attempt is all there is.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("addr").port();
-    drop(closed);
+    let port = closed_port();
     let endpoint = format!(
         "[[endpoints]]\nid = \"dlq\"\nurl = \"http://127.0.0.1:{port}/gone\"\nmax_in_flight = 64\nretry = {{ max_attempts = 1 }}\n"
     );

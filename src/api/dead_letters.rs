@@ -115,7 +115,11 @@ pub fn parse_replay(
         (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn replay(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult {
-    let (filter, ids) = parse_replay(&body, st.now_ms())?;
+    let now = st.now_ms();
+    let (mut filter, ids) = parse_replay(&body, now)?;
+    // What is dead now, not what dies while the replay goes on: a replayed delivery that dies
+    // again (its key is its new death time) must not be replayed again by a later step.
+    filter.until_ms = Some(filter.until_ms.map_or(now + 1, |u| u.min(now + 1)));
     // In bounded steps, each its own transaction, so ingest never waits behind one huge
     // replay; each step is recorded before the next begins (a crash between steps leaves a
     // prefix replayed, and replaying again goes on with the rest).

@@ -435,7 +435,7 @@ impl Lane {
     fn attempt(
         &self,
         item: DueDelivery,
-        permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+        permits: (super::slots::SlotPermit, OwnedSemaphorePermit),
     ) -> impl Future<Output = ()> + Send + 'static {
         let endpoint = Arc::clone(&self.endpoint);
         let shared = Arc::clone(&self.shared);

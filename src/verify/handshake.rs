@@ -114,7 +114,7 @@ impl Verifier {
     pub fn answer_get(&self, req: &Inbound<'_>) -> Result<Reply, HandshakeError> {
         match self {
             Self::Meta(m) => m.subscribe(req.path_and_query),
-            Self::X(x) => x::crc(x, req.path_and_query),
+            Self::X(x) => x::crc(&x.signature, req.path_and_query),
             Self::Dropbox(_) => dropbox::challenge(req.path_and_query),
             Self::Okta(t) => okta::verification(t, req.headers),
             _ => Err(HandshakeError::NotAllowed),

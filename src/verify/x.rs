@@ -27,12 +27,55 @@ pub fn response_token(key: &[u8], crc_token: &str) -> String {
     format!("sha256={}", encode(HmacEncoding::Base64, &tag))
 }
 
+/// The longest `crc_token` answered.
+const MAX_CRC_TOKEN: usize = 256;
+
+/// Whether a `crc_token` looks like one: X's are short and token-like. **This is what keeps
+/// the CRC from being a signing oracle**: its answer is the HMAC of the token under the very
+/// key and layout deliveries are signed with, so a token that could be a delivery body would
+/// hand anyone a valid signature for it. A token-like string (no `{`) is never a JSON object,
+/// and X deliveries must be JSON objects ([`X::verify`]).
+fn token_like(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= MAX_CRC_TOKEN
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~+/=".contains(&b))
+}
+
+/// X's delivery check: the signature over the raw body, and a body that is a JSON object.
+#[derive(Clone)]
+pub struct X {
+    pub signature: Generic,
+}
+
+impl X {
+    pub fn verify(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        now_secs: i64,
+    ) -> Result<(), super::VerifyError> {
+        self.signature.verify(headers, body, now_secs)?;
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(super::VerifyError::MalformedSignature(
+                "an X delivery is a JSON object".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Answers the CRC check. The first secret answers: X has one consumer secret per app, and a
 /// rotation lists the new one first.
 pub fn crc(x: &Generic, path_and_query: &str) -> Result<Reply, HandshakeError> {
     let token = query_param(path_and_query, "crc_token")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| HandshakeError::BadRequest("crc_token is missing".into()))?;
+    if !token_like(&token) {
+        return Err(HandshakeError::BadRequest(format!(
+            "crc_token must be up to {MAX_CRC_TOKEN} characters of A-Z a-z 0-9 - _ . ~ + / ="
+        )));
+    }
     let key = x.keys.first().ok_or(HandshakeError::NotAllowed)?;
     Ok(Reply::json(
         "crc",
@@ -75,6 +118,40 @@ mod tests {
         assert!(matches!(
             crc(&x, "/in/x?crc_token="),
             Err(HandshakeError::BadRequest(_))
+        ));
+    }
+
+    /// The CRC answer is the HMAC of the token under the delivery key: a token that could be
+    /// a body must not be answered, and a body that could be a token is not a delivery.
+    #[test]
+    fn the_crc_is_not_a_signing_oracle() {
+        let x = verifier(vec![SECRET.to_vec().into()]);
+        let body = r#"{"for_user_id":"1","tweet_create_events":[]}"#;
+        let query = format!(
+            "/in/x?crc_token={}",
+            url::form_urlencoded::byte_serialize(body.as_bytes()).collect::<String>()
+        );
+        assert!(matches!(
+            crc(&x, &query),
+            Err(HandshakeError::BadRequest(_))
+        ));
+        // A token-like body signed by a CRC answer is refused as a delivery.
+        let token = "9b4507b3-9040-4669-9ca3-6b94edb50553";
+        let r = crc(&x, &format!("/in/x?crc_token={token}")).expect("answered");
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-twitter-webhooks-signature",
+            v["response_token"]
+                .as_str()
+                .expect("token")
+                .parse()
+                .expect("value"),
+        );
+        let checked = X { signature: x };
+        assert!(matches!(
+            checked.verify(&h, token.as_bytes(), 0),
+            Err(VerifyError::MalformedSignature(_))
         ));
     }
 

@@ -10,6 +10,27 @@ use reqwest::Method;
 
 use crate::harness::*;
 
+/// Calls the admin API and insists on `want`; returns the answer.
+async fn admin_expect(
+    gw: &Gateway,
+    method: Method,
+    path: &str,
+    body: &str,
+    want: u16,
+) -> serde_json::Value {
+    let (status, answer) = admin_call(gw, method, path, body).await;
+    assert_eq!(status, want, "{path}: {answer}");
+    answer
+}
+
+/// Sends `n` signed events to the `orders` source, ids `<prefix><i>`, each accepted.
+async fn send_many(gw: &Gateway, prefix: &str, n: usize) {
+    for i in 0..n {
+        let (status, answer) = send(&gw.url("orders"), &format!("{prefix}{i}"), "{}").await;
+        assert_eq!(status, 202, "{answer}");
+    }
+}
+
 fn with_admin(rest: &str) -> String {
     format!(
         "{}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n{rest}",
@@ -138,10 +159,7 @@ async fn hanging_endpoints_cannot_take_the_whole_global_cap() {
         hanging.count() >= 4
     })
     .await;
-    for i in 0..200 {
-        let (status, _) = send(&gw.url("orders"), &format!("msg_ok_{i}"), "{}").await;
-        assert_eq!(status, 202);
-    }
+    send_many(&gw, "msg_ok_", 200).await;
     eventually("the healthy endpoint gets all 200", || {
         healthy.count() >= 200
     })
@@ -162,16 +180,11 @@ async fn max_in_flight_holds_across_changes() {
     let (gw, _dir) = Gateway::start(&with_admin("")).await;
     let endpoint =
         format!(r#"{{"id": "one", "url": "{url}", "sources": ["orders"], "max_in_flight": 1}}"#);
-    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
-    assert_eq!(status, 201, "{body}");
-    for i in 0..12 {
-        let (status, _) = send(&gw.url("orders"), &format!("msg_one_{i}"), "{}").await;
-        assert_eq!(status, 202);
-    }
+    admin_expect(&gw, Method::POST, "/endpoints", &endpoint, 201).await;
+    send_many(&gw, "msg_one_", 12).await;
     for i in 0..6 {
         let patch = format!(r#"{{"headers": {{"x-change": "{i}"}}}}"#);
-        let (status, body) = admin_call(&gw, Method::PATCH, "/endpoints/one", &patch).await;
-        assert_eq!(status, 200, "{body}");
+        admin_expect(&gw, Method::PATCH, "/endpoints/one", &patch, 200).await;
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
     eventually("all twelve delivered", || {
@@ -189,20 +202,16 @@ async fn max_in_flight_changes_take_effect_on_the_same_slots() {
     let (gw, _dir) = Gateway::start(&with_admin("")).await;
     let endpoint =
         format!(r#"{{"id": "wide", "url": "{url}", "sources": ["orders"], "max_in_flight": 4}}"#);
-    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = admin_call(
+    admin_expect(&gw, Method::POST, "/endpoints", &endpoint, 201).await;
+    admin_expect(
         &gw,
         Method::PATCH,
         "/endpoints/wide",
         r#"{"max_in_flight": 2}"#,
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    for i in 0..8 {
-        let (status, _) = send(&gw.url("orders"), &format!("msg_wide_{i}"), "{}").await;
-        assert_eq!(status, 202);
-    }
+    send_many(&gw, "msg_wide_", 8).await;
     eventually("all eight delivered", || {
         probe.done.load(Ordering::SeqCst) >= 8
     })
@@ -221,23 +230,21 @@ async fn durations_beyond_ten_years_are_refused_with_their_key() {
         r#"{{"id": "e", "url": "{}", "sources": ["orders"], "timeout": "18446744073709551615s"}}"#,
         receiver.url
     );
-    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
-    assert_eq!(status, 400, "{body}");
+    let body = admin_expect(&gw, Method::POST, "/endpoints", &endpoint, 400).await;
     assert!(error_message(&body).starts_with("timeout"), "{body}");
     let endpoint = format!(
         r#"{{"id": "e", "url": "{}", "sources": ["orders"]}}"#,
         receiver.url
     );
-    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = admin_call(
+    admin_expect(&gw, Method::POST, "/endpoints", &endpoint, 201).await;
+    let body = admin_expect(
         &gw,
         Method::POST,
         "/endpoints/e/rotate-secret",
         r#"{"overlap": "10000y"}"#,
+        400,
     )
     .await;
-    assert_eq!(status, 400, "{body}");
     assert!(error_message(&body).starts_with("overlap"), "{body}");
     // The gateway still works.
     let (status, _) = send(&gw.url("orders"), "msg_still_fine", "{}").await;
@@ -257,8 +264,7 @@ async fn the_rate_limit_holds_across_changes() {
         r#"{{"id": "paced", "url": "{}", "sources": ["orders"], "rate_limit": {{"per_second": 2, "burst": 1}}}}"#,
         receiver.url
     );
-    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
-    assert_eq!(status, 201, "{body}");
+    admin_expect(&gw, Method::POST, "/endpoints", &endpoint, 201).await;
     let mut events = Vec::new();
     for i in 0..5 {
         let (status, answer) = send(&gw.url("orders"), &format!("msg_paced_{i}"), "{}").await;
@@ -268,8 +274,7 @@ async fn the_rate_limit_holds_across_changes() {
     for k in 1..5 {
         receiver.wait_for(k).await;
         let patch = format!(r#"{{"headers": {{"x-change": "{k}"}}}}"#);
-        let (status, body) = admin_call(&gw, Method::PATCH, "/endpoints/paced", &patch).await;
-        assert_eq!(status, 200, "{body}");
+        admin_expect(&gw, Method::PATCH, "/endpoints/paced", &patch, 200).await;
     }
     receiver.wait_for(5).await;
     let mut starts: Vec<u64> = Vec::new();
@@ -394,8 +399,7 @@ async fn work_left_for_removed_endpoints_is_dead_lettered_at_start() {
         r#"{{"id": "api-ep", "url": "{}", "sources": ["partner"], "retry": {{"base": "1h", "max_delay": "1h"}}}}"#,
         receiver.url
     );
-    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
-    assert_eq!(status, 201, "{body}");
+    admin_expect(&gw, Method::POST, "/endpoints", &endpoint, 201).await;
     let (status, a) = send(&gw.url("orders"), "msg_to_gone", "{}").await;
     assert_eq!(status, 202);
     let (status, b) = send(&gw.url("partner"), "msg_to_api_ep", "{}").await;
@@ -420,20 +424,19 @@ async fn work_left_for_removed_endpoints_is_dead_lettered_at_start() {
         admin_call(&gw, Method::POST, &format!("/deliveries/{id}/retry"), "").await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "endpoint_removed");
-    let (status, body) = admin_call(
+    admin_expect(
         &gw,
         Method::POST,
         "/dead-letters/replay",
         r#"{"endpoint": "gone"}"#,
+        409,
     )
     .await;
-    assert_eq!(status, 409, "{body}");
     assert_eq!(gw.store.pending_count().expect("count"), 0);
     // The stored entry that no longer validates is not in force, but can be deleted.
     let (status, _) = admin_call(&gw, Method::GET, "/endpoints/api-ep", "").await;
     assert_eq!(status, 404);
-    let (status, body) = admin_call(&gw, Method::DELETE, "/endpoints/api-ep", "").await;
-    assert_eq!(status, 200, "{body}");
+    admin_expect(&gw, Method::DELETE, "/endpoints/api-ep", "", 200).await;
     let (status, _) = admin_call(&gw, Method::DELETE, "/endpoints/api-ep", "").await;
     assert_eq!(status, 404);
     gw.stop().await;
@@ -639,8 +642,7 @@ async fn credentials_are_neither_listed_nor_stored() {
         .replace("http://", "http://hook-user:hook-pass@")
         + "?token=abc123&v=2";
     let endpoint = format!(r#"{{"id": "creds", "url": "{with_credentials}", "sources": ["tok"]}}"#);
-    let (status, body) = admin_call(&gw, Method::POST, "/endpoints", &endpoint).await;
-    assert_eq!(status, 201, "{body}");
+    let body = admin_expect(&gw, Method::POST, "/endpoints", &endpoint, 201).await;
     let (_, list) = admin_call(&gw, Method::GET, "/endpoints", "").await;
     let (_, one) = admin_call(&gw, Method::GET, "/endpoints/creds", "").await;
     for shown in [list.to_string(), one.to_string(), body.to_string()] {
@@ -968,4 +970,25 @@ async fn pruning_does_not_reread_survivors() {
     assert_eq!(pruned, 1_000);
     assert!(store.event_ids().expect("ids").is_empty());
     store.close().await;
+}
+
+/// A replay takes what is dead when it starts: deliveries it requeues that die again while
+/// it goes on (their key is their new death) are not replayed again by its later steps.
+#[tokio::test]
+async fn a_replay_does_not_chase_its_own_re_deaths() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let config = with_admin(&format!(
+        "[[endpoints]]\nid = \"gone\"\nurl = \"http://127.0.0.1:{port}/x\"\nmax_in_flight = 32\nretry = {{ max_attempts = 1 }}\n"
+    ));
+    let (gw, _dir) = Gateway::start(&config).await;
+    send_many(&gw, "msg_redie_", 350).await;
+    eventually("all 350 dead", || {
+        gw.store.pending_count().expect("count") == 0
+    })
+    .await;
+    let answer = admin_expect(&gw, Method::POST, "/dead-letters/replay", "{}", 200).await;
+    assert_eq!(answer["replayed"], 350, "{answer}");
+    gw.stop().await;
 }

@@ -43,15 +43,18 @@ pub(super) fn dead_letter_endpoint(
 ) -> Result<u64, StoreError> {
     let mut waiting = Vec::new();
     for entry in t.due.range((id, 0u64, 0u128)..=(id, u64::MAX, u128::MAX))? {
-        waiting.push(entry?.0.value().2);
+        let (_, due_ms, did) = entry?.0.value();
+        waiting.push((due_ms, did));
     }
     let mut dead = 0;
-    for did in waiting {
+    for (due_ms, did) in waiting {
+        t.due.remove((id, due_ms, did))?;
+        t.leases.remove(did)?;
         let Some(mut rec) = read_delivery(t, did)? else {
+            // Unreadable (noted for quarantine) or gone: out of the schedule and the count.
+            *pending = pending.saturating_sub(1);
             continue;
         };
-        t.due.remove((id, rec.due_ms, did))?;
-        t.leases.remove(did)?;
         if rec.status.is_final() {
             continue;
         }

@@ -51,11 +51,12 @@ pub(super) fn settle_unreadable(
             continue; // Already settled since the read.
         }
         t.leases.remove(id)?;
-        let Some(bytes) = t.deliveries.get(id)?.map(|v| v.value().to_vec()) else {
-            continue;
-        };
+        // It was in the schedule, so it was counted as not final: it is not any more.
         *pending = pending.saturating_sub(1);
         endpoint_pending(t, endpoint, -1)?;
+        let Some(bytes) = t.deliveries.get(id)?.map(|v| v.value().to_vec()) else {
+            continue; // Already moved to quarantine by another command.
+        };
         let Ok(mut rec) = records::decode::<DeliveryRecord>(&bytes) else {
             t.corrupt.borrow_mut().push(("deliveries", id));
             continue;
@@ -91,11 +92,8 @@ pub(super) fn settle_unreadable(
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
-    use std::sync::Arc;
 
-    use crate::store::{
-        DELIVERIES, EVENTS, IngestOutcome, NewEvent, Prune, Store, StoreOptions, query::Filter,
-    };
+    use crate::store::{DELIVERIES, EVENTS, IngestOutcome, NewEvent, Prune, Store, query::Filter};
 
     fn event() -> NewEvent {
         NewEvent {
@@ -125,18 +123,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreadable_record_is_skipped_and_quarantined_and_stops_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(
-            dir.path(),
-            StoreOptions {
-                max_backlog: u64::MAX,
-                queue_capacity: 64,
-                clock: Arc::new(crate::clock::SystemClock),
-                metrics: None,
-                fault: None,
-                quick_repair: false,
-            },
-        )
-        .expect("open");
+        let store = super::super::tests::store(dir.path());
         let mut ids = Vec::new();
         for _ in 0..3 {
             let IngestOutcome::Accepted {

@@ -22,13 +22,10 @@ fn event(body: &'static [u8]) -> NewEvent {
     }
 }
 
-/// An ingest whose caller hung up before the writer got to it is not written: it was never
-/// acknowledged, and writing it would only hold its memory longer.
-#[tokio::test]
-async fn ingests_whose_caller_is_gone_are_not_written() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(
-        dir.path(),
+/// A store in `dir` for the writer's unit tests.
+pub(super) fn store(dir: &std::path::Path) -> Store {
+    Store::open(
+        dir,
         StoreOptions {
             max_backlog: u64::MAX,
             queue_capacity: 64,
@@ -38,7 +35,15 @@ async fn ingests_whose_caller_is_gone_are_not_written() {
             quick_repair: false,
         },
     )
-    .expect("open");
+    .expect("open")
+}
+
+/// An ingest whose caller hung up before the writer got to it is not written: it was never
+/// acknowledged, and writing it would only hold its memory longer.
+#[tokio::test]
+async fn ingests_whose_caller_is_gone_are_not_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path());
     let (gone, rx) = oneshot::channel();
     drop(rx);
     store
