@@ -343,7 +343,8 @@ fn sign(
         SignScheme::Stripe => {
             writeln!(out, "stripe-signature: {}", stripe::sign(secret, ts, &body))?
         }
-        SignScheme::Github => writeln!(
+        // Meta signs as GitHub does.
+        SignScheme::Github | SignScheme::Meta => writeln!(
             out,
             "x-hub-signature-256: {}",
             github::Github::new(vec![]).sign(&key, &body)
@@ -374,11 +375,6 @@ fn sign(
             let sig = zoom::verifier(vec![], 0).sign(&key, ts, &body);
             writeln!(out, "x-zm-signature: {sig}")?;
         }
-        SignScheme::Meta => writeln!(
-            out,
-            "x-hub-signature-256: {}",
-            github::Github::new(vec![]).sign(&key, &body)
-        )?,
         SignScheme::X => writeln!(
             out,
             "x-twitter-webhooks-signature: {}",
