@@ -7,8 +7,8 @@
 //! more than its share of it**: `max_concurrency / endpoints` (at least 1), or its own
 //! `max_in_flight` if lower. So however many endpoints hang, while there are no more endpoints
 //! than the cap, every other endpoint still has its share free. A lane
-//! sleeps until its next due time or until it is woken: by ingress right after a commit that
-//! gave it work, or by one of its attempts finishing. There is no polling loop and no timer
+//! sleeps until its next due time or until it is woken: by the store right after a commit that
+//! gave it work (`Store::notices`), or by one of its attempts finishing. There is no polling loop and no timer
 //! per delivery.
 //!
 //! **The store is the queue**: a lane holds only what it has taken and not yet settled, at most
@@ -126,7 +126,10 @@ impl Dispatcher {
     ) -> LaneHandle {
         let max_in_flight = endpoint.max_in_flight;
         let state = inherit.unwrap_or_else(|| {
-            lane::LaneState::new(usize::try_from(max_in_flight).unwrap_or(usize::MAX))
+            lane::LaneState::new(
+                usize::try_from(max_in_flight).unwrap_or(usize::MAX),
+                self.shared.store.notices().of(&endpoint.id),
+            )
         });
         let (paused_tx, paused_rx) = watch::channel(paused);
         let (stop, stopped) = watch::channel(false);
@@ -183,6 +186,7 @@ impl Dispatcher {
         if let Some(h) = old {
             self.retire(h);
         }
+        self.shared.store.notices().forget(endpoint);
         self.rebalance();
     }
 
@@ -202,13 +206,6 @@ impl Dispatcher {
     /// Whether an endpoint is paused (`None`: no such endpoint).
     pub fn is_paused(&self, endpoint: &str) -> Option<bool> {
         self.lanes().get(endpoint).map(|h| *h.paused.borrow())
-    }
-
-    /// Tells an endpoint's lane it has new work.
-    pub fn wake(&self, endpoint: &str) {
-        if let Some(h) = self.lanes().get(endpoint) {
-            h.state.wake.notify_one();
-        }
     }
 
     /// Stops taking work, lets attempts in flight finish within the lanes' grace period, and

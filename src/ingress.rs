@@ -27,7 +27,6 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use crate::clock::SharedClock;
-use crate::delivery::Dispatcher;
 use crate::respond;
 use crate::store::{IngestOutcome, NewEvent, Store, StoreError};
 use crate::{filter, verify};
@@ -37,7 +36,6 @@ pub struct IngressState {
     pub routes: Arc<filter::RouteTable>,
     pub metrics: Arc<crate::telemetry::Metrics>,
     pub store: Store,
-    pub dispatcher: Arc<Dispatcher>,
     pub clock: SharedClock,
     pub max_body_bytes: u64,
     /// The whole body must arrive within this of the handler starting to read it.
@@ -366,20 +364,13 @@ async fn handle(
         endpoints,
     };
     match st.store.ingest(event).await {
-        Ok(IngestOutcome::Accepted {
-            event_id,
-            deliveries,
-        }) => {
-            for (_, endpoint) in &deliveries {
-                st.dispatcher.wake(endpoint);
-            }
-            stored(
-                source,
-                StatusCode::ACCEPTED,
-                json!({ "event_id": event_id.to_string() }),
-                "accepted",
-            )
-        }
+        // The store wakes the lanes of the endpoints that got work.
+        Ok(IngestOutcome::Accepted { event_id, .. }) => stored(
+            source,
+            StatusCode::ACCEPTED,
+            json!({ "event_id": event_id.to_string() }),
+            "accepted",
+        ),
         Ok(IngestOutcome::Duplicate { event_id }) => stored(
             source,
             StatusCode::OK,

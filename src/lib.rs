@@ -193,7 +193,6 @@ pub async fn serve(
         routes: Arc::clone(&routes),
         metrics: Arc::clone(&opts.metrics),
         store: store.clone(),
-        dispatcher: Arc::clone(&dispatcher),
         clock: Arc::clone(&opts.clock),
         max_body_bytes: config.max_body_bytes,
         body_timeout: config.ingress_limits.body_timeout,

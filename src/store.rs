@@ -33,6 +33,7 @@
 //!   and moved here by the writer (see `writer/quarantine.rs`).
 
 pub mod fault;
+pub mod notices;
 pub mod powercut;
 pub mod query;
 pub mod records;
@@ -295,6 +296,7 @@ pub struct DueBatch {
 
 struct Inner {
     db: Arc<DbSlot>,
+    notices: Arc<notices::Notices>,
     tx: mpsc::Sender<writer::Command>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     path: PathBuf,
@@ -381,8 +383,10 @@ impl Store {
             opener,
         });
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
+        let notices = Arc::new(notices::Notices::default());
         let state = writer::Writer::new(
             Arc::clone(&db),
+            Arc::clone(&notices),
             pending,
             opts.max_backlog,
             opts.quick_repair,
@@ -396,6 +400,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
+                notices,
                 tx,
                 writer: std::sync::Mutex::new(Some(handle)),
                 path,
@@ -495,6 +500,11 @@ impl Store {
         let id = id.to_string();
         self.submit_waiting(|reply| writer::Command::DeleteEntry(kind, id, reply))
             .await
+    }
+
+    /// Where the store announces an endpoint's new due work (see [`notices`]).
+    pub fn notices(&self) -> &notices::Notices {
+        &self.inner.notices
     }
 
     /// Tells the store which endpoints are in force (at start): from then on it makes no work

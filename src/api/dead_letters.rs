@@ -1,6 +1,5 @@
 //! `GET /api/v1/dead-letters` and `POST /api/v1/dead-letters/replay`.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -134,11 +133,8 @@ pub async fn replay(State(st): State<Arc<AdminState>>, body: Bytes) -> ApiResult
                 after,
             })
             .await?;
+        // The store wakes the endpoints' lanes itself.
         st.metrics.replayed.inc_by(r.deliveries.len() as u64);
-        let endpoints: BTreeSet<&str> = r.deliveries.iter().map(|(_, e)| e.as_str()).collect();
-        for e in endpoints {
-            st.dispatcher.wake(e);
-        }
         replayed += r.deliveries.len();
         removed += r.removed.len();
         match r.next {

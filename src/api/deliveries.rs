@@ -69,12 +69,13 @@ pub async fn retry(State(st): State<Arc<AdminState>>, Path(id): Path<String>) ->
             format!("{id} is being sent right now"),
         ));
     }
-    let (_, endpoint) = r
-        .deliveries
-        .first()
-        .ok_or_else(|| ApiError::not_found("unknown_delivery", format!("no delivery {id}")))?;
+    if r.deliveries.is_empty() {
+        return Err(ApiError::not_found(
+            "unknown_delivery",
+            format!("no delivery {id}"),
+        ));
+    }
     st.metrics.replayed.inc();
-    st.dispatcher.wake(endpoint);
     Ok(respond::typed(
         StatusCode::ACCEPTED,
         &RetryAccepted {

@@ -284,7 +284,6 @@ pub async fn recover(
         })
         .await?;
     st.metrics.replayed.inc_by(r.deliveries.len() as u64);
-    st.dispatcher.wake(&id);
     Ok(respond::typed(
         StatusCode::OK,
         &Recovered {

@@ -196,21 +196,13 @@ pub async fn publish(
         },
     );
     match result {
-        Ok(IngestOutcome::Accepted {
-            event_id,
-            deliveries,
-        }) => {
-            for (_, endpoint) in &deliveries {
-                st.dispatcher.wake(endpoint);
-            }
-            Ok(respond::typed(
-                StatusCode::ACCEPTED,
-                &Accepted {
-                    event_id: event_id.to_string(),
-                    duplicate: None,
-                },
-            ))
-        }
+        Ok(IngestOutcome::Accepted { event_id, .. }) => Ok(respond::typed(
+            StatusCode::ACCEPTED,
+            &Accepted {
+                event_id: event_id.to_string(),
+                duplicate: None,
+            },
+        )),
         Ok(IngestOutcome::Duplicate { event_id }) => Ok(respond::typed(
             StatusCode::OK,
             &Accepted {

@@ -104,9 +104,10 @@ pub struct LaneState {
 }
 
 impl LaneState {
-    pub fn new(slots: usize) -> Arc<Self> {
+    /// `wake` is where the store announces the endpoint's new due work.
+    pub fn new(slots: usize, wake: Arc<Notify>) -> Arc<Self> {
         Arc::new(LaneState {
-            wake: Arc::default(),
+            wake,
             in_flight: InFlight::default(),
             slots: Slots::new(slots),
             limiter: Mutex::new(None),

@@ -76,6 +76,8 @@ enum Done {
 
 pub(super) struct Writer {
     db: Arc<DbSlot>,
+    /// Told, after each commit, which endpoints got due work.
+    notices: Arc<super::notices::Notices>,
     /// Set by a failed commit: the file must be reopened before the next write.
     broken: Option<std::time::Instant>,
     pending: u64,
@@ -115,6 +117,7 @@ struct Tables<'t> {
 impl Writer {
     pub(super) fn new(
         db: Arc<DbSlot>,
+        notices: Arc<super::notices::Notices>,
         pending: u64,
         max_backlog: u64,
         quick_repair: bool,
@@ -123,6 +126,7 @@ impl Writer {
     ) -> Self {
         Self {
             db,
+            notices,
             broken: None,
             pending,
             max_backlog,
@@ -179,6 +183,22 @@ impl Writer {
         match result {
             Ok((outcomes, pending)) => {
                 self.pending = pending;
+                // On disk now: wake the endpoints that got due work, then answer.
+                let mut due = HashSet::new();
+                for outcome in outcomes.iter().flatten() {
+                    match outcome {
+                        Done::Ingest(IngestOutcome::Accepted { deliveries, .. }) => {
+                            due.extend(deliveries.iter().map(|(_, e)| e.as_str()));
+                        }
+                        Done::Requeued(r) => {
+                            due.extend(r.deliveries.iter().map(|(_, e)| e.as_str()))
+                        }
+                        _ => {}
+                    }
+                }
+                for endpoint in due {
+                    self.notices.announce(endpoint);
+                }
                 for (command, outcome) in batch.into_iter().zip(outcomes) {
                     reply(command, outcome);
                 }
