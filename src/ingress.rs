@@ -28,7 +28,7 @@ use serde_json::json;
 
 use crate::clock::SharedClock;
 use crate::respond;
-use crate::store::{IngestOutcome, NewEvent, Store, StoreError};
+use crate::store::{IngestOutcome, Store, StoreError};
 use crate::{filter, verify};
 
 /// What the ingress handlers share.
@@ -339,8 +339,7 @@ async fn handle(
         }
     }
 
-    let endpoints = filter::route(&routes.endpoints, &source.id, event_type.as_deref());
-    let event = NewEvent {
+    let event = crate::ingest::Incoming {
         source: source.id.clone(),
         event_type,
         received_ms: now_ms,
@@ -361,9 +360,8 @@ async fn handle(
             .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
             .collect(),
         body,
-        endpoints,
     };
-    match st.store.ingest(event).await {
+    match crate::ingest::ingest(&st.store, &routes, event).await {
         // The store wakes the lanes of the endpoints that got work.
         Ok(IngestOutcome::Accepted { event_id, .. }) => stored(
             source,

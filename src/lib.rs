@@ -27,6 +27,7 @@ pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;
+pub mod ingest;
 pub mod ingress;
 pub mod listener;
 pub mod respond;

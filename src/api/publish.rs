@@ -18,10 +18,9 @@ use super::grammar::{self, EntryId};
 use super::params::{self, ApiError};
 use super::views::{Accepted, ErrorBody};
 use super::{AdminState, ApiResult};
-use crate::filter;
 use crate::ingress::extract::MAX_FIELD_LEN;
 use crate::respond;
-use crate::store::{IngestOutcome, NewEvent, StoreError};
+use crate::store::{IngestOutcome, StoreError};
 
 /// How long an `Idempotency-Key` is remembered.
 pub const IDEMPOTENCY_WINDOW_MS: u64 = 3 * 24 * 3600 * 1000;
@@ -167,12 +166,7 @@ pub async fn publish(
     body: Bytes,
 ) -> ApiResult {
     let p = parse(&body, headers.get("idempotency-key"))?;
-    let endpoints = filter::route(
-        &st.routes.current().endpoints,
-        &p.source,
-        Some(&p.event_type),
-    );
-    let event = NewEvent {
+    let event = crate::ingest::Incoming {
         body_dedup: None,
         budget: None,
         // Idempotency keys are deduplicated in their own namespace, apart from webhooks'.
@@ -183,10 +177,9 @@ pub async fn publish(
         received_ms: st.now_ms(),
         headers: p.headers,
         body: p.body,
-        endpoints,
     };
     let label = event.source.clone();
-    let result = st.store.ingest(event).await;
+    let result = crate::ingest::ingest(&st.store, &st.routes.current(), event).await;
     st.metrics.received(
         &label,
         match &result {
