@@ -25,6 +25,7 @@ pub mod config;
 pub mod delivery;
 pub mod filter;
 #[doc(hidden)]
+#[cfg(any(test, feature = "test-support"))]
 pub mod fuzzing;
 pub mod ids;
 pub mod ingest;
@@ -65,11 +66,23 @@ pub struct RunOptions {
     /// Commands that may wait for the store's writer.
     pub writer_queue: usize,
     /// Injected store write failures, for tests.
+    #[cfg(any(test, feature = "test-support"))]
     pub store_fault: Option<store::fault::FaultSwitch>,
     /// While set, the next lane to look at it panics (and clears it): a test of lane
     /// supervision.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-support"))]
     pub lane_fault: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl RunOptions {
+    #[cfg(any(test, feature = "test-support"))]
+    fn lane_fault(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        self.lane_fault.clone()
+    }
+    #[cfg(not(any(test, feature = "test-support")))]
+    fn lane_fault(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        None
+    }
 }
 
 impl Default for RunOptions {
@@ -79,7 +92,9 @@ impl Default for RunOptions {
             metrics: Arc::new(telemetry::Metrics::new()),
             shutdown_grace: Duration::from_secs(10),
             writer_queue: 8192,
+            #[cfg(any(test, feature = "test-support"))]
             store_fault: None,
+            #[cfg(any(test, feature = "test-support"))]
             lane_fault: None,
         }
     }
@@ -131,6 +146,7 @@ pub fn open_store(config: &Validated, opts: &RunOptions) -> Result<Store, StoreE
             queue_capacity: opts.writer_queue,
             clock: Arc::clone(&opts.clock),
             metrics: Some(Arc::clone(&opts.metrics)),
+            #[cfg(any(test, feature = "test-support"))]
             fault: opts.store_fault.clone(),
             quick_repair: config.quick_repair,
         },
@@ -184,7 +200,7 @@ pub async fn serve(
             )),
             global_cap: usize::try_from(config.max_concurrency).unwrap_or(usize::MAX),
             shutting_down: tokio::sync::watch::Sender::new(false),
-            lane_fault: opts.lane_fault.clone(),
+            lane_fault: opts.lane_fault(),
         },
         &store.paused_endpoints()?,
         opts.shutdown_grace,

@@ -32,9 +32,17 @@
 //!   undecodable record stops nothing**: wherever it is met it is skipped, logged with its key,
 //!   and moved here by the writer (see `writer/quarantine.rs`).
 
+#[cfg(any(test, feature = "test-support"))]
 pub mod fault;
+#[cfg(not(any(test, feature = "test-support")))]
+#[allow(dead_code)] // Only the test hooks use most of it.
+pub(crate) mod fault;
 pub mod notices;
+#[cfg(any(test, feature = "test-support"))]
 pub mod powercut;
+#[cfg(not(any(test, feature = "test-support")))]
+#[allow(dead_code)] // Only the test hooks use it.
+pub(crate) mod powercut;
 pub mod query;
 pub mod records;
 pub mod retention;
@@ -124,6 +132,7 @@ pub struct StoreOptions {
     /// Injected write failures, for tests; `None` in production. A switch made with
     /// [`fault::FaultSwitch::on_disk`] also puts the store on that disk in memory instead of
     /// its file (power-loss tests).
+    #[cfg(any(test, feature = "test-support"))]
     pub fault: Option<fault::FaultSwitch>,
     /// `store.quick_repair`: every commit saves what a reopen after a crash needs.
     pub quick_repair: bool,
@@ -374,7 +383,10 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let opener = Opener {
             path: path.clone(),
+            #[cfg(any(test, feature = "test-support"))]
             fault: opts.fault.clone(),
+            #[cfg(not(any(test, feature = "test-support")))]
+            fault: None,
         };
         let db = opener.open()?;
         let pending = recover(&db, opts.clock.now_ms())?;
