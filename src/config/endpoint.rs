@@ -1,0 +1,308 @@
+//! Endpoints as delivery uses them: an [`EndpointConfig`] validated into an [`Endpoint`],
+//! with the `[delivery]` defaults applied, headers checked and retry policy resolved.
+
+use std::collections::BTreeMap;
+use std::time::Duration as StdDuration;
+
+use super::*;
+use crate::verify;
+
+/// How one endpoint retries, with every value resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: StdDuration,
+    pub max_delay: StdDuration,
+    pub max_age: StdDuration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            base: StdDuration::from_secs(5),
+            max_delay: StdDuration::from_secs(3600),
+            max_age: StdDuration::from_secs(3 * 24 * 3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub(super) fn resolve(
+        key: &str,
+        c: &RetryConfig,
+        fallback: Option<&RetryPolicy>,
+    ) -> Result<Self, ConfigError> {
+        let d = fallback.copied().unwrap_or_default();
+        let p = RetryPolicy {
+            max_attempts: c.max_attempts.unwrap_or(d.max_attempts),
+            base: c.base.map(|x| x.0).unwrap_or(d.base),
+            max_delay: c.max_delay.map(|x| x.0).unwrap_or(d.max_delay),
+            max_age: c.max_age.map(|x| x.0).unwrap_or(d.max_age),
+        };
+        if p.max_attempts == 0 {
+            return Err(ConfigError::new(
+                format!("{key}.max_attempts"),
+                "must be >= 1",
+            ));
+        }
+        if p.base.is_zero() {
+            return Err(ConfigError::new(format!("{key}.base"), "must be > 0"));
+        }
+        if p.max_delay < p.base {
+            return Err(ConfigError::new(
+                format!("{key}.max_delay"),
+                "must be >= base",
+            ));
+        }
+        if p.max_age.is_zero() {
+            return Err(ConfigError::new(format!("{key}.max_age"), "must be > 0"));
+        }
+        Ok(p)
+    }
+}
+
+/// An endpoint ready for delivery.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    pub url: reqwest::Url,
+    /// Empty: every source.
+    pub sources: Vec<String>,
+    /// `None`: every type.
+    pub event_types: Option<Vec<glob::Pattern>>,
+    /// Decoded Standard Webhooks signing key; `None` sends no `webhook-signature`.
+    pub signing_key: Option<Key>,
+    /// Rotated-out keys that still sign until the time given (Unix ms).
+    pub previous_keys: Vec<(Key, u64)>,
+    pub rate_limit: Option<RateLimitConfig>,
+    pub max_in_flight: u32,
+    pub retry: RetryPolicy,
+    pub timeout: StdDuration,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `None`: the source scheme's defaults.
+    pub forward_headers: Option<Vec<http::HeaderName>>,
+}
+
+/// Headers an endpoint may neither add nor forward: hop-by-hop ones, and the ones hookgate
+/// sets itself.
+pub fn is_reserved_header(name: &str) -> bool {
+    const RESERVED: &[&str] = &[
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    ];
+    let name = name.to_ascii_lowercase();
+    RESERVED.contains(&name.as_str()) || name.starts_with("hookgate-")
+}
+
+pub(super) fn header_name(key: &str, name: &str) -> Result<http::HeaderName, ConfigError> {
+    let parsed = http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ConfigError::new(key, format!("{name:?} is not a header name")))?;
+    if is_reserved_header(name) {
+        return Err(ConfigError::new(
+            key,
+            format!("{name:?} is set by hookgate or the connection and cannot be configured"),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// The most attempts in flight across all endpoints that `delivery.max_concurrency` may allow.
+pub const MAX_CONCURRENCY: u32 = 65_536;
+/// The most requests one endpoint may have open (`max_in_flight`).
+pub const MAX_IN_FLIGHT: u32 = 1024;
+
+/// `max_in_flight` is 1 to [`MAX_IN_FLIGHT`], and never above the global cap: an endpoint's
+/// window is four times it, and one endpoint must not be able to want the whole cap.
+pub(super) fn check_max_in_flight(
+    key: &str,
+    value: u32,
+    max_concurrency: u32,
+) -> Result<(), ConfigError> {
+    let ceiling = MAX_IN_FLIGHT.min(max_concurrency);
+    if value == 0 || value > ceiling {
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "must be 1 to {ceiling} (the lower of {MAX_IN_FLIGHT} and delivery.max_concurrency)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What an endpoint takes from `[delivery]` when it does not say.
+#[derive(Debug, Clone)]
+pub struct EndpointDefaults {
+    pub max_in_flight: u32,
+    /// `delivery.max_concurrency`: no endpoint's `max_in_flight` may exceed it.
+    pub max_concurrency: u32,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Which internal addresses deliveries may reach: a URL naming any other one literally is
+    /// refused at once.
+    pub reach: crate::delivery::client::Reach,
+}
+
+impl EndpointDefaults {
+    /// Validates an endpoint given as JSON against `sources`, with these defaults.
+    pub fn endpoint_from_json(
+        &self,
+        value: &serde_json::Value,
+        sources: &BTreeMap<String, Source>,
+    ) -> Result<Endpoint, ConfigError> {
+        validate_endpoint("", &entry_from_json(value)?, self, sources).map_err(relative)
+    }
+}
+
+pub(super) fn validate_endpoint(
+    key: &str,
+    e: &EndpointConfig,
+    defaults: &EndpointDefaults,
+    sources: &BTreeMap<String, Source>,
+) -> Result<Endpoint, ConfigError> {
+    check_id(&format!("{key}.id"), &e.id)?;
+    let url = reqwest::Url::parse(&e.url).map_err(|err| {
+        ConfigError::new(
+            format!("{key}.url"),
+            format!("{:?} is not a URL ({err})", e.url),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::new(
+            format!("{key}.url"),
+            format!("{:?} must be an http or https URL with a host", e.url),
+        ));
+    }
+    // A literal internal address could only ever be dead-lettered: say so now. Names are
+    // checked when they are resolved, at each delivery.
+    if let Err(blocked) = crate::delivery::client::check_literal(&url, &defaults.reach) {
+        return Err(ConfigError::new(
+            format!("{key}.url"),
+            format!(
+                "{blocked}; list it in delivery.allowed_networks (or set allow_private_networks) to deliver there"
+            ),
+        ));
+    }
+    for (j, s) in e.sources.iter().enumerate() {
+        if !sources.contains_key(s) {
+            return Err(ConfigError::new(
+                format!("{key}.sources[{j}]"),
+                format!("no source with id {s:?} is declared"),
+            ));
+        }
+    }
+    let event_types = match &e.event_types {
+        None => None,
+        Some(globs) => {
+            let mut out = Vec::with_capacity(globs.len());
+            for (j, g) in globs.iter().enumerate() {
+                out.push(glob::Pattern::new(g).map_err(|err| {
+                    ConfigError::new(
+                        format!("{key}.event_types[{j}]"),
+                        format!("{g:?} is not a glob ({err})"),
+                    )
+                })?);
+            }
+            Some(out)
+        }
+    };
+    let mut previous_keys = Vec::with_capacity(e.previous_secrets.len());
+    for (j, p) in e.previous_secrets.iter().enumerate() {
+        let pkey = format!("{key}.previous_secrets[{j}]");
+        let k = verify::standard_webhooks::decode_secret(p.secret.expose())
+            .map_err(|problem| ConfigError::new(format!("{pkey}.secret"), problem))?;
+        let until = humantime::parse_rfc3339_weak(&p.until)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| u64::try_from(d.as_millis()).ok())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    format!("{pkey}.until"),
+                    format!("{:?} is not an RFC 3339 time", p.until),
+                )
+            })?;
+        previous_keys.push((Key(k), until));
+    }
+    if !previous_keys.is_empty() && e.secret.is_none() {
+        return Err(ConfigError::new(
+            format!("{key}.previous_secrets"),
+            "needs a current secret beside it",
+        ));
+    }
+    let signing_key = match &e.secret {
+        None => None,
+        Some(s) => Some(Key(verify::standard_webhooks::decode_secret(s.expose())
+            .map_err(|problem| {
+                ConfigError::new(format!("{key}.secret"), problem)
+            })?)),
+    };
+    if let Some(rl) = e.rate_limit {
+        if rl.per_second == 0 {
+            return Err(ConfigError::new(
+                format!("{key}.rate_limit.per_second"),
+                "must be > 0",
+            ));
+        }
+        if rl.burst == Some(0) {
+            return Err(ConfigError::new(
+                format!("{key}.rate_limit.burst"),
+                "must be > 0",
+            ));
+        }
+    }
+    let max_in_flight = e.max_in_flight.unwrap_or(defaults.max_in_flight);
+    check_max_in_flight(
+        &format!("{key}.max_in_flight"),
+        max_in_flight,
+        defaults.max_concurrency,
+    )?;
+    let timeout = e.timeout.unwrap_or(defaults.timeout).0;
+    if timeout.is_zero() {
+        return Err(ConfigError::new(format!("{key}.timeout"), "must be > 0"));
+    }
+    let retry = RetryPolicy::resolve(&format!("{key}.retry"), &e.retry, Some(&defaults.retry))?;
+    let mut headers = Vec::with_capacity(e.headers.len());
+    for (name, value) in &e.headers {
+        let hkey = format!("{key}.headers.{name}");
+        let n = header_name(&hkey, name)?;
+        let v = http::HeaderValue::from_str(value)
+            .map_err(|_| ConfigError::new(&hkey, "is not a valid header value (visible ASCII)"))?;
+        headers.push((n, v));
+    }
+    let forward_headers = match &e.forward_headers {
+        None => None,
+        Some(names) => Some(
+            names
+                .iter()
+                .enumerate()
+                .map(|(j, n)| header_name(&format!("{key}.forward_headers[{j}]"), n))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    Ok(Endpoint {
+        id: e.id.clone(),
+        url,
+        sources: e.sources.clone(),
+        event_types,
+        signing_key,
+        previous_keys,
+        rate_limit: e.rate_limit,
+        max_in_flight,
+        retry,
+        timeout,
+        headers,
+        forward_headers,
+    })
+}

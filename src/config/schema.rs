@@ -1,0 +1,472 @@
+//! The config file's shape: every section and key as serde reads them from TOML (or, for
+//! API-made entries, JSON), with `deny_unknown_fields` and the defaults SPEC names. Meaning is
+//! checked elsewhere (`Config::validate`, `source.rs`, `endpoint.rs`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{Duration, Secret};
+
+/// The whole file. Every section is optional; the defaults are SPEC's embedded defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub ingress: IngressConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./hookgate-data")
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            ingress: IngressConfig::default(),
+            admin: AdminConfig::default(),
+            delivery: DeliveryConfig::default(),
+            store: StoreConfig::default(),
+            sources: Vec::new(),
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressConfig {
+    #[serde(default = "default_ingress_listen")]
+    pub listen: String,
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    /// A client must send a request's headers within this (slow-header attacks).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Duration,
+    /// ... and its body within this, once the headers are in: 408 otherwise.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: Duration,
+    /// Connections open at once; beyond it new ones wait in the kernel's accept queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Requests that fail verification, per client address; beyond it, 429 before the body.
+    #[serde(default = "default_failed_requests")]
+    pub failed_requests: RateLimitConfig,
+    /// Proxies whose `X-Forwarded-For` names the client (for `failed_requests`).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Bytes of request bodies held at once, from reading them to their commit; beyond it,
+    /// 503 before the body is read. Bounds memory whatever clients send.
+    #[serde(default = "default_max_buffered_bytes")]
+    pub max_buffered_bytes: u64,
+}
+
+fn default_max_buffered_bytes() -> u64 {
+    128 * 1024 * 1024
+}
+
+fn default_failed_requests() -> RateLimitConfig {
+    RateLimitConfig {
+        per_second: 5,
+        burst: Some(50),
+    }
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_connections() -> usize {
+    4096
+}
+
+fn default_ingress_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_body() -> u64 {
+    1024 * 1024
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_ingress_listen(),
+            max_body_bytes: default_max_body(),
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
+            max_connections: default_max_connections(),
+            failed_requests: default_failed_requests(),
+            trusted_proxies: Vec::new(),
+            max_buffered_bytes: default_max_buffered_bytes(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Bearer token for `/api/v1/*`; `HOOKGATE_ADMIN_TOKEN` overrides it (applied by the CLI).
+    pub token: Option<Secret>,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:8081".into()
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    #[serde(default)]
+    pub allow_private_networks: bool,
+    /// Internal ranges deliveries may reach even without `allow_private_networks`.
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    /// Defaults for every endpoint's `retry`.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Default `max_in_flight` of an endpoint.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+    /// Attempts in flight across all endpoints.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: u32,
+    /// At shutdown, how long attempts in flight may take to finish.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: Duration,
+}
+
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_concurrency() -> u32 {
+    512
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_max_in_flight() -> u32 {
+    8
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_networks: false,
+            allowed_networks: Vec::new(),
+            timeout: default_timeout(),
+            retry: RetryConfig::default(),
+            max_in_flight: default_max_in_flight(),
+            max_concurrency: default_max_concurrency(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
+/// Retry settings; a missing field falls back to `[delivery.retry]`, then to the built-in
+/// default (10 attempts, 5s base, 1h cap, 3d age).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    pub max_attempts: Option<u32>,
+    pub base: Option<Duration>,
+    pub max_delay: Option<Duration>,
+    pub max_age: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Pending deliveries beyond which ingress answers 503 instead of storing more.
+    #[serde(default = "default_max_backlog")]
+    pub max_backlog: u64,
+    /// How long finished events (every delivery delivered or dead) are kept.
+    #[serde(default = "default_retention")]
+    pub retention: Duration,
+    /// How long dead letters are kept, unless replayed.
+    #[serde(default = "default_dead_letter_retention")]
+    pub dead_letter_retention: Duration,
+    /// How often pruning runs.
+    #[serde(default = "default_prune_interval")]
+    pub prune_interval: Duration,
+    /// Reopening after a crash takes milliseconds whatever the file's size, because every
+    /// commit also saves the allocator state and syncs twice. `false` makes commits faster but
+    /// a crash costs a full check of the file at the next start (seconds per GB).
+    #[serde(default = "default_quick_repair")]
+    pub quick_repair: bool,
+}
+
+fn default_quick_repair() -> bool {
+    true
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_dead_letter_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_prune_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_max_backlog() -> u64 {
+    10_000_000
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            max_backlog: default_max_backlog(),
+            retention: default_retention(),
+            dead_letter_retention: default_dead_letter_retention(),
+            prune_interval: default_prune_interval(),
+            quick_repair: default_quick_repair(),
+        }
+    }
+}
+
+/// Where to find a value in a request: a header, or a JSON pointer into the body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum FieldRef {
+    Header(String),
+    Json(String),
+}
+
+impl FieldRef {
+    pub fn as_field(&self) -> Field<'_> {
+        match self {
+            FieldRef::Header(h) => Field::Header(h),
+            FieldRef::Json(p) => Field::Json(p),
+        }
+    }
+}
+
+/// A borrowed [`FieldRef`], so that scheme defaults can be `'static` tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    Header(&'a str),
+    Json(&'a str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchemeKind {
+    StandardWebhooks,
+    Stripe,
+    Github,
+    Shopify,
+    Slack,
+    Twilio,
+    Paddle,
+    Linear,
+    Zoom,
+    Meta,
+    #[serde(alias = "twitter")]
+    X,
+    Dropbox,
+    Twitch,
+    #[serde(alias = "msgraph")]
+    MicrosoftGraph,
+    Okta,
+    Discord,
+    Hmac,
+    Basic,
+    Token,
+    None,
+}
+
+impl SchemeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::StandardWebhooks => "standard-webhooks",
+            Self::Stripe => "stripe",
+            Self::Github => "github",
+            Self::Shopify => "shopify",
+            Self::Slack => "slack",
+            Self::Twilio => "twilio",
+            Self::Paddle => "paddle",
+            Self::Linear => "linear",
+            Self::Zoom => "zoom",
+            Self::Meta => "meta",
+            Self::X => "x",
+            Self::Dropbox => "dropbox",
+            Self::Twitch => "twitch",
+            Self::MicrosoftGraph => "microsoft-graph",
+            Self::Okta => "okta",
+            Self::Discord => "discord",
+            Self::Hmac => "hmac",
+            Self::Basic => "basic",
+            Self::Token => "token",
+            Self::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub id: String,
+    pub verify: SchemeKind,
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    #[serde(default = "default_tolerance")]
+    pub tolerance: Duration,
+    pub dedup: Option<FieldRef>,
+    #[serde(default = "default_dedup_window")]
+    pub dedup_window: Duration,
+    /// Also treat the same body within `dedup_window` as a duplicate; the scheme decides by
+    /// default (on for GitHub, Shopify, Twilio, Meta and X, which sign no timestamp).
+    pub dedup_body: Option<bool>,
+    pub event_type: Option<FieldRef>,
+    /// The URL the provider signs (Twilio).
+    pub public_url: Option<String>,
+    pub hmac: Option<HmacConfig>,
+    /// The header carrying the shared token (`verify = "token"` or `"okta"`; default
+    /// `authorization`).
+    pub token_header: Option<String>,
+    /// The token Meta's subscription check must present (`verify = "meta"`).
+    pub verify_token: Option<Secret>,
+    /// Requests accepted per second from this source; beyond it, 429 with `Retry-After`.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// The answer to an accepted (or duplicate) event, in place of `202 {"event_id"}`.
+    pub response: Option<ResponseConfig>,
+}
+
+/// A source's synchronous answer to accepted events, e.g. TwiML for Twilio.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseConfig {
+    pub status: u16,
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub body: String,
+}
+
+/// The largest configured answer body.
+pub const MAX_RESPONSE_BODY: usize = 16 * 1024;
+
+/// A validated [`ResponseConfig`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: bytes::Bytes,
+}
+
+fn default_tolerance() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_dedup_window() -> Duration {
+    Duration::from_secs(3 * 24 * 3600)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacAlgorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacEncoding {
+    Hex,
+    Base64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacConfig {
+    pub header: String,
+    #[serde(default = "default_hmac_algorithm")]
+    pub algorithm: HmacAlgorithm,
+    #[serde(default = "default_hmac_encoding")]
+    pub encoding: HmacEncoding,
+    #[serde(default)]
+    pub prefix: String,
+    /// A header with a signed Unix timestamp, checked against `tolerance`.
+    pub timestamp_header: Option<String>,
+    /// What is signed, e.g. `"{timestamp}.{body}"`; default `"{body}"`, or
+    /// `"{timestamp}.{body}"` with a `timestamp_header`.
+    pub signed: Option<String>,
+}
+
+fn default_hmac_algorithm() -> HmacAlgorithm {
+    HmacAlgorithm::Sha256
+}
+fn default_hmac_encoding() -> HmacEncoding {
+    HmacEncoding::Hex
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    pub id: String,
+    pub url: String,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    pub event_types: Option<Vec<String>>,
+    pub secret: Option<Secret>,
+    /// Secrets still signing beside `secret` until a time, after a rotation.
+    #[serde(default)]
+    pub previous_secrets: Vec<PreviousSecret>,
+    pub rate_limit: Option<RateLimitConfig>,
+    pub max_in_flight: Option<u32>,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    pub timeout: Option<Duration>,
+    /// Added to every request to this endpoint.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Inbound headers passed through; default: the provider's event and delivery headers.
+    /// The content type is always passed.
+    pub forward_headers: Option<Vec<String>>,
+}
+
+/// A rotated-out secret and when it stops signing (RFC 3339).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousSecret {
+    pub secret: Secret,
+    pub until: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub per_second: u32,
+    pub burst: Option<u32>,
+}

@@ -1,0 +1,184 @@
+//! Sources as ingress uses them: a [`SourceConfig`] validated into a [`Source`] with its
+//! verifier built (keys decoded once), its rate limiter, and its configured answer.
+
+use std::fmt;
+use std::time::Duration as StdDuration;
+
+use super::*;
+use crate::verify::{self, Verifier};
+
+/// A source ready for ingress: its verifier holds decoded keys.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub id: String,
+    pub scheme: SchemeKind,
+    pub verifier: Verifier,
+    pub dedup: Option<FieldRef>,
+    pub dedup_window: Duration,
+    /// Whether the body's hash is a second dedup key.
+    pub dedup_body: bool,
+    pub event_type: Option<FieldRef>,
+    /// Shared by every snapshot of the routes, so swapping them keeps the count.
+    pub limiter: Option<std::sync::Arc<SourceLimiter>>,
+    /// The configured answer to accepted events, if any.
+    pub response: Option<SyncResponse>,
+}
+
+/// A source's request rate limit.
+pub struct SourceLimiter(governor::DefaultDirectRateLimiter);
+
+impl SourceLimiter {
+    /// `Ok` to go on, or how long until a request would be let in.
+    pub fn check(&self) -> Result<(), StdDuration> {
+        use governor::clock::{Clock, DefaultClock};
+        self.0
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+impl fmt::Debug for SourceLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SourceLimiter")
+    }
+}
+
+pub(super) fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, ConfigError> {
+    check_id(&format!("{key}.id"), &s.id)?;
+    if let Some(d) = &s.dedup {
+        check_field_ref(&format!("{key}.dedup"), d)?;
+    }
+    if let Some(t) = &s.event_type {
+        check_field_ref(&format!("{key}.event_type"), t)?;
+    }
+    if s.dedup_window.0.is_zero() {
+        return Err(ConfigError::new(
+            format!("{key}.dedup_window"),
+            "must be > 0",
+        ));
+    }
+    for (set, field, schemes) in [
+        (s.hmac.is_some(), "hmac", &[SchemeKind::Hmac][..]),
+        (s.public_url.is_some(), "public_url", &[SchemeKind::Twilio]),
+        (
+            s.token_header.is_some(),
+            "token_header",
+            &[SchemeKind::Token, SchemeKind::Okta],
+        ),
+        (
+            s.verify_token.is_some(),
+            "verify_token",
+            &[SchemeKind::Meta],
+        ),
+    ] {
+        if set && !schemes.contains(&s.verify) {
+            let names: Vec<String> = schemes.iter().map(|k| format!("{:?}", k.name())).collect();
+            return Err(ConfigError::new(
+                format!("{key}.{field}"),
+                format!("is only used with verify = {}", names.join(" or ")),
+            ));
+        }
+    }
+    let response = match &s.response {
+        None => None,
+        Some(r) => Some(validate_response(&format!("{key}.response"), r)?),
+    };
+    if let Some(u) = &s.public_url {
+        let ok = reqwest::Url::parse(u)
+            .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some());
+        if !ok {
+            return Err(ConfigError::new(
+                format!("{key}.public_url"),
+                format!("{u:?} must be the http(s) URL the provider posts to"),
+            ));
+        }
+    }
+    if s.secrets.len() > verify::MAX_SECRETS {
+        return Err(ConfigError::new(
+            format!("{key}.secrets"),
+            format!(
+                "at most {} secrets (for rotation) are allowed",
+                verify::MAX_SECRETS
+            ),
+        ));
+    }
+    let verifier = verify::build(s).map_err(|(field, problem)| {
+        ConfigError::new(
+            if field.is_empty() {
+                key.to_string()
+            } else {
+                format!("{key}.{field}")
+            },
+            problem,
+        )
+    })?;
+    let limiter = match s.rate_limit {
+        None => None,
+        Some(rl) => {
+            let per_second = std::num::NonZeroU32::new(rl.per_second).ok_or_else(|| {
+                ConfigError::new(format!("{key}.rate_limit.per_second"), "must be > 0")
+            })?;
+            let burst = match rl.burst {
+                None => per_second,
+                Some(b) => std::num::NonZeroU32::new(b).ok_or_else(|| {
+                    ConfigError::new(format!("{key}.rate_limit.burst"), "must be > 0")
+                })?,
+            };
+            let quota = governor::Quota::per_second(per_second).allow_burst(burst);
+            Some(std::sync::Arc::new(SourceLimiter(
+                governor::RateLimiter::direct(quota),
+            )))
+        }
+    };
+    Ok(Source {
+        id: s.id.clone(),
+        scheme: s.verify,
+        verifier,
+        dedup: s.dedup.clone(),
+        dedup_window: s.dedup_window,
+        dedup_body: s
+            .dedup_body
+            .unwrap_or_else(|| verify::defaults(s.verify).body_dedup),
+        event_type: s.event_type.clone(),
+        limiter,
+        response,
+    })
+}
+
+fn validate_response(key: &str, r: &ResponseConfig) -> Result<SyncResponse, ConfigError> {
+    if !(200..=299).contains(&r.status) {
+        return Err(ConfigError::new(
+            format!("{key}.status"),
+            format!("{} is not a 2xx status", r.status),
+        ));
+    }
+    if r.body.len() > MAX_RESPONSE_BODY {
+        return Err(ConfigError::new(
+            format!("{key}.body"),
+            format!("is longer than {MAX_RESPONSE_BODY} bytes"),
+        ));
+    }
+    if matches!(r.status, 204 | 205) && !r.body.is_empty() {
+        return Err(ConfigError::new(
+            format!("{key}.body"),
+            format!("must be empty with status {}", r.status),
+        ));
+    }
+    if let Some(ct) = &r.content_type
+        && (ct.trim().is_empty() || http::HeaderValue::from_str(ct).is_err())
+    {
+        return Err(ConfigError::new(
+            format!("{key}.content_type"),
+            format!("{ct:?} is not a header value"),
+        ));
+    }
+    let content_type = r
+        .content_type
+        .clone()
+        .or_else(|| (!r.body.is_empty()).then(|| "text/plain; charset=utf-8".to_string()));
+    Ok(SyncResponse {
+        status: r.status,
+        content_type,
+        body: bytes::Bytes::from(r.body.clone().into_bytes()),
+    })
+}
