@@ -93,22 +93,7 @@ pub(super) fn settle_unreadable(
 mod tests {
     use std::collections::HashSet;
 
-    use crate::store::{DELIVERIES, EVENTS, IngestOutcome, NewEvent, Prune, Store, query::Filter};
-
-    fn event() -> NewEvent {
-        NewEvent {
-            source: "s".into(),
-            event_type: None,
-            received_ms: 1_000,
-            dedup: None,
-            dedup_scope: None,
-            body_dedup: None,
-            budget: None,
-            headers: Vec::new(),
-            body: bytes::Bytes::from_static(b"{}"),
-            endpoints: vec!["e".into()],
-        }
-    }
+    use crate::store::{DELIVERIES, EVENTS, IngestOutcome, Prune, Store, query::Filter};
 
     fn garble(store: &Store, table: redb::TableDefinition<u128, &[u8]>, key: u128) {
         let db = store.inner.db.get().expect("db");
@@ -129,7 +114,10 @@ mod tests {
             let IngestOutcome::Accepted {
                 event_id,
                 deliveries,
-            } = store.ingest(event()).await.expect("ingest")
+            } = store
+                .ingest(super::super::tests::event(b"{}", &["e"]))
+                .await
+                .expect("ingest")
             else {
                 panic!("not accepted");
             };
@@ -177,7 +165,10 @@ mod tests {
         store
             .list_events(&Filter::default(), 10, None)
             .expect("a page");
-        store.ingest(event()).await.expect("ingest goes on");
+        store
+            .ingest(super::super::tests::event(b"{}", &["e"]))
+            .await
+            .expect("ingest goes on");
         store.close().await;
     }
 }

@@ -7,7 +7,8 @@ use tokio::sync::oneshot;
 use super::Command;
 use crate::store::{NewEvent, Store, StoreOptions};
 
-fn event(body: &'static [u8]) -> NewEvent {
+/// An event of source `s` with `body`, routed to `endpoints`.
+pub(super) fn event(body: &'static [u8], endpoints: &[&str]) -> NewEvent {
     NewEvent {
         source: "s".into(),
         event_type: None,
@@ -18,7 +19,7 @@ fn event(body: &'static [u8]) -> NewEvent {
         budget: None,
         headers: Vec::new(),
         body: bytes::Bytes::from_static(body),
-        endpoints: Vec::new(),
+        endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
     }
 }
 
@@ -49,10 +50,13 @@ async fn ingests_whose_caller_is_gone_are_not_written() {
     store
         .inner
         .tx
-        .send(Command::Ingest(Box::new(event(b"nobody waits")), gone))
+        .send(Command::Ingest(Box::new(event(b"nobody waits", &[])), gone))
         .await
         .expect("queued");
-    store.ingest(event(b"waited for")).await.expect("stored");
+    store
+        .ingest(event(b"waited for", &[]))
+        .await
+        .expect("stored");
     assert_eq!(store.event_ids().expect("ids").len(), 1);
     store.close().await;
 }
