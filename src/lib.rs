@@ -31,6 +31,7 @@ pub mod ids;
 pub mod ingest;
 pub mod ingress;
 pub mod listener;
+pub mod model;
 pub mod respond;
 pub mod store;
 pub mod telemetry;

@@ -1,0 +1,6 @@
+//! The domain model: what hookgate works with, whatever it was read from. Endpoints, sources,
+//! retry policies, secrets and keys, the reach policy, and the events and deliveries the store
+//! keeps. Nothing here imports `config`, the store's on-disk records or HTTP handlers: config
+//! validates into these types, the store keeps them, and the API shows them.
+
+pub mod event;

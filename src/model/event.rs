@@ -1,0 +1,1 @@
+//! Events and deliveries as the rest of hookgate sees them, whichever backend keeps them.
