@@ -22,7 +22,12 @@ mod source;
 
 pub use endpoint::*;
 pub use schema::*;
-pub use source::*;
+use source::*;
+
+// The domain types config validates into, named where callers used to find them.
+pub use crate::model::endpoint::{Endpoint, RetryPolicy, is_reserved_header};
+pub use crate::model::secret::{Key, Secret};
+pub use crate::model::source::{Source, SourceLimiter, SyncResponse};
 
 /// A config problem: the key path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,74 +88,6 @@ impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// A secret string. Its `Debug` never shows the value, so it cannot leak through logs, and it
-/// is wiped from memory when dropped.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The secret itself: call only where it is used as key material or compared.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Decoded key material. Like [`Secret`], its `Debug` never shows the bytes and it is wiped
-/// when dropped.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Key(pub Vec<u8>);
-
-impl Key {
-    /// The key itself: call only where it keys a MAC or is handed to its owner.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Endpoint {
-    /// The keys that sign a delivery at `now_ms`: the current one, then rotated-out ones still
-    /// within their overlap.
-    pub fn keys_at(&self, now_ms: u64) -> Vec<&Key> {
-        self.signing_key
-            .iter()
-            .chain(
-                self.previous_keys
-                    .iter()
-                    .filter(|(_, until)| now_ms < *until)
-                    .map(|(k, _)| k),
-            )
-            .collect()
-    }
-}
-
-impl Drop for Key {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
-
-impl fmt::Debug for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Key(***)")
     }
 }
 
@@ -236,8 +173,8 @@ impl Config {
                 .min(self.delivery.max_concurrency),
             max_concurrency: self.delivery.max_concurrency,
             timeout: self.delivery.timeout,
-            retry: RetryPolicy::resolve("delivery.retry", &self.delivery.retry, None)?,
-            reach: crate::delivery::client::Reach {
+            retry: endpoint::resolve_retry("delivery.retry", &self.delivery.retry, None)?,
+            reach: crate::model::reach::Reach {
                 allow_private: self.delivery.allow_private_networks,
                 allowed,
             },

@@ -16,11 +16,11 @@
 //! leased in the store; its result (delivered, retry at, dead) is committed before the lane
 //! forgets it. A crash loses no work: leases are taken back at open.
 
-pub mod attempt;
-pub mod client;
+pub mod http;
 pub mod lane;
 pub mod retry;
 pub mod slots;
+pub mod target;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,17 +30,16 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
-use crate::config::Endpoint;
 use crate::filter::RouteTable;
+use crate::model::Endpoint;
 use crate::store::{Store, StoreError};
 
 /// What every lane shares.
 pub struct Shared {
     pub store: Store,
-    pub http: reqwest::Client,
     pub clock: SharedClock,
-    /// Which internal addresses deliveries may reach.
-    pub reach: Arc<client::Reach>,
+    /// Connection pools and policies shared by every endpoint's target.
+    pub transports: target::Transports,
     /// The sources in force: their schemes say which headers a delivery forwards by default.
     pub routes: Arc<RouteTable>,
     /// Attempts in flight across all endpoints (`delivery.max_concurrency`).

@@ -242,7 +242,7 @@ pub fn durations(data: &[u8]) {
     let _ = text.parse::<crate::config::Duration>();
     let _ = crate::api::params::parse_time(text, 1_795_564_800_000);
     for now in [0, 1_795_564_800_000, u64::MAX] {
-        let _ = crate::delivery::retry::parse_retry_after(text, now);
+        let _ = crate::delivery::http::parse_retry_after(text, now);
     }
 }
 
@@ -257,7 +257,7 @@ pub fn endpoint_url(data: &[u8]) {
         let _ = config.endpoint_from_json(&value, &config.sources);
     }
     if let Ok(url) = reqwest::Url::parse(text) {
-        use crate::delivery::client::{Reach, check_literal};
+        use crate::model::reach::{Reach, check_literal};
         let _ = check_literal(&url, &Reach::default());
         let allowed = Reach {
             allow_private: false,

@@ -343,14 +343,14 @@ async fn handle(
         source: source.id.clone(),
         event_type,
         received_ms: now_ms,
-        dedup: dedup_key.map(|k| (k, source.dedup_window.as_millis_u64())),
+        dedup: dedup_key.map(|k| (k, source.dedup_window_ms())),
         dedup_scope: None,
         budget: Some(Arc::new(budget)),
         body_dedup: source.dedup_body.then(|| {
             use sha2::Digest;
             (
                 format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body))),
-                source.dedup_window.as_millis_u64(),
+                source.dedup_window_ms(),
             )
         }),
         headers: parts

@@ -164,7 +164,7 @@ pub async fn serve(
     store: Store,
 ) -> Result<(), RunError> {
     let reach = config.endpoint_defaults.reach.clone();
-    let http = delivery::client::build(&reach)?;
+    let transports = delivery::target::Transports::new(reach.clone())?;
     if reach.allow_private {
         tracing::warn!(
             "delivery.allow_private_networks is on: endpoints may reach internal addresses"
@@ -191,9 +191,8 @@ pub async fn serve(
         &routes.current().endpoints,
         delivery::Shared {
             store: store.clone(),
-            http,
+            transports,
             clock: Arc::clone(&opts.clock),
-            reach: Arc::new(reach),
             routes: Arc::clone(&routes),
             metrics: Arc::clone(&opts.metrics),
             global: Arc::new(tokio::sync::Semaphore::new(

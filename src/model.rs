@@ -3,4 +3,12 @@
 //! keeps. Nothing here imports `config`, the store's on-disk records or HTTP handlers: config
 //! validates into these types, the store keeps them, and the API shows them.
 
+pub mod endpoint;
 pub mod event;
+pub mod reach;
+pub mod secret;
+pub mod source;
+
+pub use endpoint::{Destination, Endpoint, RateLimit, RetryPolicy};
+pub use secret::{Key, Secret};
+pub use source::{Source, SyncResponse};

@@ -50,7 +50,7 @@ pub fn masked_url(url: &reqwest::Url) -> String {
 fn view(st: &AdminState, e: &Endpoint) -> EndpointView {
     EndpointView {
         id: e.id.clone(),
-        url: masked_url(&e.url),
+        url: masked_url(e.destination.address()),
         origin: st
             .catalog
             .origin(EntryKind::Endpoint, &e.id)
@@ -197,7 +197,7 @@ pub async fn secret(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -
         &SecretView {
             id,
             secret,
-            url: e.url.to_string(),
+            url: e.destination.address().to_string(),
         },
     ))
 }

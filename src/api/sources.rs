@@ -39,7 +39,7 @@ fn view(st: &AdminState, s: &Source) -> SourceView {
         inbound_url: format!("/in/{}", s.id),
         dedup: field(&s.dedup),
         event_type: field(&s.event_type),
-        dedup_window_ms: s.dedup_window.as_millis_u64(),
+        dedup_window_ms: s.dedup_window_ms(),
     }
 }
 

@@ -2,108 +2,43 @@
 //! with the `[delivery]` defaults applied, headers checked and retry policy resolved.
 
 use std::collections::BTreeMap;
-use std::time::Duration as StdDuration;
 
 use super::*;
+use crate::model::endpoint::{Destination, RateLimit};
 use crate::verify;
 
-/// How one endpoint retries, with every value resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub base: StdDuration,
-    pub max_delay: StdDuration,
-    pub max_age: StdDuration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 10,
-            base: StdDuration::from_secs(5),
-            max_delay: StdDuration::from_secs(3600),
-            max_age: StdDuration::from_secs(3 * 24 * 3600),
-        }
+/// Resolves a `[retry]` table against the defaults it falls back on.
+pub(super) fn resolve_retry(
+    key: &str,
+    c: &RetryConfig,
+    fallback: Option<&RetryPolicy>,
+) -> Result<RetryPolicy, ConfigError> {
+    let d = fallback.copied().unwrap_or_default();
+    let p = RetryPolicy {
+        max_attempts: c.max_attempts.unwrap_or(d.max_attempts),
+        base: c.base.map(|x| x.0).unwrap_or(d.base),
+        max_delay: c.max_delay.map(|x| x.0).unwrap_or(d.max_delay),
+        max_age: c.max_age.map(|x| x.0).unwrap_or(d.max_age),
+    };
+    if p.max_attempts == 0 {
+        return Err(ConfigError::new(
+            format!("{key}.max_attempts"),
+            "must be >= 1",
+        ));
     }
-}
-
-impl RetryPolicy {
-    pub(super) fn resolve(
-        key: &str,
-        c: &RetryConfig,
-        fallback: Option<&RetryPolicy>,
-    ) -> Result<Self, ConfigError> {
-        let d = fallback.copied().unwrap_or_default();
-        let p = RetryPolicy {
-            max_attempts: c.max_attempts.unwrap_or(d.max_attempts),
-            base: c.base.map(|x| x.0).unwrap_or(d.base),
-            max_delay: c.max_delay.map(|x| x.0).unwrap_or(d.max_delay),
-            max_age: c.max_age.map(|x| x.0).unwrap_or(d.max_age),
-        };
-        if p.max_attempts == 0 {
-            return Err(ConfigError::new(
-                format!("{key}.max_attempts"),
-                "must be >= 1",
-            ));
-        }
-        if p.base.is_zero() {
-            return Err(ConfigError::new(format!("{key}.base"), "must be > 0"));
-        }
-        if p.max_delay < p.base {
-            return Err(ConfigError::new(
-                format!("{key}.max_delay"),
-                "must be >= base",
-            ));
-        }
-        if p.max_age.is_zero() {
-            return Err(ConfigError::new(format!("{key}.max_age"), "must be > 0"));
-        }
-        Ok(p)
+    if p.base.is_zero() {
+        return Err(ConfigError::new(format!("{key}.base"), "must be > 0"));
     }
-}
-
-/// An endpoint ready for delivery.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub id: String,
-    pub url: reqwest::Url,
-    /// Empty: every source.
-    pub sources: Vec<String>,
-    /// `None`: every type.
-    pub event_types: Option<Vec<glob::Pattern>>,
-    /// Decoded Standard Webhooks signing key; `None` sends no `webhook-signature`.
-    pub signing_key: Option<Key>,
-    /// Rotated-out keys that still sign until the time given (Unix ms).
-    pub previous_keys: Vec<(Key, u64)>,
-    pub rate_limit: Option<RateLimitConfig>,
-    pub max_in_flight: u32,
-    pub retry: RetryPolicy,
-    pub timeout: StdDuration,
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    /// `None`: the source scheme's defaults.
-    pub forward_headers: Option<Vec<http::HeaderName>>,
-}
-
-/// Headers an endpoint may neither add nor forward: hop-by-hop ones, and the ones hookgate
-/// sets itself.
-pub fn is_reserved_header(name: &str) -> bool {
-    const RESERVED: &[&str] = &[
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-authorization",
-        "proxy-connection",
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-    ];
-    let name = name.to_ascii_lowercase();
-    RESERVED.contains(&name.as_str()) || name.starts_with("hookgate-")
+    if p.max_delay < p.base {
+        return Err(ConfigError::new(
+            format!("{key}.max_delay"),
+            "must be >= base",
+        ));
+    }
+    if p.max_age.is_zero() {
+        return Err(ConfigError::new(format!("{key}.max_age"), "must be > 0"));
+    }
+    Ok(p)
 }
 
 pub(super) fn header_name(key: &str, name: &str) -> Result<http::HeaderName, ConfigError> {
@@ -152,7 +87,7 @@ pub struct EndpointDefaults {
     pub retry: RetryPolicy,
     /// Which internal addresses deliveries may reach: a URL naming any other one literally is
     /// refused at once.
-    pub reach: crate::delivery::client::Reach,
+    pub reach: crate::model::reach::Reach,
 }
 
 impl EndpointDefaults {
@@ -187,7 +122,7 @@ pub(super) fn validate_endpoint(
     }
     // A literal internal address could only ever be dead-lettered: say so now. Names are
     // checked when they are resolved, at each delivery.
-    if let Err(blocked) = crate::delivery::client::check_literal(&url, &defaults.reach) {
+    if let Err(blocked) = crate::model::reach::check_literal(&url, &defaults.reach) {
         return Err(ConfigError::new(
             format!("{key}.url"),
             format!(
@@ -272,7 +207,7 @@ pub(super) fn validate_endpoint(
     if timeout.is_zero() {
         return Err(ConfigError::new(format!("{key}.timeout"), "must be > 0"));
     }
-    let retry = RetryPolicy::resolve(&format!("{key}.retry"), &e.retry, Some(&defaults.retry))?;
+    let retry = resolve_retry(&format!("{key}.retry"), &e.retry, Some(&defaults.retry))?;
     let mut headers = Vec::with_capacity(e.headers.len());
     for (name, value) in &e.headers {
         let hkey = format!("{key}.headers.{name}");
@@ -293,12 +228,15 @@ pub(super) fn validate_endpoint(
     };
     Ok(Endpoint {
         id: e.id.clone(),
-        url,
+        destination: Destination::Http { url },
         sources: e.sources.clone(),
         event_types,
         signing_key,
         previous_keys,
-        rate_limit: e.rate_limit,
+        rate_limit: e.rate_limit.map(|rl| RateLimit {
+            per_second: rl.per_second,
+            burst: rl.burst,
+        }),
         max_in_flight,
         retry,
         timeout,

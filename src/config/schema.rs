@@ -377,14 +377,6 @@ pub struct ResponseConfig {
 /// The largest configured answer body.
 pub const MAX_RESPONSE_BODY: usize = 16 * 1024;
 
-/// A validated [`ResponseConfig`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncResponse {
-    pub status: u16,
-    pub content_type: Option<String>,
-    pub body: bytes::Bytes,
-}
-
 fn default_tolerance() -> Duration {
     Duration::from_secs(300)
 }

@@ -1,47 +1,9 @@
 //! Sources as ingress uses them: a [`SourceConfig`] validated into a [`Source`] with its
 //! verifier built (keys decoded once), its rate limiter, and its configured answer.
 
-use std::fmt;
-use std::time::Duration as StdDuration;
-
 use super::*;
-use crate::verify::{self, Verifier};
-
-/// A source ready for ingress: its verifier holds decoded keys.
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub id: String,
-    pub scheme: SchemeKind,
-    pub verifier: Verifier,
-    pub dedup: Option<FieldRef>,
-    pub dedup_window: Duration,
-    /// Whether the body's hash is a second dedup key.
-    pub dedup_body: bool,
-    pub event_type: Option<FieldRef>,
-    /// Shared by every snapshot of the routes, so swapping them keeps the count.
-    pub limiter: Option<std::sync::Arc<SourceLimiter>>,
-    /// The configured answer to accepted events, if any.
-    pub response: Option<SyncResponse>,
-}
-
-/// A source's request rate limit.
-pub struct SourceLimiter(governor::DefaultDirectRateLimiter);
-
-impl SourceLimiter {
-    /// `Ok` to go on, or how long until a request would be let in.
-    pub fn check(&self) -> Result<(), StdDuration> {
-        use governor::clock::{Clock, DefaultClock};
-        self.0
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
-    }
-}
-
-impl fmt::Debug for SourceLimiter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SourceLimiter")
-    }
-}
+use crate::model::source::{Source, SourceLimiter, SyncResponse};
+use crate::verify;
 
 pub(super) fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, ConfigError> {
     check_id(&format!("{key}.id"), &s.id)?;
@@ -125,9 +87,7 @@ pub(super) fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, Con
                 })?,
             };
             let quota = governor::Quota::per_second(per_second).allow_burst(burst);
-            Some(std::sync::Arc::new(SourceLimiter(
-                governor::RateLimiter::direct(quota),
-            )))
+            Some(std::sync::Arc::new(SourceLimiter::new(quota)))
         }
     };
     Ok(Source {
@@ -135,7 +95,7 @@ pub(super) fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, Con
         scheme: s.verify,
         verifier,
         dedup: s.dedup.clone(),
-        dedup_window: s.dedup_window,
+        dedup_window: s.dedup_window.0,
         dedup_body: s
             .dedup_body
             .unwrap_or_else(|| verify::defaults(s.verify).body_dedup),

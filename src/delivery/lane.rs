@@ -38,10 +38,11 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::Shared;
+use super::retry;
 use super::slots::Slots;
-use super::{attempt, retry};
-use crate::config::{Endpoint, RateLimitConfig};
+use super::target::{Outbound, Target};
 use crate::ids::DeliveryId;
+use crate::model::{Endpoint, RateLimit as RateLimitConfig};
 use crate::store::{Completion, DueDelivery};
 use crate::telemetry::Settled;
 
@@ -173,6 +174,8 @@ const LEASE_AHEAD: usize = 4;
 
 pub struct Lane {
     endpoint: Arc<Endpoint>,
+    /// Sends this endpoint's deliveries.
+    target: Arc<Target>,
     shared: Arc<Shared>,
     wake: Arc<Notify>,
     /// While true, the lane starts nothing; what is due waits, with no attempt spent.
@@ -205,8 +208,10 @@ impl Lane {
         paused: watch::Receiver<bool>,
     ) -> Self {
         let limiter = state.limiter_for(endpoint.rate_limit);
+        let target = Arc::new(Target::new(Arc::clone(&endpoint), &shared.transports));
         Lane {
             endpoint,
+            target,
             shared,
             wake: Arc::clone(&state.wake),
             in_flight: Arc::clone(&state.in_flight),
@@ -439,6 +444,7 @@ impl Lane {
         permits: (super::slots::SlotPermit, OwnedSemaphorePermit),
     ) -> impl Future<Output = ()> + Send + 'static {
         let endpoint = Arc::clone(&self.endpoint);
+        let target = Arc::clone(&self.target);
         let shared = Arc::clone(&self.shared);
         // Created now, so that even an attempt aborted before it first runs settles its lease.
         let mut settling = Settling {
@@ -463,15 +469,14 @@ impl Lane {
                 .sources
                 .get(&item.source)
                 .map(|s| s.scheme);
-            let (outcome, record) = attempt::send(
-                &shared.http,
-                &endpoint,
-                &item,
-                scheme,
-                clock.now_ms(),
-                &shared.reach,
-            )
-            .await;
+            let attempted = target
+                .send(&Outbound {
+                    delivery: &item,
+                    scheme,
+                    now_ms: clock.now_ms(),
+                })
+                .await;
+            let (outcome, record) = (attempted.outcome, attempted.record);
             // The request is over: its slots go to the next one while this result commits.
             drop(permits);
             // The policy counts this cycle's attempts, from when the cycle began.
@@ -497,7 +502,7 @@ impl Lane {
             };
             shared.metrics.attempt_finished(
                 &endpoint.id,
-                attempt::class(&outcome, record.status_code),
+                attempted.class,
                 record.latency_ms,
                 settled,
             );

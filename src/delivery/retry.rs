@@ -1,31 +1,28 @@
 //! The retry policy: what follows an attempt, as a pure function of (policy, attempts made,
 //! outcome, now, when the event arrived, rng). Exponential backoff with full jitter; a
-//! `Retry-After` on 429 or 503 is honoured, capped at `max_delay`.
+//! delay the receiver asked for (HTTP's `Retry-After`) is honoured, capped at `max_delay`.
 //!
-//! How outcomes are classified:
-//! - 2xx: delivered.
-//! - Any other status (3xx, since redirects are not followed; 4xx including 410; 5xx), a
-//!   timeout, a refused or reset connection, a DNS or TLS failure: retried until
-//!   `max_attempts` attempts were made or the next attempt would fall after `max_age` from
-//!   when the event arrived; then dead, with the last error kept.
-//! - A target refused by the SSRF guard (`blocked: …`): dead at once; retrying cannot help.
+//! The policy sees only the transport-neutral [`Outcome`] a delivery target reports:
+//! - delivered: done;
+//! - failed: retried until `max_attempts` attempts were made or the next attempt would fall
+//!   after `max_age` from when the retry cycle began; then dead, with the last error kept. A
+//!   delay the receiver asked for is a floor, capped at `max_delay`;
+//! - refused (e.g. an address the SSRF guard blocks): dead at once; retrying cannot help.
 
 use std::time::Duration;
 
 use rand::Rng;
 
-use crate::config::RetryPolicy;
+use crate::model::endpoint::RetryPolicy;
 use crate::store::Next;
 
-/// What an attempt came to.
+/// What an attempt came to, whatever carried it: a target classifies its own transport's
+/// answers into these (for HTTP, see `delivery::http`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Delivered {
-        status: u16,
-    },
-    /// Worth trying again. `retry_after` is the receiver's own request (429/503 only).
+    Delivered,
+    /// Worth trying again. `retry_after` is the receiver's own request for a delay.
     Failed {
-        status: Option<u16>,
         retry_after: Option<Duration>,
         error: String,
     },
@@ -33,37 +30,6 @@ pub enum Outcome {
     Refused {
         error: String,
     },
-}
-
-impl Outcome {
-    /// Classifies an HTTP response.
-    pub fn from_status(status: u16, retry_after: Option<&str>, now_ms: u64) -> Outcome {
-        if (200..300).contains(&status) {
-            return Outcome::Delivered { status };
-        }
-        let retry_after = if matches!(status, 429 | 503) {
-            retry_after.and_then(|v| parse_retry_after(v, now_ms))
-        } else {
-            None
-        };
-        Outcome::Failed {
-            status: Some(status),
-            retry_after,
-            error: format!("HTTP {status}"),
-        }
-    }
-}
-
-/// Parses `Retry-After`: delay-seconds or an HTTP date. A date in the past means "now".
-pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<Duration> {
-    let value = value.trim();
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return value.parse::<u64>().ok().map(Duration::from_secs);
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    let at_ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
-    let at_ms = u64::try_from(at_ms).ok()?;
-    Some(Duration::from_millis(at_ms.saturating_sub(now_ms)))
 }
 
 /// The backoff ceiling before the attempt after `attempts_made` attempts: `base · 2^(n−1)`,
@@ -87,7 +53,7 @@ pub fn decide(
     rng: &mut impl Rng,
 ) -> Next {
     let error = match outcome {
-        Outcome::Delivered { .. } => return Next::Delivered,
+        Outcome::Delivered => return Next::Delivered,
         Outcome::Refused { error } => return Next::Dead(error.clone()),
         Outcome::Failed { error, .. } => error,
     };
@@ -137,59 +103,9 @@ mod tests {
 
     fn failed(retry_after: Option<u64>) -> Outcome {
         Outcome::Failed {
-            status: Some(503),
             retry_after: retry_after.map(Duration::from_secs),
             error: "HTTP 503".into(),
         }
-    }
-
-    #[test]
-    fn classifies_statuses() {
-        assert_eq!(
-            Outcome::from_status(204, None, 0),
-            Outcome::Delivered { status: 204 }
-        );
-        assert!(matches!(
-            Outcome::from_status(301, None, 0),
-            Outcome::Failed {
-                status: Some(301),
-                ..
-            }
-        ));
-        assert!(matches!(
-            Outcome::from_status(410, None, 0),
-            Outcome::Failed { .. }
-        ));
-        // Retry-After is read only on 429 and 503.
-        assert!(matches!(
-            Outcome::from_status(500, Some("9"), 0),
-            Outcome::Failed {
-                retry_after: None,
-                ..
-            }
-        ));
-        assert!(matches!(
-            Outcome::from_status(429, Some("2"), 0),
-            Outcome::Failed { retry_after: Some(d), .. } if d == Duration::from_secs(2)
-        ));
-    }
-
-    #[test]
-    fn parses_retry_after_both_forms() {
-        assert_eq!(parse_retry_after("120", 0), Some(Duration::from_secs(120)));
-        // Sun, 06 Nov 1994 08:49:37 GMT = 784111777 s.
-        let now = 784_111_777_000 - 30_000;
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now + 60_000),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", 0), None);
-        assert_eq!(parse_retry_after("-1", 0), None);
-        assert_eq!(parse_retry_after("", 0), None);
     }
 
     #[test]
@@ -219,14 +135,7 @@ mod tests {
             Next::Dead("blocked: private address 127.0.0.1".into())
         );
         assert_eq!(
-            decide(
-                &policy(),
-                1,
-                &Outcome::Delivered { status: 200 },
-                0,
-                0,
-                &mut rng
-            ),
+            decide(&policy(), 1, &Outcome::Delivered, 0, 0, &mut rng),
             Next::Delivered
         );
     }

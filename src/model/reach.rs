@@ -1,16 +1,11 @@
-//! The one pooled HTTP client for every delivery, and the SSRF guard.
-//!
-//! **Redirects are never followed** (a receiver could otherwise bounce us anywhere).
-//! **Unless `allow_private_networks` is set, no request reaches a loopback, private,
-//! link-local or otherwise internal address**: names are resolved by [`GuardedResolver`],
-//! which drops such addresses after lookup, so the address checked is the address connected
-//! to (no DNS rebinding between check and connect); literal IPs are checked before sending.
+//! The reach policy: which addresses deliveries may connect to. **Unless
+//! `allow_private_networks` is set, no delivery reaches a loopback, private, link-local or
+//! otherwise internal address**; `allowed_networks` opens chosen ranges. The HTTP target
+//! enforces it (`delivery::http::client`): on every resolved address, and on literal IPs before
+//! sending; config uses [`check_literal`] to refuse an endpoint that could only be
+//! dead-lettered.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::Duration;
-
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::net::IpAddr;
 
 /// A target the guard refused; its text is the reason kept with the dead delivery.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,37 +92,8 @@ impl Reach {
     }
 }
 
-/// Resolves names and drops the addresses the [`Reach`] does not permit; fails when none is
-/// left.
-#[derive(Debug, Default, Clone)]
-pub struct GuardedResolver(pub Arc<Reach>);
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let reach = Arc::clone(&self.0);
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let first_refused = addrs.iter().find(|a| !reach.permits(a.ip())).copied();
-            let allowed: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| reach.permits(a.ip()))
-                .collect();
-            if allowed.is_empty() {
-                let reason = match first_refused {
-                    Some(a) => format!("private address {} (from {host})", a.ip()),
-                    None => format!("{host} has no address"),
-                };
-                return Err(Box::new(Blocked(reason)) as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
-        })
-    }
-}
-
 /// Checks a URL's literal IP host, which no resolver sees.
-pub fn check_literal(url: &reqwest::Url, reach: &Reach) -> Result<(), Blocked> {
+pub fn check_literal(url: &url::Url, reach: &Reach) -> Result<(), Blocked> {
     let ip = match url.host() {
         Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
         Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
@@ -138,36 +104,6 @@ pub fn check_literal(url: &reqwest::Url, reach: &Reach) -> Result<(), Blocked> {
     } else {
         Err(Blocked(format!("private address {ip}")))
     }
-}
-
-/// Whether a request error came from the guard (and so must not be retried).
-pub fn blocked_reason(err: &reqwest::Error) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if let Some(b) = e.downcast_ref::<Blocked>() {
-            return Some(b.to_string());
-        }
-        source = e.source();
-    }
-    None
-}
-
-/// Builds the delivery client.
-pub fn build(reach: &Reach) -> Result<reqwest::Client, reqwest::Error> {
-    // reqwest is built without a default TLS provider; ring is ours. Installing twice is a
-    // no-op error, which is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .user_agent(concat!("hookgate/", env!("CARGO_PKG_VERSION")));
-    if !reach.allow_private {
-        builder = builder.dns_resolver(Arc::new(GuardedResolver(Arc::new(reach.clone()))));
-    }
-    builder.build()
 }
 
 #[cfg(test)]
@@ -244,15 +180,15 @@ mod tests {
             allow_private: true,
             allowed: vec![],
         };
-        let url = reqwest::Url::parse("http://127.0.0.1:9/x").expect("url");
+        let url = url::Url::parse("http://127.0.0.1:9/x").expect("url");
         assert_eq!(
             check_literal(&url, &strict),
             Err(Blocked("private address 127.0.0.1".into()))
         );
         assert_eq!(check_literal(&url, &open), Ok(()));
-        let url = reqwest::Url::parse("http://[::ffff:10.0.0.1]/").expect("url");
+        let url = url::Url::parse("http://[::ffff:10.0.0.1]/").expect("url");
         assert!(check_literal(&url, &strict).is_err());
-        let url = reqwest::Url::parse("https://example.com/").expect("url");
+        let url = url::Url::parse("https://example.com/").expect("url");
         assert_eq!(check_literal(&url, &strict), Ok(()));
     }
 
@@ -277,18 +213,5 @@ mod tests {
         ] {
             assert!(!reach.permits(refused.parse().expect("ip")), "{refused}");
         }
-    }
-
-    #[tokio::test]
-    async fn resolver_refuses_names_that_resolve_inside() {
-        let err = GuardedResolver::default()
-            .resolve("localhost".parse().expect("name"))
-            .await
-            .err()
-            .expect("refused");
-        assert!(
-            err.to_string().starts_with("blocked: private address"),
-            "{err}"
-        );
     }
 }

@@ -1,83 +1,30 @@
-//! One attempt: the request a receiver gets, and what its answer means.
+//! The request a receiver gets.
 //!
-//! The request carries the original body and content type, the endpoint's own `headers`, the
-//! forwarded inbound headers, the Standard Webhooks headers (`webhook-id` is the event id, the
-//! same on every retry and replay, so receivers can dedup) and hookgate's own
-//! `hookgate-source`, `hookgate-event-type`, `hookgate-attempt`.
-
-use std::time::Instant;
+//! It carries the original body and content type, the endpoint's own `headers`, the forwarded
+//! inbound headers, the Standard Webhooks headers (`webhook-id` is the event id, the same on
+//! every retry and replay, so receivers can dedup) and hookgate's own `hookgate-source`,
+//! `hookgate-event-type`, `hookgate-attempt`. **Every delivery is signed with the endpoint's
+//! key(s)**, the current one and, during a rotation, the previous ones still in their overlap.
 
 use http::{HeaderName, HeaderValue};
 
-use super::client;
-use super::retry::Outcome;
-use crate::config::{Endpoint, Field, SchemeKind, is_reserved_header};
-use crate::store::{AttemptRecord, DueDelivery};
+use crate::config::{Field, SchemeKind};
+use crate::model::endpoint::{Endpoint, is_reserved_header};
+use crate::store::DueDelivery;
 use crate::verify::{self, standard_webhooks};
 
-/// Bytes of the response body kept with the attempt.
-pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
-
-/// Sends one attempt and classifies it. Never fails: every failure is an [`Outcome`].
-pub async fn send(
+/// The request for one attempt at `d`.
+pub(super) fn build(
     http: &reqwest::Client,
     endpoint: &Endpoint,
-    d: &DueDelivery,
-    scheme: Option<SchemeKind>,
-    now_ms: u64,
-    reach: &client::Reach,
-) -> (Outcome, AttemptRecord) {
-    let started = Instant::now();
-    let (outcome, status_code, excerpt) = match client::check_literal(&endpoint.url, reach) {
-        Err(blocked) => (
-            Outcome::Refused {
-                error: blocked.to_string(),
-            },
-            None,
-            Vec::new(),
-        ),
-        Ok(()) => match request(http, endpoint, d, scheme, now_ms).send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get(http::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let excerpt = read_excerpt(response).await;
-                (
-                    Outcome::from_status(status, retry_after.as_deref(), now_ms),
-                    Some(status),
-                    excerpt,
-                )
-            }
-            Err(e) => (classify_error(&e), None, Vec::new()),
-        },
-    };
-    let error = match &outcome {
-        Outcome::Delivered { .. } => None,
-        Outcome::Failed { error, .. } | Outcome::Refused { error } => Some(error.clone()),
-    };
-    let record = AttemptRecord {
-        at_ms: now_ms,
-        status_code,
-        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        error,
-        response_excerpt: excerpt,
-    };
-    (outcome, record)
-}
-
-fn request(
-    http: &reqwest::Client,
-    endpoint: &Endpoint,
+    url: &url::Url,
     d: &DueDelivery,
     scheme: Option<SchemeKind>,
     now_ms: u64,
 ) -> reqwest::RequestBuilder {
     let event_id = d.event_id.to_string();
     let ts = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
-    let mut req = http.post(endpoint.url.clone()).timeout(endpoint.timeout);
+    let mut req = http.post(url.clone()).timeout(endpoint.timeout);
     for (name, value) in &endpoint.headers {
         req = req.header(name, value);
     }
@@ -146,63 +93,6 @@ pub fn forwarded_headers(
             ))
         })
         .collect()
-}
-
-async fn read_excerpt(mut response: reqwest::Response) -> Vec<u8> {
-    let mut out = Vec::new();
-    // A receiver that sends a huge or endless body must not hold the attempt: stop at the cap.
-    while out.len() < RESPONSE_EXCERPT_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let take = chunk.len().min(RESPONSE_EXCERPT_BYTES - out.len());
-                out.extend_from_slice(&chunk[..take]);
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
-    out
-}
-
-/// The outcome class an attempt is counted under in the metrics: `2xx`, `3xx`, `4xx`, `5xx`,
-/// `timeout`, `connect`, `blocked` or `error` (the prefixes `classify_error` writes).
-pub fn class(outcome: &Outcome, status: Option<u16>) -> &'static str {
-    match (outcome, status) {
-        (_, Some(200..=299)) => "2xx",
-        (_, Some(300..=399)) => "3xx",
-        (_, Some(400..=499)) => "4xx",
-        (_, Some(_)) => "5xx",
-        (Outcome::Refused { .. }, None) => "blocked",
-        (Outcome::Failed { error, .. }, None) if error.starts_with("timeout") => "timeout",
-        (Outcome::Failed { error, .. }, None) if error.starts_with("connection failed") => {
-            "connect"
-        }
-        _ => "error",
-    }
-}
-
-fn classify_error(e: &reqwest::Error) -> Outcome {
-    if let Some(reason) = client::blocked_reason(e) {
-        return Outcome::Refused { error: reason };
-    }
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_request() || e.is_body() {
-        "request failed"
-    } else {
-        "error"
-    };
-    // The innermost cause says the most (refused, reset, DNS, TLS).
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    Outcome::Failed {
-        status: None,
-        retry_after: None,
-        error: format!("{kind}: {cause}"),
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,76 @@
+//! Delivery targets: the seam between scheduling and sending. A lane schedules, limits and
+//! leases; a [`Target`] sends one delivery and reports what came of it in the retry policy's
+//! transport-neutral terms ([`Outcome`]: delivered, failed with an optional requested delay, or
+//! refused for good), with the attempt's record for the log and the class it is counted under.
+//! **A target never fails**: every failure is an outcome, so every attempt is recorded.
+//!
+//! HTTP is the one target today ([`super::http`]); the SSRF guard and the signing stay with it.
+//! To add another: a file beside `http.rs` with a target whose `send` answers an [`Attempted`],
+//! a variant of `model::Destination` that config validates, and a variant (and arm) here.
+
+use std::sync::Arc;
+
+use super::http::{HttpTarget, HttpTransport};
+use super::retry::Outcome;
+use crate::config::SchemeKind;
+use crate::model::endpoint::{Destination, Endpoint};
+use crate::model::reach::Reach;
+use crate::store::{AttemptRecord, DueDelivery};
+
+/// One attempt at one delivery, as a target sends it.
+pub struct Outbound<'a> {
+    pub delivery: &'a DueDelivery,
+    /// The scheme of the event's source, if it still exists: which inbound headers a delivery
+    /// passes on by default.
+    pub scheme: Option<SchemeKind>,
+    pub now_ms: u64,
+}
+
+/// What an attempt came to.
+#[derive(Debug)]
+pub struct Attempted {
+    pub outcome: Outcome,
+    pub record: AttemptRecord,
+    /// The class it is counted under in `hookgate_delivery_attempts_total` (for HTTP: `2xx` …
+    /// `5xx`, `timeout`, `connect`, `blocked`, `error`).
+    pub class: &'static str,
+}
+
+/// What targets share across endpoints: connection pools, and the policies they enforce.
+#[derive(Debug, Clone)]
+pub struct Transports {
+    pub http: HttpTransport,
+}
+
+impl Transports {
+    pub fn new(reach: Reach) -> Result<Self, reqwest::Error> {
+        Ok(Transports {
+            http: HttpTransport::new(reach)?,
+        })
+    }
+}
+
+/// Where one endpoint's deliveries are sent.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Http(HttpTarget),
+}
+
+impl Target {
+    /// The target for an endpoint's destination.
+    pub fn new(endpoint: Arc<Endpoint>, transports: &Transports) -> Self {
+        match &endpoint.destination {
+            Destination::Http { url } => {
+                let url = url.clone();
+                Target::Http(HttpTarget::new(endpoint, url, transports.http.clone()))
+            }
+        }
+    }
+
+    /// Sends one attempt.
+    pub async fn send(&self, out: &Outbound<'_>) -> Attempted {
+        match self {
+            Target::Http(t) => t.send(out).await,
+        }
+    }
+}

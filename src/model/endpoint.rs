@@ -1,0 +1,110 @@
+//! Endpoints: where deliveries go, and how (retry policy, rate limit, signing keys, headers).
+
+use std::time::Duration;
+
+use super::secret::Key;
+
+/// How one endpoint retries, with every value resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub max_delay: Duration,
+    pub max_age: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            base: Duration::from_secs(5),
+            max_delay: Duration::from_secs(3600),
+            max_age: Duration::from_secs(3 * 24 * 3600),
+        }
+    }
+}
+
+/// Where an endpoint's deliveries go: the kind of delivery target and its address. Delivery
+/// builds a target for it (`delivery::target`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// POSTed to an http(s) URL.
+    Http { url: url::Url },
+}
+
+impl Destination {
+    /// Where it points, as an operator sees it.
+    pub fn address(&self) -> &url::Url {
+        match self {
+            Destination::Http { url } => url,
+        }
+    }
+}
+
+/// Requests per second, with a burst (the bucket's size; `None`: one second's worth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: Option<u32>,
+}
+
+/// An endpoint ready for delivery.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    /// Where its deliveries go.
+    pub destination: Destination,
+    /// Empty: every source.
+    pub sources: Vec<String>,
+    /// `None`: every type.
+    pub event_types: Option<Vec<glob::Pattern>>,
+    /// Decoded Standard Webhooks signing key; `None` sends no `webhook-signature`.
+    pub signing_key: Option<Key>,
+    /// Rotated-out keys that still sign until the time given (Unix ms).
+    pub previous_keys: Vec<(Key, u64)>,
+    pub rate_limit: Option<RateLimit>,
+    pub max_in_flight: u32,
+    pub retry: RetryPolicy,
+    pub timeout: Duration,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `None`: the source scheme's defaults.
+    pub forward_headers: Option<Vec<http::HeaderName>>,
+}
+
+/// Headers an endpoint may neither add nor forward: hop-by-hop ones, and the ones hookgate
+/// sets itself.
+pub fn is_reserved_header(name: &str) -> bool {
+    const RESERVED: &[&str] = &[
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    ];
+    let name = name.to_ascii_lowercase();
+    RESERVED.contains(&name.as_str()) || name.starts_with("hookgate-")
+}
+
+impl Endpoint {
+    /// The keys that sign a delivery at `now_ms`: the current one, then rotated-out ones still
+    /// within their overlap.
+    pub fn keys_at(&self, now_ms: u64) -> Vec<&Key> {
+        self.signing_key
+            .iter()
+            .chain(
+                self.previous_keys
+                    .iter()
+                    .filter(|(_, until)| now_ms < *until)
+                    .map(|(k, _)| k),
+            )
+            .collect()
+    }
+}
