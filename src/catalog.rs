@@ -12,7 +12,8 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use crate::config::{ConfigError, Endpoint, EndpointDefaults, Source, Validated};
+use crate::config::{ConfigError, EndpointDefaults, Validated};
+use crate::model::{Endpoint, Source};
 use crate::delivery::Dispatcher;
 use crate::filter::{RouteTable, Routes};
 use crate::store::{EntryKind, Store, StoreError};

@@ -1,7 +1,7 @@
 //! Which endpoints an event goes to: a pure function of the endpoint's subscription (sources,
 //! event-type globs) and the event's source and type.
 
-use crate::config::Endpoint;
+use crate::model::Endpoint;
 
 /// Whether `endpoint` subscribes to an event of `source` and `event_type`.
 ///
@@ -80,7 +80,7 @@ mod tests {
 /// whole when the admin API changes one, so a request sees one consistent snapshot.
 #[derive(Debug, Default)]
 pub struct Routes {
-    pub sources: std::collections::BTreeMap<String, crate::config::Source>,
+    pub sources: std::collections::BTreeMap<String, crate::model::Source>,
     pub endpoints: Vec<Endpoint>,
 }
 
