@@ -43,6 +43,7 @@ pub mod powercut;
 #[cfg(not(any(test, feature = "test-support")))]
 #[allow(dead_code)] // Only the test hooks use it.
 pub(crate) mod powercut;
+pub mod outbox;
 pub mod query;
 mod reads;
 pub mod records;
