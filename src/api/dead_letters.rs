@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::grammar::{self, DeadLetterCursor, DeliveryIdText, Time};
 use super::params;
 use super::params::ApiError;
-use super::views::{self, DeadLetterView, ErrorBody, Page, Replayed};
+use super::views::{DeadLetterView, ErrorBody, Page, Replayed};
 use super::{AdminState, ApiResult, blocking};
 use crate::ids::DeliveryId;
 use crate::respond;
@@ -42,7 +42,7 @@ pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) 
     let store = st.store.clone();
     let page = blocking(move || store.list_dead(&q.filter, q.limit, q.cursor.as_deref())).await?;
     let body = Page {
-        data: page.items.iter().map(views::dead_letter).collect(),
+        data: page.items.iter().map(DeadLetterView::from).collect(),
         next_cursor: page.next_cursor,
     };
     Ok(respond::typed(StatusCode::OK, &body))

@@ -1,14 +1,12 @@
-//! The JSON shapes of the admin API, as SPEC names their fields. Handlers serialize these
-//! types, and the OpenAPI document (`api::openapi`) is derived from the same types, so the
-//! document cannot describe a shape the API does not send.
+//! The JSON shapes of the admin API, as SPEC names their fields. Handlers build them from the
+//! model (`model::event`) and serialize them, and the OpenAPI document (`api::openapi`) is
+//! derived from the same types, so the document cannot describe a shape the API does not send.
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::params::rfc3339;
-use crate::ids::{DeliveryId, EventId};
-use crate::store::query::{DeadLetter, EventView};
-use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus};
+use crate::model::event as model;
 
 pub use crate::respond::ErrorBody;
 
@@ -27,17 +25,18 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
-pub fn delivery(id: DeliveryId, d: &DeliveryRecord) -> Delivery {
-    Delivery {
-        delivery_id: id.to_string(),
-        event_id: EventId(d.event_id).to_string(),
-        endpoint_id: d.endpoint_id.clone(),
-        status: d.status.as_str().into(),
-        attempts: d.attempts,
-        next_attempt_at: matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying)
-            .then(|| rfc3339(d.due_ms)),
-        last_status_code: d.last_status_code,
-        last_error: d.last_error.clone(),
+impl From<&model::Delivery> for Delivery {
+    fn from(d: &model::Delivery) -> Self {
+        Delivery {
+            delivery_id: d.id.to_string(),
+            event_id: d.event_id.to_string(),
+            endpoint_id: d.endpoint_id.clone(),
+            status: d.status.as_str().into(),
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_ms().map(rfc3339),
+            last_status_code: d.last_status_code,
+            last_error: d.last_error.clone(),
+        }
     }
 }
 
@@ -53,17 +52,15 @@ pub struct Event {
     pub deliveries: Vec<Delivery>,
 }
 
-pub fn event(v: &EventView) -> Event {
-    Event {
-        event_id: v.id.to_string(),
-        source: v.event.source.clone(),
-        event_type: v.event.event_type.clone(),
-        received_at: rfc3339(v.event.received_ms),
-        deliveries: v
-            .deliveries
-            .iter()
-            .map(|(id, d)| delivery(*id, d))
-            .collect(),
+impl From<&model::EventWithDeliveries> for Event {
+    fn from(v: &model::EventWithDeliveries) -> Self {
+        Event {
+            event_id: v.event.id.to_string(),
+            source: v.event.source.clone(),
+            event_type: v.event.event_type.clone(),
+            received_at: rfc3339(v.event.received_ms),
+            deliveries: v.deliveries.iter().map(Delivery::from).collect(),
+        }
     }
 }
 
@@ -81,14 +78,17 @@ pub struct Attempt {
     pub response_excerpt: String,
 }
 
-pub fn attempt(number: usize, a: &AttemptRecord) -> Attempt {
-    Attempt {
-        attempt: number,
-        at: rfc3339(a.at_ms),
-        status_code: a.status_code,
-        latency_ms: a.latency_ms,
-        error: a.error.clone(),
-        response_excerpt: String::from_utf8_lossy(&a.response_excerpt).into_owned(),
+impl Attempt {
+    /// Attempt `number` (1 for the first) of a delivery.
+    pub fn new(number: usize, a: &model::Attempt) -> Self {
+        Attempt {
+            attempt: number,
+            at: rfc3339(a.at_ms),
+            status_code: a.status_code,
+            latency_ms: a.latency_ms,
+            error: a.error.clone(),
+            response_excerpt: String::from_utf8_lossy(&a.response_excerpt).into_owned(),
+        }
     }
 }
 
@@ -98,6 +98,20 @@ pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: Delivery,
     pub attempt_log: Vec<Attempt>,
+}
+
+impl DeliveryDetail {
+    /// A delivery and its attempts, in order.
+    pub fn new(d: &model::Delivery, attempts: &[model::Attempt]) -> Self {
+        DeliveryDetail {
+            delivery: Delivery::from(d),
+            attempt_log: attempts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Attempt::new(i + 1, a))
+                .collect(),
+        }
+    }
 }
 
 /// A delivery that will not be attempted again unless replayed.
@@ -115,16 +129,18 @@ pub struct DeadLetterView {
     pub dead_at: String,
 }
 
-pub fn dead_letter(d: &DeadLetter) -> DeadLetterView {
-    DeadLetterView {
-        delivery_id: d.delivery_id.to_string(),
-        event_id: d.event_id.to_string(),
-        endpoint_id: d.endpoint_id.clone(),
-        source: d.source.clone(),
-        event_type: d.event_type.clone(),
-        attempts: d.attempts,
-        last_error: d.last_error.clone(),
-        dead_at: rfc3339(d.dead_at_ms),
+impl From<&model::DeadLetter> for DeadLetterView {
+    fn from(d: &model::DeadLetter) -> Self {
+        DeadLetterView {
+            delivery_id: d.delivery_id.to_string(),
+            event_id: d.event_id.to_string(),
+            endpoint_id: d.endpoint_id.clone(),
+            source: d.source.clone(),
+            event_type: d.event_type.clone(),
+            attempts: d.attempts,
+            last_error: d.last_error.clone(),
+            dead_at: rfc3339(d.dead_at_ms),
+        }
     }
 }
 

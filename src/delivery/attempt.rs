@@ -12,7 +12,8 @@ use http::{HeaderName, HeaderValue};
 use super::client;
 use super::retry::Outcome;
 use crate::config::{Endpoint, Field, SchemeKind, is_reserved_header};
-use crate::store::{AttemptRecord, DueDelivery};
+use crate::model::event::Attempt;
+use crate::store::DueDelivery;
 use crate::verify::{self, standard_webhooks};
 
 /// Bytes of the response body kept with the attempt.
@@ -26,7 +27,7 @@ pub async fn send(
     scheme: Option<SchemeKind>,
     now_ms: u64,
     reach: &client::Reach,
-) -> (Outcome, AttemptRecord) {
+) -> (Outcome, Attempt) {
     let started = Instant::now();
     let (outcome, status_code, excerpt) = match client::check_literal(&endpoint.url, reach) {
         Err(blocked) => (
@@ -58,7 +59,7 @@ pub async fn send(
         Outcome::Delivered { .. } => None,
         Outcome::Failed { error, .. } | Outcome::Refused { error } => Some(error.clone()),
     };
-    let record = AttemptRecord {
+    let record = Attempt {
         at_ms: now_ms,
         status_code,
         latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
