@@ -1,17 +1,20 @@
-//! The JSON shapes of the admin API, as SPEC names their fields. Handlers build them from the
-//! model (`model::event`) and serialize them, and the OpenAPI document (`api::openapi`) is
-//! derived from the same types, so the document cannot describe a shape the API does not send.
+//! The JSON shapes of the admin API, as SPEC names their fields: **the one vocabulary of the
+//! API's answers**. Handlers build them from the model (`model::event`) and serialize them; the
+//! operator CLI (`cli::operator`), and any other client in this crate, deserializes answers
+//! into the same types rather than indexing loose JSON, so a renamed field fails to decode
+//! instead of printing blank cells. The OpenAPI document (`api::openapi`) is derived from them
+//! too, so it cannot describe a shape the API does not send.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::params::rfc3339;
 use crate::model::event as model;
 
-pub use crate::respond::ErrorBody;
+pub use crate::respond::{ErrorBody, ErrorDetail};
 
 /// One event on its way to one endpoint.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Delivery {
     pub delivery_id: String,
     pub event_id: String,
@@ -41,7 +44,7 @@ impl From<&model::Delivery> for Delivery {
 }
 
 /// An accepted webhook or published event, with each delivery's status.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     pub event_id: String,
     pub source: String,
@@ -65,7 +68,7 @@ impl From<&model::EventWithDeliveries> for Event {
 }
 
 /// One attempt of a delivery.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Attempt {
     /// 1 for the first.
     pub attempt: usize,
@@ -93,7 +96,7 @@ impl Attempt {
 }
 
 /// A delivery with every attempt.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: Delivery,
@@ -115,7 +118,7 @@ impl DeliveryDetail {
 }
 
 /// A delivery that will not be attempted again unless replayed.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetterView {
     pub delivery_id: String,
     pub event_id: String,
@@ -145,47 +148,47 @@ impl From<&model::DeadLetter> for DeadLetterView {
 }
 
 /// A page of a list: `next_cursor` is null on the last.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Page<T: ToSchema> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
 /// The answer to an accepted (202) or duplicate (200) event.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Accepted {
     pub event_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<bool>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Replayed {
     pub replayed: usize,
     /// Dead letters that matched but whose endpoint no longer exists: left dead.
     pub endpoint_removed: usize,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Recovered {
     pub recovered: usize,
     /// Being sent right now, so left alone.
     pub in_flight: usize,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RetryAccepted {
     pub delivery_id: String,
     pub status: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PauseState {
     pub id: String,
     pub paused: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Deleted {
     pub id: String,
     pub deleted: bool,
@@ -194,7 +197,7 @@ pub struct Deleted {
     pub dead_lettered: Option<u64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SecretView {
     pub id: String,
     /// `whsec_…`, or null when the endpoint does not sign.
@@ -203,7 +206,7 @@ pub struct SecretView {
     pub url: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Rotated {
     pub id: String,
     pub secret: String,
@@ -211,13 +214,13 @@ pub struct Rotated {
     pub previous_until: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RateLimitView {
     pub per_second: u32,
     pub burst: u32,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RetryView {
     pub max_attempts: u32,
     pub base_ms: u64,
@@ -226,7 +229,7 @@ pub struct RetryView {
 }
 
 /// An endpoint; its secret is never shown here.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EndpointView {
     pub id: String,
     /// User info and query values masked (`***`): see the secret route for the whole URL.
@@ -247,7 +250,7 @@ pub struct EndpointView {
 }
 
 /// Where a source finds a value: `{"header": name}` or `{"json": pointer}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FieldView {
     Header(String),
@@ -255,7 +258,7 @@ pub enum FieldView {
 }
 
 /// A source; its secrets are never shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SourceView {
     pub id: String,
     pub verify: String,
@@ -264,4 +267,111 @@ pub struct SourceView {
     pub dedup: Option<FieldView>,
     pub event_type: Option<FieldView>,
     pub dedup_window_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{DeliveryId, EventId};
+    use crate::model::event::DeliveryStatus;
+
+    fn delivery(status: DeliveryStatus) -> model::Delivery {
+        model::Delivery {
+            id: DeliveryId(2),
+            event_id: EventId(1),
+            endpoint_id: "billing".into(),
+            status,
+            attempts: 1,
+            due_ms: 1_700_000_060_000,
+            created_ms: 1_700_000_000_000,
+            updated_ms: 1_700_000_001_000,
+            last_status_code: Some(503),
+            last_error: Some("HTTP 503".into()),
+            cycle_base: 0,
+            cycle_started_ms: 1_700_000_000_000,
+        }
+    }
+
+    /// What the API sends decodes into the same type: the CLI and a console read answers
+    /// with the very types the handlers wrote them with.
+    #[test]
+    fn every_view_reads_back_what_it_wrote() {
+        let event = Event::from(&model::EventWithDeliveries {
+            event: model::Event {
+                id: EventId(1),
+                source: "stripe".into(),
+                event_type: None,
+                received_ms: 1_700_000_000_000,
+                dedup_key: None,
+                deliveries: vec![(DeliveryId(2), "billing".into())],
+            },
+            deliveries: vec![delivery(DeliveryStatus::Retrying)],
+        });
+        assert_eq!(event.deliveries[0].status, "retrying");
+        assert_eq!(
+            event.deliveries[0].next_attempt_at.as_deref(),
+            Some("2023-11-14T22:14:20.000Z")
+        );
+        let page = Page {
+            data: vec![event],
+            next_cursor: Some("evt_x".into()),
+        };
+        let json = serde_json::to_value(&page).expect("serializes");
+        assert_eq!(json["data"][0]["type"], serde_json::Value::Null);
+        assert_eq!(Page::<Event>::deserialize(&json).expect("decodes"), page);
+
+        let detail = DeliveryDetail::new(
+            &delivery(DeliveryStatus::Delivering),
+            &[model::Attempt {
+                at_ms: 1_700_000_001_000,
+                status_code: Some(503),
+                latency_ms: 40,
+                error: Some("HTTP 503".into()),
+                response_excerpt: b"busy".to_vec(),
+            }],
+        );
+        // Flattened: the delivery's fields beside the log, as SPEC shows them.
+        let json = serde_json::to_value(&detail).expect("serializes");
+        assert_eq!(json["status"], "delivering");
+        assert_eq!(json["next_attempt_at"], serde_json::Value::Null);
+        assert_eq!(json["attempt_log"][0]["attempt"], 1);
+        assert_eq!(DeliveryDetail::deserialize(&json).expect("decodes"), detail);
+
+        let dead = DeadLetterView::from(&model::DeadLetter {
+            delivery_id: DeliveryId(2),
+            event_id: EventId(1),
+            endpoint_id: "billing".into(),
+            source: "stripe".into(),
+            event_type: Some("charge.failed".into()),
+            attempts: 3,
+            last_error: None,
+            dead_at_ms: 1_700_000_002_000,
+        });
+        let json = serde_json::to_value(&dead).expect("serializes");
+        assert_eq!(json["type"], "charge.failed");
+        assert_eq!(DeadLetterView::deserialize(&json).expect("decodes"), dead);
+    }
+
+    /// A field renamed on one side fails to decode rather than reading as empty.
+    #[test]
+    fn an_answer_missing_a_field_does_not_decode() {
+        let view = DeadLetterView::from(&model::DeadLetter {
+            delivery_id: DeliveryId(2),
+            event_id: EventId(1),
+            endpoint_id: "billing".into(),
+            source: "stripe".into(),
+            event_type: None,
+            attempts: 3,
+            last_error: None,
+            dead_at_ms: 0,
+        });
+        let mut json = serde_json::to_value(&view).expect("serializes");
+        let dead_at = json
+            .as_object_mut()
+            .and_then(|o| o.remove("dead_at"))
+            .expect("has dead_at");
+        json["died_at"] = dead_at;
+        let err = DeadLetterView::deserialize(&json).expect_err("refused");
+        assert!(err.to_string().contains("dead_at"), "{err}");
+    }
 }
