@@ -17,7 +17,7 @@ pub mod openapi;
 pub mod params;
 pub(crate) mod publish;
 mod sources;
-mod views;
+pub mod views;
 
 use std::sync::Arc;
 use std::time::Duration;

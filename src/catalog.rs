@@ -13,9 +13,9 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use crate::config::{ConfigError, EndpointDefaults, Validated};
-use crate::model::{Endpoint, Source};
 use crate::delivery::Dispatcher;
 use crate::filter::{RouteTable, Routes};
+use crate::model::{Endpoint, Source};
 use crate::store::{EntryKind, Store, StoreError};
 
 /// Where an entry comes from.

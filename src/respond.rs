@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A JSON body with a status.
 pub fn json(status: StatusCode, body: serde_json::Value) -> Response {
@@ -27,12 +27,12 @@ pub fn typed<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
 }
 
 /// `{"error": {"code", "message"}}`: the one shape of every error either listener answers.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable, for programs to branch on (`invalid_request`, `unknown_event`, ...).
     pub code: String,

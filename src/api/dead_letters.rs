@@ -5,12 +5,12 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::grammar::{self, DeadLetterCursor, DeliveryIdText, Time};
 use super::params;
 use super::params::ApiError;
-use super::views::{self, DeadLetterView, ErrorBody, Page, Replayed};
+use super::views::{DeadLetterView, ErrorBody, Page, Replayed};
 use super::{AdminState, ApiResult, blocking};
 use crate::ids::DeliveryId;
 use crate::respond;
@@ -42,7 +42,7 @@ pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) 
     let store = st.store.clone();
     let page = blocking(move || store.list_dead(&q.filter, q.limit, q.cursor.as_deref())).await?;
     let body = Page {
-        data: page.items.iter().map(views::dead_letter).collect(),
+        data: page.items.iter().map(DeadLetterView::from).collect(),
         next_cursor: page.next_cursor,
     };
     Ok(respond::typed(StatusCode::OK, &body))
@@ -50,25 +50,31 @@ pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) 
 
 /// The replay body: a filter, ids, or both (then both must hold). No body, or `{}`, replays
 /// every dead letter.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+// The operator CLI sends it too (hence `Serialize`, leaving absent keys out).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayBody {
     /// Only dead letters of this endpoint.
-    endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// Only events of this source.
-    source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Only events of this type.
-    #[serde(rename = "type")]
-    event_type: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
     /// Died at or after this time.
     #[schema(value_type = Option<Time>)]
-    since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
     /// Died before this time.
     #[schema(value_type = Option<Time>)]
-    until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
     /// Only these deliveries.
     #[schema(value_type = Option<Vec<DeliveryIdText>>)]
-    ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
 }
 
 /// Parses a replay body into its filter and ids; an empty body is the empty filter.

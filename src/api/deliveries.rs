@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 
 use super::grammar::{self, DeliveryIdText};
 use super::params::ApiError;
-use super::views::{self, DeliveryDetail, ErrorBody, RetryAccepted};
+use super::views::{DeliveryDetail, ErrorBody, RetryAccepted};
 use super::{AdminState, ApiResult, blocking};
 use crate::ids::DeliveryId;
 use crate::respond;
@@ -34,15 +34,10 @@ pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> 
     .await?;
     let (d, attempts) = found
         .ok_or_else(|| ApiError::not_found("unknown_delivery", format!("no delivery {id}")))?;
-    let body = DeliveryDetail {
-        delivery: views::delivery(id, &d),
-        attempt_log: attempts
-            .iter()
-            .enumerate()
-            .map(|(i, a)| views::attempt(i + 1, a))
-            .collect(),
-    };
-    Ok(respond::typed(StatusCode::OK, &body))
+    Ok(respond::typed(
+        StatusCode::OK,
+        &DeliveryDetail::new(&d, &attempts),
+    ))
 }
 
 /// Sends one delivery again now, in a fresh retry cycle, whatever its status.

@@ -9,11 +9,11 @@ use axum::response::Response;
 
 use super::grammar::{self, EventIdText, StatusName, Time};
 use super::params::{self, ApiError};
-use super::views::{self, ErrorBody, Event, Page};
+use super::views::{ErrorBody, Event, Page};
 use super::{AdminState, ApiResult, blocking};
-use crate::ids::{DeliveryId, EventId};
+use crate::ids::EventId;
+use crate::model::event::EventWithDeliveries;
 use crate::respond;
-use crate::store::query::EventView;
 
 const FILTERS: &[&str] = &["source", "type", "since", "until", "status", "endpoint"];
 
@@ -41,7 +41,7 @@ pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) 
     let store = st.store.clone();
     let page = blocking(move || store.list_events(&q.filter, q.limit, q.cursor.as_deref())).await?;
     let body = Page {
-        data: page.items.iter().map(views::event).collect(),
+        data: page.items.iter().map(Event::from).collect(),
         next_cursor: page.next_cursor,
     };
     Ok(respond::typed(StatusCode::OK, &body))
@@ -66,19 +66,15 @@ pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> 
         };
         let mut deliveries = Vec::new();
         for (did, _) in &event.deliveries {
-            if let Some(d) = store.delivery(DeliveryId(*did))? {
-                deliveries.push((DeliveryId(*did), d));
+            if let Some(d) = store.delivery(*did)? {
+                deliveries.push(d);
             }
         }
-        Ok(Some(EventView {
-            id,
-            event,
-            deliveries,
-        }))
+        Ok(Some(EventWithDeliveries { event, deliveries }))
     })
     .await?;
     let v = found.ok_or_else(|| ApiError::not_found("unknown_event", format!("no event {id}")))?;
-    Ok(respond::typed(StatusCode::OK, &views::event(&v)))
+    Ok(respond::typed(StatusCode::OK, &Event::from(&v)))
 }
 
 /// The body exactly as it arrived, with its original content type.

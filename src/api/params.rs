@@ -9,9 +9,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use crate::model::event::DeliveryStatus;
 use crate::respond;
+use crate::store::StoreError;
 use crate::store::query::Filter;
-use crate::store::{DeliveryStatus, StoreError};
 
 /// Items per page unless `limit` says otherwise, and the most it may say.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -163,15 +164,7 @@ pub fn list_query(
 }
 
 pub fn parse_status(s: &str) -> Option<DeliveryStatus> {
-    [
-        DeliveryStatus::Pending,
-        DeliveryStatus::Delivering,
-        DeliveryStatus::Retrying,
-        DeliveryStatus::Delivered,
-        DeliveryStatus::Dead,
-    ]
-    .into_iter()
-    .find(|st| st.as_str() == s)
+    DeliveryStatus::ALL.into_iter().find(|st| st.as_str() == s)
 }
 
 /// An RFC 3339 time, or a duration before now such as `2h` or `30m`, as Unix milliseconds:

@@ -1,19 +1,20 @@
-//! The JSON shapes of the admin API, as SPEC names their fields. Handlers serialize these
-//! types, and the OpenAPI document (`api::openapi`) is derived from the same types, so the
-//! document cannot describe a shape the API does not send.
+//! The JSON shapes of the admin API, as SPEC names their fields: **the one vocabulary of the
+//! API's answers**. Handlers build them from the model (`model::event`) and serialize them; the
+//! operator CLI (`cli::operator`), and any other client in this crate, deserializes answers
+//! into the same types rather than indexing loose JSON, so a renamed field fails to decode
+//! instead of printing blank cells. The OpenAPI document (`api::openapi`) is derived from them
+//! too, so it cannot describe a shape the API does not send.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::params::rfc3339;
-use crate::ids::{DeliveryId, EventId};
-use crate::store::query::{DeadLetter, EventView};
-use crate::store::{AttemptRecord, DeliveryRecord, DeliveryStatus};
+use crate::model::event as model;
 
-pub use crate::respond::ErrorBody;
+pub use crate::respond::{ErrorBody, ErrorDetail};
 
 /// One event on its way to one endpoint.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Delivery {
     pub delivery_id: String,
     pub event_id: String,
@@ -27,22 +28,23 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
-pub fn delivery(id: DeliveryId, d: &DeliveryRecord) -> Delivery {
-    Delivery {
-        delivery_id: id.to_string(),
-        event_id: EventId(d.event_id).to_string(),
-        endpoint_id: d.endpoint_id.clone(),
-        status: d.status.as_str().into(),
-        attempts: d.attempts,
-        next_attempt_at: matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying)
-            .then(|| rfc3339(d.due_ms)),
-        last_status_code: d.last_status_code,
-        last_error: d.last_error.clone(),
+impl From<&model::Delivery> for Delivery {
+    fn from(d: &model::Delivery) -> Self {
+        Delivery {
+            delivery_id: d.id.to_string(),
+            event_id: d.event_id.to_string(),
+            endpoint_id: d.endpoint_id.clone(),
+            status: d.status.as_str().into(),
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_ms().map(rfc3339),
+            last_status_code: d.last_status_code,
+            last_error: d.last_error.clone(),
+        }
     }
 }
 
 /// An accepted webhook or published event, with each delivery's status.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     pub event_id: String,
     pub source: String,
@@ -53,22 +55,20 @@ pub struct Event {
     pub deliveries: Vec<Delivery>,
 }
 
-pub fn event(v: &EventView) -> Event {
-    Event {
-        event_id: v.id.to_string(),
-        source: v.event.source.clone(),
-        event_type: v.event.event_type.clone(),
-        received_at: rfc3339(v.event.received_ms),
-        deliveries: v
-            .deliveries
-            .iter()
-            .map(|(id, d)| delivery(*id, d))
-            .collect(),
+impl From<&model::EventWithDeliveries> for Event {
+    fn from(v: &model::EventWithDeliveries) -> Self {
+        Event {
+            event_id: v.event.id.to_string(),
+            source: v.event.source.clone(),
+            event_type: v.event.event_type.clone(),
+            received_at: rfc3339(v.event.received_ms),
+            deliveries: v.deliveries.iter().map(Delivery::from).collect(),
+        }
     }
 }
 
 /// One attempt of a delivery.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Attempt {
     /// 1 for the first.
     pub attempt: usize,
@@ -81,27 +81,44 @@ pub struct Attempt {
     pub response_excerpt: String,
 }
 
-pub fn attempt(number: usize, a: &AttemptRecord) -> Attempt {
-    Attempt {
-        attempt: number,
-        at: rfc3339(a.at_ms),
-        status_code: a.status_code,
-        latency_ms: a.latency_ms,
-        error: a.error.clone(),
-        response_excerpt: String::from_utf8_lossy(&a.response_excerpt).into_owned(),
+impl Attempt {
+    /// Attempt `number` (1 for the first) of a delivery.
+    pub fn new(number: usize, a: &model::Attempt) -> Self {
+        Attempt {
+            attempt: number,
+            at: rfc3339(a.at_ms),
+            status_code: a.status_code,
+            latency_ms: a.latency_ms,
+            error: a.error.clone(),
+            response_excerpt: String::from_utf8_lossy(&a.response_excerpt).into_owned(),
+        }
     }
 }
 
 /// A delivery with every attempt.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: Delivery,
     pub attempt_log: Vec<Attempt>,
 }
 
+impl DeliveryDetail {
+    /// A delivery and its attempts, in order.
+    pub fn new(d: &model::Delivery, attempts: &[model::Attempt]) -> Self {
+        DeliveryDetail {
+            delivery: Delivery::from(d),
+            attempt_log: attempts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Attempt::new(i + 1, a))
+                .collect(),
+        }
+    }
+}
+
 /// A delivery that will not be attempted again unless replayed.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetterView {
     pub delivery_id: String,
     pub event_id: String,
@@ -115,61 +132,63 @@ pub struct DeadLetterView {
     pub dead_at: String,
 }
 
-pub fn dead_letter(d: &DeadLetter) -> DeadLetterView {
-    DeadLetterView {
-        delivery_id: d.delivery_id.to_string(),
-        event_id: d.event_id.to_string(),
-        endpoint_id: d.endpoint_id.clone(),
-        source: d.source.clone(),
-        event_type: d.event_type.clone(),
-        attempts: d.attempts,
-        last_error: d.last_error.clone(),
-        dead_at: rfc3339(d.dead_at_ms),
+impl From<&model::DeadLetter> for DeadLetterView {
+    fn from(d: &model::DeadLetter) -> Self {
+        DeadLetterView {
+            delivery_id: d.delivery_id.to_string(),
+            event_id: d.event_id.to_string(),
+            endpoint_id: d.endpoint_id.clone(),
+            source: d.source.clone(),
+            event_type: d.event_type.clone(),
+            attempts: d.attempts,
+            last_error: d.last_error.clone(),
+            dead_at: rfc3339(d.dead_at_ms),
+        }
     }
 }
 
 /// A page of a list: `next_cursor` is null on the last.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Page<T: ToSchema> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
 /// The answer to an accepted (202) or duplicate (200) event.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Accepted {
     pub event_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<bool>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Replayed {
     pub replayed: usize,
     /// Dead letters that matched but whose endpoint no longer exists: left dead.
     pub endpoint_removed: usize,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Recovered {
     pub recovered: usize,
     /// Being sent right now, so left alone.
     pub in_flight: usize,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RetryAccepted {
     pub delivery_id: String,
     pub status: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PauseState {
     pub id: String,
     pub paused: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Deleted {
     pub id: String,
     pub deleted: bool,
@@ -178,7 +197,7 @@ pub struct Deleted {
     pub dead_lettered: Option<u64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SecretView {
     pub id: String,
     /// `whsec_…`, or null when the endpoint does not sign.
@@ -187,7 +206,7 @@ pub struct SecretView {
     pub url: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Rotated {
     pub id: String,
     pub secret: String,
@@ -195,13 +214,13 @@ pub struct Rotated {
     pub previous_until: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RateLimitView {
     pub per_second: u32,
     pub burst: u32,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RetryView {
     pub max_attempts: u32,
     pub base_ms: u64,
@@ -210,7 +229,7 @@ pub struct RetryView {
 }
 
 /// An endpoint; its secret is never shown here.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EndpointView {
     pub id: String,
     /// User info and query values masked (`***`): see the secret route for the whole URL.
@@ -231,7 +250,7 @@ pub struct EndpointView {
 }
 
 /// Where a source finds a value: `{"header": name}` or `{"json": pointer}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FieldView {
     Header(String),
@@ -239,7 +258,7 @@ pub enum FieldView {
 }
 
 /// A source; its secrets are never shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SourceView {
     pub id: String,
     pub verify: String,
@@ -248,4 +267,111 @@ pub struct SourceView {
     pub dedup: Option<FieldView>,
     pub event_type: Option<FieldView>,
     pub dedup_window_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{DeliveryId, EventId};
+    use crate::model::event::DeliveryStatus;
+
+    fn delivery(status: DeliveryStatus) -> model::Delivery {
+        model::Delivery {
+            id: DeliveryId(2),
+            event_id: EventId(1),
+            endpoint_id: "billing".into(),
+            status,
+            attempts: 1,
+            due_ms: 1_700_000_060_000,
+            created_ms: 1_700_000_000_000,
+            updated_ms: 1_700_000_001_000,
+            last_status_code: Some(503),
+            last_error: Some("HTTP 503".into()),
+            cycle_base: 0,
+            cycle_started_ms: 1_700_000_000_000,
+        }
+    }
+
+    /// What the API sends decodes into the same type: the CLI and a console read answers
+    /// with the very types the handlers wrote them with.
+    #[test]
+    fn every_view_reads_back_what_it_wrote() {
+        let event = Event::from(&model::EventWithDeliveries {
+            event: model::Event {
+                id: EventId(1),
+                source: "stripe".into(),
+                event_type: None,
+                received_ms: 1_700_000_000_000,
+                dedup_key: None,
+                deliveries: vec![(DeliveryId(2), "billing".into())],
+            },
+            deliveries: vec![delivery(DeliveryStatus::Retrying)],
+        });
+        assert_eq!(event.deliveries[0].status, "retrying");
+        assert_eq!(
+            event.deliveries[0].next_attempt_at.as_deref(),
+            Some("2023-11-14T22:14:20.000Z")
+        );
+        let page = Page {
+            data: vec![event],
+            next_cursor: Some("evt_x".into()),
+        };
+        let json = serde_json::to_value(&page).expect("serializes");
+        assert_eq!(json["data"][0]["type"], serde_json::Value::Null);
+        assert_eq!(Page::<Event>::deserialize(&json).expect("decodes"), page);
+
+        let detail = DeliveryDetail::new(
+            &delivery(DeliveryStatus::Delivering),
+            &[model::Attempt {
+                at_ms: 1_700_000_001_000,
+                status_code: Some(503),
+                latency_ms: 40,
+                error: Some("HTTP 503".into()),
+                response_excerpt: b"busy".to_vec(),
+            }],
+        );
+        // Flattened: the delivery's fields beside the log, as SPEC shows them.
+        let json = serde_json::to_value(&detail).expect("serializes");
+        assert_eq!(json["status"], "delivering");
+        assert_eq!(json["next_attempt_at"], serde_json::Value::Null);
+        assert_eq!(json["attempt_log"][0]["attempt"], 1);
+        assert_eq!(DeliveryDetail::deserialize(&json).expect("decodes"), detail);
+
+        let dead = DeadLetterView::from(&model::DeadLetter {
+            delivery_id: DeliveryId(2),
+            event_id: EventId(1),
+            endpoint_id: "billing".into(),
+            source: "stripe".into(),
+            event_type: Some("charge.failed".into()),
+            attempts: 3,
+            last_error: None,
+            dead_at_ms: 1_700_000_002_000,
+        });
+        let json = serde_json::to_value(&dead).expect("serializes");
+        assert_eq!(json["type"], "charge.failed");
+        assert_eq!(DeadLetterView::deserialize(&json).expect("decodes"), dead);
+    }
+
+    /// A field renamed on one side fails to decode rather than reading as empty.
+    #[test]
+    fn an_answer_missing_a_field_does_not_decode() {
+        let view = DeadLetterView::from(&model::DeadLetter {
+            delivery_id: DeliveryId(2),
+            event_id: EventId(1),
+            endpoint_id: "billing".into(),
+            source: "stripe".into(),
+            event_type: None,
+            attempts: 3,
+            last_error: None,
+            dead_at_ms: 0,
+        });
+        let mut json = serde_json::to_value(&view).expect("serializes");
+        let dead_at = json
+            .as_object_mut()
+            .and_then(|o| o.remove("dead_at"))
+            .expect("has dead_at");
+        json["died_at"] = dead_at;
+        let err = DeadLetterView::deserialize(&json).expect_err("refused");
+        assert!(err.to_string().contains("dead_at"), "{err}");
+    }
 }

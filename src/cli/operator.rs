@@ -1,11 +1,23 @@
 //! Operator commands: `events`, `deliveries`, `dlq`, `endpoints`. Each is one call to a running
 //! gateway's admin API, printed as a table (or the API's JSON with `--json`).
+//!
+//! Answers are decoded into the API's own response types (`api::views`), the very types its
+//! handlers serialize, so the CLI cannot drift from the API: a field renamed there fails here
+//! to compile or to decode, never prints a blank cell.
 
+use std::fmt::Display;
 use std::io::Write;
 
 use clap::{Args, Subcommand};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tabwriter::TabWriter;
+
+use crate::api::dead_letters::ReplayBody;
+use crate::api::views::{
+    DeadLetterView, DeliveryDetail, EndpointView, ErrorBody, Event, Page, PauseState, Replayed,
+};
 
 /// Where the admin API is and how to talk to it; on every operator command.
 #[derive(Debug, Clone, Args)]
@@ -117,6 +129,8 @@ pub enum OperatorError {
     },
     #[error("the admin API answered something that is not JSON: {0}")]
     NotJson(String),
+    #[error("the admin API answered a shape this build does not know: {0}")]
+    Unexpected(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -138,21 +152,20 @@ impl Client {
         Ok(Client { conn, http })
     }
 
-    async fn call(
+    /// Calls the API: its answer as it came (what `--json` prints) and decoded as `T`.
+    async fn call<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, OperatorError> {
+        body: Option<String>,
+    ) -> Result<Answer<T>, OperatorError> {
         let url = format!("{}/api/v1{path}", self.conn.url.trim_end_matches('/'));
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.conn.token {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
+            req = req.header("content-type", "application/json").body(b);
         }
         let resp = req.send().await.map_err(|e| OperatorError::Unreachable {
             url: self.conn.url.clone(),
@@ -166,18 +179,30 @@ impl Client {
         let json: Value = serde_json::from_str(&text)
             .map_err(|_| OperatorError::NotJson(text.chars().take(200).collect()))?;
         if (200..300).contains(&status) {
-            return Ok(json);
+            let typed = T::deserialize(&json)
+                .map_err(|e| OperatorError::Unexpected(format!("{path}: {e}")))?;
+            return Ok(Answer { json, typed });
         }
-        let message = json["error"]["message"].as_str().unwrap_or("").to_string();
+        // An error in another shape (a proxy's, say) still has its status to show.
+        let (code, message) = match ErrorBody::deserialize(&json) {
+            Ok(ErrorBody { error }) => (error.code, error.message),
+            Err(_) => (String::new(), String::new()),
+        };
         if status == 401 {
             return Err(OperatorError::Unauthorized(message));
         }
         Err(OperatorError::Api {
             status,
-            code: json["error"]["code"].as_str().unwrap_or("").to_string(),
+            code,
             message,
         })
     }
+}
+
+/// An answer of the API: the JSON as it came, and the same decoded.
+struct Answer<T> {
+    json: Value,
+    typed: T,
 }
 
 fn innermost(e: &dyn std::error::Error) -> String {
@@ -208,12 +233,9 @@ fn filter_pairs(f: &Filters) -> Vec<(&'static str, Option<String>)> {
     ]
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+/// A cell for a value the API may leave null: `-` then.
+fn opt<T: Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".into(), ToString::to_string)
 }
 
 /// Prints rows under a header, aligned.
@@ -236,8 +258,8 @@ fn table(
     )
 }
 
-fn more(out: &mut impl Write, body: &Value) -> std::io::Result<()> {
-    if let Some(c) = body["next_cursor"].as_str() {
+fn more<T: utoipa::ToSchema>(out: &mut impl Write, page: &Page<T>) -> std::io::Result<()> {
+    if let Some(c) = &page.next_cursor {
         writeln!(out, "(more: --cursor {c})")?;
     }
     Ok(())
@@ -250,36 +272,34 @@ fn block_on<T>(f: impl Future<Output = Result<T, OperatorError>>) -> Result<T, O
         .block_on(f)
 }
 
-fn print(
+/// Prints an answer: its JSON as the API sent it with `--json`, else what `render` makes of
+/// the decoded body.
+fn print<T>(
     conn: &Conn,
-    body: &Value,
-    render: impl FnOnce(&mut std::io::StdoutLock<'_>) -> std::io::Result<()>,
+    answer: &Answer<T>,
+    render: impl FnOnce(&mut std::io::StdoutLock<'_>, &T) -> std::io::Result<()>,
 ) -> Result<(), OperatorError> {
     let mut out = std::io::stdout().lock();
     if conn.json {
         writeln!(
             out,
             "{}",
-            serde_json::to_string_pretty(body).unwrap_or_default()
+            serde_json::to_string_pretty(&answer.json).unwrap_or_default()
         )?;
     } else {
-        render(&mut out)?;
+        render(&mut out, &answer.typed)?;
     }
     Ok(())
 }
 
-/// The array under `key` of an API answer, or none.
-fn items(body: &Value, key: &str) -> Vec<Value> {
-    body[key].as_array().cloned().unwrap_or_default()
-}
-
-fn deliveries_cell(event: &Value) -> String {
-    let ds = items(event, "deliveries");
-    if ds.is_empty() {
+fn deliveries_cell(event: &Event) -> String {
+    if event.deliveries.is_empty() {
         return "-".into();
     }
-    ds.iter()
-        .map(|d| format!("{}:{}", s(&d["endpoint_id"]), s(&d["status"])))
+    event
+        .deliveries
+        .iter()
+        .map(|d| format!("{}:{}", d.endpoint_id, d.status))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -301,19 +321,19 @@ pub fn events(conn: Conn, cmd: Events) -> Result<(), OperatorError> {
                 ("limit", limit.map(|l| l.to_string())),
                 ("cursor", cursor),
             ]);
-            let body = block_on(client.call(
+            let answer = block_on(client.call::<Page<Event>>(
                 reqwest::Method::GET,
                 &format!("/events{}", query(&pairs)),
                 None,
             ))?;
-            print(&conn, &body, |out| {
-                let rows = items(&body, "data").into_iter().map(|e| {
+            print(&conn, &answer, |out, page| {
+                let rows = page.data.iter().map(|e| {
                     vec![
-                        s(&e["event_id"]),
-                        s(&e["source"]),
-                        s(&e["type"]),
-                        s(&e["received_at"]),
-                        deliveries_cell(&e),
+                        e.event_id.clone(),
+                        e.source.clone(),
+                        opt(&e.event_type),
+                        e.received_at.clone(),
+                        deliveries_cell(e),
                     ]
                 });
                 table(
@@ -321,29 +341,33 @@ pub fn events(conn: Conn, cmd: Events) -> Result<(), OperatorError> {
                     &["EVENT", "SOURCE", "TYPE", "RECEIVED", "DELIVERIES"],
                     rows,
                 )?;
-                more(out, &body)
+                more(out, page)
             })
         }
         Events::Show { id } => {
-            let body = block_on(client.call(reqwest::Method::GET, &format!("/events/{id}"), None))?;
-            print(&conn, &body, |out| {
+            let answer = block_on(client.call::<Event>(
+                reqwest::Method::GET,
+                &format!("/events/{id}"),
+                None,
+            ))?;
+            print(&conn, &answer, |out, e| {
                 writeln!(
                     out,
                     "event     {}\nsource    {}\ntype      {}\nreceived  {}\n",
-                    s(&body["event_id"]),
-                    s(&body["source"]),
-                    s(&body["type"]),
-                    s(&body["received_at"])
+                    e.event_id,
+                    e.source,
+                    opt(&e.event_type),
+                    e.received_at
                 )?;
-                let rows = items(&body, "deliveries").into_iter().map(|d| {
+                let rows = e.deliveries.iter().map(|d| {
                     vec![
-                        s(&d["delivery_id"]),
-                        s(&d["endpoint_id"]),
-                        s(&d["status"]),
-                        s(&d["attempts"]),
-                        s(&d["next_attempt_at"]),
-                        s(&d["last_status_code"]),
-                        s(&d["last_error"]),
+                        d.delivery_id.clone(),
+                        d.endpoint_id.clone(),
+                        d.status.clone(),
+                        d.attempts.to_string(),
+                        opt(&d.next_attempt_at),
+                        opt(&d.last_status_code),
+                        opt(&d.last_error),
                     ]
                 });
                 table(
@@ -367,25 +391,30 @@ pub fn events(conn: Conn, cmd: Events) -> Result<(), OperatorError> {
 pub fn deliveries(conn: Conn, cmd: Deliveries) -> Result<(), OperatorError> {
     let client = Client::new(conn.clone())?;
     let Deliveries::Show { id } = cmd;
-    let body = block_on(client.call(reqwest::Method::GET, &format!("/deliveries/{id}"), None))?;
-    print(&conn, &body, |out| {
+    let answer = block_on(client.call::<DeliveryDetail>(
+        reqwest::Method::GET,
+        &format!("/deliveries/{id}"),
+        None,
+    ))?;
+    print(&conn, &answer, |out, detail| {
+        let d = &detail.delivery;
         writeln!(
             out,
             "delivery  {}\nevent     {}\nendpoint  {}\nstatus    {}\nattempts  {}\nnext      {}\n",
-            s(&body["delivery_id"]),
-            s(&body["event_id"]),
-            s(&body["endpoint_id"]),
-            s(&body["status"]),
-            s(&body["attempts"]),
-            s(&body["next_attempt_at"])
+            d.delivery_id,
+            d.event_id,
+            d.endpoint_id,
+            d.status,
+            d.attempts,
+            opt(&d.next_attempt_at)
         )?;
-        let rows = items(&body, "attempt_log").into_iter().map(|a| {
+        let rows = detail.attempt_log.iter().map(|a| {
             vec![
-                s(&a["attempt"]),
-                s(&a["at"]),
-                s(&a["status_code"]),
-                format!("{} ms", s(&a["latency_ms"])),
-                s(&a["error"]),
+                a.attempt.to_string(),
+                a.at.clone(),
+                opt(&a.status_code),
+                format!("{} ms", a.latency_ms),
+                opt(&a.error),
             ]
         });
         table(out, &["#", "AT", "CODE", "LATENCY", "ERROR"], rows)
@@ -407,22 +436,22 @@ pub fn dlq(conn: Conn, cmd: Dlq) -> Result<(), OperatorError> {
                 ("limit", limit.map(|l| l.to_string())),
                 ("cursor", cursor),
             ]);
-            let body = block_on(client.call(
+            let answer = block_on(client.call::<Page<DeadLetterView>>(
                 reqwest::Method::GET,
                 &format!("/dead-letters{}", query(&pairs)),
                 None,
             ))?;
-            print(&conn, &body, |out| {
-                let rows = items(&body, "data").into_iter().map(|d| {
+            print(&conn, &answer, |out, page| {
+                let rows = page.data.iter().map(|d| {
                     vec![
-                        s(&d["delivery_id"]),
-                        s(&d["event_id"]),
-                        s(&d["endpoint_id"]),
-                        s(&d["source"]),
-                        s(&d["type"]),
-                        s(&d["attempts"]),
-                        s(&d["dead_at"]),
-                        s(&d["last_error"]),
+                        d.delivery_id.clone(),
+                        d.event_id.clone(),
+                        d.endpoint_id.clone(),
+                        d.source.clone(),
+                        opt(&d.event_type),
+                        d.attempts.to_string(),
+                        d.dead_at.clone(),
+                        opt(&d.last_error),
                     ]
                 });
                 table(
@@ -439,7 +468,7 @@ pub fn dlq(conn: Conn, cmd: Dlq) -> Result<(), OperatorError> {
                     ],
                     rows,
                 )?;
-                more(out, &body)
+                more(out, page)
             })
         }
         Dlq::Replay {
@@ -447,25 +476,23 @@ pub fn dlq(conn: Conn, cmd: Dlq) -> Result<(), OperatorError> {
             endpoint,
             ids,
         } => {
-            let mut body = serde_json::Map::new();
-            for (k, v) in filter_pairs(&filters)
-                .into_iter()
-                .chain([("endpoint", endpoint)])
-            {
-                if let Some(v) = v {
-                    body.insert(k.into(), Value::String(v));
-                }
-            }
-            if !ids.is_empty() {
-                body.insert("ids".into(), Value::from(ids));
-            }
-            let answer = block_on(client.call(
+            let body = ReplayBody {
+                endpoint,
+                source: filters.source,
+                event_type: filters.event_type,
+                since: filters.since,
+                until: filters.until,
+                ids: (!ids.is_empty()).then_some(ids),
+            };
+            let body = serde_json::to_string(&body)
+                .map_err(|e| OperatorError::Unexpected(e.to_string()))?;
+            let answer = block_on(client.call::<Replayed>(
                 reqwest::Method::POST,
                 "/dead-letters/replay",
-                Some(Value::Object(body)),
+                Some(body),
             ))?;
-            print(&conn, &answer, |out| {
-                writeln!(out, "replayed {}", s(&answer["replayed"]))
+            print(&conn, &answer, |out, r| {
+                writeln!(out, "replayed {}", r.replayed)
             })
         }
     }
@@ -475,24 +502,19 @@ pub fn endpoints(conn: Conn, cmd: Endpoints) -> Result<(), OperatorError> {
     let client = Client::new(conn.clone())?;
     match cmd {
         Endpoints::List => {
-            let body = block_on(client.call(reqwest::Method::GET, "/endpoints", None))?;
-            print(&conn, &body, |out| {
-                let rows = items(&body, "data").into_iter().map(|e| {
-                    let state = if e["paused"].as_bool() == Some(true) {
-                        "paused"
-                    } else {
-                        "active"
-                    };
+            let answer = block_on(client.call::<Page<EndpointView>>(
+                reqwest::Method::GET,
+                "/endpoints",
+                None,
+            ))?;
+            print(&conn, &answer, |out, page| {
+                let rows = page.data.iter().map(|e| {
                     vec![
-                        s(&e["id"]),
-                        s(&e["url"]),
-                        state.to_string(),
-                        s(&e["max_in_flight"]),
-                        if e["signs"].as_bool() == Some(true) {
-                            "yes".into()
-                        } else {
-                            "no".into()
-                        },
+                        e.id.clone(),
+                        e.url.clone(),
+                        if e.paused { "paused" } else { "active" }.to_string(),
+                        e.max_in_flight.to_string(),
+                        if e.signs { "yes" } else { "no" }.to_string(),
                     ]
                 });
                 table(
@@ -509,16 +531,17 @@ pub fn endpoints(conn: Conn, cmd: Endpoints) -> Result<(), OperatorError> {
 
 fn set_paused(conn: &Conn, client: &Client, id: &str, pause: bool) -> Result<(), OperatorError> {
     let action = if pause { "pause" } else { "resume" };
-    let body = block_on(client.call(
+    let answer = block_on(client.call::<PauseState>(
         reqwest::Method::POST,
         &format!("/endpoints/{id}/{action}"),
         None,
     ))?;
-    print(conn, &body, |out| {
+    print(conn, &answer, |out, state| {
         writeln!(
             out,
-            "endpoint {id} {}",
-            if pause { "paused" } else { "resumed" }
+            "endpoint {} {}",
+            state.id,
+            if state.paused { "paused" } else { "resumed" }
         )
     })
 }

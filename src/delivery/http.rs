@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use super::retry::Outcome;
 use super::target::{Attempted, Outbound};
 use crate::model::endpoint::{Destination, Endpoint};
+use crate::model::event::Attempt;
 use crate::model::reach::Reach;
-use crate::store::AttemptRecord;
 
 /// Bytes of the response body kept with the attempt.
 pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
@@ -101,7 +101,7 @@ impl HttpTarget {
             Outcome::Failed { error, .. } | Outcome::Refused { error } => Some(error.clone()),
         };
         let class = class(&outcome, status_code);
-        let record = AttemptRecord {
+        let record = Attempt {
             at_ms: out.now_ms,
             status_code,
             latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -14,8 +14,9 @@ use super::http::{HttpTarget, HttpTransport};
 use super::retry::Outcome;
 use crate::config::SchemeKind;
 use crate::model::endpoint::{Destination, Endpoint};
+use crate::model::event::Attempt;
 use crate::model::reach::Reach;
-use crate::store::{AttemptRecord, DueDelivery};
+use crate::store::DueDelivery;
 
 /// One attempt at one delivery, as a target sends it.
 pub struct Outbound<'a> {
@@ -30,7 +31,7 @@ pub struct Outbound<'a> {
 #[derive(Debug)]
 pub struct Attempted {
     pub outcome: Outcome,
-    pub record: AttemptRecord,
+    pub record: Attempt,
     /// The class it is counted under in `hookgate_delivery_attempts_total` (for HTTP: `2xx` …
     /// `5xx`, `timeout`, `connect`, `blocked`, `error`).
     pub class: &'static str,

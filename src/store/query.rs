@@ -6,9 +6,10 @@
 
 use redb::ReadableDatabase;
 
-use super::records::{self, DeliveryRecord, DeliveryStatus, EventRecord};
+use super::records::{self, DeliveryRecord, EventRecord};
 use super::{DEAD, DELIVERIES, EVENTS, Store, StoreError};
 use crate::ids::{DeliveryId, EventId};
+use crate::model::event::{DeadLetter, DeliveryStatus, Event, EventWithDeliveries};
 
 /// The most rows one page looks at.
 pub const SCAN_LIMIT: usize = 10_000;
@@ -25,7 +26,7 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn event_matches(&self, ev: &EventRecord) -> bool {
+    fn event_matches(&self, ev: &Event) -> bool {
         self.source.as_ref().is_none_or(|s| *s == ev.source)
             && self
                 .event_type
@@ -39,27 +40,6 @@ impl Filter {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
-}
-
-/// An event with its deliveries.
-#[derive(Debug, Clone)]
-pub struct EventView {
-    pub id: EventId,
-    pub event: EventRecord,
-    pub deliveries: Vec<(DeliveryId, DeliveryRecord)>,
-}
-
-/// A dead delivery with what an operator filters on.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    pub delivery_id: DeliveryId,
-    pub event_id: EventId,
-    pub endpoint_id: String,
-    pub source: String,
-    pub event_type: Option<String>,
-    pub attempts: u32,
-    pub last_error: Option<String>,
-    pub dead_at_ms: u64,
 }
 
 fn ulid_bound(ms: u64, high: bool) -> u128 {
@@ -79,7 +59,7 @@ impl Store {
         filter: &Filter,
         limit: usize,
         cursor: Option<&str>,
-    ) -> Result<Page<EventView>, StoreError> {
+    ) -> Result<Page<EventWithDeliveries>, StoreError> {
         let txn = self.inner.db.get()?.begin_read()?;
         let events = txn.open_table(EVENTS)?;
         let deliveries = txn.open_table(DELIVERIES)?;
@@ -110,28 +90,28 @@ impl Store {
             let Ok(event) = records::decode::<EventRecord>(value.value()) else {
                 continue;
             };
+            let event = event.into_model(id.0);
             if !filter.event_matches(&event) {
                 continue;
             }
             let mut ds = Vec::with_capacity(event.deliveries.len());
             for (did, _) in &event.deliveries {
                 if let Some(Ok(d)) = deliveries
-                    .get(*did)?
+                    .get(did.0)?
                     .map(|d| records::decode::<DeliveryRecord>(d.value()))
                 {
-                    ds.push((DeliveryId(*did), d));
+                    ds.push(d.into_model(did.0));
                 }
             }
             let endpoint_ok = filter
                 .endpoint
                 .as_ref()
-                .is_none_or(|e| ds.iter().any(|(_, d)| d.endpoint_id == *e));
+                .is_none_or(|e| ds.iter().any(|d| d.endpoint_id == *e));
             let status_ok = filter
                 .status
-                .is_none_or(|s| ds.iter().any(|(_, d)| d.status == s));
+                .is_none_or(|s| ds.iter().any(|d| d.status == s));
             if endpoint_ok && status_ok {
-                page.items.push(EventView {
-                    id,
+                page.items.push(EventWithDeliveries {
                     event,
                     deliveries: ds,
                 });
@@ -185,6 +165,7 @@ impl Store {
             let Ok(ev) = records::decode::<EventRecord>(ev.value()) else {
                 continue;
             };
+            let ev = ev.into_model(d.event_id);
             if !filter.event_matches(&ev)
                 || filter
                     .endpoint

@@ -8,12 +8,13 @@ use bytes::Bytes;
 use redb::{ReadableDatabase, ReadableTable};
 use tokio::sync::oneshot;
 
+use super::records::{self, AttemptRecord, DeliveryRecord, EventRecord, PayloadRecord};
 use super::{
-    ATTEMPTS, AttemptRecord, DELIVERIES, DUE, DeliveryRecord, DueBatch, DueDelivery, EVENTS,
-    EventRecord, META, META_PENDING, PAYLOADS, PENDING_BY_ENDPOINT, PayloadRecord, QUARANTINE,
-    Store, StoreError, records, writer,
+    ATTEMPTS, DELIVERIES, DUE, DueBatch, DueDelivery, EVENTS, META, META_PENDING, PAYLOADS,
+    PENDING_BY_ENDPOINT, QUARANTINE, Store, StoreError, writer,
 };
 use crate::ids::{DeliveryId, EventId};
+use crate::model::event::{Attempt, Delivery, Event, Payload};
 
 impl Store {
     /// Up to `limit` deliveries of `endpoint` due at `now_ms`, skipping those in `skip` (in
@@ -61,7 +62,7 @@ impl Store {
                     Ok(Some((rec, ev, records::decode(payload.value())?)))
                 };
             let (rec, ev, payload) = match read() {
-                Ok(Some(found)) => found,
+                Ok(Some((rec, ev, payload))) => (rec.into_model(id.0), ev, payload),
                 Ok(None) | Err(StoreError::Corrupt(_)) => {
                     tracing::error!(endpoint, delivery_id = %id, "a scheduled delivery cannot be read; skipped");
                     unreadable.push((due_ms, id.0));
@@ -71,7 +72,7 @@ impl Store {
             };
             batch.items.push(DueDelivery {
                 delivery_id: id,
-                event_id: EventId(rec.event_id),
+                event_id: rec.event_id,
                 attempts: rec.attempts,
                 cycle_attempts: rec.cycle_attempts(),
                 cycle_started_ms: rec.cycle_started_ms,
@@ -109,12 +110,12 @@ impl Store {
     }
 
     /// One event and its payload.
-    pub fn event(&self, id: EventId) -> Result<Option<(EventRecord, PayloadRecord)>, StoreError> {
+    pub fn event(&self, id: EventId) -> Result<Option<(Event, Payload)>, StoreError> {
         let txn = self.inner.db.get()?.begin_read()?;
         let Some(ev) = txn
             .open_table(EVENTS)?
             .get(id.0)?
-            .map(|v| records::decode(v.value()))
+            .map(|v| records::decode::<EventRecord>(v.value()))
             .transpose()?
         else {
             return Ok(None);
@@ -122,31 +123,31 @@ impl Store {
         let payload = txn
             .open_table(PAYLOADS)?
             .get(id.0)?
-            .map(|v| records::decode(v.value()))
+            .map(|v| records::decode::<PayloadRecord>(v.value()))
             .transpose()?
             .ok_or_else(|| StoreError::Corrupt(format!("event {id} has no payload")))?;
-        Ok(Some((ev, payload)))
+        Ok(Some((ev.into_model(id.0), payload.into())))
     }
 
     /// One delivery.
-    pub fn delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
+    pub fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
         let txn = self.inner.db.get()?.begin_read()?;
         let table = txn.open_table(DELIVERIES)?;
         let rec = table
             .get(id.0)?
-            .map(|v| records::decode(v.value()))
+            .map(|v| records::decode::<DeliveryRecord>(v.value()))
             .transpose()?;
-        Ok(rec)
+        Ok(rec.map(|r| r.into_model(id.0)))
     }
 
     /// Every attempt of one delivery, in order.
-    pub fn attempts(&self, id: DeliveryId) -> Result<Vec<AttemptRecord>, StoreError> {
+    pub fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>, StoreError> {
         let txn = self.inner.db.get()?.begin_read()?;
         let table = txn.open_table(ATTEMPTS)?;
         let mut out = Vec::new();
         for entry in table.range((id.0, 0u32)..=(id.0, u32::MAX))? {
             let (_, v) = entry?;
-            out.push(records::decode(v.value())?);
+            out.push(records::decode::<AttemptRecord>(v.value())?.into());
         }
         Ok(out)
     }

@@ -1,21 +1,28 @@
-//! What the store keeps, and how each record is encoded on disk: one version byte, then the
-//! record in postcard (compact, varint-based). A version we do not know is an error, never a
-//! guess, so a future format change can migrate explicitly.
+//! What the redb store keeps, and how each record is encoded on disk: one version byte, then
+//! the record in postcard (compact, varint-based). A version we do not know is an error, never
+//! a guess, so a future format change can migrate explicitly.
+//!
+//! **These records are the redb backend's own**: the rest of hookgate sees the model's types
+//! (`model::event`), converted here at the store's edge, so the on-disk format cannot leak
+//! into the API or the rules, and a model change cannot silently change the format (the
+//! golden test below pins its bytes).
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::StoreError;
+use crate::ids::{DeliveryId, EventId};
+use crate::model::event::{Attempt, Delivery, DeliveryStatus, Event, Payload};
 
 /// The format version written before every record.
-pub const RECORD_VERSION: u8 = 1;
+pub(super) const RECORD_VERSION: u8 = 1;
 
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing plain structs into a Vec cannot fail; an empty record would fail to decode
     // loudly rather than silently.
     postcard::to_extend(value, vec![RECORD_VERSION]).unwrap_or_default()
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
         Some((&RECORD_VERSION, rest)) => postcard::from_bytes(rest)
             .map_err(|e| StoreError::Corrupt(format!("undecodable record: {e}"))),
@@ -26,9 +33,11 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     }
 }
 
-/// Delivery status values, as SPEC names them.
+/// A delivery's status on disk. Its own type, in the order the format has always had
+/// (postcard writes the variant's index), so the model's [`DeliveryStatus`] can change
+/// without changing the format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DeliveryStatus {
+pub(super) enum StatusRecord {
     Pending,
     Delivering,
     Retrying,
@@ -36,26 +45,33 @@ pub enum DeliveryStatus {
     Dead,
 }
 
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivering => "delivering",
-            Self::Retrying => "retrying",
-            Self::Delivered => "delivered",
-            Self::Dead => "dead",
+impl From<StatusRecord> for DeliveryStatus {
+    fn from(s: StatusRecord) -> Self {
+        match s {
+            StatusRecord::Pending => Self::Pending,
+            StatusRecord::Delivering => Self::Delivering,
+            StatusRecord::Retrying => Self::Retrying,
+            StatusRecord::Delivered => Self::Delivered,
+            StatusRecord::Dead => Self::Dead,
         }
     }
+}
 
-    /// Delivered and dead deliveries are finished: nothing schedules them again.
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Delivered | Self::Dead)
+impl From<DeliveryStatus> for StatusRecord {
+    fn from(s: DeliveryStatus) -> Self {
+        match s {
+            DeliveryStatus::Pending => Self::Pending,
+            DeliveryStatus::Delivering => Self::Delivering,
+            DeliveryStatus::Retrying => Self::Retrying,
+            DeliveryStatus::Delivered => Self::Delivered,
+            DeliveryStatus::Dead => Self::Dead,
+        }
     }
 }
 
 /// An event's metadata (its body and headers are kept apart, in the payloads table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventRecord {
+pub(super) struct EventRecord {
     pub source: String,
     pub event_type: Option<String>,
     pub received_ms: u64,
@@ -64,9 +80,27 @@ pub struct EventRecord {
     pub deliveries: Vec<(u128, String)>,
 }
 
+impl EventRecord {
+    /// The event this record keeps under key `id`.
+    pub fn into_model(self, id: u128) -> Event {
+        Event {
+            id: EventId(id),
+            source: self.source,
+            event_type: self.event_type,
+            received_ms: self.received_ms,
+            dedup_key: self.dedup_key,
+            deliveries: self
+                .deliveries
+                .into_iter()
+                .map(|(d, e)| (DeliveryId(d), e))
+                .collect(),
+        }
+    }
+}
+
 /// The bytes as they arrived: every request header, and the body exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PayloadRecord {
+pub(super) struct PayloadRecord {
     pub headers: Vec<(String, serde_bytes::ByteBuf)>,
     // As bytes, not a sequence of u8: the same encoding, but one copy instead of a call per
     // byte, both ways.
@@ -77,60 +111,112 @@ pub struct PayloadRecord {
 /// A [`PayloadRecord`] borrowed from the request, encoded identically: ingest writes the
 /// body and headers without copying them first.
 #[derive(Serialize)]
-pub struct PayloadRef<'a> {
+pub(super) struct PayloadRef<'a> {
     pub headers: Vec<(&'a str, &'a serde_bytes::Bytes)>,
     #[serde(with = "serde_bytes")]
     pub body: &'a [u8],
 }
 
-impl PayloadRecord {
-    /// The first value of a header, by lower-case name.
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+impl From<PayloadRecord> for Payload {
+    fn from(p: PayloadRecord) -> Self {
+        Payload {
+            headers: p
+                .headers
+                .into_iter()
+                .map(|(n, v)| (n, v.into_vec()))
+                .collect(),
+            body: bytes::Bytes::from(p.body),
+        }
     }
 }
 
-/// One event on its way to one endpoint.
+/// One event on its way to one endpoint (its id is its key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliveryRecord {
+pub(super) struct DeliveryRecord {
     pub event_id: u128,
     pub endpoint_id: String,
-    pub status: DeliveryStatus,
-    /// Attempts made and recorded so far.
+    pub status: StatusRecord,
     pub attempts: u32,
-    /// When it is next due; while `Delivering`, when its lease expires. Mirrors its key in the
-    /// due index.
+    /// Mirrors its key in the due index while not final.
     pub due_ms: u64,
     pub created_ms: u64,
     pub updated_ms: u64,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
-    /// The retry cycle: `attempts` when it began, and when. A replay or a manual retry starts a
-    /// new cycle, so `max_attempts` and `max_age` count from there, while the attempt log (and
-    /// `attempts`) keeps the whole history.
     pub cycle_base: u32,
     pub cycle_started_ms: u64,
 }
 
 impl DeliveryRecord {
-    /// Attempts made in the current retry cycle.
-    pub fn cycle_attempts(&self) -> u32 {
-        self.attempts.saturating_sub(self.cycle_base)
+    /// The delivery this record keeps under key `id`.
+    pub fn into_model(self, id: u128) -> Delivery {
+        Delivery {
+            id: DeliveryId(id),
+            event_id: EventId(self.event_id),
+            endpoint_id: self.endpoint_id,
+            status: self.status.into(),
+            attempts: self.attempts,
+            due_ms: self.due_ms,
+            created_ms: self.created_ms,
+            updated_ms: self.updated_ms,
+            last_status_code: self.last_status_code,
+            last_error: self.last_error,
+            cycle_base: self.cycle_base,
+            cycle_started_ms: self.cycle_started_ms,
+        }
+    }
+}
+
+impl From<Delivery> for DeliveryRecord {
+    fn from(d: Delivery) -> Self {
+        DeliveryRecord {
+            event_id: d.event_id.0,
+            endpoint_id: d.endpoint_id,
+            status: d.status.into(),
+            attempts: d.attempts,
+            due_ms: d.due_ms,
+            created_ms: d.created_ms,
+            updated_ms: d.updated_ms,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error,
+            cycle_base: d.cycle_base,
+            cycle_started_ms: d.cycle_started_ms,
+        }
     }
 }
 
 /// One recorded attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttemptRecord {
+pub(super) struct AttemptRecord {
     pub at_ms: u64,
     pub status_code: Option<u16>,
     pub latency_ms: u64,
     pub error: Option<String>,
-    /// The first bytes of the response body.
     pub response_excerpt: Vec<u8>,
+}
+
+impl From<AttemptRecord> for Attempt {
+    fn from(a: AttemptRecord) -> Self {
+        Attempt {
+            at_ms: a.at_ms,
+            status_code: a.status_code,
+            latency_ms: a.latency_ms,
+            error: a.error,
+            response_excerpt: a.response_excerpt,
+        }
+    }
+}
+
+impl From<&Attempt> for AttemptRecord {
+    fn from(a: &Attempt) -> Self {
+        AttemptRecord {
+            at_ms: a.at_ms,
+            status_code: a.status_code,
+            latency_ms: a.latency_ms,
+            error: a.error.clone(),
+            response_excerpt: a.response_excerpt.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -142,7 +228,7 @@ mod tests {
         let rec = DeliveryRecord {
             event_id: 7,
             endpoint_id: "billing".into(),
-            status: DeliveryStatus::Retrying,
+            status: StatusRecord::Retrying,
             attempts: 2,
             due_ms: 10,
             created_ms: 1,
@@ -174,9 +260,73 @@ mod tests {
             body: &(0..=255u8).collect::<Vec<_>>(),
         });
         assert_eq!(before, now);
-        let decoded: PayloadRecord = decode(&before).expect("decodes");
+        let decoded: Payload = decode::<PayloadRecord>(&before).expect("decodes").into();
         assert_eq!(decoded.header("webhook-id"), Some(&b"msg_1"[..]));
         assert_eq!(decoded.body, (0..=255u8).collect::<Vec<_>>());
+    }
+
+    /// The bytes each record has always had (taken from the build before the records became
+    /// private to the store): a change of the model or of these types must not change them.
+    #[test]
+    fn the_format_is_byte_for_byte_what_it_was() {
+        let statuses = [
+            (DeliveryStatus::Pending, 0u8),
+            (DeliveryStatus::Delivering, 1),
+            (DeliveryStatus::Retrying, 2),
+            (DeliveryStatus::Delivered, 3),
+            (DeliveryStatus::Dead, 4),
+        ];
+        for (status, index) in statuses {
+            let d = Delivery {
+                id: DeliveryId(99),
+                event_id: EventId(7),
+                endpoint_id: "billing".into(),
+                status,
+                attempts: 2,
+                due_ms: 10,
+                created_ms: 1,
+                updated_ms: 2,
+                last_status_code: Some(503),
+                last_error: Some("HTTP 503".into()),
+                cycle_base: 0,
+                cycle_started_ms: 1,
+            };
+            let bytes = encode(&DeliveryRecord::from(d.clone()));
+            let expected =
+                format!("01070762696c6c696e67{index:02x}020a010201f703010848545450203530330001");
+            assert_eq!(hex::encode(&bytes), expected, "{status:?}");
+            let back = decode::<DeliveryRecord>(&bytes).expect("decodes");
+            assert_eq!(back.into_model(99), d);
+        }
+        let ev = EventRecord {
+            source: "s".into(),
+            event_type: Some("t".into()),
+            received_ms: 1_700_000_000_000,
+            dedup_key: Some("k".into()),
+            deliveries: vec![(u128::MAX - 1, "e".into())],
+        };
+        assert_eq!(
+            hex::encode(encode(&ev)),
+            "01017301017480d095ffbc3101016b01feffffffffffffffffffffffffffffffffff030165"
+        );
+        let attempt = Attempt {
+            at_ms: 5,
+            status_code: Some(200),
+            latency_ms: 3,
+            error: None,
+            response_excerpt: b"ok".to_vec(),
+        };
+        let bytes = encode(&AttemptRecord::from(&attempt));
+        assert_eq!(hex::encode(&bytes), "010501c8010300026f6b");
+        assert_eq!(
+            Attempt::from(decode::<AttemptRecord>(&bytes).expect("decodes")),
+            attempt
+        );
+        let payload = PayloadRecord {
+            headers: vec![("h".into(), serde_bytes::ByteBuf::from(b"v".to_vec()))],
+            body: b"{}".to_vec(),
+        };
+        assert_eq!(hex::encode(encode(&payload)), "010101680176027b7d");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod orphans;
 mod prune;
 mod quarantine;
 mod requeue;
+mod tables;
 #[cfg(test)]
 mod tests;
 
@@ -16,18 +17,20 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use redb::{Durability, ReadableDatabase, ReadableTable, Table};
+use redb::{Durability, ReadableDatabase, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
 
 use super::DbSlot;
+use super::records::{AttemptRecord, EventRecord, PayloadRef};
 use super::{
     ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DEDUP_EXPIRY, DELIVERIES, DUE,
-    DeliveryRecord, DeliveryStatus, ENDPOINT_STATE, EVENTS, EntryKind, EventRecord, IngestOutcome,
-    LEASES, META, META_PENDING, NewEvent, Next, PAYLOADS, PENDING_BY_ENDPOINT, Prune, Pruned,
-    QUARANTINE, Requeue, Requeued, StoreError, records, records::PayloadRef,
+    ENDPOINT_STATE, EVENTS, EntryKind, IngestOutcome, LEASES, META, META_PENDING, NewEvent,
+    PAYLOADS, PENDING_BY_ENDPOINT, Prune, Pruned, QUARANTINE, Requeue, Requeued, StoreError,
+    outbox, records,
 };
 use crate::clock::SharedClock;
 use crate::ids::{DeliveryId, EventId};
+use tables::{Tables, endpoint_pending, put_delivery, read_delivery, read_event};
 
 /// The most commands committed in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -91,29 +94,6 @@ pub(super) struct Writer {
     /// The endpoints work may be made for; `None` until the gateway says (a store opened
     /// only to be read or tested makes work for any).
     endpoints: Option<Arc<HashSet<String>>>,
-}
-
-/// The tables a batch writes, opened once per transaction.
-struct Tables<'t> {
-    events: Table<'t, u128, &'static [u8]>,
-    payloads: Table<'t, u128, &'static [u8]>,
-    deliveries: Table<'t, u128, &'static [u8]>,
-    due: Table<'t, (&'static str, u64, u128), ()>,
-    leases: Table<'t, u128, u64>,
-    attempts: Table<'t, (u128, u32), &'static [u8]>,
-    dead: Table<'t, (u64, u128), ()>,
-    dedup: Table<'t, (&'static str, &'static str), (u128, u64)>,
-    endpoint_state: Table<'t, &'static str, u8>,
-    config_entries: Table<'t, (&'static str, &'static str), &'static [u8]>,
-    dedup_expiry: Table<'t, (u64, &'static str, &'static str), ()>,
-    pending_by_endpoint: Table<'t, &'static str, u64>,
-    quarantine: Table<'t, (&'static str, u128), &'static [u8]>,
-    unfinished: Table<'t, u128, u64>,
-    finished_delivered: Table<'t, u128, ()>,
-    finished_dead: Table<'t, (u64, u128), ()>,
-    /// Records met in this batch that could not be decoded, moved to `quarantine` before
-    /// the commit.
-    corrupt: std::cell::RefCell<Vec<quarantine::Corrupt>>,
 }
 
 impl Writer {
@@ -303,7 +283,8 @@ impl Writer {
                             .map(|()| Done::Unit)
                     }
                     Command::Lease(ids, until, _) => {
-                        lease(&mut t, ids, *until, self.clock.now_ms()).map(|()| Done::Unit)
+                        lease(&mut t, ids, *until, self.clock.now_ms(), &mut pending)
+                            .map(|()| Done::Unit)
                     }
                     Command::Complete(c, _) => {
                         complete(&mut t, c, &mut pending).map(|()| Done::Unit)
@@ -404,7 +385,7 @@ impl Writer {
         for (scope, key, _) in &keys {
             if let Some(seen) = t.dedup.get((*scope, *key))? {
                 let (event_id, expires_ms) = seen.value();
-                if expires_ms > ev.received_ms {
+                if outbox::dedup_holds(expires_ms, ev.received_ms) {
                     return Ok(IngestOutcome::Duplicate {
                         event_id: EventId(event_id),
                     });
@@ -418,7 +399,7 @@ impl Writer {
             .filter(|e| known.is_none_or(|k| k.contains(e.as_str())))
             .collect();
         let fanout = endpoints.len() as u64;
-        if pending.saturating_add(fanout) > self.max_backlog {
+        if !outbox::admits(*pending, fanout, self.max_backlog) {
             return Err(StoreError::Backlog {
                 pending: *pending,
                 limit: self.max_backlog,
@@ -430,24 +411,10 @@ impl Writer {
         let event_id = self.next_id(received_ms);
         let mut deliveries = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
-            let id = self.next_id(received_ms);
-            let rec = DeliveryRecord {
-                event_id,
-                endpoint_id: endpoint.clone(),
-                status: DeliveryStatus::Pending,
-                attempts: 0,
-                due_ms: received_ms,
-                created_ms: received_ms,
-                updated_ms: received_ms,
-                last_status_code: None,
-                last_error: None,
-                cycle_base: 0,
-                cycle_started_ms: received_ms,
-            };
-            t.deliveries.insert(id, records::encode(&rec).as_slice())?;
-            t.due.insert((endpoint.as_str(), received_ms, id), ())?;
-            endpoint_pending(t, endpoint, 1)?;
-            deliveries.push((DeliveryId(id), endpoint.clone()));
+            let id = DeliveryId(self.next_id(received_ms));
+            let d = outbox::ingest(id, EventId(event_id), endpoint, received_ms);
+            put_delivery(t, None, &d, pending)?;
+            deliveries.push((id, endpoint.clone()));
         }
         let record = EventRecord {
             source: ev.source.clone(),
@@ -470,44 +437,14 @@ impl Writer {
             .insert(event_id, records::encode(&payload).as_slice())?;
         finished::stored(t, event_id, fanout)?;
         for (scope, key, window_ms) in keys {
-            let expires = received_ms.saturating_add(window_ms);
+            let expires = outbox::dedup_expires(received_ms, window_ms);
             t.dedup.insert((scope, key), (event_id, expires))?;
             t.dedup_expiry.insert((expires, scope, key), ())?;
         }
-        *pending += fanout;
         Ok(IngestOutcome::Accepted {
             event_id: EventId(event_id),
             deliveries,
         })
-    }
-}
-
-/// A delivery record; `None` when absent, or when it cannot be decoded (then it is noted for
-/// quarantine and skipped).
-fn read_delivery(t: &Tables<'_>, id: u128) -> Result<Option<DeliveryRecord>, StoreError> {
-    read_record(t, &t.deliveries, "deliveries", id)
-}
-
-/// An event record, like [`read_delivery`].
-fn read_event(t: &Tables<'_>, id: u128) -> Result<Option<EventRecord>, StoreError> {
-    read_record(t, &t.events, "events", id)
-}
-
-fn read_record<T: serde::de::DeserializeOwned>(
-    t: &Tables<'_>,
-    table: &Table<'_, u128, &'static [u8]>,
-    name: &'static str,
-    id: u128,
-) -> Result<Option<T>, StoreError> {
-    let Some(v) = table.get(id)? else {
-        return Ok(None);
-    };
-    match records::decode(v.value()) {
-        Ok(r) => Ok(Some(r)),
-        Err(_) => {
-            t.corrupt.borrow_mut().push((name, id));
-            Ok(None)
-        }
     }
 }
 
@@ -516,83 +453,37 @@ fn lease(
     ids: &[DeliveryId],
     until_ms: u64,
     now_ms: u64,
+    pending: &mut u64,
 ) -> Result<(), StoreError> {
     for id in ids {
-        let Some(mut rec) = read_delivery(t, id.0)? else {
+        let Some(old) = read_delivery(t, id.0)? else {
             continue;
         };
-        if rec.status.is_final() {
+        let Ok(new) = outbox::lease(&old, until_ms, now_ms) else {
             continue;
-        }
-        t.due.remove((rec.endpoint_id.as_str(), rec.due_ms, id.0))?;
-        rec.due_ms = until_ms;
-        rec.status = DeliveryStatus::Delivering;
-        rec.updated_ms = now_ms;
-        t.due
-            .insert((rec.endpoint_id.as_str(), until_ms, id.0), ())?;
+        };
+        put_delivery(t, Some(&old), &new, pending)?;
         t.leases.insert(id.0, until_ms)?;
-        t.deliveries
-            .insert(id.0, records::encode(&rec).as_slice())?;
     }
     Ok(())
 }
 
 fn complete(t: &mut Tables<'_>, c: &Completion, pending: &mut u64) -> Result<(), StoreError> {
     let id = c.delivery_id.0;
-    let Some(mut rec) = read_delivery(t, id)? else {
+    let Some(old) = read_delivery(t, id)? else {
         return Ok(());
     };
-    if rec.status.is_final() {
-        // Already settled (a duplicate completion after a lease was taken back): keep the first.
+    // Refused when already settled (a second result after a lease was taken back): the first
+    // stands.
+    let Ok(new) = outbox::complete(&old, &c.attempt, &c.next) else {
         return Ok(());
-    }
-    t.due.remove((rec.endpoint_id.as_str(), rec.due_ms, id))?;
+    };
     t.leases.remove(id)?;
-    rec.attempts = rec.attempts.saturating_add(1);
-    rec.updated_ms = c.attempt.at_ms;
-    rec.last_status_code = c.attempt.status_code;
-    rec.last_error = c.attempt.error.clone();
-    t.attempts
-        .insert((id, rec.attempts), records::encode(&c.attempt).as_slice())?;
-    match &c.next {
-        Next::Delivered => {
-            rec.status = DeliveryStatus::Delivered;
-            *pending = pending.saturating_sub(1);
-            endpoint_pending(t, &rec.endpoint_id, -1)?;
-        }
-        Next::RetryAt(at) => {
-            rec.status = DeliveryStatus::Retrying;
-            rec.due_ms = *at;
-            t.due.insert((rec.endpoint_id.as_str(), *at, id), ())?;
-        }
-        Next::Dead(reason) => {
-            rec.status = DeliveryStatus::Dead;
-            rec.last_error = Some(reason.clone());
-            t.dead.insert((c.attempt.at_ms, id), ())?;
-            *pending = pending.saturating_sub(1);
-            endpoint_pending(t, &rec.endpoint_id, -1)?;
-        }
-    }
-    t.deliveries.insert(id, records::encode(&rec).as_slice())?;
-    if rec.status.is_final() {
-        finished::settled(t, rec.event_id)?;
-    }
-    Ok(())
-}
-
-/// Keeps an endpoint's count of deliveries not yet final, for its lag metrics.
-fn endpoint_pending(t: &mut Tables<'_>, endpoint: &str, delta: i64) -> Result<(), StoreError> {
-    let current = t
-        .pending_by_endpoint
-        .get(endpoint)?
-        .map_or(0, |v| v.value());
-    let next = current.saturating_add_signed(delta);
-    if next == 0 {
-        t.pending_by_endpoint.remove(endpoint)?;
-    } else {
-        t.pending_by_endpoint.insert(endpoint, next)?;
-    }
-    Ok(())
+    t.attempts.insert(
+        (id, new.attempts),
+        records::encode(&AttemptRecord::from(&c.attempt)).as_slice(),
+    )?;
+    put_delivery(t, Some(&old), &new, pending)
 }
 
 fn set_paused(t: &mut Tables<'_>, endpoint: &str, paused: bool) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::harness::*;
-use hookgate::store::DeliveryStatus;
+use hookgate::model::event::DeliveryStatus;
 
 const TOKEN: &str = ADMIN_TOKEN;
 
@@ -250,7 +250,7 @@ async fn dead_letters_list_replay_by_filter_and_retry_one() {
         gw.store
             .delivery(a_delivery.parse().expect("id"))
             .expect("read")
-            .is_some_and(|d| d.status == hookgate::store::DeliveryStatus::Delivered)
+            .is_some_and(|d| d.status == hookgate::model::event::DeliveryStatus::Delivered)
     })
     .await;
     let (_, body) = admin_get(&gw, "/dead-letters").await;
@@ -385,7 +385,7 @@ async fn recover_requeues_dead_and_never_attempted_deliveries_in_a_window() {
     let (_, waiting) = send(&gw.url("orders"), "msg_waiting", r#"{"type":"a"}"#).await;
     assert_eq!(
         gw.statuses(event_id(&waiting)),
-        [hookgate::store::DeliveryStatus::Pending]
+        [hookgate::model::event::DeliveryStatus::Pending]
     );
 
     let (status, body) = admin_post_json(
@@ -409,7 +409,7 @@ async fn recover_requeues_dead_and_never_attempted_deliveries_in_a_window() {
     admin_post(&gw, "/endpoints/r/resume", Some(TOKEN)).await;
     for answer in [&dead, &waiting] {
         let d = gw.settled(event_id(answer)).await.remove(0);
-        assert_eq!(d.status, hookgate::store::DeliveryStatus::Delivered);
+        assert_eq!(d.status, hookgate::model::event::DeliveryStatus::Delivered);
     }
     let (status, _) = admin_post_json(&gw, "/endpoints/nope/recover", "").await;
     assert_eq!(status, 404);
@@ -546,7 +546,7 @@ async fn sources_and_endpoints_made_at_run_time_work_at_once_and_survive_a_resta
     assert_eq!(
         (d.status, d.last_error.as_deref()),
         (
-            hookgate::store::DeliveryStatus::Dead,
+            hookgate::model::event::DeliveryStatus::Dead,
             Some("endpoint deleted")
         )
     );
@@ -749,8 +749,11 @@ async fn a_patch_does_not_wait_for_attempts_in_flight() {
             .iter()
             .find(|(_, e)| e == "mover")
             .expect("a delivery to mover");
-        let id = hookgate::ids::DeliveryId(*id);
-        gw.store.delivery(id).expect("read").expect("stored").status
+        gw.store
+            .delivery(*id)
+            .expect("read")
+            .expect("stored")
+            .status
     };
     assert_eq!(mover_status(), DeliveryStatus::Delivering);
     let (status, answer) = send(&gw.url("orders"), "msg_after_move", "{}").await;

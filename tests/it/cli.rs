@@ -228,6 +228,39 @@ async fn operator_commands_against_a_live_server() {
         out.contains("status    dead") && out.contains("HTTP 500"),
         "{out}"
     );
+    // Every cell comes from the API's typed answer: nulls print as `-`, numbers as numbers.
+    assert!(
+        out.contains("next      -\n")
+            && out.contains(" ms")
+            && out.lines().any(|l| l.starts_with("1 ")),
+        "{out}"
+    );
+
+    let (code, out, err) = run(&["events", "show", &id.to_string()]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("type      order.created\n") && out.contains("source    orders\n"),
+        "{out}"
+    );
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with(&delivery))
+        .expect("a row for the delivery")
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[1..6], ["a", "dead", "1", "-", "500"], "{out}");
+    assert_eq!(
+        row[6..].join(" "),
+        "gave up after 1 attempts; last error: HTTP 500",
+        "{out}"
+    );
+
+    let (code, out, err) = run(&["dlq", "list"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("DELIVERY") && out.contains(&delivery) && out.contains("order.created"),
+        "{out}"
+    );
 
     receiver.set_default_status(200);
     let (code, out, err) = run(&["dlq", "replay", "--endpoint", "a"]).await;

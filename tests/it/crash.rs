@@ -247,10 +247,10 @@ async fn sigterm_lets_attempts_in_flight_finish_and_exits_0() {
         .expect("read")
         .expect("stored");
     let d = store
-        .delivery(hookgate::ids::DeliveryId(event.deliveries[0].0))
+        .delivery(event.deliveries[0].0)
         .expect("read")
         .expect("stored");
-    assert_eq!(d.status, hookgate::store::DeliveryStatus::Delivered);
+    assert_eq!(d.status, hookgate::model::event::DeliveryStatus::Delivered);
     assert_eq!(receiver.count(), 1);
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::harness::*;
-use hookgate::store::DeliveryStatus;
+use hookgate::model::event::DeliveryStatus;
 
 fn config(endpoints: &str) -> String {
     format!("{}\n{endpoints}", orders_source())
@@ -34,10 +34,7 @@ async fn failures_are_retried_with_the_same_webhook_id_until_delivered() {
     assert_eq!(delivery.status, DeliveryStatus::Delivered);
     assert_eq!(delivery.attempts, 3);
     let (event, _) = gw.store.event(event_id).expect("read").expect("stored");
-    let attempts = gw
-        .store
-        .attempts(hookgate::ids::DeliveryId(event.deliveries[0].0))
-        .expect("read");
+    let attempts = gw.store.attempts(event.deliveries[0].0).expect("read");
     gw.stop().await;
     let codes: Vec<Option<u16>> = attempts.iter().map(|a| a.status_code).collect();
     assert_eq!(codes, [Some(500), Some(503), Some(200)]);
@@ -212,10 +209,7 @@ async fn retry_after_on_429_delays_the_next_attempt() {
         .event(event_id(&answer))
         .expect("read")
         .expect("stored");
-    let attempts = gw
-        .store
-        .attempts(hookgate::ids::DeliveryId(event.deliveries[0].0))
-        .expect("read");
+    let attempts = gw.store.attempts(event.deliveries[0].0).expect("read");
     assert_eq!(
         attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(),
         [Some(429), Some(200)]
@@ -248,10 +242,7 @@ async fn rate_limit_spaces_attempts() {
         let d = gw.settled(*id).await.remove(0);
         assert_eq!(d.status, DeliveryStatus::Delivered);
         let (event, _) = gw.store.event(*id).expect("read").expect("stored");
-        let attempts = gw
-            .store
-            .attempts(hookgate::ids::DeliveryId(event.deliveries[0].0))
-            .expect("read");
+        let attempts = gw.store.attempts(event.deliveries[0].0).expect("read");
         starts.push(attempts[0].at_ms);
     }
     starts.sort_unstable();

@@ -14,8 +14,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use hookgate::config::Config;
-use hookgate::ids::{DeliveryId, EventId};
-use hookgate::store::{DeliveryRecord, DeliveryStatus, Store, StoreOptions};
+use hookgate::ids::EventId;
+use hookgate::model::event::{Delivery, DeliveryStatus};
+use hookgate::store::{Store, StoreOptions};
 use hookgate::{Listeners, RunOptions};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -136,13 +137,13 @@ impl Gateway {
         };
         ev.deliveries
             .iter()
-            .filter_map(|(id, _)| self.store.delivery(DeliveryId(*id)).expect("read"))
+            .filter_map(|(id, _)| self.store.delivery(*id).expect("read"))
             .map(|d| d.status)
             .collect()
     }
 
     /// Waits until every delivery of `event` is final, and returns their records.
-    pub async fn settled(&self, event: EventId) -> Vec<DeliveryRecord> {
+    pub async fn settled(&self, event: EventId) -> Vec<Delivery> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let records = self.deliveries(event);
@@ -159,13 +160,13 @@ impl Gateway {
     }
 
     /// Every delivery of an event, as stored now.
-    pub fn deliveries(&self, event: EventId) -> Vec<DeliveryRecord> {
+    pub fn deliveries(&self, event: EventId) -> Vec<Delivery> {
         let Some((ev, _)) = self.store.event(event).expect("read") else {
             return Vec::new();
         };
         ev.deliveries
             .iter()
-            .filter_map(|(id, _)| self.store.delivery(DeliveryId(*id)).expect("read"))
+            .filter_map(|(id, _)| self.store.delivery(*id).expect("read"))
             .collect()
     }
 

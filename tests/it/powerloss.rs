@@ -35,12 +35,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use hookgate::clock::Clock;
 use hookgate::ids::{DeliveryId, EventId};
+use hookgate::model::event::{Attempt, DeliveryStatus};
 use hookgate::store::fault::FaultSwitch;
 use hookgate::store::powercut::{Cut, PowerCut};
 use hookgate::store::query::Filter;
 use hookgate::store::{
-    AttemptRecord, Completion, DeliveryStatus, IngestOutcome, NewEvent, Next, Prune, Requeue,
-    Requeued, Store, StoreError, StoreOptions,
+    Completion, IngestOutcome, NewEvent, Next, Prune, Requeue, Requeued, Store, StoreError,
+    StoreOptions,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -320,33 +321,31 @@ fn snapshot(store: &Store, now: u64) -> Result<Snapshot, String> {
         let mut deliveries = Vec::new();
         for (did, endpoint) in &ev.deliveries {
             let rec = store
-                .delivery(DeliveryId(*did))
+                .delivery(*did)
                 .map_err(|e| err("delivery", e))?
                 .ok_or_else(|| {
                     format!(
                         "event {id} (marker {marker}) lists delivery {} that is not stored",
-                        DeliveryId(*did)
+                        *did
                     )
                 })?;
-            let attempts = store
-                .attempts(DeliveryId(*did))
-                .map_err(|e| err("attempts", e))?;
-            if rec.event_id != id.0 || rec.endpoint_id != *endpoint {
+            let attempts = store.attempts(*did).map_err(|e| err("attempts", e))?;
+            if rec.event_id != id || rec.endpoint_id != *endpoint {
                 return Err(format!(
                     "delivery {} does not belong to event {id} / {endpoint}: {rec:?}",
-                    DeliveryId(*did)
+                    *did
                 ));
             }
             if attempts.len() != rec.attempts as usize {
                 return Err(format!(
                     "delivery {} counts {} attempts but {} are recorded",
-                    DeliveryId(*did),
+                    *did,
                     rec.attempts,
                     attempts.len()
                 ));
             }
             deliveries.push(MDelivery {
-                id: Some(*did),
+                id: Some(did.0),
                 endpoint: endpoint.clone(),
                 status: rec.status,
                 attempts: rec.attempts,
@@ -360,7 +359,7 @@ fn snapshot(store: &Store, now: u64) -> Result<Snapshot, String> {
         let event = MEvent {
             id: Some(id.0),
             received_ms: ev.received_ms,
-            body: payload.body,
+            body: payload.body.to_vec(),
             headers,
             deliveries,
         };
@@ -916,7 +915,7 @@ impl Run {
                 store
                     .complete(Completion {
                         delivery_id: id,
-                        attempt: AttemptRecord {
+                        attempt: Attempt {
                             at_ms: now,
                             status_code: Some(if matches!(outcome, Outcome::Delivered) {
                                 200

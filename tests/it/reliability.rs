@@ -288,10 +288,7 @@ async fn the_rate_limit_holds_across_changes() {
             .0
             .deliveries[0]
             .clone();
-        let attempts = gw
-            .store
-            .attempts(hookgate::ids::DeliveryId(id))
-            .expect("read");
+        let attempts = gw.store.attempts(id).expect("read");
         starts.extend(attempts.iter().map(|a| a.at_ms));
     }
     starts.sort_unstable();
@@ -412,14 +409,14 @@ async fn work_left_for_removed_endpoints_is_dead_lettered_at_start() {
     let gw = Gateway::start_in(dir.path(), &with_admin("")).await;
     for event in [a, b] {
         eventually("dead-lettered at start", || {
-            gw.statuses(event) == [hookgate::store::DeliveryStatus::Dead]
+            gw.statuses(event) == [hookgate::model::event::DeliveryStatus::Dead]
         })
         .await;
         let d = gw.deliveries(event).remove(0);
         assert_eq!(d.last_error.as_deref(), Some("endpoint removed"));
     }
     let (event, _) = gw.store.event(a).expect("read").expect("stored");
-    let id = hookgate::ids::DeliveryId(event.deliveries[0].0);
+    let id = event.deliveries[0].0;
     let (status, body) =
         admin_call(&gw, Method::POST, &format!("/deliveries/{id}/retry"), "").await;
     assert_eq!(status, 409, "{body}");
@@ -444,7 +441,8 @@ async fn work_left_for_removed_endpoints_is_dead_lettered_at_start() {
 
 /// Makes `n` dead letters for `endpoint`, dead at `first_ms`, `first_ms + 1`, ...
 async fn dead_letters(store: &hookgate::store::Store, endpoint: &str, n: u64, first_ms: u64) {
-    use hookgate::store::{AttemptRecord, Completion, IngestOutcome, Next};
+    use hookgate::model::event::Attempt;
+    use hookgate::store::{Completion, IngestOutcome, Next};
     let mut ingests = tokio::task::JoinSet::new();
     for i in 0..n {
         let (store, endpoint) = (store.clone(), endpoint.to_string());
@@ -460,7 +458,7 @@ async fn dead_letters(store: &hookgate::store::Store, endpoint: &str, n: u64, fi
         let (i, id) = done.expect("ingested");
         let store = store.clone();
         completes.spawn(async move {
-            let attempt = AttemptRecord {
+            let attempt = Attempt {
                 at_ms: first_ms + i,
                 status_code: Some(500),
                 latency_ms: 1,
@@ -884,7 +882,8 @@ async fn buffered_request_bodies_are_bounded() {
 /// not looked at again and again (they used to be read at every interval).
 #[tokio::test]
 async fn pruning_does_not_reread_survivors() {
-    use hookgate::store::{AttemptRecord, Completion, IngestOutcome, Next, Prune};
+    use hookgate::model::event::Attempt;
+    use hookgate::store::{Completion, IngestOutcome, Next, Prune};
     const DAY: u64 = 24 * 3600 * 1000;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = roomy_store(dir.path(), Arc::new(hookgate::clock::SystemClock));
@@ -908,7 +907,7 @@ async fn pruning_does_not_reread_survivors() {
             store
                 .complete(Completion {
                     delivery_id: deliveries[0].0,
-                    attempt: AttemptRecord {
+                    attempt: Attempt {
                         at_ms: t0 + 1_000,
                         status_code: None,
                         latency_ms: 1,

@@ -17,9 +17,9 @@
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{Tables, read_delivery, read_event};
-use crate::store::{
-    DELIVERIES, DeliveryRecord, DeliveryStatus, EVENTS, EventRecord, META, StoreError, records,
-};
+use crate::model::event::Delivery;
+use crate::store::records::{self, DeliveryRecord, EventRecord};
+use crate::store::{DELIVERIES, EVENTS, META, StoreError, outbox};
 
 pub(in crate::store) const UNFINISHED: TableDefinition<u128, u64> =
     TableDefinition::new("unfinished");
@@ -29,14 +29,6 @@ pub(in crate::store) const FINISHED_DEAD: TableDefinition<(u64, u128), ()> =
     TableDefinition::new("finished_dead");
 /// Set once the index is built (a store from before it gets it at open).
 const META_INDEXED: &str = "finished_index";
-
-/// Where a finished event belongs: `None` for the delivered index, else its last death.
-fn last_death(deliveries: impl Iterator<Item = DeliveryRecord>) -> Option<u64> {
-    deliveries
-        .filter(|d| d.status == DeliveryStatus::Dead)
-        .map(|d| d.updated_ms)
-        .max()
-}
 
 /// An event stored with `n` deliveries, none final yet.
 pub(super) fn stored(t: &mut Tables<'_>, event: u128, n: u64) -> Result<(), StoreError> {
@@ -66,7 +58,9 @@ pub(super) fn reopened(t: &mut Tables<'_>, event: u128) -> Result<(), StoreError
     let left = t.unfinished.get(event)?.map_or(0, |v| v.value());
     if left == 0 {
         t.finished_delivered.remove(event)?;
-        if let Some(at) = last_death(deliveries_of(t, event)?.into_iter()) {
+        // Where a finished event is filed: the delivered index, or the dead one by its last
+        // death.
+        if let Some(at) = outbox::last_death(&deliveries_of(t, event)?) {
             t.finished_dead.remove((at, event))?;
         }
     }
@@ -74,21 +68,22 @@ pub(super) fn reopened(t: &mut Tables<'_>, event: u128) -> Result<(), StoreError
     Ok(())
 }
 
-fn deliveries_of(t: &Tables<'_>, event: u128) -> Result<Vec<DeliveryRecord>, StoreError> {
+fn deliveries_of(t: &Tables<'_>, event: u128) -> Result<Vec<Delivery>, StoreError> {
     let Some(ev) = read_event(t, event)? else {
         return Ok(Vec::new());
     };
     let mut out = Vec::with_capacity(ev.deliveries.len());
     for (id, _) in &ev.deliveries {
-        if let Some(d) = read_delivery(t, *id)? {
+        if let Some(d) = read_delivery(t, id.0)? {
             out.push(d);
         }
     }
     Ok(out)
 }
 
-fn file(t: &mut Tables<'_>, event: u128) -> Result<(), StoreError> {
-    match last_death(deliveries_of(t, event)?.into_iter()) {
+/// Files a finished event in the index its deliveries' present state says.
+pub(super) fn file(t: &mut Tables<'_>, event: u128) -> Result<(), StoreError> {
+    match outbox::last_death(&deliveries_of(t, event)?) {
         None => t.finished_delivered.insert(event, ())?,
         Some(at) => t.finished_dead.insert((at, event), ())?,
     };
@@ -120,14 +115,14 @@ pub(in crate::store) fn build_if_missing(txn: &WriteTransaction) -> Result<(), S
                 .get(*did)?
                 .map(|v| records::decode::<DeliveryRecord>(v.value()))
             {
-                recs.push(d);
+                recs.push(d.into_model(*did));
             }
         }
-        let open = recs.iter().filter(|d| !d.status.is_final()).count() as u64;
+        let open = outbox::unfinished(&recs);
         if open > 0 {
             unfinished.insert(id, open)?;
         } else {
-            match last_death(recs.into_iter()) {
+            match outbox::last_death(&recs) {
                 None => delivered.insert(id, ())?,
                 Some(at) => dead.insert((at, id), ())?,
             };

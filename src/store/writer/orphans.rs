@@ -10,8 +10,8 @@ use std::collections::HashSet;
 
 use redb::ReadableTable;
 
-use super::{Tables, read_delivery};
-use crate::store::{DeliveryStatus, EntryKind, StoreError, records};
+use super::{Tables, put_delivery, read_delivery};
+use crate::store::{EntryKind, StoreError, outbox};
 
 /// The reason a delivery of a deleted endpoint is dead.
 pub(super) const DELETED: &str = "endpoint deleted";
@@ -50,23 +50,19 @@ pub(super) fn dead_letter_endpoint(
     for (due_ms, did) in waiting {
         t.due.remove((id, due_ms, did))?;
         t.leases.remove(did)?;
-        let Some(mut rec) = read_delivery(t, did)? else {
+        let Some(old) = read_delivery(t, did)? else {
             // Unreadable (noted for quarantine) or gone: out of the schedule and the count.
             *pending = pending.saturating_sub(1);
             continue;
         };
-        if rec.status.is_final() {
+        // A final one was a stale schedule entry, gone now.
+        let Ok(new) = outbox::dead_letter(&old, reason, now_ms) else {
             continue;
-        }
-        rec.status = DeliveryStatus::Dead;
-        rec.last_error = Some(reason.into());
-        rec.updated_ms = now_ms;
-        t.dead.insert((now_ms, did), ())?;
-        t.deliveries.insert(did, records::encode(&rec).as_slice())?;
-        super::finished::settled(t, rec.event_id)?;
-        *pending = pending.saturating_sub(1);
+        };
+        put_delivery(t, Some(&old), &new, pending)?;
         dead += 1;
     }
+    // Nothing of this endpoint is waiting any more, whatever the count said.
     t.pending_by_endpoint.remove(id)?;
     Ok(dead)
 }

@@ -3,9 +3,10 @@
 
 use redb::ReadableTable;
 
-use super::{Tables, read_delivery, read_event};
+use super::{Tables, finished, read_delivery, read_event};
 use crate::ids::EventId;
-use crate::store::{DeliveryStatus, Prune, Pruned, StoreError};
+use crate::store::outbox::{self, Cutoffs, Eligibility};
+use crate::store::{Prune, Pruned, StoreError};
 
 /// Removes expired dedup entries, then finished events older than the retention with their
 /// payloads, deliveries and attempts. Bounded by `p.max_events`; says where to go on.
@@ -29,7 +30,7 @@ pub(super) fn prune(t: &mut Tables<'_>, p: &Prune) -> Result<Pruned, StoreError>
             .dedup
             .get((scope.as_str(), key.as_str()))?
             .map(|v| v.value().1);
-        if current.is_some_and(|e| e <= p.now_ms) {
+        if current.is_some_and(|e| !outbox::dedup_holds(e, p.now_ms)) {
             t.dedup.remove((scope.as_str(), key.as_str()))?;
             out.dedup_entries += 1;
         }
@@ -80,26 +81,38 @@ pub(super) fn prune(t: &mut Tables<'_>, p: &Prune) -> Result<Pruned, StoreError>
             unindex(t)?;
             continue;
         };
-        let mut finished = Vec::with_capacity(event.deliveries.len());
+        let mut deliveries = Vec::with_capacity(event.deliveries.len());
         for (did, _) in &event.deliveries {
-            if let Some(d) = read_delivery(t, *did)? {
-                finished.push((*did, d));
+            if let Some(d) = read_delivery(t, did.0)? {
+                deliveries.push(d);
             }
         }
-        let open = finished
-            .iter()
-            .filter(|(_, d)| !d.status.is_final())
-            .count() as u64;
-        if open > 0 {
-            // The index was wrong: put it right rather than meet this event again.
-            tracing::warn!(event_id = %EventId(id), "a finished-event index entry was stale; repaired");
-            unindex(t)?;
-            t.unfinished.insert(id, open)?;
-            continue;
+        let cutoffs = Cutoffs {
+            events_before_ms: p.events_before_ms,
+            dead_before_ms: p.dead_before_ms,
+        };
+        match outbox::prunable(event.received_ms, &deliveries, cutoffs) {
+            Eligibility::Prunable => {}
+            Eligibility::Unfinished(open) => {
+                // The index was wrong: put it right rather than meet this event again.
+                tracing::warn!(event_id = %EventId(id), "a finished-event index entry was stale; repaired");
+                unindex(t)?;
+                t.unfinished.insert(id, open)?;
+                continue;
+            }
+            Eligibility::Kept => {
+                // Filed under a time its deliveries no longer say (the index selects by
+                // arrival and last death, so only a stale entry gets here): file it again.
+                tracing::warn!(event_id = %EventId(id), "a finished-event index entry was stale; refiled");
+                unindex(t)?;
+                finished::file(t, id)?;
+                continue;
+            }
         }
-        for (did, d) in finished {
-            if d.status == DeliveryStatus::Dead {
-                t.dead.remove((d.updated_ms, did))?;
+        for d in deliveries {
+            let did = d.id.0;
+            if let Some(at) = d.dead_at_ms() {
+                t.dead.remove((at, did))?;
             }
             let mut attempts = Vec::new();
             for entry in t.attempts.range((did, 0u32)..=(did, u32::MAX))? {

@@ -7,10 +7,12 @@
 
 use redb::ReadableTable;
 
-use super::{Tables, endpoint_pending};
-use crate::store::{
-    DeliveryRecord, DeliveryStatus, EventRecord, PayloadRecord, StoreError, records,
-};
+use super::{Tables, endpoint_pending, put_delivery};
+use crate::store::records::{self, DeliveryRecord, EventRecord, PayloadRecord};
+use crate::store::{StoreError, outbox};
+
+/// The reason a scheduled delivery whose event cannot be read is dead.
+const UNREADABLE: &str = "its event cannot be read (quarantined)";
 
 /// A record a command met and could not decode: (table, key).
 pub(super) type Corrupt = (&'static str, u128);
@@ -51,40 +53,44 @@ pub(super) fn settle_unreadable(
             continue; // Already settled since the read.
         }
         t.leases.remove(id)?;
-        // It was in the schedule, so it was counted as not final: it is not any more.
-        *pending = pending.saturating_sub(1);
-        endpoint_pending(t, endpoint, -1)?;
         let Some(bytes) = t.deliveries.get(id)?.map(|v| v.value().to_vec()) else {
-            continue; // Already moved to quarantine by another command.
+            // Already moved to quarantine by another command. It was in the schedule, so it
+            // was counted as not final: it is not any more.
+            *pending = pending.saturating_sub(1);
+            endpoint_pending(t, endpoint, -1)?;
+            continue;
         };
-        let Ok(mut rec) = records::decode::<DeliveryRecord>(&bytes) else {
+        let Ok(old) = records::decode::<DeliveryRecord>(&bytes) else {
+            *pending = pending.saturating_sub(1);
+            endpoint_pending(t, endpoint, -1)?;
             t.corrupt.borrow_mut().push(("deliveries", id));
             continue;
         };
+        let old = old.into_model(id);
+        let event = old.event_id.0;
         for (table, ok) in [
             (
                 "events",
                 t.events
-                    .get(rec.event_id)?
+                    .get(event)?
                     .is_none_or(|v| records::decode::<EventRecord>(v.value()).is_ok()),
             ),
             (
                 "payloads",
                 t.payloads
-                    .get(rec.event_id)?
+                    .get(event)?
                     .is_none_or(|v| records::decode::<PayloadRecord>(v.value()).is_ok()),
             ),
         ] {
             if !ok {
-                t.corrupt.borrow_mut().push((table, rec.event_id));
+                t.corrupt.borrow_mut().push((table, event));
             }
         }
-        rec.status = DeliveryStatus::Dead;
-        rec.last_error = Some("its event cannot be read (quarantined)".into());
-        rec.updated_ms = now_ms;
-        t.dead.insert((now_ms, id), ())?;
-        t.deliveries.insert(id, records::encode(&rec).as_slice())?;
-        super::finished::settled(t, rec.event_id)?;
+        // Out of the counts as it dies. A final one (refused) was a stale schedule entry,
+        // gone now, and not counted as waiting.
+        if let Ok(new) = outbox::dead_letter(&old, UNREADABLE, now_ms) {
+            put_delivery(t, Some(&old), &new, pending)?;
+        }
     }
     Ok(())
 }
@@ -143,7 +149,7 @@ mod tests {
             .delivery(crate::ids::DeliveryId(ids[2].1))
             .expect("read")
             .expect("kept");
-        assert_eq!(third.status, crate::store::DeliveryStatus::Dead);
+        assert_eq!(third.status, crate::model::event::DeliveryStatus::Dead);
         // Read again: nothing unreadable left in the schedule.
         assert_eq!(due().await.expect("join").expect("read").items.len(), 1);
         // Pruning, listing and ingest all go on.

@@ -6,9 +6,11 @@ use std::collections::HashSet;
 
 use redb::ReadableTable;
 
-use super::{Tables, endpoint_pending, finished, read_delivery, read_event};
+use super::{Tables, put_delivery, read_delivery, read_event};
 use crate::ids::DeliveryId;
-use crate::store::{DeliveryRecord, DeliveryStatus, Requeue, Requeued, StoreError, records};
+use crate::model::event::Delivery;
+use crate::store::outbox::{self, Refusal};
+use crate::store::{Requeue, Requeued, StoreError};
 
 pub(super) fn requeue(
     t: &mut Tables<'_>,
@@ -25,8 +27,7 @@ pub(super) fn requeue(
             since_ms,
             until_ms,
         } => {
-            let in_window =
-                |d: &DeliveryRecord| d.created_ms >= *since_ms && d.created_ms < *until_ms;
+            let in_window = |d: &Delivery| d.created_ms >= *since_ms && d.created_ms < *until_ms;
             let mut selected = Vec::new();
             // Waiting and retrying ones are in the endpoint's due index, dead ones in the dead
             // index; delivered ones are in neither and stay as they are.
@@ -81,7 +82,7 @@ pub(super) fn requeue(
                         continue;
                     }
                     if filter.source.is_some() || filter.event_type.is_some() {
-                        let Some(ev) = read_event(t, d.event_id)? else {
+                        let Some(ev) = read_event(t, d.event_id.0)? else {
                             continue;
                         };
                         if filter.source.as_ref().is_some_and(|s| *s != ev.source)
@@ -100,42 +101,22 @@ pub(super) fn requeue(
         }
     };
     for id in ids {
-        let Some(mut rec) = read_delivery(t, id)? else {
+        let Some(old) = read_delivery(t, id)? else {
             continue;
         };
-        if known.is_some_and(|k| !k.contains(&rec.endpoint_id)) {
+        if known.is_some_and(|k| !k.contains(&old.endpoint_id)) {
             out.removed.push(DeliveryId(id));
             continue;
         }
-        match rec.status {
-            DeliveryStatus::Delivering => {
-                out.in_flight.push(DeliveryId(id));
-                continue;
+        match outbox::requeue(&old, now_ms) {
+            Ok(new) => {
+                put_delivery(t, Some(&old), &new, pending)?;
+                out.deliveries.push((new.id, new.endpoint_id));
             }
-            DeliveryStatus::Pending | DeliveryStatus::Retrying => {
-                t.due.remove((rec.endpoint_id.as_str(), rec.due_ms, id))?;
-            }
-            DeliveryStatus::Dead => {
-                finished::reopened(t, rec.event_id)?;
-                // A dead delivery's `updated_ms` is when it died: its key in the dead index.
-                t.dead.remove((rec.updated_ms, id))?;
-                *pending += 1;
-                endpoint_pending(t, &rec.endpoint_id, 1)?;
-            }
-            DeliveryStatus::Delivered => {
-                finished::reopened(t, rec.event_id)?;
-                *pending += 1;
-                endpoint_pending(t, &rec.endpoint_id, 1)?;
-            }
+            Err(Refusal::InFlight) => out.in_flight.push(DeliveryId(id)),
+            // No other refusal exists for a requeue.
+            Err(Refusal::Final | Refusal::NotLeased) => {}
         }
-        rec.status = DeliveryStatus::Pending;
-        rec.due_ms = now_ms;
-        rec.updated_ms = now_ms;
-        rec.cycle_base = rec.attempts;
-        rec.cycle_started_ms = now_ms;
-        t.due.insert((rec.endpoint_id.as_str(), now_ms, id), ())?;
-        t.deliveries.insert(id, records::encode(&rec).as_slice())?;
-        out.deliveries.push((DeliveryId(id), rec.endpoint_id));
     }
     Ok(out)
 }

@@ -1,0 +1,177 @@
+//! The store's commands and answers: what callers hand the writer (an event to ingest, an
+//! attempt's completion, a requeue, a pruning step) and what comes back. Backend-neutral:
+//! they carry model types and ids, never records.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::query;
+use crate::ids::{DeliveryId, EventId};
+use crate::model::event::Attempt;
+
+/// A webhook to store, with the endpoints it must reach.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub source: String,
+    pub event_type: Option<String>,
+    pub received_ms: u64,
+    /// The provider's delivery id and how long to remember it.
+    pub dedup: Option<(String, u64)>,
+    /// The namespace of the dedup key; `None` is the source id.
+    pub dedup_scope: Option<String>,
+    /// A hash of the body and how long to remember it, for sources whose delivery id is an
+    /// unsigned header: a captured request sent again under a new id is still a duplicate.
+    /// Kept in the namespace `<source>#body`.
+    pub body_dedup: Option<(String, u64)>,
+    /// The memory this request holds against the ingress budget (`ingress.max_buffered_bytes`):
+    /// released once the writer is done with the event, stored or not.
+    pub budget: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
+    pub endpoints: Vec<String>,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Accepted {
+        event_id: EventId,
+        deliveries: Vec<(DeliveryId, String)>,
+    },
+    /// The same provider delivery id was seen within the window: nothing was written.
+    Duplicate { event_id: EventId },
+}
+
+/// The end of one attempt, and what happens next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub delivery_id: DeliveryId,
+    pub attempt: Attempt,
+    pub next: Next,
+}
+
+/// What follows an attempt: the delivery is done, due again at a time, or dead with a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Delivered,
+    RetryAt(u64),
+    Dead(String),
+}
+
+/// One pruning step's bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Prune {
+    pub now_ms: u64,
+    /// Finished events that arrived before this are removed.
+    pub events_before_ms: u64,
+    /// Dead deliveries that died before this may go with their event.
+    pub dead_before_ms: u64,
+    /// Unused by the index scan (pruned entries leave it); kept for the step protocol.
+    pub after: Option<u128>,
+    /// Resume the dead-letter side after this (last death ms, event id): the previous step's
+    /// `next_dead`.
+    pub after_dead: Option<(u64, u128)>,
+    /// Most events looked at in this step (0: none, dedup entries only).
+    pub max_events: usize,
+    /// Most expired dedup entries removed in this step.
+    pub max_dedup: usize,
+}
+
+/// What a pruning step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub events: u64,
+    pub dedup_entries: u64,
+    /// Set when the delivered side may have more; `None` when it is done.
+    pub next: Option<u128>,
+    /// Where the dead-letter side goes on; `None` when it is done.
+    pub next_dead: Option<(u64, u128)>,
+    /// Finished-index entries looked at: what the step read (survivors are not among them).
+    pub examined: u64,
+}
+
+/// What kind of config entry the admin API made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    Source,
+    Endpoint,
+}
+
+impl EntryKind {
+    /// `source` or `endpoint`: its key in the store, and its name in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Source => "source",
+            EntryKind::Endpoint => "endpoint",
+        }
+    }
+}
+
+/// Which deliveries to send again.
+#[derive(Debug, Clone)]
+pub enum Requeue {
+    /// Dead deliveries matching a filter, restricted to `ids` when given: one bounded step of
+    /// a replay, going on after the dead-letter key `after` (the previous step's `next`).
+    Dead {
+        filter: query::Filter,
+        ids: Option<Vec<DeliveryId>>,
+        after: Option<(u64, u128)>,
+    },
+    /// One delivery, whatever its status (unless it is being sent right now).
+    One(DeliveryId),
+    /// Every delivery of an endpoint that is not delivered (waiting, retrying or dead), whose
+    /// event arrived in [since, until).
+    Recover {
+        endpoint: String,
+        since_ms: u64,
+        until_ms: u64,
+    },
+}
+
+/// What a requeue did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requeued {
+    /// Due now, each with its endpoint, in a fresh retry cycle.
+    pub deliveries: Vec<(DeliveryId, String)>,
+    /// Asked for by id but being sent right now: left alone.
+    pub in_flight: Vec<DeliveryId>,
+    /// Selected, but their endpoint no longer exists: left as they are.
+    pub removed: Vec<DeliveryId>,
+    /// For a replay step that stopped at its bound: the dead-letter key to go on after.
+    pub next: Option<(u64, u128)>,
+}
+
+/// Dead letters a replay step requeues at most: a replay of any size is a series of such
+/// transactions, so ingest never waits behind one huge one.
+pub const REPLAY_STEP: usize = 100;
+/// Dead-letter rows a replay step looks at at most (most may not match its filter).
+pub const REPLAY_SCAN: usize = 10_000;
+
+/// A delivery that is due, with what its lane needs to send it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub delivery_id: DeliveryId,
+    pub event_id: EventId,
+    /// Attempts already made; this one is `attempts + 1`.
+    pub attempts: u32,
+    /// Attempts already made in the current retry cycle.
+    pub cycle_attempts: u32,
+    /// When the current retry cycle began: `max_age` counts from here.
+    pub cycle_started_ms: u64,
+    /// When the event arrived.
+    pub received_ms: u64,
+    pub source: String,
+    pub event_type: Option<String>,
+    /// Every inbound header, as stored.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
+}
+
+/// A lane's view of its schedule.
+#[derive(Debug, Default)]
+pub struct DueBatch {
+    pub items: Vec<DueDelivery>,
+    /// The due time of the first entry not taken (in the future, or skipped as in flight).
+    pub next_due_ms: Option<u64>,
+}
