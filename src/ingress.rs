@@ -317,8 +317,8 @@ async fn handle(
 
     let mut json = extract::LazyJson::new(&body);
     let defaults = verify::defaults(source.scheme);
-    let pick = |configured: Option<&crate::config::FieldRef>,
-                fallback: &[crate::config::Field<'static>],
+    let pick = |configured: Option<&verify::FieldRef>,
+                fallback: &[verify::Field<'static>],
                 json: &mut extract::LazyJson<'_>| match configured {
         Some(f) => extract::field(f.as_field(), &parts.headers, json),
         None => extract::first_field(fallback, &parts.headers, json),

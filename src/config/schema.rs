@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{Duration, Secret};
+// The HMAC and field vocabulary is verify's; the file's shape uses it. Re-exported so that code
+// which still names it through config keeps compiling while it moves to `crate::verify`.
+pub use crate::verify::{Field, FieldRef, HmacAlgorithm, HmacEncoding};
 
 /// The whole file. Every section is optional; the defaults are SPEC's embedded defaults.
 #[derive(Debug, Clone, Deserialize)]
@@ -256,30 +259,6 @@ impl Default for StoreConfig {
     }
 }
 
-/// Where to find a value in a request: a header, or a JSON pointer into the body.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "lowercase")]
-pub enum FieldRef {
-    Header(String),
-    Json(String),
-}
-
-impl FieldRef {
-    pub fn as_field(&self) -> Field<'_> {
-        match self {
-            FieldRef::Header(h) => Field::Header(h),
-            FieldRef::Json(p) => Field::Json(p),
-        }
-    }
-}
-
-/// A borrowed [`FieldRef`], so that scheme defaults can be `'static` tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field<'a> {
-    Header(&'a str),
-    Json(&'a str),
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SchemeKind {
@@ -390,21 +369,6 @@ fn default_tolerance() -> Duration {
 }
 fn default_dedup_window() -> Duration {
     Duration::from_secs(3 * 24 * 3600)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HmacAlgorithm {
-    Sha1,
-    Sha256,
-    Sha512,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HmacEncoding {
-    Hex,
-    Base64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,7 +6,7 @@
 use super::KeyBytes;
 use super::handshake::{HandshakeError, Reply, query_param};
 use super::hmac::Generic;
-use crate::config::{HmacAlgorithm, HmacEncoding};
+use super::{HmacAlgorithm, HmacEncoding};
 
 pub fn verifier(keys: Vec<KeyBytes>) -> Generic {
     Generic::body_only(

@@ -7,7 +7,7 @@ use http::HeaderMap;
 
 use super::VerifyError;
 use super::hmac::Generic;
-use crate::config::{HmacAlgorithm, HmacEncoding};
+use super::{HmacAlgorithm, HmacEncoding};
 
 #[derive(Clone)]
 pub struct Github {

@@ -7,8 +7,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::{HeaderMap, HeaderName};
 
+use super::{HmacAlgorithm, HmacEncoding};
 use super::{VerifyError, check_tolerance, mac, mac_matches, parse_timestamp, single_header};
-use crate::config::{HmacAlgorithm, HmacEncoding};
 
 /// One piece of the signed string.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 use super::KeyBytes;
 use http::HeaderMap;
 
+use super::HmacAlgorithm;
 use super::{TimestampedHeader, VerifyError, mac, verify_timestamped};
-use crate::config::HmacAlgorithm;
 
 pub const HEADER: &str = "paddle-signature";
 

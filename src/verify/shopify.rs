@@ -5,7 +5,7 @@
 
 use super::KeyBytes;
 use super::hmac::Generic;
-use crate::config::{HmacAlgorithm, HmacEncoding};
+use super::{HmacAlgorithm, HmacEncoding};
 
 pub fn verifier(keys: Vec<KeyBytes>) -> Generic {
     let mut g = Generic::body_only(

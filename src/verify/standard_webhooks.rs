@@ -12,10 +12,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::HeaderMap;
 
+use super::HmacAlgorithm;
 use super::{
     MAX_SIGNATURES, VerifyError, check_tolerance, mac, mac_matches, parse_timestamp, single_header,
 };
-use crate::config::HmacAlgorithm;
 
 /// Decoded keys of one source, and its timestamp tolerance in seconds.
 #[derive(Clone)]

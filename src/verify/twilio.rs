@@ -16,8 +16,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
+use super::HmacAlgorithm;
 use super::{VerifyError, constant_time_eq, mac, mac_matches, required_header, single_header};
-use crate::config::HmacAlgorithm;
 
 pub const HEADER: &str = "x-twilio-signature";
 

@@ -10,9 +10,9 @@
 
 use http::HeaderMap;
 
+use super::HmacAlgorithm;
 use super::handshake::{HandshakeError, Reply, json_str};
 use super::{KeyBytes, VerifyError, mac, mac_matches, required_header};
-use crate::config::HmacAlgorithm;
 
 /// Twitch's freshness rule: messages older than ten minutes are refused.
 pub const FRESHNESS_SECS: u64 = 600;

@@ -9,7 +9,7 @@ use super::KeyBytes;
 use super::handshake::{HandshakeError, Reply, query_param};
 use super::hmac::{Generic, encode};
 use super::mac;
-use crate::config::{HmacAlgorithm, HmacEncoding};
+use super::{HmacAlgorithm, HmacEncoding};
 
 pub fn verifier(keys: Vec<KeyBytes>) -> Generic {
     Generic::body_only(

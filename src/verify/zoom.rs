@@ -6,11 +6,11 @@
 
 use serde_json::json;
 
+use super::HmacAlgorithm;
 use super::KeyBytes;
 use super::handshake::{HandshakeError, Reply, json_str};
 use super::hmac::Generic;
 use super::{Inbound, mac};
-use crate::config::HmacAlgorithm;
 
 pub fn verifier(keys: Vec<KeyBytes>, tolerance: u64) -> Generic {
     Generic::v0("x-zm-signature", "x-zm-request-timestamp", keys, tolerance)
