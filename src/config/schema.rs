@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{Duration, Secret};
-// The HMAC and field vocabulary is verify's; the file's shape uses it. Re-exported so that code
-// which still names it through config keeps compiling while it moves to `crate::verify`.
-pub use crate::verify::{Field, FieldRef, HmacAlgorithm, HmacEncoding};
+// The scheme vocabulary is verify's; the file's shape uses it. Re-exported so that code which
+// still names it through config keeps compiling while it moves to `crate::verify`.
+pub use crate::verify::{Field, FieldRef, HmacAlgorithm, HmacEncoding, SchemeKind};
 
 /// The whole file. Every section is optional; the defaults are SPEC's embedded defaults.
 #[derive(Debug, Clone, Deserialize)]
@@ -255,60 +255,6 @@ impl Default for StoreConfig {
             dead_letter_retention: default_dead_letter_retention(),
             prune_interval: default_prune_interval(),
             quick_repair: default_quick_repair(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SchemeKind {
-    StandardWebhooks,
-    Stripe,
-    Github,
-    Shopify,
-    Slack,
-    Twilio,
-    Paddle,
-    Linear,
-    Zoom,
-    Meta,
-    #[serde(alias = "twitter")]
-    X,
-    Dropbox,
-    Twitch,
-    #[serde(alias = "msgraph")]
-    MicrosoftGraph,
-    Okta,
-    Discord,
-    Hmac,
-    Basic,
-    Token,
-    None,
-}
-
-impl SchemeKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::StandardWebhooks => "standard-webhooks",
-            Self::Stripe => "stripe",
-            Self::Github => "github",
-            Self::Shopify => "shopify",
-            Self::Slack => "slack",
-            Self::Twilio => "twilio",
-            Self::Paddle => "paddle",
-            Self::Linear => "linear",
-            Self::Zoom => "zoom",
-            Self::Meta => "meta",
-            Self::X => "x",
-            Self::Dropbox => "dropbox",
-            Self::Twitch => "twitch",
-            Self::MicrosoftGraph => "microsoft-graph",
-            Self::Okta => "okta",
-            Self::Discord => "discord",
-            Self::Hmac => "hmac",
-            Self::Basic => "basic",
-            Self::Token => "token",
-            Self::None => "none",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The words a source's verification is configured with: HMAC algorithms and encodings, and
 //! field selectors (where a value sits in a request). They live here, beside the schemes that
 //! give them meaning, and config's TOML schema reads them; so config depends on verify and
-//! never the other way round.
+//! never the other way round. Scheme names themselves are [`super::SchemeKind`], made by the
+//! registry in `verify.rs`.
 
 use serde::Deserialize;
 
