@@ -9,9 +9,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use hookgate::config::{Config, HmacAlgorithm};
+use hookgate::config::Config;
 use hookgate::verify::{
-    Inbound, github, linear, paddle, shopify, slack, standard_webhooks, stripe, twilio,
+    HmacAlgorithm, Inbound, github, linear, paddle, shopify, slack, standard_webhooks, stripe,
+    twilio,
 };
 use http::HeaderMap;
 

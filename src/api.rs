@@ -31,8 +31,8 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::clock::SharedClock;
-use crate::config::Secret;
 use crate::delivery::Dispatcher;
+use crate::model::Secret;
 use crate::respond;
 use crate::store::{Store, StoreError};
 use crate::verify::constant_time_eq;

@@ -9,13 +9,12 @@ use std::process::ExitCode;
 
 mod operator;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, ConfigError, HmacAlgorithm, HmacEncoding, Secret, Validated};
-use crate::verify::{
-    discord, dropbox, github, hmac::Generic, linear, msgraph, paddle, shopify, slack,
-    standard_webhooks, stripe, twitch, x, zoom,
-};
+use crate::config::{Config, ConfigError, Validated};
+use crate::model::Secret;
+use crate::verify::{HmacAlgorithm, HmacEncoding, SchemeKind, SignInput};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -78,8 +77,8 @@ enum Command {
     },
     /// Print the headers a sender would put on the body read from stdin.
     Sign {
-        #[arg(long, value_enum)]
-        scheme: SignScheme,
+        #[arg(long, value_parser = sign_schemes())]
+        scheme: SchemeKind,
         #[arg(long, env = "HOOKGATE_SIGN_SECRET", hide_env_values = true)]
         secret: String,
         /// Message id (standard-webhooks, twitch); a fresh one by default.
@@ -93,7 +92,7 @@ enum Command {
         #[arg(long)]
         timestamp: Option<i64>,
         /// Header name (hmac; okta: the token header, default authorization).
-        #[arg(long, default_value = "x-signature")]
+        #[arg(long, default_value = SignInput::DEFAULT_HEADER)]
         header: String,
         #[arg(long, value_enum, default_value = "sha256")]
         algorithm: Algorithm,
@@ -104,29 +103,22 @@ enum Command {
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum SignScheme {
-    StandardWebhooks,
-    Stripe,
-    Github,
-    Shopify,
-    Slack,
-    Paddle,
-    Linear,
-    Zoom,
-    Meta,
-    #[value(alias = "twitter")]
-    X,
-    Dropbox,
-    Twitch,
-    /// Graph signs nothing: checks that every value[].clientState is the secret.
-    #[value(alias = "msgraph")]
-    MicrosoftGraph,
-    Okta,
-    /// --secret is the private key: a 32-byte Ed25519 seed in hex (its public key goes to
-    /// stderr, for the source's secrets).
-    Discord,
-    Hmac,
+/// `--scheme`'s values: every registered scheme that `hookgate sign` can sign for, with its
+/// aliases, in registration order.
+fn sign_schemes() -> impl TypedValueParser<Value = SchemeKind> {
+    let values = SchemeKind::ALL.iter().filter_map(|k| {
+        let signer = k.scheme().signer()?;
+        let value = PossibleValue::new(k.name()).aliases(k.scheme().aliases().iter().copied());
+        Some(match signer.help {
+            Some(help) => value.help(help),
+            None => value,
+        })
+    });
+    // Only registered names get past the possible values, so the lookup cannot fail; an error
+    // is still an error rather than a panic.
+    PossibleValuesParser::new(values).try_map(|name| {
+        SchemeKind::from_name(&name).ok_or_else(|| format!("{name:?} is not a scheme"))
+    })
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -312,7 +304,7 @@ async fn wait_for_signal() {
 
 #[allow(clippy::too_many_arguments)]
 fn sign(
-    scheme: SignScheme,
+    scheme: SchemeKind,
     secret: &str,
     id: Option<String>,
     message_type: String,
@@ -327,123 +319,34 @@ fn sign(
     let mut out = std::io::stdout().lock();
     let ts = timestamp
         .unwrap_or_else(|| i64::try_from(crate::clock::system_now_ms() / 1000).unwrap_or(0));
-    let key = secret.as_bytes().to_vec();
-    match scheme {
-        SignScheme::StandardWebhooks => {
-            let key = standard_webhooks::decode_secret(secret).map_err(CliError::Secret)?;
-            let id = id.unwrap_or_else(|| format!("msg_{}", ulid::Ulid::generate()));
-            writeln!(out, "webhook-id: {id}")?;
-            writeln!(out, "webhook-timestamp: {ts}")?;
-            writeln!(
-                out,
-                "webhook-signature: {}",
-                standard_webhooks::sign(&key, &id, ts, &body)
-            )?;
-        }
-        SignScheme::Stripe => {
-            writeln!(out, "stripe-signature: {}", stripe::sign(secret, ts, &body))?
-        }
-        // Meta signs as GitHub does.
-        SignScheme::Github | SignScheme::Meta => writeln!(
-            out,
-            "x-hub-signature-256: {}",
-            github::Github::new(vec![]).sign(&key, &body)
-        )?,
-        SignScheme::Shopify => writeln!(
-            out,
-            "x-shopify-hmac-sha256: {}",
-            shopify::verifier(vec![]).sign(&key, 0, &body)
-        )?,
-        SignScheme::Slack => {
-            writeln!(out, "x-slack-request-timestamp: {ts}")?;
-            writeln!(
-                out,
-                "x-slack-signature: {}",
-                slack::verifier(vec![], 0).sign(&key, ts, &body)
-            )?;
-        }
-        SignScheme::Paddle => {
-            writeln!(out, "paddle-signature: {}", paddle::sign(secret, ts, &body))?
-        }
-        SignScheme::Linear => writeln!(
-            out,
-            "linear-signature: {}",
-            linear::Linear::new(vec![], 0).sign(&key, &body)
-        )?,
-        SignScheme::Zoom => {
-            writeln!(out, "x-zm-request-timestamp: {ts}")?;
-            let sig = zoom::verifier(vec![], 0).sign(&key, ts, &body);
-            writeln!(out, "x-zm-signature: {sig}")?;
-        }
-        SignScheme::X => writeln!(
-            out,
-            "x-twitter-webhooks-signature: {}",
-            x::verifier(vec![]).sign(&key, 0, &body)
-        )?,
-        SignScheme::Dropbox => writeln!(
-            out,
-            "x-dropbox-signature: {}",
-            dropbox::verifier(vec![]).sign(&key, 0, &body)
-        )?,
-        SignScheme::Twitch => {
-            let id = id.unwrap_or_else(|| ulid::Ulid::generate().to_string().to_lowercase());
-            let at =
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.max(0).unsigned_abs());
-            let stamp = humantime::format_rfc3339_nanos(at).to_string();
-            writeln!(out, "{}: {id}", twitch::MESSAGE_ID)?;
-            writeln!(out, "{}: {stamp}", twitch::MESSAGE_TIMESTAMP)?;
-            writeln!(out, "{}: {message_type}", twitch::MESSAGE_TYPE)?;
-            let sig = twitch::sign(&key, &id, &stamp, &body);
-            writeln!(out, "{}: {sig}", twitch::MESSAGE_SIGNATURE)?;
-        }
-        SignScheme::MicrosoftGraph => {
-            let states = msgraph::ClientStates {
-                keys: vec![key.clone().into()],
-            };
-            states.verify(&body).map_err(|e| {
-                CliError::Secret(format!(
-                    "Graph signs nothing: the body must carry the secret in every value[].clientState ({e})"
-                ))
-            })?;
-            writeln!(out, "content-type: application/json")?;
-        }
-        SignScheme::Okta => {
-            let name = if header == "x-signature" {
-                "authorization"
-            } else {
-                header.as_str()
-            };
-            writeln!(out, "{name}: {secret}")?;
-        }
-        SignScheme::Discord => {
-            let (sig, public) = discord::sign(secret, ts, &body).map_err(CliError::Secret)?;
-            eprintln!("public key (the source's secret): {public}");
-            writeln!(out, "{}: {sig}", discord::SIGNATURE)?;
-            writeln!(out, "{}: {ts}", discord::TIMESTAMP)?;
-        }
-        SignScheme::Hmac => {
-            let header = http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
-                CliError::Secret(format!("--header {header:?} is not a header name"))
-            })?;
-            let g = Generic {
-                headers: vec![header.clone()],
-                signed: vec![crate::verify::hmac::Part::Body],
-                timestamp_header: None,
-                tolerance: 0,
-                algorithm: match algorithm {
-                    Algorithm::Sha1 => HmacAlgorithm::Sha1,
-                    Algorithm::Sha256 => HmacAlgorithm::Sha256,
-                    Algorithm::Sha512 => HmacAlgorithm::Sha512,
-                },
-                encoding: match encoding {
-                    Encoding::Hex => HmacEncoding::Hex,
-                    Encoding::Base64 => HmacEncoding::Base64,
-                },
-                prefix,
-                keys: Vec::new(),
-            };
-            writeln!(out, "{header}: {}", g.sign(secret.as_bytes(), 0, &body))?;
-        }
+    let signer = scheme
+        .scheme()
+        .signer()
+        .ok_or_else(|| CliError::Secret(format!("cannot sign for {}", scheme.name())))?;
+    let input = SignInput {
+        secret,
+        body: &body,
+        timestamp: ts,
+        id: id.as_deref(),
+        message_type: &message_type,
+        header: &header,
+        algorithm: match algorithm {
+            Algorithm::Sha1 => HmacAlgorithm::Sha1,
+            Algorithm::Sha256 => HmacAlgorithm::Sha256,
+            Algorithm::Sha512 => HmacAlgorithm::Sha512,
+        },
+        encoding: match encoding {
+            Encoding::Hex => HmacEncoding::Hex,
+            Encoding::Base64 => HmacEncoding::Base64,
+        },
+        prefix: &prefix,
+    };
+    let signed = (signer.sign)(&input).map_err(CliError::Secret)?;
+    if let Some(note) = &signed.note {
+        eprintln!("{note}");
+    }
+    for (name, value) in &signed.headers {
+        writeln!(out, "{name}: {value}")?;
     }
     Ok(())
 }

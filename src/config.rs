@@ -24,10 +24,10 @@ pub use endpoint::*;
 pub use schema::*;
 use source::*;
 
-// The domain types config validates into, named where callers used to find them.
-pub use crate::model::endpoint::{Endpoint, RetryPolicy, is_reserved_header};
-pub use crate::model::secret::{Key, Secret};
-pub use crate::model::source::{Source, SourceLimiter, SyncResponse};
+use crate::model::endpoint::{Endpoint, RetryPolicy, is_reserved_header};
+use crate::model::secret::{Key, Secret};
+use crate::model::source::Source;
+use crate::verify::{FieldRef, SchemeKind};
 
 /// A config problem: the key path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,12 +5,13 @@
 //! Verifier inputs are a header block (`name: value` lines; a `:path:` line sets the request
 //! path and query), a blank line, then the body.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::{Config, Source, Validated};
-use crate::verify::{Inbound, key_values};
+use crate::config::{Config, Validated};
+use crate::model::Source;
+use crate::verify::{Inbound, SchemeKind, key_values};
 
 /// The time the verifier fuzzers run at: vector SW-1's timestamp.
 pub const FUZZ_NOW: i64 = 1_614_265_330;
@@ -52,93 +53,27 @@ pub fn split_request(data: &[u8]) -> FuzzRequest<'_> {
     }
 }
 
-/// One source per scheme, with the secrets of the published vectors.
-const SOURCES: &str = r#"
-[[sources]]
-id = "standard-webhooks"
-verify = "standard-webhooks"
-secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4="]
-[[sources]]
-id = "stripe"
-verify = "stripe"
-secrets = ["whsec_test_secret"]
-[[sources]]
-id = "github"
-verify = "github"
-secrets = ["It's a Secret to Everybody"]
-[[sources]]
-id = "shopify"
-verify = "shopify"
-secrets = ["hush"]
-[[sources]]
-id = "slack"
-verify = "slack"
-secrets = ["8f742231b10e8888abcd99yyyzzz85a5"]
-[[sources]]
-id = "twilio"
-verify = "twilio"
-secrets = ["12345"]
-[[sources]]
-id = "paddle"
-verify = "paddle"
-secrets = ["VALID_SECRET"]
-[[sources]]
-id = "linear"
-verify = "linear"
-secrets = ["lin_wh_test_secret"]
-[[sources]]
-id = "zoom"
-verify = "zoom"
-secrets = ["secretValueTest"]
-[[sources]]
-id = "meta"
-verify = "meta"
-secrets = ["0123456789abcdef0123456789abcdef"]
-verify_token = "meatyhamhock"
-[[sources]]
-id = "x"
-verify = "x"
-secrets = ["z3ZX4v7mAAUGykl3EcmkqbartmuW8VFOOzCloLx9Q45P0hLrFu"]
-[[sources]]
-id = "dropbox"
-verify = "dropbox"
-secrets = ["the_secret"]
-[[sources]]
-id = "twitch"
-verify = "twitch"
-secrets = ["s3cre7s3cre7"]
-[[sources]]
-id = "microsoft-graph"
-verify = "microsoft-graph"
-secrets = ["secretClientValue"]
-[[sources]]
-id = "okta"
-verify = "okta"
-secrets = ["okta-shared-secret"]
-[[sources]]
-id = "discord"
-verify = "discord"
-secrets = ["d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"]
-[[sources]]
-id = "hmac"
-verify = "hmac"
-secrets = ["secret"]
-hmac = { header = "x-signature", prefix = "sha256=", timestamp_header = "x-timestamp", signed = "{timestamp}.{body}" }
-[[sources]]
-id = "basic"
-verify = "basic"
-secrets = ["hook:s3cret"]
-[[sources]]
-id = "token"
-verify = "token"
-secrets = ["tok"]
-"#;
+/// One source per scheme with a fuzz target, each with the source its registration gives (the
+/// secrets of its published vectors); the source's id is the scheme's name.
+fn sources_toml() -> String {
+    SchemeKind::ALL
+        .iter()
+        .filter_map(|k| {
+            let fuzz = k.scheme().fuzz()?;
+            let name = k.name();
+            Some(format!(
+                "[[sources]]\nid = \"{name}\"\nverify = \"{name}\"\n{}\n",
+                fuzz.source
+            ))
+        })
+        .collect()
+}
 
 fn source(id: &str) -> Option<&'static Source> {
     fuzz_config()?.sources.get(id)
 }
 
-/// Verifies fuzz input with the source of scheme `scheme` (an id in [`SOURCES`]), as ingress
+/// Verifies fuzz input with the source of scheme `scheme` (its name), as ingress
 /// does: the unsigned handshakes, the signature, the signed handshakes and the scheme's event
 /// type; and answers it as a GET handshake too.
 pub fn verify(scheme: &str, data: &[u8]) {
@@ -273,32 +208,21 @@ pub fn endpoint_url(data: &[u8]) {
 fn fuzz_config() -> Option<&'static Validated> {
     static CONFIG: OnceLock<Option<Validated>> = OnceLock::new();
     CONFIG
-        .get_or_init(|| Config::from_toml(SOURCES).and_then(Config::validate).ok())
+        .get_or_init(|| {
+            Config::from_toml(&sources_toml())
+                .and_then(Config::validate)
+                .ok()
+        })
         .as_ref()
 }
 
-/// Every verifier fuzz target, by target name and scheme.
-pub const VERIFY_TARGETS: &[(&str, &str)] = &[
-    ("verify_standard_webhooks", "standard-webhooks"),
-    ("verify_stripe", "stripe"),
-    ("verify_github", "github"),
-    ("verify_shopify", "shopify"),
-    ("verify_slack", "slack"),
-    ("verify_twilio", "twilio"),
-    ("verify_paddle", "paddle"),
-    ("verify_linear", "linear"),
-    ("verify_zoom", "zoom"),
-    ("verify_meta", "meta"),
-    ("verify_x", "x"),
-    ("verify_dropbox", "dropbox"),
-    ("verify_twitch", "twitch"),
-    ("verify_microsoft_graph", "microsoft-graph"),
-    ("verify_okta", "okta"),
-    ("verify_discord", "discord"),
-    ("verify_hmac", "hmac"),
-    ("verify_basic", "basic"),
-    ("verify_token", "token"),
-];
+/// Every verifier fuzz target, by target name and scheme name, as the schemes register them.
+pub static VERIFY_TARGETS: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| {
+    SchemeKind::ALL
+        .iter()
+        .filter_map(|k| Some((k.scheme().fuzz()?.target, k.name())))
+        .collect()
+});
 
 #[cfg(test)]
 mod tests {
@@ -306,7 +230,7 @@ mod tests {
 
     #[test]
     fn every_fuzz_source_builds() {
-        for (_, scheme) in VERIFY_TARGETS {
+        for (_, scheme) in VERIFY_TARGETS.iter() {
             assert!(source(scheme).is_some(), "{scheme}");
         }
     }

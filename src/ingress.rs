@@ -111,7 +111,7 @@ fn with_outcome(mut r: Response, outcome: impl Into<String>) -> Response {
 }
 
 /// The gateway's own answer to a handshake; echoed values are never sniffed as HTML.
-fn handshake(source: &crate::config::Source, reply: verify::handshake::Reply) -> Response {
+fn handshake(source: &crate::model::Source, reply: verify::handshake::Reply) -> Response {
     tracing::debug!(source = %source.id, kind = reply.kind, "handshake answered");
     let mut r = Response::new(axum::body::Body::from(reply.body));
     *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
@@ -133,7 +133,7 @@ fn handshake(source: &crate::config::Source, reply: verify::handshake::Reply) ->
 /// `GET /in/{source}`: the handshakes of the source's scheme, or 405.
 fn handle_get(
     st: &IngressState,
-    source: &crate::config::Source,
+    source: &crate::model::Source,
     parts: &http::request::Parts,
 ) -> Response {
     let inbound = verify::Inbound {
@@ -150,7 +150,7 @@ fn handle_get(
 
 /// A handshake that is not answered: the status says why, and nothing is echoed.
 fn handshake_refused(
-    source: &crate::config::Source,
+    source: &crate::model::Source,
     e: verify::handshake::HandshakeError,
 ) -> Response {
     use verify::handshake::HandshakeError;
@@ -180,7 +180,7 @@ fn method_not_allowed() -> Response {
 
 /// The answer to an accepted or duplicate event: the source's configured one, else JSON.
 fn stored(
-    source: &crate::config::Source,
+    source: &crate::model::Source,
     status: StatusCode,
     body: serde_json::Value,
     outcome: &str,
@@ -317,8 +317,8 @@ async fn handle(
 
     let mut json = extract::LazyJson::new(&body);
     let defaults = verify::defaults(source.scheme);
-    let pick = |configured: Option<&crate::config::FieldRef>,
-                fallback: &[crate::config::Field<'static>],
+    let pick = |configured: Option<&verify::FieldRef>,
+                fallback: &[verify::Field<'static>],
                 json: &mut extract::LazyJson<'_>| match configured {
         Some(f) => extract::field(f.as_field(), &parts.headers, json),
         None => extract::first_field(fallback, &parts.headers, json),

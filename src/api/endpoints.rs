@@ -19,7 +19,7 @@ use super::views::{
 };
 use super::{AdminState, ApiResult};
 use crate::catalog::Origin;
-use crate::config::Endpoint;
+use crate::model::Endpoint;
 use crate::respond;
 use crate::store::{EntryKind, Requeue};
 

@@ -348,7 +348,7 @@ pub fn publish_header_name_ok(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+.^_`|~-".contains(&b))
         && http::HeaderName::from_bytes(name.as_bytes()).is_ok()
         && !RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str())
-        && !crate::config::is_reserved_header(name)
+        && !crate::model::endpoint::is_reserved_header(name)
 }
 
 /// A header value: any characters but the ASCII controls (a tab is allowed).

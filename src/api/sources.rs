@@ -14,9 +14,10 @@ use super::params::{self, ApiError};
 use super::views::{Deleted, ErrorBody, FieldView, Page, SourceView};
 use super::{AdminState, ApiResult};
 use crate::catalog::Origin;
-use crate::config::{FieldRef, Source};
+use crate::model::Source;
 use crate::respond;
 use crate::store::EntryKind;
+use crate::verify::FieldRef;
 
 fn field(f: &Option<FieldRef>) -> Option<FieldView> {
     match f {

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{Duration, Secret};
+// The scheme vocabulary is verify's; the file's shape uses it. Re-exported so that code which
+// still names it through config keeps compiling while it moves to `crate::verify`.
+use crate::verify::{FieldRef, HmacAlgorithm, HmacEncoding, SchemeKind};
 
 /// The whole file. Every section is optional; the defaults are SPEC's embedded defaults.
 #[derive(Debug, Clone, Deserialize)]
@@ -256,84 +259,6 @@ impl Default for StoreConfig {
     }
 }
 
-/// Where to find a value in a request: a header, or a JSON pointer into the body.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "lowercase")]
-pub enum FieldRef {
-    Header(String),
-    Json(String),
-}
-
-impl FieldRef {
-    pub fn as_field(&self) -> Field<'_> {
-        match self {
-            FieldRef::Header(h) => Field::Header(h),
-            FieldRef::Json(p) => Field::Json(p),
-        }
-    }
-}
-
-/// A borrowed [`FieldRef`], so that scheme defaults can be `'static` tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field<'a> {
-    Header(&'a str),
-    Json(&'a str),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SchemeKind {
-    StandardWebhooks,
-    Stripe,
-    Github,
-    Shopify,
-    Slack,
-    Twilio,
-    Paddle,
-    Linear,
-    Zoom,
-    Meta,
-    #[serde(alias = "twitter")]
-    X,
-    Dropbox,
-    Twitch,
-    #[serde(alias = "msgraph")]
-    MicrosoftGraph,
-    Okta,
-    Discord,
-    Hmac,
-    Basic,
-    Token,
-    None,
-}
-
-impl SchemeKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::StandardWebhooks => "standard-webhooks",
-            Self::Stripe => "stripe",
-            Self::Github => "github",
-            Self::Shopify => "shopify",
-            Self::Slack => "slack",
-            Self::Twilio => "twilio",
-            Self::Paddle => "paddle",
-            Self::Linear => "linear",
-            Self::Zoom => "zoom",
-            Self::Meta => "meta",
-            Self::X => "x",
-            Self::Dropbox => "dropbox",
-            Self::Twitch => "twitch",
-            Self::MicrosoftGraph => "microsoft-graph",
-            Self::Okta => "okta",
-            Self::Discord => "discord",
-            Self::Hmac => "hmac",
-            Self::Basic => "basic",
-            Self::Token => "token",
-            Self::None => "none",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
@@ -382,21 +307,6 @@ fn default_tolerance() -> Duration {
 }
 fn default_dedup_window() -> Duration {
     Duration::from_secs(3 * 24 * 3600)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HmacAlgorithm {
-    Sha1,
-    Sha256,
-    Sha512,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HmacEncoding {
-    Hex,
-    Base64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::model::source::{Source, SourceLimiter, SyncResponse};
-use crate::verify;
+use crate::verify::{self, HmacOptions, SchemeInput, SourceOption};
 
 pub(super) fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, ConfigError> {
     check_id(&format!("{key}.id"), &s.id)?;
@@ -19,24 +19,20 @@ pub(super) fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, Con
             "must be > 0",
         ));
     }
-    for (set, field, schemes) in [
-        (s.hmac.is_some(), "hmac", &[SchemeKind::Hmac][..]),
-        (s.public_url.is_some(), "public_url", &[SchemeKind::Twilio]),
-        (
-            s.token_header.is_some(),
-            "token_header",
-            &[SchemeKind::Token, SchemeKind::Okta],
-        ),
-        (
-            s.verify_token.is_some(),
-            "verify_token",
-            &[SchemeKind::Meta],
-        ),
+    for (set, option) in [
+        (s.hmac.is_some(), SourceOption::Hmac),
+        (s.public_url.is_some(), SourceOption::PublicUrl),
+        (s.token_header.is_some(), SourceOption::TokenHeader),
+        (s.verify_token.is_some(), SourceOption::VerifyToken),
     ] {
-        if set && !schemes.contains(&s.verify) {
-            let names: Vec<String> = schemes.iter().map(|k| format!("{:?}", k.name())).collect();
+        if set && !s.verify.uses(option) {
+            let names: Vec<String> = SchemeKind::ALL
+                .iter()
+                .filter(|k| k.uses(option))
+                .map(|k| format!("{:?}", k.name()))
+                .collect();
             return Err(ConfigError::new(
-                format!("{key}.{field}"),
+                format!("{key}.{}", option.key()),
                 format!("is only used with verify = {}", names.join(" or ")),
             ));
         }
@@ -64,14 +60,14 @@ pub(super) fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, Con
             ),
         ));
     }
-    let verifier = verify::build(s).map_err(|(field, problem)| {
+    let verifier = verify::build(s.verify, &scheme_input(s)).map_err(|e| {
         ConfigError::new(
-            if field.is_empty() {
+            if e.field.is_empty() {
                 key.to_string()
             } else {
-                format!("{key}.{field}")
+                format!("{key}.{}", e.field)
             },
-            problem,
+            e.problem,
         )
     })?;
     let limiter = match s.rate_limit {
@@ -103,6 +99,25 @@ pub(super) fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, Con
         limiter,
         response,
     })
+}
+
+/// What the source's scheme is built from: its keys as plain values.
+fn scheme_input(s: &SourceConfig) -> SchemeInput<'_> {
+    SchemeInput {
+        secrets: s.secrets.iter().map(Secret::expose).collect(),
+        tolerance: s.tolerance.0.as_secs(),
+        hmac: s.hmac.as_ref().map(|h| HmacOptions {
+            header: &h.header,
+            algorithm: h.algorithm,
+            encoding: h.encoding,
+            prefix: &h.prefix,
+            timestamp_header: h.timestamp_header.as_deref(),
+            signed: h.signed.as_deref(),
+        }),
+        public_url: s.public_url.as_deref(),
+        token_header: s.token_header.as_deref(),
+        verify_token: s.verify_token.as_ref().map(Secret::expose),
+    }
 }
 
 fn validate_response(key: &str, r: &ResponseConfig) -> Result<SyncResponse, ConfigError> {

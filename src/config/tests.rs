@@ -1,6 +1,7 @@
 //! The config's unit tests: parsing, key paths in errors, and every meaning check.
 
 use super::*;
+use crate::model::SyncResponse;
 
 fn err(text: &str) -> ConfigError {
     match Config::from_toml(text).and_then(Config::validate) {

@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use super::http::{HttpTarget, HttpTransport};
 use super::retry::Outcome;
-use crate::config::SchemeKind;
 use crate::model::endpoint::{Destination, Endpoint};
 use crate::model::event::Attempt;
 use crate::model::reach::Reach;
 use crate::store::DueDelivery;
+use crate::verify::SchemeKind;
 
 /// One attempt at one delivery, as a target sends it.
 pub struct Outbound<'a> {

@@ -4,7 +4,7 @@
 
 use http::HeaderMap;
 
-use crate::config::Field;
+use crate::verify::Field;
 
 /// The longest dedup key or event type kept; longer values are refused.
 pub const MAX_FIELD_LEN: usize = 512;

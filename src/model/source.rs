@@ -4,10 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
-// The scheme vocabulary belongs to `verify`; until it moves there it is defined with the config
-// schema.
-use crate::config::{FieldRef, SchemeKind};
 use crate::verify::Verifier;
+use crate::verify::{FieldRef, SchemeKind};
 
 /// A source ready for ingress: its verifier holds decoded keys.
 #[derive(Debug, Clone)]

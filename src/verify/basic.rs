@@ -1,12 +1,18 @@
 //! `basic`: HTTP Basic authentication, for senders that can only put credentials in the URL or
 //! an `Authorization` header. Each secret is `user:password`; any one matching passes.
 
-use super::KeyBytes;
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
-use super::{VerifyError, constant_time_eq, required_header};
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
+use super::{
+    BuildError, Check, Inbound, KeyBytes, Scheme, SchemeDefaults, SchemeInput, VerifyError,
+    constant_time_eq, required_header,
+};
 
 pub fn verify(credentials: &[KeyBytes], headers: &HeaderMap) -> Result<(), VerifyError> {
     let value = required_header(headers, "authorization")?;
@@ -25,6 +31,55 @@ pub fn verify(credentials: &[KeyBytes], headers: &HeaderMap) -> Result<(), Verif
         Ok(())
     } else {
         Err(VerifyError::BadSignature)
+    }
+}
+
+/// A `basic` source: the `user:password` pairs it accepts.
+#[derive(Clone)]
+pub struct Basic {
+    pub credentials: Vec<KeyBytes>,
+}
+
+impl Check for Basic {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        verify(&self.credentials, req.headers)
+    }
+
+    fn credential_header(&self) -> Option<&HeaderName> {
+        Some(&http::header::AUTHORIZATION)
+    }
+}
+
+/// `verify = "basic"`: each secret is `user:password`.
+pub struct BasicScheme;
+
+impl Scheme for BasicScheme {
+    fn name(&self) -> &'static str {
+        "basic"
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        if input.secrets.iter().any(|c| !c.contains(':')) {
+            return Err(BuildError::new(
+                "secrets",
+                "each secret of verify = \"basic\" is \"user:password\"",
+            ));
+        }
+        Ok(Arc::new(Basic {
+            credentials: input.keys(),
+        }))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults::GENERIC
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_basic",
+            source: r#"secrets = ["hook:s3cret"]"#,
+        })
     }
 }
 

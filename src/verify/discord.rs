@@ -9,10 +9,17 @@
 //! (`"type": 1` with an `event`) and any other interaction are stored and delivered; such a
 //! source sets `response` to the answer Discord wants (204, or a deferred `{"type": 5}`).
 
+use std::sync::Arc;
+
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
-use super::handshake::Reply;
-use super::{VerifyError, check_tolerance, parse_timestamp, required_header};
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
+use super::handshake::{HandshakeError, Reply};
+use super::{
+    BuildError, Check, Field, Inbound, Scheme, SchemeDefaults, SchemeInput, Signed, Signer,
+    VerifyError, check_tolerance, parse_timestamp, required_header,
+};
 
 pub const SIGNATURE: &str = "x-signature-ed25519";
 pub const TIMESTAMP: &str = "x-signature-timestamp";
@@ -92,6 +99,71 @@ pub fn ping(body: &[u8]) -> Option<Reply> {
             &serde_json::json!({ "type": 1 }),
         )),
         _ => None,
+    }
+}
+
+impl Check for Discord {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.verify(req.headers, req.body, req.now_secs)
+    }
+
+    fn answer_after_verify(&self, req: &Inbound<'_>) -> Option<Result<Reply, HandshakeError>> {
+        ping(req.body).map(Ok)
+    }
+}
+
+/// `verify = "discord"`: each secret is an application public key.
+pub struct DiscordScheme;
+
+impl Scheme for DiscordScheme {
+    fn name(&self) -> &'static str {
+        "discord"
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        let public_keys = input
+            .secrets
+            .iter()
+            .map(|k| decode_public_key(k))
+            .collect::<Result<_, _>>()
+            .map_err(|p| BuildError::new("secrets", p))?;
+        Ok(Arc::new(Discord {
+            public_keys,
+            tolerance: input.tolerance,
+        }))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[Field::Json("/id")],
+            event_type: &[Field::Json("/event/type"), Field::Json("/type")],
+            body_dedup: false,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: Some(
+                "--secret is the private key: a 32-byte Ed25519 seed in hex (its public key goes to stderr, for the source's secrets)",
+            ),
+            sign: |i| {
+                let (sig, public) = sign(i.secret, i.timestamp, i.body)?;
+                Ok(Signed {
+                    note: Some(format!("public key (the source's secret): {public}")),
+                    ..Signed::default()
+                }
+                .with(SIGNATURE, sig)
+                .with(TIMESTAMP, i.timestamp.to_string()))
+            },
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_discord",
+            source: r#"secrets = ["d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"]"#,
+        })
     }
 }
 

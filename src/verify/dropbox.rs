@@ -3,10 +3,16 @@
 //! `X-Content-Type-Options: nosniff`, as Dropbox asks (against reflected XSS). The challenge is
 //! not signed, and echoing it proves only that the URL answers, which is all Dropbox checks.
 
-use super::KeyBytes;
+use std::sync::Arc;
+
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
 use super::handshake::{HandshakeError, Reply, query_param};
 use super::hmac::Generic;
-use crate::config::{HmacAlgorithm, HmacEncoding};
+use super::{
+    BuildError, Check, HmacAlgorithm, HmacEncoding, Inbound, KeyBytes, Scheme, SchemeDefaults,
+    SchemeInput, Signed, Signer, VerifyError,
+};
 
 pub fn verifier(keys: Vec<KeyBytes>) -> Generic {
     Generic::body_only(
@@ -24,6 +30,60 @@ pub fn challenge(path_and_query: &str) -> Result<Reply, HandshakeError> {
         .filter(|c| !c.is_empty())
         .ok_or_else(|| HandshakeError::BadRequest("challenge is missing".into()))?;
     Ok(Reply::text("challenge", challenge))
+}
+
+/// A Dropbox source: the body's signature, and the `GET ?challenge=` echo.
+#[derive(Clone)]
+pub struct Dropbox(pub Generic);
+
+impl Check for Dropbox {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.0.verify(req.headers, req.body, req.now_secs)
+    }
+
+    fn answer_get(&self, req: &Inbound<'_>) -> Result<Reply, HandshakeError> {
+        challenge(req.path_and_query)
+    }
+}
+
+/// `verify = "dropbox"`.
+pub struct DropboxScheme;
+
+impl Scheme for DropboxScheme {
+    fn name(&self) -> &'static str {
+        "dropbox"
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(Dropbox(verifier(input.keys()))))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        // No body dedup: Dropbox's bodies repeat by design.
+        SchemeDefaults {
+            dedup: &[],
+            event_type: &[],
+            body_dedup: false,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: |i| {
+                let sig = verifier(vec![]).sign(i.secret.as_bytes(), 0, i.body);
+                Ok(Signed::default().with("x-dropbox-signature", sig))
+            },
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_dropbox",
+            source: r#"secrets = ["the_secret"]"#,
+        })
+    }
 }
 
 #[cfg(test)]

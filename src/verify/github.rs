@@ -2,12 +2,17 @@
 //! secret string. The legacy `X-Hub-Signature: sha1=<hex>` is read only when the SHA-256 header
 //! is absent (older GitHub Enterprise servers). No timestamp: dedup by `X-GitHub-Delivery`.
 
-use super::KeyBytes;
+use std::sync::Arc;
+
 use http::HeaderMap;
 
-use super::VerifyError;
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
 use super::hmac::Generic;
-use crate::config::{HmacAlgorithm, HmacEncoding};
+use super::{
+    BuildError, Check, Field, HmacAlgorithm, HmacEncoding, Inbound, KeyBytes, Scheme,
+    SchemeDefaults, SchemeInput, SignInput, Signed, Signer, VerifyError,
+};
 
 #[derive(Clone)]
 pub struct Github {
@@ -47,6 +52,54 @@ impl Github {
     pub fn sign(&self, key: &[u8], body: &[u8]) -> String {
         self.sha256.sign(key, 0, body)
     }
+}
+
+impl Check for Github {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.verify(req.headers, req.body)
+    }
+}
+
+/// `verify = "github"`.
+pub struct GithubScheme;
+
+impl Scheme for GithubScheme {
+    fn name(&self) -> &'static str {
+        "github"
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(Github::new(input.keys())))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[Field::Header("x-github-delivery")],
+            event_type: &[Field::Header("x-github-event")],
+            body_dedup: true,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: sign_headers,
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_github",
+            source: r#"secrets = ["It's a Secret to Everybody"]"#,
+        })
+    }
+}
+
+/// `hookgate sign`: `X-Hub-Signature-256`, for GitHub and for Meta, which signs the same way.
+pub fn sign_headers(input: &SignInput<'_>) -> Result<Signed, String> {
+    let sig = Github::new(vec![]).sign(input.secret.as_bytes(), input.body);
+    Ok(Signed::default().with("x-hub-signature-256", sig))
 }
 
 #[cfg(test)]

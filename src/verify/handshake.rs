@@ -1,7 +1,8 @@
 //! Endpoint-verification handshakes: the requests a provider sends before (and, for Zoom and
 //! X, now and then while) it delivers, to prove the URL is ours. The gateway answers them
 //! itself; **a handshake is never stored and never delivered**. Each scheme's own file says
-//! how its handshake looks; this file holds the answer type and the dispatch by scheme.
+//! how its handshake looks and answers it through its [`Check`](super::Check); this file holds the answer
+//! type and what ingress asks a [`Verifier`] at each moment.
 //!
 //! There are three moments:
 //! - before verification, for the handshakes a provider does not sign (Slack's `ssl_check`,
@@ -11,7 +12,6 @@
 //! - `GET`, which only the schemes with a GET handshake answer (405 for the rest).
 
 use super::{Inbound, Verifier, VerifyError};
-use super::{discord, dropbox, msgraph, okta, slack, twitch, x, zoom};
 
 /// The gateway's own answer to a handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,55 +90,31 @@ pub fn json_str(body: &[u8], pointer: &str) -> Option<String> {
 impl Verifier {
     /// An unsigned handshake, answered before the signature is checked.
     pub fn answer_before_verify(&self, req: &Inbound<'_>) -> Option<Reply> {
-        match self {
-            Self::Slack(_) => slack::ssl_check(req.headers, req.body),
-            Self::MicrosoftGraph(_) => msgraph::validation(req.path_and_query),
-            _ => None,
-        }
+        self.check.answer_before_verify(req)
     }
 
     /// A signed handshake, answered once the request has passed [`Verifier::verify`]. A
     /// request that says it is a handshake but lacks what to answer with is refused (`Err`),
     /// never stored as an event.
     pub fn answer_after_verify(&self, req: &Inbound<'_>) -> Option<Result<Reply, HandshakeError>> {
-        match self {
-            Self::Slack(_) => slack::url_verification(req.body),
-            Self::Zoom(z) => zoom::url_validation(z, req),
-            Self::Twitch(_) => twitch::callback_verification(req.headers, req.body),
-            Self::Discord(_) => discord::ping(req.body).map(Ok),
-            _ => None,
-        }
+        self.check.answer_after_verify(req)
     }
 
     /// The answer to `GET /in/{source}`: a handshake, or why not.
     pub fn answer_get(&self, req: &Inbound<'_>) -> Result<Reply, HandshakeError> {
-        match self {
-            Self::Meta(m) => m.subscribe(req.path_and_query),
-            Self::X(x) => x::crc(&x.signature, req.path_and_query),
-            Self::Dropbox(_) => dropbox::challenge(req.path_and_query),
-            Self::Okta(t) => okta::verification(t, req.headers),
-            _ => Err(HandshakeError::NotAllowed),
-        }
+        self.check.answer_get(req)
     }
 
     /// The header that carries the source's secret itself (`basic`, `token`, `okta`): it is
     /// not stored with the payload, so it never reaches the store, a delivery or the API.
     pub fn credential_header(&self) -> Option<&http::HeaderName> {
-        match self {
-            Self::Basic(_) => Some(&http::header::AUTHORIZATION),
-            Self::Token(t) | Self::Okta(t) => Some(&t.header),
-            _ => None,
-        }
+        self.check.credential_header()
     }
 
     /// An event type the scheme sets itself, ahead of the configured or default field
     /// (Twitch's revocations are events of type `revocation`; X names the kind by a key).
     pub fn event_type(&self, req: &Inbound<'_>) -> Option<String> {
-        match self {
-            Self::Twitch(_) => twitch::event_type(req.headers),
-            Self::X(_) => x::event_type(req.body),
-            _ => None,
-        }
+        self.check.event_type(req)
     }
 }
 

@@ -2,13 +2,19 @@
 //! timestamp) in a header. Configured by `hmac = { header, algorithm, encoding, prefix,
 //! timestamp_header, signed }`; GitHub, Shopify, Slack and Linear are presets of it.
 
-use super::KeyBytes;
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::{HeaderMap, HeaderName};
 
-use super::{VerifyError, check_tolerance, mac, mac_matches, parse_timestamp, single_header};
-use crate::config::{HmacAlgorithm, HmacEncoding};
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
+use super::{
+    BuildError, Check, HmacAlgorithm, HmacEncoding, Inbound, KeyBytes, Scheme, SchemeDefaults,
+    SchemeInput, SignInput, Signed, Signer, SourceOption, VerifyError, check_tolerance, mac,
+    mac_matches, parse_timestamp, single_header,
+};
 
 /// One piece of the signed string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +215,115 @@ pub fn decode(encoding: HmacEncoding, s: &str) -> Option<Vec<u8>> {
         HmacEncoding::Hex => hex::decode(s).ok(),
         HmacEncoding::Base64 => B64.decode(s).ok(),
     }
+}
+
+impl Check for Generic {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.verify(req.headers, req.body, req.now_secs)
+    }
+}
+
+/// `verify = "hmac"`, configured by its `hmac` table.
+pub struct HmacScheme;
+
+impl Scheme for HmacScheme {
+    fn name(&self) -> &'static str {
+        "hmac"
+    }
+
+    fn options(&self) -> &'static [SourceOption] {
+        &[SourceOption::Hmac]
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(configured(input)?))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults::GENERIC
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: sign_headers,
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_hmac",
+            source: "secrets = [\"secret\"]\nhmac = { header = \"x-signature\", prefix = \"sha256=\", timestamp_header = \"x-timestamp\", signed = \"{timestamp}.{body}\" }",
+        })
+    }
+}
+
+/// The check a source's `hmac` table describes; an error names the key at fault.
+fn configured(input: &SchemeInput<'_>) -> Result<Generic, BuildError> {
+    let cfg = input.hmac.ok_or_else(|| {
+        BuildError::new(
+            "hmac",
+            "is required with verify = \"hmac\" (e.g. hmac = { header = \"x-signature\" })",
+        )
+    })?;
+    let header = HeaderName::from_bytes(cfg.header.as_bytes()).map_err(|_| {
+        BuildError::new(
+            "hmac.header",
+            format!("{:?} is not a header name", cfg.header),
+        )
+    })?;
+    let timestamp_header = match cfg.timestamp_header {
+        None => None,
+        Some(h) => Some(HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+            BuildError::new(
+                "hmac.timestamp_header",
+                format!("{h:?} is not a header name"),
+            )
+        })?),
+    };
+    let default_template = if timestamp_header.is_some() {
+        "{timestamp}.{body}"
+    } else {
+        "{body}"
+    };
+    let signed = parse_template(cfg.signed.unwrap_or(default_template))
+        .map_err(|p| BuildError::new("hmac.signed", p))?;
+    if signed.contains(&Part::Timestamp) != timestamp_header.is_some() {
+        return Err(BuildError::new(
+            "hmac.signed",
+            "{timestamp} in the template and hmac.timestamp_header go together",
+        ));
+    }
+    Ok(Generic {
+        headers: vec![header],
+        algorithm: cfg.algorithm,
+        encoding: cfg.encoding,
+        prefix: cfg.prefix.to_string(),
+        signed,
+        timestamp_header,
+        tolerance: input.tolerance,
+        keys: input.keys(),
+    })
+}
+
+/// `hookgate sign`: the MAC of the body in `--header`, under `--algorithm`, `--encoding` and
+/// `--prefix`.
+fn sign_headers(input: &SignInput<'_>) -> Result<Signed, String> {
+    let header = HeaderName::from_bytes(input.header.as_bytes())
+        .map_err(|_| format!("--header {:?} is not a header name", input.header))?;
+    let g = Generic {
+        headers: vec![header.clone()],
+        signed: vec![Part::Body],
+        timestamp_header: None,
+        tolerance: 0,
+        algorithm: input.algorithm,
+        encoding: input.encoding,
+        prefix: input.prefix.to_string(),
+        keys: Vec::new(),
+    };
+    let sig = g.sign(input.secret.as_bytes(), 0, input.body);
+    Ok(Signed::default().with(header.as_str(), sig))
 }
 
 #[cfg(test)]

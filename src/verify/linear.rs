@@ -3,12 +3,17 @@
 //! source's tolerance after the MAC matches. (The `Linear-Timestamp` header is not signed and is
 //! ignored.) Dedup by `Linear-Delivery`.
 
-use super::KeyBytes;
+use std::sync::Arc;
+
 use http::HeaderMap;
 
-use super::VerifyError;
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
 use super::hmac::Generic;
-use crate::config::{HmacAlgorithm, HmacEncoding};
+use super::{
+    BuildError, Check, Field, HmacAlgorithm, HmacEncoding, Inbound, KeyBytes, Scheme,
+    SchemeDefaults, SchemeInput, Signed, Signer, VerifyError,
+};
 
 #[derive(Clone)]
 pub struct Linear {
@@ -56,6 +61,51 @@ impl Linear {
 
     pub fn sign(&self, key: &[u8], body: &[u8]) -> String {
         self.mac.sign(key, 0, body)
+    }
+}
+
+impl Check for Linear {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.verify(req.headers, req.body, req.now_secs)
+    }
+}
+
+/// `verify = "linear"`.
+pub struct LinearScheme;
+
+impl Scheme for LinearScheme {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(Linear::new(input.keys(), input.tolerance)))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[Field::Header("linear-delivery")],
+            event_type: &[Field::Header("linear-event")],
+            body_dedup: false,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: |i| {
+                let sig = Linear::new(vec![], 0).sign(i.secret.as_bytes(), i.body);
+                Ok(Signed::default().with("linear-signature", sig))
+            },
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_linear",
+            source: r#"secrets = ["lin_wh_test_secret"]"#,
+        })
     }
 }
 

@@ -7,10 +7,16 @@
 //! the challenge only when the mode is `subscribe` and the token equals the source's
 //! `verify_token` (compared in constant time); anything else is 403 and echoes nothing.
 
-use super::KeyBytes;
-use super::constant_time_eq;
+use std::sync::Arc;
+
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
 use super::github::Github;
 use super::handshake::{HandshakeError, Reply, query_param};
+use super::{
+    BuildError, Check, Field, Inbound, KeyBytes, Scheme, SchemeDefaults, SchemeInput, Signer,
+    SourceOption, VerifyError, constant_time_eq,
+};
 
 #[derive(Clone)]
 pub struct Meta {
@@ -45,6 +51,62 @@ impl Meta {
             .filter(|c| !c.is_empty())
             .ok_or_else(|| HandshakeError::BadRequest("hub.challenge is missing".into()))?;
         Ok(Reply::text("subscribe", challenge))
+    }
+}
+
+impl Check for Meta {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.signature.verify(req.headers, req.body)
+    }
+
+    fn answer_get(&self, req: &Inbound<'_>) -> Result<Reply, HandshakeError> {
+        self.subscribe(req.path_and_query)
+    }
+}
+
+/// `verify = "meta"`, with an optional `verify_token` for the subscription check.
+pub struct MetaScheme;
+
+impl Scheme for MetaScheme {
+    fn name(&self) -> &'static str {
+        "meta"
+    }
+
+    fn options(&self) -> &'static [SourceOption] {
+        &[SourceOption::VerifyToken]
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(Meta {
+            signature: Github::new(input.keys()),
+            verify_token: input
+                .verify_token
+                .map(|t| KeyBytes::new(t.as_bytes().to_vec())),
+        }))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[],
+            event_type: &[Field::Json("/object")],
+            body_dedup: true,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        // Meta signs as GitHub does.
+        Some(Signer {
+            help: None,
+            sign: super::github::sign_headers,
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_meta",
+            source: "secrets = [\"0123456789abcdef0123456789abcdef\"]\nverify_token = \"meatyhamhock\"",
+        })
     }
 }
 

@@ -8,8 +8,15 @@
 //! (Graph sends it before the subscription exists), so it is answered before any check, as
 //! plain text with `nosniff`.
 
+use std::sync::Arc;
+
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
 use super::handshake::{Reply, query_param};
-use super::{KeyBytes, VerifyError, constant_time_eq};
+use super::{
+    BuildError, Check, Field, Inbound, KeyBytes, Scheme, SchemeDefaults, SchemeInput, SignInput,
+    Signed, Signer, VerifyError, constant_time_eq,
+};
 
 #[derive(Clone)]
 pub struct ClientStates {
@@ -48,6 +55,72 @@ impl ClientStates {
 /// Graph's validation request: the decoded `validationToken`, as plain text.
 pub fn validation(path_and_query: &str) -> Option<Reply> {
     query_param(path_and_query, "validationToken").map(|t| Reply::text("validation", t))
+}
+
+impl Check for ClientStates {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.verify(req.body)
+    }
+
+    fn answer_before_verify(&self, req: &Inbound<'_>) -> Option<Reply> {
+        validation(req.path_and_query)
+    }
+}
+
+/// `verify = "microsoft-graph"` (or `"msgraph"`).
+pub struct MicrosoftGraphScheme;
+
+impl Scheme for MicrosoftGraphScheme {
+    fn name(&self) -> &'static str {
+        "microsoft-graph"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["msgraph"]
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(ClientStates { keys: input.keys() }))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[Field::Json("/value/0/id")],
+            event_type: &[
+                Field::Json("/value/0/lifecycleEvent"),
+                Field::Json("/value/0/changeType"),
+            ],
+            body_dedup: false,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: Some("Graph signs nothing: checks that every value[].clientState is the secret"),
+            sign: sign_headers,
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_microsoft_graph",
+            source: r#"secrets = ["secretClientValue"]"#,
+        })
+    }
+}
+
+/// `hookgate sign`: Graph signs nothing, so the body is checked to carry the secret instead.
+fn sign_headers(input: &SignInput<'_>) -> Result<Signed, String> {
+    let states = ClientStates {
+        keys: vec![KeyBytes::new(input.secret.as_bytes().to_vec())],
+    };
+    states.verify(input.body).map_err(|e| {
+        format!(
+            "Graph signs nothing: the body must carry the secret in every value[].clientState ({e})"
+        )
+    })?;
+    Ok(Signed::default().with("content-type", "application/json"))
 }
 
 #[cfg(test)]

@@ -3,12 +3,19 @@
 //! one-time `GET` with `X-Okta-Verification-Challenge`, answered with
 //! `{"verification": "<the value>"}` once the token has passed.
 
-use http::HeaderMap;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName};
 use serde_json::json;
 
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
 use super::handshake::{HandshakeError, Reply};
-use super::single_header;
 use super::token::Tokens;
+use super::{
+    BuildError, Check, Field, Inbound, Scheme, SchemeDefaults, SchemeInput, SignInput, Signed,
+    Signer, SourceOption, VerifyError, single_header,
+};
 
 pub const CHALLENGE_HEADER: &str = "x-okta-verification-challenge";
 
@@ -22,6 +29,72 @@ pub fn verification(tokens: &Tokens, headers: &HeaderMap) -> Result<Reply, Hands
         "verification",
         &json!({ "verification": challenge }),
     ))
+}
+
+/// An Okta source: the token check, and the verification `GET`.
+#[derive(Clone)]
+pub struct Okta(pub Tokens);
+
+impl Check for Okta {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.0.verify(req.headers)
+    }
+
+    fn answer_get(&self, req: &Inbound<'_>) -> Result<Reply, HandshakeError> {
+        verification(&self.0, req.headers)
+    }
+
+    fn credential_header(&self) -> Option<&HeaderName> {
+        Some(&self.0.header)
+    }
+}
+
+/// `verify = "okta"`, with an optional `token_header`.
+pub struct OktaScheme;
+
+impl Scheme for OktaScheme {
+    fn name(&self) -> &'static str {
+        "okta"
+    }
+
+    fn options(&self) -> &'static [SourceOption] {
+        &[SourceOption::TokenHeader]
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(Okta(Tokens::from_input(input)?)))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[Field::Json("/eventId")],
+            event_type: &[Field::Json("/data/events/0/eventType")],
+            body_dedup: false,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: |i| {
+                // The token itself, in `--header` when one is given, else in Authorization.
+                let name = if i.header == SignInput::DEFAULT_HEADER {
+                    "authorization"
+                } else {
+                    i.header
+                };
+                Ok(Signed::default().with(name, i.secret))
+            },
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_okta",
+            source: r#"secrets = ["okta-shared-secret"]"#,
+        })
+    }
 }
 
 #[cfg(test)]

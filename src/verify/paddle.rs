@@ -3,11 +3,16 @@
 //! appear during secret rotation; any one matching passes. Paddle's SDKs allow only 5 seconds
 //! of skew; here the source's `tolerance` applies, both ways.
 
-use super::KeyBytes;
+use std::sync::Arc;
+
 use http::HeaderMap;
 
-use super::{TimestampedHeader, VerifyError, mac, verify_timestamped};
-use crate::config::HmacAlgorithm;
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
+use super::{
+    BuildError, Check, Field, HmacAlgorithm, Inbound, KeyBytes, Scheme, SchemeDefaults,
+    SchemeInput, Signed, Signer, TimestampedHeader, VerifyError, mac, verify_timestamped,
+};
 
 pub const HEADER: &str = "paddle-signature";
 
@@ -53,6 +58,51 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
         &[ts.as_bytes(), b":", body],
     );
     format!("ts={ts};h1={}", hex::encode(tag))
+}
+
+impl Check for Keys {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        verify(self, req.headers, req.body, req.now_secs)
+    }
+}
+
+/// `verify = "paddle"`.
+pub struct PaddleScheme;
+
+impl Scheme for PaddleScheme {
+    fn name(&self) -> &'static str {
+        "paddle"
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(Keys {
+            keys: input.keys(),
+            tolerance: input.tolerance,
+        }))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[Field::Json("/event_id")],
+            event_type: &[Field::Json("/event_type")],
+            body_dedup: false,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: |i| Ok(Signed::default().with(HEADER, sign(i.secret, i.timestamp, i.body))),
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_paddle",
+            source: r#"secrets = ["VALID_SECRET"]"#,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,15 @@
 //! signed: dedup by `X-Shopify-Webhook-Id`. During a client-secret rotation Shopify signs with
 //! the oldest non-revoked secret, so list both.
 
-use super::KeyBytes;
+use std::sync::Arc;
+
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
 use super::hmac::Generic;
-use crate::config::{HmacAlgorithm, HmacEncoding};
+use super::{
+    BuildError, Check, Field, HmacAlgorithm, HmacEncoding, KeyBytes, Scheme, SchemeDefaults,
+    SchemeInput, Signed, Signer,
+};
 
 pub fn verifier(keys: Vec<KeyBytes>) -> Generic {
     let mut g = Generic::body_only(
@@ -18,6 +24,52 @@ pub fn verifier(keys: Vec<KeyBytes>) -> Generic {
     g.headers
         .push(http::HeaderName::from_static("x-shopify-hmac-sha256"));
     g
+}
+
+/// `verify = "shopify"`: a preset of the generic HMAC check, with no handshake.
+pub struct ShopifyScheme;
+
+impl Scheme for ShopifyScheme {
+    fn name(&self) -> &'static str {
+        "shopify"
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(verifier(input.keys())))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[
+                Field::Header("x-shopify-webhook-id"),
+                Field::Header("shopify-webhook-id"),
+                Field::Header("shopify-event-id"),
+            ],
+            event_type: &[
+                Field::Header("x-shopify-topic"),
+                Field::Header("shopify-topic"),
+            ],
+            body_dedup: true,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: |i| {
+                let sig = verifier(vec![]).sign(i.secret.as_bytes(), 0, i.body);
+                Ok(Signed::default().with("x-shopify-hmac-sha256", sig))
+            },
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_shopify",
+            source: r#"secrets = ["hush"]"#,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -8,12 +8,18 @@
 //! `ssl_check=1` form post, answered with an empty 200 before the signature is checked, as
 //! Slack's Bolt frameworks do (the answer echoes nothing).
 
-use super::KeyBytes;
+use std::sync::Arc;
+
 use http::HeaderMap;
 
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
 use super::handshake::{HandshakeError, Reply, json_str};
-
 use super::hmac::Generic;
+use super::{
+    BuildError, Check, Field, Inbound, KeyBytes, Scheme, SchemeDefaults, SchemeInput, Signed,
+    Signer, VerifyError,
+};
 
 pub fn verifier(keys: Vec<KeyBytes>, tolerance: u64) -> Generic {
     Generic::v0(
@@ -49,6 +55,65 @@ pub fn ssl_check(headers: &HeaderMap, body: &[u8]) -> Option<Reply> {
     let checked =
         is_form && url::form_urlencoded::parse(body).any(|(k, v)| k == "ssl_check" && v == "1");
     checked.then(|| Reply::empty("ssl_check", 200))
+}
+
+/// A Slack source: the `v0` signature, and Slack's two handshakes.
+#[derive(Clone)]
+pub struct Slack(pub Generic);
+
+impl Check for Slack {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.0.verify(req.headers, req.body, req.now_secs)
+    }
+
+    fn answer_before_verify(&self, req: &Inbound<'_>) -> Option<Reply> {
+        ssl_check(req.headers, req.body)
+    }
+
+    fn answer_after_verify(&self, req: &Inbound<'_>) -> Option<Result<Reply, HandshakeError>> {
+        url_verification(req.body)
+    }
+}
+
+/// `verify = "slack"`.
+pub struct SlackScheme;
+
+impl Scheme for SlackScheme {
+    fn name(&self) -> &'static str {
+        "slack"
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(Slack(verifier(input.keys(), input.tolerance))))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[Field::Json("/event_id")],
+            event_type: &[Field::Json("/event/type"), Field::Json("/type")],
+            body_dedup: false,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: |i| {
+                let sig = verifier(vec![], 0).sign(i.secret.as_bytes(), i.timestamp, i.body);
+                Ok(Signed::default()
+                    .with("x-slack-request-timestamp", i.timestamp.to_string())
+                    .with("x-slack-signature", sig))
+            },
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_slack",
+            source: r#"secrets = ["8f742231b10e8888abcd99yyyzzz85a5"]"#,
+        })
+    }
 }
 
 #[cfg(test)]

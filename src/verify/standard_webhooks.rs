@@ -7,15 +7,19 @@
 //! server does it). The same code signs outbound deliveries ([`sign`]), so what we send is what
 //! we would accept.
 
-use super::KeyBytes;
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::HeaderMap;
 
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
 use super::{
-    MAX_SIGNATURES, VerifyError, check_tolerance, mac, mac_matches, parse_timestamp, single_header,
+    BuildError, Check, Field, HmacAlgorithm, Inbound, KeyBytes, MAX_SIGNATURES, Scheme,
+    SchemeDefaults, SchemeInput, SignInput, Signed, Signer, VerifyError, check_tolerance, mac,
+    mac_matches, parse_timestamp, single_header,
 };
-use crate::config::HmacAlgorithm;
 
 /// Decoded keys of one source, and its timestamp tolerance in seconds.
 #[derive(Clone)]
@@ -152,6 +156,70 @@ pub fn verify(
     } else {
         Err(VerifyError::BadSignature)
     }
+}
+
+impl Check for Keys {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        verify(self, req.headers, req.body, req.now_secs)
+    }
+}
+
+/// `verify = "standard-webhooks"`: each secret is a `whsec_` key or a `whpk_` public key.
+pub struct StandardWebhooksScheme;
+
+impl Scheme for StandardWebhooksScheme {
+    fn name(&self) -> &'static str {
+        "standard-webhooks"
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        let mut keys = Keys {
+            keys: Vec::new(),
+            public_keys: Vec::new(),
+            tolerance: input.tolerance,
+        };
+        for secret in &input.secrets {
+            keys.add(secret)
+                .map_err(|p| BuildError::new("secrets", p))?;
+        }
+        Ok(Arc::new(keys))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[Field::Header("webhook-id"), Field::Header("svix-id")],
+            event_type: &[Field::Json("/type")],
+            body_dedup: false,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: sign_headers,
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_standard_webhooks",
+            source: r#"secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4="]"#,
+        })
+    }
+}
+
+/// `hookgate sign`: the three `webhook-*` headers, with a fresh `msg_` id unless one is given.
+fn sign_headers(input: &SignInput<'_>) -> Result<Signed, String> {
+    let key = decode_secret(input.secret)?;
+    let id = input
+        .id
+        .map_or_else(|| format!("msg_{}", ulid::Ulid::generate()), str::to_string);
+    let signature = sign(&key, &id, input.timestamp, input.body);
+    Ok(Signed::default()
+        .with("webhook-id", id)
+        .with("webhook-timestamp", input.timestamp.to_string())
+        .with("webhook-signature", signature))
 }
 
 #[cfg(test)]

@@ -5,11 +5,16 @@
 //! while a secret is being rolled. Unlike Stripe's libraries, which only refuse old
 //! timestamps, the tolerance applies to the future too.
 
-use super::KeyBytes;
+use std::sync::Arc;
+
 use http::HeaderMap;
 
-use super::{TimestampedHeader, VerifyError, mac, verify_timestamped};
-use crate::config::HmacAlgorithm;
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
+use super::{
+    BuildError, Check, Field, HmacAlgorithm, Inbound, KeyBytes, Scheme, SchemeDefaults,
+    SchemeInput, Signed, Signer, TimestampedHeader, VerifyError, mac, verify_timestamped,
+};
 
 pub const HEADER: &str = "stripe-signature";
 
@@ -54,6 +59,51 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
         &[t.as_bytes(), b".", body],
     );
     format!("t={t},v1={}", hex::encode(tag))
+}
+
+impl Check for Keys {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        verify(self, req.headers, req.body, req.now_secs)
+    }
+}
+
+/// `verify = "stripe"`.
+pub struct StripeScheme;
+
+impl Scheme for StripeScheme {
+    fn name(&self) -> &'static str {
+        "stripe"
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(Keys {
+            keys: input.keys(),
+            tolerance: input.tolerance,
+        }))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[Field::Json("/id")],
+            event_type: &[Field::Json("/type")],
+            body_dedup: false,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: |i| Ok(Signed::default().with(HEADER, sign(i.secret, i.timestamp, i.body))),
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_stripe",
+            source: r#"secrets = ["whsec_test_secret"]"#,
+        })
+    }
 }
 
 #[cfg(test)]

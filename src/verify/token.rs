@@ -1,10 +1,16 @@
 //! `token`: a shared token in a header (`token_header`, default `authorization`, where a
 //! `Bearer ` prefix is taken off). Any configured secret matching passes.
 
-use super::KeyBytes;
+use std::sync::Arc;
+
 use http::{HeaderMap, HeaderName};
 
-use super::{VerifyError, constant_time_eq, single_header};
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
+use super::{
+    BuildError, Check, Inbound, KeyBytes, Scheme, SchemeDefaults, SchemeInput, SourceOption,
+    VerifyError, constant_time_eq, single_header,
+};
 
 #[derive(Clone)]
 pub struct Tokens {
@@ -34,6 +40,60 @@ impl Tokens {
         } else {
             Err(VerifyError::BadSignature)
         }
+    }
+}
+
+impl Tokens {
+    /// The source's tokens in its `token_header` (default `authorization`), for `token` and
+    /// `okta`.
+    pub fn from_input(input: &SchemeInput<'_>) -> Result<Tokens, BuildError> {
+        let name = input.token_header.unwrap_or("authorization");
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            BuildError::new("token_header", format!("{name:?} is not a header name"))
+        })?;
+        Ok(Tokens {
+            header,
+            tokens: input.keys(),
+        })
+    }
+}
+
+impl Check for Tokens {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.verify(req.headers)
+    }
+
+    fn credential_header(&self) -> Option<&HeaderName> {
+        Some(&self.header)
+    }
+}
+
+/// `verify = "token"`, with an optional `token_header`.
+pub struct TokenScheme;
+
+impl Scheme for TokenScheme {
+    fn name(&self) -> &'static str {
+        "token"
+    }
+
+    fn options(&self) -> &'static [SourceOption] {
+        &[SourceOption::TokenHeader]
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(Tokens::from_input(input)?))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults::GENERIC
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_token",
+            source: r#"secrets = ["tok"]"#,
+        })
     }
 }
 

@@ -8,16 +8,21 @@
 //! else rebuilt from `Host`, `X-Forwarded-Proto` (both schemes are tried when it is absent),
 //! the path and the query. As Twilio's SDKs do, a URL matches with and without its port.
 
-use super::KeyBytes;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
-use super::{VerifyError, constant_time_eq, mac, mac_matches, required_header, single_header};
-use crate::config::HmacAlgorithm;
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
+use super::{
+    BuildError, Check, Field, HmacAlgorithm, Inbound, KeyBytes, Scheme, SchemeDefaults,
+    SchemeInput, SourceOption, VerifyError, constant_time_eq, mac, mac_matches, required_header,
+    single_header,
+};
 
 pub const HEADER: &str = "x-twilio-signature";
 
@@ -170,6 +175,49 @@ fn port_variants(url: &str) -> Vec<String> {
         }
     }
     out
+}
+
+impl Check for Twilio {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.verify(req.headers, req.path_and_query, req.body)
+    }
+}
+
+/// `verify = "twilio"`, with an optional `public_url`. `hookgate sign` does not sign for it: the
+/// signature covers the URL Twilio requested, which the CLI does not know.
+pub struct TwilioScheme;
+
+impl Scheme for TwilioScheme {
+    fn name(&self) -> &'static str {
+        "twilio"
+    }
+
+    fn options(&self) -> &'static [SourceOption] {
+        &[SourceOption::PublicUrl]
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(Twilio {
+            keys: input.keys(),
+            public_url: input.public_url.map(str::to_string),
+        }))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[Field::Header("i-twilio-idempotency-token")],
+            event_type: &[],
+            body_dedup: true,
+        }
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_twilio",
+            source: r#"secrets = ["12345"]"#,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -8,11 +8,17 @@
 //! with its `challenge`. A `revocation` is an event like a notification, of type `revocation`,
 //! because subscribers must learn that Twitch stopped sending.
 
+use std::sync::Arc;
+
 use http::HeaderMap;
 
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
 use super::handshake::{HandshakeError, Reply, json_str};
-use super::{KeyBytes, VerifyError, mac, mac_matches, required_header};
-use crate::config::HmacAlgorithm;
+use super::{
+    BuildError, Check, Field, HmacAlgorithm, Inbound, KeyBytes, Scheme, SchemeDefaults,
+    SchemeInput, SignInput, Signed, Signer, VerifyError, mac, mac_matches, required_header,
+};
 
 /// Twitch's freshness rule: messages older than ten minutes are refused.
 pub const FRESHNESS_SECS: u64 = 600;
@@ -118,6 +124,77 @@ pub fn callback_verification(
 /// A revocation is an event of type `revocation`.
 pub fn event_type(headers: &HeaderMap) -> Option<String> {
     (message_type(headers)? == "revocation").then(|| "revocation".to_string())
+}
+
+impl Check for Twitch {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.verify(req.headers, req.body, req.now_secs)
+    }
+
+    fn answer_after_verify(&self, req: &Inbound<'_>) -> Option<Result<Reply, HandshakeError>> {
+        callback_verification(req.headers, req.body)
+    }
+
+    fn event_type(&self, req: &Inbound<'_>) -> Option<String> {
+        event_type(req.headers)
+    }
+}
+
+/// `verify = "twitch"`: each secret follows Twitch's rule ([`check_secret`]).
+pub struct TwitchScheme;
+
+impl Scheme for TwitchScheme {
+    fn name(&self) -> &'static str {
+        "twitch"
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        for secret in &input.secrets {
+            check_secret(secret).map_err(|p| BuildError::new("secrets", p))?;
+        }
+        Ok(Arc::new(Twitch { keys: input.keys() }))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[Field::Header(MESSAGE_ID)],
+            event_type: &[Field::Header("twitch-eventsub-subscription-type")],
+            body_dedup: false,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: sign_headers,
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_twitch",
+            source: r#"secrets = ["s3cre7s3cre7"]"#,
+        })
+    }
+}
+
+/// `hookgate sign`: the four `Twitch-Eventsub-Message-*` headers, with a fresh message id unless
+/// one is given, the timestamp in RFC 3339 and the `--message-type`.
+fn sign_headers(input: &SignInput<'_>) -> Result<Signed, String> {
+    let id = input.id.map_or_else(
+        || ulid::Ulid::generate().to_string().to_lowercase(),
+        str::to_string,
+    );
+    let at = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(input.timestamp.max(0).unsigned_abs());
+    let stamp = humantime::format_rfc3339_nanos(at).to_string();
+    let sig = sign(input.secret.as_bytes(), &id, &stamp, input.body);
+    Ok(Signed::default()
+        .with(MESSAGE_ID, id)
+        .with(MESSAGE_TIMESTAMP, stamp)
+        .with(MESSAGE_TYPE, input.message_type)
+        .with(MESSAGE_SIGNATURE, sig))
 }
 
 #[cfg(test)]

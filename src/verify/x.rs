@@ -3,13 +3,18 @@
 //! and then periodically): `GET ?crc_token=…` answered with
 //! `{"response_token": "sha256=<base64 HMAC-SHA256 of the token>"}` under the first secret.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
-use super::KeyBytes;
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
 use super::handshake::{HandshakeError, Reply, query_param};
 use super::hmac::{Generic, encode};
-use super::mac;
-use crate::config::{HmacAlgorithm, HmacEncoding};
+use super::{
+    BuildError, Check, HmacAlgorithm, HmacEncoding, Inbound, KeyBytes, Scheme, SchemeDefaults,
+    SchemeInput, Signed, Signer, VerifyError, mac,
+};
 
 pub fn verifier(keys: Vec<KeyBytes>) -> Generic {
     Generic::body_only(
@@ -91,6 +96,66 @@ pub fn event_type(body: &[u8]) -> Option<String> {
         .keys()
         .find(|k| k.ends_with("_events") || *k == "user_event")
         .cloned()
+}
+
+impl Check for X {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.verify(req.headers, req.body, req.now_secs)
+    }
+
+    fn answer_get(&self, req: &Inbound<'_>) -> Result<Reply, HandshakeError> {
+        crc(&self.signature, req.path_and_query)
+    }
+
+    fn event_type(&self, req: &Inbound<'_>) -> Option<String> {
+        event_type(req.body)
+    }
+}
+
+/// `verify = "x"` (or `"twitter"`).
+pub struct XScheme;
+
+impl Scheme for XScheme {
+    fn name(&self) -> &'static str {
+        "x"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["twitter"]
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(X {
+            signature: verifier(input.keys()),
+        }))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        // The event type is the name of the activity key (`event_type`).
+        SchemeDefaults {
+            dedup: &[],
+            event_type: &[],
+            body_dedup: true,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: |i| {
+                let sig = verifier(vec![]).sign(i.secret.as_bytes(), 0, i.body);
+                Ok(Signed::default().with("x-twitter-webhooks-signature", sig))
+            },
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_x",
+            source: r#"secrets = ["z3ZX4v7mAAUGykl3EcmkqbartmuW8VFOOzCloLx9Q45P0hLrFu"]"#,
+        })
+    }
 }
 
 #[cfg(test)]

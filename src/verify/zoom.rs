@@ -4,13 +4,18 @@
 //! signed `endpoint.url_validation` event, answered with the `plainToken` and its hex
 //! HMAC-SHA256 under the key that signed the request.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
-use super::KeyBytes;
+#[cfg(feature = "test-support")]
+use super::FuzzSource;
 use super::handshake::{HandshakeError, Reply, json_str};
 use super::hmac::Generic;
-use super::{Inbound, mac};
-use crate::config::HmacAlgorithm;
+use super::{
+    BuildError, Check, Field, HmacAlgorithm, Inbound, KeyBytes, Scheme, SchemeDefaults,
+    SchemeInput, Signed, Signer, VerifyError, mac,
+};
 
 pub fn verifier(keys: Vec<KeyBytes>, tolerance: u64) -> Generic {
     Generic::v0("x-zm-signature", "x-zm-request-timestamp", keys, tolerance)
@@ -37,6 +42,61 @@ pub fn url_validation(z: &Generic, req: &Inbound<'_>) -> Option<Result<Reply, Ha
 /// Zoom's `encryptedToken`: hex HMAC-SHA256 of the plain token under the secret token.
 pub fn encrypted_token(key: &[u8], plain: &str) -> String {
     hex::encode(mac(HmacAlgorithm::Sha256, key, &[plain.as_bytes()]))
+}
+
+/// A Zoom source: the `v0` signature, and the `endpoint.url_validation` answer.
+#[derive(Clone)]
+pub struct Zoom(pub Generic);
+
+impl Check for Zoom {
+    fn check(&self, req: &Inbound<'_>) -> Result<(), VerifyError> {
+        self.0.verify(req.headers, req.body, req.now_secs)
+    }
+
+    fn answer_after_verify(&self, req: &Inbound<'_>) -> Option<Result<Reply, HandshakeError>> {
+        url_validation(&self.0, req)
+    }
+}
+
+/// `verify = "zoom"`.
+pub struct ZoomScheme;
+
+impl Scheme for ZoomScheme {
+    fn name(&self) -> &'static str {
+        "zoom"
+    }
+
+    fn build(&self, input: &SchemeInput<'_>) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(Zoom(verifier(input.keys(), input.tolerance))))
+    }
+
+    fn defaults(&self) -> SchemeDefaults {
+        SchemeDefaults {
+            dedup: &[],
+            event_type: &[Field::Json("/event")],
+            body_dedup: false,
+        }
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Some(Signer {
+            help: None,
+            sign: |i| {
+                let sig = verifier(vec![], 0).sign(i.secret.as_bytes(), i.timestamp, i.body);
+                Ok(Signed::default()
+                    .with("x-zm-request-timestamp", i.timestamp.to_string())
+                    .with("x-zm-signature", sig))
+            },
+        })
+    }
+
+    #[cfg(feature = "test-support")]
+    fn fuzz(&self) -> Option<FuzzSource> {
+        Some(FuzzSource {
+            target: "verify_zoom",
+            source: r#"secrets = ["secretValueTest"]"#,
+        })
+    }
 }
 
 #[cfg(test)]

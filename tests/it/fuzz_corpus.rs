@@ -23,7 +23,7 @@ fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn every_verifier_corpus_replays() {
-    for (target, scheme) in fuzzing::VERIFY_TARGETS {
+    for (target, scheme) in fuzzing::VERIFY_TARGETS.iter() {
         for (_, data) in inputs(target) {
             fuzzing::verify(scheme, &data);
         }

@@ -8,10 +8,10 @@
 
 use http::{HeaderName, HeaderValue};
 
-use crate::config::{Field, SchemeKind};
 use crate::model::endpoint::{Endpoint, is_reserved_header};
 use crate::store::DueDelivery;
 use crate::verify::{self, standard_webhooks};
+use crate::verify::{Field, SchemeKind};
 
 /// The request for one attempt at `d`.
 pub(super) fn build(
