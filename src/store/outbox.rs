@@ -459,11 +459,11 @@ mod tests {
         let waiting = delivery(DeliveryStatus::Retrying, 1);
 
         assert_eq!(
-            prunable(9_999, &[delivered.clone()], cutoffs),
+            prunable(9_999, std::slice::from_ref(&delivered), cutoffs),
             Eligibility::Prunable
         );
         assert_eq!(
-            prunable(10_000, &[delivered.clone()], cutoffs),
+            prunable(10_000, std::slice::from_ref(&delivered), cutoffs),
             Eligibility::Kept
         );
         assert_eq!(

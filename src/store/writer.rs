@@ -3,6 +3,10 @@
 //! answers each command only after that commit returned. A command that is refused on its own
 //! merits (a backlog over the limit) does not abort the batch; a storage error fails the whole
 //! batch, so no caller is told "stored" for anything that is not.
+//!
+//! What a command does to a delivery is decided by the rules of `store::outbox` and written
+//! through `tables.rs`; beside this file are the commands too big to sit here (`requeue.rs`,
+//! `prune.rs`, `orphans.rs`, `quarantine.rs`) and the finished-event indexes (`finished.rs`).
 
 pub(super) mod finished;
 mod orphans;

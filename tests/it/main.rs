@@ -14,3 +14,4 @@ mod limits;
 mod observability;
 mod powerloss;
 mod reliability;
+mod store;

@@ -1,8 +1,9 @@
-//! The tables a batch writes, and the one place a delivery's state is written: every
-//! command reads a delivery, asks an [`outbox`](crate::store::outbox) rule what becomes of it, and hands both
-//! states to [`put_delivery`], which keeps the schedule, the dead-letter index, the pending
-//! counts and the finished-event indexes in step. No command changes an index of deliveries by
-//! itself.
+//! The tables a batch writes, and the one place a delivery's state is written. Every command
+//! reads a delivery, asks an [`outbox`](crate::store::outbox) rule what becomes of it, and
+//! hands both states to [`put_delivery`], which keeps the schedule, the dead-letter index, the
+//! pending counts and the finished-event indexes in step with the change. **No command writes
+//! a delivery record, or moves it in those indexes, any other way** (commands only drop
+//! schedule entries they find stale, and keep the `leases` table, which is redb's own).
 
 use redb::{ReadableTable, Table};
 

@@ -1,0 +1,229 @@
+//! The store's contract, with no HTTP: what ingest, lease, complete, requeue, release, a
+//! restart, pruning, pausing and the announcements do, seen only through the public
+//! `hookgate::store::Store` API, on a clock the test moves by hand.
+//!
+//! Every rule is an `async fn` in [`contract`] generic over a [`Backend`], which opens the
+//! store under test; `contract_tests!` makes one `#[tokio::test]` of each for a backend, and
+//! redb's line is at the bottom of this file. **A second backend passes the same tests**: the
+//! PostgreSQL backend will add a `Backend` whose `open` gives a `Store` on a fresh database of
+//! its own (the first `open` of a test creates it; a later one, after `close`, is the same
+//! database, as after a restart of the only node), and one line:
+//! `mod postgres { contract_tests!(super::Postgres::new()); }`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hookgate::clock::{Clock, SharedClock};
+use hookgate::ids::{DeliveryId, EventId};
+use hookgate::model::event::{Attempt, Delivery, DeliveryStatus};
+use hookgate::store::{Completion, IngestOutcome, NewEvent, Next, Store, StoreError, StoreOptions};
+
+/// A store implementation under test.
+trait Backend {
+    /// Opens the store on `clock`, refusing ingest beyond `max_backlog` pending deliveries:
+    /// empty the first time, and after a `close` the same data again (a restart).
+    async fn open(&self, clock: SharedClock, max_backlog: u64) -> Store;
+}
+
+/// redb, in a directory of its own.
+struct Redb(tempfile::TempDir);
+
+impl Redb {
+    fn new() -> Self {
+        Redb(tempfile::tempdir().expect("tempdir"))
+    }
+}
+
+impl Backend for Redb {
+    async fn open(&self, clock: SharedClock, max_backlog: u64) -> Store {
+        let opts = StoreOptions {
+            max_backlog,
+            queue_capacity: 1024,
+            clock,
+            metrics: None,
+            fault: None,
+            quick_repair: false,
+        };
+        Store::open(self.0.path(), opts).expect("the store opens")
+    }
+}
+
+/// Makes one test of each rule in [`contract`] for a backend (an expression, evaluated anew
+/// for each test).
+macro_rules! contract_tests {
+    ($backend:expr) => {
+        contract_tests!(@each $backend;
+            ingest_writes_the_event_and_one_pending_delivery_per_endpoint,
+            an_event_over_the_backlog_is_refused_whole,
+            a_duplicate_within_the_window_writes_nothing,
+            due_reads_one_endpoints_work_in_due_order,
+            a_lease_holds_a_delivery_until_it_runs_out,
+            complete_records_the_attempt_and_settles_or_reschedules,
+            a_final_delivery_is_never_leased_or_completed_again,
+            a_replay_requeues_dead_letters_by_filter_and_ids_in_steps,
+            retry_one_requeues_anything_but_a_delivery_being_sent,
+            recover_requeues_an_endpoints_unfinished_work_in_a_window,
+            release_makes_leased_deliveries_due_now,
+            a_restart_makes_every_lease_due_at_once,
+            the_store_makes_no_work_for_unknown_endpoints,
+            prune_removes_finished_events_after_retention_only,
+            a_pause_is_durable_and_goes_with_its_endpoint,
+            new_work_is_announced_after_its_commit,
+        );
+    };
+    (@each $backend:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $crate::store::contract::$name(&$backend).await;
+            }
+        )*
+    };
+}
+
+mod redb {
+    contract_tests!(super::Redb::new());
+}
+
+/// A clock that moves only when told.
+struct ManualClock(AtomicU64);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl ManualClock {
+    fn set(&self, ms: u64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+const T0: u64 = 1_700_000_000_000;
+const LEASE_MS: u64 = 30_000;
+
+/// A test's store and its clock (at [`T0`]).
+struct Fixture {
+    store: Store,
+    clock: Arc<ManualClock>,
+}
+
+impl Fixture {
+    async fn open(backend: &impl Backend) -> Self {
+        Self::with_backlog(backend, u64::MAX).await
+    }
+
+    async fn with_backlog(backend: &impl Backend, max_backlog: u64) -> Self {
+        let clock = Arc::new(ManualClock(AtomicU64::new(T0)));
+        let store = backend.open(clock.clone(), max_backlog).await;
+        Fixture { store, clock }
+    }
+
+    /// Closes the store and opens it again, the clock at `now`.
+    async fn restart(self, backend: &impl Backend, now: u64) -> Self {
+        self.store.close().await;
+        drop(self.store);
+        self.clock.set(now);
+        let store = backend.open(self.clock.clone(), u64::MAX).await;
+        Fixture {
+            store,
+            clock: self.clock,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// An event for `endpoints`, arriving now.
+    fn event(&self, endpoints: &[&str]) -> NewEvent {
+        NewEvent {
+            source: "shop".into(),
+            event_type: Some("order.paid".into()),
+            received_ms: self.now(),
+            dedup: None,
+            dedup_scope: None,
+            body_dedup: None,
+            budget: None,
+            headers: vec![("content-type".into(), b"application/json".to_vec())],
+            body: bytes::Bytes::from_static(br#"{"id":1}"#),
+            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// Ingests an event that must be accepted; its id and its deliveries' ids, in order.
+    async fn accept(&self, ev: NewEvent) -> (EventId, Vec<DeliveryId>) {
+        match self.store.ingest(ev).await.expect("ingest") {
+            IngestOutcome::Accepted {
+                event_id,
+                deliveries,
+            } => (event_id, deliveries.into_iter().map(|(d, _)| d).collect()),
+            other => panic!("not accepted: {other:?}"),
+        }
+    }
+
+    /// One delivery to `endpoint`, arriving now.
+    async fn one(&self, endpoint: &str) -> DeliveryId {
+        self.accept(self.event(&[endpoint])).await.1[0]
+    }
+
+    fn get(&self, id: DeliveryId) -> Delivery {
+        self.store.delivery(id).expect("read").expect("stored")
+    }
+
+    fn status(&self, id: DeliveryId) -> DeliveryStatus {
+        self.get(id).status
+    }
+
+    /// The ids `due` gives `endpoint` at `now`.
+    fn due(&self, endpoint: &str, now: u64) -> Vec<DeliveryId> {
+        let batch = self
+            .store
+            .due(endpoint, now, usize::MAX, &HashSet::new())
+            .expect("schedule");
+        batch.items.iter().map(|d| d.delivery_id).collect()
+    }
+
+    /// Leases and waits until the lease is committed (a lease is queued, not awaited).
+    async fn lease(&self, ids: &[DeliveryId], until: u64) {
+        self.store.lease(ids.to_vec(), until).await.expect("lease");
+        self.store.probe().await.expect("committed");
+    }
+
+    async fn complete(&self, id: DeliveryId, code: u16, next: Next) {
+        let attempt = Attempt {
+            at_ms: self.now(),
+            status_code: Some(code),
+            latency_ms: 5,
+            error: (code >= 300).then(|| format!("HTTP {code}")),
+            response_excerpt: b"answer".to_vec(),
+        };
+        let c = Completion {
+            delivery_id: id,
+            attempt,
+            next,
+        };
+        self.store.complete(c).await.expect("complete");
+    }
+
+    async fn kill(&self, id: DeliveryId) {
+        self.complete(id, 500, Next::Dead("gave up".into())).await;
+    }
+
+    fn pending(&self) -> u64 {
+        self.store.pending_count().expect("count")
+    }
+
+    fn dead_letters(&self) -> Vec<DeliveryId> {
+        let page = self
+            .store
+            .list_dead(&Default::default(), 1_000, None)
+            .expect("list");
+        page.items.iter().map(|d| d.delivery_id).collect()
+    }
+}
+
+/// The rules, each for any [`Backend`].
+mod contract;
