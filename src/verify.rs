@@ -27,9 +27,9 @@
 //!    in `fuzz/Cargo.toml` and seed inputs in `fuzz/corpus/verify_<name>/`.
 //!
 //! Config's `verify = "..."`, the CLI's `sign --scheme`, the fuzzing entry points and the
-//! per-scheme defaults all follow from the registration. (Until the admin API's schema takes
-//! its list from [`SchemeKind::names`], the name also goes into `api/entries.rs`'s `SCHEMES`
-//! and `openapi.json`; a test there says so.)
+//! per-scheme defaults, and the admin API's schema (`api/entries.rs`), all follow from the
+//! registration; regenerate the committed `openapi.json` (`HOOKGATE_BLESS=1 cargo test --lib
+//! the_committed_document`), which a test compares with the live document.
 
 pub mod basic;
 mod crypto;

@@ -66,32 +66,6 @@ fn field_ref() -> Value {
     ]})
 }
 
-/// The schemes `verify` names, with their aliases.
-pub const SCHEMES: &[&str] = &[
-    "standard-webhooks",
-    "stripe",
-    "github",
-    "shopify",
-    "slack",
-    "twilio",
-    "paddle",
-    "linear",
-    "zoom",
-    "meta",
-    "x",
-    "twitter",
-    "dropbox",
-    "twitch",
-    "microsoft-graph",
-    "msgraph",
-    "okta",
-    "discord",
-    "hmac",
-    "basic",
-    "token",
-    "none",
-];
-
 /// An endpoint's keys: (name, schema when present, may it be null in a create).
 fn endpoint_keys() -> Vec<(&'static str, Value, bool)> {
     let duration = || json!({ "type": "string", "description": "A duration: 250ms, 5s, 1h, 3d" });
@@ -149,7 +123,7 @@ fn source_keys() -> Vec<(&'static str, Value, bool)> {
         ("id", reference("EntryId"), false),
         (
             "verify",
-            json!({ "type": "string", "enum": SCHEMES }),
+            json!({ "type": "string", "enum": crate::verify::SchemeKind::names() }),
             false,
         ),
         ("secrets", strings(), false),
@@ -398,7 +372,10 @@ mod tests {
             expected_names(&source_error(with("dedup", json!({ "zzz": "x" }))))
         );
         // serde lists each scheme's names and aliases.
-        let mut schemes: Vec<String> = SCHEMES.iter().map(|s| s.to_string()).collect();
+        let mut schemes: Vec<String> = crate::verify::SchemeKind::names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         schemes.sort();
         assert_eq!(
             schemes,
