@@ -34,7 +34,7 @@ use crate::clock::SharedClock;
 use crate::delivery::Dispatcher;
 use crate::model::Secret;
 use crate::respond;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::verify::constant_time_eq;
 
 /// How long readiness waits for the writer before calling it stuck.
@@ -60,15 +60,6 @@ impl AdminState {
     fn now_ms(&self) -> u64 {
         self.clock.now_ms()
     }
-}
-
-/// Runs a store read off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Storage(format!("read task failed: {e}")))?
 }
 
 /// What every API handler returns.
@@ -202,9 +193,7 @@ async fn metrics(State(st): State<Arc<AdminState>>) -> Response {
         .map(|e| e.id.clone())
         .collect();
     let now = st.now_ms();
-    let gauges = tokio::task::spawn_blocking(move || store.gauges(&endpoints, now))
-        .await
-        .unwrap_or_default();
+    let gauges = store.gauges(&endpoints, now).await.unwrap_or_default();
     let mut r = Response::new(axum::body::Body::from(st.metrics.encode(gauges)));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -67,7 +67,7 @@ pub struct Catalog {
 impl Catalog {
     /// The file's entries plus the stored API-made ones. A stored entry that no longer
     /// validates, or whose id the file now declares, is skipped with an error in the log.
-    pub fn load(
+    pub async fn load(
         config: &Validated,
         store: &Store,
     ) -> Result<(Catalog, std::sync::Arc<RouteTable>), StoreError> {
@@ -83,8 +83,11 @@ impl Catalog {
         let mut api_json = HashMap::new();
         let mut broken = HashSet::new();
         for (kind, entries) in [
-            (EntryKind::Source, store.entries(EntryKind::Source)?),
-            (EntryKind::Endpoint, store.entries(EntryKind::Endpoint)?),
+            (EntryKind::Source, store.entries(EntryKind::Source).await?),
+            (
+                EntryKind::Endpoint,
+                store.entries(EntryKind::Endpoint).await?,
+            ),
         ] {
             for (id, json) in entries {
                 if file.contains(&(kind, id.clone())) {

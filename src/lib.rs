@@ -68,7 +68,7 @@ pub struct RunOptions {
     pub writer_queue: usize,
     /// Injected store write failures, for tests.
     #[cfg(any(test, feature = "test-support"))]
-    pub store_fault: Option<store::fault::FaultSwitch>,
+    pub store_fault: Option<store::redb::fault::FaultSwitch>,
     /// While set, the next lane to look at it panics (and clears it): a test of lane
     /// supervision.
     #[cfg(any(test, feature = "test-support"))]
@@ -173,7 +173,7 @@ pub async fn serve(
     for e in config.endpoints.iter().filter(|e| e.signing_key.is_none()) {
         tracing::warn!(endpoint = %e.id, "endpoint has no secret: its deliveries are not signed");
     }
-    let (catalog, routes) = catalog::Catalog::load(&config, &store)?;
+    let (catalog, routes) = catalog::Catalog::load(&config, &store).await?;
     // Before any lane or listener: the store makes work only for these from now on, and
     // dead-letters what an earlier run left for any other.
     store
@@ -202,7 +202,7 @@ pub async fn serve(
             shutting_down: tokio::sync::watch::Sender::new(false),
             lane_fault: opts.lane_fault(),
         },
-        &store.paused_endpoints()?,
+        &store.paused_endpoints().await?,
         opts.shutdown_grace,
     ));
 

@@ -1,102 +1,43 @@
-//! The store: hookgate's only contact with redb, holding events, their deliveries and the
-//! schedule as one transactional outbox.
+//! The store: events, their deliveries and the schedule, kept as one transactional outbox, behind
+//! one contract that every backend keeps.
 //!
-//! **Only `store` touches redb.** **Every mutation goes through one writer thread**, which
-//! takes everything that queued up while its previous commit was syncing and commits it as one
-//! transaction with `Durability::Immediate` (group commit), then answers each caller. An
-//! ingest's event, payload, deliveries, due-index entries and dedup entry are written in that
-//! one transaction, so **an event is never stored without its deliveries** and **no caller is
-//! answered before its commit returns**.
+//! [`Backend`] is the seam: what ingest, delivery, the API, the catalog and retention ask of
+//! storage, in model types (`model::event`) and the commands of [`types`]. [`Store`] is the
+//! handle everyone holds (cheap to clone), over whichever backend was opened. Two backends:
+//! - [`redb`]: the embedded default, one file, one writer thread with group commit;
+//! - `postgres`: several nodes on one database.
 //!
-//! The store takes and returns the model's types (`model::event`); what each operation does to
-//! a delivery's state is decided by the backend-neutral rules of [`outbox`], and this module
-//! only keeps the tables and indexes in step with their answers. Its contract is pinned,
-//! without HTTP, by `tests/it/store.rs`, which a second backend runs too.
+//! **Nothing of a backend leaks above the trait**: no redb or SQL type appears in it. **What
+//! an operation does to a delivery's state is decided by the backend-neutral rules of
+//! [`outbox`]**, so backends differ in how they keep state, never in what it becomes. The
+//! contract is pinned, without HTTP, by `tests/it/store.rs`, which runs against every backend.
 //!
-//! Tables (keys → values; values are versioned records, private to this module: see
-//! `records.rs`):
-//! - `events`: event id → `EventRecord`; `payloads`: event id → `PayloadRecord`.
-//! - `deliveries`: delivery id → `DeliveryRecord`.
-//! - `due`: (endpoint id, due ms, delivery id) → (): each endpoint's schedule, so a lane reads
-//!   only its own work. Holds exactly the deliveries that are not final; while one is being
-//!   sent its key is its lease expiry.
-//! - `leases`: delivery id → lease expiry, for the few deliveries in flight. At open, every
-//!   lease left by a previous process is made due at once.
-//! - `attempts`: (delivery id, attempt number) → `AttemptRecord`.
-//! - `dead`: (dead-at ms, delivery id) → (): the dead-letter index.
-//! - `dedup`: (source id, provider delivery id) → (event id, expires ms); a published event's
-//!   `Idempotency-Key` is kept under `publish:<source>`, apart from providers' ids.
-//! - `meta`: name → u64 (the pending-delivery count).
-//! - `endpoint_state`: endpoint id → flags; present only for a paused endpoint.
-//! - `dedup_expiry`: (expires ms, scope, key) → (): the dedup entries in order of expiry, so
-//!   pruning reads only the expired ones.
-//! - `pending_by_endpoint`: endpoint id → deliveries not yet final, kept in the transactions
-//!   that change them, so the lag metrics never count an index.
-//! - `config_entries`: (`source` | `endpoint`, id) → version byte + the entry's JSON, for the
-//!   sources and endpoints made through the admin API.
-//! - `quarantine`: (table, key) → the bytes of a record that could not be decoded. **One
-//!   undecodable record stops nothing**: wherever it is met it is skipped, logged with its key,
-//!   and moved here by the writer (see `writer/quarantine.rs`).
+//! **Ingest answers only after its commit**, with the event, its deliveries and its dedup
+//! entries in one transaction. **New due work is announced after its commit** ([`notices`]), so
+//! no caller pairs a write with a wake-up.
 
-#[cfg(any(test, feature = "test-support"))]
-pub mod fault;
-#[cfg(not(any(test, feature = "test-support")))]
-#[allow(dead_code)] // Only the test hooks use most of it.
-pub(crate) mod fault;
 pub mod notices;
 pub mod outbox;
-#[cfg(any(test, feature = "test-support"))]
-pub mod powercut;
-#[cfg(not(any(test, feature = "test-support")))]
-#[allow(dead_code)] // Only the test hooks use it.
-pub(crate) mod powercut;
 pub mod query;
-mod reads;
-mod records;
-use reads::pending_in;
+pub mod redb;
 pub mod retention;
 mod types;
-mod writer;
 
+pub use self::redb::{DB_FILE, StoreOptions, compact};
 pub use types::{
     Completion, DueBatch, DueDelivery, EntryKind, IngestOutcome, NewEvent, Next, Prune, Pruned,
     REPLAY_SCAN, REPLAY_STEP, Requeue, Requeued,
 };
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use tokio::sync::{mpsc, oneshot};
-
-use crate::clock::SharedClock;
-use crate::ids::DeliveryId;
-use records::DeliveryRecord;
-
-const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
-const PAYLOADS: TableDefinition<u128, &[u8]> = TableDefinition::new("payloads");
-const DELIVERIES: TableDefinition<u128, &[u8]> = TableDefinition::new("deliveries");
-const DUE: TableDefinition<(&str, u64, u128), ()> = TableDefinition::new("due");
-const LEASES: TableDefinition<u128, u64> = TableDefinition::new("leases");
-const ATTEMPTS: TableDefinition<(u128, u32), &[u8]> = TableDefinition::new("attempts");
-const DEAD: TableDefinition<(u64, u128), ()> = TableDefinition::new("dead");
-const DEDUP: TableDefinition<(&str, &str), (u128, u64)> = TableDefinition::new("dedup");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const ENDPOINT_STATE: TableDefinition<&str, u8> = TableDefinition::new("endpoint_state");
-const CONFIG_ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("config_entries");
-const DEDUP_EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("dedup_expiry");
-const PENDING_BY_ENDPOINT: TableDefinition<&str, u64> = TableDefinition::new("pending_by_endpoint");
-/// (table, key) → the raw bytes of a record that could not be decoded, moved out of the way.
-const QUARANTINE: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("quarantine");
-
-/// The flag of a paused endpoint in `endpoint_state`.
-const ENDPOINT_PAUSED: u8 = 1;
-
-const META_PENDING: &str = "pending_deliveries";
-
-/// The database file inside the data directory.
-pub const DB_FILE: &str = "hookgate.redb";
+use crate::ids::{DeliveryId, EventId};
+use crate::model::event::{Attempt, DeadLetter, Delivery, Event, EventWithDeliveries, Payload};
+use query::{Filter, Page};
 
 /// Why the store could not do what was asked. Ingress answers all of these with 503.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,232 +56,119 @@ pub enum StoreError {
     BadCursor,
 }
 
-macro_rules! storage_errors {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Storage(e.to_string())
-            }
-        }
-    )*};
-}
-storage_errors!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+/// What a backend's operations return: a boxed future, so that [`Backend`] can sit behind a
+/// `dyn` (the one allocation per call is nothing beside a commit or a round trip).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// Tunables of an open store.
-#[derive(Clone)]
-pub struct StoreOptions {
-    /// Pending deliveries beyond which ingest is refused.
-    pub max_backlog: u64,
-    /// Commands that may wait for the writer; beyond that, callers get [`StoreError::Busy`].
-    pub queue_capacity: usize,
-    pub clock: SharedClock,
-    /// Where commits are counted, if anywhere.
-    pub metrics: Option<Arc<crate::telemetry::Metrics>>,
-    /// Injected write failures, for tests; `None` in production. A switch made with
-    /// [`fault::FaultSwitch::on_disk`] also puts the store on that disk in memory instead of
-    /// its file (power-loss tests).
-    #[cfg(any(test, feature = "test-support"))]
-    pub fault: Option<fault::FaultSwitch>,
-    /// `store.quick_repair`: every commit saves what a reopen after a crash needs.
-    pub quick_repair: bool,
-}
-
-struct Inner {
-    db: Arc<DbSlot>,
-    notices: Arc<notices::Notices>,
-    tx: mpsc::Sender<writer::Command>,
-    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
-    path: PathBuf,
-}
-
-/// How the file is opened, kept to open it again.
-struct Opener {
-    path: PathBuf,
-    fault: Option<fault::FaultSwitch>,
-}
-
-impl Opener {
-    fn open(&self) -> Result<Database, StoreError> {
-        let mut builder = Database::builder();
-        builder.set_cache_size(64 * 1024 * 1024);
-        let opened = match &self.fault {
-            None => builder.create(&self.path),
-            Some(switch) => fault::FaultyBackend::open(&self.path, switch.clone())
-                .and_then(|b| builder.create_with_backend(b)),
-        };
-        opened.map_err(|e| StoreError::Storage(format!("cannot open {}: {e}", self.path.display())))
-    }
+/// What every storage backend does. Each method's meaning is the one documented on [`Store`],
+/// which calls it.
+pub trait Backend: Send + Sync + 'static {
+    fn ingest(&self, event: NewEvent) -> StoreFuture<'_, IngestOutcome>;
+    fn due<'a>(
+        &'a self,
+        endpoint: &'a str,
+        now_ms: u64,
+        limit: usize,
+        skip: HashSet<DeliveryId>,
+    ) -> StoreFuture<'a, DueBatch>;
+    fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> StoreFuture<'_, ()>;
+    fn release(&self, ids: Vec<DeliveryId>) -> StoreFuture<'_, ()>;
+    fn complete(&self, completion: Completion) -> StoreFuture<'_, ()>;
+    fn requeue(&self, what: Requeue) -> StoreFuture<'_, Requeued>;
+    fn put_entry<'a>(&'a self, kind: EntryKind, id: &'a str, json: Vec<u8>) -> StoreFuture<'a, ()>;
+    fn delete_entry<'a>(&'a self, kind: EntryKind, id: &'a str) -> StoreFuture<'a, u64>;
+    fn entries(&self, kind: EntryKind) -> StoreFuture<'_, Vec<(String, Vec<u8>)>>;
+    fn set_endpoints(&self, endpoints: HashSet<String>) -> StoreFuture<'_, u64>;
+    fn prune(&self, p: Prune) -> StoreFuture<'_, Pruned>;
+    fn set_paused<'a>(&'a self, endpoint: &'a str, paused: bool) -> StoreFuture<'a, ()>;
+    fn paused_endpoints(&self) -> StoreFuture<'_, HashSet<String>>;
+    fn event(&self, id: EventId) -> StoreFuture<'_, Option<(Event, Payload)>>;
+    fn delivery(&self, id: DeliveryId) -> StoreFuture<'_, Option<Delivery>>;
+    fn attempts(&self, id: DeliveryId) -> StoreFuture<'_, Vec<Attempt>>;
+    fn event_ids(&self) -> StoreFuture<'_, Vec<EventId>>;
+    fn list_events<'a>(
+        &'a self,
+        filter: &'a Filter,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> StoreFuture<'a, Page<EventWithDeliveries>>;
+    fn list_dead<'a>(
+        &'a self,
+        filter: &'a Filter,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> StoreFuture<'a, Page<DeadLetter>>;
+    fn pending_count(&self) -> StoreFuture<'_, u64>;
+    fn quarantined(&self) -> StoreFuture<'_, u64>;
+    fn gauges<'a>(
+        &'a self,
+        endpoints: &'a [String],
+        now_ms: u64,
+    ) -> StoreFuture<'a, crate::telemetry::StoreGauges>;
+    fn notices(&self) -> &notices::Notices;
+    fn probe(&self) -> StoreFuture<'_, ()>;
+    fn close(&self) -> StoreFuture<'_, ()>;
 }
 
-/// The open database, replaceable in place. After an I/O error (a full disk, say) redb
-/// refuses every write until the file is opened again, so the writer reopens it once the
-/// disk works; until then readers get [`StoreError::Storage`].
-pub(crate) struct DbSlot {
-    db: std::sync::RwLock<Option<Arc<Database>>>,
-    opener: Opener,
-}
-
-impl DbSlot {
-    pub(crate) fn get(&self) -> Result<Arc<Database>, StoreError> {
-        self.db
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| {
-                StoreError::Storage("the store is being reopened after an I/O error".into())
-            })
-    }
-
-    /// Drops the database and opens the file again (redb repairs what the failed commit left).
-    /// The file is still locked while a reader holds the old one, so this can fail with
-    /// "already open"; the caller tries again later.
-    pub(crate) fn reopen(&self) -> Result<(), StoreError> {
-        let slot = || {
-            self.db
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
-        // Out of the slot first, and opened without holding the lock: a repair can take a
-        // while, and readers should get their error at once rather than wait for it.
-        drop(slot().take());
-        let db = self.opener.open()?;
-        *slot() = Some(Arc::new(db));
-        Ok(())
-    }
-}
-
-/// A handle to the open store; cheap to clone.
+/// A handle to the open store, whichever backend holds it; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    backend: Arc<dyn Backend>,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `data_dir`, takes back every lease a previous process
-    /// left, and starts the writer.
+    /// Opens (or creates) the embedded store in `data_dir`, takes back every lease a previous
+    /// process left, and starts its writer.
     pub fn open(data_dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Storage(format!("cannot create {}: {e}", data_dir.display()))
-        })?;
-        let path = data_dir.join(DB_FILE);
-        let opener = Opener {
-            path: path.clone(),
-            #[cfg(any(test, feature = "test-support"))]
-            fault: opts.fault.clone(),
-            #[cfg(not(any(test, feature = "test-support")))]
-            fault: None,
-        };
-        let db = opener.open()?;
-        let pending = recover(&db, opts.clock.now_ms())?;
-        let db = Arc::new(DbSlot {
-            db: std::sync::RwLock::new(Some(Arc::new(db))),
-            opener,
-        });
-        let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
-        let notices = Arc::new(notices::Notices::default());
-        let state = writer::Writer::new(
-            Arc::clone(&db),
-            Arc::clone(&notices),
-            pending,
-            opts.max_backlog,
-            opts.quick_repair,
-            opts.clock,
-            opts.metrics,
-        );
-        let handle = std::thread::Builder::new()
-            .name("hookgate-writer".into())
-            .spawn(move || state.run(rx))
-            .map_err(|e| StoreError::Storage(format!("cannot start the writer: {e}")))?;
-        Ok(Store {
-            inner: Arc::new(Inner {
-                db,
-                notices,
-                tx,
-                writer: std::sync::Mutex::new(Some(handle)),
-                path,
-            }),
-        })
+        Ok(Store::from_backend(redb::RedbStore::open(data_dir, opts)?))
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// A store over any backend.
+    pub fn from_backend(backend: impl Backend) -> Store {
+        Store {
+            backend: Arc::new(backend),
+        }
     }
 
-    async fn submit<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Command,
-    ) -> Result<T, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.inner.tx.try_send(make(reply)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StoreError::Busy,
-            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-
-    /// Like `submit`, but waits for room in the queue: for delivery bookkeeping, which must not
-    /// be dropped because ingest filled the queue.
-    async fn submit_waiting<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Command,
-    ) -> Result<T, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .send(make(reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-
-    /// Stores an event and its deliveries; returns once they are on disk.
+    /// Stores an event and its deliveries; returns once they are committed.
     pub async fn ingest(&self, event: NewEvent) -> Result<IngestOutcome, StoreError> {
-        self.submit(|reply| writer::Command::Ingest(Box::new(event), reply))
-            .await
+        self.backend.ingest(event).await
     }
 
-    /// Marks deliveries as being sent until `until_ms`. Returns once the lease is queued, not
-    /// committed: the writer applies commands in order, so it lands before any result queued
-    /// after it, and a sender need not wait an fsync for it. Nothing depends on a lease being
-    /// on disk: it shows the delivery as `delivering`, and a restart takes every lease back
-    /// anyway. (A lease lost to a failed commit leaves the delivery due, which the lane's
-    /// in-flight set covers.)
+    /// Up to `limit` of an endpoint's deliveries due at `now_ms`, earliest first, leaving out
+    /// `skip` (those its lane has in flight), and when the next one not taken is due.
+    pub async fn due(
+        &self,
+        endpoint: &str,
+        now_ms: u64,
+        limit: usize,
+        skip: HashSet<DeliveryId>,
+    ) -> Result<DueBatch, StoreError> {
+        self.backend.due(endpoint, now_ms, limit, skip).await
+    }
+
+    /// Marks deliveries as being sent until `until_ms`. A backend may return once the lease is
+    /// queued rather than committed (redb does: see `RedbStore::lease`).
     pub async fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> Result<(), StoreError> {
-        let (reply, _unawaited) = oneshot::channel();
-        self.inner
-            .tx
-            .send(writer::Command::Lease(ids, until_ms, reply))
-            .await
-            .map_err(|_| StoreError::Closed)
+        self.backend.lease(ids, until_ms).await
     }
 
-    /// Takes back leases of deliveries a lane took but did not start (it was stopped): they
-    /// are due again now rather than when the lease would have run out. Returns once committed.
+    /// Takes back leases of deliveries a lane took but did not start: due again now. Returns
+    /// once committed.
     pub async fn release(&self, ids: Vec<DeliveryId>) -> Result<(), StoreError> {
-        self.submit_waiting(|reply| writer::Command::Release(ids, reply))
-            .await
+        self.backend.release(ids).await
     }
 
     /// Records an attempt and schedules what follows.
     pub async fn complete(&self, completion: Completion) -> Result<(), StoreError> {
-        self.submit_waiting(|reply| writer::Command::Complete(Box::new(completion), reply))
-            .await
+        self.backend.complete(completion).await
     }
 
     /// Makes deliveries due now in a fresh retry cycle, keeping their ids (and so their
-    /// `webhook-id`). The selection and the change are one transaction, recorded before this
+    /// `webhook-id`). The selection and the change are one transaction, committed before this
     /// returns, so a crash cannot half-apply a replay.
     pub async fn requeue(&self, what: Requeue) -> Result<Requeued, StoreError> {
-        self.submit_waiting(|reply| writer::Command::Requeue(Box::new(what), reply))
-            .await
+        self.backend.requeue(what).await
     }
 
     /// Stores a source or endpoint made through the admin API (its JSON, as given).
@@ -350,192 +178,114 @@ impl Store {
         id: &str,
         json: Vec<u8>,
     ) -> Result<(), StoreError> {
-        let id = id.to_string();
-        self.submit_waiting(|reply| writer::Command::PutEntry(kind, id, json, reply))
-            .await
+        self.backend.put_entry(kind, id, json).await
     }
 
     /// Removes a stored entry. For an endpoint, every delivery not yet delivered is
     /// dead-lettered in the same transaction ("endpoint deleted"); returns how many.
     pub async fn delete_entry(&self, kind: EntryKind, id: &str) -> Result<u64, StoreError> {
-        let id = id.to_string();
-        self.submit_waiting(|reply| writer::Command::DeleteEntry(kind, id, reply))
-            .await
+        self.backend.delete_entry(kind, id).await
     }
 
-    /// Where the store announces an endpoint's new due work (see [`notices`]).
-    pub fn notices(&self) -> &notices::Notices {
-        &self.inner.notices
+    /// The stored entries of a kind: (id, JSON).
+    pub async fn entries(&self, kind: EntryKind) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.backend.entries(kind).await
     }
 
     /// Tells the store which endpoints are in force (at start): from then on it makes no work
     /// for any other, and what is left for others now is dead-lettered (`endpoint removed`)
     /// in the same transaction. Returns how many were.
     pub async fn set_endpoints(&self, endpoints: HashSet<String>) -> Result<u64, StoreError> {
-        self.submit_waiting(|reply| writer::Command::SetEndpoints(endpoints, reply))
-            .await
-    }
-
-    /// The stored entries of a kind: (id, JSON).
-    pub fn entries(&self, kind: EntryKind) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let txn = self.inner.db.get()?.begin_read()?;
-        let table = txn.open_table(CONFIG_ENTRIES)?;
-        let mut out = Vec::new();
-        for entry in table.range((kind.as_str(), "")..)? {
-            let (k, v) = entry?;
-            let (k_kind, id) = k.value();
-            if k_kind != kind.as_str() {
-                break;
-            }
-            match v.value().split_first() {
-                Some((&records::RECORD_VERSION, json)) => out.push((id.to_string(), json.to_vec())),
-                _ => {
-                    return Err(StoreError::Corrupt(format!(
-                        "config entry {id} has an unknown version"
-                    )));
-                }
-            }
-        }
-        Ok(out)
+        self.backend.set_endpoints(endpoints).await
     }
 
     /// One bounded pruning step (see [`Prune`]).
     pub async fn prune(&self, p: Prune) -> Result<Pruned, StoreError> {
-        self.submit_waiting(|reply| writer::Command::Prune(p, reply))
-            .await
+        self.backend.prune(p).await
     }
 
     /// Pauses or resumes an endpoint, durably.
     pub async fn set_paused(&self, endpoint: &str, paused: bool) -> Result<(), StoreError> {
-        let endpoint = endpoint.to_string();
-        self.submit_waiting(|reply| writer::Command::SetPaused(endpoint, paused, reply))
-            .await
+        self.backend.set_paused(endpoint, paused).await
     }
 
     /// Endpoints that are paused.
-    pub fn paused_endpoints(&self) -> Result<HashSet<String>, StoreError> {
-        let txn = self.inner.db.get()?.begin_read()?;
-        let table = txn.open_table(ENDPOINT_STATE)?;
-        let mut out = HashSet::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            if v.value() & ENDPOINT_PAUSED != 0 {
-                out.insert(k.value().to_string());
-            }
-        }
-        Ok(out)
+    pub async fn paused_endpoints(&self) -> Result<HashSet<String>, StoreError> {
+        self.backend.paused_endpoints().await
     }
 
-    /// Commits a tiny write: proof that the writer is alive and the file can be written.
+    /// An event and its payload.
+    pub async fn event(&self, id: EventId) -> Result<Option<(Event, Payload)>, StoreError> {
+        self.backend.event(id).await
+    }
+
+    /// One delivery.
+    pub async fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        self.backend.delivery(id).await
+    }
+
+    /// A delivery's attempts, oldest first.
+    pub async fn attempts(&self, id: DeliveryId) -> Result<Vec<Attempt>, StoreError> {
+        self.backend.attempts(id).await
+    }
+
+    /// Every stored event's id, oldest first (tests and tools; it reads the whole table).
+    pub async fn event_ids(&self) -> Result<Vec<EventId>, StoreError> {
+        self.backend.event_ids().await
+    }
+
+    /// Events, newest first, with their deliveries.
+    pub async fn list_events(
+        &self,
+        filter: &Filter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<EventWithDeliveries>, StoreError> {
+        self.backend.list_events(filter, limit, cursor).await
+    }
+
+    /// Dead deliveries, most recently dead first.
+    pub async fn list_dead(
+        &self,
+        filter: &Filter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeadLetter>, StoreError> {
+        self.backend.list_dead(filter, limit, cursor).await
+    }
+
+    /// Deliveries not yet final.
+    pub async fn pending_count(&self) -> Result<u64, StoreError> {
+        self.backend.pending_count().await
+    }
+
+    /// Records set aside because they could not be decoded.
+    pub async fn quarantined(&self) -> Result<u64, StoreError> {
+        self.backend.quarantined().await
+    }
+
+    /// What `/metrics` shows of the store.
+    pub async fn gauges(
+        &self,
+        endpoints: &[String],
+        now_ms: u64,
+    ) -> Result<crate::telemetry::StoreGauges, StoreError> {
+        self.backend.gauges(endpoints, now_ms).await
+    }
+
+    /// Where the store announces an endpoint's new due work (see [`notices`]).
+    pub fn notices(&self) -> &notices::Notices {
+        self.backend.notices()
+    }
+
+    /// Commits a tiny write: proof that the store can be written.
     pub async fn probe(&self) -> Result<(), StoreError> {
-        self.submit(writer::Command::Probe).await
+        self.backend.probe().await
     }
 
-    /// Stops the writer after what is queued, and waits for it. Later writes get `Closed`.
+    /// Finishes what is queued and closes the store. Later writes get `Closed`.
     pub async fn close(&self) {
-        let (reply, rx) = oneshot::channel();
-        if self
-            .inner
-            .tx
-            .send(writer::Command::Stop(reply))
-            .await
-            .is_ok()
-        {
-            let _ = rx.await;
-        }
-        let handle = self.inner.writer.lock().ok().and_then(|mut h| h.take());
-        if let Some(handle) = handle {
-            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
-        }
+        // Closing cannot fail in a way a caller could act on; the backend logs.
+        let _ = self.backend.close().await;
     }
-}
-
-/// Compacts the store in `data_dir`, which no running gateway may hold open. Returns the
-/// file's size before and after.
-pub fn compact(data_dir: &Path) -> Result<(u64, u64), StoreError> {
-    let path = data_dir.join(DB_FILE);
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    if !path.exists() {
-        return Err(StoreError::Storage(format!(
-            "no store at {}",
-            path.display()
-        )));
-    }
-    let before = size(&path);
-    let mut db = Database::open(&path)
-        .map_err(|e| StoreError::Storage(format!("cannot open {}: {e}", path.display())))?;
-    // Each call moves what it can; a few are enough to converge.
-    for _ in 0..8 {
-        if !db
-            .compact()
-            .map_err(|e| StoreError::Storage(e.to_string()))?
-        {
-            break;
-        }
-    }
-    drop(db);
-    Ok((before, size(&path)))
-}
-
-/// Takes back a lease: the delivery, unless it is final, is due again at `now_ms` as pending
-/// or retrying (by whether it was ever attempted; see [`outbox::release`]).
-fn release(
-    deliveries: &mut redb::Table<'_, u128, &'static [u8]>,
-    due: &mut redb::Table<'_, (&'static str, u64, u128), ()>,
-    leases: &mut redb::Table<'_, u128, u64>,
-    id: u128,
-    now_ms: u64,
-) -> Result<(), StoreError> {
-    if leases.remove(id)?.is_none() {
-        return Ok(());
-    }
-    let Some(bytes) = deliveries.get(id)?.map(|v| v.value().to_vec()) else {
-        return Ok(());
-    };
-    let old = records::decode::<DeliveryRecord>(&bytes)?.into_model(id);
-    // A final delivery keeps its state; a lease row always belongs to one being sent.
-    let Ok(new) = outbox::release(&old, now_ms) else {
-        return Ok(());
-    };
-    due.remove((old.endpoint_id.as_str(), old.due_ms, id))?;
-    due.insert((new.endpoint_id.as_str(), new.due_ms, id), ())?;
-    deliveries.insert(id, records::encode(&DeliveryRecord::from(new)).as_slice())?;
-    Ok(())
-}
-
-/// Creates missing tables, and makes every lease left by a previous process due now: that
-/// process is gone (redb holds an exclusive lock on the file), so nothing is sending them.
-/// Returns the pending-delivery count.
-fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
-    let mut txn = db.begin_write()?;
-    txn.set_quick_repair(true);
-    let pending;
-    {
-        // Opening creates each table if it is missing, so readers never meet a missing table.
-        txn.open_table(EVENTS)?;
-        txn.open_table(PAYLOADS)?;
-        txn.open_table(ATTEMPTS)?;
-        txn.open_table(DEAD)?;
-        txn.open_table(DEDUP)?;
-        txn.open_table(ENDPOINT_STATE)?;
-        txn.open_table(CONFIG_ENTRIES)?;
-        txn.open_table(DEDUP_EXPIRY)?;
-        txn.open_table(PENDING_BY_ENDPOINT)?;
-        txn.open_table(QUARANTINE)?;
-        writer::finished::build_if_missing(&txn)?;
-        let mut deliveries = txn.open_table(DELIVERIES)?;
-        let mut due = txn.open_table(DUE)?;
-        let mut leases = txn.open_table(LEASES)?;
-        let meta = txn.open_table(META)?;
-        pending = meta.get(META_PENDING)?.map(|v| v.value()).unwrap_or(0);
-        let mut held = Vec::new();
-        for entry in leases.iter()? {
-            held.push(entry?.0.value());
-        }
-        for id in held {
-            release(&mut deliveries, &mut due, &mut leases, id, now_ms)?;
-        }
-    }
-    txn.commit()?;
-    Ok(pending)
 }

@@ -11,7 +11,7 @@ use super::grammar::{self, DeadLetterCursor, DeliveryIdText, Time};
 use super::params;
 use super::params::ApiError;
 use super::views::{DeadLetterView, ErrorBody, Page, Replayed};
-use super::{AdminState, ApiResult, blocking};
+use super::{AdminState, ApiResult};
 use crate::ids::DeliveryId;
 use crate::respond;
 use crate::store::Requeue;
@@ -39,8 +39,10 @@ pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) 
         grammar::dead_letter_cursor_ok,
         st.now_ms(),
     )?;
-    let store = st.store.clone();
-    let page = blocking(move || store.list_dead(&q.filter, q.limit, q.cursor.as_deref())).await?;
+    let page = st
+        .store
+        .list_dead(&q.filter, q.limit, q.cursor.as_deref())
+        .await?;
     let body = Page {
         data: page.items.iter().map(DeadLetterView::from).collect(),
         next_cursor: page.next_cursor,

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use super::grammar::{self, DeliveryIdText};
 use super::params::ApiError;
 use super::views::{DeliveryDetail, ErrorBody, RetryAccepted};
-use super::{AdminState, ApiResult, blocking};
+use super::{AdminState, ApiResult};
 use crate::ids::DeliveryId;
 use crate::respond;
 use crate::store::Requeue;
@@ -26,12 +26,10 @@ fn parse_id(id: &str) -> Result<DeliveryId, ApiError> {
     security(("bearer" = [])))]
 pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id)?;
-    let store = st.store.clone();
-    let found = blocking(move || match store.delivery(id)? {
-        Some(d) => Ok(Some((d, store.attempts(id)?))),
-        None => Ok(None),
-    })
-    .await?;
+    let found = match st.store.delivery(id).await? {
+        Some(d) => Some((d, st.store.attempts(id).await?)),
+        None => None,
+    };
     let (d, attempts) = found
         .ok_or_else(|| ApiError::not_found("unknown_delivery", format!("no delivery {id}")))?;
     Ok(respond::typed(

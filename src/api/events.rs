@@ -10,7 +10,7 @@ use axum::response::Response;
 use super::grammar::{self, EventIdText, StatusName, Time};
 use super::params::{self, ApiError};
 use super::views::{ErrorBody, Event, Page};
-use super::{AdminState, ApiResult, blocking};
+use super::{AdminState, ApiResult};
 use crate::ids::EventId;
 use crate::model::event::EventWithDeliveries;
 use crate::respond;
@@ -38,8 +38,10 @@ pub async fn list(State(st): State<Arc<AdminState>>, RawQuery(query): RawQuery) 
         |c| grammar::event_id(c).is_some(),
         st.now_ms(),
     )?;
-    let store = st.store.clone();
-    let page = blocking(move || store.list_events(&q.filter, q.limit, q.cursor.as_deref())).await?;
+    let page = st
+        .store
+        .list_events(&q.filter, q.limit, q.cursor.as_deref())
+        .await?;
     let body = Page {
         data: page.items.iter().map(Event::from).collect(),
         next_cursor: page.next_cursor,
@@ -59,20 +61,18 @@ fn parse_event_id(id: &str) -> Result<EventId, ApiError> {
     security(("bearer" = [])))]
 pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_event_id(&id)?;
-    let store = st.store.clone();
-    let found = blocking(move || {
-        let Some((event, _)) = store.event(id)? else {
-            return Ok(None);
-        };
-        let mut deliveries = Vec::new();
-        for (did, _) in &event.deliveries {
-            if let Some(d) = store.delivery(*did)? {
-                deliveries.push(d);
+    let found = match st.store.event(id).await? {
+        None => None,
+        Some((event, _)) => {
+            let mut deliveries = Vec::new();
+            for (did, _) in &event.deliveries {
+                if let Some(d) = st.store.delivery(*did).await? {
+                    deliveries.push(d);
+                }
             }
+            Some(EventWithDeliveries { event, deliveries })
         }
-        Ok(Some(EventWithDeliveries { event, deliveries }))
-    })
-    .await?;
+    };
     let v = found.ok_or_else(|| ApiError::not_found("unknown_event", format!("no event {id}")))?;
     Ok(respond::typed(StatusCode::OK, &Event::from(&v)))
 }
@@ -86,8 +86,9 @@ pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> 
     security(("bearer" = [])))]
 pub async fn payload(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_event_id(&id)?;
-    let store = st.store.clone();
-    let (_, payload) = blocking(move || store.event(id))
+    let (_, payload) = st
+        .store
+        .event(id)
         .await?
         .ok_or_else(|| ApiError::not_found("unknown_event", format!("no event {id}")))?;
     let content_type = payload

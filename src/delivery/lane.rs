@@ -325,11 +325,10 @@ impl Lane {
         limit: usize,
     ) -> Result<crate::store::DueBatch, crate::store::StoreError> {
         let skip = self.in_flight().clone();
-        let store = self.shared.store.clone();
-        let endpoint = self.endpoint.id.clone();
-        tokio::task::spawn_blocking(move || store.due(&endpoint, now, limit, &skip))
+        self.shared
+            .store
+            .due(&self.endpoint.id, now, limit, skip)
             .await
-            .map_err(|e| crate::store::StoreError::Storage(format!("schedule read failed: {e}")))?
     }
 
     /// Leases and starts `items`. Nothing starts if the lease cannot be queued. A stop while

@@ -78,7 +78,7 @@ async fn paused_endpoints_keep_their_work_across_a_restart_and_resume_in_order()
     .await;
     for id in &ids {
         assert_eq!(
-            gw.statuses(*id),
+            gw.statuses(*id).await,
             [DeliveryStatus::Pending],
             "no attempt is spent while paused"
         );
@@ -246,9 +246,10 @@ async fn dead_letters_list_replay_by_filter_and_retry_one() {
         id.to_string(),
         "the original id is kept"
     );
-    eventually("a delivered", || {
+    eventually_async("a delivered", async || {
         gw.store
             .delivery(a_delivery.parse().expect("id"))
+            .await
             .expect("read")
             .is_some_and(|d| d.status == hookgate::model::event::DeliveryStatus::Delivered)
     })
@@ -384,7 +385,7 @@ async fn recover_requeues_dead_and_never_attempted_deliveries_in_a_window() {
     admin_post(&gw, "/endpoints/r/pause", Some(TOKEN)).await;
     let (_, waiting) = send(&gw.url("orders"), "msg_waiting", r#"{"type":"a"}"#).await;
     assert_eq!(
-        gw.statuses(event_id(&waiting)),
+        gw.statuses(event_id(&waiting)).await,
         [hookgate::model::event::DeliveryStatus::Pending]
     );
 
@@ -742,8 +743,13 @@ async fn a_patch_does_not_wait_for_attempts_in_flight() {
     let (status, body) = admin_call(&gw, Method::PATCH, "/endpoints/mover", &patch).await;
     assert_eq!(status, 200, "{body}");
     // Answered while the old lane's attempt is still waiting for its slow response.
-    let mover_status = || {
-        let (event, _) = gw.store.event(slow_event).expect("read").expect("stored");
+    let mover_status = async || {
+        let (event, _) = gw
+            .store
+            .event(slow_event)
+            .await
+            .expect("read")
+            .expect("stored");
         let (id, _) = event
             .deliveries
             .iter()
@@ -751,11 +757,12 @@ async fn a_patch_does_not_wait_for_attempts_in_flight() {
             .expect("a delivery to mover");
         gw.store
             .delivery(*id)
+            .await
             .expect("read")
             .expect("stored")
             .status
     };
-    assert_eq!(mover_status(), DeliveryStatus::Delivering);
+    assert_eq!(mover_status().await, DeliveryStatus::Delivering);
     let (status, answer) = send(&gw.url("orders"), "msg_after_move", "{}").await;
     assert_eq!(status, 202);
     let moved = moved_to.wait_for(1).await;
@@ -764,8 +771,8 @@ async fn a_patch_does_not_wait_for_attempts_in_flight() {
         answer["event_id"].as_str().expect("id")
     );
     // The slow attempt ends on the old lane and is recorded there; it is not sent again.
-    eventually("the slow attempt recorded as delivered", || {
-        mover_status() == DeliveryStatus::Delivered
+    eventually_async("the slow attempt recorded as delivered", async || {
+        mover_status().await == DeliveryStatus::Delivered
     })
     .await;
     gw.stop().await;

@@ -316,5 +316,8 @@ async fn compact_works_offline_and_refuses_a_store_in_use() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("bytes before"), "{out}");
     // Still a working store afterwards.
-    assert_eq!(open_store(dir.path()).event_ids().expect("ids").len(), 50);
+    assert_eq!(
+        open_store(dir.path()).event_ids().await.expect("ids").len(),
+        50
+    );
 }

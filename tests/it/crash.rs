@@ -244,10 +244,12 @@ async fn sigterm_lets_attempts_in_flight_finish_and_exits_0() {
     let store = open_store(&dir.path().join("data"));
     let (event, _) = store
         .event(event_id(&answer))
+        .await
         .expect("read")
         .expect("stored");
     let d = store
         .delivery(event.deliveries[0].0)
+        .await
         .expect("read")
         .expect("stored");
     assert_eq!(d.status, hookgate::model::event::DeliveryStatus::Delivered);

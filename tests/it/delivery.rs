@@ -33,8 +33,17 @@ async fn failures_are_retried_with_the_same_webhook_id_until_delivered() {
     );
     assert_eq!(delivery.status, DeliveryStatus::Delivered);
     assert_eq!(delivery.attempts, 3);
-    let (event, _) = gw.store.event(event_id).expect("read").expect("stored");
-    let attempts = gw.store.attempts(event.deliveries[0].0).expect("read");
+    let (event, _) = gw
+        .store
+        .event(event_id)
+        .await
+        .expect("read")
+        .expect("stored");
+    let attempts = gw
+        .store
+        .attempts(event.deliveries[0].0)
+        .await
+        .expect("read");
     gw.stop().await;
     let codes: Vec<Option<u16>> = attempts.iter().map(|a| a.status_code).collect();
     assert_eq!(codes, [Some(500), Some(503), Some(200)]);
@@ -207,9 +216,14 @@ async fn retry_after_on_429_delays_the_next_attempt() {
     let (event, _) = gw
         .store
         .event(event_id(&answer))
+        .await
         .expect("read")
         .expect("stored");
-    let attempts = gw.store.attempts(event.deliveries[0].0).expect("read");
+    let attempts = gw
+        .store
+        .attempts(event.deliveries[0].0)
+        .await
+        .expect("read");
     assert_eq!(
         attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(),
         [Some(429), Some(200)]
@@ -241,8 +255,12 @@ async fn rate_limit_spaces_attempts() {
     for id in &ids {
         let d = gw.settled(*id).await.remove(0);
         assert_eq!(d.status, DeliveryStatus::Delivered);
-        let (event, _) = gw.store.event(*id).expect("read").expect("stored");
-        let attempts = gw.store.attempts(event.deliveries[0].0).expect("read");
+        let (event, _) = gw.store.event(*id).await.expect("read").expect("stored");
+        let attempts = gw
+            .store
+            .attempts(event.deliveries[0].0)
+            .await
+            .expect("read");
         starts.push(attempts[0].at_ms);
     }
     starts.sort_unstable();

@@ -40,12 +40,37 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// [`eventually`] for a check that awaits (a store read, say).
+pub async fn eventually_async(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Checks that `check` holds now and keeps holding for `window`: the way to say "nothing more
 /// happens", which no eventually-assert can.
 pub async fn consistently(what: &str, window: Duration, mut check: impl FnMut() -> bool) {
     let end = tokio::time::Instant::now() + window;
     while tokio::time::Instant::now() < end {
         assert!(check(), "stopped holding: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// [`consistently`] for a check that awaits.
+pub async fn consistently_async(
+    what: &str,
+    window: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) {
+    let end = tokio::time::Instant::now() + window;
+    while tokio::time::Instant::now() < end {
+        assert!(check().await, "stopped holding: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -90,7 +115,7 @@ impl Gateway {
     pub async fn start_faulty(
         data_dir: &Path,
         config: &str,
-        fault: Option<hookgate::store::fault::FaultSwitch>,
+        fault: Option<hookgate::store::redb::fault::FaultSwitch>,
     ) -> Gateway {
         let opts = RunOptions {
             shutdown_grace: Duration::from_millis(500),
@@ -131,13 +156,10 @@ impl Gateway {
     }
 
     /// Statuses of every delivery of an event, as stored now.
-    pub fn statuses(&self, event: EventId) -> Vec<DeliveryStatus> {
-        let Some((ev, _)) = self.store.event(event).expect("read") else {
-            return Vec::new();
-        };
-        ev.deliveries
-            .iter()
-            .filter_map(|(id, _)| self.store.delivery(*id).expect("read"))
+    pub async fn statuses(&self, event: EventId) -> Vec<DeliveryStatus> {
+        self.deliveries(event)
+            .await
+            .into_iter()
             .map(|d| d.status)
             .collect()
     }
@@ -146,7 +168,7 @@ impl Gateway {
     pub async fn settled(&self, event: EventId) -> Vec<Delivery> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let records = self.deliveries(event);
+            let records = self.deliveries(event).await;
             if !records.is_empty() && records.iter().all(|d| d.status.is_final()) {
                 return records;
             }
@@ -160,14 +182,17 @@ impl Gateway {
     }
 
     /// Every delivery of an event, as stored now.
-    pub fn deliveries(&self, event: EventId) -> Vec<Delivery> {
-        let Some((ev, _)) = self.store.event(event).expect("read") else {
+    pub async fn deliveries(&self, event: EventId) -> Vec<Delivery> {
+        let Some((ev, _)) = self.store.event(event).await.expect("read") else {
             return Vec::new();
         };
-        ev.deliveries
-            .iter()
-            .filter_map(|(id, _)| self.store.delivery(*id).expect("read"))
-            .collect()
+        let mut out = Vec::new();
+        for (id, _) in &ev.deliveries {
+            if let Some(d) = self.store.delivery(*id).await.expect("read") {
+                out.push(d);
+            }
+        }
+        out
     }
 
     /// Stops the gateway and waits until its store is closed.

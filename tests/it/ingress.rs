@@ -83,7 +83,7 @@ async fn duplicate_answers_200_with_the_first_id_and_is_delivered_once() {
         1
     );
     assert_eq!(
-        open_store(dir.path()).event_ids().expect("ids").len(),
+        open_store(dir.path()).event_ids().await.expect("ids").len(),
         2,
         "the duplicate stored nothing"
     );
@@ -147,7 +147,11 @@ async fn refused_requests_answer_with_their_code_and_store_nothing() {
 
     gw.stop().await;
     assert!(
-        open_store(dir.path()).event_ids().expect("ids").is_empty(),
+        open_store(dir.path())
+            .event_ids()
+            .await
+            .expect("ids")
+            .is_empty(),
         "nothing may be stored"
     );
     assert_eq!(receiver.count(), 0);
@@ -193,7 +197,13 @@ async fn oversize_chunked_body_is_refused_while_reading() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     gw.stop().await;
-    assert!(open_store(dir.path()).event_ids().expect("ids").is_empty());
+    assert!(
+        open_store(dir.path())
+            .event_ids()
+            .await
+            .expect("ids")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -283,6 +293,7 @@ async fn endpoints_receive_only_their_sources_and_types() {
     for (id, (_, _, inv, code)) in ids.iter().zip(&sends) {
         let (event, _) = store
             .event(id.parse().expect("id"))
+            .await
             .expect("read")
             .expect("stored");
         let mut endpoints: Vec<&str> = event.deliveries.iter().map(|(_, e)| e.as_str()).collect();
@@ -343,7 +354,7 @@ async fn over_the_backlog_limit_answers_503_with_retry_after_and_stores_nothing(
     assert_eq!(answer["error"]["code"], "backlog_full");
     gw.stop().await;
     assert_eq!(
-        open_store(dir.path()).event_ids().expect("ids").len(),
+        open_store(dir.path()).event_ids().await.expect("ids").len(),
         2,
         "the refused event was not stored"
     );
@@ -389,7 +400,7 @@ async fn provider_defaults_route_github_by_its_event_header() {
     assert_eq!(got[0].header("hookgate-event-type"), "push");
     assert_eq!(got[0].header("webhook-id"), ids[1].to_string());
     // The ping matched no endpoint: stored, with no delivery.
-    let (ping, _) = gw.store.event(ids[0]).expect("read").expect("stored");
+    let (ping, _) = gw.store.event(ids[0]).await.expect("read").expect("stored");
     assert_eq!(
         (ping.event_type.as_deref(), ping.deliveries.len()),
         (Some("ping"), 0)
@@ -426,5 +437,8 @@ async fn a_source_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is_s
         serde_json::from_str(&resp.text().await.expect("body")).expect("json");
     assert_eq!(body["error"]["code"], "rate_limited");
     gw.stop().await;
-    assert_eq!(open_store(dir.path()).event_ids().expect("ids").len(), 2);
+    assert_eq!(
+        open_store(dir.path()).event_ids().await.expect("ids").len(),
+        2
+    );
 }

@@ -71,7 +71,13 @@ async fn a_client_that_stalls_in_its_body_gets_408_and_nothing_is_stored() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("body_timeout"), "{answer}");
     gw.stop().await;
-    assert!(open_store(dir.path()).event_ids().expect("ids").is_empty());
+    assert!(
+        open_store(dir.path())
+            .event_ids()
+            .await
+            .expect("ids")
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -152,8 +152,8 @@ async fn finished_events_are_pruned_after_the_retention_and_waiting_ones_kept() 
     for id in ids.iter().chain([&event_id(&doomed)]) {
         // Stored at its 202, so a missing event was finished and already pruned (on a loaded
         // machine the 200 ms retention can pass between two looks).
-        eventually("each event settled or already pruned", || {
-            let d = gw.deliveries(*id);
+        eventually_async("each event settled or already pruned", async || {
+            let d = gw.deliveries(*id).await;
             d.is_empty() || d.iter().all(|d| d.status.is_final())
         })
         .await;
@@ -169,8 +169,8 @@ async fn finished_events_are_pruned_after_the_retention_and_waiting_ones_kept() 
     let (_, waiting) = send(&gw.url("orders"), "msg_waiting", r#"{"type":"a"}"#).await;
     let waiting = event_id(&waiting);
 
-    eventually("every finished event pruned", || {
-        gw.store.event_ids().expect("ids") == vec![waiting]
+    eventually_async("every finished event pruned", async || {
+        gw.store.event_ids().await.expect("ids") == vec![waiting]
     })
     .await;
     let body: serde_json::Value = serde_json::from_str(
@@ -190,10 +190,10 @@ async fn finished_events_are_pruned_after_the_retention_and_waiting_ones_kept() 
         Some(0),
         "dead letters past their retention are gone too"
     );
-    consistently(
+    consistently_async(
         "the waiting event stays",
         std::time::Duration::from_millis(300),
-        || gw.store.event_ids().expect("ids") == vec![waiting],
+        async || gw.store.event_ids().await.expect("ids") == vec![waiting],
     )
     .await;
     gw.stop().await;
@@ -202,8 +202,9 @@ async fn finished_events_are_pruned_after_the_retention_and_waiting_ones_kept() 
 #[tokio::test]
 async fn the_file_size_levels_off_under_a_steady_load() {
     let receiver = Receiver::start().await;
-    let (gw, _dir) = Gateway::start(&short_retention(&receiver.url, "")).await;
-    let size = || std::fs::metadata(gw.store.path()).expect("file").len();
+    let (gw, dir) = Gateway::start(&short_retention(&receiver.url, "")).await;
+    let file = dir.path().join(hookgate::store::DB_FILE);
+    let size = || std::fs::metadata(&file).expect("file").len();
     let mut sizes = Vec::new();
     for round in 0..10 {
         let mut sends = tokio::task::JoinSet::new();
@@ -215,8 +216,8 @@ async fn the_file_size_levels_off_under_a_steady_load() {
         while let Some(status) = sends.join_next().await {
             assert_eq!(status.expect("task"), 202);
         }
-        eventually("the round delivered and pruned", || {
-            gw.store.event_ids().expect("ids").is_empty()
+        eventually_async("the round delivered and pruned", async || {
+            gw.store.event_ids().await.expect("ids").is_empty()
         })
         .await;
         sizes.push(size());
@@ -235,7 +236,7 @@ async fn the_file_size_levels_off_under_a_steady_load() {
 async fn readiness_and_ingress_fail_while_the_store_cannot_be_written() {
     let receiver = Receiver::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let fault = hookgate::store::fault::FaultSwitch::default();
+    let fault = hookgate::store::redb::fault::FaultSwitch::default();
     let config = format!(
         "{}\n[[endpoints]]\nid = \"r\"\nurl = \"{}\"\n",
         orders_source(),
@@ -263,7 +264,7 @@ async fn readiness_and_ingress_fail_while_the_store_cannot_be_written() {
         "{answer}"
     );
     assert_eq!(
-        gw.store.event_ids().expect("ids").len(),
+        gw.store.event_ids().await.expect("ids").len(),
         1,
         "nothing unstored was acknowledged"
     );
@@ -322,7 +323,7 @@ async fn readiness_and_ingress_fail_while_the_store_cannot_be_written() {
     // Nothing is sent whose lease could not be recorded: no storm of repeats while the disk
     // was broken.
     assert!(receiver.count() <= 3, "{} deliveries", receiver.count());
-    assert_eq!(gw.store.event_ids().expect("ids").len(), 2);
+    assert_eq!(gw.store.event_ids().await.expect("ids").len(), 2);
     gw.stop().await;
 }
 

@@ -36,9 +36,9 @@ use bytes::Bytes;
 use hookgate::clock::Clock;
 use hookgate::ids::{DeliveryId, EventId};
 use hookgate::model::event::{Attempt, DeliveryStatus};
-use hookgate::store::fault::FaultSwitch;
-use hookgate::store::powercut::{Cut, PowerCut};
 use hookgate::store::query::Filter;
+use hookgate::store::redb::fault::FaultSwitch;
+use hookgate::store::redb::powercut::{Cut, PowerCut};
 use hookgate::store::{
     Completion, IngestOutcome, NewEvent, Next, Prune, Requeue, Requeued, Store, StoreError,
     StoreOptions,
@@ -308,12 +308,13 @@ fn marker_of(body: &[u8]) -> Option<u64> {
     std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
 
-fn snapshot(store: &Store, now: u64) -> Result<Snapshot, String> {
+async fn snapshot(store: &Store, now: u64) -> Result<Snapshot, String> {
     let err = |what: &str, e: StoreError| format!("{what}: {e}");
     let mut events = BTreeMap::new();
-    for id in store.event_ids().map_err(|e| err("event_ids", e))? {
+    for id in store.event_ids().await.map_err(|e| err("event_ids", e))? {
         let (ev, payload) = store
             .event(id)
+            .await
             .map_err(|e| err("event", e))?
             .ok_or_else(|| format!("event {id} listed but not found"))?;
         let marker = marker_of(&payload.body)
@@ -322,6 +323,7 @@ fn snapshot(store: &Store, now: u64) -> Result<Snapshot, String> {
         for (did, endpoint) in &ev.deliveries {
             let rec = store
                 .delivery(*did)
+                .await
                 .map_err(|e| err("delivery", e))?
                 .ok_or_else(|| {
                     format!(
@@ -329,7 +331,7 @@ fn snapshot(store: &Store, now: u64) -> Result<Snapshot, String> {
                         *did
                     )
                 })?;
-            let attempts = store.attempts(*did).map_err(|e| err("attempts", e))?;
+            let attempts = store.attempts(*did).await.map_err(|e| err("attempts", e))?;
             if rec.event_id != id || rec.endpoint_id != *endpoint {
                 return Err(format!(
                     "delivery {} does not belong to event {id} / {endpoint}: {rec:?}",
@@ -370,7 +372,8 @@ fn snapshot(store: &Store, now: u64) -> Result<Snapshot, String> {
     let mut due = HashMap::new();
     for endpoint in ENDPOINTS {
         let batch = store
-            .due(endpoint, u64::MAX, usize::MAX, &HashSet::new())
+            .due(endpoint, u64::MAX, usize::MAX, HashSet::new())
+            .await
             .map_err(|e| err("due", e))?;
         due.insert(
             endpoint.to_string(),
@@ -379,12 +382,18 @@ fn snapshot(store: &Store, now: u64) -> Result<Snapshot, String> {
     }
     let page = store
         .list_dead(&Filter::default(), 1_000_000, None)
+        .await
         .map_err(|e| err("list_dead", e))?;
     let dead = page.items.iter().map(|d| d.delivery_id.0).collect();
-    let pending = store.pending_count().map_err(|e| err("pending_count", e))?;
+    let pending = store
+        .pending_count()
+        .await
+        .map_err(|e| err("pending_count", e))?;
     let names: Vec<String> = ENDPOINTS.iter().map(|e| e.to_string()).collect();
     let per_endpoint = store
         .gauges(&names, now)
+        .await
+        .map_err(|e| err("gauges", e))?
         .per_endpoint
         .into_iter()
         .map(|(e, n, _)| (e, n))
@@ -509,13 +518,19 @@ fn compare(m: &Model, s: &Snapshot) -> Result<(), String> {
 }
 
 /// A pruned event left nothing behind: no delivery, no attempt.
-fn gone_whole(store: &Store, marker: u64, e: &MEvent) -> Result<(), String> {
+async fn gone_whole(store: &Store, marker: u64, e: &MEvent) -> Result<(), String> {
     for d in &e.deliveries {
         let Some(id) = d.id.map(DeliveryId) else {
             continue;
         };
-        let left = store.delivery(id).map_err(|e| format!("delivery: {e}"))?;
-        let attempts = store.attempts(id).map_err(|e| format!("attempts: {e}"))?;
+        let left = store
+            .delivery(id)
+            .await
+            .map_err(|e| format!("delivery: {e}"))?;
+        let attempts = store
+            .attempts(id)
+            .await
+            .map_err(|e| format!("attempts: {e}"))?;
         if left.is_some() || !attempts.is_empty() {
             return Err(format!(
                 "event {marker} is gone but its delivery {id} is not: {left:?}, {} attempts",
@@ -706,8 +721,8 @@ impl Run {
 
     /// Checks the store against `candidates` (the model, and the model with the one operation
     /// whose commit failed), and carries on from the one it matches.
-    fn check(&mut self, candidates: Vec<Model>) -> Result<(), String> {
-        let snap = snapshot(self.store(), self.now())?;
+    async fn check(&mut self, candidates: Vec<Model>) -> Result<(), String> {
+        let snap = snapshot(self.store(), self.now()).await?;
         check_tables(&snap)?;
         let mut mismatches = Vec::new();
         let uncertain = candidates.len() > 1;
@@ -722,7 +737,7 @@ impl Run {
                     }
                     for (marker, e) in &m.events {
                         if !snap.events.contains_key(marker) {
-                            gone_whole(self.store(), *marker, e)?;
+                            gone_whole(self.store(), *marker, e).await?;
                         }
                     }
                     self.known = adopt(m, &snap);
@@ -774,7 +789,7 @@ impl Run {
         } else {
             return Err("a store operation failed with no fault armed".into());
         }
-        self.check(candidates)
+        self.check(candidates).await
     }
 
     fn new_event(&mut self, endpoints: u8, key: Option<u8>, size: usize) -> (u64, NewEvent) {
@@ -1031,6 +1046,7 @@ impl Run {
                     Ok(p) => {
                         let left: HashSet<u128> = store
                             .event_ids()
+                            .await
                             .map_err(|e| format!("event_ids: {e}"))?
                             .into_iter()
                             .map(|id| id.0)
@@ -1049,7 +1065,7 @@ impl Run {
                             ));
                         }
                         for m in &removed {
-                            gone_whole(&store, *m, &expected.events[m])?;
+                            gone_whole(&store, *m, &expected.events[m]).await?;
                         }
                         expected.events.retain(|m, _| !removed.contains(m));
                         Ok(())
@@ -1108,7 +1124,7 @@ impl Run {
                 self.close().await;
                 self.open().await?;
                 self.known.take_leases_back();
-                return self.check(vec![self.known.clone()]);
+                return self.check(vec![self.known.clone()]).await;
             }
             Op::Cut(how) => {
                 self.stats.cuts_idle += 1;
@@ -1118,7 +1134,7 @@ impl Run {
                 self.armed = None;
                 self.open().await?;
                 self.known.take_leases_back();
-                return self.check(vec![self.known.clone()]);
+                return self.check(vec![self.known.clone()]).await;
             }
             _ => {}
         }
@@ -1131,7 +1147,7 @@ impl Run {
                     return self.recover(None).await;
                 }
                 let known = self.known.clone();
-                self.check(vec![known])
+                self.check(vec![known]).await
             }
             Err(e) => {
                 self.note(format!("  failed: {e} (uncertain)"));
@@ -1254,7 +1270,7 @@ async fn lie_during_ingest(quick_repair: bool, skip: u64) -> Result<Lied, String
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let snap = snapshot(&store, now)?;
+    let snap = snapshot(&store, now).await?;
     check_tables(&snap)?;
     let lied = if snap.events.contains_key(&1) {
         Lied::Landed
@@ -1273,7 +1289,7 @@ async fn lie_during_ingest(quick_repair: bool, skip: u64) -> Result<Lied, String
             ));
         }
     }
-    check_tables(&snapshot(&store, now)?)?;
+    check_tables(&snapshot(&store, now).await?)?;
     store.close().await;
     Ok(lied)
 }
@@ -1363,7 +1379,7 @@ async fn a_failed_fsync_that_lost_its_data_then_a_power_cut() {
         let outcome = match Store::open(dir.path(), opts) {
             Err(e) => Err(e.to_string()),
             Ok(store) => {
-                let snap = snapshot(&store, now).and_then(|snap| {
+                let snap = snapshot(&store, now).await.and_then(|snap| {
                     check_tables(&snap)?;
                     if snap.events.contains_key(&1001) {
                         Ok(())

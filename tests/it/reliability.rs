@@ -283,12 +283,13 @@ async fn the_rate_limit_holds_across_changes() {
         let (id, _) = gw
             .store
             .event(event)
+            .await
             .expect("read")
             .expect("stored")
             .0
             .deliveries[0]
             .clone();
-        let attempts = gw.store.attempts(id).expect("read");
+        let attempts = gw.store.attempts(id).await.expect("read");
         starts.extend(attempts.iter().map(|a| a.at_ms));
     }
     starts.sort_unstable();
@@ -368,10 +369,10 @@ async fn the_store_makes_no_work_for_a_deleted_endpoint() {
     let r = store.requeue(Requeue::One(of_b)).await.expect("requeue");
     assert!(r.deliveries.is_empty());
     assert_eq!(r.removed, [of_b]);
-    let d = store.delivery(of_b).expect("read").expect("stored");
+    let d = store.delivery(of_b).await.expect("read").expect("stored");
     assert_eq!(d.last_error.as_deref(), Some("endpoint deleted"));
     // Two deliveries to a, none pending for b.
-    assert_eq!(store.pending_count().expect("count"), 2);
+    assert_eq!(store.pending_count().await.expect("count"), 2);
     store.close().await;
 }
 
@@ -408,14 +409,14 @@ async fn work_left_for_removed_endpoints_is_dead_lettered_at_start() {
     // Restart without the `gone` endpoint and without the source `api-ep` needs.
     let gw = Gateway::start_in(dir.path(), &with_admin("")).await;
     for event in [a, b] {
-        eventually("dead-lettered at start", || {
-            gw.statuses(event) == [hookgate::model::event::DeliveryStatus::Dead]
+        eventually_async("dead-lettered at start", async || {
+            gw.statuses(event).await == [hookgate::model::event::DeliveryStatus::Dead]
         })
         .await;
-        let d = gw.deliveries(event).remove(0);
+        let d = gw.deliveries(event).await.remove(0);
         assert_eq!(d.last_error.as_deref(), Some("endpoint removed"));
     }
-    let (event, _) = gw.store.event(a).expect("read").expect("stored");
+    let (event, _) = gw.store.event(a).await.expect("read").expect("stored");
     let id = event.deliveries[0].0;
     let (status, body) =
         admin_call(&gw, Method::POST, &format!("/deliveries/{id}/retry"), "").await;
@@ -429,7 +430,7 @@ async fn work_left_for_removed_endpoints_is_dead_lettered_at_start() {
         409,
     )
     .await;
-    assert_eq!(gw.store.pending_count().expect("count"), 0);
+    assert_eq!(gw.store.pending_count().await.expect("count"), 0);
     // The stored entry that no longer validates is not in force, but can be deleted.
     let (status, _) = admin_call(&gw, Method::GET, "/endpoints/api-ep", "").await;
     assert_eq!(status, 404);
@@ -491,12 +492,13 @@ async fn dead_letter_pages_lose_no_row() {
     // stops at its limit exactly on the first of "rare".
     dead_letters(&store, "rare", 5, 1_000_000).await;
     dead_letters(&store, "common", SCAN_LIMIT as u64, 2_000_000).await;
-    let page_all = |filter: &Filter, limit: usize| {
+    let page_all = async |filter: &Filter, limit: usize| {
         let mut seen = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
             let page = store
                 .list_dead(filter, limit, cursor.as_deref())
+                .await
                 .expect("page");
             seen.extend(page.items.iter().map(|d| d.delivery_id));
             match page.next_cursor {
@@ -505,7 +507,7 @@ async fn dead_letter_pages_lose_no_row() {
             }
         }
     };
-    let all = page_all(&Filter::default(), 100_000);
+    let all = page_all(&Filter::default(), 100_000).await;
     assert_eq!(all.len(), SCAN_LIMIT + 5);
     // Page through the newest 1,000 by 7, against the same rows in one read.
     let newest: Vec<_> = all.iter().take(1000).copied().collect();
@@ -514,6 +516,7 @@ async fn dead_letter_pages_lose_no_row() {
     while paged.len() < 1000 {
         let page = store
             .list_dead(&Filter::default(), 7, cursor.as_deref())
+            .await
             .expect("page");
         paged.extend(page.items.iter().map(|d| d.delivery_id));
         cursor = page.next_cursor;
@@ -524,7 +527,11 @@ async fn dead_letter_pages_lose_no_row() {
         endpoint: Some("rare".into()),
         ..Filter::default()
     };
-    assert_eq!(page_all(&rare, 100).len(), 5, "none lost at the scan limit");
+    assert_eq!(
+        page_all(&rare, 100).await.len(),
+        5,
+        "none lost at the scan limit"
+    );
     store.close().await;
 }
 
@@ -665,6 +672,7 @@ async fn credentials_are_neither_listed_nor_stored() {
     let (_, payload) = gw
         .store
         .event(event_id(&answer))
+        .await
         .expect("read")
         .expect("stored");
     assert!(
@@ -822,7 +830,7 @@ async fn a_large_replay_goes_in_bounded_steps() {
     }
     assert!(steps.iter().all(|n| *n <= REPLAY_STEP), "{steps:?}");
     assert_eq!(replayed.len(), 2_500, "{steps:?}");
-    assert_eq!(store.pending_count().expect("count"), 2_500);
+    assert_eq!(store.pending_count().await.expect("count"), 2_500);
     store.close().await;
 }
 
@@ -967,7 +975,7 @@ async fn pruning_does_not_reread_survivors() {
         }
     }
     assert_eq!(pruned, 1_000);
-    assert!(store.event_ids().expect("ids").is_empty());
+    assert!(store.event_ids().await.expect("ids").is_empty());
     store.close().await;
 }
 
@@ -983,8 +991,8 @@ async fn a_replay_does_not_chase_its_own_re_deaths() {
     ));
     let (gw, _dir) = Gateway::start(&config).await;
     send_many(&gw, "msg_redie_", 350).await;
-    eventually("all 350 dead", || {
-        gw.store.pending_count().expect("count") == 0
+    eventually_async("all 350 dead", async || {
+        gw.store.pending_count().await.expect("count") == 0
     })
     .await;
     let answer = admin_expect(&gw, Method::POST, "/dead-letters/replay", "{}", 200).await;

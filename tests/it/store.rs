@@ -169,19 +169,24 @@ impl Fixture {
         self.accept(self.event(&[endpoint])).await.1[0]
     }
 
-    fn get(&self, id: DeliveryId) -> Delivery {
-        self.store.delivery(id).expect("read").expect("stored")
+    async fn get(&self, id: DeliveryId) -> Delivery {
+        self.store
+            .delivery(id)
+            .await
+            .expect("read")
+            .expect("stored")
     }
 
-    fn status(&self, id: DeliveryId) -> DeliveryStatus {
-        self.get(id).status
+    async fn status(&self, id: DeliveryId) -> DeliveryStatus {
+        self.get(id).await.status
     }
 
     /// The ids `due` gives `endpoint` at `now`.
-    fn due(&self, endpoint: &str, now: u64) -> Vec<DeliveryId> {
+    async fn due(&self, endpoint: &str, now: u64) -> Vec<DeliveryId> {
         let batch = self
             .store
-            .due(endpoint, now, usize::MAX, &HashSet::new())
+            .due(endpoint, now, usize::MAX, HashSet::new())
+            .await
             .expect("schedule");
         batch.items.iter().map(|d| d.delivery_id).collect()
     }
@@ -212,14 +217,15 @@ impl Fixture {
         self.complete(id, 500, Next::Dead("gave up".into())).await;
     }
 
-    fn pending(&self) -> u64 {
-        self.store.pending_count().expect("count")
+    async fn pending(&self) -> u64 {
+        self.store.pending_count().await.expect("count")
     }
 
-    fn dead_letters(&self) -> Vec<DeliveryId> {
+    async fn dead_letters(&self) -> Vec<DeliveryId> {
         let page = self
             .store
             .list_dead(&Default::default(), 1_000, None)
+            .await
             .expect("list");
         page.items.iter().map(|d| d.delivery_id).collect()
     }

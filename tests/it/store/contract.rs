@@ -17,7 +17,12 @@ pub(super) async fn ingest_writes_the_event_and_one_pending_delivery_per_endpoin
 ) {
     let f = Fixture::open(b).await;
     let (event_id, ids) = f.accept(f.event(&["a", "b"])).await;
-    let (event, payload) = f.store.event(event_id).expect("read").expect("stored");
+    let (event, payload) = f
+        .store
+        .event(event_id)
+        .await
+        .expect("read")
+        .expect("stored");
     assert_eq!(
         event.deliveries,
         [(ids[0], "a".to_string()), (ids[1], "b".to_string())]
@@ -32,24 +37,25 @@ pub(super) async fn ingest_writes_the_event_and_one_pending_delivery_per_endpoin
         Some(&b"application/json"[..])
     );
     for (id, endpoint) in ids.iter().zip(["a", "b"]) {
-        let d = f.get(*id);
+        let d = f.get(*id).await;
         assert_eq!((d.event_id, d.endpoint_id.as_str()), (event_id, endpoint));
         assert_eq!((d.status, d.attempts), (Pending, 0));
         assert_eq!(d.next_attempt_ms(), Some(f.now()));
-        assert_eq!(f.due(endpoint, f.now()), [*id]);
+        assert_eq!(f.due(endpoint, f.now()).await, [*id]);
     }
-    assert_eq!(f.pending(), 2);
+    assert_eq!(f.pending().await, 2);
     let page = f
         .store
         .list_events(&Filter::default(), 10, None)
+        .await
         .expect("list");
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].deliveries.len(), 2);
     // Routed nowhere: stored all the same, with nothing to send.
     let (lonely, none) = f.accept(f.event(&[])).await;
     assert!(none.is_empty());
-    assert!(f.store.event(lonely).expect("read").is_some());
-    assert_eq!(f.pending(), 2);
+    assert!(f.store.event(lonely).await.expect("read").is_some());
+    assert_eq!(f.pending().await, 2);
 }
 
 pub(super) async fn an_event_over_the_backlog_is_refused_whole(b: &impl Backend) {
@@ -65,10 +71,13 @@ pub(super) async fn an_event_over_the_backlog_is_refused_whole(b: &impl Backend)
         ),
         "{refused:?}"
     );
-    assert!(f.store.event_ids().expect("ids").is_empty());
-    assert_eq!((f.pending(), f.due("a", u64::MAX).len()), (0, 0));
+    assert!(f.store.event_ids().await.expect("ids").is_empty());
+    assert_eq!(
+        (f.pending().await, f.due("a", u64::MAX).await.len()),
+        (0, 0)
+    );
     f.accept(f.event(&["a", "b"])).await;
-    assert_eq!(f.pending(), 2);
+    assert_eq!(f.pending().await, 2);
 }
 
 pub(super) async fn a_duplicate_within_the_window_writes_nothing(b: &impl Backend) {
@@ -83,14 +92,17 @@ pub(super) async fn a_duplicate_within_the_window_writes_nothing(b: &impl Backen
     let again = f.store.ingest(keyed(&f, "k1", None)).await.expect("ingest");
     assert_eq!(again, IngestOutcome::Duplicate { event_id: first });
     assert_eq!(
-        (f.store.event_ids().expect("ids").len(), f.pending()),
+        (
+            f.store.event_ids().await.expect("ids").len(),
+            f.pending().await
+        ),
         (1, 1)
     );
     // Another namespace, or the window over: a new event.
     f.accept(keyed(&f, "k1", Some("publish:shop"))).await;
     f.clock.set(T0 + 1_000);
     f.accept(keyed(&f, "k1", None)).await;
-    assert_eq!(f.store.event_ids().expect("ids").len(), 3);
+    assert_eq!(f.store.event_ids().await.expect("ids").len(), 3);
 }
 
 pub(super) async fn due_reads_one_endpoints_work_in_due_order(b: &impl Backend) {
@@ -99,14 +111,18 @@ pub(super) async fn due_reads_one_endpoints_work_in_due_order(b: &impl Backend) 
     f.clock.set(T0 + 10);
     let second = f.one("a").await;
     let other = f.one("b").await;
-    assert_eq!(f.due("a", T0 + 10), [first, second]);
-    assert_eq!(f.due("b", T0 + 10), [other]);
-    let early = f.store.due("a", T0 + 5, 10, &HashSet::new()).expect("read");
+    assert_eq!(f.due("a", T0 + 10).await, [first, second]);
+    assert_eq!(f.due("b", T0 + 10).await, [other]);
+    let early = f
+        .store
+        .due("a", T0 + 5, 10, HashSet::new())
+        .await
+        .expect("read");
     assert_eq!(early.items.len(), 1);
     assert_eq!(early.next_due_ms, Some(T0 + 10));
     // In flight in the lane: skipped, and the limit counts only what is taken.
     let skip = HashSet::from([first]);
-    let batch = f.store.due("a", T0 + 10, 1, &skip).expect("read");
+    let batch = f.store.due("a", T0 + 10, 1, skip).await.expect("read");
     assert_eq!(batch.items[0].delivery_id, second);
     assert_eq!(batch.items[0].body.as_ref(), br#"{"id":1}"#);
     assert_eq!(batch.items[0].received_ms, T0 + 10);
@@ -116,12 +132,12 @@ pub(super) async fn a_lease_holds_a_delivery_until_it_runs_out(b: &impl Backend)
     let f = Fixture::open(b).await;
     let id = f.one("a").await;
     f.lease(&[id], T0 + LEASE_MS).await;
-    assert_eq!(f.status(id), Delivering);
-    assert_eq!(f.get(id).next_attempt_ms(), None);
-    assert!(f.due("a", T0 + LEASE_MS - 1).is_empty());
+    assert_eq!(f.status(id).await, Delivering);
+    assert_eq!(f.get(id).await.next_attempt_ms(), None);
+    assert!(f.due("a", T0 + LEASE_MS - 1).await.is_empty());
     // An attempt that never reports back: due again when its lease runs out.
-    assert_eq!(f.due("a", T0 + LEASE_MS), [id]);
-    assert_eq!(f.pending(), 1);
+    assert_eq!(f.due("a", T0 + LEASE_MS).await, [id]);
+    assert_eq!(f.pending().await, 1);
 }
 
 pub(super) async fn complete_records_the_attempt_and_settles_or_reschedules(b: &impl Backend) {
@@ -131,39 +147,43 @@ pub(super) async fn complete_records_the_attempt_and_settles_or_reschedules(b: &
     f.clock.set(T0 + 100);
     f.complete(ok, 200, Next::Delivered).await;
     f.complete(again, 503, Next::RetryAt(T0 + 5_000)).await;
-    let d = f.get(ok);
+    let d = f.get(ok).await;
     assert_eq!(
         (d.status, d.attempts, d.last_status_code),
         (Delivered, 1, Some(200))
     );
-    let attempts = f.store.attempts(ok).expect("read");
+    let attempts = f.store.attempts(ok).await.expect("read");
     assert_eq!(attempts.len(), 1);
     assert_eq!(
         (attempts[0].at_ms, attempts[0].response_excerpt.as_slice()),
         (T0 + 100, &b"answer"[..])
     );
-    let r = f.get(again);
+    let r = f.get(again).await;
     assert_eq!((r.status, r.attempts, r.cycle_attempts()), (Retrying, 1, 1));
     assert_eq!(r.last_error.as_deref(), Some("HTTP 503"));
-    assert_eq!(f.due("a", T0 + 4_999), Vec::<DeliveryId>::new());
-    assert_eq!(f.due("a", T0 + 5_000), [again]);
-    assert_eq!(f.pending(), 1);
+    assert_eq!(f.due("a", T0 + 4_999).await, Vec::<DeliveryId>::new());
+    assert_eq!(f.due("a", T0 + 5_000).await, [again]);
+    assert_eq!(f.pending().await, 1);
     // Then it dies: a dead letter, keyed by when.
     f.clock.set(T0 + 5_000);
     f.kill(again).await;
-    let dead = f.get(again);
+    let dead = f.get(again).await;
     assert_eq!((dead.status, dead.attempts), (Dead, 2));
     assert_eq!(dead.last_error.as_deref(), Some("gave up"));
     let page = f
         .store
         .list_dead(&Filter::default(), 10, None)
+        .await
         .expect("list");
     assert_eq!(page.items.len(), 1);
     assert_eq!(
         (page.items[0].delivery_id, page.items[0].dead_at_ms),
         (again, T0 + 5_000)
     );
-    assert_eq!((f.pending(), f.due("a", u64::MAX).len()), (0, 0));
+    assert_eq!(
+        (f.pending().await, f.due("a", u64::MAX).await.len()),
+        (0, 0)
+    );
 }
 
 pub(super) async fn a_final_delivery_is_never_leased_or_completed_again(b: &impl Backend) {
@@ -171,15 +191,15 @@ pub(super) async fn a_final_delivery_is_never_leased_or_completed_again(b: &impl
     let (done, dead) = (f.one("a").await, f.one("a").await);
     f.complete(done, 200, Next::Delivered).await;
     f.kill(dead).await;
-    let before = (f.get(done), f.get(dead));
+    let before = (f.get(done).await, f.get(dead).await);
     f.lease(&[done, dead], T0 + LEASE_MS).await;
     // A second result (after its lease was taken back and it settled): the first stands.
     f.complete(done, 500, Next::RetryAt(T0 + 1)).await;
     f.complete(dead, 200, Next::Delivered).await;
-    assert_eq!((f.get(done), f.get(dead)), before);
-    assert_eq!(f.store.attempts(done).expect("read").len(), 1);
-    assert!(f.due("a", u64::MAX).is_empty());
-    assert_eq!(f.pending(), 0);
+    assert_eq!((f.get(done).await, f.get(dead).await), before);
+    assert_eq!(f.store.attempts(done).await.expect("read").len(), 1);
+    assert!(f.due("a", u64::MAX).await.is_empty());
+    assert_eq!(f.pending().await, 0);
 }
 
 /// `n` dead letters of `endpoint`, all dead now.
@@ -193,8 +213,8 @@ async fn dead_letters(f: &Fixture, endpoint: &str, n: usize) -> Vec<DeliveryId> 
     ids
 }
 
-fn requeued_fresh(f: &Fixture, id: DeliveryId) {
-    let d = f.get(id);
+async fn requeued_fresh(f: &Fixture, id: DeliveryId) {
+    let d = f.get(id).await;
     assert_eq!(
         (d.status, d.next_attempt_ms()),
         (Pending, Some(f.now())),
@@ -222,7 +242,7 @@ pub(super) async fn a_replay_requeues_dead_letters_by_filter_and_ids_in_steps(b:
         .expect("replay");
     let got: BTreeSet<_> = r.deliveries.iter().map(|(d, _)| *d).collect();
     assert_eq!(got, BTreeSet::from([of_b[0], of_a[0]]));
-    requeued_fresh(&f, of_b[0]);
+    requeued_fresh(&f, of_b[0]).await;
     // By endpoint, in bounded steps that go on where the last one stopped.
     let only_a = Filter {
         endpoint: Some("a".into()),
@@ -247,9 +267,9 @@ pub(super) async fn a_replay_requeues_dead_letters_by_filter_and_ids_in_steps(b:
     }
     assert_eq!(steps, [REPLAY_STEP, 19]);
     assert_eq!(replayed, of_a[1..].iter().copied().collect());
-    assert_eq!(f.dead_letters(), [of_b[2], of_b[1]]);
-    assert_eq!(f.pending(), (of_a.len() + 1) as u64);
-    assert_eq!(f.due("a", f.now()).len(), of_a.len());
+    assert_eq!(f.dead_letters().await, [of_b[2], of_b[1]]);
+    assert_eq!(f.pending().await, (of_a.len() + 1) as u64);
+    assert_eq!(f.due("a", f.now()).await.len(), of_a.len());
 }
 
 pub(super) async fn retry_one_requeues_anything_but_a_delivery_being_sent(b: &impl Backend) {
@@ -260,20 +280,20 @@ pub(super) async fn retry_one_requeues_anything_but_a_delivery_being_sent(b: &im
     f.clock.set(T0 + 50);
     let r = f.store.requeue(Requeue::One(done)).await.expect("retry");
     assert_eq!(r.deliveries, [(done, "a".to_string())]);
-    requeued_fresh(&f, done);
+    requeued_fresh(&f, done).await;
     let r = f.store.requeue(Requeue::One(sending)).await.expect("retry");
     assert_eq!(
         (r.deliveries.len(), r.in_flight.as_slice()),
         (0, &[sending][..])
     );
-    assert_eq!(f.status(sending), Delivering);
+    assert_eq!(f.status(sending).await, Delivering);
     let r = f
         .store
         .requeue(Requeue::One(DeliveryId(42)))
         .await
         .expect("retry");
     assert_eq!(r, Default::default());
-    assert_eq!(f.pending(), 2);
+    assert_eq!(f.pending().await, 2);
 }
 
 pub(super) async fn recover_requeues_an_endpoints_unfinished_work_in_a_window(b: &impl Backend) {
@@ -310,15 +330,19 @@ pub(super) async fn recover_requeues_an_endpoints_unfinished_work_in_a_window(b:
     assert_eq!(got, BTreeSet::from([waiting, retrying, dead]));
     assert_eq!(r.in_flight, [sending]);
     for id in [waiting, retrying, dead] {
-        assert_eq!(f.get(id).next_attempt_ms(), Some(T0 + 1_000));
+        assert_eq!(f.get(id).await.next_attempt_ms(), Some(T0 + 1_000));
     }
     // Delivered, outside the window, another endpoint's: as they were.
-    assert_eq!(f.status(done), Delivered);
+    assert_eq!(f.status(done).await, Delivered);
     assert_eq!(
-        (f.status(late), f.status(before), f.status(other)),
+        (
+            f.status(late).await,
+            f.status(before).await,
+            f.status(other).await
+        ),
         (Dead, Pending, Pending)
     );
-    assert_eq!(f.get(before).next_attempt_ms(), Some(T0));
+    assert_eq!(f.get(before).await.next_attempt_ms(), Some(T0));
 }
 
 pub(super) async fn release_makes_leased_deliveries_due_now(b: &impl Backend) {
@@ -331,13 +355,16 @@ pub(super) async fn release_makes_leased_deliveries_due_now(b: &impl Backend) {
         .release(vec![fresh, tried, idle])
         .await
         .expect("release");
-    assert_eq!((f.status(fresh), f.status(tried)), (Pending, Retrying));
-    assert_eq!(f.get(tried).attempts, 1);
+    assert_eq!(
+        (f.status(fresh).await, f.status(tried).await),
+        (Pending, Retrying)
+    );
+    assert_eq!(f.get(tried).await.attempts, 1);
     // Not leased: left as it was.
-    assert_eq!(f.get(idle).next_attempt_ms(), Some(T0));
-    let due: BTreeSet<_> = f.due("a", T0 + 7).into_iter().collect();
+    assert_eq!(f.get(idle).await.next_attempt_ms(), Some(T0));
+    let due: BTreeSet<_> = f.due("a", T0 + 7).await.into_iter().collect();
     assert_eq!(due, BTreeSet::from([fresh, tried, idle]));
-    assert_eq!(f.pending(), 3);
+    assert_eq!(f.pending().await, 3);
 }
 
 pub(super) async fn a_restart_makes_every_lease_due_at_once(b: &impl Backend) {
@@ -346,10 +373,13 @@ pub(super) async fn a_restart_makes_every_lease_due_at_once(b: &impl Backend) {
     f.complete(tried, 503, Next::RetryAt(T0)).await;
     f.lease(&[fresh, tried], T0 + LEASE_MS).await;
     let f = f.restart(b, T0 + 5).await;
-    assert_eq!((f.status(fresh), f.status(tried)), (Pending, Retrying));
-    let due: BTreeSet<_> = f.due("a", T0 + 5).into_iter().collect();
+    assert_eq!(
+        (f.status(fresh).await, f.status(tried).await),
+        (Pending, Retrying)
+    );
+    let due: BTreeSet<_> = f.due("a", T0 + 5).await.into_iter().collect();
     assert_eq!(due, BTreeSet::from([fresh, tried]));
-    assert_eq!(f.pending(), 2);
+    assert_eq!(f.pending().await, 2);
 }
 
 pub(super) async fn the_store_makes_no_work_for_unknown_endpoints(b: &impl Backend) {
@@ -369,7 +399,7 @@ pub(super) async fn the_store_makes_no_work_for_unknown_endpoints(b: &impl Backe
         .await
         .expect("delete");
     assert_eq!(deleted, 1);
-    let d = f.get(of_b);
+    let d = f.get(of_b).await;
     assert_eq!(
         (d.status, d.last_error.as_deref()),
         (Dead, Some("endpoint deleted"))
@@ -377,10 +407,10 @@ pub(super) async fn the_store_makes_no_work_for_unknown_endpoints(b: &impl Backe
     // Routed before the deletion: no delivery for it.
     let (_, ids) = f.accept(f.event(&["a", "b"])).await;
     assert_eq!(ids.len(), 1);
-    assert_eq!(f.get(ids[0]).endpoint_id, "a");
+    assert_eq!(f.get(ids[0]).await.endpoint_id, "a");
     let r = f.store.requeue(Requeue::One(of_b)).await.expect("retry");
     assert_eq!((r.deliveries.len(), r.removed.as_slice()), (0, &[of_b][..]));
-    assert_eq!(f.status(of_b), Dead);
+    assert_eq!(f.status(of_b).await, Dead);
     // What a previous run left for an endpoint no longer configured dies at start.
     let f = f.restart(b, T0 + 10).await;
     let of_c = f.one("c").await;
@@ -388,12 +418,12 @@ pub(super) async fn the_store_makes_no_work_for_unknown_endpoints(b: &impl Backe
         f.store.set_endpoints(endpoints(&["a"])).await.expect("set"),
         1
     );
-    let d = f.get(of_c);
+    let d = f.get(of_c).await;
     assert_eq!(
         (d.status, d.last_error.as_deref()),
         (Dead, Some("endpoint removed"))
     );
-    assert_eq!(f.pending(), 1);
+    assert_eq!(f.pending().await, 1);
 }
 
 pub(super) async fn prune_removes_finished_events_after_retention_only(b: &impl Backend) {
@@ -418,7 +448,7 @@ pub(super) async fn prune_removes_finished_events_after_retention_only(b: &impl 
     };
     let (_stop, stop) = tokio::sync::watch::channel(false);
     let clock: SharedClock = f.clock.clone();
-    let present = |id| f.store.event(id).expect("read").is_some();
+    let present = async |id| f.store.event(id).await.expect("read").is_some();
     f.clock.set(T0 + 10_000);
     assert_eq!(
         pass(&f.store, &clock, policy, &stop).await.expect("prune"),
@@ -429,25 +459,25 @@ pub(super) async fn prune_removes_finished_events_after_retention_only(b: &impl 
         pass(&f.store, &clock, policy, &stop).await.expect("prune"),
         (2, 0)
     );
-    assert!(!present(delivered) && !present(nowhere));
-    assert!(f.store.delivery(d1[0]).expect("read").is_none());
-    assert!(f.store.attempts(d1[0]).expect("read").is_empty());
+    assert!(!present(delivered).await && !present(nowhere).await);
+    assert!(f.store.delivery(d1[0]).await.expect("read").is_none());
+    assert!(f.store.attempts(d1[0]).await.expect("read").is_empty());
     // A dead letter is kept by its own retention, from its death.
-    assert!(present(dead) && present(waiting) && present(half));
+    assert!(present(dead).await && present(waiting).await && present(half).await);
     f.clock.set(T0 + 60_002);
     assert_eq!(
         pass(&f.store, &clock, policy, &stop).await.expect("prune"),
         (1, 0)
     );
-    assert!(!present(dead) && f.dead_letters().is_empty());
+    assert!(!present(dead).await && f.dead_letters().await.is_empty());
     // Unfinished events stay, whatever their age.
     f.clock.set(T0 + 1_000_000_000);
     assert_eq!(
         pass(&f.store, &clock, policy, &stop).await.expect("prune"),
         (0, 0)
     );
-    assert!(present(waiting) && present(half));
-    assert_eq!(f.pending(), 2);
+    assert!(present(waiting).await && present(half).await);
+    assert_eq!(f.pending().await, 2);
 }
 
 pub(super) async fn a_pause_is_durable_and_goes_with_its_endpoint(b: &impl Backend) {
@@ -456,16 +486,16 @@ pub(super) async fn a_pause_is_durable_and_goes_with_its_endpoint(b: &impl Backe
     f.store.set_paused("b", true).await.expect("pause");
     let id = f.one("a").await;
     let f = f.restart(b, T0).await;
-    let paused = f.store.paused_endpoints().expect("read");
+    let paused = f.store.paused_endpoints().await.expect("read");
     assert_eq!(paused, HashSet::from(["a".to_string(), "b".to_string()]));
     // A pause stops lanes, not the schedule.
-    assert_eq!(f.due("a", T0), [id]);
+    assert_eq!(f.due("a", T0).await, [id]);
     f.store.set_paused("a", false).await.expect("resume");
     f.store
         .delete_entry(EntryKind::Endpoint, "b")
         .await
         .expect("delete");
-    assert!(f.store.paused_endpoints().expect("read").is_empty());
+    assert!(f.store.paused_endpoints().await.expect("read").is_empty());
 }
 
 fn announced(wake: &tokio::sync::Notify) -> bool {
@@ -485,7 +515,8 @@ pub(super) async fn new_work_is_announced_after_its_commit(b: &impl Backend) {
     let listener = tokio::spawn(async move {
         a.notified().await;
         store
-            .due("a", u64::MAX, 10, &HashSet::new())
+            .due("a", u64::MAX, 10, HashSet::new())
+            .await
             .map(|b| b.items.len())
     });
     let id = f.one("a").await;

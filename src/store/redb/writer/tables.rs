@@ -10,7 +10,7 @@ use redb::{ReadableTable, Table};
 use super::{finished, quarantine};
 use crate::model::event::{Delivery, DeliveryStatus, Event};
 use crate::store::StoreError;
-use crate::store::records::{self, DeliveryRecord, EventRecord};
+use crate::store::redb::records::{self, DeliveryRecord, EventRecord};
 
 /// The tables a batch writes, opened once per transaction.
 pub(super) struct Tables<'t> {

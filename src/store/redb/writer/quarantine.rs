@@ -8,7 +8,7 @@
 use redb::ReadableTable;
 
 use super::{Tables, endpoint_pending, put_delivery};
-use crate::store::records::{self, DeliveryRecord, EventRecord, PayloadRecord};
+use crate::store::redb::records::{self, DeliveryRecord, EventRecord, PayloadRecord};
 use crate::store::{StoreError, outbox};
 
 /// The reason a scheduled delivery whose event cannot be read is dead.
@@ -99,7 +99,9 @@ pub(super) fn settle_unreadable(
 mod tests {
     use std::collections::HashSet;
 
-    use crate::store::{DELIVERIES, EVENTS, IngestOutcome, Prune, Store, query::Filter};
+    use crate::store::query::Filter;
+    use crate::store::redb::{DELIVERIES, EVENTS, RedbStore as Store};
+    use crate::store::{IngestOutcome, Prune};
 
     fn garble(store: &Store, table: redb::TableDefinition<u128, &[u8]>, key: u128) {
         let db = store.inner.db.get().expect("db");

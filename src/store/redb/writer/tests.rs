@@ -5,7 +5,8 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::Command;
-use crate::store::{NewEvent, Store, StoreOptions};
+use crate::store::NewEvent;
+use crate::store::redb::{RedbStore as Store, StoreOptions};
 
 /// An event of source `s` with `body`, routed to `endpoints`.
 pub(super) fn event(body: &'static [u8], endpoints: &[&str]) -> NewEvent {

@@ -10,13 +10,14 @@ use tokio::sync::oneshot;
 
 use super::records::{self, AttemptRecord, DeliveryRecord, EventRecord, PayloadRecord};
 use super::{
-    ATTEMPTS, DELIVERIES, DUE, DueBatch, DueDelivery, EVENTS, META, META_PENDING, PAYLOADS,
-    PENDING_BY_ENDPOINT, QUARANTINE, Store, StoreError, writer,
+    ATTEMPTS, DELIVERIES, DUE, EVENTS, META, META_PENDING, PAYLOADS, PENDING_BY_ENDPOINT,
+    QUARANTINE, RedbStore, StoreError, writer,
 };
 use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{Attempt, Delivery, Event, Payload};
+use crate::store::{DueBatch, DueDelivery};
 
-impl Store {
+impl RedbStore {
     /// Up to `limit` deliveries of `endpoint` due at `now_ms`, skipping those in `skip` (in
     /// flight). Blocking: call from a blocking context.
     pub fn due(

@@ -18,8 +18,8 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{Tables, read_delivery, read_event};
 use crate::model::event::Delivery;
-use crate::store::records::{self, DeliveryRecord, EventRecord};
-use crate::store::{DELIVERIES, EVENTS, META, StoreError, outbox};
+use crate::store::redb::records::{self, DeliveryRecord, EventRecord};
+use crate::store::redb::{DELIVERIES, EVENTS, META, StoreError, outbox};
 
 pub(in crate::store) const UNFINISHED: TableDefinition<u128, u64> =
     TableDefinition::new("unfinished");

@@ -1,0 +1,163 @@
+//! redb as a [`Backend`]: writes go to the writer thread as they always did; reads, which are
+//! synchronous MVCC transactions, run on the blocking pool so no async task waits on the disk.
+
+use std::collections::HashSet;
+
+use super::RedbStore;
+use crate::ids::{DeliveryId, EventId};
+use crate::model::event::{Attempt, DeadLetter, Delivery, Event, EventWithDeliveries, Payload};
+use crate::store::query::{Filter, Page};
+use crate::store::{
+    Backend, Completion, DueBatch, EntryKind, IngestOutcome, NewEvent, Prune, Pruned, Requeue,
+    Requeued, StoreError, StoreFuture, notices,
+};
+
+/// Runs a read on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| StoreError::Storage(format!("a read failed: {e}")))?
+}
+
+impl Backend for RedbStore {
+    fn ingest(&self, event: NewEvent) -> StoreFuture<'_, IngestOutcome> {
+        Box::pin(RedbStore::ingest(self, event))
+    }
+
+    fn due<'a>(
+        &'a self,
+        endpoint: &'a str,
+        now_ms: u64,
+        limit: usize,
+        skip: HashSet<DeliveryId>,
+    ) -> StoreFuture<'a, DueBatch> {
+        let (s, endpoint) = (self.clone(), endpoint.to_string());
+        Box::pin(blocking(move || s.due(&endpoint, now_ms, limit, &skip)))
+    }
+
+    fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> StoreFuture<'_, ()> {
+        Box::pin(RedbStore::lease(self, ids, until_ms))
+    }
+
+    fn release(&self, ids: Vec<DeliveryId>) -> StoreFuture<'_, ()> {
+        Box::pin(RedbStore::release(self, ids))
+    }
+
+    fn complete(&self, completion: Completion) -> StoreFuture<'_, ()> {
+        Box::pin(RedbStore::complete(self, completion))
+    }
+
+    fn requeue(&self, what: Requeue) -> StoreFuture<'_, Requeued> {
+        Box::pin(RedbStore::requeue(self, what))
+    }
+
+    fn put_entry<'a>(&'a self, kind: EntryKind, id: &'a str, json: Vec<u8>) -> StoreFuture<'a, ()> {
+        Box::pin(RedbStore::put_entry(self, kind, id, json))
+    }
+
+    fn delete_entry<'a>(&'a self, kind: EntryKind, id: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(RedbStore::delete_entry(self, kind, id))
+    }
+
+    fn entries(&self, kind: EntryKind) -> StoreFuture<'_, Vec<(String, Vec<u8>)>> {
+        let s = self.clone();
+        Box::pin(blocking(move || s.entries(kind)))
+    }
+
+    fn set_endpoints(&self, endpoints: HashSet<String>) -> StoreFuture<'_, u64> {
+        Box::pin(RedbStore::set_endpoints(self, endpoints))
+    }
+
+    fn prune(&self, p: Prune) -> StoreFuture<'_, Pruned> {
+        Box::pin(RedbStore::prune(self, p))
+    }
+
+    fn set_paused<'a>(&'a self, endpoint: &'a str, paused: bool) -> StoreFuture<'a, ()> {
+        Box::pin(RedbStore::set_paused(self, endpoint, paused))
+    }
+
+    fn paused_endpoints(&self) -> StoreFuture<'_, HashSet<String>> {
+        let s = self.clone();
+        Box::pin(blocking(move || s.paused_endpoints()))
+    }
+
+    fn event(&self, id: EventId) -> StoreFuture<'_, Option<(Event, Payload)>> {
+        let s = self.clone();
+        Box::pin(blocking(move || s.event(id)))
+    }
+
+    fn delivery(&self, id: DeliveryId) -> StoreFuture<'_, Option<Delivery>> {
+        let s = self.clone();
+        Box::pin(blocking(move || s.delivery(id)))
+    }
+
+    fn attempts(&self, id: DeliveryId) -> StoreFuture<'_, Vec<Attempt>> {
+        let s = self.clone();
+        Box::pin(blocking(move || s.attempts(id)))
+    }
+
+    fn event_ids(&self) -> StoreFuture<'_, Vec<EventId>> {
+        let s = self.clone();
+        Box::pin(blocking(move || s.event_ids()))
+    }
+
+    fn list_events<'a>(
+        &'a self,
+        filter: &'a Filter,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> StoreFuture<'a, Page<EventWithDeliveries>> {
+        let (s, filter, cursor) = (self.clone(), filter.clone(), cursor.map(str::to_string));
+        Box::pin(blocking(move || {
+            s.list_events(&filter, limit, cursor.as_deref())
+        }))
+    }
+
+    fn list_dead<'a>(
+        &'a self,
+        filter: &'a Filter,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> StoreFuture<'a, Page<DeadLetter>> {
+        let (s, filter, cursor) = (self.clone(), filter.clone(), cursor.map(str::to_string));
+        Box::pin(blocking(move || {
+            s.list_dead(&filter, limit, cursor.as_deref())
+        }))
+    }
+
+    fn pending_count(&self) -> StoreFuture<'_, u64> {
+        let s = self.clone();
+        Box::pin(blocking(move || s.pending_count()))
+    }
+
+    fn quarantined(&self) -> StoreFuture<'_, u64> {
+        let s = self.clone();
+        Box::pin(blocking(move || s.quarantined()))
+    }
+
+    fn gauges<'a>(
+        &'a self,
+        endpoints: &'a [String],
+        now_ms: u64,
+    ) -> StoreFuture<'a, crate::telemetry::StoreGauges> {
+        let (s, endpoints) = (self.clone(), endpoints.to_vec());
+        Box::pin(blocking(move || Ok(s.gauges(&endpoints, now_ms))))
+    }
+
+    fn notices(&self) -> &notices::Notices {
+        RedbStore::notices(self)
+    }
+
+    fn probe(&self) -> StoreFuture<'_, ()> {
+        Box::pin(RedbStore::probe(self))
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            RedbStore::close(self).await;
+            Ok(())
+        })
+    }
+}
