@@ -204,7 +204,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Loads a config file (or the embedded default), applies `HOOKGATE_ADMIN_TOKEN`, validates.
+/// Loads a config file (or the embedded default), applies `HOOKGATE_ADMIN_TOKEN` and
+/// `HOOKGATE_DATABASE_URL` (each overrides the file), validates.
 fn load(path: Option<&Path>) -> Result<Validated, CliError> {
     let mut config = match path {
         None => Config::default(),
@@ -218,6 +219,9 @@ fn load(path: Option<&Path>) -> Result<Validated, CliError> {
     };
     if let Ok(token) = std::env::var("HOOKGATE_ADMIN_TOKEN") {
         config.admin.token = Some(Secret::new(token));
+    }
+    if let Ok(url) = std::env::var("HOOKGATE_DATABASE_URL") {
+        config.store.url = Some(Secret::new(url));
     }
     Ok(config.validate()?)
 }

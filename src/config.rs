@@ -142,6 +142,7 @@ impl Config {
             self.delivery.max_in_flight,
             MAX_IN_FLIGHT,
         )?;
+        let store = store_backend(&self.store)?;
         if self.store.max_backlog == 0 {
             return Err(ConfigError::new("store.max_backlog", "must be > 0"));
         }
@@ -256,6 +257,7 @@ impl Config {
             admin_token: self.admin.token,
             max_concurrency: self.delivery.max_concurrency,
             shutdown_grace: self.delivery.shutdown_grace,
+            store,
             max_backlog: self.store.max_backlog,
             quick_repair: self.store.quick_repair,
             retention: self.store.retention,
@@ -266,6 +268,72 @@ impl Config {
             endpoint_defaults: defaults,
         })
     }
+}
+
+/// The store backend a config chose, with what it needs.
+#[derive(Debug, Clone)]
+pub enum StoreBackend {
+    /// The embedded redb file in `data_dir`.
+    Redb,
+    /// One PostgreSQL database, shared by every node.
+    Postgres { url: Secret, pool_size: u32 },
+}
+
+/// Most connections one node may keep to PostgreSQL.
+pub const MAX_POOL_SIZE: u32 = 1024;
+
+fn store_backend(s: &StoreConfig) -> Result<StoreBackend, ConfigError> {
+    match s.backend {
+        BackendKind::Redb => {
+            if s.url.is_some() {
+                return Err(ConfigError::new(
+                    "store.url",
+                    "is only used with store.backend = \"postgres\"",
+                ));
+            }
+            Ok(StoreBackend::Redb)
+        }
+        BackendKind::Postgres => {
+            let url = s.url.clone().ok_or_else(|| {
+                ConfigError::new(
+                    "store.url",
+                    "is required with store.backend = \"postgres\" (or set HOOKGATE_DATABASE_URL)",
+                )
+            })?;
+            check_database_url(url.expose())?;
+            if s.pool_size == 0 || s.pool_size > MAX_POOL_SIZE {
+                return Err(ConfigError::new(
+                    "store.pool_size",
+                    format!("must be 1 to {MAX_POOL_SIZE}"),
+                ));
+            }
+            Ok(StoreBackend::Postgres {
+                url,
+                pool_size: s.pool_size,
+            })
+        }
+    }
+}
+
+/// A PostgreSQL URL tokio-postgres can connect with. The error never repeats the URL, which
+/// may hold a password.
+fn check_database_url(url: &str) -> Result<(), ConfigError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(ConfigError::new(
+            "store.url",
+            "must be a postgres:// or postgresql:// URL",
+        ));
+    }
+    let parsed: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        ConfigError::new("store.url", format!("is not a PostgreSQL URL ({e})"))
+    })?;
+    if parsed.get_hosts().is_empty() {
+        return Err(ConfigError::new("store.url", "names no host"));
+    }
+    if parsed.get_dbname().is_none() {
+        return Err(ConfigError::new("store.url", "names no database"));
+    }
+    Ok(())
 }
 
 /// Formats a toml/serde error without its multi-line source excerpt.
@@ -357,6 +425,8 @@ impl ConnectionLimits {
 #[derive(Debug, Clone)]
 pub struct Validated {
     pub data_dir: PathBuf,
+    /// Which backend keeps events and deliveries.
+    pub store: StoreBackend,
     /// Request body bytes held at once (`ingress.max_buffered_bytes`).
     pub max_buffered_bytes: u64,
     /// Verification failures allowed per client address.

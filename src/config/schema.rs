@@ -210,6 +210,16 @@ pub struct RetryConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    /// Where events and deliveries are kept: `redb` (the embedded default, one node) or
+    /// `postgres` (several nodes on one database).
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// The PostgreSQL URL, `postgres://user[:password]@host[:port]/database`; the env var
+    /// `HOOKGATE_DATABASE_URL` overrides it. A secret: it may hold a password.
+    pub url: Option<Secret>,
+    /// Connections each node keeps to PostgreSQL, whatever its delivery concurrency.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
     /// Pending deliveries beyond which ingress answers 503 instead of storing more.
     #[serde(default = "default_max_backlog")]
     pub max_backlog: u64,
@@ -227,6 +237,19 @@ pub struct StoreConfig {
     /// a crash costs a full check of the file at the next start (seconds per GB).
     #[serde(default = "default_quick_repair")]
     pub quick_repair: bool,
+}
+
+/// The store backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Redb,
+    Postgres,
+}
+
+fn default_pool_size() -> u32 {
+    16
 }
 
 fn default_quick_repair() -> bool {
@@ -250,6 +273,9 @@ fn default_max_backlog() -> u64 {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            backend: BackendKind::default(),
+            url: None,
+            pool_size: default_pool_size(),
             max_backlog: default_max_backlog(),
             retention: default_retention(),
             dead_letter_retention: default_dead_letter_retention(),

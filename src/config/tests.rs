@@ -346,3 +346,62 @@ fn spec_example_file_is_valid() {
         .expect("example is valid");
     assert!(!v.sources.is_empty() && !v.endpoints.is_empty());
 }
+
+#[test]
+fn the_store_backend_is_chosen_and_checked() {
+    let v = Config::from_toml("")
+        .and_then(Config::validate)
+        .expect("valid");
+    assert!(matches!(v.store, StoreBackend::Redb));
+    let pg = "[store]\nbackend = \"postgres\"\nurl = \"postgres://hg:s3cret-pw@127.0.0.1:5432/hookgate\"\npool_size = 8\n";
+    let v = Config::from_toml(pg)
+        .and_then(Config::validate)
+        .expect("valid");
+    match &v.store {
+        StoreBackend::Postgres { url, pool_size } => {
+            assert_eq!(*pool_size, 8);
+            assert!(url.expose().contains("s3cret-pw"));
+        }
+        other => panic!("expected postgres, got {other:?}"),
+    }
+    // The URL is a secret: never shown.
+    assert!(!format!("{v:?}").contains("s3cret-pw"));
+    let cases = [
+        (
+            "[store]\nbackend = \"postgres\"\n",
+            "store.url",
+            "is required",
+        ),
+        (
+            "[store]\nbackend = \"postgres\"\nurl = \"mysql://h/db\"\n",
+            "store.url",
+            "postgres://",
+        ),
+        (
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://u:s3cret-pw@127.0.0.1:notaport/db\"\n",
+            "store.url",
+            "is not a PostgreSQL URL",
+        ),
+        (
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://u@127.0.0.1/db\"\npool_size = 0\n",
+            "store.pool_size",
+            "must be 1 to",
+        ),
+        (
+            "[store]\nurl = \"postgres://u@127.0.0.1/db\"\n",
+            "store.url",
+            "only used with store.backend",
+        ),
+        (
+            "[store]\nbackend = \"mongo\"\n",
+            "store.backend",
+            "unknown variant",
+        ),
+    ];
+    for (text, key, words) in cases {
+        let e = err(text);
+        assert_eq!(e.key, key, "{text}: {e}");
+        assert!(e.problem.contains(words), "{text}: {e}");
+        assert!(!e.to_string().contains("s3cret-pw"), "{e}");
+    }
+}
