@@ -71,6 +71,14 @@ pub trait Backend: Send + Sync + 'static {
         limit: usize,
         skip: HashSet<DeliveryId>,
     ) -> StoreFuture<'a, DueBatch>;
+    fn claim<'a>(
+        &'a self,
+        endpoint: &'a str,
+        now_ms: u64,
+        limit: usize,
+        skip: HashSet<DeliveryId>,
+        until_ms: u64,
+    ) -> StoreFuture<'a, DueBatch>;
     fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> StoreFuture<'_, ()>;
     fn release(&self, ids: Vec<DeliveryId>) -> StoreFuture<'_, ()>;
     fn complete(&self, completion: Completion) -> StoreFuture<'_, ()>;
@@ -147,7 +155,26 @@ impl Store {
         self.backend.due(endpoint, now_ms, limit, skip).await
     }
 
-    /// Marks deliveries as being sent until `until_ms`. A backend may return once the lease is
+    /// Takes up to `limit` of an endpoint's deliveries due at `now_ms` (leaving out `skip`) and
+    /// leases them until `until_ms` under a fresh token, which each item carries: what a lane
+    /// sends. **No two claims hold the same delivery at once**, on any node: a delivery is
+    /// claimed again only after its lease ran out or was given back. The answer's
+    /// `next_due_ms` is when the next delivery not taken is due.
+    pub async fn claim(
+        &self,
+        endpoint: &str,
+        now_ms: u64,
+        limit: usize,
+        skip: HashSet<DeliveryId>,
+        until_ms: u64,
+    ) -> Result<DueBatch, StoreError> {
+        self.backend
+            .claim(endpoint, now_ms, limit, skip, until_ms)
+            .await
+    }
+
+    /// Marks deliveries as being sent until `until_ms`, with no token (their finish is not
+    /// fenced). A backend may return once the lease is
     /// queued rather than committed (redb does: see `RedbStore::lease`).
     pub async fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> Result<(), StoreError> {
         self.backend.lease(ids, until_ms).await

@@ -1,9 +1,11 @@
 //! One endpoint's lane: its own schedule, its own concurrency limit, its own rate limit.
 //!
-//! The loop: read due deliveries from the store, skipping those already in flight; queue one
-//! lease for them (not waited for: see `Store::lease`); start an attempt for each as the rate
-//! limit and the endpoint's `max_in_flight` sending slots allow; then sleep until the next due
-//! time, a wake-up (new work committed, an attempt finished) or shutdown.
+//! The loop: claim due deliveries from the store (`Store::claim`: read and leased under one
+//! token, skipping those already in flight; the embedded store queues the lease rather than
+//! wait for its commit); start an attempt for each as the rate limit and the endpoint's
+//! `max_in_flight` sending slots allow; then sleep until the next due time, a wake-up (new work
+//! committed, an attempt finished) or shutdown. Each attempt's completion names its lease's
+//! token, so **a finish under a lease that was taken over changes nothing**.
 //!
 //! **`max_in_flight` bounds the requests open to the endpoint**, not the bookkeeping around
 //! them: an attempt gives its slot back as soon as the response is in, then commits its result,
@@ -196,8 +198,6 @@ enum Dispatched {
     Started,
     /// Shutdown came first.
     Stopped,
-    /// The lease could not be queued (the store is closing): nothing was sent.
-    NotLeased,
 }
 
 impl Lane {
@@ -258,29 +258,24 @@ impl Lane {
             let refill_at = (window / 4).max(1);
             let mut next_due = None;
             if room > 0 && (in_flight == 0 || room >= refill_at) {
-                match self.read_due(now, room).await {
+                match self.claim(now, room).await {
                     Ok(batch) if !batch.items.is_empty() => {
-                        match self
-                            .dispatch(batch.items, now, &mut attempts, &mut stop)
-                            .await
-                        {
+                        match self.dispatch(batch.items, &mut attempts, &mut stop).await {
                             Dispatched::Started => continue,
                             Dispatched::Stopped => break,
-                            Dispatched::NotLeased => {
-                                // Wait for the store, whatever wakes the lane meanwhile.
-                                let backoff = Duration::from_millis(STORE_ERROR_BACKOFF_MS);
-                                tokio::select! {
-                                    () = tokio::time::sleep(backoff) => {}
-                                    changed = stop.changed() => if changed.is_err() { break },
-                                }
-                                continue;
-                            }
                         }
                     }
                     Ok(batch) => next_due = batch.next_due_ms,
                     Err(e) => {
-                        tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot read the schedule");
-                        next_due = Some(now + STORE_ERROR_BACKOFF_MS);
+                        // Nothing was claimed. Wait for the store, whatever wakes the lane
+                        // meanwhile.
+                        tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot claim due work");
+                        let backoff = Duration::from_millis(STORE_ERROR_BACKOFF_MS);
+                        tokio::select! {
+                            () = tokio::time::sleep(backoff) => {}
+                            changed = stop.changed() => if changed.is_err() { break },
+                        }
+                        continue;
                     }
                 }
             }
@@ -319,53 +314,55 @@ impl Lane {
         }
     }
 
-    async fn read_due(
+    /// Claims up to `limit` due deliveries (leased under one token) and adds them to the
+    /// in-flight set.
+    async fn claim(
         &self,
         now: u64,
         limit: usize,
     ) -> Result<crate::store::DueBatch, crate::store::StoreError> {
         let skip = self.in_flight().clone();
-        self.shared
+        let batch = self
+            .shared
             .store
-            .due(&self.endpoint.id, now, limit, skip)
-            .await
+            .claim(
+                &self.endpoint.id,
+                now,
+                limit,
+                skip,
+                self.lease_until(now, limit),
+            )
+            .await?;
+        self.in_flight()
+            .extend(batch.items.iter().map(|d| d.delivery_id));
+        Ok(batch)
     }
 
-    /// Leases and starts `items`. Nothing starts if the lease cannot be queued. A stop while
+    /// When the lease of `n` deliveries claimed at `now` runs out. It must outlast the waits
+    /// for a sending slot and the rate limit as well as the attempts themselves; when it runs
+    /// out, another lane (on another node, or after a restart) may claim them.
+    fn lease_until(&self, now: u64, n: usize) -> u64 {
+        let per_attempt = self.endpoint.timeout.saturating_add(LEASE_MARGIN);
+        let rounds = n.div_ceil(self.sending.size().max(1));
+        let pacing_ms = self.endpoint.rate_limit.map_or(0, |rl| {
+            (n as u64).saturating_mul(1000) / u64::from(rl.per_second.max(1))
+        });
+        now.saturating_add(
+            u64::try_from(per_attempt.as_millis())
+                .unwrap_or(u64::MAX)
+                .saturating_mul(rounds as u64),
+        )
+        .saturating_add(pacing_ms)
+    }
+
+    /// Starts `items`, claimed and leased already. A stop while
     /// waiting (for a resume, a slot or the rate limit) gives back what was not started.
     async fn dispatch(
         &self,
         items: Vec<DueDelivery>,
-        now: u64,
         attempts: &mut JoinSet<()>,
         stop: &mut watch::Receiver<bool>,
     ) -> Dispatched {
-        let ids: Vec<DeliveryId> = items.iter().map(|d| d.delivery_id).collect();
-        self.in_flight().extend(ids.iter().copied());
-        // The lease must outlast the waits for a sending slot and the rate limit as well as
-        // the attempt itself. (Leases matter only within this process: a restart takes every
-        // one back.)
-        let per_attempt = self.endpoint.timeout.saturating_add(LEASE_MARGIN);
-        let rounds = ids.len().div_ceil(self.sending.size().max(1));
-        let pacing_ms = self.endpoint.rate_limit.map_or(0, |rl| {
-            (ids.len() as u64).saturating_mul(1000) / u64::from(rl.per_second.max(1))
-        });
-        let lease_until = now
-            .saturating_add(
-                u64::try_from(per_attempt.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .saturating_mul(rounds as u64),
-            )
-            .saturating_add(pacing_ms);
-        // Queued before any attempt's result, so the writer applies it first.
-        if let Err(e) = self.shared.store.lease(ids.clone(), lease_until).await {
-            tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot queue the lease; not sending");
-            let mut in_flight = self.in_flight();
-            for id in &ids {
-                in_flight.remove(id);
-            }
-            return Dispatched::NotLeased;
-        }
         let mut items = items.into_iter();
         while let Some(item) = items.next() {
             // Paused with leased work in hand: hold it (no attempt spent) until resumed.
@@ -507,6 +504,7 @@ impl Lane {
             );
             let completion = Completion {
                 delivery_id: item.delivery_id,
+                lease_token: item.lease_token,
                 attempt: record,
                 next,
             };

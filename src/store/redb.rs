@@ -293,11 +293,16 @@ impl RedbStore {
     /// on disk: it shows the delivery as `delivering`, and a restart takes every lease back
     /// anyway. (A lease lost to a failed commit leaves the delivery due, which the lane's
     /// in-flight set covers.)
-    pub async fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> Result<(), StoreError> {
+    pub async fn lease_with(
+        &self,
+        ids: Vec<DeliveryId>,
+        until_ms: u64,
+        token: Option<u64>,
+    ) -> Result<(), StoreError> {
         let (reply, _unawaited) = oneshot::channel();
         self.inner
             .tx
-            .send(writer::Command::Lease(ids, until_ms, reply))
+            .send(writer::Command::Lease(ids, until_ms, token, reply))
             .await
             .map_err(|_| StoreError::Closed)
     }

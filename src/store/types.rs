@@ -47,6 +47,11 @@ pub enum IngestOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
     pub delivery_id: DeliveryId,
+    /// The token of the lease the attempt was made under (from [`DueDelivery::lease_token`]).
+    /// **A finish whose token is not the delivery's current lease changes nothing**: another
+    /// lane, perhaps on another node, took the delivery over when this lease ran out. `None`
+    /// (tests, tools) finishes whatever lease is current.
+    pub lease_token: Option<u64>,
     pub attempt: Attempt,
     pub next: Next,
 }
@@ -152,6 +157,9 @@ pub const REPLAY_SCAN: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
     pub delivery_id: DeliveryId,
+    /// Set by `Store::claim`: the lease this delivery is held under, which its completion
+    /// names. `None` from a plain read (`Store::due`).
+    pub lease_token: Option<u64>,
     pub event_id: EventId,
     /// Attempts already made; this one is `attempts + 1`.
     pub attempts: u32,

@@ -930,6 +930,7 @@ impl Run {
                 store
                     .complete(Completion {
                         delivery_id: id,
+                        lease_token: None,
                         attempt: Attempt {
                             at_ms: now,
                             status_code: Some(if matches!(outcome, Outcome::Delivered) {

@@ -469,6 +469,7 @@ async fn dead_letters(store: &hookgate::store::Store, endpoint: &str, n: u64, fi
             store
                 .complete(Completion {
                     delivery_id: id,
+                    lease_token: None,
                     attempt,
                     next: Next::Dead("test".into()),
                 })
@@ -915,6 +916,7 @@ async fn pruning_does_not_reread_survivors() {
             store
                 .complete(Completion {
                     delivery_id: deliveries[0].0,
+                    lease_token: None,
                     attempt: Attempt {
                         at_ms: t0 + 1_000,
                         status_code: None,

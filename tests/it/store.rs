@@ -70,6 +70,8 @@ macro_rules! contract_tests {
             prune_removes_finished_events_after_retention_only,
             a_pause_is_durable_and_goes_with_its_endpoint,
             new_work_is_announced_after_its_commit,
+            a_claim_leases_what_it_returns_and_no_other_claim_gets_it,
+            a_finish_under_a_lease_taken_over_changes_nothing,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {
@@ -207,6 +209,7 @@ impl Fixture {
         };
         let c = Completion {
             delivery_id: id,
+            lease_token: None,
             attempt,
             next,
         };

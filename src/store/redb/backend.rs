@@ -37,8 +37,39 @@ impl Backend for RedbStore {
         Box::pin(blocking(move || s.due(&endpoint, now_ms, limit, &skip)))
     }
 
+    fn claim<'a>(
+        &'a self,
+        endpoint: &'a str,
+        now_ms: u64,
+        limit: usize,
+        skip: HashSet<DeliveryId>,
+        until_ms: u64,
+    ) -> StoreFuture<'a, DueBatch> {
+        let (s, endpoint) = (self.clone(), endpoint.to_string());
+        Box::pin(async move {
+            let mut batch = blocking({
+                let s = s.clone();
+                move || s.due(&endpoint, now_ms, limit, &skip)
+            })
+            .await?;
+            if batch.items.is_empty() {
+                return Ok(batch);
+            }
+            // One process holds the file, and its lanes never read what they hold (`skip`),
+            // so the read and the lease need not be one transaction here. The token fences a
+            // finish all the same.
+            let token = rand::random::<u64>() | 1;
+            let ids = batch.items.iter().map(|d| d.delivery_id).collect();
+            s.lease_with(ids, until_ms, Some(token)).await?;
+            for item in &mut batch.items {
+                item.lease_token = Some(token);
+            }
+            Ok(batch)
+        })
+    }
+
     fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> StoreFuture<'_, ()> {
-        Box::pin(RedbStore::lease(self, ids, until_ms))
+        Box::pin(RedbStore::lease_with(self, ids, until_ms, None))
     }
 
     fn release(&self, ids: Vec<DeliveryId>) -> StoreFuture<'_, ()> {

@@ -72,6 +72,7 @@ impl RedbStore {
                 Err(e) => return Err(e),
             };
             batch.items.push(DueDelivery {
+                lease_token: None,
                 delivery_id: id,
                 event_id: rec.event_id,
                 attempts: rec.attempts,

@@ -48,7 +48,8 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 pub(super) enum Command {
     Ingest(Box<NewEvent>, Reply<IngestOutcome>),
-    Lease(Vec<DeliveryId>, u64, Reply<()>),
+    /// Leases until a time, under a token (`None`: unfenced).
+    Lease(Vec<DeliveryId>, u64, Option<u64>, Reply<()>),
     Release(Vec<DeliveryId>, Reply<()>),
     Complete(Box<Completion>, Reply<()>),
     SetPaused(String, bool, Reply<()>),
@@ -98,6 +99,10 @@ pub(super) struct Writer {
     /// The endpoints work may be made for; `None` until the gateway says (a store opened
     /// only to be read or tested makes work for any).
     endpoints: Option<Arc<HashSet<String>>>,
+    /// The token of each delivery's current lease, where it has one: a completion under
+    /// another token is stale and changes nothing. In memory only: a restart takes every lease
+    /// back, so no earlier token can come back.
+    tokens: std::collections::HashMap<u128, u64>,
 }
 
 impl Writer {
@@ -121,6 +126,7 @@ impl Writer {
             ulids: ulid::Generator::new(),
             metrics,
             endpoints: None,
+            tokens: std::collections::HashMap::new(),
         }
     }
 
@@ -274,6 +280,9 @@ impl Writer {
                         .map(Done::Ingest),
                     Command::Release(ids, _) => {
                         let now = self.clock.now_ms();
+                        for id in ids {
+                            self.tokens.remove(&id.0);
+                        }
                         ids.iter()
                             .try_for_each(|id| {
                                 super::release(
@@ -286,12 +295,30 @@ impl Writer {
                             })
                             .map(|()| Done::Unit)
                     }
-                    Command::Lease(ids, until, _) => {
-                        lease(&mut t, ids, *until, self.clock.now_ms(), &mut pending)
-                            .map(|()| Done::Unit)
+                    Command::Lease(ids, until, token, _) => {
+                        let now = self.clock.now_ms();
+                        lease(&mut t, ids, *until, now, &mut pending).map(|leased| {
+                            for id in leased {
+                                match token {
+                                    Some(token) => self.tokens.insert(id, *token),
+                                    None => self.tokens.remove(&id),
+                                };
+                            }
+                            Done::Unit
+                        })
                     }
                     Command::Complete(c, _) => {
-                        complete(&mut t, c, &mut pending).map(|()| Done::Unit)
+                        let stale = matches!(
+                            (c.lease_token, self.tokens.get(&c.delivery_id.0)),
+                            (Some(theirs), Some(current)) if theirs != *current
+                        );
+                        if stale {
+                            // Another claim holds it now: this finish changes nothing.
+                            Ok(Done::Unit)
+                        } else {
+                            self.tokens.remove(&c.delivery_id.0);
+                            complete(&mut t, c, &mut pending).map(|()| Done::Unit)
+                        }
                     }
                     Command::PutEntry(kind, id, json, _) => {
                         if let (EntryKind::Endpoint, Some(k)) = (kind, known.as_mut()) {
@@ -452,13 +479,15 @@ impl Writer {
     }
 }
 
+/// Leases what may be leased; returns those ids.
 fn lease(
     t: &mut Tables<'_>,
     ids: &[DeliveryId],
     until_ms: u64,
     now_ms: u64,
     pending: &mut u64,
-) -> Result<(), StoreError> {
+) -> Result<Vec<u128>, StoreError> {
+    let mut leased = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(old) = read_delivery(t, id.0)? else {
             continue;
@@ -468,8 +497,9 @@ fn lease(
         };
         put_delivery(t, Some(&old), &new, pending)?;
         t.leases.insert(id.0, until_ms)?;
+        leased.push(id.0);
     }
-    Ok(())
+    Ok(leased)
 }
 
 fn complete(t: &mut Tables<'_>, c: &Completion, pending: &mut u64) -> Result<(), StoreError> {
@@ -526,7 +556,7 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
                 _ => Err(StoreError::Corrupt("requeue produced no outcome".into())),
             }));
         }
-        Command::Lease(_, _, tx)
+        Command::Lease(_, _, _, tx)
         | Command::Release(_, tx)
         | Command::Complete(_, tx)
         | Command::SetPaused(_, _, tx)

@@ -530,3 +530,92 @@ pub(super) async fn new_work_is_announced_after_its_commit(b: &impl Backend) {
     assert!(announced(&a));
     assert!(!announced(&c), "c got no work");
 }
+
+/// Claims `limit` of `endpoint`'s work due at `now`, leased for [`LEASE_MS`]; waits until the
+/// lease is committed (the embedded store queues it).
+async fn claim(f: &Fixture, endpoint: &str, now: u64, limit: usize) -> Vec<(DeliveryId, u64)> {
+    let batch = f
+        .store
+        .claim(endpoint, now, limit, HashSet::new(), now + LEASE_MS)
+        .await
+        .expect("claim");
+    f.store.probe().await.expect("committed");
+    batch
+        .items
+        .iter()
+        .map(|d| (d.delivery_id, d.lease_token.expect("a claim gives a token")))
+        .collect()
+}
+
+pub(super) async fn a_claim_leases_what_it_returns_and_no_other_claim_gets_it(b: &impl Backend) {
+    let f = Fixture::open(b).await;
+    let ids = [f.one("a").await, f.one("a").await, f.one("a").await];
+    let first = claim(&f, "a", T0, 2).await;
+    assert_eq!(
+        first.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        ids[..2],
+        "earliest first"
+    );
+    for (id, _) in &first {
+        assert_eq!(f.status(*id).await, Delivering);
+    }
+    // A second claim (another lane, another node) gets only what the first did not hold.
+    let second = claim(&f, "a", T0, 10).await;
+    assert_eq!(
+        second.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        ids[2..]
+    );
+    assert!(claim(&f, "a", T0 + LEASE_MS - 1, 10).await.is_empty());
+    // Leases that ran out are claimed again, under new tokens.
+    let again = claim(&f, "a", T0 + LEASE_MS, 10).await;
+    assert_eq!(again.len(), 3);
+    for (id, token) in &again {
+        let old = first
+            .iter()
+            .chain(&second)
+            .find(|(o, _)| o == id)
+            .expect("claimed before");
+        assert_ne!(*token, old.1, "a new lease gets a new token");
+    }
+    assert!(
+        claim(&f, "b", T0 + LEASE_MS, 10).await.is_empty(),
+        "one endpoint's work only"
+    );
+}
+
+pub(super) async fn a_finish_under_a_lease_taken_over_changes_nothing(b: &impl Backend) {
+    let f = Fixture::open(b).await;
+    let id = f.one("a").await;
+    let stale = claim(&f, "a", T0, 1).await[0].1;
+    // The first holder stalls past its lease; another takes the delivery over.
+    f.clock.set(T0 + LEASE_MS);
+    let current = claim(&f, "a", T0 + LEASE_MS, 1).await[0].1;
+    let finish = |token: u64, next: Next| Completion {
+        delivery_id: id,
+        lease_token: Some(token),
+        attempt: Attempt {
+            at_ms: T0 + LEASE_MS,
+            status_code: Some(500),
+            latency_ms: 1,
+            error: Some("HTTP 500".into()),
+            response_excerpt: Vec::new(),
+        },
+        next,
+    };
+    // The stalled holder's late result: nothing changes.
+    f.store
+        .complete(finish(stale, Next::Dead("late".into())))
+        .await
+        .expect("complete");
+    let d = f.get(id).await;
+    assert_eq!((d.status, d.attempts), (Delivering, 0));
+    assert!(f.store.attempts(id).await.expect("read").is_empty());
+    // The current holder's result stands.
+    f.store
+        .complete(finish(current, Next::RetryAt(T0 + 2 * LEASE_MS)))
+        .await
+        .expect("complete");
+    let d = f.get(id).await;
+    assert_eq!((d.status, d.attempts), (Retrying, 1));
+    assert_eq!(f.pending().await, 1);
+}
