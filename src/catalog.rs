@@ -51,6 +51,8 @@ pub enum CatalogError {
     Store(#[from] StoreError),
 }
 
+pub mod sync;
+
 pub struct Catalog {
     /// What API-made endpoints take from `[delivery]`.
     defaults: EndpointDefaults,

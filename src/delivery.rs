@@ -203,6 +203,18 @@ impl Dispatcher {
     }
 
     /// Whether an endpoint is paused (`None`: no such endpoint).
+    /// Pauses or resumes a lane here only: the store already holds the flag (another node
+    /// changed it). Returns whether the endpoint has a lane.
+    pub fn apply_paused(&self, endpoint: &str, paused: bool) -> bool {
+        match self.lanes().get(endpoint) {
+            Some(h) => {
+                h.paused.send_replace(paused);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn is_paused(&self, endpoint: &str) -> Option<bool> {
         self.lanes().get(endpoint).map(|h| *h.paused.borrow())
     }

@@ -232,7 +232,7 @@ pub async fn serve(
         dispatcher: Arc::clone(&dispatcher),
         token: config.admin_token.clone(),
         clock: Arc::clone(&opts.clock),
-        catalog,
+        catalog: Arc::clone(&catalog),
         metrics: Arc::clone(&opts.metrics),
         ready: tokio::sync::Mutex::new(None),
     }));
@@ -250,6 +250,11 @@ pub async fn serve(
             dead_letter_retention: config.dead_letter_retention.0,
             interval: config.prune_interval.0,
         },
+        stop_rx.clone(),
+    ));
+    let catalog_sync = tokio::spawn(catalog::sync::run(
+        Arc::clone(&catalog),
+        Arc::clone(&dispatcher),
         stop_rx.clone(),
     ));
     tracing::info!(addr = %listeners.ingress.local_addr()?, "ingress listening");
@@ -288,6 +293,7 @@ pub async fn serve(
     tracing::info!("listeners closed; stopping delivery");
     dispatcher.shutdown().await;
     let _ = pruner.await;
+    let _ = catalog_sync.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

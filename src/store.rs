@@ -114,6 +114,11 @@ pub trait Backend: Send + Sync + 'static {
         now_ms: u64,
     ) -> StoreFuture<'a, crate::telemetry::StoreGauges>;
     fn notices(&self) -> &notices::Notices;
+    /// A number that changes whenever a config entry or a pause is stored, by any node. A
+    /// backend only one process can hold may leave it at 0: nothing else changes its entries.
+    fn catalog_version(&self) -> StoreFuture<'_, u64> {
+        Box::pin(async { Ok(0) })
+    }
     fn probe(&self) -> StoreFuture<'_, ()>;
     fn close(&self) -> StoreFuture<'_, ()>;
 }
@@ -298,6 +303,12 @@ impl Store {
         now_ms: u64,
     ) -> Result<crate::telemetry::StoreGauges, StoreError> {
         self.backend.gauges(endpoints, now_ms).await
+    }
+
+    /// Changes whenever a config entry or a pause is stored, by any node (see
+    /// `catalog::sync`).
+    pub async fn catalog_version(&self) -> Result<u64, StoreError> {
+        self.backend.catalog_version().await
     }
 
     /// Where the store announces an endpoint's new due work (see [`notices`]).
