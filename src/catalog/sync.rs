@@ -32,10 +32,7 @@ pub async fn run(
     dispatcher: Arc<Dispatcher>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut seen = match catalog.store.catalog_version().await {
-        Ok(v) => Some(v),
-        Err(_) => None,
-    };
+    let mut seen = catalog.store.catalog_version().await.ok();
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL) => {}
