@@ -32,7 +32,9 @@ pub async fn run(
     dispatcher: Arc<Dispatcher>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut seen = catalog.store.catalog_version().await.ok();
+    // Unknown at first: the first poll refreshes once, so a change stored between loading the
+    // catalog and this loop's start is not missed.
+    let mut seen: Option<u64> = None;
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL) => {}
