@@ -140,6 +140,11 @@ pub async fn run_with(
 
 /// Opens the store a config names, as [`run_with`] does.
 pub fn open_store(config: &Validated, opts: &RunOptions) -> Result<Store, StoreError> {
+    if let config::StoreBackend::Postgres { .. } = config.store {
+        return Err(StoreError::Storage(
+            "store.backend = \"postgres\" is not available in this build".into(),
+        ));
+    }
     Store::open(
         &config.data_dir,
         StoreOptions {
