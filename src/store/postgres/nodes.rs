@@ -20,6 +20,8 @@ use crate::store::{StoreError, outbox};
 const BEAT: Duration = Duration::from_secs(2);
 /// A node silent this long is gone (five missed beats).
 const LAPSE: i64 = 10_000;
+/// A gone node's row is forgotten this long after its last beat (once it holds no lease).
+const FORGET: i64 = 3_600_000;
 /// Leases taken back per transaction.
 const STEP: i64 = 1_000;
 
@@ -48,18 +50,19 @@ pub(super) async fn close(shared: &Shared) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Beats (a committed write: also what `probe` does).
+/// Beats (a committed write: also what `probe` does). A node that was silent so long that
+/// another forgot it comes back under the same id: its leases were taken back meanwhile, and
+/// whatever it takes from now on is its own again.
 pub(super) async fn beat(shared: &Shared) -> Result<(), Fail> {
     let client = shared.conn().await?;
-    let n = client
+    client
         .execute(
-            "UPDATE nodes SET heartbeat_ms = hookgate_db_now_ms() WHERE id = $1 AND NOT closed",
+            "INSERT INTO nodes (id, started_ms, heartbeat_ms) OVERRIDING SYSTEM VALUE \
+             SELECT $1, n, n FROM (SELECT hookgate_db_now_ms() AS n) s \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms, closed = false",
             &[&shared.node],
         )
         .await?;
-    if n == 0 {
-        return Err(Fail::Store(StoreError::Closed));
-    }
     Ok(())
 }
 
@@ -77,16 +80,16 @@ pub(super) async fn heartbeat(shared: Arc<Shared>, mut stop: watch::Receiver<boo
         if let Err(e) = take_back_leases(&shared).await {
             tracing::warn!(error = %e, "cannot take back the leases of gone nodes");
         }
-        // Gone nodes with no lease left are forgotten.
+        // Nodes gone long ago with no lease left are forgotten.
         let forget = async {
             shared
                 .conn()
                 .await?
                 .execute(
                     "DELETE FROM nodes n WHERE n.id <> $1 \
-                     AND (n.closed OR n.heartbeat_ms < hookgate_db_now_ms() - $2) \
+                     AND n.heartbeat_ms < hookgate_db_now_ms() - $2 \
                      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.lease_node = n.id)",
-                    &[&shared.node, &LAPSE],
+                    &[&shared.node, &FORGET],
                 )
                 .await
                 .map_err(Fail::from)

@@ -80,9 +80,13 @@ impl PgStore {
                 .map_err(Fail::from)
                 .map_err(Fail::into_store)?,
         );
+        // Times go back to the caller's clock: the lane compares them with its own.
+        let shift = |t: u64| unms(ms(t).saturating_sub(now_db).saturating_add(ms(now_ms)));
         let mut last = None;
         for row in &rows {
-            if let Some(item) = due_item(row).map_err(Fail::into_store)? {
+            if let Some(mut item) = due_item(row).map_err(Fail::into_store)? {
+                item.received_ms = shift(item.received_ms);
+                item.cycle_started_ms = shift(item.cycle_started_ms);
                 last = Some((row_due(row)?, item.delivery_id));
                 batch.items.push(item);
             }
@@ -105,9 +109,7 @@ impl PgStore {
                 .transpose()
                 .map_err(|e| Fail::from(e).into_store())?;
         }
-        // Back to the caller's clock: the lane sleeps by its own.
-        let shift = |t: i64| unms(t.saturating_sub(now_db).saturating_add(ms(now_ms)));
-        batch.next_due_ms = next_db.map(shift);
+        batch.next_due_ms = next_db.map(|t| shift(unms(t)));
         if s.idle_poll_ms > 0 {
             let poll = now_ms.saturating_add(s.idle_poll_ms);
             batch.next_due_ms = Some(batch.next_due_ms.map_or(poll, |n| n.min(poll)));
