@@ -52,6 +52,7 @@ mod rows;
 mod schema;
 mod time;
 
+pub use ingest::INGEST_LOCK;
 pub use schema::{SCHEMA_VERSION, migrate};
 
 use std::collections::HashSet;

@@ -31,8 +31,9 @@ use crate::store::{IngestOutcome, NewEvent, StoreError, outbox};
 const MAX_BATCH: usize = 256;
 /// The most body bytes committed in one transaction.
 const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
-/// The advisory lock every ingest transaction holds (`hookgate` + 1).
-pub(super) const INGEST_LOCK: i64 = 0x686f_6f6b_6761_7466;
+/// The key of the advisory lock every ingest transaction holds (`hookgate` in ASCII, plus
+/// one): what an operator sees in `pg_locks` while a batch commits.
+pub const INGEST_LOCK: i64 = 0x686f_6f6b_6761_7466;
 
 type Reply = oneshot::Sender<Result<IngestOutcome, StoreError>>;
 

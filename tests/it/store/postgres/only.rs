@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hookgate::clock::system_now_ms;
 use hookgate::store::Requeue;
+use hookgate::store::postgres::INGEST_LOCK;
 
 use super::super::*;
 
@@ -106,33 +107,57 @@ async fn events_of_one_batch_are_deduplicated_as_if_ingested_in_order() {
     let Some(pg) = database("events_of_one_batch_are_deduplicated_as_if_ingested_in_order") else {
         return;
     };
-    let store = Store::from_backend(pg.node(pg.options(manual(), u64::MAX)).await);
-    // Sent at once, so most share a batch: exactly one is stored, the rest are its duplicates.
+    let metrics = Arc::new(hookgate::telemetry::Metrics::new());
+    let opts = PgOptions {
+        metrics: Some(metrics.clone()),
+        ..pg.options(manual(), u64::MAX)
+    };
+    let store = Store::from_backend(pg.node(opts).await);
+    // Hold the ingest lock, so a first batch waits in its transaction while the next queues.
+    let sql = pg.sql().await;
+    sql.execute("SELECT pg_advisory_lock($1)", &[&INGEST_LOCK])
+        .await
+        .expect("lock");
+    let first = tokio::spawn({
+        let store = store.clone();
+        async move { store.ingest(event(&["a"], T0)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let keyed = NewEvent {
         dedup: Some(("k".into(), 60_000)),
         ..event(&["a"], T0)
     };
-    let outcomes = futures_join(&store, (0..20).map(|_| keyed.clone())).await;
-    let accepted: Vec<EventId> = outcomes
-        .iter()
-        .filter_map(|o| match o {
-            IngestOutcome::Accepted { event_id, .. } => Some(*event_id),
-            IngestOutcome::Duplicate { .. } => None,
+    let queued: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, ev) = (store.clone(), keyed.clone());
+            tokio::spawn(async move { store.ingest(ev).await })
         })
         .collect();
-    assert_eq!(accepted.len(), 1, "{outcomes:?}");
-    for o in &outcomes {
-        if let IngestOutcome::Duplicate { event_id } = o {
-            assert_eq!(*event_id, accepted[0]);
-        }
-    }
-    assert_eq!(store.pending_count().await.expect("count"), 1);
-    // The raw header bytes come back as they went in.
-    let (_, payload) = store
-        .event(accepted[0])
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sql.execute("SELECT pg_advisory_unlock($1)", &[&INGEST_LOCK])
         .await
-        .expect("read")
-        .expect("stored");
+        .expect("unlock");
+    first.await.expect("joined").expect("ingest");
+    let mut outcomes = Vec::new();
+    for t in queued {
+        outcomes.push(t.await.expect("joined").expect("ingest"));
+    }
+    // Two commits: the first event, then the twenty in one transaction.
+    let text = metrics.encode(Default::default());
+    assert!(
+        text.lines().any(|l| l == "hookgate_commit_batch_count 2"),
+        "{text}"
+    );
+    // The first of them is stored, every later one is its duplicate.
+    let IngestOutcome::Accepted { event_id, .. } = outcomes[0] else {
+        panic!("{outcomes:?}");
+    };
+    for o in &outcomes[1..] {
+        assert_eq!(*o, IngestOutcome::Duplicate { event_id });
+    }
+    assert_eq!(store.pending_count().await.expect("count"), 2);
+    // The raw header bytes come back as they went in.
+    let (_, payload) = store.event(event_id).await.expect("read").expect("stored");
     assert_eq!(payload.header("x-raw"), Some(&[0xff, 0x00][..]));
 }
 
