@@ -78,6 +78,8 @@ macro_rules! contract_tests {
             prune_removes_finished_events_after_retention_only,
             a_pause_is_durable_and_goes_with_its_endpoint,
             new_work_is_announced_after_its_commit,
+            listing_pages_newest_first_with_filters_and_cursors,
+            a_filter_that_rarely_matches_still_pages_in_order,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {
