@@ -121,7 +121,7 @@ pub(in crate::store) async fn listing_pages_newest_first_with_filters_and_cursor
     );
 
     // A cursor this listing did not give out.
-    let events_cursor = events(&f, &all, 1, None).await.1.expect("a cursor");
+    let events_cursor = events(f, &all, 1, None).await.1.expect("a cursor");
     for (listing, bad) in [
         ("events", cursor.as_str()),
         ("events", "garbage"),
