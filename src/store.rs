@@ -18,6 +18,7 @@
 
 pub mod notices;
 pub mod outbox;
+pub mod postgres;
 pub mod query;
 pub mod redb;
 pub mod retention;

@@ -3,12 +3,14 @@
 //! `hookgate::store::Store` API, on a clock the test moves by hand.
 //!
 //! Every rule is an `async fn` in [`contract`] generic over a [`Backend`], which opens the
-//! store under test; `contract_tests!` makes one `#[tokio::test]` of each for a backend, and
-//! redb's line is at the bottom of this file. **A second backend passes the same tests**: the
-//! PostgreSQL backend will add a `Backend` whose `open` gives a `Store` on a fresh database of
-//! its own (the first `open` of a test creates it; a later one, after `close`, is the same
-//! database, as after a restart of the only node), and one line:
-//! `mod postgres { contract_tests!(super::Postgres::new()); }`.
+//! store under test; `contract_tests!` makes one `#[tokio::test]` of each for a backend.
+//! **Both backends pass the same tests**: redb in a directory of its own, and PostgreSQL in a
+//! fresh database of its own (the first `open` of a test creates it and migrates it; a later
+//! one, after `close`, is the same database, as after a restart of the only node; it is dropped
+//! at the end). The PostgreSQL tests need `HOOKGATE_TEST_DATABASE_URL` (a server where the
+//! user may create databases, e.g. `postgres://postgres@127.0.0.1:5432/postgres`); without it
+//! each prints `SKIPPED <test>: …` and passes. What only PostgreSQL has (several nodes, its
+//! clock, its schema) is tested in [`postgres`].
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hookgate::clock::{Clock, SharedClock};
 use hookgate::ids::{DeliveryId, EventId};
 use hookgate::model::event::{Attempt, Delivery, DeliveryStatus};
+use hookgate::store::postgres::{PgOptions, PgStore, SCHEMA_VERSION, migrate};
 use hookgate::store::{Completion, IngestOutcome, NewEvent, Next, Store, StoreError, StoreOptions};
 
 /// A store implementation under test.
@@ -24,6 +27,11 @@ trait Backend {
     /// Opens the store on `clock`, refusing ingest beyond `max_backlog` pending deliveries:
     /// empty the first time, and after a `close` the same data again (a restart).
     async fn open(&self, clock: SharedClock, max_backlog: u64) -> Store;
+
+    /// Why this backend cannot be tested here, if it cannot (its tests then pass, saying so).
+    fn unavailable(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// redb, in a directory of its own.
@@ -72,13 +80,20 @@ macro_rules! contract_tests {
             new_work_is_announced_after_its_commit,
             a_claim_leases_what_it_returns_and_no_other_claim_gets_it,
             a_finish_under_a_lease_taken_over_changes_nothing,
+            listing_pages_newest_first_with_filters_and_cursors,
+            a_filter_that_rarely_matches_still_pages_in_order,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $name() {
-                $crate::store::contract::$name(&$backend).await;
+                let backend = $backend;
+                if let Some(why) = $crate::store::Backend::unavailable(&backend) {
+                    $crate::store::skipped(module_path!(), stringify!($name), why);
+                    return;
+                }
+                $crate::store::contract::$name(&backend).await;
             }
         )*
     };
@@ -86,6 +101,166 @@ macro_rules! contract_tests {
 
 mod redb {
     contract_tests!(super::Redb::new());
+}
+
+mod postgres {
+    contract_tests!(super::Postgres::new());
+
+    /// What only the PostgreSQL backend has: several nodes, its clock, its schema.
+    mod only;
+}
+
+/// Says on stderr that a test did not run, and why.
+fn skipped(module: &str, test: &str, why: &str) {
+    let module = module.split_once("::").map_or(module, |(_, rest)| rest);
+    eprintln!("SKIPPED {module}::{test}: {why}");
+}
+
+/// The server the PostgreSQL tests use, from `HOOKGATE_TEST_DATABASE_URL`.
+fn test_database_url() -> Option<String> {
+    std::env::var("HOOKGATE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+const NO_DATABASE: &str = "HOOKGATE_TEST_DATABASE_URL is not set";
+
+/// PostgreSQL, in a database of its own: created and migrated at the first `open`, dropped
+/// (best-effort) when the backend is dropped at the end of the test.
+struct Postgres {
+    server: Option<String>,
+    name: String,
+    created: std::sync::atomic::AtomicBool,
+}
+
+impl Postgres {
+    fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "hookgate_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst),
+            rand::random::<u32>()
+        );
+        Postgres {
+            server: test_database_url(),
+            name,
+            created: Default::default(),
+        }
+    }
+
+    /// The URL of this test's database.
+    fn url(&self) -> String {
+        with_database(self.server.as_deref().unwrap_or_default(), &self.name)
+    }
+
+    /// Options as a node of this test opens with: its own clock, a small pool.
+    fn options(&self, clock: SharedClock, max_backlog: u64) -> PgOptions {
+        PgOptions {
+            pool_size: 4,
+            max_backlog,
+            use_database_clock: false,
+            queue_capacity: 1024,
+            ..PgOptions::new(self.url(), clock)
+        }
+    }
+
+    /// Creates and migrates the database, once.
+    async fn create(&self) {
+        if self.create_bare().await {
+            assert_eq!(migrate(&self.url()).await.expect("migrate"), SCHEMA_VERSION);
+        }
+    }
+
+    /// Creates the database, empty, once; whether this call did.
+    async fn create_bare(&self) -> bool {
+        if self.created.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let server = self.server.as_deref().expect("a server");
+        let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+            .await
+            .expect("the test server is reachable");
+        let driver = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {}", self.name))
+            .await
+            .expect("create the test database");
+        drop(client);
+        let _ = driver.await;
+        true
+    }
+
+    /// A plain connection to this test's database, to look at its tables.
+    async fn sql(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            .await
+            .expect("the test database is reachable");
+        tokio::spawn(connection);
+        client
+    }
+
+    /// A node on this test's database, as a `PgStore` (to reach what only it has).
+    async fn node(&self, opts: PgOptions) -> PgStore {
+        self.create().await;
+        PgStore::open(opts).await.expect("the store opens")
+    }
+}
+
+impl Backend for Postgres {
+    async fn open(&self, clock: SharedClock, max_backlog: u64) -> Store {
+        let node = self.node(self.options(clock, max_backlog)).await;
+        Store::from_backend(node)
+    }
+
+    fn unavailable(&self) -> Option<&'static str> {
+        self.server.is_none().then_some(NO_DATABASE)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let (Some(server), true) = (self.server.clone(), *self.created.get_mut()) else {
+            return;
+        };
+        let name = self.name.clone();
+        // On a runtime of its own: this may run inside (or after) the test's.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+                    .await
+                    .ok()?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("could not drop the test database {}", self.name);
+        }
+    }
+}
+
+/// `url` with its database replaced by `db` (URL or key=value form).
+fn with_database(url: &str, db: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return format!("{url} dbname={db}");
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest
+        .find(['/', '?'])
+        .map_or(url.len(), |i| scheme_end + 3 + i);
+    let query = url[authority_end..]
+        .find('?')
+        .map(|i| &url[authority_end + i..]);
+    format!("{}/{db}{}", &url[..authority_end], query.unwrap_or(""))
 }
 
 /// A clock that moves only when told.

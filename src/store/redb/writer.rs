@@ -308,9 +308,11 @@ impl Writer {
                         })
                     }
                     Command::Complete(c, _) => {
+                        // Fenced: a finish under a lease that is not the current one (taken
+                        // over, or given back) changes nothing.
                         let stale = matches!(
-                            (c.lease_token, self.tokens.get(&c.delivery_id.0)),
-                            (Some(theirs), Some(current)) if theirs != *current
+                            c.lease_token,
+                            Some(theirs) if self.tokens.get(&c.delivery_id.0) != Some(&theirs)
                         );
                         if stale {
                             // Another claim holds it now: this finish changes nothing.

@@ -12,6 +12,9 @@ use hookgate::store::{EntryKind, REPLAY_STEP, Requeue};
 
 use super::*;
 
+mod listing;
+pub(super) use listing::*;
+
 pub(super) async fn ingest_writes_the_event_and_one_pending_delivery_per_endpoint(
     b: &impl Backend,
 ) {

@@ -1,0 +1,371 @@
+//! The writes besides ingest, requeue and prune: lease, release, complete, config entries,
+//! the endpoints in force, and pause. Each is one short transaction that locks the deliveries
+//! it changes, asks the [`outbox`] rule, and writes through `rows::Changes`.
+//!
+//! **The store makes no work for an endpoint that does not exist**: the endpoints in force
+//! (`Shared::known`) change only while the command holds the ingest lock, so an ingest batch,
+//! which reads them under that lock, never routes to an endpoint whose deletion committed
+//! before it; deleting an endpoint dead-letters its unfinished deliveries (`endpoint
+//! deleted`), and `set_endpoints` those of endpoints no longer configured (`endpoint removed`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::error::{Fail, retrying};
+use super::ingest::INGEST_LOCK;
+use super::nodes;
+use super::rows::{COLUMNS, Changes, Lease, Locked, delivery, id_bytes, lock_hot};
+use super::time::ms;
+use super::{PgStore, Shared};
+use crate::ids::DeliveryId;
+use crate::store::{Completion, EntryKind, StoreError, outbox};
+
+/// The reason a delivery of a deleted endpoint is dead.
+const DELETED: &str = "endpoint deleted";
+/// The reason a delivery left for an endpoint no longer in force is dead.
+const REMOVED: &str = "endpoint removed";
+
+impl PgStore {
+    /// Marks deliveries as being sent until `until_ms`, by this node, with a fresh fencing
+    /// token. Committed before it returns, but without waiting for the WAL to reach the disk
+    /// (`synchronous_commit = off`): nothing depends on a lease being durable, and a lease lost
+    /// to a crash of the database leaves the delivery due, as after any restart.
+    pub async fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> Result<(), StoreError> {
+        self.open_for_writes()?;
+        let s = &self.shared;
+        retrying(|| async {
+            let started = std::time::Instant::now();
+            let mut client = s.conn().await?;
+            let tx = client.transaction().await?;
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .await?;
+            let now = s.clock.now(&tx).await?;
+            let lease = Lease {
+                token: rand::random::<i64>(),
+                node: s.node,
+            };
+            let mut changes = Changes::default();
+            for d in lock_hot(&tx, &ids).await? {
+                if let Ok(new) = outbox::lease(&d, now.at(until_ms), now.ms()) {
+                    changes.put(&Locked { d, done: false }, &new, Some(lease));
+                }
+            }
+            changes.flush(&tx).await?;
+            tx.commit().await?;
+            s.observe_commit(1, started);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Takes back leases of deliveries a lane took but did not start: due again now.
+    pub async fn release(&self, ids: Vec<DeliveryId>) -> Result<(), StoreError> {
+        self.open_for_writes()?;
+        let s = &self.shared;
+        retrying(|| async {
+            let started = std::time::Instant::now();
+            let mut client = s.conn().await?;
+            let tx = client.transaction().await?;
+            let now = s.clock.now(&tx).await?;
+            let mut changes = Changes::default();
+            for d in lock_hot(&tx, &ids).await? {
+                if let Ok(new) = outbox::release(&d, now.ms()) {
+                    changes.put(&Locked { d, done: false }, &new, None);
+                }
+            }
+            changes.flush(&tx).await?;
+            tx.commit().await?;
+            s.observe_commit(1, started);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records an attempt and schedules what follows. A delivery already final (a second
+    /// result after its lease was taken back and it settled) is left as it is: the first
+    /// result stands.
+    pub async fn complete(&self, c: Completion) -> Result<(), StoreError> {
+        self.open_for_writes()?;
+        let s = &self.shared;
+        retrying(|| async {
+            let started = std::time::Instant::now();
+            let mut client = s.conn().await?;
+            let tx = client.transaction().await?;
+            let now = s.clock.now(&tx).await?;
+            let Some(old) = lock_hot(&tx, &[c.delivery_id]).await?.pop() else {
+                // Final (moved out of the hot table) or gone: the rule refuses a final one.
+                return Ok(());
+            };
+            if let Some(token) = c.lease_token {
+                // Fenced: a finish under a lease that was taken over (or given back) changes
+                // nothing. The row is locked, so the token cannot change under us.
+                let current = tx
+                    .query_one(
+                        "SELECT lease_token FROM deliveries WHERE id = $1",
+                        &[&id_bytes(c.delivery_id.0).as_slice()],
+                    )
+                    .await?;
+                let current: Option<i64> = current.try_get(0)?;
+                if current != Some(token as i64) {
+                    return Ok(());
+                }
+            }
+            let mut attempt = c.attempt.clone();
+            attempt.at_ms = now.at(attempt.at_ms);
+            let next = match &c.next {
+                crate::store::Next::RetryAt(at) => crate::store::Next::RetryAt(now.at(*at)),
+                other => other.clone(),
+            };
+            let Ok(new) = outbox::complete(&old, &attempt, &next) else {
+                return Ok(());
+            };
+            let insert = tx
+                .prepare_cached(
+                    "INSERT INTO attempts (delivery_id, n, at_ms, status_code, latency_ms, \
+                     error, response_excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (delivery_id, n) DO UPDATE SET at_ms = excluded.at_ms, \
+                     status_code = excluded.status_code, latency_ms = excluded.latency_ms, \
+                     error = excluded.error, response_excerpt = excluded.response_excerpt",
+                )
+                .await?;
+            tx.execute(
+                &insert,
+                &[
+                    &id_bytes(c.delivery_id.0).as_slice(),
+                    &i32::try_from(new.attempts).unwrap_or(i32::MAX),
+                    &ms(attempt.at_ms),
+                    &attempt.status_code.map(i32::from),
+                    &ms(attempt.latency_ms),
+                    &attempt.error,
+                    &attempt.response_excerpt,
+                ],
+            )
+            .await?;
+            let mut changes = Changes::default();
+            changes.put(
+                &Locked {
+                    d: old,
+                    done: false,
+                },
+                &new,
+                None,
+            );
+            changes.flush(&tx).await?;
+            tx.commit().await?;
+            s.observe_commit(1, started);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stores a source or endpoint made through the admin API; an endpoint is in force from
+    /// then on.
+    pub async fn put_entry(
+        &self,
+        kind: EntryKind,
+        id: &str,
+        json: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.open_for_writes()?;
+        let s = &self.shared;
+        retrying(|| async {
+            let mut client = s.conn().await?;
+            let tx = client.transaction().await?;
+            tx.execute(
+                "INSERT INTO config_entries (kind, id, json) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kind, id) DO UPDATE SET json = excluded.json",
+                &[&kind.as_str(), &id, &json],
+            )
+            .await?;
+            let before = s.known();
+            if kind == EntryKind::Endpoint {
+                take_ingest_lock(&tx).await?;
+                change_known(s, |k| {
+                    k.insert(id.to_string());
+                });
+            }
+            if let Err(e) = tx.commit().await {
+                s.set_known(before);
+                return Err(e.into());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes a stored entry. For an endpoint, its pause goes and every delivery not yet final
+    /// is dead-lettered in the same transaction (`endpoint deleted`); returns how many.
+    pub async fn delete_entry(&self, kind: EntryKind, id: &str) -> Result<u64, StoreError> {
+        self.open_for_writes()?;
+        let s = &self.shared;
+        retrying(|| async {
+            let mut client = s.conn().await?;
+            let tx = client.transaction().await?;
+            let before = s.known();
+            if kind == EntryKind::Endpoint {
+                take_ingest_lock(&tx).await?;
+                change_known(s, |k| {
+                    k.remove(id);
+                });
+            }
+            let done = async {
+                tx.execute(
+                    "DELETE FROM config_entries WHERE kind = $1 AND id = $2",
+                    &[&kind.as_str(), &id],
+                )
+                .await?;
+                if kind != EntryKind::Endpoint {
+                    return Ok(0);
+                }
+                tx.execute("DELETE FROM endpoint_state WHERE endpoint_id = $1", &[&id])
+                    .await?;
+                let now = s.clock.now(&tx).await?;
+                dead_letter_endpoint(&tx, id, DELETED, now.ms()).await
+            }
+            .await;
+            let dead = match done {
+                Ok(n) => n,
+                Err(e) => {
+                    s.set_known(before);
+                    return Err(e);
+                }
+            };
+            if let Err(e) = tx.commit().await {
+                s.set_known(before);
+                return Err(e.into());
+            }
+            Ok(dead)
+        })
+        .await
+    }
+
+    /// Sets the endpoints in force; what is left for any other is dead-lettered (`endpoint
+    /// removed`) in the same transaction. Returns how many were.
+    pub async fn set_endpoints(&self, endpoints: HashSet<String>) -> Result<u64, StoreError> {
+        self.open_for_writes()?;
+        let s = &self.shared;
+        let endpoints = Arc::new(endpoints);
+        retrying(|| async {
+            let mut client = s.conn().await?;
+            let tx = client.transaction().await?;
+            take_ingest_lock(&tx).await?;
+            let before = s.known();
+            s.set_known(Some(Arc::clone(&endpoints)));
+            let swept = async {
+                let now = s.clock.now(&tx).await?;
+                let mut dead = 0;
+                for endpoint in scheduled_endpoints(&tx).await? {
+                    if endpoints.contains(&endpoint) {
+                        continue;
+                    }
+                    let n = dead_letter_endpoint(&tx, &endpoint, REMOVED, now.ms()).await?;
+                    tracing::warn!(
+                        endpoint,
+                        dead = n,
+                        "deliveries left for an endpoint no longer configured were dead-lettered"
+                    );
+                    dead += n;
+                }
+                tx.commit().await?;
+                Ok::<u64, Fail>(dead)
+            }
+            .await;
+            if swept.is_err() {
+                s.set_known(before);
+            }
+            swept
+        })
+        .await
+    }
+
+    /// Pauses or resumes an endpoint, durably.
+    pub async fn set_paused(&self, endpoint: &str, paused: bool) -> Result<(), StoreError> {
+        self.open_for_writes()?;
+        let s = &self.shared;
+        retrying(|| async {
+            let client = s.conn().await?;
+            if paused {
+                client
+                    .execute(
+                        "INSERT INTO endpoint_state (endpoint_id, paused) VALUES ($1, true) \
+                         ON CONFLICT (endpoint_id) DO UPDATE SET paused = true",
+                        &[&endpoint],
+                    )
+                    .await?;
+            } else {
+                client
+                    .execute(
+                        "DELETE FROM endpoint_state WHERE endpoint_id = $1",
+                        &[&endpoint],
+                    )
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Commits a tiny write (this node's heartbeat): proof that the database can be written.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.open_for_writes()?;
+        nodes::beat(&self.shared).await.map_err(Fail::into_store)
+    }
+}
+
+/// Waits for in-flight ingest batches and keeps new ones out until this transaction ends.
+async fn take_ingest_lock(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), Fail> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&INGEST_LOCK])
+        .await?;
+    Ok(())
+}
+
+/// Changes the endpoints in force (a store told none makes work for any: nothing to change).
+fn change_known(s: &Shared, change: impl FnOnce(&mut HashSet<String>)) {
+    if let Some(known) = s.known() {
+        let mut next = HashSet::clone(&known);
+        change(&mut next);
+        s.set_known(Some(Arc::new(next)));
+    }
+}
+
+/// Every endpoint with a delivery in the hot table: one index probe per endpoint (a skip scan),
+/// not a read of the table.
+async fn scheduled_endpoints(tx: &deadpool_postgres::Transaction<'_>) -> Result<Vec<String>, Fail> {
+    let rows = tx
+        .query(
+            "WITH RECURSIVE e(id) AS ( \
+               (SELECT endpoint_id FROM deliveries ORDER BY endpoint_id LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT endpoint_id FROM deliveries d WHERE d.endpoint_id > e.id \
+                       ORDER BY endpoint_id LIMIT 1) FROM e WHERE e.id IS NOT NULL) \
+             SELECT id FROM e WHERE id IS NOT NULL",
+            &[],
+        )
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// Dead-letters every delivery of `endpoint` that is not final; returns how many.
+async fn dead_letter_endpoint(
+    tx: &deadpool_postgres::Transaction<'_>,
+    endpoint: &str,
+    reason: &str,
+    now_ms: u64,
+) -> Result<u64, Fail> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM deliveries WHERE endpoint_id = $1 ORDER BY id FOR UPDATE");
+    let stmt = tx.prepare_cached(&sql).await?;
+    let mut changes = Changes::default();
+    for row in tx.query(&stmt, &[&endpoint]).await? {
+        let old = Locked {
+            d: delivery(&row, 0)?,
+            done: false,
+        };
+        if let Ok(new) = outbox::dead_letter(&old.d, reason, now_ms) {
+            changes.put(&old, &new, None);
+        }
+    }
+    let n = changes.len() as u64;
+    changes.flush(tx).await?;
+    Ok(n)
+}

@@ -1,0 +1,243 @@
+//! What the admin API lists: events and dead letters, filtered, newest first, with the same
+//! cursors as redb (see `store::query` for the rules both backends keep). Rows are read in
+//! chunks down the primary key or the dead-letter index and filtered here, so **a page looks
+//! at most `SCAN_LIMIT` rows** whatever its filters, and its cursor says where to go on.
+
+use std::collections::HashMap;
+
+use super::PgStore;
+use super::error::{Fail, retrying};
+use super::reads::{either_table, event_row};
+use super::rows::{COLUMNS, delivery, id_bytes};
+use super::time::ms;
+use crate::ids::{DeliveryId, EventId};
+use crate::model::event::{DeadLetter, Delivery, EventWithDeliveries};
+use crate::store::StoreError;
+use crate::store::query::{Filter, Page, SCAN_LIMIT, ulid_bound};
+
+/// Rows read per round trip: enough for a page, growing while filters drop rows.
+fn chunk(limit: usize, scanned: usize, round: u32) -> i64 {
+    let want = limit
+        .saturating_add(1)
+        .max(100)
+        .saturating_mul(1 << round.min(5));
+    let left = SCAN_LIMIT + 1 - scanned.min(SCAN_LIMIT);
+    i64::try_from(want.min(left).min(2_000)).unwrap_or(2_000)
+}
+
+impl PgStore {
+    /// Events, newest first, with their deliveries.
+    pub async fn list_events(
+        &self,
+        filter: &Filter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<EventWithDeliveries>, StoreError> {
+        let low = filter.since_ms.map_or(0, |ms| ulid_bound(ms, false));
+        let mut high = filter
+            .until_ms
+            .map_or(u128::MAX, |ms| ulid_bound(ms, false).saturating_sub(1));
+        if let Some(c) = cursor {
+            let after: EventId = c.parse().map_err(|_| StoreError::BadCursor)?;
+            high = high.min(after.0.saturating_sub(1));
+        }
+        let mut page = Page {
+            items: Vec::new(),
+            next_cursor: None,
+        };
+        let (mut scanned, mut round, mut bottom) = (0usize, 0u32, false);
+        let s = &self.shared;
+        while low <= high && !bottom {
+            let n = chunk(limit, scanned, round);
+            round += 1;
+            let (lo, hi) = (id_bytes(low), id_bytes(high));
+            let rows = retrying(|| async {
+                let client = s.conn().await?;
+                let stmt = client
+                    .prepare_cached(
+                        "SELECT id, source, event_type, received_ms, dedup_key, delivery_ids, \
+                         endpoints FROM events WHERE id >= $1 AND id <= $2 \
+                         ORDER BY id DESC LIMIT $3",
+                    )
+                    .await?;
+                Ok(client
+                    .query(&stmt, &[&lo.as_slice(), &hi.as_slice(), &n])
+                    .await?)
+            })
+            .await?;
+            let events = rows
+                .iter()
+                .map(event_row)
+                .collect::<Result<Vec<_>, Fail>>()
+                .map_err(Fail::into_store)?;
+            let wanted: Vec<Vec<u8>> = events
+                .iter()
+                .filter(|e| filter.event_matches(e))
+                .flat_map(|e| e.deliveries.iter().map(|(d, _)| id_bytes(d.0).to_vec()))
+                .collect();
+            let deliveries = self.deliveries_by_id(&wanted).await?;
+            for event in events {
+                if page.items.len() == limit || scanned == SCAN_LIMIT {
+                    // Go on after the last row looked at.
+                    page.next_cursor = Some(EventId(event.id.0.saturating_add(1)).to_string());
+                    return Ok(page);
+                }
+                scanned += 1;
+                bottom = event.id.0 <= low;
+                high = event.id.0.saturating_sub(1);
+                if !filter.event_matches(&event) {
+                    continue;
+                }
+                let ds: Vec<Delivery> = event
+                    .deliveries
+                    .iter()
+                    .filter_map(|(d, _)| deliveries.get(&d.0).cloned())
+                    .collect();
+                let endpoint_ok = filter
+                    .endpoint
+                    .as_ref()
+                    .is_none_or(|e| ds.iter().any(|d| d.endpoint_id == *e));
+                let status_ok = filter
+                    .status
+                    .is_none_or(|st| ds.iter().any(|d| d.status == st));
+                if endpoint_ok && status_ok {
+                    page.items.push(EventWithDeliveries {
+                        event,
+                        deliveries: ds,
+                    });
+                }
+            }
+            if (rows.len() as i64) < n || rows.is_empty() {
+                break;
+            }
+        }
+        Ok(page)
+    }
+
+    /// Deliveries by id, final or not, in one snapshot.
+    async fn deliveries_by_id(
+        &self,
+        ids: &[Vec<u8>],
+    ) -> Result<HashMap<u128, Delivery>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let s = &self.shared;
+        let rows = retrying(|| async {
+            let client = s.conn().await?;
+            let stmt = client.prepare_cached(&either_table("id = ANY($1)")).await?;
+            Ok(client.query(&stmt, &[&ids]).await?)
+        })
+        .await?;
+        rows.iter()
+            .map(|r| delivery(r, 0).map(|d| (d.id.0, d)))
+            .collect::<Result<_, Fail>>()
+            .map_err(Fail::into_store)
+    }
+
+    /// Dead deliveries, most recently dead first; `since`/`until` apply to when they died.
+    pub async fn list_dead(
+        &self,
+        filter: &Filter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeadLetter>, StoreError> {
+        let low = (filter.since_ms.unwrap_or(0), 0u128);
+        let mut high = (
+            filter.until_ms.map_or(u64::MAX, |u| u.saturating_sub(1)),
+            u128::MAX,
+        );
+        if let Some(c) = cursor {
+            high = high.min(parse_dead_cursor(c)?);
+        }
+        let mut page = Page {
+            items: Vec::new(),
+            next_cursor: None,
+        };
+        let (mut scanned, mut round) = (0usize, 0u32);
+        let s = &self.shared;
+        let sql = format!(
+            "SELECT {cols}, e.source, e.event_type FROM deliveries_done d \
+             LEFT JOIN events e ON e.id = d.event_id \
+             WHERE d.status = 'dead' AND (d.updated_ms, d.id) >= ($1, $2) \
+             AND (d.updated_ms, d.id) <= ($3, $4) \
+             ORDER BY d.updated_ms DESC, d.id DESC LIMIT $5",
+            cols = COLUMNS
+                .split(", ")
+                .map(|c| format!("d.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        while low <= high {
+            let n = chunk(limit, scanned, round);
+            round += 1;
+            let (lo_ms, lo_id) = (ms(low.0), id_bytes(low.1));
+            let (hi_ms, hi_id) = (ms(high.0), id_bytes(high.1));
+            let rows = retrying(|| async {
+                let client = s.conn().await?;
+                let stmt = client.prepare_cached(&sql).await?;
+                Ok(client
+                    .query(
+                        &stmt,
+                        &[&lo_ms, &lo_id.as_slice(), &hi_ms, &hi_id.as_slice(), &n],
+                    )
+                    .await?)
+            })
+            .await?;
+            for row in &rows {
+                let d = delivery(row, 0).map_err(Fail::into_store)?;
+                let dead_at_ms = d.updated_ms;
+                if page.items.len() == limit || scanned == SCAN_LIMIT {
+                    page.next_cursor = Some(format!("{dead_at_ms}.{}", d.id));
+                    return Ok(page);
+                }
+                scanned += 1;
+                high = match (dead_at_ms, d.id.0) {
+                    (at, 0) if at > 0 => (at - 1, u128::MAX),
+                    (at, id) => (at, id.saturating_sub(1)),
+                };
+                let source: Option<String> =
+                    row.try_get(12).map_err(|e| Fail::from(e).into_store())?;
+                let event_type: Option<String> =
+                    row.try_get(13).map_err(|e| Fail::from(e).into_store())?;
+                // An event pruned under it: nothing to show (as redb skips it).
+                let Some(source) = source else { continue };
+                if filter.source.as_ref().is_some_and(|s| *s != source)
+                    || filter
+                        .event_type
+                        .as_ref()
+                        .is_some_and(|t| Some(t) != event_type.as_ref())
+                    || filter
+                        .endpoint
+                        .as_ref()
+                        .is_some_and(|e| *e != d.endpoint_id)
+                {
+                    continue;
+                }
+                page.items.push(DeadLetter {
+                    delivery_id: d.id,
+                    event_id: d.event_id,
+                    endpoint_id: d.endpoint_id,
+                    source,
+                    event_type,
+                    attempts: d.attempts,
+                    last_error: d.last_error,
+                    dead_at_ms,
+                });
+            }
+            if (rows.len() as i64) < n || rows.is_empty() || high == (0, 0) {
+                break;
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// A dead-letter cursor is `<dead_at_ms>.<delivery id>`: the first row not yet looked at,
+/// where the next page starts (inclusive).
+fn parse_dead_cursor(c: &str) -> Result<(u64, u128), StoreError> {
+    let (at, id) = c.split_once('.').ok_or(StoreError::BadCursor)?;
+    let at: u64 = at.parse().map_err(|_| StoreError::BadCursor)?;
+    let id: DeliveryId = id.parse().map_err(|_| StoreError::BadCursor)?;
+    Ok((at, id.0))
+}

@@ -1,0 +1,365 @@
+//! Rows and the model: ids as 16 big-endian bytes, statuses as text, and the one place a
+//! delivery's state is written. Every command locks the deliveries it changes ([`lock_hot`],
+//! [`lock_any`]), asks an [`outbox`](crate::store::outbox) rule, and hands the old and new
+//! states to [`Changes`], whose [`Changes::flush`] writes them: an update in the hot table, a
+//! move to `deliveries_done` when a delivery becomes final (in the statement that finalizes
+//! it), a move back when a requeue reopens it, and each event's `event_progress` in step.
+//! **No command writes a delivery row any other way**; the pending counts follow the hot
+//! table by trigger.
+
+use std::collections::BTreeMap;
+
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::error::Fail;
+use super::time::{ms, unms};
+use crate::ids::{DeliveryId, EventId};
+use crate::model::event::{Delivery, DeliveryStatus};
+use crate::store::StoreError;
+
+/// A delivery's columns, in the order [`delivery`] reads them.
+pub(super) const COLUMNS: &str = "id, event_id, endpoint_id, status, attempts, due_ms, \
+     created_ms, updated_ms, last_status_code, last_error, cycle_base, cycle_started_ms";
+
+/// The `unnest` of a delivery's columns, as [`Columns::params`] binds them.
+const UNNEST: &str = "unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], $5::int4[], \
+     $6::int8[], $7::int8[], $8::int8[], $9::int4[], $10::text[], $11::int4[], $12::int8[]) \
+     AS v(id, event_id, endpoint_id, status, attempts, due_ms, created_ms, updated_ms, \
+     last_status_code, last_error, cycle_base, cycle_started_ms)";
+
+/// [`UNNEST`] with the lease's token and node.
+const UNNEST_LEASED: &str = "unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], \
+     $5::int4[], $6::int8[], $7::int8[], $8::int8[], $9::int4[], $10::text[], $11::int4[], \
+     $12::int8[], $13::int8[], $14::int8[]) \
+     AS v(id, event_id, endpoint_id, status, attempts, due_ms, created_ms, updated_ms, \
+     last_status_code, last_error, cycle_base, cycle_started_ms, lease_token, lease_node)";
+
+pub(super) fn id_bytes(id: u128) -> [u8; 16] {
+    id.to_be_bytes()
+}
+
+pub(super) fn id_from(bytes: &[u8]) -> Result<u128, StoreError> {
+    <[u8; 16]>::try_from(bytes)
+        .map(u128::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt(format!("an id of {} bytes", bytes.len())))
+}
+
+fn status_from(s: &str) -> Result<DeliveryStatus, StoreError> {
+    DeliveryStatus::ALL
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery status {s:?}")))
+}
+
+fn count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn uncount(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+/// A delivery read from `COLUMNS`, starting at column `at`.
+pub(super) fn delivery(row: &Row, at: usize) -> Result<Delivery, Fail> {
+    let code: Option<i32> = row.try_get(at + 8)?;
+    Ok(Delivery {
+        id: DeliveryId(id_from(row.try_get(at)?)?),
+        event_id: EventId(id_from(row.try_get(at + 1)?)?),
+        endpoint_id: row.try_get(at + 2)?,
+        status: status_from(row.try_get(at + 3)?)?,
+        attempts: uncount(row.try_get(at + 4)?),
+        due_ms: unms(row.try_get(at + 5)?),
+        created_ms: unms(row.try_get(at + 6)?),
+        updated_ms: unms(row.try_get(at + 7)?),
+        last_status_code: code.and_then(|c| u16::try_from(c).ok()),
+        last_error: row.try_get(at + 9)?,
+        cycle_base: uncount(row.try_get(at + 10)?),
+        cycle_started_ms: unms(row.try_get(at + 11)?),
+    })
+}
+
+/// Deliveries as column arrays, for `unnest`.
+#[derive(Default)]
+pub(super) struct Columns {
+    id: Vec<Vec<u8>>,
+    event_id: Vec<Vec<u8>>,
+    endpoint_id: Vec<String>,
+    status: Vec<&'static str>,
+    attempts: Vec<i32>,
+    due_ms: Vec<i64>,
+    created_ms: Vec<i64>,
+    updated_ms: Vec<i64>,
+    last_status_code: Vec<Option<i32>>,
+    last_error: Vec<Option<String>>,
+    cycle_base: Vec<i32>,
+    cycle_started_ms: Vec<i64>,
+    lease_token: Vec<Option<i64>>,
+    lease_node: Vec<Option<i64>>,
+}
+
+impl Columns {
+    pub(super) fn push(&mut self, d: &Delivery, lease: Option<Lease>) {
+        self.id.push(id_bytes(d.id.0).to_vec());
+        self.event_id.push(id_bytes(d.event_id.0).to_vec());
+        self.endpoint_id.push(d.endpoint_id.clone());
+        self.status.push(d.status.as_str());
+        self.attempts.push(count(d.attempts));
+        self.due_ms.push(ms(d.due_ms));
+        self.created_ms.push(ms(d.created_ms));
+        self.updated_ms.push(ms(d.updated_ms));
+        self.last_status_code
+            .push(d.last_status_code.map(i32::from));
+        self.last_error.push(d.last_error.clone());
+        self.cycle_base.push(count(d.cycle_base));
+        self.cycle_started_ms.push(ms(d.cycle_started_ms));
+        self.lease_token.push(lease.map(|l| l.token));
+        self.lease_node.push(lease.map(|l| l.node));
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
+    /// The twelve columns of `COLUMNS`, then the lease's token and node.
+    fn params(&self) -> [&(dyn ToSql + Sync); 14] {
+        [
+            &self.id,
+            &self.event_id,
+            &self.endpoint_id,
+            &self.status,
+            &self.attempts,
+            &self.due_ms,
+            &self.created_ms,
+            &self.updated_ms,
+            &self.last_status_code,
+            &self.last_error,
+            &self.cycle_base,
+            &self.cycle_started_ms,
+            &self.lease_token,
+            &self.lease_node,
+        ]
+    }
+
+    /// Inserts new deliveries (ingest) into the hot table.
+    pub(super) async fn insert_hot(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> Result<(), Fail> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let sql = format!("INSERT INTO deliveries ({COLUMNS}) SELECT v.* FROM {UNNEST}");
+        let stmt = tx.prepare_cached(&sql).await?;
+        tx.execute(&stmt, &self.params()[..12]).await?;
+        Ok(())
+    }
+}
+
+/// A lease being taken: its fencing token and the node that holds it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lease {
+    pub(super) token: i64,
+    pub(super) node: i64,
+}
+
+/// A delivery as locked in this transaction, and which table holds it.
+#[derive(Debug, Clone)]
+pub(super) struct Locked {
+    pub(super) d: Delivery,
+    pub(super) done: bool,
+}
+
+/// Locks the not-final deliveries among `ids` (in id order) and reads them. One that is not
+/// there is final or gone, and every rule but a requeue refuses a final delivery.
+pub(super) async fn lock_hot(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ids: &[DeliveryId],
+) -> Result<Vec<Delivery>, Fail> {
+    let keys: Vec<Vec<u8>> = ids.iter().map(|i| id_bytes(i.0).to_vec()).collect();
+    let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+    let stmt = tx.prepare_cached(&sql).await?;
+    let rows = tx.query(&stmt, &[&keys]).await?;
+    rows.iter().map(|r| delivery(r, 0)).collect()
+}
+
+/// Locks and reads `ids` wherever they are (the hot table first, then the finished one; lock
+/// order is hot rows, finished rows, then event progress, everywhere).
+pub(super) async fn lock_any(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ids: &[DeliveryId],
+) -> Result<Vec<Locked>, Fail> {
+    let mut found: Vec<Locked> = lock_hot(tx, ids)
+        .await?
+        .into_iter()
+        .map(|d| Locked { d, done: false })
+        .collect();
+    let missing: Vec<Vec<u8>> = ids
+        .iter()
+        .filter(|i| !found.iter().any(|l| l.d.id == **i))
+        .map(|i| id_bytes(i.0).to_vec())
+        .collect();
+    if missing.is_empty() {
+        return Ok(found);
+    }
+    let sql =
+        format!("SELECT {COLUMNS} FROM deliveries_done WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+    let stmt = tx.prepare_cached(&sql).await?;
+    for row in tx.query(&stmt, &[&missing]).await? {
+        found.push(Locked {
+            d: delivery(&row, 0)?,
+            done: true,
+        });
+    }
+    // One moved from the finished table to the hot one between the two reads (a concurrent
+    // requeue that has committed since): read it where it is now.
+    let still: Vec<DeliveryId> = ids
+        .iter()
+        .filter(|i| !found.iter().any(|l| l.d.id == **i))
+        .copied()
+        .collect();
+    if !still.is_empty() {
+        found.extend(
+            lock_hot(tx, &still)
+                .await?
+                .into_iter()
+                .map(|d| Locked { d, done: false }),
+        );
+    }
+    Ok(found)
+}
+
+/// The new states a transaction's rules answered, written together by [`Changes::flush`].
+#[derive(Default)]
+pub(super) struct Changes {
+    /// Not final before or after: updated in place.
+    updated: Columns,
+    /// Final now, not before: moved to `deliveries_done`.
+    finished: Columns,
+    /// Final before, not now (requeued): moved back to the hot table.
+    reopened: Columns,
+    /// Per event: deliveries that became final (negative) or not final again.
+    progress: BTreeMap<u128, i32>,
+    count: usize,
+}
+
+impl Changes {
+    /// Records `new`, the state a rule answered for `old` (as locked in this transaction).
+    /// A lease is given only with the `delivering` state that [`outbox::lease`] answers.
+    ///
+    /// [`outbox::lease`]: crate::store::outbox::lease
+    pub(super) fn put(&mut self, old: &Locked, new: &Delivery, lease: Option<Lease>) {
+        let is_final = new.status.is_final();
+        let lease = lease.filter(|_| new.status == DeliveryStatus::Delivering);
+        match (old.done, is_final) {
+            (false, false) => self.updated.push(new, lease),
+            (false, true) => {
+                self.finished.push(new, None);
+                *self.progress.entry(new.event_id.0).or_default() -= 1;
+            }
+            (true, false) => {
+                self.reopened.push(new, None);
+                *self.progress.entry(new.event_id.0).or_default() += 1;
+            }
+            // No rule turns one final state into another; a requeue answers pending.
+            (true, true) => return,
+        }
+        self.count += 1;
+    }
+
+    /// How many deliveries change.
+    pub(super) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Writes every change: updates, moves (each in one statement, so a delivery is never in
+    /// both tables or neither), then the progress of the events whose deliveries moved.
+    pub(super) async fn flush(self, tx: &deadpool_postgres::Transaction<'_>) -> Result<(), Fail> {
+        if !self.updated.is_empty() {
+            let sql = format!(
+                "UPDATE deliveries d SET status = v.status, attempts = v.attempts, \
+                 due_ms = v.due_ms, updated_ms = v.updated_ms, \
+                 last_status_code = v.last_status_code, last_error = v.last_error, \
+                 cycle_base = v.cycle_base, cycle_started_ms = v.cycle_started_ms, \
+                 lease_token = v.lease_token, lease_node = v.lease_node \
+                 FROM {UNNEST_LEASED} WHERE d.id = v.id"
+            );
+            let stmt = tx.prepare_cached(&sql).await?;
+            tx.execute(&stmt, &self.updated.params()).await?;
+        }
+        for (cols, from, to) in [
+            (&self.finished, "deliveries", "deliveries_done"),
+            (&self.reopened, "deliveries_done", "deliveries"),
+        ] {
+            if cols.is_empty() {
+                continue;
+            }
+            let sql = format!(
+                "WITH moved AS (DELETE FROM {from} WHERE id = ANY($1) RETURNING id) \
+                 INSERT INTO {to} ({COLUMNS}) SELECT v.* FROM {UNNEST} \
+                 WHERE v.id IN (SELECT id FROM moved)"
+            );
+            let stmt = tx.prepare_cached(&sql).await?;
+            tx.execute(&stmt, &cols.params()[..12]).await?;
+        }
+        progress(tx, &self.progress).await
+    }
+}
+
+/// Moves each event's count of open deliveries by its delta; an event left with none is filed
+/// under its last death (or none: all delivered), one reopened leaves the finished indexes.
+async fn progress(
+    tx: &deadpool_postgres::Transaction<'_>,
+    deltas: &BTreeMap<u128, i32>,
+) -> Result<(), Fail> {
+    let deltas: Vec<(u128, i32)> = deltas
+        .iter()
+        .filter(|(_, d)| **d != 0)
+        .map(|(e, d)| (*e, *d))
+        .collect();
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let events: Vec<Vec<u8>> = deltas.iter().map(|(e, _)| id_bytes(*e).to_vec()).collect();
+    let by: Vec<i32> = deltas.iter().map(|(_, d)| *d).collect();
+    if events.len() > 1 {
+        // In event order, so two transactions never wait on each other's rows crosswise.
+        let lock = tx
+            .prepare_cached(
+                "SELECT 1 FROM event_progress WHERE event_id = ANY($1) \
+                 ORDER BY event_id FOR UPDATE",
+            )
+            .await?;
+        tx.query(&lock, &[&events]).await?;
+    }
+    let update = tx
+        .prepare_cached(
+            "UPDATE event_progress p SET open = greatest(p.open + c.delta, 0), \
+             last_death_ms = NULL \
+             FROM unnest($1::bytea[], $2::int4[]) AS c(event_id, delta) \
+             WHERE p.event_id = c.event_id RETURNING p.event_id, p.open",
+        )
+        .await?;
+    let mut finished = Vec::new();
+    for row in tx.query(&update, &[&events, &by]).await? {
+        let open: i32 = row.try_get(1)?;
+        if open == 0 {
+            finished.push(row.try_get::<_, Vec<u8>>(0)?);
+        }
+    }
+    if finished.is_empty() {
+        return Ok(());
+    }
+    // A statement of its own, so it sees what concurrent transactions committed before this
+    // one got the rows: the sibling deliveries that finished first.
+    let file = tx
+        .prepare_cached(
+            "UPDATE event_progress p SET last_death_ms = ( \
+               SELECT max(d.updated_ms) FROM deliveries_done d \
+               WHERE d.id = ANY(e.delivery_ids) AND d.status = 'dead') \
+             FROM events e WHERE e.id = p.event_id AND p.event_id = ANY($1)",
+        )
+        .await?;
+    tx.execute(&file, &[&finished]).await?;
+    Ok(())
+}
