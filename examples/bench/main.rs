@@ -34,8 +34,9 @@
 //! headers or body): what wrk can offer at all. (2) The raw ceiling: wrk against a bare hyper
 //! server that reads the body and answers 202, the most any hyper-based server does on the
 //! same cores. Each hookgate phase is printed as a ratio to (2); (2) is printed as a ratio to
-//! (1). When (2) is well below (1), the raw server is not bound by the generator, so neither
-//! is any phase below it, and the ratios are honest.
+//! (1). When (2) is well below (1), or the raw server's CPU column reads near 100% of its
+//! core, the raw ceiling is the server's and not the generator's, and a ratio to it does not
+//! flatter; a phase far below (1) is not bound by the generator either.
 //!
 //! **Cores.** Generator and server share a 2-core machine. Unpinned, the kernel splits the
 //! cores differently for every server (a server with more runnable threads takes CPU from wrk),
@@ -45,7 +46,15 @@
 //! the server measured (the responders and hookgate, each a process of its own) on the
 //! second. On 2 cores that is one core each: every server gets the same single core, wrk
 //! always has its own, and the figures are per server core. `--pin none` leaves placement to
-//! the kernel; `--pin 0:1` names the lists.
+//! the kernel (the setting of issue 14's figures); `--pin 0:1` names the lists.
+//!
+//! **The CPU column** gives, over each wrk run, the CPU used by the server process and by wrk,
+//! in percent of one CPU (read from /proc). It says what bound a figure: a server near 100% of
+//! its one core was the limit; wrk near 100% was (then the figure is a lower bound); neither
+//! means waiting (hookgate's ingest waits on fsync). With one core each, wrk and the bare hyper
+//! server come out about even, so the raw ceiling is at most a few percent below what that
+//! server could do on its core (the column shows by how much); every hookgate phase runs far
+//! below the generator's ceiling, its server near 100%: hookgate-bound, as it should be.
 //!
 //! Phases, in order (`--phases` picks some; the two ceilings always run):
 //! 1. generator ceiling, 2. raw ceiling, as above;
@@ -185,6 +194,8 @@ pub struct Row {
     p50: Option<f64>,
     p99: Option<f64>,
     p999: Option<f64>,
+    /// CPUs used by the server and by wrk while wrk sent.
+    cpu: (Option<f64>, Option<f64>),
     /// What went wrong; empty when nothing did.
     problems: Vec<String>,
 }
@@ -199,6 +210,7 @@ impl Row {
             p50: run.ms(run.p50),
             p99: run.ms(run.p99),
             p999: run.ms(run.p999),
+            cpu: (run.server_cpu, run.wrk_cpu),
             problems,
         }
     }
@@ -212,6 +224,7 @@ impl Row {
             p50: None,
             p99: None,
             p999: None,
+            cpu: (None, None),
             problems,
         }
     }
@@ -297,7 +310,7 @@ impl Bench {
     /// must have been accepted once, none a duplicate, none refused.
     async fn drive(&self, gw: &Gateway, pool: &Pool, load: Load) -> Checked {
         let before = gw.outcomes().await;
-        let run = self.generator.run(&gw.ingress, pool, load).await;
+        let run = self.generator.run(&gw.ingress, pool, load, gw.pid()).await;
         let (accepted, counted) = counted(gw, &before).await;
         let mut problems = run.problems(true);
         problems.extend(counted);
@@ -497,8 +510,10 @@ async fn run(bench: &mut Bench) -> bool {
          = {:.2} × the generator's\n",
         raw / generator.max(1.0)
     );
-    println!("| phase | per second | × raw | p50 ms | p99 ms | p99.9 ms | errors |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| phase | per second | × raw | p50 ms | p99 ms | p99.9 ms | CPU server / wrk | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let mut clean = true;
     for row in &rows {
         let ratio = if row.ratio {
@@ -512,8 +527,12 @@ async fn run(bench: &mut Bench) -> bool {
             clean = false;
             row.problems.join("; ")
         };
+        let cpu = match row.cpu {
+            (None, None) => "–".to_string(),
+            (s, w) => format!("{} / {}", wrk::cpu(s), wrk::cpu(w)),
+        };
         println!(
-            "| {} | {:.0} | {ratio} | {} | {} | {} | {errors} |",
+            "| {} | {:.0} | {ratio} | {} | {} | {} | {cpu} | {errors} |",
             row.name,
             row.rate,
             ms(row.p50),

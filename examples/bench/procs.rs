@@ -152,6 +152,10 @@ impl Responder {
         Responder { child, addr }
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
@@ -302,6 +306,10 @@ impl Gateway {
         let text = resp.text().await.unwrap_or_default();
         assert!(status.is_success(), "{path}: {status} {text}");
         text
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// (VmRSS, VmHWM) in KiB.

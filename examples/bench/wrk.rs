@@ -129,6 +129,11 @@ pub struct Run {
     pub text: String,
     /// The run ended at its limit rather than by itself (a `once` run that never finished).
     pub hit_limit: bool,
+    /// CPU used while sending, in CPUs (1.0 = one core busy throughout): the server measured
+    /// and wrk itself. A server near 1.0 on its one core is what bounds the rate; one well
+    /// below it is waiting on something else (the generator, or fsync).
+    pub server_cpu: Option<f64>,
+    pub wrk_cpu: Option<f64>,
 }
 
 impl Run {
@@ -179,7 +184,8 @@ pub struct Generator {
 
 impl Generator {
     /// Runs wrk against `url` with `pool` until `load` says stop, and parses what it printed.
-    pub async fn run(&self, url: &str, pool: &Pool, load: Load) -> Run {
+    /// `server`: the process measured, whose CPU use is read over the run.
+    pub async fn run(&self, url: &str, pool: &Pool, load: Load, server: Option<u32>) -> Run {
         let (duration, mode, limit) = match &load {
             Load::For(d) => (*d, "cycle", None),
             Load::Once { limit } => (*limit, "once", Some(*limit)),
@@ -220,8 +226,21 @@ impl Generator {
             }
         }
         let started = tokio::time::Instant::now();
+        let server_before = server.and_then(cpu_seconds);
+        let wrk_before = cpu_seconds(pid);
+        // wrk's own use is read just before it ends (it is gone after).
+        let mut wrk_cpu = None;
+        let mut read_wrk = |at: tokio::time::Instant| {
+            let now = cpu_seconds(pid);
+            if let (Some(a), Some(b)) = (wrk_before, now) {
+                wrk_cpu = Some((b - a) / at.duration_since(started).as_secs_f64().max(1e-3));
+            }
+        };
         match &load {
-            Load::For(_) => {}
+            Load::For(d) => {
+                tokio::time::sleep(d.saturating_sub(Duration::from_millis(100))).await;
+                read_wrk(tokio::time::Instant::now());
+            }
             Load::Once { .. } => {
                 // Ends when every POST has its answer; wrk then waits out -d unless told.
                 let sent_all = async {
@@ -240,6 +259,7 @@ impl Generator {
                     Ok(false) => {}
                     Err(_) => hit_limit = true,
                 }
+                read_wrk(tokio::time::Instant::now());
                 interrupt(pid, &mut child).await;
             }
             Load::While {
@@ -253,6 +273,7 @@ impl Generator {
                     }
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
+                read_wrk(tokio::time::Instant::now());
                 interrupt(pid, &mut child).await;
             }
         }
@@ -261,15 +282,21 @@ impl Generator {
             text.push('\n');
         }
         let status = child.wait().await.expect("wrk exit");
+        let server_cpu = match (server_before, server.and_then(cpu_seconds)) {
+            (Some(a), Some(b)) => Some((b - a) / started.elapsed().as_secs_f64().max(1e-3)),
+            _ => None,
+        };
         let err = err_task.await.unwrap_or_default();
         let mut run = parse(&text).unwrap_or_else(|| {
             panic!("wrk printed no summary (exit {status}):\n{text}\n{err}");
         });
         run.text = text;
         run.hit_limit = hit_limit;
+        run.server_cpu = server_cpu;
+        run.wrk_cpu = wrk_cpu;
         eprintln!(
             "  wrk: {} answers in {:.2} s ({:.0}/s ok), latency ms p50 {:.2} p90 {:.2} p99 {:.2} \
-             p99.9 {:.2} max {:.2}; {} POSTs from a pool of {}{}",
+             p99.9 {:.2} max {:.2}; CPU server {} wrk {}; {} POSTs from a pool of {}{}",
             run.requests,
             run.duration.as_secs_f64(),
             run.rate(),
@@ -278,6 +305,8 @@ impl Generator {
             run.p99 / 1000.0,
             run.p999 / 1000.0,
             run.max / 1000.0,
+            cpu(run.server_cpu),
+            cpu(run.wrk_cpu),
             run.sent,
             pool.len,
             match run.problems(false).join("; ") {
@@ -287,6 +316,31 @@ impl Generator {
         );
         run
     }
+}
+
+/// CPUs as a percentage of one.
+pub fn cpu(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{:.0}%", v * 100.0))
+}
+
+/// A process's CPU time so far (user + system, every thread), from /proc.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let ticks = *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name (in parentheses): state is the 1st field, utime the 12th, stime
+    // the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / ticks)
 }
 
 /// SIGINT until wrk exits: it prints its summary then. Its handler is installed only once its

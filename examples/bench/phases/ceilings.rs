@@ -24,7 +24,7 @@ pub async fn phase(b: &Bench) -> (f64, f64, Vec<Row>) {
     ] {
         let server = Responder::start(&b.pin, mode).await;
         let url = format!("http://{}/in/bench", server.addr);
-        let run = b.generator.run(&url, &pool, b.timed()).await;
+        let run = b.generator.run(&url, &pool, b.timed(), server.pid()).await;
         server.stop().await;
         eprintln!("{name}: {:.0}", run.rate());
         rates.push(run.rate());

@@ -3,7 +3,15 @@
 
 use std::time::{Duration, Instant};
 
+use crate::procs::Gateway;
+use crate::wrk::cpu_seconds;
 use crate::{Bench, Row};
+
+/// The gateway's CPU use since `start`, when it had used `before` seconds.
+fn server_cpu(gw: &Gateway, before: Option<f64>, start: Instant) -> Option<f64> {
+    let now = gw.pid().and_then(cpu_seconds)?;
+    Some((now - before?) / start.elapsed().as_secs_f64())
+}
 
 /// How long the sink may take to receive `n` deliveries before the phase is called failed.
 fn patience(n: u64) -> Duration {
@@ -18,6 +26,7 @@ pub async fn drain(b: &Bench) -> Vec<Row> {
     let (accepted, mut problems) = b.fill(&gw, b.args.backlog).await;
     b.sink.reset();
     let start = Instant::now();
+    let cpu0 = gw.pid().and_then(cpu_seconds);
     gw.admin("/endpoints/drain/resume", "").await;
     if !b.sink.wait_for(accepted, patience(accepted)).await {
         problems.push(format!(
@@ -26,13 +35,16 @@ pub async fn drain(b: &Bench) -> Vec<Row> {
         ));
     }
     let rate = b.sink.received() as f64 / start.elapsed().as_secs_f64();
+    let cpu = server_cpu(&gw, cpu0, start);
     gw.stop().await;
-    vec![Row::figure(
+    let mut row = Row::figure(
         format!("drain of a {accepted} backlog to one endpoint (deliveries/s)"),
         rate,
         true,
         problems,
-    )]
+    );
+    row.cpu.0 = cpu;
+    vec![row]
 }
 
 pub async fn fanout(b: &Bench) -> Vec<Row> {
@@ -42,6 +54,7 @@ pub async fn fanout(b: &Bench) -> Vec<Row> {
     b.sink.reset();
     // From wrk's start (writing and loading this small pool included: a few ms).
     let start = Instant::now();
+    let cpu0 = gw.pid().and_then(cpu_seconds);
     let (accepted, mut problems) = b.fill(&gw, b.args.fanout_events).await;
     let want = accepted * 100;
     if !b.sink.wait_for(want, patience(want)).await {
@@ -51,11 +64,14 @@ pub async fn fanout(b: &Bench) -> Vec<Row> {
         ));
     }
     let rate = b.sink.received() as f64 / start.elapsed().as_secs_f64();
+    let cpu = server_cpu(&gw, cpu0, start);
     gw.stop().await;
-    vec![Row::figure(
+    let mut row = Row::figure(
         format!("fan-out: {accepted} events × 100 endpoints (deliveries/s)"),
         rate,
         true,
         problems,
-    )]
+    );
+    row.cpu.0 = cpu;
+    vec![row]
 }

@@ -50,6 +50,7 @@ pub async fn phase(b: &Bench, ingest_rate: f64) -> Vec<Row> {
             p50: pct(&sorted, 0.5),
             p99: pct(&sorted, 0.99),
             p999: pct(&sorted, 0.999),
+            cpu: (None, None),
             problems,
         });
     }
