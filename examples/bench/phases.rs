@@ -1,0 +1,10 @@
+//! The phases, each a function of the shared `Bench` that returns its rows.
+
+pub mod backlog;
+pub mod ceilings;
+pub mod delivery;
+pub mod hangup;
+pub mod ingest;
+pub mod latency;
+pub mod prune;
+pub mod replay;

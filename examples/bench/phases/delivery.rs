@@ -1,0 +1,77 @@
+//! Phases 5 and 6: the drain of a backlog to one endpoint, and fan-out to 100 endpoints. wrk
+//! sends each event once; the sink (in this process, on the load side) counts deliveries.
+
+use std::time::{Duration, Instant};
+
+use crate::procs::Gateway;
+use crate::wrk::cpu_seconds;
+use crate::{Bench, Row};
+
+/// The gateway's CPU use since `start`, when it had used `before` seconds.
+fn server_cpu(gw: &Gateway, before: Option<f64>, start: Instant) -> Option<f64> {
+    let now = gw.pid().and_then(cpu_seconds)?;
+    Some((now - before?) / start.elapsed().as_secs_f64())
+}
+
+/// How long the sink may take to receive `n` deliveries before the phase is called failed.
+fn patience(n: u64) -> Duration {
+    Duration::from_secs(120 + n / 1000)
+}
+
+pub async fn drain(b: &Bench) -> Vec<Row> {
+    let dir = b.data_dir();
+    let endpoint = b.endpoint("drain", b.args.concurrency);
+    let gw = b.gateway(&b.toml(dir.path(), "", "", &endpoint)).await;
+    gw.admin("/endpoints/drain/pause", "").await;
+    let (accepted, mut problems) = b.fill(&gw, b.args.backlog).await;
+    b.sink.reset();
+    let start = Instant::now();
+    let cpu0 = gw.pid().and_then(cpu_seconds);
+    gw.admin("/endpoints/drain/resume", "").await;
+    if !b.sink.wait_for(accepted, patience(accepted)).await {
+        problems.push(format!(
+            "the sink got {} of {accepted} deliveries",
+            b.sink.received()
+        ));
+    }
+    let rate = b.sink.received() as f64 / start.elapsed().as_secs_f64();
+    let cpu = server_cpu(&gw, cpu0, start);
+    gw.stop().await;
+    let mut row = Row::figure(
+        format!("drain of a {accepted} backlog to one endpoint (deliveries/s)"),
+        rate,
+        true,
+        problems,
+    );
+    row.cpu.0 = cpu;
+    vec![row]
+}
+
+pub async fn fanout(b: &Bench) -> Vec<Row> {
+    let dir = b.data_dir();
+    let endpoints: String = (0..100).map(|i| b.endpoint(&format!("e{i}"), 4)).collect();
+    let gw = b.gateway(&b.toml(dir.path(), "", "", &endpoints)).await;
+    b.sink.reset();
+    // From wrk's start (writing and loading this small pool included: a few ms).
+    let start = Instant::now();
+    let cpu0 = gw.pid().and_then(cpu_seconds);
+    let (accepted, mut problems) = b.fill(&gw, b.args.fanout_events).await;
+    let want = accepted * 100;
+    if !b.sink.wait_for(want, patience(want)).await {
+        problems.push(format!(
+            "the sink got {} of {want} deliveries",
+            b.sink.received()
+        ));
+    }
+    let rate = b.sink.received() as f64 / start.elapsed().as_secs_f64();
+    let cpu = server_cpu(&gw, cpu0, start);
+    gw.stop().await;
+    let mut row = Row::figure(
+        format!("fan-out: {accepted} events × 100 endpoints (deliveries/s)"),
+        rate,
+        true,
+        problems,
+    );
+    row.cpu.0 = cpu;
+    vec![row]
+}
