@@ -42,6 +42,12 @@ enum Command {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Apply the PostgreSQL schema this build needs (`store.backend = "postgres"`). Safe to run
+    /// again, and from several nodes at once.
+    Migrate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Validate a config file; exits non-zero with the key at fault.
     CheckConfig {
         #[arg(long, short)]
@@ -154,6 +160,8 @@ enum CliError {
     Run(#[from] crate::RunError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("store.url: {0}")]
+    Migrate(crate::store::StoreError),
     #[error("--secret: {0}")]
     Secret(String),
     #[error("{0}")]
@@ -166,6 +174,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, log_format } => serve(config.as_deref(), log_format),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Migrate { config } => migrate(&config),
         Command::Compact { data_dir } => compact(&data_dir),
         Command::Events { conn, cmd } => operator::events(conn, cmd).map_err(CliError::from),
         Command::Deliveries { conn, cmd } => {
@@ -243,6 +252,28 @@ fn check_config(path: &Path) -> Result<(), CliError> {
         path.display(),
         v.sources.len(),
         v.endpoints.len()
+    );
+    Ok(())
+}
+
+fn migrate(path: &Path) -> Result<(), CliError> {
+    let config = load(Some(path))?;
+    let crate::config::StoreBackend::Postgres { url, .. } = &config.store else {
+        println!(
+            "{}: store.backend is \"redb\": the embedded store needs no migration",
+            path.display()
+        );
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let version = runtime
+        .block_on(crate::store::postgres::migrate(url.expose()))
+        .map_err(CliError::Migrate)?;
+    println!(
+        "{}: the database schema is at version {version}",
+        path.display()
     );
     Ok(())
 }

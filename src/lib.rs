@@ -134,29 +134,43 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     opts: RunOptions,
 ) -> Result<(), RunError> {
-    let store = open_store(&config, &opts)?;
+    let store = open_store(&config, &opts).await?;
     serve(config, listeners, shutdown, opts, store).await
 }
 
-/// Opens the store a config names, as [`run_with`] does.
-pub fn open_store(config: &Validated, opts: &RunOptions) -> Result<Store, StoreError> {
-    if let config::StoreBackend::Postgres { .. } = config.store {
-        return Err(StoreError::Storage(
-            "store.backend = \"postgres\" is not available in this build".into(),
-        ));
+/// Opens the store a config names, as [`run_with`] does: the embedded file in `data_dir`, or
+/// the PostgreSQL database at `store.url` (whose schema must be this build's: see
+/// `hookgate migrate`). An error opening PostgreSQL names the key.
+pub async fn open_store(config: &Validated, opts: &RunOptions) -> Result<Store, StoreError> {
+    match &config.store {
+        config::StoreBackend::Redb => Store::open(
+            &config.data_dir,
+            StoreOptions {
+                max_backlog: config.max_backlog,
+                queue_capacity: opts.writer_queue,
+                clock: Arc::clone(&opts.clock),
+                metrics: Some(Arc::clone(&opts.metrics)),
+                #[cfg(any(test, feature = "test-support"))]
+                fault: opts.store_fault.clone(),
+                quick_repair: config.quick_repair,
+            },
+        ),
+        config::StoreBackend::Postgres { url, pool_size } => {
+            let mut pg = store::postgres::PgOptions::new(url.expose(), Arc::clone(&opts.clock));
+            pg.pool_size = usize::try_from(*pool_size).unwrap_or(usize::MAX);
+            pg.max_backlog = config.max_backlog;
+            pg.metrics = Some(Arc::clone(&opts.metrics));
+            pg.queue_capacity = opts.writer_queue;
+            let opened = store::postgres::PgStore::open(pg)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Storage(m) => StoreError::Storage(format!("store.url: {m}")),
+                    other => other,
+                })?;
+            tracing::info!(database = %opened.target(), "store: PostgreSQL");
+            Ok(Store::from_backend(opened))
+        }
     }
-    Store::open(
-        &config.data_dir,
-        StoreOptions {
-            max_backlog: config.max_backlog,
-            queue_capacity: opts.writer_queue,
-            clock: Arc::clone(&opts.clock),
-            metrics: Some(Arc::clone(&opts.metrics)),
-            #[cfg(any(test, feature = "test-support"))]
-            fault: opts.store_fault.clone(),
-            quick_repair: config.quick_repair,
-        },
-    )
 }
 
 /// Runs the gateway on a store the caller opened (and may keep reading). The store is closed

@@ -135,7 +135,9 @@ impl Gateway {
         let ingress_url = format!("http://{}", ingress.local_addr().expect("addr"));
         let admin_url = format!("http://{}", admin.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let store = hookgate::open_store(&validated, &opts).expect("store opens");
+        let store = hookgate::open_store(&validated, &opts)
+            .await
+            .expect("store opens");
         let task = tokio::spawn(hookgate::serve(
             validated,
             Listeners { ingress, admin },

@@ -122,6 +122,10 @@ impl Backend for PgStore {
     }
 
     /// PostgreSQL keeps typed columns, so no record can fail to decode: always 0.
+    fn catalog_version(&self) -> StoreFuture<'_, u64> {
+        Box::pin(PgStore::catalog_version(self))
+    }
+
     fn quarantined(&self) -> StoreFuture<'_, u64> {
         Box::pin(async { Ok(0) })
     }

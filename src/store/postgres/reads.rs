@@ -231,6 +231,19 @@ impl PgStore {
             .map_err(Fail::into_store)
     }
 
+    /// Moves whenever a config entry or a pause is stored, by any node (a trigger bumps it in
+    /// the same transaction).
+    pub async fn catalog_version(&self) -> Result<u64, StoreError> {
+        let rows = simple(&self.shared, "SELECT version FROM catalog_version", &[]).await?;
+        let version: i64 = rows
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(|e| Fail::from(e).into_store())?
+            .unwrap_or(0);
+        Ok(u64::try_from(version).unwrap_or(0))
+    }
+
     /// Deliveries not yet final, across every node.
     pub async fn pending_count(&self) -> Result<u64, StoreError> {
         let rows = simple(

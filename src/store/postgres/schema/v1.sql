@@ -170,3 +170,24 @@ CREATE TRIGGER deliveries_counted_in AFTER INSERT ON deliveries
 CREATE TRIGGER deliveries_counted_out AFTER DELETE ON deliveries
     REFERENCING OLD TABLE AS changed_rows
     FOR EACH STATEMENT EXECUTE FUNCTION hookgate_count_deliveries();
+
+-- Bumped in the very transactions that change config entries or pauses, so every node can
+-- tell, by reading one row, that the catalog changed (`catalog::sync`). A row, not a sequence:
+-- a sequence moves before its transaction commits, and a node that read it then would miss the
+-- change.
+CREATE TABLE catalog_version (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    version bigint NOT NULL
+);
+INSERT INTO catalog_version (version) VALUES (0);
+
+CREATE FUNCTION hookgate_bump_catalog() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE catalog_version SET version = version + 1;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER config_entries_versioned AFTER INSERT OR UPDATE OR DELETE ON config_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION hookgate_bump_catalog();
+CREATE TRIGGER endpoint_state_versioned AFTER INSERT OR UPDATE OR DELETE ON endpoint_state
+    FOR EACH STATEMENT EXECUTE FUNCTION hookgate_bump_catalog();
