@@ -115,6 +115,12 @@ pub trait Backend: Send + Sync + 'static {
         now_ms: u64,
     ) -> StoreFuture<'a, crate::telemetry::StoreGauges>;
     fn notices(&self) -> &notices::Notices;
+    /// Another node changed the endpoints in force: make work for exactly these from now on,
+    /// dead-lettering nothing. A backend only one process can hold has nothing to follow.
+    fn follow_endpoints(&self, endpoints: HashSet<String>) -> StoreFuture<'_, ()> {
+        let _ = endpoints;
+        Box::pin(async { Ok(()) })
+    }
     /// A number that changes whenever a config entry or a pause is stored, by any node. A
     /// backend only one process can hold may leave it at 0: nothing else changes its entries.
     fn catalog_version(&self) -> StoreFuture<'_, u64> {
@@ -304,6 +310,12 @@ impl Store {
         now_ms: u64,
     ) -> Result<crate::telemetry::StoreGauges, StoreError> {
         self.backend.gauges(endpoints, now_ms).await
+    }
+
+    /// Another node changed the endpoints in force: this node's ingest makes work for exactly
+    /// these from now on (see `catalog::sync`).
+    pub async fn follow_endpoints(&self, endpoints: HashSet<String>) -> Result<(), StoreError> {
+        self.backend.follow_endpoints(endpoints).await
     }
 
     /// Changes whenever a config entry or a pause is stored, by any node (see

@@ -80,6 +80,14 @@ impl Catalog {
         let known = self.api_json().clone();
         if known != stored {
             self.apply_stored(&known, &stored, dispatcher);
+            let in_force = self
+                .routes
+                .current()
+                .endpoints
+                .iter()
+                .map(|e| e.id.clone())
+                .collect();
+            self.store.follow_endpoints(in_force).await?;
         }
         let paused = self.store.paused_endpoints().await?;
         for e in &self.routes.current().endpoints {

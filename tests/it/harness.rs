@@ -427,8 +427,18 @@ pub async fn admin_call(
     path: &str,
     body: &str,
 ) -> (u16, serde_json::Value) {
+    admin_at(&gw.admin, method, path, body).await
+}
+
+/// [`admin_call`] against the admin listener at `admin` (a real binary's, say).
+pub async fn admin_at(
+    admin: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
     let resp = client()
-        .request(method, format!("{}/api/v1{path}", gw.admin))
+        .request(method, format!("{admin}/api/v1{path}"))
         .bearer_auth(ADMIN_TOKEN)
         .body(body.to_string())
         .send()

@@ -5,6 +5,7 @@ mod harness;
 
 mod admin;
 mod cli;
+mod cluster;
 mod crash;
 mod delivery;
 mod fuzz_corpus;

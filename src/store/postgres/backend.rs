@@ -122,6 +122,10 @@ impl Backend for PgStore {
     }
 
     /// PostgreSQL keeps typed columns, so no record can fail to decode: always 0.
+    fn follow_endpoints(&self, endpoints: HashSet<String>) -> StoreFuture<'_, ()> {
+        Box::pin(PgStore::follow_endpoints(self, endpoints))
+    }
+
     fn catalog_version(&self) -> StoreFuture<'_, u64> {
         Box::pin(PgStore::catalog_version(self))
     }

@@ -305,6 +305,23 @@ impl PgStore {
         .await
     }
 
+    /// Another node changed the endpoints in force (`catalog::sync` saw it): this node's
+    /// ingest makes work for exactly these from now on. Nothing is dead-lettered: the node
+    /// that deleted an endpoint did that in the deleting transaction.
+    pub async fn follow_endpoints(&self, endpoints: HashSet<String>) -> Result<(), StoreError> {
+        let s = &self.shared;
+        let endpoints = Arc::new(endpoints);
+        retrying(|| async {
+            let mut client = s.conn().await?;
+            let tx = client.transaction().await?;
+            take_ingest_lock(&tx).await?;
+            s.set_known(Some(Arc::clone(&endpoints)));
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Commits a tiny write (this node's heartbeat): proof that the database can be written.
     pub async fn probe(&self) -> Result<(), StoreError> {
         self.open_for_writes()?;
