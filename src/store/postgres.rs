@@ -20,7 +20,8 @@
 //!
 //! **Ingest is group-committed** (`ingest.rs`): one task per process commits whatever queued
 //! while its last commit ran (up to 256 events or 32 MiB) in one transaction, then answers each
-//! caller; **no caller is answered before the commit**. **Ingest transactions hold one
+//! caller; **no caller is answered before the commit**. Attempts' results are group-committed
+//! the same way (`results.rs`), so the drain rate is not the disk's fsync rate. **Ingest transactions hold one
 //! cluster-wide advisory lock**, so dedup (even within a batch, as if sequential) and the
 //! backlog limit are exact across nodes, and ids increase in commit order.
 //!
@@ -48,6 +49,7 @@ mod prune;
 mod query;
 mod reads;
 mod requeue;
+mod results;
 mod rows;
 mod schema;
 mod time;
@@ -64,7 +66,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::NoTls;
 
-use super::{IngestOutcome, NewEvent, StoreError, notices};
+use super::{Completion, IngestOutcome, NewEvent, StoreError, notices};
 use crate::clock::SharedClock;
 use error::Fail;
 
@@ -196,6 +198,7 @@ pub struct PgStore {
 
 struct Inner {
     ingest: mpsc::Sender<ingest::Msg>,
+    results: mpsc::Sender<results::Msg>,
     closed: AtomicBool,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -250,8 +253,10 @@ impl PgStore {
 
         let (stop, stop_rx) = watch::channel(false);
         let (ingest_tx, ingest_rx) = mpsc::channel(opts.queue_capacity.max(1));
+        let (results_tx, results_rx) = mpsc::channel(opts.queue_capacity.max(1));
         let tasks = vec![
             tokio::spawn(ingest::run(Arc::clone(&shared), ingest_rx)),
+            tokio::spawn(results::run(Arc::clone(&shared), results_rx)),
             tokio::spawn(nodes::heartbeat(Arc::clone(&shared), stop_rx.clone())),
             tokio::spawn(notify::run(
                 config,
@@ -264,6 +269,7 @@ impl PgStore {
             shared,
             inner: Arc::new(Inner {
                 ingest: ingest_tx,
+                results: results_tx,
                 closed: AtomicBool::new(false),
                 stop,
                 tasks: std::sync::Mutex::new(tasks),
@@ -295,6 +301,20 @@ impl PgStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Records an attempt and schedules what follows; answers once the batch of results it
+    /// joined is committed. Waits for room in the queue rather than failing: a result must
+    /// not be lost because ingest is busy.
+    pub async fn complete(&self, completion: Completion) -> Result<(), StoreError> {
+        self.open_for_writes()?;
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .results
+            .send(results::Msg::Complete(Box::new(completion), reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Refuses writes once the store is closed.
     fn open_for_writes(&self) -> Result<(), StoreError> {
         if self.inner.closed.load(Ordering::SeqCst) {
@@ -312,6 +332,16 @@ impl PgStore {
         }
         let (ack, done) = oneshot::channel();
         if self.inner.ingest.send(ingest::Msg::Stop(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+        let (ack, done) = oneshot::channel();
+        if self
+            .inner
+            .results
+            .send(results::Msg::Stop(ack))
+            .await
+            .is_ok()
+        {
             let _ = done.await;
         }
         let _ = self.inner.stop.send(true);

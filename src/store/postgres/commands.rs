@@ -1,4 +1,4 @@
-//! The writes besides ingest, requeue and prune: lease, release, complete, config entries,
+//! The writes besides ingest, results, requeue and prune: lease, release, config entries,
 //! the endpoints in force, and pause. Each is one short transaction that locks the deliveries
 //! it changes, asks the [`outbox`] rule, and writes through `rows::Changes`.
 //!
@@ -14,11 +14,10 @@ use std::sync::Arc;
 use super::error::{Fail, retrying};
 use super::ingest::INGEST_LOCK;
 use super::nodes;
-use super::rows::{COLUMNS, Changes, Lease, Locked, delivery, id_bytes, lock_hot};
-use super::time::ms;
+use super::rows::{COLUMNS, Changes, Lease, Locked, delivery, lock_hot};
 use super::{PgStore, Shared};
 use crate::ids::DeliveryId;
-use crate::store::{Completion, EntryKind, StoreError, outbox};
+use crate::store::{EntryKind, StoreError, outbox};
 
 /// The reason a delivery of a deleted endpoint is dead.
 const DELETED: &str = "endpoint deleted";
@@ -73,69 +72,6 @@ impl PgStore {
                     changes.put(&Locked { d, done: false }, &new, None);
                 }
             }
-            changes.flush(&tx).await?;
-            tx.commit().await?;
-            s.observe_commit(1, started);
-            Ok(())
-        })
-        .await
-    }
-
-    /// Records an attempt and schedules what follows. A delivery already final (a second
-    /// result after its lease was taken back and it settled) is left as it is: the first
-    /// result stands.
-    pub async fn complete(&self, c: Completion) -> Result<(), StoreError> {
-        self.open_for_writes()?;
-        let s = &self.shared;
-        retrying(|| async {
-            let started = std::time::Instant::now();
-            let mut client = s.conn().await?;
-            let tx = client.transaction().await?;
-            let now = s.clock.now(&tx).await?;
-            let Some(old) = lock_hot(&tx, &[c.delivery_id]).await?.pop() else {
-                // Final (moved out of the hot table) or gone: the rule refuses a final one.
-                return Ok(());
-            };
-            let mut attempt = c.attempt.clone();
-            attempt.at_ms = now.at(attempt.at_ms);
-            let next = match &c.next {
-                crate::store::Next::RetryAt(at) => crate::store::Next::RetryAt(now.at(*at)),
-                other => other.clone(),
-            };
-            let Ok(new) = outbox::complete(&old, &attempt, &next) else {
-                return Ok(());
-            };
-            let insert = tx
-                .prepare_cached(
-                    "INSERT INTO attempts (delivery_id, n, at_ms, status_code, latency_ms, \
-                     error, response_excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (delivery_id, n) DO UPDATE SET at_ms = excluded.at_ms, \
-                     status_code = excluded.status_code, latency_ms = excluded.latency_ms, \
-                     error = excluded.error, response_excerpt = excluded.response_excerpt",
-                )
-                .await?;
-            tx.execute(
-                &insert,
-                &[
-                    &id_bytes(c.delivery_id.0).as_slice(),
-                    &i32::try_from(new.attempts).unwrap_or(i32::MAX),
-                    &ms(attempt.at_ms),
-                    &attempt.status_code.map(i32::from),
-                    &ms(attempt.latency_ms),
-                    &attempt.error,
-                    &attempt.response_excerpt,
-                ],
-            )
-            .await?;
-            let mut changes = Changes::default();
-            changes.put(
-                &Locked {
-                    d: old,
-                    done: false,
-                },
-                &new,
-                None,
-            );
             changes.flush(&tx).await?;
             tx.commit().await?;
             s.observe_commit(1, started);
