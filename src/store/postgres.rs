@@ -1,7 +1,8 @@
 //! The PostgreSQL backend: the same transactional outbox as [`super::redb`], kept in one
 //! database that several hookgate nodes share.
 //!
-//! **What an operation does to a delivery's state is decided by the rules of [`outbox`]**: a
+//! **What an operation does to a delivery's state is decided by the rules of
+//! [`outbox`](super::outbox)**: a
 //! command locks the rows it changes (`SELECT … FOR UPDATE`, in id order), asks the rule, and
 //! hands both states to `rows::Changes`, the one place a delivery is written (as redb's
 //! `put_delivery` is). The schema is `schema/v1.sql`; in short:
@@ -20,10 +21,10 @@
 //!
 //! **Ingest is group-committed** (`ingest.rs`): one task per process commits whatever queued
 //! while its last commit ran (up to 256 events or 32 MiB) in one transaction, then answers each
-//! caller; **no caller is answered before the commit**. Attempts' results are group-committed
-//! the same way (`results.rs`), so the drain rate is not the disk's fsync rate. **Ingest transactions hold one
+//! caller; **no caller is answered before the commit**. **Ingest transactions hold one
 //! cluster-wide advisory lock**, so dedup (even within a batch, as if sequential) and the
-//! backlog limit are exact across nodes, and ids increase in commit order.
+//! backlog limit are exact across nodes. Attempts' results are group-committed the same way
+//! (`results.rs`, no lock), so the drain rate is not the disk's fsync rate.
 //!
 //! **Time** (`time.rs`): on its own clock (tests) every "now" is the injected clock's; on the
 //! database's clock (production) **every due and lease comparison uses the database's clock**:
