@@ -87,8 +87,8 @@ pub struct PgOptions {
     pub use_database_clock: bool,
     /// Where commits are counted, if anywhere.
     pub metrics: Option<Arc<crate::telemetry::Metrics>>,
-    /// Ingests that may wait for the group commit; beyond that, callers get
-    /// [`StoreError::Busy`].
+    /// Ingests that may wait for their group commit (beyond that, callers get
+    /// [`StoreError::Busy`]), and results that may wait for theirs (beyond that, callers wait).
     pub queue_capacity: usize,
     /// The longest a lane sleeps without looking at its schedule again (0: until its next due
     /// time or a wake-up), so work other nodes commit is found even when a notification is lost.
