@@ -14,7 +14,8 @@ use std::sync::Arc;
 use super::error::{Fail, retrying};
 use super::ingest::INGEST_LOCK;
 use super::nodes;
-use super::rows::{COLUMNS, Changes, Lease, Locked, delivery, lock_hot};
+use super::rows::{COLUMNS, Changes, Lease, Locked, delivery, id_bytes, lock_hot};
+use super::time::ms;
 use super::{PgStore, Shared};
 use crate::ids::DeliveryId;
 use crate::store::{EntryKind, StoreError, outbox};
@@ -26,13 +27,36 @@ const REMOVED: &str = "endpoint removed";
 
 impl PgStore {
     /// Marks deliveries as being sent until `until_ms`, by this node, with a fresh fencing
-    /// token. Committed before it returns, but without waiting for the WAL to reach the disk
-    /// (`synchronous_commit = off`): nothing depends on a lease being durable, and a lease lost
-    /// to a crash of the database leaves the delivery due, as after any restart.
+    /// token: every one the lease rule accepts (any not final), as redb does. Committed before
+    /// it returns, but without waiting for the WAL to reach the disk (`synchronous_commit =
+    /// off`): nothing depends on a lease being durable, and a lease lost to a crash of the
+    /// database leaves the delivery due, as after any restart.
     pub async fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> Result<(), StoreError> {
+        self.take(ids, until_ms, false).await.map(drop)
+    }
+
+    /// Like [`PgStore::lease`], but takes only deliveries still due now (by the clock in use)
+    /// or already leased by this node, skipping any another transaction has locked, and says
+    /// which it took: the claim that lets lanes of several nodes serve one endpoint without
+    /// sending a delivery twice at once, once `Backend::lease` returns what it took.
+    pub async fn claim(
+        &self,
+        ids: Vec<DeliveryId>,
+        until_ms: u64,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        self.take(ids, until_ms, true).await
+    }
+
+    async fn take(
+        &self,
+        ids: Vec<DeliveryId>,
+        until_ms: u64,
+        only_due: bool,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
         self.open_for_writes()?;
         let s = &self.shared;
-        retrying(|| async {
+        let ids = &ids;
+        retrying(|| async move {
             let started = std::time::Instant::now();
             let mut client = s.conn().await?;
             let tx = client.transaction().await?;
@@ -43,16 +67,23 @@ impl PgStore {
                 token: rand::random::<i64>(),
                 node: s.node,
             };
+            let found = if only_due {
+                claimable(&tx, ids, now.ms(), s.node).await?
+            } else {
+                lock_hot(&tx, ids).await?
+            };
             let mut changes = Changes::default();
-            for d in lock_hot(&tx, &ids).await? {
+            let mut taken = Vec::with_capacity(found.len());
+            for d in found {
                 if let Ok(new) = outbox::lease(&d, now.at(until_ms), now.ms()) {
+                    taken.push(d.id);
                     changes.put(&Locked { d, done: false }, &new, Some(lease));
                 }
             }
             changes.flush(&tx).await?;
             tx.commit().await?;
             s.observe_commit(1, started);
-            Ok(())
+            Ok(taken)
         })
         .await
     }
@@ -232,6 +263,24 @@ impl PgStore {
         self.open_for_writes()?;
         nodes::beat(&self.shared).await.map_err(Fail::into_store)
     }
+}
+
+/// Locks the deliveries among `ids` that are due at `now_ms` or leased by `node`, skipping
+/// those another transaction holds (in id order).
+async fn claimable(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ids: &[DeliveryId],
+    now_ms: u64,
+    node: i64,
+) -> Result<Vec<crate::model::event::Delivery>, Fail> {
+    let keys: Vec<Vec<u8>> = ids.iter().map(|i| id_bytes(i.0).to_vec()).collect();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM deliveries WHERE id = ANY($1) \
+         AND (due_ms <= $2 OR lease_node = $3) ORDER BY id FOR UPDATE SKIP LOCKED"
+    );
+    let stmt = tx.prepare_cached(&sql).await?;
+    let rows = tx.query(&stmt, &[&keys, &ms(now_ms), &node]).await?;
+    rows.iter().map(|r| delivery(r, 0)).collect()
 }
 
 /// Waits for in-flight ingest batches and keeps new ones out until this transaction ends.
