@@ -1,7 +1,8 @@
 //! The PostgreSQL backend: the same transactional outbox as [`super::redb`], kept in one
 //! database that several hookgate nodes share.
 //!
-//! **What an operation does to a delivery's state is decided by the rules of [`outbox`]**: a
+//! **What an operation does to a delivery's state is decided by the rules of
+//! [`outbox`](super::outbox)**: a
 //! command locks the rows it changes (`SELECT … FOR UPDATE`, in id order), asks the rule, and
 //! hands both states to `rows::Changes`, the one place a delivery is written (as redb's
 //! `put_delivery` is). The schema is `schema/v1.sql`; in short:
@@ -22,7 +23,8 @@
 //! while its last commit ran (up to 256 events or 32 MiB) in one transaction, then answers each
 //! caller; **no caller is answered before the commit**. **Ingest transactions hold one
 //! cluster-wide advisory lock**, so dedup (even within a batch, as if sequential) and the
-//! backlog limit are exact across nodes, and ids increase in commit order.
+//! backlog limit are exact across nodes. Attempts' results are group-committed the same way
+//! (`results.rs`, no lock), so the drain rate is not the disk's fsync rate.
 //!
 //! **Time** (`time.rs`): on its own clock (tests) every "now" is the injected clock's; on the
 //! database's clock (production) **every due and lease comparison uses the database's clock**:
@@ -49,6 +51,7 @@ mod prune;
 mod query;
 mod reads;
 mod requeue;
+mod results;
 mod rows;
 mod schema;
 mod time;
@@ -65,7 +68,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::NoTls;
 
-use super::{IngestOutcome, NewEvent, StoreError, notices};
+use super::{Completion, IngestOutcome, NewEvent, StoreError, notices};
 use crate::clock::SharedClock;
 use error::Fail;
 
@@ -85,8 +88,8 @@ pub struct PgOptions {
     pub use_database_clock: bool,
     /// Where commits are counted, if anywhere.
     pub metrics: Option<Arc<crate::telemetry::Metrics>>,
-    /// Ingests that may wait for the group commit; beyond that, callers get
-    /// [`StoreError::Busy`].
+    /// Ingests that may wait for their group commit (beyond that, callers get
+    /// [`StoreError::Busy`]), and results that may wait for theirs (beyond that, callers wait).
     pub queue_capacity: usize,
     /// The longest a lane sleeps without looking at its schedule again (0: until its next due
     /// time or a wake-up), so work other nodes commit is found even when a notification is lost.
@@ -197,6 +200,7 @@ pub struct PgStore {
 
 struct Inner {
     ingest: mpsc::Sender<ingest::Msg>,
+    results: mpsc::Sender<results::Msg>,
     closed: AtomicBool,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -251,8 +255,10 @@ impl PgStore {
 
         let (stop, stop_rx) = watch::channel(false);
         let (ingest_tx, ingest_rx) = mpsc::channel(opts.queue_capacity.max(1));
+        let (results_tx, results_rx) = mpsc::channel(opts.queue_capacity.max(1));
         let tasks = vec![
             tokio::spawn(ingest::run(Arc::clone(&shared), ingest_rx)),
+            tokio::spawn(results::run(Arc::clone(&shared), results_rx)),
             tokio::spawn(nodes::heartbeat(Arc::clone(&shared), stop_rx.clone())),
             tokio::spawn(notify::run(
                 config,
@@ -265,6 +271,7 @@ impl PgStore {
             shared,
             inner: Arc::new(Inner {
                 ingest: ingest_tx,
+                results: results_tx,
                 closed: AtomicBool::new(false),
                 stop,
                 tasks: std::sync::Mutex::new(tasks),
@@ -296,6 +303,20 @@ impl PgStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Records an attempt and schedules what follows; answers once the batch of results it
+    /// joined is committed. Waits for room in the queue rather than failing: a result must
+    /// not be lost because ingest is busy.
+    pub async fn complete(&self, completion: Completion) -> Result<(), StoreError> {
+        self.open_for_writes()?;
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .results
+            .send(results::Msg::Complete(Box::new(completion), reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Refuses writes once the store is closed.
     fn open_for_writes(&self) -> Result<(), StoreError> {
         if self.inner.closed.load(Ordering::SeqCst) {
@@ -313,6 +334,16 @@ impl PgStore {
         }
         let (ack, done) = oneshot::channel();
         if self.inner.ingest.send(ingest::Msg::Stop(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+        let (ack, done) = oneshot::channel();
+        if self
+            .inner
+            .results
+            .send(results::Msg::Stop(ack))
+            .await
+            .is_ok()
+        {
             let _ = done.await;
         }
         let _ = self.inner.stop.send(true);

@@ -1,4 +1,4 @@
-//! The writes besides ingest, requeue and prune: lease, release, complete, config entries,
+//! The writes besides ingest, results, requeue and prune: lease, release, config entries,
 //! the endpoints in force, and pause. Each is one short transaction that locks the deliveries
 //! it changes, asks the [`outbox`] rule, and writes through `rows::Changes`.
 //!
@@ -18,7 +18,7 @@ use super::rows::{COLUMNS, Changes, Lease, Locked, delivery, id_bytes, lock_hot}
 use super::time::ms;
 use super::{PgStore, Shared};
 use crate::ids::DeliveryId;
-use crate::store::{Completion, EntryKind, StoreError, outbox};
+use crate::store::{EntryKind, StoreError, outbox};
 
 /// The reason a delivery of a deleted endpoint is dead.
 const DELETED: &str = "endpoint deleted";
@@ -27,13 +27,35 @@ const REMOVED: &str = "endpoint removed";
 
 impl PgStore {
     /// Marks deliveries as being sent until `until_ms`, by this node, with a fresh fencing
-    /// token. Committed before it returns, but without waiting for the WAL to reach the disk
-    /// (`synchronous_commit = off`): nothing depends on a lease being durable, and a lease lost
-    /// to a crash of the database leaves the delivery due, as after any restart.
+    /// token: every one the lease rule accepts (any not final), as redb does. Committed before
+    /// it returns, but without waiting for the WAL to reach the disk (`synchronous_commit =
+    /// off`): nothing depends on a lease being durable, and a lease lost to a crash of the
+    /// database leaves the delivery due, as after any restart.
     pub async fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> Result<(), StoreError> {
+        self.take(ids, until_ms, false).await.map(drop)
+    }
+
+    /// Like [`PgStore::lease`], but takes only deliveries still due now (by the clock in use)
+    /// or already leased by this node, skipping any another transaction has locked, and says
+    /// which it took. (Lanes claim through `claim`, which reads and leases in one step.)
+    pub async fn claim_ids(
+        &self,
+        ids: Vec<DeliveryId>,
+        until_ms: u64,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        self.take(ids, until_ms, true).await
+    }
+
+    async fn take(
+        &self,
+        ids: Vec<DeliveryId>,
+        until_ms: u64,
+        only_due: bool,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
         self.open_for_writes()?;
         let s = &self.shared;
-        retrying(|| async {
+        let ids = &ids;
+        retrying(|| async move {
             let started = std::time::Instant::now();
             let mut client = s.conn().await?;
             let tx = client.transaction().await?;
@@ -44,16 +66,23 @@ impl PgStore {
                 token: rand::random::<i64>(),
                 node: s.node,
             };
+            let found = if only_due {
+                claimable(&tx, ids, now.ms(), s.node).await?
+            } else {
+                lock_hot(&tx, ids).await?
+            };
             let mut changes = Changes::default();
-            for d in lock_hot(&tx, &ids).await? {
+            let mut taken = Vec::with_capacity(found.len());
+            for d in found {
                 if let Ok(new) = outbox::lease(&d, now.at(until_ms), now.ms()) {
+                    taken.push(d.id);
                     changes.put(&Locked { d, done: false }, &new, Some(lease));
                 }
             }
             changes.flush(&tx).await?;
             tx.commit().await?;
             s.observe_commit(1, started);
-            Ok(())
+            Ok(taken)
         })
         .await
     }
@@ -73,83 +102,6 @@ impl PgStore {
                     changes.put(&Locked { d, done: false }, &new, None);
                 }
             }
-            changes.flush(&tx).await?;
-            tx.commit().await?;
-            s.observe_commit(1, started);
-            Ok(())
-        })
-        .await
-    }
-
-    /// Records an attempt and schedules what follows. A delivery already final (a second
-    /// result after its lease was taken back and it settled) is left as it is: the first
-    /// result stands.
-    pub async fn complete(&self, c: Completion) -> Result<(), StoreError> {
-        self.open_for_writes()?;
-        let s = &self.shared;
-        retrying(|| async {
-            let started = std::time::Instant::now();
-            let mut client = s.conn().await?;
-            let tx = client.transaction().await?;
-            let now = s.clock.now(&tx).await?;
-            let Some(old) = lock_hot(&tx, &[c.delivery_id]).await?.pop() else {
-                // Final (moved out of the hot table) or gone: the rule refuses a final one.
-                return Ok(());
-            };
-            if let Some(token) = c.lease_token {
-                // Fenced: a finish under a lease that was taken over (or given back) changes
-                // nothing. The row is locked, so the token cannot change under us.
-                let current = tx
-                    .query_one(
-                        "SELECT lease_token FROM deliveries WHERE id = $1",
-                        &[&id_bytes(c.delivery_id.0).as_slice()],
-                    )
-                    .await?;
-                let current: Option<i64> = current.try_get(0)?;
-                if current != Some(token as i64) {
-                    return Ok(());
-                }
-            }
-            let mut attempt = c.attempt.clone();
-            attempt.at_ms = now.at(attempt.at_ms);
-            let next = match &c.next {
-                crate::store::Next::RetryAt(at) => crate::store::Next::RetryAt(now.at(*at)),
-                other => other.clone(),
-            };
-            let Ok(new) = outbox::complete(&old, &attempt, &next) else {
-                return Ok(());
-            };
-            let insert = tx
-                .prepare_cached(
-                    "INSERT INTO attempts (delivery_id, n, at_ms, status_code, latency_ms, \
-                     error, response_excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (delivery_id, n) DO UPDATE SET at_ms = excluded.at_ms, \
-                     status_code = excluded.status_code, latency_ms = excluded.latency_ms, \
-                     error = excluded.error, response_excerpt = excluded.response_excerpt",
-                )
-                .await?;
-            tx.execute(
-                &insert,
-                &[
-                    &id_bytes(c.delivery_id.0).as_slice(),
-                    &i32::try_from(new.attempts).unwrap_or(i32::MAX),
-                    &ms(attempt.at_ms),
-                    &attempt.status_code.map(i32::from),
-                    &ms(attempt.latency_ms),
-                    &attempt.error,
-                    &attempt.response_excerpt,
-                ],
-            )
-            .await?;
-            let mut changes = Changes::default();
-            changes.put(
-                &Locked {
-                    d: old,
-                    done: false,
-                },
-                &new,
-                None,
-            );
             changes.flush(&tx).await?;
             tx.commit().await?;
             s.observe_commit(1, started);
@@ -327,6 +279,24 @@ impl PgStore {
         self.open_for_writes()?;
         nodes::beat(&self.shared).await.map_err(Fail::into_store)
     }
+}
+
+/// Locks the deliveries among `ids` that are due at `now_ms` or leased by `node`, skipping
+/// those another transaction holds (in id order).
+async fn claimable(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ids: &[DeliveryId],
+    now_ms: u64,
+    node: i64,
+) -> Result<Vec<crate::model::event::Delivery>, Fail> {
+    let keys: Vec<Vec<u8>> = ids.iter().map(|i| id_bytes(i.0).to_vec()).collect();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM deliveries WHERE id = ANY($1) \
+         AND (due_ms <= $2 OR lease_node = $3) ORDER BY id FOR UPDATE SKIP LOCKED"
+    );
+    let stmt = tx.prepare_cached(&sql).await?;
+    let rows = tx.query(&stmt, &[&keys, &ms(now_ms), &node]).await?;
+    rows.iter().map(|r| delivery(r, 0)).collect()
 }
 
 /// Waits for in-flight ingest batches and keeps new ones out until this transaction ends.

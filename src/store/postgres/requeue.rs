@@ -5,7 +5,7 @@
 //! present state, so a change committed in between is never overwritten. A delivery whose
 //! endpoint is no longer in force is left as it is and reported as `removed`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::PgStore;
 use super::error::{Fail, retrying};
@@ -33,7 +33,9 @@ impl PgStore {
             let mut changes = Changes::default();
             let mut locked = lock_any(&tx, &ids).await?;
             // In the order selected (the dead-letter index's, for a replay).
-            locked.sort_by_key(|l| ids.iter().position(|i| *i == l.d.id));
+            let order: HashMap<DeliveryId, usize> =
+                ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+            locked.sort_by_key(|l| order.get(&l.d.id).copied());
             for old in locked {
                 if known
                     .as_ref()

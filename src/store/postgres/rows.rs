@@ -7,7 +7,7 @@
 //! **No command writes a delivery row any other way**; the pending counts follow the hot
 //! table by trigger.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -194,9 +194,11 @@ pub(super) async fn lock_any(
         .into_iter()
         .map(|d| Locked { d, done: false })
         .collect();
+    let seen = |found: &[Locked]| -> HashSet<DeliveryId> { found.iter().map(|l| l.d.id).collect() };
+    let hot = seen(&found);
     let missing: Vec<Vec<u8>> = ids
         .iter()
-        .filter(|i| !found.iter().any(|l| l.d.id == **i))
+        .filter(|i| !hot.contains(i))
         .map(|i| id_bytes(i.0).to_vec())
         .collect();
     if missing.is_empty() {
@@ -213,9 +215,10 @@ pub(super) async fn lock_any(
     }
     // One moved from the finished table to the hot one between the two reads (a concurrent
     // requeue that has committed since): read it where it is now.
+    let either = seen(&found);
     let still: Vec<DeliveryId> = ids
         .iter()
-        .filter(|i| !found.iter().any(|l| l.d.id == **i))
+        .filter(|i| !either.contains(i))
         .copied()
         .collect();
     if !still.is_empty() {

@@ -299,6 +299,44 @@ async fn a_node_leaves_the_leases_of_live_nodes_alone() {
 }
 
 #[tokio::test]
+async fn a_claim_takes_only_what_no_other_node_holds() {
+    let Some(pg) = database("a_claim_takes_only_what_no_other_node_holds") else {
+        return;
+    };
+    let clock = manual();
+    let a = pg.node(pg.options(clock.clone(), u64::MAX)).await;
+    let b = pg.node(pg.options(clock.clone(), u64::MAX)).await;
+    let id = match a.ingest(event(&["e"], T0)).await.expect("ingest") {
+        IngestOutcome::Accepted { deliveries, .. } => deliveries[0].0,
+        other => panic!("{other:?}"),
+    };
+    let until = T0 + LEASE_MS;
+    assert_eq!(a.claim_ids(vec![id], until).await.expect("claim"), [id]);
+    // Held by a live node: not B's to take, but A may renew its own.
+    assert!(
+        b.claim_ids(vec![id], until)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert_eq!(a.claim_ids(vec![id], until + 1).await.expect("claim"), [id]);
+    // Once the lease has run out, it is due again, for anyone.
+    clock.set(until + 1);
+    assert_eq!(
+        b.claim_ids(vec![id], until + LEASE_MS)
+            .await
+            .expect("claim"),
+        [id]
+    );
+    assert!(
+        a.claim_ids(vec![id], until + LEASE_MS)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn nodes_with_skewed_clocks_agree_on_the_database_clock() {
     let Some(pg) = database("nodes_with_skewed_clocks_agree_on_the_database_clock") else {
         return;

@@ -1,0 +1,184 @@
+//! Group-committed results. Attempts end on many lanes at once, and a commit each would make
+//! the drain rate the disk's fsync rate; so, as redb's writer does, one task per process takes
+//! whatever results queued while its last commit ran (up to [`MAX_BATCH`]) and records them in
+//! one transaction: the deliveries locked in id order, [`outbox::complete`] asked for each
+//! result in arrival order (two results of one delivery are judged one after the other, so
+//! the second of a settled delivery is refused as it would be alone), the attempts inserted
+//! with one `unnest`, and the new states written through `rows::Changes`. **Each caller is
+//! answered after the commit**; a storage error fails the whole batch, as in redb.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::Shared;
+use super::error::{Fail, retrying};
+use super::rows::{Changes, Locked, id_bytes, id_from, lock_hot};
+use super::time::ms;
+use crate::ids::DeliveryId;
+use crate::store::{Completion, Next, StoreError, outbox};
+
+/// The most results recorded in one transaction.
+const MAX_BATCH: usize = 256;
+
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+pub(super) enum Msg {
+    Complete(Box<Completion>, Reply),
+    /// Record what is queued before this, then stop.
+    Stop(oneshot::Sender<()>),
+}
+
+/// The group-commit loop: runs until `Stop` or until every sender is gone.
+pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = Vec::new();
+        let mut stop = None;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Complete(c, reply) => batch.push((c, reply)),
+                Msg::Stop(ack) => {
+                    stop = Some(ack);
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            let started = std::time::Instant::now();
+            let results: Vec<&Completion> = batch.iter().map(|(c, _)| c.as_ref()).collect();
+            let outcome = retrying(|| write(&shared, &results)).await;
+            shared.observe_commit(batch.len(), started);
+            if let Err(e) = &outcome {
+                tracing::error!(error = %e, results = batch.len(), "recording results failed; none of the batch was stored");
+            }
+            for (_, reply) in batch {
+                let _ = reply.send(outcome.clone());
+            }
+        }
+        if let Some(ack) = stop {
+            let _ = ack.send(());
+            return;
+        }
+    }
+}
+
+/// The attempts a batch records, as column arrays.
+#[derive(Default)]
+struct Attempts {
+    delivery_id: Vec<Vec<u8>>,
+    n: Vec<i32>,
+    at_ms: Vec<i64>,
+    status_code: Vec<Option<i32>>,
+    latency_ms: Vec<i64>,
+    error: Vec<Option<String>>,
+    response_excerpt: Vec<Vec<u8>>,
+}
+
+async fn write(shared: &Shared, results: &[&Completion]) -> Result<(), Fail> {
+    let mut client = shared.conn().await?;
+    let tx = client.transaction().await?;
+    let now = shared.clock.now(&tx).await?;
+    let mut ids: Vec<DeliveryId> = results.iter().map(|c| c.delivery_id).collect();
+    ids.sort();
+    ids.dedup();
+    // Only deliveries not yet final are in the hot table; the rule refuses the others.
+    let locked: HashMap<DeliveryId, Locked> = lock_hot(&tx, &ids)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, Locked { d, done: false }))
+        .collect();
+    // Each locked delivery's current lease token: a result under another one is stale.
+    let keys: Vec<Vec<u8>> = ids.iter().map(|i| id_bytes(i.0).to_vec()).collect();
+    let mut tokens: HashMap<DeliveryId, Option<i64>> = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT id, lease_token FROM deliveries WHERE id = ANY($1)",
+            &[&keys],
+        )
+        .await?
+    {
+        let id: Vec<u8> = row.try_get(0)?;
+        tokens.insert(DeliveryId(id_from(&id)?), row.try_get(1)?);
+    }
+    let mut state: HashMap<DeliveryId, crate::model::event::Delivery> = HashMap::new();
+    let mut attempts = Attempts::default();
+    for c in results {
+        let Some(old) = locked.get(&c.delivery_id) else {
+            continue;
+        };
+        // Fenced: a finish under a lease that was taken over (or given back) changes nothing.
+        if let Some(token) = c.lease_token
+            && tokens.get(&c.delivery_id).copied().flatten() != Some(token as i64)
+        {
+            continue;
+        }
+        let current = state.get(&c.delivery_id).unwrap_or(&old.d);
+        let mut attempt = c.attempt.clone();
+        attempt.at_ms = now.at(attempt.at_ms);
+        let next = match &c.next {
+            Next::RetryAt(at) => Next::RetryAt(now.at(*at)),
+            other => other.clone(),
+        };
+        // Refused when already settled (a second result after its lease was taken back):
+        // the first stands.
+        let Ok(new) = outbox::complete(current, &attempt, &next) else {
+            continue;
+        };
+        attempts
+            .delivery_id
+            .push(id_bytes(c.delivery_id.0).to_vec());
+        attempts
+            .n
+            .push(i32::try_from(new.attempts).unwrap_or(i32::MAX));
+        attempts.at_ms.push(ms(attempt.at_ms));
+        attempts
+            .status_code
+            .push(attempt.status_code.map(i32::from));
+        attempts.latency_ms.push(ms(attempt.latency_ms));
+        attempts.error.push(attempt.error);
+        attempts.response_excerpt.push(attempt.response_excerpt);
+        state.insert(c.delivery_id, new);
+        // The lease ends with its result.
+        tokens.insert(c.delivery_id, None);
+    }
+    if !attempts.delivery_id.is_empty() {
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO attempts (delivery_id, n, at_ms, status_code, latency_ms, error, \
+                 response_excerpt) \
+                 SELECT * FROM unnest($1::bytea[], $2::int4[], $3::int8[], $4::int4[], \
+                                      $5::int8[], $6::text[], $7::bytea[]) \
+                 ON CONFLICT (delivery_id, n) DO UPDATE SET at_ms = excluded.at_ms, \
+                 status_code = excluded.status_code, latency_ms = excluded.latency_ms, \
+                 error = excluded.error, response_excerpt = excluded.response_excerpt",
+            )
+            .await?;
+        tx.execute(
+            &insert,
+            &[
+                &attempts.delivery_id,
+                &attempts.n,
+                &attempts.at_ms,
+                &attempts.status_code,
+                &attempts.latency_ms,
+                &attempts.error,
+                &attempts.response_excerpt,
+            ],
+        )
+        .await?;
+    }
+    let mut changes = Changes::default();
+    for (id, new) in &state {
+        if let Some(old) = locked.get(id) {
+            changes.put(old, new, None);
+        }
+    }
+    changes.flush(&tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
