@@ -7,6 +7,7 @@
 //! negative lookahead. Property tests check that each pattern's strings pass its check (all but
 //! the header names', whose lookahead the test's generator cannot read).
 
+use crate::model::endpoint::RESERVED_HEADERS;
 use std::borrow::Cow;
 
 use utoipa::openapi::RefOr;
@@ -296,25 +297,8 @@ pub fn signing_secret_ok(s: &str) -> bool {
     crate::verify::standard_webhooks::decode_secret(s).is_ok()
 }
 
-/// Header names hookgate sets itself or that belong to the connection, which a published
-/// event may not carry: `content-type`, those `config::is_reserved_header` names, and any
-/// `hookgate-…` name (either case).
-const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authorization",
-    "proxy-connection",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-];
+// A published event may not carry `content-type` (it is the event's own), the headers
+// `model::endpoint::RESERVED_HEADERS` names, or any `hookgate-…` name (either case).
 
 /// Each letter as a class of both cases: `te` is `[Tt][Ee]`.
 fn either_case(name: &str) -> String {
@@ -329,10 +313,14 @@ fn either_case(name: &str) -> String {
         .collect()
 }
 
-/// A header name a published event may carry: an HTTP token, none of [`RESERVED_HEADERS`] and
+/// A header name a published event may carry: an HTTP token, neither `content-type` nor one of
+/// [`RESERVED_HEADERS`], and
 /// not starting with `hookgate-`, in either case.
 pub fn publish_header_name_pattern() -> String {
-    let reserved: Vec<String> = RESERVED_HEADERS.iter().map(|n| either_case(n)).collect();
+    let reserved: Vec<String> = std::iter::once("content-type")
+        .chain(RESERVED_HEADERS.iter().copied())
+        .map(either_case)
+        .collect();
     format!(
         "^(?!(?:{})$)(?!{})[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
         reserved.join("|"),
@@ -347,7 +335,7 @@ pub fn publish_header_name_ok(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+.^_`|~-".contains(&b))
         && http::HeaderName::from_bytes(name.as_bytes()).is_ok()
-        && !RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+        && !name.eq_ignore_ascii_case("content-type")
         && !crate::model::endpoint::is_reserved_header(name)
 }
 

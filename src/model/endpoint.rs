@@ -73,24 +73,27 @@ pub struct Endpoint {
 
 /// Headers an endpoint may neither add nor forward: hop-by-hop ones, and the ones hookgate
 /// sets itself.
+/// The headers hookgate or the connection sets on a delivery: hop-by-hop ones, and the
+/// Standard Webhooks ones hookgate signs with.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
 pub fn is_reserved_header(name: &str) -> bool {
-    const RESERVED: &[&str] = &[
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-authorization",
-        "proxy-connection",
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-    ];
     let name = name.to_ascii_lowercase();
-    RESERVED.contains(&name.as_str()) || name.starts_with("hookgate-")
+    RESERVED_HEADERS.contains(&name.as_str()) || name.starts_with("hookgate-")
 }
 
 impl Endpoint {

@@ -5,6 +5,8 @@
 //! go on, so no request scans an unbounded table. Both backends keep these rules; a cursor is
 //! opaque, and one a backend did not give out is `StoreError::BadCursor`.
 
+use super::StoreError;
+use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{DeliveryStatus, Event};
 
 /// The most rows one page looks at.
@@ -47,4 +49,29 @@ pub fn ulid_bound(ms: u64, high: bool) -> u128 {
     } else {
         base
     }
+}
+
+impl Filter {
+    /// The event ids an events page may return, as (lowest, highest): the time filter's, below
+    /// the previous page's last event (`cursor`, an event id) when there is one.
+    pub fn event_id_range(&self, cursor: Option<&str>) -> Result<(u128, u128), StoreError> {
+        let low = self.since_ms.map_or(0, |ms| ulid_bound(ms, false));
+        let mut high = self
+            .until_ms
+            .map_or(u128::MAX, |ms| ulid_bound(ms, false).saturating_sub(1));
+        if let Some(c) = cursor {
+            let after: EventId = c.parse().map_err(|_| StoreError::BadCursor)?;
+            high = high.min(after.0.saturating_sub(1));
+        }
+        Ok((low, high))
+    }
+}
+
+/// A dead-letter cursor is `<dead_at_ms>.<delivery id>`: the first row not yet looked at,
+/// where the next page starts (inclusive).
+pub fn parse_dead_cursor(c: &str) -> Result<(u64, u128), StoreError> {
+    let (ms, id) = c.split_once('.').ok_or(StoreError::BadCursor)?;
+    let ms: u64 = ms.parse().map_err(|_| StoreError::BadCursor)?;
+    let id: DeliveryId = id.parse().map_err(|_| StoreError::BadCursor)?;
+    Ok((ms, id.0))
 }

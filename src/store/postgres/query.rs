@@ -10,10 +10,10 @@ use super::error::{Fail, retrying};
 use super::reads::{either_table, event_row};
 use super::rows::{COLUMNS, delivery, id_bytes};
 use super::time::ms;
-use crate::ids::{DeliveryId, EventId};
+use crate::ids::EventId;
 use crate::model::event::{DeadLetter, Delivery, EventWithDeliveries};
 use crate::store::StoreError;
-use crate::store::query::{Filter, Page, SCAN_LIMIT, ulid_bound};
+use crate::store::query::{Filter, Page, SCAN_LIMIT, parse_dead_cursor};
 
 /// Rows read per round trip: enough for a page, growing while filters drop rows.
 fn chunk(limit: usize, scanned: usize, round: u32) -> i64 {
@@ -33,14 +33,7 @@ impl PgStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<EventWithDeliveries>, StoreError> {
-        let low = filter.since_ms.map_or(0, |ms| ulid_bound(ms, false));
-        let mut high = filter
-            .until_ms
-            .map_or(u128::MAX, |ms| ulid_bound(ms, false).saturating_sub(1));
-        if let Some(c) = cursor {
-            let after: EventId = c.parse().map_err(|_| StoreError::BadCursor)?;
-            high = high.min(after.0.saturating_sub(1));
-        }
+        let (low, mut high) = filter.event_id_range(cursor)?;
         let mut page = Page {
             items: Vec::new(),
             next_cursor: None,
@@ -231,13 +224,4 @@ impl PgStore {
         }
         Ok(page)
     }
-}
-
-/// A dead-letter cursor is `<dead_at_ms>.<delivery id>`: the first row not yet looked at,
-/// where the next page starts (inclusive).
-fn parse_dead_cursor(c: &str) -> Result<(u64, u128), StoreError> {
-    let (at, id) = c.split_once('.').ok_or(StoreError::BadCursor)?;
-    let at: u64 = at.parse().map_err(|_| StoreError::BadCursor)?;
-    let id: DeliveryId = id.parse().map_err(|_| StoreError::BadCursor)?;
-    Ok((at, id.0))
 }

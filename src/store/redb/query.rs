@@ -7,7 +7,7 @@ use super::records::{self, DeliveryRecord, EventRecord};
 use super::{DEAD, DELIVERIES, EVENTS, RedbStore, StoreError};
 use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{DeadLetter, EventWithDeliveries};
-use crate::store::query::{Filter, Page, SCAN_LIMIT, ulid_bound};
+use crate::store::query::{Filter, Page, SCAN_LIMIT, parse_dead_cursor};
 
 impl RedbStore {
     /// Events, newest first.
@@ -20,14 +20,7 @@ impl RedbStore {
         let txn = self.inner.db.get()?.begin_read()?;
         let events = txn.open_table(EVENTS)?;
         let deliveries = txn.open_table(DELIVERIES)?;
-        let low = filter.since_ms.map_or(0, |ms| ulid_bound(ms, false));
-        let mut high = filter
-            .until_ms
-            .map_or(u128::MAX, |ms| ulid_bound(ms, false).saturating_sub(1));
-        if let Some(c) = cursor {
-            let after: EventId = c.parse().map_err(|_| StoreError::BadCursor)?;
-            high = high.min(after.0.saturating_sub(1));
-        }
+        let (low, high) = filter.event_id_range(cursor)?;
         let mut page = Page {
             items: Vec::new(),
             next_cursor: None,
@@ -144,13 +137,4 @@ impl RedbStore {
         }
         Ok(page)
     }
-}
-
-/// A dead-letter cursor is `<dead_at_ms>.<delivery id>`: the first row not yet looked at,
-/// where the next page starts (inclusive).
-fn parse_dead_cursor(c: &str) -> Result<(u64, u128), StoreError> {
-    let (ms, id) = c.split_once('.').ok_or(StoreError::BadCursor)?;
-    let ms: u64 = ms.parse().map_err(|_| StoreError::BadCursor)?;
-    let id: DeliveryId = id.parse().map_err(|_| StoreError::BadCursor)?;
-    Ok((ms, id.0))
 }
