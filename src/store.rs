@@ -26,8 +26,8 @@ mod types;
 
 pub use self::redb::{DB_FILE, StoreOptions, compact};
 pub use types::{
-    Completion, DueBatch, DueDelivery, EntryKind, IngestOutcome, NewEvent, Next, Prune, Pruned,
-    REPLAY_SCAN, REPLAY_STEP, Requeue, Requeued,
+    ClaimLimits, Completion, DueBatch, DueDelivery, EntryKind, IngestOutcome, NewEvent, Next,
+    Prune, Pruned, REPLAY_SCAN, REPLAY_STEP, Requeue, Requeued,
 };
 
 use std::collections::HashSet;
@@ -79,6 +79,7 @@ pub trait Backend: Send + Sync + 'static {
         limit: usize,
         skip: HashSet<DeliveryId>,
         until_ms: u64,
+        limits: ClaimLimits,
     ) -> StoreFuture<'a, DueBatch>;
     fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> StoreFuture<'_, ()>;
     fn release(&self, ids: Vec<DeliveryId>) -> StoreFuture<'_, ()>;
@@ -171,7 +172,10 @@ impl Store {
     /// leases them until `until_ms` under a fresh token, which each item carries: what a lane
     /// sends. **No two claims hold the same delivery at once**, on any node: a delivery is
     /// claimed again only after its lease ran out or was given back. The answer's
-    /// `next_due_ms` is when the next delivery not taken is due.
+    /// `next_due_ms` is when the next delivery not taken is due. A store several nodes share
+    /// also keeps the endpoint's `limits` across all of them: **no more than `max_in_flight`
+    /// deliveries of an endpoint are leased at once, and no more are taken than its rate
+    /// allows**, whichever nodes claim them.
     pub async fn claim(
         &self,
         endpoint: &str,
@@ -179,9 +183,10 @@ impl Store {
         limit: usize,
         skip: HashSet<DeliveryId>,
         until_ms: u64,
+        limits: ClaimLimits,
     ) -> Result<DueBatch, StoreError> {
         self.backend
-            .claim(endpoint, now_ms, limit, skip, until_ms)
+            .claim(endpoint, now_ms, limit, skip, until_ms, limits)
             .await
     }
 

@@ -331,6 +331,13 @@ impl Lane {
                 limit,
                 skip,
                 self.lease_until(now, limit),
+                crate::store::ClaimLimits {
+                    max_in_flight: Some(self.endpoint.max_in_flight),
+                    rate: self
+                        .endpoint
+                        .rate_limit
+                        .map(|rl| (rl.per_second, rl.burst.unwrap_or(rl.per_second))),
+                },
             )
             .await?;
         self.in_flight()

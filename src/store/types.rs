@@ -153,6 +153,17 @@ pub const REPLAY_STEP: usize = 100;
 /// Dead-letter rows a replay step looks at at most (most may not match its filter).
 pub const REPLAY_SCAN: usize = 10_000;
 
+/// What an endpoint allows across every node: a claim on a store several nodes share enforces
+/// them (a store only one process holds leaves them to that process's lane, which enforces
+/// them itself). `None`: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClaimLimits {
+    /// Deliveries held (leased) at once for the endpoint, by every node together.
+    pub max_in_flight: Option<u32>,
+    /// Sends per second and the burst, by every node together.
+    pub rate: Option<(u32, u32)>,
+}
+
 /// A delivery that is due, with what its lane needs to send it.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {

@@ -385,3 +385,47 @@ async fn a_stalled_nodes_late_finish_changes_nothing() {
     taker.kill_9().await;
     db.drop().await;
 }
+
+/// An endpoint's `max_in_flight` and `rate_limit` hold across every node together, measured
+/// at the receiver: never more requests open at once than `max_in_flight`, and never more
+/// within a second than the rate plus the burst.
+#[tokio::test]
+async fn an_endpoints_limits_hold_across_nodes() {
+    let Some(db) = TestDatabase::create("an_endpoints_limits_hold_across_nodes").await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    receiver.delay(Duration::from_millis(60));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rest = endpoint(
+        "e",
+        &receiver.url,
+        "max_in_flight = 2\nrate_limit = { per_second = 20, burst = 2 }",
+    );
+    let configs: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|n| node_config(&dir.path().join(n), &db, &rest))
+        .collect();
+    migrate(&configs[0]).await;
+    let a = Binary::start(&configs[0]).await;
+    let b = Binary::start(&configs[1]).await;
+    for i in 0..60 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let (status, _) = send(&node.url("orders"), &format!("msg_{i}"), "{}").await;
+        assert_eq!(status, 202);
+    }
+    receiver.wait_for(60).await;
+    assert!(
+        receiver.most_concurrent() <= 2,
+        "{} requests open at once; max_in_flight is 2 across both nodes",
+        receiver.most_concurrent()
+    );
+    let most = receiver.most_within(Duration::from_secs(1));
+    assert!(
+        most <= 20 + 2,
+        "{most} requests within a second; the limit is 20/s, burst 2"
+    );
+    a.kill_9().await;
+    b.kill_9().await;
+    db.drop().await;
+}

@@ -250,6 +250,11 @@ type Scripted = (u16, Vec<(String, String)>);
 #[derive(Default)]
 struct ReceiverState {
     got: Mutex<Vec<Received>>,
+    /// When each request arrived.
+    arrivals: Mutex<Vec<std::time::Instant>>,
+    /// Requests being answered now, and the most there ever were at once.
+    open: std::sync::atomic::AtomicUsize,
+    most_open: std::sync::atomic::AtomicUsize,
     script: Mutex<VecDeque<Scripted>>,
     default_status: Mutex<u16>,
     hang: AtomicBool,
@@ -324,6 +329,25 @@ impl Receiver {
         self.state.got.lock().expect("lock").len()
     }
 
+    /// The most requests it was answering at once.
+    pub fn most_concurrent(&self) -> usize {
+        self.state.most_open.load(Ordering::SeqCst)
+    }
+
+    /// The most requests that arrived within any `window`.
+    pub fn most_within(&self, window: Duration) -> usize {
+        let arrivals = self.state.arrivals.lock().expect("lock").clone();
+        (0..arrivals.len())
+            .map(|i| {
+                arrivals[i..]
+                    .iter()
+                    .take_while(|t| t.duration_since(arrivals[i]) < window)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Waits until at least `n` requests arrived and returns them all.
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
         eventually(&format!("{n} requests at {}", self.url), || {
@@ -339,6 +363,21 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
+    // Counted open until the answer is made, or the request is dropped (a hang cut off).
+    struct Open<'a>(&'a ReceiverState);
+    impl Drop for Open<'_> {
+        fn drop(&mut self) {
+            self.0.open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let now_open = state.open.fetch_add(1, Ordering::SeqCst) + 1;
+    state.most_open.fetch_max(now_open, Ordering::SeqCst);
+    let _open = Open(&state);
+    state
+        .arrivals
+        .lock()
+        .expect("lock")
+        .push(std::time::Instant::now());
     state
         .got
         .lock()

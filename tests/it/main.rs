@@ -13,6 +13,7 @@ mod handshakes;
 mod ingress;
 mod limits;
 mod observability;
+mod outage;
 mod powerloss;
 mod reliability;
 mod store;

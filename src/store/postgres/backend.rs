@@ -7,8 +7,8 @@ use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{Attempt, DeadLetter, Delivery, Event, EventWithDeliveries, Payload};
 use crate::store::query::{Filter, Page};
 use crate::store::{
-    Backend, Completion, DueBatch, EntryKind, IngestOutcome, NewEvent, Prune, Pruned, Requeue,
-    Requeued, StoreFuture, notices,
+    Backend, ClaimLimits, Completion, DueBatch, EntryKind, IngestOutcome, NewEvent, Prune, Pruned,
+    Requeue, Requeued, StoreFuture, notices,
 };
 
 impl Backend for PgStore {
@@ -33,10 +33,11 @@ impl Backend for PgStore {
         limit: usize,
         skip: HashSet<DeliveryId>,
         until_ms: u64,
+        limits: ClaimLimits,
     ) -> StoreFuture<'a, DueBatch> {
-        Box::pin(
-            async move { PgStore::claim(self, endpoint, now_ms, limit, &skip, until_ms).await },
-        )
+        Box::pin(async move {
+            PgStore::claim(self, endpoint, now_ms, limit, &skip, until_ms, limits).await
+        })
     }
 
     fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> StoreFuture<'_, ()> {

@@ -8,18 +8,27 @@
 //! delivering row's due time is its lease's expiry). So **no two claims hold the same delivery
 //! at once**, and no connection is held between the read and the lease. Each claim's leases
 //! carry a fresh token; a completion under another token changes nothing (`complete`).
+//!
+//! The same transaction keeps the endpoint's limits for every node together (see [`room`]):
+//! it takes no more than `max_in_flight` minus the leases held, and no more than the rate
+//! allows now; a lane held back looks again when there may be room.
 
 use std::collections::HashSet;
 
 use super::PgStore;
-use super::error::retrying;
+use super::error::{Fail, retrying};
 use super::rows::{COLUMNS, Changes, Lease, Locked, delivery, id_bytes};
 use super::time::ms;
 use crate::ids::DeliveryId;
-use crate::store::{DueBatch, StoreError, outbox};
+use crate::store::{ClaimLimits, DueBatch, StoreError, outbox};
+
+/// How long a lane held back by an endpoint's in-flight limit waits before claiming again: the
+/// attempts that free room may be another node's, whose ends this node does not hear of.
+const HELD_BACK_MS: u64 = 100;
 
 impl PgStore {
     /// See `Store::claim`.
+    #[allow(clippy::too_many_arguments)] // the trait's parameters, one by one
     pub async fn claim(
         &self,
         endpoint: &str,
@@ -27,6 +36,7 @@ impl PgStore {
         limit: usize,
         skip: &HashSet<DeliveryId>,
         until_ms: u64,
+        limits: ClaimLimits,
     ) -> Result<DueBatch, StoreError> {
         let mut batch = self.due(endpoint, now_ms, limit, skip).await?;
         if batch.items.is_empty() {
@@ -42,9 +52,9 @@ impl PgStore {
         let token = rand::random::<i64>();
         let sql = format!(
             "SELECT {COLUMNS} FROM deliveries WHERE id = ANY($1) AND due_ms <= $2 \
-             ORDER BY id FOR UPDATE SKIP LOCKED"
+             ORDER BY due_ms, id FOR UPDATE SKIP LOCKED"
         );
-        let leased: HashSet<DeliveryId> = retrying(|| async {
+        let (leased, wait): (HashSet<DeliveryId>, Option<u64>) = retrying(|| async {
             let started = std::time::Instant::now();
             let mut client = s.conn().await?;
             let tx = client.transaction().await?;
@@ -53,9 +63,11 @@ impl PgStore {
             tx.batch_execute("SET LOCAL synchronous_commit = off")
                 .await?;
             let now = s.clock.now(&tx).await?;
-            let stmt = tx.prepare_cached(&sql).await?;
             // The caller's now, on the clock times are stored by.
-            let rows = tx.query(&stmt, &[&keys, &ms(now.at(now_ms))]).await?;
+            let at = ms(now.at(now_ms));
+            let room = room(&tx, endpoint, at, limits).await?;
+            let stmt = tx.prepare_cached(&sql).await?;
+            let rows = tx.query(&stmt, &[&keys, &at]).await?;
             let lease = Lease {
                 token,
                 node: s.node,
@@ -63,6 +75,9 @@ impl PgStore {
             let mut changes = Changes::default();
             let mut got = HashSet::new();
             for row in &rows {
+                if got.len() >= room.take {
+                    break;
+                }
                 let d = delivery(row, 0)?;
                 if let Ok(new) = outbox::lease(&d, now.at(until_ms), now.ms()) {
                     got.insert(d.id);
@@ -70,9 +85,20 @@ impl PgStore {
                 }
             }
             changes.flush(&tx).await?;
+            if let Some((start, interval)) = room.gcra
+                && !got.is_empty()
+            {
+                tx.execute(
+                    "INSERT INTO lane_state (endpoint_id, tat_ms) VALUES ($1, $2) \
+                     ON CONFLICT (endpoint_id) DO UPDATE SET tat_ms = excluded.tat_ms",
+                    &[&endpoint, &(start + interval * got.len() as f64)],
+                )
+                .await?;
+            }
             tx.commit().await?;
             s.observe_commit(1, started);
-            Ok(got)
+            let wait = (rows.len() > got.len()).then_some(room.wait_ms);
+            Ok((got, wait))
         })
         .await?;
         batch.items.retain(|d| leased.contains(&d.delivery_id));
@@ -80,6 +106,79 @@ impl PgStore {
             // The token's bits, as the completion will name them.
             item.lease_token = Some(token as u64);
         }
+        if let Some(wait) = wait {
+            // Held back by a limit: look again when it may have room.
+            let again = now_ms.saturating_add(wait.max(1));
+            batch.next_due_ms = Some(batch.next_due_ms.map_or(again, |n| n.min(again)));
+        }
         Ok(batch)
     }
+}
+
+/// What an endpoint's limits leave room for now.
+struct Room {
+    /// Most deliveries this claim may take.
+    take: usize,
+    /// Where the rate limit's schedule stands and its interval (ms), to advance it by what
+    /// is taken.
+    gcra: Option<(f64, f64)>,
+    /// When to look again if held back.
+    wait_ms: u64,
+}
+
+/// Reads what `limits` leave room for, holding the endpoint's advisory lock so claims of one
+/// endpoint on every node take turns: **an endpoint's `max_in_flight` and `rate_limit` hold
+/// across all nodes together**. In flight is counted from the leases that have not run out, not
+/// stored, so there is no counter to drift. The rate limit is GCRA: a burst of `burst` sends,
+/// then one per `1000 / per_second` ms, kept as the theoretical arrival time in `lane_state`.
+async fn room(
+    tx: &deadpool_postgres::Transaction<'_>,
+    endpoint: &str,
+    now: i64,
+    limits: ClaimLimits,
+) -> Result<Room, Fail> {
+    let mut room = Room {
+        take: usize::MAX,
+        gcra: None,
+        wait_ms: HELD_BACK_MS,
+    };
+    if limits.max_in_flight.is_none() && limits.rate.is_none() {
+        return Ok(room);
+    }
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&endpoint],
+    )
+    .await?;
+    if let Some(max) = limits.max_in_flight {
+        let held: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM deliveries \
+                 WHERE endpoint_id = $1 AND status = 'delivering' AND due_ms > $2",
+                &[&endpoint, &now],
+            )
+            .await?
+            .try_get(0)?;
+        room.take = usize::try_from(i64::from(max).saturating_sub(held)).unwrap_or(0);
+    }
+    if let Some((per_second, burst)) = limits.rate {
+        let interval = 1000.0 / f64::from(per_second.max(1));
+        let tolerance = interval * f64::from(burst.max(1) - 1);
+        let tat: Option<f64> = tx
+            .query_opt(
+                "SELECT tat_ms FROM lane_state WHERE endpoint_id = $1",
+                &[&endpoint],
+            )
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        let now = now as f64;
+        let start = tat.map_or(now, |t| t.max(now));
+        let allowed = ((now + tolerance - start) / interval).floor() + 1.0;
+        let allowed = if allowed >= 1.0 { allowed as usize } else { 0 };
+        room.take = room.take.min(allowed);
+        room.gcra = Some((start, interval));
+        room.wait_ms = room.wait_ms.min(interval.ceil() as u64);
+    }
+    Ok(room)
 }

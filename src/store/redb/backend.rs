@@ -8,8 +8,8 @@ use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{Attempt, DeadLetter, Delivery, Event, EventWithDeliveries, Payload};
 use crate::store::query::{Filter, Page};
 use crate::store::{
-    Backend, Completion, DueBatch, EntryKind, IngestOutcome, NewEvent, Prune, Pruned, Requeue,
-    Requeued, StoreError, StoreFuture, notices,
+    Backend, ClaimLimits, Completion, DueBatch, EntryKind, IngestOutcome, NewEvent, Prune, Pruned,
+    Requeue, Requeued, StoreError, StoreFuture, notices,
 };
 
 /// Runs a read on the blocking pool.
@@ -44,7 +44,9 @@ impl Backend for RedbStore {
         limit: usize,
         skip: HashSet<DeliveryId>,
         until_ms: u64,
+        _limits: ClaimLimits,
     ) -> StoreFuture<'a, DueBatch> {
+        // One process holds the file: its lane enforces the endpoint's limits itself.
         let (s, endpoint) = (self.clone(), endpoint.to_string());
         Box::pin(async move {
             let mut batch = blocking({

@@ -539,7 +539,14 @@ pub(super) async fn new_work_is_announced_after_its_commit(b: &impl Backend) {
 async fn claim(f: &Fixture, endpoint: &str, now: u64, limit: usize) -> Vec<(DeliveryId, u64)> {
     let batch = f
         .store
-        .claim(endpoint, now, limit, HashSet::new(), now + LEASE_MS)
+        .claim(
+            endpoint,
+            now,
+            limit,
+            HashSet::new(),
+            now + LEASE_MS,
+            Default::default(),
+        )
         .await
         .expect("claim");
     f.store.probe().await.expect("committed");

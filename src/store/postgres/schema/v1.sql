@@ -191,3 +191,11 @@ CREATE TRIGGER config_entries_versioned AFTER INSERT OR UPDATE OR DELETE ON conf
     FOR EACH STATEMENT EXECUTE FUNCTION hookgate_bump_catalog();
 CREATE TRIGGER endpoint_state_versioned AFTER INSERT OR UPDATE OR DELETE ON endpoint_state
     FOR EACH STATEMENT EXECUTE FUNCTION hookgate_bump_catalog();
+
+-- Per endpoint, shared by every node: the rate limit's state (GCRA's theoretical arrival
+-- time, fractional milliseconds), read and advanced by claims under the endpoint's advisory
+-- lock, so an endpoint's rate holds across nodes together.
+CREATE TABLE lane_state (
+    endpoint_id text PRIMARY KEY,
+    tat_ms double precision NOT NULL
+);
