@@ -157,6 +157,20 @@ async fn a_node_rides_out_its_database_going_away() {
                 .expect("acknowledged"),
         );
     }
+    // Settled first: an attempt whose result cannot be recorded while the database is away is
+    // sent again only once its lease runs out (timeout + 30 s), longer than this test waits.
+    eventually_async("the first events settled", async || {
+        let (_, page) = admin_at(&node.admin, reqwest::Method::GET, "/events?limit=100", "").await;
+        page["data"].as_array().is_some_and(|events| {
+            events.len() == 20
+                && events.iter().all(|e| {
+                    e["deliveries"]
+                        .as_array()
+                        .is_some_and(|d| d.iter().all(|d| d["status"] == "delivered"))
+                })
+        })
+    })
+    .await;
     server.pg_ctl("stop");
     // Nothing is acknowledged while the database is away, and the node says it is not ready.
     for i in 0..10 {
