@@ -79,6 +79,23 @@ impl Catalog {
         }
         let known = self.api_json().clone();
         if known != stored {
+            // First let the store make work for every endpoint that may come into force, so
+            // an event routed to a new one while the routes change keeps its delivery; once
+            // the routes are swapped, narrow it to what is in force.
+            let mut widened: std::collections::HashSet<String> = self
+                .routes
+                .current()
+                .endpoints
+                .iter()
+                .map(|e| e.id.clone())
+                .collect();
+            widened.extend(
+                stored
+                    .keys()
+                    .filter(|(kind, _)| *kind == EntryKind::Endpoint)
+                    .map(|(_, id)| id.clone()),
+            );
+            self.store.follow_endpoints(widened).await?;
             self.apply_stored(&known, &stored, dispatcher);
             let in_force = self
                 .routes
