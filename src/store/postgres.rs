@@ -116,7 +116,7 @@ impl PgOptions {
 impl std::fmt::Debug for PgOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgOptions")
-            .field("url", &error::redact_url(&self.url))
+            .field("url", &"<not shown>")
             .field("pool_size", &self.pool_size)
             .field("max_backlog", &self.max_backlog)
             .field("use_database_clock", &self.use_database_clock)

@@ -308,11 +308,16 @@ impl Writer {
                         })
                     }
                     Command::Complete(c, _) => {
-                        // Fenced: a finish under a lease that is not the current one (taken
+                        // A lease lost to a failed batch left no token: its attempt's result
+                        // still counts (at least once). Otherwise fenced: a finish under a
+                        // lease that is not the current one (taken
                         // over, or given back) changes nothing.
                         let stale = matches!(
                             c.lease_token,
-                            Some(theirs) if self.tokens.get(&c.delivery_id.0) != Some(&theirs)
+                            Some(theirs) if self
+                                .tokens
+                                .get(&c.delivery_id.0)
+                                .is_some_and(|current| *current != theirs)
                         );
                         if stale {
                             // Another claim holds it now: this finish changes nothing.
