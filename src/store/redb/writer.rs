@@ -310,8 +310,7 @@ impl Writer {
                     Command::Complete(c, _) => {
                         // A lease lost to a failed batch left no token: its attempt's result
                         // still counts (at least once). Otherwise fenced: a finish under a
-                        // lease that is not the current one (taken
-                        // over, or given back) changes nothing.
+                        // lease that another claim has taken over changes nothing.
                         let stale = matches!(
                             c.lease_token,
                             Some(theirs) if self
