@@ -52,6 +52,15 @@ pub fn ulid_bound(ms: u64, high: bool) -> u128 {
 }
 
 impl Filter {
+    /// Whether an event's deliveries pass the endpoint and status filters (one delivery
+    /// matching each is enough).
+    pub fn deliveries_match(&self, ds: &[crate::model::event::Delivery]) -> bool {
+        self.endpoint
+            .as_ref()
+            .is_none_or(|e| ds.iter().any(|d| d.endpoint_id == *e))
+            && self.status.is_none_or(|s| ds.iter().any(|d| d.status == s))
+    }
+
     /// The event ids an events page may return, as (lowest, highest): the time filter's, below
     /// the previous page's last event (`cursor`, an event id) when there is one.
     pub fn event_id_range(&self, cursor: Option<&str>) -> Result<(u128, u128), StoreError> {

@@ -86,14 +86,7 @@ impl PgStore {
                     .iter()
                     .filter_map(|(d, _)| deliveries.get(&d.0).cloned())
                     .collect();
-                let endpoint_ok = filter
-                    .endpoint
-                    .as_ref()
-                    .is_none_or(|e| ds.iter().any(|d| d.endpoint_id == *e));
-                let status_ok = filter
-                    .status
-                    .is_none_or(|st| ds.iter().any(|d| d.status == st));
-                if endpoint_ok && status_ok {
+                if filter.deliveries_match(&ds) {
                     page.items.push(EventWithDeliveries {
                         event,
                         deliveries: ds,

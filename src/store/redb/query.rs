@@ -53,14 +53,7 @@ impl RedbStore {
                     ds.push(d.into_model(did.0));
                 }
             }
-            let endpoint_ok = filter
-                .endpoint
-                .as_ref()
-                .is_none_or(|e| ds.iter().any(|d| d.endpoint_id == *e));
-            let status_ok = filter
-                .status
-                .is_none_or(|s| ds.iter().any(|d| d.status == s));
-            if endpoint_ok && status_ok {
+            if filter.deliveries_match(&ds) {
                 page.items.push(EventWithDeliveries {
                     event,
                     deliveries: ds,
