@@ -26,7 +26,7 @@ mod types;
 
 pub use self::redb::{DB_FILE, StoreOptions, compact};
 pub use types::{
-    ClaimLimits, Completion, DueBatch, DueDelivery, EntryKind, IngestOutcome, NewEvent, Next,
+    ClaimLimits, Completion, DueBatch, DueDelivery, EntryKind, Held, IngestOutcome, NewEvent, Next,
     Prune, Pruned, REPLAY_SCAN, REPLAY_STEP, Requeue, Requeued,
 };
 
@@ -82,7 +82,7 @@ pub trait Backend: Send + Sync + 'static {
         limits: ClaimLimits,
     ) -> StoreFuture<'a, DueBatch>;
     fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> StoreFuture<'_, ()>;
-    fn release(&self, ids: Vec<DeliveryId>) -> StoreFuture<'_, ()>;
+    fn release(&self, held: Vec<Held>) -> StoreFuture<'_, ()>;
     fn complete(&self, completion: Completion) -> StoreFuture<'_, ()>;
     fn requeue(&self, what: Requeue) -> StoreFuture<'_, Requeued>;
     fn put_entry<'a>(&'a self, kind: EntryKind, id: &'a str, json: Vec<u8>) -> StoreFuture<'a, ()>;
@@ -197,10 +197,10 @@ impl Store {
         self.backend.lease(ids, until_ms).await
     }
 
-    /// Takes back leases of deliveries a lane took but did not start: due again now. Returns
-    /// once committed.
-    pub async fn release(&self, ids: Vec<DeliveryId>) -> Result<(), StoreError> {
-        self.backend.release(ids).await
+    /// Takes back leases of deliveries a lane took but did not start: due again now, unless
+    /// another lease has taken one over. Returns once committed.
+    pub async fn release(&self, held: Vec<Held>) -> Result<(), StoreError> {
+        self.backend.release(held).await
     }
 
     /// Records an attempt and schedules what follows.

@@ -45,7 +45,7 @@ use super::slots::Slots;
 use super::target::{Outbound, Target};
 use crate::ids::DeliveryId;
 use crate::model::{Endpoint, RateLimit as RateLimitConfig};
-use crate::store::{Completion, DueDelivery};
+use crate::store::{Completion, DueDelivery, Held};
 use crate::telemetry::Settled;
 
 /// Governor's clock on tokio time, so that rate limits follow `tokio::time::pause()` in tests.
@@ -135,7 +135,7 @@ impl LaneState {
 /// delivery out of the in-flight set, and, if no result was recorded (the attempt was aborted,
 /// panicked or was never run), gives the lease back so the delivery is due again at once.
 struct Settling {
-    id: DeliveryId,
+    held: Held,
     in_flight: InFlight,
     wake: Arc<Notify>,
     shared: Arc<Shared>,
@@ -147,16 +147,18 @@ impl Drop for Settling {
         self.in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
+            .remove(&self.held.delivery_id);
         // At shutdown the next start takes every lease back anyway.
         if !self.recorded
             && !*self.shared.shutting_down.borrow()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
-            let (store, id, wake) = (self.shared.store.clone(), self.id, Arc::clone(&self.wake));
+            let (store, held, wake) =
+                (self.shared.store.clone(), self.held, Arc::clone(&self.wake));
             rt.spawn(async move {
-                if let Err(e) = store.release(vec![id]).await {
+                if let Err(e) = store.release(vec![held]).await {
                     // At worst it waits for its lease to run out.
+                    let id = held.delivery_id;
                     tracing::warn!(delivery_id = %id, error = %e, "cannot give a lease back");
                 }
                 wake.notify_one();
@@ -421,11 +423,12 @@ impl Lane {
         item: DueDelivery,
         rest: impl Iterator<Item = DueDelivery>,
     ) -> Dispatched {
-        let ids: Vec<DeliveryId> = std::iter::once(item)
+        let held: Vec<Held> = std::iter::once(item)
             .chain(rest)
-            .map(|d| d.delivery_id)
+            .map(|d| Held::from(&d))
             .collect();
-        if let Err(e) = self.shared.store.release(ids.clone()).await {
+        let ids: Vec<DeliveryId> = held.iter().map(|h| h.delivery_id).collect();
+        if let Err(e) = self.shared.store.release(held).await {
             // At worst they wait for the lease to run out, or for the next start.
             tracing::warn!(endpoint = %self.endpoint.id, error = %e, "cannot take leases back");
         }
@@ -451,7 +454,7 @@ impl Lane {
         let shared = Arc::clone(&self.shared);
         // Created now, so that even an attempt aborted before it first runs settles its lease.
         let mut settling = Settling {
-            id: item.delivery_id,
+            held: Held::from(&item),
             in_flight: Arc::clone(&self.in_flight),
             wake: Arc::clone(&self.wake),
             shared: Arc::clone(&self.shared),

@@ -56,8 +56,8 @@ use reads::pending_in;
 mod writer;
 
 use super::{
-    Completion, EntryKind, IngestOutcome, NewEvent, Prune, Pruned, Requeue, Requeued, StoreError,
-    notices, outbox,
+    Completion, EntryKind, Held, IngestOutcome, NewEvent, Prune, Pruned, Requeue, Requeued,
+    StoreError, notices, outbox,
 };
 
 use std::collections::HashSet;
@@ -309,8 +309,8 @@ impl RedbStore {
 
     /// Takes back leases of deliveries a lane took but did not start (it was stopped): they
     /// are due again now rather than when the lease would have run out. Returns once committed.
-    pub async fn release(&self, ids: Vec<DeliveryId>) -> Result<(), StoreError> {
-        self.submit_waiting(|reply| writer::Command::Release(ids, reply))
+    pub async fn release(&self, held: Vec<Held>) -> Result<(), StoreError> {
+        self.submit_waiting(|reply| writer::Command::Release(held, reply))
             .await
     }
 

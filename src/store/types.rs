@@ -56,6 +56,26 @@ pub struct Completion {
     pub next: Next,
 }
 
+/// A delivery a lane holds, named with the lease it holds it under: what `Store::release`
+/// gives back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub delivery_id: DeliveryId,
+    /// As in [`Completion::lease_token`]: **a release under a lease that was taken over
+    /// changes nothing** (the new holder may be sending it). `None` releases whatever lease is
+    /// current.
+    pub lease_token: Option<u64>,
+}
+
+impl From<&DueDelivery> for Held {
+    fn from(d: &DueDelivery) -> Self {
+        Self {
+            delivery_id: d.delivery_id,
+            lease_token: d.lease_token,
+        }
+    }
+}
+
 /// What follows an attempt: the delivery is done, due again at a time, or dead with a reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {

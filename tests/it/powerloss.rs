@@ -40,7 +40,7 @@ use hookgate::store::query::Filter;
 use hookgate::store::redb::fault::FaultSwitch;
 use hookgate::store::redb::powercut::{Cut, PowerCut};
 use hookgate::store::{
-    Completion, IngestOutcome, NewEvent, Next, Prune, Requeue, Requeued, Store, StoreError,
+    Completion, Held, IngestOutcome, NewEvent, Next, Prune, Requeue, Requeued, Store, StoreError,
     StoreOptions,
 };
 use proptest::prelude::*;
@@ -955,7 +955,16 @@ impl Run {
                 for p in &picks {
                     release(expected.get_mut(*p));
                 }
-                store.release(ids).await
+                store
+                    .release(
+                        ids.into_iter()
+                            .map(|delivery_id| Held {
+                                delivery_id,
+                                lease_token: None,
+                            })
+                            .collect(),
+                    )
+                    .await
             }
             Op::ReplayDead | Op::ReplayOneDead(_) => {
                 let (selected, ids) = match op {

@@ -80,6 +80,7 @@ macro_rules! contract_tests {
             new_work_is_announced_after_its_commit,
             a_claim_leases_what_it_returns_and_no_other_claim_gets_it,
             a_finish_under_a_lease_taken_over_changes_nothing,
+            a_release_under_a_lease_taken_over_changes_nothing,
             listing_pages_newest_first_with_filters_and_cursors,
             a_filter_that_rarely_matches_still_pages_in_order,
         );

@@ -7,8 +7,8 @@ use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{Attempt, DeadLetter, Delivery, Event, EventWithDeliveries, Payload};
 use crate::store::query::{Filter, Page};
 use crate::store::{
-    Backend, ClaimLimits, Completion, DueBatch, EntryKind, IngestOutcome, NewEvent, Prune, Pruned,
-    Requeue, Requeued, StoreFuture, notices,
+    Backend, ClaimLimits, Completion, DueBatch, EntryKind, Held, IngestOutcome, NewEvent, Prune,
+    Pruned, Requeue, Requeued, StoreFuture, notices,
 };
 
 impl Backend for PgStore {
@@ -44,8 +44,8 @@ impl Backend for PgStore {
         Box::pin(PgStore::lease(self, ids, until_ms))
     }
 
-    fn release(&self, ids: Vec<DeliveryId>) -> StoreFuture<'_, ()> {
-        Box::pin(PgStore::release(self, ids))
+    fn release(&self, held: Vec<Held>) -> StoreFuture<'_, ()> {
+        Box::pin(PgStore::release(self, held))
     }
 
     fn complete(&self, completion: Completion) -> StoreFuture<'_, ()> {

@@ -14,11 +14,13 @@ use std::sync::Arc;
 use super::error::{Fail, retrying};
 use super::ingest::INGEST_LOCK;
 use super::nodes;
-use super::rows::{COLUMNS, Changes, Lease, Locked, delivery, id_bytes, lock_hot};
+use super::rows::{
+    COLUMNS, Changes, Lease, Locked, delivery, id_bytes, lock_hot, lock_hot_leased, stale,
+};
 use super::time::ms;
 use super::{PgStore, Shared};
 use crate::ids::DeliveryId;
-use crate::store::{EntryKind, StoreError, outbox};
+use crate::store::{EntryKind, Held, StoreError, outbox};
 
 /// The reason a delivery of a deleted endpoint is dead.
 const DELETED: &str = "endpoint deleted";
@@ -88,7 +90,7 @@ impl PgStore {
     }
 
     /// Takes back leases of deliveries a lane took but did not start: due again now.
-    pub async fn release(&self, ids: Vec<DeliveryId>) -> Result<(), StoreError> {
+    pub async fn release(&self, held: Vec<Held>) -> Result<(), StoreError> {
         self.open_for_writes()?;
         let s = &self.shared;
         retrying(|| async {
@@ -97,7 +99,13 @@ impl PgStore {
             let tx = client.transaction().await?;
             let now = s.clock.now(&tx).await?;
             let mut changes = Changes::default();
-            for d in lock_hot(&tx, &ids).await? {
+            let ids: Vec<DeliveryId> = held.iter().map(|h| h.delivery_id).collect();
+            for (d, current) in lock_hot_leased(&tx, &ids).await? {
+                // Fenced: another claim's lease is not this lane's to give back.
+                let theirs = held.iter().find(|h| h.delivery_id == d.id);
+                if theirs.is_some_and(|h| stale(h.lease_token, current)) {
+                    continue;
+                }
                 if let Ok(new) = outbox::release(&d, now.ms()) {
                     changes.put(&Locked { d, done: false }, &new, None);
                 }

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
 use super::error::{Fail, retrying};
-use super::rows::{Changes, Locked, id_bytes, id_from, lock_hot};
+use super::rows::{Changes, Locked, id_bytes, lock_hot_leased, stale};
 use super::time::ms;
 use crate::ids::DeliveryId;
 use crate::store::{Completion, Next, StoreError, outbox};
@@ -86,24 +86,13 @@ async fn write(shared: &Shared, results: &[&Completion]) -> Result<(), Fail> {
     let mut ids: Vec<DeliveryId> = results.iter().map(|c| c.delivery_id).collect();
     ids.sort();
     ids.dedup();
-    // Only deliveries not yet final are in the hot table; the rule refuses the others.
-    let locked: HashMap<DeliveryId, Locked> = lock_hot(&tx, &ids)
-        .await?
-        .into_iter()
-        .map(|d| (d.id, Locked { d, done: false }))
-        .collect();
-    // Each locked delivery's current lease token: a result under another one is stale.
-    let keys: Vec<Vec<u8>> = ids.iter().map(|i| id_bytes(i.0).to_vec()).collect();
-    let mut tokens: HashMap<DeliveryId, Option<i64>> = HashMap::new();
-    for row in tx
-        .query(
-            "SELECT id, lease_token FROM deliveries WHERE id = ANY($1)",
-            &[&keys],
-        )
-        .await?
-    {
-        let id: Vec<u8> = row.try_get(0)?;
-        tokens.insert(DeliveryId(id_from(&id)?), row.try_get(1)?);
+    // Only deliveries not yet final are in the hot table; the rule refuses the others. With
+    // each, its current lease token: a result under another one is stale.
+    let mut locked: HashMap<DeliveryId, Locked> = HashMap::new();
+    let mut tokens: HashMap<DeliveryId, Option<u64>> = HashMap::new();
+    for (d, token) in lock_hot_leased(&tx, &ids).await? {
+        tokens.insert(d.id, token);
+        locked.insert(d.id, Locked { d, done: false });
     }
     let mut state: HashMap<DeliveryId, crate::model::event::Delivery> = HashMap::new();
     let mut attempts = Attempts::default();
@@ -112,9 +101,7 @@ async fn write(shared: &Shared, results: &[&Completion]) -> Result<(), Fail> {
             continue;
         };
         // Fenced: a finish under a lease that was taken over (or given back) changes nothing.
-        if let Some(token) = c.lease_token
-            && tokens.get(&c.delivery_id).copied().flatten() != Some(token as i64)
-        {
+        if stale(c.lease_token, tokens.get(&c.delivery_id).copied().flatten()) {
             continue;
         }
         let current = state.get(&c.delivery_id).unwrap_or(&old.d);

@@ -176,11 +176,38 @@ pub(super) async fn lock_hot(
     tx: &deadpool_postgres::Transaction<'_>,
     ids: &[DeliveryId],
 ) -> Result<Vec<Delivery>, Fail> {
+    Ok(lock_hot_leased(tx, ids)
+        .await?
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect())
+}
+
+/// [`lock_hot`], with each delivery's current lease token (`None` when not leased): what a
+/// fenced finish or release compares its own token with.
+pub(super) async fn lock_hot_leased(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ids: &[DeliveryId],
+) -> Result<Vec<(Delivery, Option<u64>)>, Fail> {
     let keys: Vec<Vec<u8>> = ids.iter().map(|i| id_bytes(i.0).to_vec()).collect();
-    let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+    let sql = format!(
+        "SELECT {COLUMNS}, lease_token FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    );
     let stmt = tx.prepare_cached(&sql).await?;
     let rows = tx.query(&stmt, &[&keys]).await?;
-    rows.iter().map(|r| delivery(r, 0)).collect()
+    rows.iter()
+        .map(|r| {
+            let token: Option<i64> = r.try_get(12)?;
+            Ok((delivery(r, 0)?, token.map(|t| t as u64)))
+        })
+        .collect()
+}
+
+/// Whether a finish or release under `theirs` comes too late: the delivery's `current` lease
+/// is another one (taken over after `theirs` ran out), or it has none (given back). `None`
+/// (tests, tools) is never late.
+pub(super) fn stale(theirs: Option<u64>, current: Option<u64>) -> bool {
+    theirs.is_some_and(|t| current != Some(t))
 }
 
 /// Locks and reads `ids` wherever they are (the hot table first, then the finished one; lock

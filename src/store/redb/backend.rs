@@ -8,8 +8,8 @@ use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{Attempt, DeadLetter, Delivery, Event, EventWithDeliveries, Payload};
 use crate::store::query::{Filter, Page};
 use crate::store::{
-    Backend, ClaimLimits, Completion, DueBatch, EntryKind, IngestOutcome, NewEvent, Prune, Pruned,
-    Requeue, Requeued, StoreError, StoreFuture, notices,
+    Backend, ClaimLimits, Completion, DueBatch, EntryKind, Held, IngestOutcome, NewEvent, Prune,
+    Pruned, Requeue, Requeued, StoreError, StoreFuture, notices,
 };
 
 /// Runs a read on the blocking pool.
@@ -74,8 +74,8 @@ impl Backend for RedbStore {
         Box::pin(RedbStore::lease_with(self, ids, until_ms, None))
     }
 
-    fn release(&self, ids: Vec<DeliveryId>) -> StoreFuture<'_, ()> {
-        Box::pin(RedbStore::release(self, ids))
+    fn release(&self, held: Vec<Held>) -> StoreFuture<'_, ()> {
+        Box::pin(RedbStore::release(self, held))
     }
 
     fn complete(&self, completion: Completion) -> StoreFuture<'_, ()> {

@@ -28,7 +28,7 @@ use super::DbSlot;
 use super::records::{AttemptRecord, EventRecord, PayloadRef};
 use super::{
     ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DEDUP_EXPIRY, DELIVERIES, DUE,
-    ENDPOINT_STATE, EVENTS, EntryKind, IngestOutcome, LEASES, META, META_PENDING, NewEvent,
+    ENDPOINT_STATE, EVENTS, EntryKind, Held, IngestOutcome, LEASES, META, META_PENDING, NewEvent,
     PAYLOADS, PENDING_BY_ENDPOINT, Prune, Pruned, QUARANTINE, Requeue, Requeued, StoreError,
     outbox, records,
 };
@@ -50,7 +50,7 @@ pub(super) enum Command {
     Ingest(Box<NewEvent>, Reply<IngestOutcome>),
     /// Leases until a time, under a token (`None`: unfenced).
     Lease(Vec<DeliveryId>, u64, Option<u64>, Reply<()>),
-    Release(Vec<DeliveryId>, Reply<()>),
+    Release(Vec<Held>, Reply<()>),
     Complete(Box<Completion>, Reply<()>),
     SetPaused(String, bool, Reply<()>),
     Requeue(Box<Requeue>, Reply<Requeued>),
@@ -128,6 +128,13 @@ impl Writer {
             endpoints: None,
             tokens: std::collections::HashMap::new(),
         }
+    }
+
+    /// Whether a finish or release under `token` comes too late: another claim's lease is
+    /// current. A lease lost to a failed batch left no token, and its attempt's result still
+    /// counts (at least once).
+    fn stale(&self, id: DeliveryId, token: Option<u64>) -> bool {
+        matches!(token, Some(theirs) if self.tokens.get(&id.0).is_some_and(|current| *current != theirs))
     }
 
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -278,10 +285,17 @@ impl Writer {
                     Command::Ingest(ev, _) => self
                         .ingest(&mut t, ev, &mut pending, known.as_deref())
                         .map(Done::Ingest),
-                    Command::Release(ids, _) => {
+                    Command::Release(held, _) => {
                         let now = self.clock.now_ms();
-                        for id in ids {
-                            self.tokens.remove(&id.0);
+                        // Fenced like a finish: another claim's lease is not this lane's to
+                        // give back.
+                        let ids: Vec<u128> = held
+                            .iter()
+                            .filter(|h| !self.stale(h.delivery_id, h.lease_token))
+                            .map(|h| h.delivery_id.0)
+                            .collect();
+                        for id in &ids {
+                            self.tokens.remove(id);
                         }
                         ids.iter()
                             .try_for_each(|id| {
@@ -289,7 +303,7 @@ impl Writer {
                                     &mut t.deliveries,
                                     &mut t.due,
                                     &mut t.leases,
-                                    id.0,
+                                    *id,
                                     now,
                                 )
                             })
@@ -308,17 +322,7 @@ impl Writer {
                         })
                     }
                     Command::Complete(c, _) => {
-                        // A lease lost to a failed batch left no token: its attempt's result
-                        // still counts (at least once). Otherwise fenced: a finish under a
-                        // lease that another claim has taken over changes nothing.
-                        let stale = matches!(
-                            c.lease_token,
-                            Some(theirs) if self
-                                .tokens
-                                .get(&c.delivery_id.0)
-                                .is_some_and(|current| *current != theirs)
-                        );
-                        if stale {
+                        if self.stale(c.delivery_id, c.lease_token) {
                             // Another claim holds it now: this finish changes nothing.
                             Ok(Done::Unit)
                         } else {

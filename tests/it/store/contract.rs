@@ -8,7 +8,7 @@ use std::time::Duration;
 use hookgate::model::event::DeliveryStatus::*;
 use hookgate::store::query::Filter;
 use hookgate::store::retention::{Policy, pass};
-use hookgate::store::{EntryKind, REPLAY_STEP, Requeue};
+use hookgate::store::{EntryKind, Held, REPLAY_STEP, Requeue};
 
 use super::*;
 
@@ -355,7 +355,7 @@ pub(super) async fn release_makes_leased_deliveries_due_now(b: &impl Backend) {
     f.lease(&[fresh, tried], T0 + LEASE_MS).await;
     f.clock.set(T0 + 7);
     f.store
-        .release(vec![fresh, tried, idle])
+        .release(held(&[fresh, tried, idle]))
         .await
         .expect("release");
     assert_eq!(
@@ -628,4 +628,42 @@ pub(super) async fn a_finish_under_a_lease_taken_over_changes_nothing(b: &impl B
     let d = f.get(id).await;
     assert_eq!((d.status, d.attempts), (Retrying, 1));
     assert_eq!(f.pending().await, 1);
+}
+
+pub(super) async fn a_release_under_a_lease_taken_over_changes_nothing(b: &impl Backend) {
+    let f = Fixture::open(b).await;
+    let id = f.one("a").await;
+    let stale = claim(&f, "a", T0, 1).await[0].1;
+    // The first holder stalls past its lease; another takes the delivery over and is sending.
+    f.clock.set(T0 + LEASE_MS);
+    let current = claim(&f, "a", T0 + LEASE_MS, 1).await[0].1;
+    let release = |token: u64| Held {
+        delivery_id: id,
+        lease_token: Some(token),
+    };
+    // The stalled holder gives back what it no longer holds: nothing changes, so no third
+    // claim can take it while the current holder sends it.
+    f.store
+        .release(vec![release(stale)])
+        .await
+        .expect("release");
+    assert_eq!(f.status(id).await, Delivering);
+    assert!(claim(&f, "a", T0 + LEASE_MS, 1).await.is_empty());
+    // The current holder's release stands.
+    f.store
+        .release(vec![release(current)])
+        .await
+        .expect("release");
+    assert_eq!(f.status(id).await, Pending);
+    assert_eq!(claim(&f, "a", T0 + LEASE_MS, 1).await.len(), 1);
+}
+
+/// Releases under whatever lease is current (as a tool would).
+fn held(ids: &[DeliveryId]) -> Vec<Held> {
+    ids.iter()
+        .map(|&delivery_id| Held {
+            delivery_id,
+            lease_token: None,
+        })
+        .collect()
 }
