@@ -374,20 +374,26 @@ impl Lane {
     ) -> Dispatched {
         let mut items = items.into_iter();
         while let Some(item) = items.next() {
-            // Paused with leased work in hand: hold it (no attempt spent) until resumed.
-            let mut paused = self.paused.clone();
-            tokio::select! {
-                resumed = resumed(&mut paused) => if !resumed { return self.interrupted(item, items).await },
-                _ = stop.changed() => return self.interrupted(item, items).await,
+            // Paused with leased work in hand: give it back (no attempt spent) rather than hold
+            // it, perhaps past its lease, after which another node could take it over and both
+            // would send it on resume. The run loop waits for the resume, then claims again.
+            if *self.paused.borrow() {
+                self.give_back(item, items).await;
+                return Dispatched::Started;
             }
             // This endpoint's slots, then the global cap: this lane waits, no other lane is
             // held up by it.
+            let mut paused = self.paused.clone();
             let slot = tokio::select! {
                 slot = self.sending.acquire() => match slot {
                     Some(s) => s,
                     None => return self.interrupted(item, items).await,
                 },
                 _ = stop.changed() => return self.interrupted(item, items).await,
+                () = until_paused(&mut paused) => {
+                    self.give_back(item, items).await;
+                    return Dispatched::Started;
+                }
             };
             // The rate limit after the slot: a token taken while waiting for a slot would let
             // several requests start at once when slots free up.
@@ -415,14 +421,20 @@ impl Lane {
         Dispatched::Started
     }
 
-    /// Dispatch stopped before `item` and `rest` started: take their leases back, so that a
-    /// lane replacing this one (a changed endpoint) finds them due now rather than when the
-    /// leases would have run out.
+    /// Dispatch stopped before `item` and `rest` started: [`Self::give_back`] them.
     async fn interrupted(
         &self,
         item: DueDelivery,
         rest: impl Iterator<Item = DueDelivery>,
     ) -> Dispatched {
+        self.give_back(item, rest).await;
+        Dispatched::Stopped
+    }
+
+    /// Takes back the leases of `item` and `rest`, claimed and not started, so that a lane
+    /// replacing this one (a changed endpoint), or this one once resumed, finds them due now
+    /// rather than when the leases would have run out.
+    async fn give_back(&self, item: DueDelivery, rest: impl Iterator<Item = DueDelivery>) {
         let held: Vec<Held> = std::iter::once(item)
             .chain(rest)
             .map(|d| Held::from(&d))
@@ -441,7 +453,6 @@ impl Lane {
         // The lane replacing this one may have read its schedule before the release
         // committed, and would sleep until the leases ran out: wake it (the wake-up is shared).
         self.wake.notify_one();
-        Dispatched::Stopped
     }
 
     fn attempt(
@@ -532,8 +543,10 @@ impl Lane {
     }
 }
 
-/// Resolves when `paused` is false: true, or false if its sender is gone.
-async fn resumed(paused: &mut watch::Receiver<bool>) -> bool {
+/// Resolves once `paused` is true; never if its sender is gone (the lane stops by `stop`).
+async fn until_paused(paused: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not Send: dropped here, not held across an await.
-    paused.wait_for(|p| !*p).await.is_ok()
+    if paused.wait_for(|p| *p).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }

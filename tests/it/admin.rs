@@ -106,6 +106,48 @@ async fn paused_endpoints_keep_their_work_across_a_restart_and_resume_in_order()
     gw.stop().await;
 }
 
+/// A lane holding claimed work when its endpoint is paused gives that work back rather than
+/// hold it (perhaps past its lease, after which another node could take it over): what waits
+/// behind a hanging attempt is pending again, not delivering, while paused.
+#[tokio::test]
+async fn pausing_gives_back_the_work_a_lane_holds() {
+    let receiver = Receiver::start().await;
+    receiver.hang();
+    let config = config(&receiver.url).replace(
+        "max_in_flight = 1\n",
+        "max_in_flight = 1\ntimeout = \"60s\"\n",
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (status, answer) =
+            send(&gw.url("orders"), &format!("msg_g{i}"), r#"{"type":"a"}"#).await;
+        assert_eq!(status, 202);
+        ids.push(event_id(&answer));
+    }
+    // The first hangs at the receiver; the lane has claimed the next behind it, and waits
+    // for the one sending slot.
+    receiver.wait_for(1).await;
+    eventually_async("the lane holds the second", async || {
+        gw.statuses(ids[1]).await == [DeliveryStatus::Delivering]
+    })
+    .await;
+    let (status, _) = admin_post(&gw, "/endpoints/r/pause", Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    eventually_async("the two waiting are given back", async || {
+        gw.statuses(ids[1]).await == [DeliveryStatus::Pending]
+            && gw.statuses(ids[2]).await == [DeliveryStatus::Pending]
+    })
+    .await;
+    assert_eq!(
+        gw.statuses(ids[0]).await,
+        [DeliveryStatus::Delivering],
+        "the attempt in flight goes on"
+    );
+    assert_eq!(receiver.count(), 1);
+    gw.stop().await;
+}
+
 async fn admin_get(gw: &Gateway, path: &str) -> (u16, serde_json::Value) {
     admin_call(gw, reqwest::Method::GET, path, "").await
 }
