@@ -116,8 +116,10 @@ pub trait Backend: Send + Sync + 'static {
         now_ms: u64,
     ) -> StoreFuture<'a, crate::telemetry::StoreGauges>;
     fn notices(&self) -> &notices::Notices;
-    /// Another node changed the endpoints in force: make work for exactly these from now on,
-    /// dead-lettering nothing. A backend only one process can hold has nothing to follow.
+    /// Another node changed the endpoints in force: make work for exactly these from now on.
+    /// Work for an endpoint left behind is dead-lettered only if the endpoint is gone from the
+    /// stored entries (its deleting node missed what this one made meanwhile). A backend only
+    /// one process can hold has nothing to follow.
     fn follow_endpoints(&self, endpoints: HashSet<String>) -> StoreFuture<'_, ()> {
         let _ = endpoints;
         Box::pin(async { Ok(()) })

@@ -97,15 +97,17 @@ impl Catalog {
             );
             self.store.follow_endpoints(widened).await?;
             self.apply_stored(&known, &stored, dispatcher);
-            let in_force = self
-                .routes
-                .current()
-                .endpoints
-                .iter()
-                .map(|e| e.id.clone())
-                .collect();
-            self.store.follow_endpoints(in_force).await?;
         }
+        // Narrowed on every refresh, not only one that changed the routes: a narrowing that
+        // failed is made by the next (which comes, as the version was not marked seen).
+        let in_force = self
+            .routes
+            .current()
+            .endpoints
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        self.store.follow_endpoints(in_force).await?;
         let paused = self.store.paused_endpoints().await?;
         for e in &self.routes.current().endpoints {
             let want = paused.contains(&e.id);

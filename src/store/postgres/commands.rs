@@ -7,6 +7,8 @@
 //! which reads them under that lock, never routes to an endpoint whose deletion committed
 //! before it; deleting an endpoint dead-letters its unfinished deliveries (`endpoint
 //! deleted`), and `set_endpoints` those of endpoints no longer configured (`endpoint removed`).
+//! Another node routes to a deleted endpoint until it hears of the deletion;
+//! `follow_endpoints` dead-letters what it made meanwhile.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -266,8 +268,15 @@ impl PgStore {
     }
 
     /// Another node changed the endpoints in force (`catalog::sync` saw it): this node's
-    /// ingest makes work for exactly these from now on. Nothing is dead-lettered: the node
-    /// that deleted an endpoint did that in the deleting transaction.
+    /// ingest makes work for exactly these from now on.
+    ///
+    /// The node that deleted an endpoint dead-lettered its work in the deleting transaction,
+    /// but until this node heard of it (up to a catalog poll later) its ingest still routed to
+    /// the endpoint: the deliveries made then belong to no endpoint on any node. So an endpoint
+    /// this node stops following that is gone from the stored entries has what is left of its
+    /// work dead-lettered (`endpoint deleted`) here, under the ingest lock, after which no
+    /// ingest of this node can make more. One still stored (in force elsewhere, say) is left
+    /// alone.
     pub async fn follow_endpoints(&self, endpoints: HashSet<String>) -> Result<(), StoreError> {
         let s = &self.shared;
         let endpoints = Arc::new(endpoints);
@@ -275,9 +284,46 @@ impl PgStore {
             let mut client = s.conn().await?;
             let tx = client.transaction().await?;
             take_ingest_lock(&tx).await?;
+            let before = s.known();
             s.set_known(Some(Arc::clone(&endpoints)));
-            tx.commit().await?;
-            Ok(())
+            let swept = async {
+                let left = before
+                    .iter()
+                    .flat_map(|k| k.iter())
+                    .filter(|e| !endpoints.contains(*e));
+                let mut dead = 0;
+                for endpoint in left {
+                    let stored = tx
+                        .query_opt(
+                            "SELECT 1 FROM config_entries WHERE kind = $1 AND id = $2",
+                            &[&EntryKind::Endpoint.as_str(), endpoint],
+                        )
+                        .await?
+                        .is_some();
+                    if !stored {
+                        let now = s.clock.now(&tx).await?;
+                        dead += dead_letter_endpoint(&tx, endpoint, DELETED, now.ms()).await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok::<u64, Fail>(dead)
+            }
+            .await;
+            match swept {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::warn!(
+                            dead = n,
+                            "deliveries made for an endpoint deleted on another node were dead-lettered"
+                        );
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    s.set_known(before);
+                    Err(e)
+                }
+            }
         })
         .await
     }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use hookgate::clock::system_now_ms;
-use hookgate::store::Requeue;
+use hookgate::store::{EntryKind, Requeue};
 use hookgate::store::postgres::INGEST_LOCK;
 
 use super::super::*;
@@ -416,4 +416,83 @@ async fn work_committed_on_one_node_wakes_the_lanes_of_another() {
     })
     .await;
     assert!(heard.is_ok(), "node B never heard of node A's work");
+}
+
+/// An endpoint deleted through one node while another still routes to it (it hears of the
+/// deletion up to a catalog poll later): what the other made meanwhile is dead-lettered when
+/// it stops following the endpoint, not left pending for an endpoint no node has.
+#[tokio::test]
+async fn work_made_for_an_endpoint_another_node_deleted_is_dead_lettered() {
+    let Some(pg) = database("work_made_for_an_endpoint_another_node_deleted_is_dead_lettered")
+    else {
+        return;
+    };
+    let clock = manual();
+    let a = Store::from_backend(pg.node(pg.options(clock.clone(), u64::MAX)).await);
+    let b = Store::from_backend(pg.node(pg.options(clock.clone(), u64::MAX)).await);
+    let both = |ids: &[&str]| ids.iter().map(|e| e.to_string()).collect::<HashSet<_>>();
+    for (kind, id) in [("keep", "k"), ("gone", "g")] {
+        a.put_entry(
+            EntryKind::Endpoint,
+            id,
+            format!(r#"{{"id":"{id}","note":"{kind}"}}"#).into_bytes(),
+        )
+        .await
+        .expect("stored");
+    }
+    for s in [&a, &b] {
+        s.set_endpoints(both(&["k", "g"])).await.expect("set");
+    }
+    a.delete_entry(EntryKind::Endpoint, "g")
+        .await
+        .expect("deleted");
+    // B has not heard yet: its ingest still routes to "g".
+    let orphan = match b.ingest(event(&["k", "g"], T0)).await.expect("ingest") {
+        IngestOutcome::Accepted { deliveries, .. } => {
+            deliveries
+                .iter()
+                .find(|(_, e)| e == "g")
+                .expect("made for g")
+                .0
+        }
+        other => panic!("{other:?}"),
+    };
+    // B hears of it (catalog sync): widened to the stored entries and what it routes to...
+    b.follow_endpoints(both(&["k", "g"]))
+        .await
+        .expect("widened");
+    assert_eq!(
+        b.delivery(orphan)
+            .await
+            .expect("read")
+            .expect("stored")
+            .status,
+        DeliveryStatus::Pending
+    );
+    // ...then narrowed to what is in force: the orphan is dead, with the reason.
+    b.follow_endpoints(both(&["k"])).await.expect("narrowed");
+    let d = b.delivery(orphan).await.expect("read").expect("stored");
+    assert_eq!(d.status, DeliveryStatus::Dead);
+    assert_eq!(d.last_error.as_deref(), Some("endpoint deleted"));
+    assert_eq!(
+        b.pending_count().await.expect("count"),
+        1,
+        "k's delivery only"
+    );
+    // An endpoint left behind that is still stored (in force on another node) keeps its work.
+    let kept = match b.ingest(event(&["k"], T0)).await.expect("ingest") {
+        IngestOutcome::Accepted { deliveries, .. } => deliveries[0].0,
+        other => panic!("{other:?}"),
+    };
+    b.follow_endpoints(both(&[])).await.expect("narrowed");
+    assert_eq!(
+        b.delivery(kept)
+            .await
+            .expect("read")
+            .expect("stored")
+            .status,
+        DeliveryStatus::Pending
+    );
+    a.close().await;
+    b.close().await;
 }
