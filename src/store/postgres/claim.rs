@@ -13,13 +13,14 @@
 //! it takes no more than `max_in_flight` minus the leases held, and no more than the rate
 //! allows now; a lane held back looks again when there may be room.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::PgStore;
 use super::error::{Fail, retrying};
 use super::rows::{COLUMNS, Changes, Lease, Locked, delivery, id_bytes};
 use super::time::ms;
 use crate::ids::DeliveryId;
+use crate::model::event::Delivery;
 use crate::store::{ClaimLimits, DueBatch, StoreError, outbox};
 
 /// How long a lane held back by an endpoint's in-flight limit waits before claiming again: the
@@ -54,7 +55,10 @@ impl PgStore {
             "SELECT {COLUMNS} FROM deliveries WHERE id = ANY($1) AND due_ms <= $2 \
              ORDER BY due_ms, id FOR UPDATE SKIP LOCKED"
         );
-        let (leased, wait): (HashSet<DeliveryId>, Option<u64>) = retrying(|| async {
+        // What was leased, as it stood under the lock: the unlocked read may be older (an
+        // attempt recorded or a replay since), and the attempt numbers and retry cycle the lane
+        // goes by must be the row's own.
+        let (leased, wait): (HashMap<DeliveryId, Delivery>, Option<u64>) = retrying(|| async {
             let started = std::time::Instant::now();
             let mut client = s.conn().await?;
             let tx = client.transaction().await?;
@@ -73,14 +77,14 @@ impl PgStore {
                 node: s.node,
             };
             let mut changes = Changes::default();
-            let mut got = HashSet::new();
+            let mut got = HashMap::new();
             for row in &rows {
                 if got.len() >= room.take {
                     break;
                 }
                 let d = delivery(row, 0)?;
                 if let Ok(new) = outbox::lease(&d, now.at(until_ms), now.ms()) {
-                    got.insert(d.id);
+                    got.insert(d.id, d.clone());
                     changes.put(&Locked { d, done: false }, &new, Some(lease));
                 }
             }
@@ -101,10 +105,15 @@ impl PgStore {
             Ok((got, wait))
         })
         .await?;
-        batch.items.retain(|d| leased.contains(&d.delivery_id));
+        batch.items.retain(|d| leased.contains_key(&d.delivery_id));
         for item in &mut batch.items {
             // The token's bits, as the completion will name them.
             item.lease_token = Some(token as u64);
+            if let Some(d) = leased.get(&item.delivery_id) {
+                item.attempts = d.attempts;
+                item.cycle_attempts = d.cycle_attempts();
+                item.cycle_started_ms = d.cycle_started_ms;
+            }
         }
         if let Some(wait) = wait {
             // Held back by a limit: look again when it may have room.

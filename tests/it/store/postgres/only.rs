@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use hookgate::clock::system_now_ms;
-use hookgate::store::{EntryKind, Requeue};
 use hookgate::store::postgres::INGEST_LOCK;
+use hookgate::store::{ClaimLimits, EntryKind, Requeue};
+
+use crate::harness::eventually_async;
 
 use super::super::*;
 
@@ -495,4 +497,80 @@ async fn work_made_for_an_endpoint_another_node_deleted_is_dead_lettered() {
     );
     a.close().await;
     b.close().await;
+}
+
+/// A claim reads due work without locks, then leases it under its locks; an attempt recorded in
+/// between (by a node that held it before) changes the attempt count, and the lane must go by
+/// the count as it stood under the lock, or its retry policy counts wrong.
+#[tokio::test]
+async fn a_claim_hands_out_attempt_counts_as_they_stood_under_its_lock() {
+    let Some(pg) = database("a_claim_hands_out_attempt_counts_as_they_stood_under_its_lock") else {
+        return;
+    };
+    let clock = manual();
+    let store = Store::from_backend(pg.node(pg.options(clock.clone(), u64::MAX)).await);
+    let id = match store.ingest(event(&["e"], T0)).await.expect("ingest") {
+        IngestOutcome::Accepted { deliveries, .. } => deliveries[0].0,
+        other => panic!("{other:?}"),
+    };
+    // Hold the endpoint's claim lock, so the claim stops between its read and its lease.
+    let holder = pg.sql().await;
+    holder
+        .execute("SELECT pg_advisory_lock(hashtextextended('e', 0))", &[])
+        .await
+        .expect("locked");
+    let claiming = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let limits = ClaimLimits {
+                max_in_flight: Some(10),
+                rate: None,
+            };
+            store
+                .claim("e", T0, 10, HashSet::new(), T0 + LEASE_MS, limits)
+                .await
+                .expect("claim")
+        })
+    };
+    let observer = pg.sql().await;
+    eventually_async("the claim waits for the lock", async || {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                &[],
+            )
+            .await
+            .expect("read")
+            .get(0);
+        waiting == 1
+    })
+    .await;
+    // Meanwhile an attempt is recorded, and the delivery is due again at once.
+    store
+        .complete(Completion {
+            delivery_id: id,
+            lease_token: None,
+            attempt: Attempt {
+                at_ms: T0,
+                status_code: Some(503),
+                latency_ms: 1,
+                error: Some("HTTP 503".into()),
+                response_excerpt: Vec::new(),
+            },
+            next: Next::RetryAt(T0),
+        })
+        .await
+        .expect("recorded");
+    holder
+        .execute("SELECT pg_advisory_unlock(hashtextextended('e', 0))", &[])
+        .await
+        .expect("unlocked");
+    let batch = claiming.await.expect("claimed");
+    assert_eq!(batch.items.len(), 1);
+    assert_eq!(
+        (batch.items[0].attempts, batch.items[0].cycle_attempts),
+        (1, 1),
+        "the next attempt is the second"
+    );
+    store.close().await;
 }
