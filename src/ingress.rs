@@ -327,14 +327,11 @@ async fn handle(
         scheme_type.or_else(|| pick(source.event_type.as_ref(), defaults.event_type, &mut json));
     let dedup_key = pick(source.dedup.as_ref(), defaults.dedup, &mut json);
     for (name, value) in [("event type", &event_type), ("dedup key", &dedup_key)] {
-        if value
-            .as_ref()
-            .is_some_and(|v| v.len() > extract::MAX_FIELD_LEN)
-        {
+        if let Some(why) = value.as_deref().and_then(extract::unstorable) {
             return respond::error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                format!("the {name} is longer than {} bytes", extract::MAX_FIELD_LEN),
+                format!("the {name} {why}"),
             );
         }
     }

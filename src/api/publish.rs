@@ -97,10 +97,12 @@ pub struct Parsed {
 /// Parses and checks a publish body and its `Idempotency-Key`; errors name the field.
 pub fn parse(body: &[u8], idempotency_key: Option<&http::HeaderValue>) -> Result<Parsed, ApiError> {
     let p: Publish = params::json_body(body)?;
-    if !(1..=MAX_TYPE_CHARS).contains(&p.event_type.chars().count()) {
+    // No NUL: PostgreSQL's text cannot hold one (see `ingress::extract::unstorable`).
+    if !(1..=MAX_TYPE_CHARS).contains(&p.event_type.chars().count()) || p.event_type.contains('\0')
+    {
         return Err(params::bad_request(
             "type",
-            format!("must be 1 to {MAX_TYPE_CHARS} characters"),
+            format!("must be 1 to {MAX_TYPE_CHARS} characters, none of them NUL"),
         ));
     }
     let source = p.source.unwrap_or_else(|| DEFAULT_SOURCE.to_string());

@@ -9,6 +9,19 @@ use crate::verify::Field;
 /// The longest dedup key or event type kept; longer values are refused.
 pub const MAX_FIELD_LEN: usize = 512;
 
+/// Why an event type or dedup key cannot be kept, if it cannot: longer than
+/// [`MAX_FIELD_LEN`], or holding a NUL (JSON allows `\u0000`; PostgreSQL's text does not,
+/// and one such value would fail the whole group commit it joined).
+pub fn unstorable(value: &str) -> Option<String> {
+    if value.len() > MAX_FIELD_LEN {
+        Some(format!("is longer than {MAX_FIELD_LEN} bytes"))
+    } else if value.contains('\0') {
+        Some("contains a NUL character (\\u0000)".to_string())
+    } else {
+        None
+    }
+}
+
 /// The body as JSON, parsed on first use.
 pub struct LazyJson<'a> {
     body: &'a [u8],

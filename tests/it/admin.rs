@@ -397,6 +397,7 @@ async fn producers_publish_events_with_an_idempotency_key() {
         (r#"{"payload": {}}"#, "missing field `type`"),
         (r#"{"type": "", "payload": {}}"#, "type"),
         (r#"{"type": 5, "payload": {}}"#, "type"),
+        (r#"{"type": "a\u0000b", "payload": {}}"#, "type"),
         (r#"{"type": "a", "payload": {}, "source": "a b"}"#, "source"),
         (
             r#"{"type": "a", "payload": {}, "headers": {"webhook-id": "x"}}"#,

@@ -141,6 +141,15 @@ async fn refused_requests_answer_with_their_code_and_store_nothing() {
         (413, Some("payload_too_large"))
     );
 
+    // A NUL in the event type (JSON allows it) cannot be stored in PostgreSQL's text: refused
+    // alone here, rather than failing the whole group commit it would have joined there.
+    let (status, answer) = send(&url, "msg_nul", r#"{"type":"order.\u0000paid"}"#).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert!(error_message(&answer).contains("event type"), "{answer}");
+
     // A GET is not a webhook.
     let resp = client().get(&url).send().await.expect("sent");
     assert_eq!(resp.status().as_u16(), 405);
