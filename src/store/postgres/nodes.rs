@@ -1,10 +1,12 @@
 //! Nodes and their leases. Each open store is a row in `nodes` with a heartbeat on the
 //! database's clock (every [`BEAT`]); every lease records the node that took it. **The leases
 //! of a node that closed, or whose heartbeat lapsed ([`LAPSE`]), are taken back** (made due
-//! now through [`outbox::release`]): at open, which is how a restart of the only node makes
-//! every lease due at once, and on every heartbeat, so a crashed node's work does not wait
-//! for its leases to run out. **The leases of live nodes are never taken back**; theirs run
-//! out on their own if their attempts never report.
+//! now through [`outbox::release`]): at open and on every heartbeat. So after a clean stop
+//! the next node to open makes the leases due at once; after a crash (kill -9, power loss)
+//! the node's row still looks alive until its heartbeat lapses, and its work is taken back
+//! by the first open or beat after that, at most [`LAPSE`] plus a [`BEAT`] after its last
+//! beat, well before the leases would run out (timeout + 30 s). **The leases of live nodes
+//! are never taken back**; theirs run out on their own if their attempts never report.
 
 use std::sync::Arc;
 use std::time::Duration;
