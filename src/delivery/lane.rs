@@ -529,12 +529,12 @@ impl Lane {
                 attempt: record,
                 next,
             };
-            if let Err(e) = store.complete(completion).await {
-                // Held for as long as its lease would run, then attempted again: at least
-                // once, never lost, and not sent again and again while the store is broken.
-                tracing::error!(endpoint = %endpoint.id, delivery_id = %item.delivery_id, error = %e, "cannot record an attempt");
-                tokio::time::sleep(endpoint.timeout.saturating_add(LEASE_MARGIN)).await;
-            }
+            record_result(
+                &store,
+                completion,
+                endpoint.timeout.saturating_add(LEASE_MARGIN),
+            )
+            .await;
             // Settled either way: recorded, or left to its lease.
             settling.recorded = true;
             drop(settling);
@@ -548,5 +548,43 @@ async fn until_paused(paused: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not Send: dropped here, not held across an await.
     if paused.wait_for(|p| *p).await.is_err() {
         std::future::pending::<()>().await;
+    }
+}
+
+/// First wait before recording a result again, doubled up to [`RECORD_RETRY_MAX`].
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Records an attempt's result. The store may be away a while (a database restart or
+/// failover): the result is kept and tried again for as long as the lease would run, so a
+/// result recorded late still counts and the delivery is not sent again. Past that, it is left
+/// to its lease (attempted again: at least once, never lost), and not sent again and again
+/// while the store is broken. A late result under a lease another lane has taken over since
+/// changes nothing (fenced).
+async fn record_result(store: &crate::store::Store, completion: Completion, hold: Duration) {
+    let give_up = tokio::time::Instant::now() + hold;
+    let mut wait = RECORD_RETRY_FIRST;
+    let mut failed = false;
+    loop {
+        let e = match store.complete(completion.clone()).await {
+            Ok(()) => {
+                if failed {
+                    tracing::info!(delivery_id = %completion.delivery_id, "attempt recorded after all");
+                }
+                return;
+            }
+            Err(e) => e,
+        };
+        if !failed {
+            tracing::error!(delivery_id = %completion.delivery_id, error = %e, "cannot record an attempt; holding its result");
+            failed = true;
+        }
+        let left = give_up.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            tracing::warn!(delivery_id = %completion.delivery_id, error = %e, "result never recorded; the delivery waits for its lease");
+            return;
+        }
+        tokio::time::sleep(wait.min(left)).await;
+        wait = (wait * 2).min(RECORD_RETRY_MAX);
     }
 }
