@@ -530,7 +530,7 @@ impl Lane {
                 next,
             };
             record_result(
-                &store,
+                store,
                 completion,
                 endpoint.timeout.saturating_add(LEASE_MARGIN),
             )
