@@ -420,10 +420,13 @@ async fn an_endpoints_limits_hold_across_nodes() {
         "{} requests open at once; max_in_flight is 2 across both nodes",
         receiver.most_concurrent()
     );
+    // GCRA allows at most 21 sends in any second at 20/s, burst 2: two at once, then one
+    // every 50 ms. They are counted at arrival, and a request's trip varies: one that left
+    // just before the window and arrived late joins it, so one more is within the limit.
     let most = receiver.most_within(Duration::from_secs(1));
     assert!(
-        most <= 20 + 2,
-        "{most} requests within a second; the limit is 20/s, burst 2"
+        most <= 21 + 1,
+        "{most} requests within a second; at 20/s, burst 2, at most 21 leave in any second"
     );
     a.kill_9().await;
     b.kill_9().await;
