@@ -102,6 +102,9 @@ macro_rules! contract_tests {
 
 mod redb {
     contract_tests!(super::Redb::new());
+
+    /// What only the embedded backend has: writes that fail.
+    mod only;
 }
 
 mod postgres {

@@ -102,6 +102,29 @@ async fn an_unreachable_server_is_named_without_its_password() {
         assert!(message.contains("127.0.0.1:1/nowhere"), "{message}");
         assert!(!message.contains("sup3r-secret"), "{message}");
     }
+    // A URL that does not parse is not repeated at all: a password can sit where no masking
+    // would look (after a slash; a key = value with spaces and quotes).
+    for (url, secret) in [
+        (
+            "postgres://hook:pa/ss-w0rd@127.0.0.1:notaport/db",
+            "ss-w0rd",
+        ),
+        (
+            "host=127.0.0.1 password = 'se cret' port=notaport",
+            "se cret",
+        ),
+        ("host=127.0.0.1 password = 'se cret' port=notaport", "cret"),
+    ] {
+        let opts = PgOptions::new(url, manual());
+        for err in [
+            PgStore::open(opts).await.err().expect("refused"),
+            migrate(url).await.expect_err("refused"),
+        ] {
+            let message = err.to_string();
+            assert!(message.contains("not valid"), "{message}");
+            assert!(!message.contains(secret), "{message}");
+        }
+    }
 }
 
 #[tokio::test]
