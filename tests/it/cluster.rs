@@ -432,3 +432,85 @@ async fn an_endpoints_limits_hold_across_nodes() {
     b.kill_9().await;
     db.drop().await;
 }
+
+/// **No head-of-line blocking across nodes**: one endpoint that hangs, with 100,000 deliveries
+/// due, does not hold up another endpoint's claims on either node. Claims go by endpoint (its
+/// lane) through the `(endpoint, due)` index, so the stuck endpoint's rows are never scanned
+/// past; were work claimed oldest first across endpoints, the other endpoint's new events would
+/// wait behind the backlog and this test would not see them delivered.
+#[tokio::test]
+async fn a_hanging_endpoint_with_a_deep_backlog_holds_up_no_other() {
+    let Some(db) =
+        TestDatabase::create("a_hanging_endpoint_with_a_deep_backlog_holds_up_no_other").await
+    else {
+        return;
+    };
+    let stuck = Receiver::start().await;
+    stuck.hang();
+    let healthy = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rest = format!(
+        "{}{}",
+        endpoint(
+            "stuck",
+            &stuck.url,
+            "event_types = [\"stuck.*\"]\nmax_in_flight = 16\ntimeout = \"60s\""
+        ),
+        endpoint("healthy", &healthy.url, "event_types = [\"healthy.*\"]")
+    );
+    let configs: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|n| node_config(&dir.path().join(n), &db, &rest))
+        .collect();
+    migrate(&configs[0]).await;
+    // The backlog, written straight into the schema (ingesting 100,000 events over HTTP
+    // would take most of the suite's time): events, their progress and one due delivery each.
+    connect(&db.url())
+        .await
+        .batch_execute(
+            "WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms), \
+             ids AS MATERIALIZED ( \
+               SELECT ms, \
+                 substring(int8send(ms) FROM 3 FOR 6) \
+                   || substring(uuid_send(gen_random_uuid()) FROM 1 FOR 10) AS ev, \
+                 substring(int8send(ms) FROM 3 FOR 6) \
+                   || substring(uuid_send(gen_random_uuid()) FROM 1 FOR 10) AS d \
+               FROM generate_series(1, 100000), now), \
+             e AS (INSERT INTO events (id, source, event_type, received_ms, delivery_ids, \
+                     endpoints, header_names, header_values, body) \
+                   SELECT ev, 'orders', 'stuck.backlog', ms, ARRAY[d], ARRAY['stuck'], \
+                     '{}'::text[], '{}'::bytea[], '\\x7b7d'::bytea FROM ids), \
+             p AS (INSERT INTO event_progress (event_id, open) SELECT ev, 1 FROM ids) \
+             INSERT INTO deliveries (id, event_id, endpoint_id, status, attempts, due_ms, \
+               created_ms, updated_ms, cycle_base, cycle_started_ms) \
+             SELECT d, ev, 'stuck', 'pending', 0, ms, ms, ms, 0, ms FROM ids",
+        )
+        .await
+        .expect("the backlog is written");
+    let a = Binary::start(&configs[0]).await;
+    let b = Binary::start(&configs[1]).await;
+    // The stuck endpoint's lanes, on both nodes, hold all the requests it may have open.
+    eventually("the stuck endpoint is saturated", || stuck.count() >= 16).await;
+    let mut sent = HashSet::new();
+    for i in 0..100 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let id = format!("msg_healthy_{i}");
+        let (status, answer) = send(&node.url("orders"), &id, r#"{"type":"healthy.ping"}"#).await;
+        assert_eq!(status, 202);
+        sent.insert(event_id(&answer).to_string());
+    }
+    let got = healthy.wait_for(100).await;
+    let ids: HashSet<String> = got
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    assert_eq!(ids, sent, "every healthy event, delivered");
+    assert!(
+        stuck.most_concurrent() <= 16,
+        "{} open at the stuck endpoint; its max_in_flight is 16 across both nodes",
+        stuck.most_concurrent()
+    );
+    a.kill_9().await;
+    b.kill_9().await;
+    db.drop().await;
+}
