@@ -11,7 +11,9 @@
 //!
 //! The same transaction keeps the endpoint's limits for every node together (see [`room`]):
 //! it takes no more than `max_in_flight` minus the leases held, and no more than the rate
-//! allows now; a lane held back looks again when there may be room.
+//! allows now; a lane held back looks again when there may be room. An endpoint already at its
+//! `max_in_flight` (a hanging one) is told so from a count of its leases before anything is
+//! read, so its lanes, polling, read no payloads they could not lease.
 
 use std::collections::{HashMap, HashSet};
 
@@ -39,6 +41,21 @@ impl PgStore {
         until_ms: u64,
         limits: ClaimLimits,
     ) -> Result<DueBatch, StoreError> {
+        // An endpoint at its `max_in_flight` (a hanging one, say) leases nothing: say so
+        // from a count of its leases, without reading payloads the lease would not take. The
+        // count is checked again under the endpoint's lock (`room`); here it only spares work.
+        let mut limit = limit;
+        if let Some(max) = limits.max_in_flight {
+            let held = self.held(endpoint, now_ms, max).await?;
+            let room = usize::try_from(max.saturating_sub(held)).unwrap_or(usize::MAX);
+            if room == 0 {
+                return Ok(DueBatch {
+                    items: Vec::new(),
+                    next_due_ms: Some(now_ms.saturating_add(HELD_BACK_MS)),
+                });
+            }
+            limit = limit.min(room);
+        }
         let mut batch = self.due(endpoint, now_ms, limit, skip).await?;
         if batch.items.is_empty() {
             return Ok(batch);
@@ -121,6 +138,31 @@ impl PgStore {
             batch.next_due_ms = Some(batch.next_due_ms.map_or(again, |n| n.min(again)));
         }
         Ok(batch)
+    }
+}
+
+impl PgStore {
+    /// How many of `endpoint`'s leases are running at `now_ms`, counted up to `max`.
+    async fn held(&self, endpoint: &str, now_ms: u64, max: u32) -> Result<u32, StoreError> {
+        let s = &self.shared;
+        retrying(|| async {
+            let client = s.conn().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE endpoint_id = $1 \
+                     AND status = 'delivering' AND due_ms > hookgate_at($2, $3) LIMIT $4) l",
+                )
+                .await?;
+            let row = client
+                .query_one(
+                    &stmt,
+                    &[&endpoint, &ms(now_ms), &s.clock.sql_base(), &i64::from(max)],
+                )
+                .await?;
+            let n: i64 = row.try_get(0)?;
+            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+        .await
     }
 }
 
