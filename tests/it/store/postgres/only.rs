@@ -1,8 +1,8 @@
 //! What only the PostgreSQL backend has, beyond the shared contract: its schema and how a node
 //! refuses a database it cannot use, group commit with dedup and the backlog exact across
 //! nodes, the pending counts against the hot table, leases between nodes, the database's
-//! clock, and announcements from one node to another. Each test skips (and says so) without
-//! `HOOKGATE_TEST_DATABASE_URL`.
+//! clock, announcements from one node to another, and the history tables by day
+//! ([`partitions`]). Each test skips (and says so) without `HOOKGATE_TEST_DATABASE_URL`.
 
 use std::time::Duration;
 
@@ -417,3 +417,6 @@ async fn work_committed_on_one_node_wakes_the_lanes_of_another() {
     .await;
     assert!(heard.is_ok(), "node B never heard of node A's work");
 }
+
+/// The history tables by day.
+mod partitions;
