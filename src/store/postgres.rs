@@ -21,6 +21,8 @@
 //! - **The history tables (`events`, `event_progress`, `deliveries_done`, `attempts`) are
 //!   partitioned by UTC day** on their leading ULID, with no DEFAULT partition
 //!   (`partitions.rs`): days are made ahead, and **an ingest on a day with none makes it**.
+//!   **A day wholly past retention is dropped whole**, what must stay copied back
+//!   (`retire.rs`); the row-level prune (`prune.rs`) takes the rest as it becomes prunable.
 //!
 //! **Ingest is group-committed** (`ingest.rs`): one task per process commits whatever queued
 //! while its last commit ran (up to 256 events or 32 MiB) in one transaction, then answers each
@@ -56,6 +58,7 @@ mod query;
 mod reads;
 mod requeue;
 mod results;
+mod retire;
 mod rows;
 mod schema;
 mod time;

@@ -11,7 +11,8 @@
 //! for lack of a partition (a node whose clock is far off, tests on a hand-moved clock).
 //! Making a partition locks its parent, so it is done under [`PARTITION_LOCK`] (two nodes do
 //! not race) with a short `lock_timeout`, and only for days that are missing. The DDL itself
-//! is the schema's `hookgate_make_day`, which the migration uses too.
+//! is the schema's `hookgate_make_day`, which the migration uses too. Dropping days past
+//! retention is `retire.rs`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -56,18 +57,15 @@ impl Day {
         Day::of_ms(u64::try_from(id >> 80).unwrap_or(u64::MAX))
     }
 
-    #[cfg(test)]
     pub(super) fn next(self) -> Day {
         Day(self.0.saturating_add(1))
     }
 
-    #[cfg(test)]
     /// Its first millisecond.
     pub(super) fn start_ms(self) -> u64 {
         u64::from(self.0) * DAY_MS
     }
 
-    #[cfg(test)]
     /// The first millisecond after it.
     pub(super) fn end_ms(self) -> u64 {
         self.next().start_ms()
@@ -155,6 +153,37 @@ pub(super) fn ahead(today: Day) -> Vec<Day> {
     (0..=AHEAD)
         .map(|n| Day(today.0.saturating_add(n)))
         .collect()
+}
+
+/// The event cutoff of a row-level pruning step. With a retention of a day or more, history
+/// goes by whole days (`retire.rs`): a step leaves alone the events of a day not yet wholly
+/// past retention, which its drop takes at once, and removes only those of earlier days (what
+/// a drop kept, as it becomes prunable). A shorter retention than a partition's width cannot
+/// wait for whole days: rows go one by one at the cutoff, as in redb.
+pub(super) fn step_cutoff(now_ms: u64, events_before_ms: u64) -> u64 {
+    if now_ms.saturating_sub(events_before_ms) >= DAY_MS {
+        Day::of_ms(events_before_ms).start_ms()
+    } else {
+        events_before_ms
+    }
+}
+
+/// The days whose partitions of `events` exist, oldest first.
+pub(super) async fn existing(client: &impl GenericClient) -> Result<Vec<Day>, Fail> {
+    let rows = client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'events'::regclass",
+            &[],
+        )
+        .await?;
+    let mut days = Vec::with_capacity(rows.len());
+    for row in rows {
+        let name: String = row.try_get(0)?;
+        days.extend(Day::parse(TABLES[0], &name));
+    }
+    days.sort();
+    Ok(days)
 }
 
 /// Of `days`, those with a partition of some table missing.
@@ -269,6 +298,22 @@ mod tests {
         let id = ulid::Ulid::from_parts(T0, u128::MAX).0;
         assert_eq!(Day::of_id(id), day);
         assert_eq!(Day::of_id(u128::MAX), Day::of_ms(ULID_MS_MAX));
+    }
+
+    #[test]
+    fn steps_leave_a_day_to_its_drop_when_the_retention_is_a_day_or_more() {
+        let day = Day::of_ms(T0);
+        // Seven days: only days wholly past the cutoff, which a drop has taken already.
+        assert_eq!(step_cutoff(T0 + 7 * DAY_MS, T0), day.start_ms());
+        assert_eq!(step_cutoff(T0 + DAY_MS, T0), day.start_ms());
+        // At a day's first millisecond, the day before is wholly past.
+        assert_eq!(
+            step_cutoff(day.start_ms() + DAY_MS, day.start_ms()),
+            day.start_ms()
+        );
+        // Shorter: to the millisecond.
+        assert_eq!(step_cutoff(T0 + DAY_MS - 1, T0), T0);
+        assert_eq!(step_cutoff(T0 + 10_000, T0), T0);
     }
 
     #[test]

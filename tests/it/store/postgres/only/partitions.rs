@@ -1,6 +1,12 @@
 //! The history tables by day (schema version 2): partitions made ahead at open and on demand
-//! for an ingest on a day that has none, and a version 1 database migrated with its data. The tables are looked at through `pg_class` and `pg_inherits`; the data only
+//! for an ingest on a day that has none, a day past retention dropped whole while what must
+//! stay survives it (readable, deliverable, replayable) or, when its tables cannot be locked
+//! in time, left whole for the next pass, and a version 1 database migrated with its data. The tables are looked at through `pg_class` and `pg_inherits`; the data only
 //! through the `Store` API.
+
+use std::time::Duration;
+
+use hookgate::store::retention::{Policy, pass};
 
 use super::*;
 
@@ -136,6 +142,150 @@ async fn an_ingest_on_a_day_with_no_partition_makes_it() {
     assert_eq!(f.status(ids[0]).await, DeliveryStatus::Delivered);
     assert_eq!(f.dead_letters().await, [ids[1]]);
     assert_eq!(f.pending().await, 8);
+}
+
+#[tokio::test]
+async fn a_day_past_retention_is_dropped_whole_and_what_must_stay_survives() {
+    let Some(pg) = database("a_day_past_retention_is_dropped_whole_and_what_must_stay_survives")
+    else {
+        return;
+    };
+    let f = Fixture::open(&pg).await;
+    let sql = pg.sql().await;
+    // On 2023-11-14: two events that may go, one still waiting, one whose dead letter is kept.
+    let (delivered, d1) = f.accept(f.event(&["a"])).await;
+    let (nowhere, _) = f.accept(f.event(&[])).await;
+    let (waiting, d3) = f.accept(f.event(&["a"])).await;
+    let (dead, d4) = f.accept(f.event(&["a", "b"])).await;
+    f.clock.set(T0 + 1);
+    f.complete(d1[0], 200, Next::Delivered).await;
+    f.complete(d4[0], 503, Next::RetryAt(T0 + 2)).await;
+    f.kill(d4[0]).await;
+    f.complete(d4[1], 200, Next::Delivered).await;
+    // On 2023-11-15: finished, but its day is not wholly past retention.
+    f.clock.set(T0 + 3 * 3_600_000);
+    let (tomorrow, d5) = f.accept(f.event(&["a"])).await;
+    f.complete(d5[0], 200, Next::Delivered).await;
+
+    let before: Vec<Option<u32>> = day_oids(&sql, "20231114").await;
+    assert!(before.iter().all(Option::is_some));
+    let policy = Policy {
+        retention: Duration::from_secs(24 * 3_600),
+        dead_letter_retention: Duration::from_secs(3 * 24 * 3_600),
+        interval: Duration::from_secs(60),
+    };
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let clock: SharedClock = f.clock.clone();
+    // Two days on: 2023-11-14 is wholly past the cutoff (2023-11-15T22:13:20Z), the next is not.
+    f.clock.set(T0 + 2 * DAY);
+    assert_eq!(
+        pass(&f.store, &clock, policy, &stop).await.expect("pass"),
+        (2, 0)
+    );
+    // The day's partitions were dropped and made again: new tables, still partitions.
+    let after = day_oids(&sql, "20231114").await;
+    for (table, (old, new)) in TABLES.iter().zip(before.iter().zip(&after)) {
+        assert!(new.is_some() && new != old, "{table}: {old:?} → {new:?}");
+        let name = format!("{table}_p20231114");
+        assert!(partitions(&sql, table).await.contains(&name), "{name}");
+    }
+    let present = async |id| f.store.event(id).await.expect("read").is_some();
+    assert!(!present(delivered).await && !present(nowhere).await);
+    assert!(f.store.delivery(d1[0]).await.expect("read").is_none());
+    assert!(f.store.attempts(d1[0]).await.expect("read").is_empty());
+    assert!(
+        present(tomorrow).await,
+        "a day not wholly past retention stays whole"
+    );
+    // What had to stay is all there, and goes on: the waiting delivery is due and delivered…
+    assert!(present(waiting).await && present(dead).await);
+    let now = f.now();
+    assert_eq!(f.due("a", now).await, [d3[0]]);
+    f.complete(d3[0], 200, Next::Delivered).await;
+    assert_eq!(f.status(d3[0]).await, DeliveryStatus::Delivered);
+    // …and the dead letter is listed, with its attempts and its sibling, and replayed.
+    assert_eq!(f.dead_letters().await, [d4[0]]);
+    assert_eq!(f.store.attempts(d4[0]).await.expect("read").len(), 2);
+    assert_eq!(f.status(d4[1]).await, DeliveryStatus::Delivered);
+    let replayed = f
+        .store
+        .requeue(Requeue::Dead {
+            filter: Default::default(),
+            ids: None,
+            after: None,
+        })
+        .await
+        .expect("replay");
+    assert_eq!(replayed.deliveries, [(d4[0], "a".to_string())]);
+    assert_eq!(f.due("a", now).await, [d4[0]]);
+    f.complete(d4[0], 200, Next::Delivered).await;
+    assert_eq!(f.pending().await, 0);
+
+    // Much later, the kept events go row by row, the next day by its drop, and once empty
+    // the retired day's partitions go too (at the pass after).
+    f.clock.set(T0 + 10 * DAY);
+    assert_eq!(
+        pass(&f.store, &clock, policy, &stop).await.expect("pass"),
+        (3, 0)
+    );
+    assert!(!present(waiting).await && !present(dead).await && !present(tomorrow).await);
+    assert_eq!(oid(&sql, "events_p20231115").await, None);
+    assert_eq!(
+        pass(&f.store, &clock, policy, &stop).await.expect("pass"),
+        (0, 0)
+    );
+    for table in TABLES {
+        assert_eq!(oid(&sql, &format!("{table}_p20231114")).await, None);
+    }
+    // Today and the days ahead are there.
+    assert!(oid(&sql, "events_p20231124").await.is_some());
+    assert!(oid(&sql, "events_p20231201").await.is_some());
+}
+
+#[tokio::test]
+async fn a_day_whose_tables_cannot_be_locked_is_left_whole_for_the_next_pass() {
+    let Some(pg) = database("a_day_whose_tables_cannot_be_locked_is_left_whole_for_the_next_pass")
+    else {
+        return;
+    };
+    let f = Fixture::open(&pg).await;
+    let (delivered, ids) = f.accept(f.event(&["a"])).await;
+    f.complete(ids[0], 200, Next::Delivered).await;
+    let policy = Policy {
+        retention: Duration::from_secs(24 * 3_600),
+        dead_letter_retention: Duration::from_secs(24 * 3_600),
+        interval: Duration::from_secs(60),
+    };
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let clock: SharedClock = f.clock.clone();
+    f.clock.set(T0 + 2 * DAY);
+    // A long reader holds the history: the drop cannot lock it within its timeout.
+    let reader = pg.sql().await;
+    reader
+        .batch_execute("BEGIN; LOCK TABLE ONLY event_progress IN ACCESS SHARE MODE")
+        .await
+        .expect("lock");
+    let failed = pass(&f.store, &clock, policy, &stop)
+        .await
+        .expect_err("the pass fails");
+    assert!(failed.to_string().contains("2023-11-14"), "{failed}");
+    // Nothing went, not even row by row.
+    assert!(f.store.event(delivered).await.expect("read").is_some());
+    reader.batch_execute("ROLLBACK").await.expect("unlock");
+    assert_eq!(
+        pass(&f.store, &clock, policy, &stop).await.expect("pass"),
+        (1, 0)
+    );
+    assert!(f.store.event(delivered).await.expect("read").is_none());
+}
+
+/// The oids of a day's four partitions.
+async fn day_oids(sql: &tokio_postgres::Client, day: &str) -> Vec<Option<u32>> {
+    let mut out = Vec::new();
+    for table in TABLES {
+        out.push(oid(sql, &format!("{table}_p{day}")).await);
+    }
+    out
 }
 
 /// An id made at `ms`.
