@@ -90,6 +90,12 @@ pub trait Backend: Send + Sync + 'static {
     fn entries(&self, kind: EntryKind) -> StoreFuture<'_, Vec<(String, Vec<u8>)>>;
     fn set_endpoints(&self, endpoints: HashSet<String>) -> StoreFuture<'_, u64>;
     fn prune(&self, p: Prune) -> StoreFuture<'_, Pruned>;
+    /// Upkeep in bulk, before a pass's pruning steps; see [`Store::maintain`]. A backend
+    /// that keeps history row by row has none.
+    fn maintain(&self, p: Prune) -> StoreFuture<'_, Pruned> {
+        let _ = p;
+        Box::pin(async { Ok(Pruned::default()) })
+    }
     fn set_paused<'a>(&'a self, endpoint: &'a str, paused: bool) -> StoreFuture<'a, ()>;
     fn paused_endpoints(&self) -> StoreFuture<'_, HashSet<String>>;
     fn event(&self, id: EventId) -> StoreFuture<'_, Option<(Event, Payload)>>;
@@ -248,6 +254,16 @@ impl Store {
     /// One bounded pruning step (see [`Prune`]).
     pub async fn prune(&self, p: Prune) -> Result<Pruned, StoreError> {
         self.backend.prune(p).await
+    }
+
+    /// What a pruning pass does before its steps, with the pass's cutoffs (`p`'s bounds and
+    /// cursors are unused): a backend that keeps history by day (PostgreSQL) makes the days
+    /// ahead and drops whole days past retention, keeping the events that must stay (the
+    /// steps take those as they become prunable); `events` counts the events removed. **It
+    /// removes nothing a step would not**. After an error, some days past retention may
+    /// still be there: the pass then takes no step, rather than remove them row by row.
+    pub async fn maintain(&self, p: Prune) -> Result<Pruned, StoreError> {
+        self.backend.maintain(p).await
     }
 
     /// Pauses or resumes an endpoint, durably.

@@ -5,7 +5,7 @@
 //! [`outbox`](super::outbox)**: a
 //! command locks the rows it changes (`SELECT … FOR UPDATE`, in id order), asks the rule, and
 //! hands both states to `rows::Changes`, the one place a delivery is written (as redb's
-//! `put_delivery` is). The schema is `schema/v1.sql`; in short:
+//! `put_delivery` is). The schema is `schema/v1.sql` and `schema/v2.sql`; in short:
 //! - `events` (id: the ULID as 16 big-endian bytes, so byte order is time order; headers,
 //!   body, and the deliveries' ids and endpoints), `attempts`, `dedup` (with an expiry index),
 //!   `endpoint_state` (paused), `config_entries`, `nodes` (heartbeats).
@@ -18,6 +18,11 @@
 //! - `pending_counts`: deliveries not final per endpoint in 16 shards, **kept by triggers in
 //!   the statements that insert into or delete from the hot table**, so their sum is always
 //!   its row count: the backlog limit and the gauges read it, never count rows.
+//! - **The history tables (`events`, `event_progress`, `deliveries_done`, `attempts`) are
+//!   partitioned by UTC day** on their leading ULID, with no DEFAULT partition
+//!   (`partitions.rs`): days are made ahead, and **an ingest on a day with none makes it**.
+//!   **A day wholly past retention is dropped whole**, what must stay copied back
+//!   (`retire.rs`); the row-level prune (`prune.rs`) takes the rest as it becomes prunable.
 //!
 //! **Ingest is group-committed** (`ingest.rs`): one task per process commits whatever queued
 //! while its last commit ran (up to 256 events or 32 MiB) in one transaction, then answers each
@@ -47,11 +52,13 @@ mod error;
 mod ingest;
 mod nodes;
 mod notify;
+mod partitions;
 mod prune;
 mod query;
 mod reads;
 mod requeue;
 mod results;
+mod retire;
 mod rows;
 mod schema;
 mod time;
@@ -252,6 +259,14 @@ impl PgStore {
         });
         // A restart makes the leases of this node's previous life due at once.
         nodes::take_back_leases(&shared).await?;
+        // The days ahead get their partitions now; a node that cannot get the locks in time
+        // leaves it to the next pruning pass (and ingest makes a missing day itself).
+        match partitions::make_ahead(&shared).await {
+            Err(e) if e.lock_lost() => {
+                tracing::warn!(error = %e, "cannot make the partitions of the days ahead now; trying again at the next pruning pass");
+            }
+            other => other.map_err(Fail::into_store)?,
+        }
 
         let (stop, stop_rx) = watch::channel(false);
         let (ingest_tx, ingest_rx) = mpsc::channel(opts.queue_capacity.max(1));

@@ -1,7 +1,9 @@
 //! Retention: every `prune_interval`, remove what is past keeping, in bounded steps that go
 //! through the writer like any other command, so pruning never holds up ingest for long.
 //! Freed pages are reused by redb, so a steady load reaches a steady file size;
-//! [`super::compact`] gives the space back to the file system, offline.
+//! [`super::compact`] gives the space back to the file system, offline. PostgreSQL keeps
+//! history by day: before the steps, each pass drops whole days past retention
+//! ([`Store::maintain`]), and the steps take what had to stay as it becomes prunable.
 
 use std::time::Duration;
 
@@ -44,8 +46,9 @@ pub async fn run(
 }
 
 /// One pass: expired dedup entries first, on their own (their index is ordered by expiry, so
-/// a step reads only expired ones, and steps go on while full ones come back), then finished
-/// events, in bounded steps. Returns (events, dedup entries) removed.
+/// a step reads only expired ones, and steps go on while full ones come back), then the
+/// backend's bulk upkeep ([`Store::maintain`]: PostgreSQL drops whole days past retention),
+/// then finished events, in bounded steps. Returns (events, dedup entries) removed.
 pub async fn pass(
     store: &Store,
     clock: &SharedClock,
@@ -72,6 +75,9 @@ pub async fn pass(
             break;
         }
     }
+    // Whole days first (a backend that keeps history by day), then the steps take what is
+    // left; if the days could not be dropped, no step runs (it would remove them row by row).
+    events += store.maintain(step(None, None, 0, 0)).await?.events;
     let mut after_dead = None;
     loop {
         let p = store.prune(step(None, after_dead, STEP, 0)).await?;

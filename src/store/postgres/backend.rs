@@ -76,6 +76,10 @@ impl Backend for PgStore {
         Box::pin(PgStore::prune(self, p))
     }
 
+    fn maintain(&self, p: Prune) -> StoreFuture<'_, Pruned> {
+        Box::pin(PgStore::maintain(self, p))
+    }
+
     fn set_paused<'a>(&'a self, endpoint: &'a str, paused: bool) -> StoreFuture<'a, ()> {
         Box::pin(PgStore::set_paused(self, endpoint, paused))
     }

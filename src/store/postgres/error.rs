@@ -16,6 +16,8 @@ pub(super) enum Fail {
     Pg(tokio_postgres::Error),
     Pool(String),
     Store(StoreError),
+    /// Rows of these days had no partition to go to: made, the write is tried again.
+    NoPartition(Vec<super::partitions::Day>),
 }
 
 impl From<tokio_postgres::Error> for Fail {
@@ -52,6 +54,14 @@ impl Fail {
         }))
     }
 
+    /// A lock not got within the transaction's `lock_timeout`, or a deadlock this transaction
+    /// lost: what maintenance that must lock whole tables gives up on until its next pass.
+    pub(super) fn lock_lost(&self) -> bool {
+        matches!(self, Fail::Pg(e) if e.code().is_some_and(|c| {
+            *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_DEADLOCK_DETECTED
+        }))
+    }
+
     /// The message a caller sees: the server's message and code, or the driver's error and
     /// its cause. Neither carries the connection string.
     pub(super) fn message(&self) -> String {
@@ -59,6 +69,10 @@ impl Fail {
             Fail::Pg(e) => describe(e),
             Fail::Pool(m) => m.clone(),
             Fail::Store(e) => e.to_string(),
+            Fail::NoPartition(days) => {
+                let days: Vec<String> = days.iter().map(ToString::to_string).collect();
+                format!("no history partitions for {}", days.join(", "))
+            }
         }
     }
 

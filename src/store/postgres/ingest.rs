@@ -11,8 +11,11 @@
 //! events are judged in order, as if ingested one by one (the second of two events with one
 //! key is a duplicate of the first). The price is one ingest commit at a time in the cluster,
 //! each carrying a whole batch.
+//!
+//! **Ingest never fails for lack of a partition**: a batch with an event of a day that has
+//! none (see `partitions.rs`) makes that day's partitions and is written again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -22,6 +25,7 @@ use tokio_postgres::types::Type;
 
 use super::Shared;
 use super::error::{Fail, retrying};
+use super::partitions::{self, Day};
 use super::rows::{Columns, id_bytes, id_from};
 use super::time::ms;
 use crate::ids::{DeliveryId, EventId};
@@ -86,7 +90,21 @@ async fn commit(
 ) {
     let started = std::time::Instant::now();
     let events: Vec<&NewEvent> = batch.iter().map(|(e, _)| e.as_ref()).collect();
-    let result = retrying(|| write(shared, ulids, &events)).await;
+    let result = retrying(|| async {
+        // A day with no partitions (a clock far from the days made ahead): make them and
+        // write again. Twice more at most: a retry's ids may fall on a new day.
+        let mut tries = 0;
+        loop {
+            match write(shared, ulids, &events).await {
+                Err(Fail::NoPartition(days)) if tries < 3 => {
+                    tries += 1;
+                    partitions::make(shared, &days, partitions::ON_DEMAND_WAIT).await?;
+                }
+                other => return other,
+            }
+        }
+    })
+    .await;
     shared.observe_commit(batch.len(), started);
     match result {
         Ok(outcomes) => {
@@ -233,8 +251,25 @@ async fn write(
         });
     }
     if !rows.is_empty() {
-        copy_events(&tx, &rows).await?;
-        insert_rest(&tx, &rows, writes).await?;
+        let written = async {
+            copy_events(&tx, &rows).await?;
+            insert_rest(&tx, &rows, writes).await
+        };
+        written.await.map_err(|e| {
+            if partitions::is_missing(&e) {
+                // Every row of an event goes to its day: the event's and its deliveries' ids.
+                let days: BTreeSet<Day> = rows
+                    .iter()
+                    .flat_map(|r| {
+                        std::iter::once(r.id).chain(r.deliveries.iter().map(|(d, _)| d.0))
+                    })
+                    .map(Day::of_id)
+                    .collect();
+                Fail::NoPartition(days.into_iter().collect())
+            } else {
+                e
+            }
+        })?;
     }
     tx.commit().await?;
     Ok(outcomes)

@@ -4,11 +4,18 @@
 //! id; finished with dead ones, by last death), so **a step reads only what it can remove**.
 //! Each candidate is checked again under its locks with [`outbox::prunable`] and removed with
 //! its deliveries and attempts in the same transaction.
+//!
+//! With a retention of a day or more these steps remove only the remainder: the pass drops
+//! whole days first (`retire.rs`), and a step's event cutoff is the start of the day it falls
+//! in ([`partitions::step_cutoff`]), so it never removes row by row what a drop takes at
+//! once; it takes what a drop kept (unfinished events, dead letters still kept) as it becomes
+//! prunable.
 
 use std::collections::HashMap;
 
 use super::PgStore;
 use super::error::{Fail, retrying};
+use super::partitions;
 use super::rows::{COLUMNS, delivery, id_bytes, id_from};
 use super::time::{ms, unms};
 use crate::ids::EventId;
@@ -27,7 +34,10 @@ impl PgStore {
             let now = s.clock.now(&tx).await?;
             let p = Prune {
                 now_ms: now.at(p.now_ms),
-                events_before_ms: now.at(p.events_before_ms),
+                events_before_ms: partitions::step_cutoff(
+                    now.at(p.now_ms),
+                    now.at(p.events_before_ms),
+                ),
                 dead_before_ms: now.at(p.dead_before_ms),
                 ..p
             };

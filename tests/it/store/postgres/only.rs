@@ -1,8 +1,8 @@
 //! What only the PostgreSQL backend has, beyond the shared contract: its schema and how a node
 //! refuses a database it cannot use, group commit with dedup and the backlog exact across
 //! nodes, the pending counts against the hot table, leases between nodes, the database's
-//! clock, and announcements from one node to another. Each test skips (and says so) without
-//! `HOOKGATE_TEST_DATABASE_URL`.
+//! clock, announcements from one node to another, and the history tables by day
+//! ([`partitions`]). Each test skips (and says so) without `HOOKGATE_TEST_DATABASE_URL`.
 
 use std::time::Duration;
 
@@ -597,3 +597,6 @@ async fn a_claim_hands_out_attempt_counts_as_they_stood_under_its_lock() {
     );
     store.close().await;
 }
+
+/// The history tables by day.
+mod partitions;
