@@ -185,13 +185,7 @@ async fn require_token(
 /// Prometheus (OpenMetrics) text; no token, like health and readiness.
 async fn metrics(State(st): State<Arc<AdminState>>) -> Response {
     let store = st.store.clone();
-    let endpoints: Vec<String> = st
-        .routes
-        .current()
-        .endpoints
-        .iter()
-        .map(|e| e.id.clone())
-        .collect();
+    let endpoints: Vec<String> = st.routes.current().endpoint_ids();
     let now = st.now_ms();
     let gauges = store.gauges(&endpoints, now).await.unwrap_or_default();
     let mut r = Response::new(axum::body::Body::from(st.metrics.encode(gauges)));

@@ -84,6 +84,13 @@ pub struct Routes {
     pub endpoints: Vec<Endpoint>,
 }
 
+impl Routes {
+    /// The ids of the endpoints in force.
+    pub fn endpoint_ids<C: FromIterator<String>>(&self) -> C {
+        self.endpoints.iter().map(|e| e.id.clone()).collect()
+    }
+}
+
 /// The current [`Routes`], swappable at run time.
 #[derive(Debug, Default)]
 pub struct RouteTable(std::sync::RwLock<std::sync::Arc<Routes>>);

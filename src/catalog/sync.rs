@@ -82,13 +82,8 @@ impl Catalog {
             // First let the store make work for every endpoint that may come into force, so
             // an event routed to a new one while the routes change keeps its delivery; once
             // the routes are swapped, narrow it to what is in force.
-            let mut widened: std::collections::HashSet<String> = self
-                .routes
-                .current()
-                .endpoints
-                .iter()
-                .map(|e| e.id.clone())
-                .collect();
+            let mut widened: std::collections::HashSet<String> =
+                self.routes.current().endpoint_ids();
             widened.extend(
                 stored
                     .keys()
@@ -100,13 +95,7 @@ impl Catalog {
         }
         // Narrowed on every refresh, not only one that changed the routes: a narrowing that
         // failed is made by the next (which comes, as the version was not marked seen).
-        let in_force = self
-            .routes
-            .current()
-            .endpoints
-            .iter()
-            .map(|e| e.id.clone())
-            .collect();
+        let in_force = self.routes.current().endpoint_ids();
         self.store.follow_endpoints(in_force).await?;
         let paused = self.store.paused_endpoints().await?;
         for e in &self.routes.current().endpoints {
