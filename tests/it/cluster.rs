@@ -82,6 +82,22 @@ fn node_config(dir: &Path, db: &TestDatabase, rest: &str) -> PathBuf {
     )
 }
 
+/// The configs of nodes named `names` (each its own directory under the returned one) on
+/// `db`, with the schema applied.
+async fn node_configs(
+    db: &TestDatabase,
+    names: &[&str],
+    rest: &str,
+) -> (tempfile::TempDir, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let configs: Vec<PathBuf> = names
+        .iter()
+        .map(|n| node_config(&dir.path().join(n), db, rest))
+        .collect();
+    migrate(&configs[0]).await;
+    (dir, configs)
+}
+
 fn endpoint(id: &str, url: &str, extra: &str) -> String {
     format!("[[endpoints]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n")
 }
@@ -118,13 +134,8 @@ async fn nodes_share_one_outbox_and_deliver_each_event_once() {
         return;
     };
     let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
     let rest = endpoint("e", &receiver.url, "");
-    let configs: Vec<PathBuf> = ["a", "b"]
-        .iter()
-        .map(|n| node_config(&dir.path().join(n), &db, &rest))
-        .collect();
-    migrate(&configs[0]).await;
+    let (_dir, configs) = node_configs(&db, &["a", "b"], &rest).await;
     let a = Binary::start(&configs[0]).await;
     let b = Binary::start(&configs[1]).await;
     let mut accepted = HashSet::new();
@@ -166,12 +177,7 @@ async fn a_change_through_one_node_takes_effect_on_the_other() {
         return;
     };
     let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let configs: Vec<PathBuf> = ["a", "b"]
-        .iter()
-        .map(|n| node_config(&dir.path().join(n), &db, ""))
-        .collect();
-    migrate(&configs[0]).await;
+    let (_dir, configs) = node_configs(&db, &["a", "b"], "").await;
     let a = Binary::start(&configs[0]).await;
     let b = Binary::start(&configs[1]).await;
     let body = format!(
@@ -229,13 +235,8 @@ async fn a_node_killed_mid_burst_loses_no_acknowledged_event() {
     let receiver = Receiver::start().await;
     // Slow enough that the killed node has attempts in flight.
     receiver.delay(Duration::from_millis(50));
-    let dir = tempfile::tempdir().expect("tempdir");
     let rest = endpoint("e", &receiver.url, "max_in_flight = 16");
-    let configs: Vec<PathBuf> = ["a", "b", "c"]
-        .iter()
-        .map(|n| node_config(&dir.path().join(n), &db, &rest))
-        .collect();
-    migrate(&configs[0]).await;
+    let (_dir, configs) = node_configs(&db, &["a", "b", "c"], &rest).await;
     let mut nodes = Vec::new();
     for c in &configs {
         nodes.push(Some(Binary::start(c).await));
@@ -432,17 +433,12 @@ async fn an_endpoints_limits_hold_across_nodes() {
     };
     let receiver = Receiver::start().await;
     receiver.delay(Duration::from_millis(60));
-    let dir = tempfile::tempdir().expect("tempdir");
     let rest = endpoint(
         "e",
         &receiver.url,
         "max_in_flight = 2\nrate_limit = { per_second = 20, burst = 2 }",
     );
-    let configs: Vec<PathBuf> = ["a", "b"]
-        .iter()
-        .map(|n| node_config(&dir.path().join(n), &db, &rest))
-        .collect();
-    migrate(&configs[0]).await;
+    let (_dir, configs) = node_configs(&db, &["a", "b"], &rest).await;
     let a = Binary::start(&configs[0]).await;
     let b = Binary::start(&configs[1]).await;
     for i in 0..60 {
@@ -484,7 +480,6 @@ async fn a_hanging_endpoint_with_a_deep_backlog_holds_up_no_other() {
     let stuck = Receiver::start().await;
     stuck.hang();
     let healthy = Receiver::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
     let rest = format!(
         "{}{}",
         endpoint(
@@ -494,11 +489,7 @@ async fn a_hanging_endpoint_with_a_deep_backlog_holds_up_no_other() {
         ),
         endpoint("healthy", &healthy.url, "event_types = [\"healthy.*\"]")
     );
-    let configs: Vec<PathBuf> = ["a", "b"]
-        .iter()
-        .map(|n| node_config(&dir.path().join(n), &db, &rest))
-        .collect();
-    migrate(&configs[0]).await;
+    let (_dir, configs) = node_configs(&db, &["a", "b"], &rest).await;
     // The backlog, written straight into the schema (ingesting 100,000 events over HTTP
     // would take most of the suite's time): events, their progress and one due delivery each.
     connect(&db.url())
