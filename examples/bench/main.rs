@@ -95,6 +95,7 @@ use clap::Parser;
 mod phases;
 mod procs;
 mod servers;
+mod table;
 mod wrk;
 
 use procs::{Gateway, Pin};
@@ -362,10 +363,6 @@ pub fn closed_port() -> u16 {
     closed.local_addr().expect("addr").port()
 }
 
-fn ms(v: Option<f64>) -> String {
-    v.map_or("–".into(), |v| format!("{v:.2}"))
-}
-
 fn main() {
     let args = Args::parse();
     if let Some(mode) = &args.serve {
@@ -494,54 +491,5 @@ async fn run(bench: &mut Bench) -> bool {
         }
         rows.extend(new);
     }
-    let a = &bench.args;
-    println!(
-        "\n{} connections (wrk -t1), {} s timed phases, {} B signed bodies, quick_repair = {}, \
-         {} CPUs; {}",
-        a.concurrency,
-        a.seconds,
-        a.body_bytes,
-        a.quick_repair,
-        bench.cpus,
-        bench.pin.describe()
-    );
-    println!(
-        "generator ceiling {generator:.0} requests/s; raw hyper ceiling {raw:.0} requests/s \
-         = {:.2} × the generator's\n",
-        raw / generator.max(1.0)
-    );
-    println!(
-        "| phase | per second | × raw | p50 ms | p99 ms | p99.9 ms | CPU server / wrk | errors |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut clean = true;
-    for row in &rows {
-        let ratio = if row.ratio {
-            format!("{:.2}", row.rate / raw.max(1.0))
-        } else {
-            "–".into()
-        };
-        let errors = if row.problems.is_empty() {
-            "0".to_string()
-        } else {
-            clean = false;
-            row.problems.join("; ")
-        };
-        let cpu = match row.cpu {
-            (None, None) => "–".to_string(),
-            (s, w) => format!("{} / {}", wrk::cpu(s), wrk::cpu(w)),
-        };
-        println!(
-            "| {} | {:.0} | {ratio} | {} | {} | {} | {cpu} | {errors} |",
-            row.name,
-            row.rate,
-            ms(row.p50),
-            ms(row.p99),
-            ms(row.p999)
-        );
-    }
-    if !clean {
-        println!("\nSOME PHASES HAD PROBLEMS (errors column): their figures are not clean.");
-    }
-    clean
+    table::print(bench, (generator, raw), &rows)
 }
