@@ -64,13 +64,14 @@ impl Server {
         let preload = setting("shared_preload_libraries").await;
         let settings = format!(
             "PostgreSQL {} at {target}: fsync = {}, synchronous_commit = {}, wal_sync_method = {}, \
-             shared_buffers = {}, max_connections = {}",
+             shared_buffers = {}, max_connections = {}, autovacuum = {}",
             setting("server_version").await,
             setting("fsync").await,
             setting("synchronous_commit").await,
             setting("wal_sync_method").await,
             setting("shared_buffers").await,
             setting("max_connections").await,
+            setting("autovacuum").await,
         );
         drop_stale(&client).await;
         Ok(Server {
@@ -214,27 +215,42 @@ impl Database {
         }
     }
 
-    /// The statements that took most of the database's time since the last reset, one line
-    /// each: calls, total and mean ms, rows per call, the statement's start. Empty without
-    /// `pg_stat_statements`.
-    pub async fn top_statements(&self, n: i64) -> Vec<String> {
+    /// What the database's statements took since the last reset (nothing without
+    /// `pg_stat_statements`).
+    pub async fn statements(&self, top: i64) -> Statements {
+        let mut out = Statements::default();
         if !self.statements {
-            return Vec::new();
+            return out;
         }
         let Ok(c) = connect(&self.config).await else {
-            return Vec::new();
+            return out;
         };
+        let ours = "dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                    AND query NOT LIKE '%pg_stat_statements%'";
+        if let Ok(row) = c
+            .query_one(
+                &format!(
+                    "SELECT coalesce(sum(total_exec_time), 0)::float8, \
+                     coalesce(sum(calls), 0)::float8 FROM pg_stat_statements WHERE {ours}"
+                ),
+                &[],
+            )
+            .await
+        {
+            out.total = Some((row.try_get(0).unwrap_or(0.0), row.try_get(1).unwrap_or(0.0)));
+        }
         let rows = c
             .query(
-                "SELECT calls, total_exec_time, rows, query FROM pg_stat_statements \
-                 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                 AND query NOT LIKE '%pg_stat_statements%' \
-                 ORDER BY total_exec_time DESC LIMIT $1",
-                &[&n],
+                &format!(
+                    "SELECT calls, total_exec_time, rows, query FROM pg_stat_statements \
+                     WHERE {ours} ORDER BY total_exec_time DESC LIMIT $1"
+                ),
+                &[&top],
             )
             .await
             .unwrap_or_default();
-        rows.iter()
+        out.top = rows
+            .iter()
             .filter_map(|r| {
                 let calls: i64 = r.try_get(0).ok()?;
                 let total: f64 = r.try_get(1).ok()?;
@@ -248,7 +264,8 @@ impl Database {
                     rows as f64 / calls.max(1) as f64,
                 ))
             })
-            .collect()
+            .collect();
+        out
     }
 
     /// Drops it, ending any connection still open to it.
@@ -264,6 +281,17 @@ impl Database {
             eprintln!("could not drop the bench database {}: {e}", self.name);
         }
     }
+}
+
+/// What a database's statements took, from `pg_stat_statements`: their execution only (a
+/// COMMIT's WAL flush comes after its statement, and is not in it).
+#[derive(Default)]
+pub struct Statements {
+    /// Total ms and calls of every statement.
+    pub total: Option<(f64, f64)>,
+    /// The ones that took longest, one line each: calls, total and mean ms, rows per call,
+    /// the statement's start.
+    pub top: Vec<String>,
 }
 
 /// `host:port` of the first host `config` names (a socket directory for a local socket).

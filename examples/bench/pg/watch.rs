@@ -59,8 +59,9 @@ pub struct Counters {
     pub commits: f64,
     pub wal_records: f64,
     pub wal_bytes: f64,
-    /// WAL flushes (fsyncs) and their time, ms (cluster-wide; timed only where
-    /// `track_wal_io_timing` is on).
+    /// WAL flushes (fsyncs, cluster-wide) and their time, ms: timed only in sessions with
+    /// `track_wal_io_timing` on (the phase's database's), so the WAL writer's are counted but
+    /// not timed.
     pub wal_syncs: f64,
     pub wal_sync_ms: f64,
 }
@@ -256,14 +257,9 @@ impl Samples {
 
 impl Spent {
     /// In words, per second and per `units` (events or deliveries) measured over the span.
-    pub fn describe(&self, units: u64, unit: &str, timed: bool) -> String {
+    pub fn describe(&self, units: u64, unit: &str) -> String {
         let c = &self.counters;
         let per = |v: f64| v / (units.max(1) as f64);
-        let flush = if timed && c.wal_syncs > 0.0 {
-            format!(" at {:.2} ms each", c.wal_sync_ms / c.wal_syncs)
-        } else {
-            String::new()
-        };
         let total: f64 = self.busy.iter().sum();
         let mut shares: Vec<(usize, f64)> = self.busy.iter().copied().enumerate().collect();
         shares.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -274,7 +270,7 @@ impl Spent {
         format!(
             "over {:.1} s: CPU postgres {:.0}% (unpinned; its processes for this database and its \
              writers), hookgate {:.0}%; {:.0} transactions/s ({:.3} per {unit}), {:.0} WAL \
-             flushes/s{flush} (cluster-wide), {:.0} B of WAL per {unit}; its {:.0} connections \
+             flushes/s (cluster-wide, the WAL writer's too), {:.0} B of WAL per {unit}; its {:.0} connections \
              on average {total:.2} busy: {} ({} samples)",
             self.secs,
             self.pg_cpu * 100.0,

@@ -17,12 +17,13 @@ use std::time::Duration;
 
 use super::{delivery, latency};
 use crate::pg::watch::{Samples, Watch};
-use crate::pg::{Database, Server};
+use crate::pg::{Database, Server, Statements};
 use crate::procs::Gateway;
 use crate::{Bench, Checked, Row, wrk};
 
-/// hookgate's own count of its store commits (`/metrics`), to take differences of: on
+/// hookgate's own count of its store commits (`/metrics`), or a difference of two counts: on
 /// PostgreSQL a commit is an ingest batch, a results batch, a claim or a command.
+#[derive(Clone, Copy, Default)]
 struct Commits {
     n: f64,
     commands: f64,
@@ -44,26 +45,84 @@ impl Commits {
         }
     }
 
-    /// What was committed since `before`, in words.
-    async fn since(gw: &Gateway, before: &Commits) -> String {
+    /// What `gw` committed since `before`.
+    async fn since(gw: &Gateway, before: &Commits) -> Commits {
         let now = Commits::read(gw).await;
-        let n = now.n - before.n;
-        let ingests = now.ingests - before.ingests;
-        let to_commit = if ingests > 0.0 {
+        Commits {
+            n: now.n - before.n,
+            commands: now.commands - before.commands,
+            secs: now.secs - before.secs,
+            ingests: now.ingests - before.ingests,
+            ingest_secs: now.ingest_secs - before.ingest_secs,
+        }
+    }
+
+    fn plus(self, o: Commits) -> Commits {
+        Commits {
+            n: self.n + o.n,
+            commands: self.commands + o.commands,
+            secs: self.secs + o.secs,
+            ingests: self.ingests + o.ingests,
+            ingest_secs: self.ingest_secs + o.ingest_secs,
+        }
+    }
+
+    fn ms_each(&self) -> f64 {
+        self.secs * 1000.0 / self.n.max(1.0)
+    }
+
+    fn describe(&self) -> String {
+        let to_commit = if self.ingests > 0.0 {
             format!(
                 ", {:.2} ms from arrival to commit per request",
-                (now.ingest_secs - before.ingest_secs) * 1000.0 / ingests
+                self.ingest_secs * 1000.0 / self.ingests
             )
         } else {
             String::new()
         };
         format!(
-            "{n:.0} commits of {:.1} commands each, {:.2} ms per commit from its first \
+            "{:.0} commits of {:.1} commands each, {:.2} ms per commit from its first \
              statement to COMMIT's answer{to_commit}",
-            (now.commands - before.commands) / n.max(1.0),
-            (now.secs - before.secs) * 1000.0 / n.max(1.0),
+            self.n,
+            self.commands / self.n.max(1.0),
+            self.ms_each(),
         )
     }
+}
+
+/// A commit's time split: what the statements executed, what WAL flushes took (both as
+/// totals over the span, divided by the commits), and the rest: round trips between hookgate
+/// and PostgreSQL, waiting for a CPU, hookgate's own work in the transaction.
+fn split(commits: &Commits, statements: &Statements, flush_ms: Option<f64>) -> Option<String> {
+    if commits.n < 1.0 {
+        return None;
+    }
+    let each = commits.ms_each();
+    let mut parts = Vec::new();
+    let mut rest = each;
+    if let Some((ms, calls)) = statements.total {
+        let per = ms / commits.n;
+        rest -= per;
+        parts.push(format!(
+            "statements executing {per:.2} ms ({:.1} statements, each a round trip unless \
+             pipelined)",
+            calls / commits.n
+        ));
+    }
+    if let Some(flush) = flush_ms {
+        let per = flush / commits.n;
+        rest -= per;
+        parts.push(format!("WAL flush {per:.2} ms"));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "per commit {each:.2} ms = {} + {:.2} ms elsewhere (round trips, waiting for a CPU, \
+         hookgate's own work)",
+        parts.join(" + "),
+        rest.max(0.0)
+    ))
 }
 
 /// `n` gateways on `db` (migrated first), each with `endpoints`, and their data directories.
@@ -92,28 +151,33 @@ fn pids(gws: &[Gateway]) -> Vec<u32> {
 }
 
 /// Puts what was spent over `row`'s window (per `units` of `unit`) into its CPU column and its
-/// note, after hookgate's side (`hookgate`) and before the statements that took the longest.
+/// note: hookgate's commits (`commits`, described by `hookgate`), their time split, the
+/// server's side, and the statements that took longest.
 fn attach(
     row: &mut Row,
     samples: &Samples,
     db: &Database,
     (units, unit): (u64, &str),
-    hookgate: &str,
-    statements: &[String],
+    (commits, hookgate): (Commits, &str),
+    statements: &Statements,
 ) {
     let spent = row.window.and_then(|w| samples.over(w));
     let mut note = format!("hookgate: {hookgate}");
+    let flush = spent
+        .as_ref()
+        .filter(|_| db.timing)
+        .map(|s| s.counters.wal_sync_ms);
+    if let Some(split) = split(&commits, statements, flush) {
+        note.push_str(&format!("; {split}"));
+    }
     if let Some(s) = &spent {
         row.db_cpu = Some(s.pg_cpu);
         row.cpu.0 = row.cpu.0.or(Some(s.hookgate_cpu));
-        note.push_str(&format!(
-            "; postgres {}",
-            s.describe(units, unit, db.timing)
-        ));
+        note.push_str(&format!("; postgres {}", s.describe(units, unit)));
     }
-    if !statements.is_empty() {
+    if !statements.top.is_empty() {
         note.push_str("; statements by total time: ");
-        note.push_str(&statements.join(" | "));
+        note.push_str(&statements.top.join(" | "));
     }
     eprintln!("  {}: {note}", row.name);
     row.spent = Some(note);
@@ -134,7 +198,7 @@ pub async fn ingest(b: &Bench, server: &Server) -> Vec<Row> {
     let before = Commits::read(&gws[0]).await;
     db.reset_statements().await;
     let c = b.drive(&gws[0], &pool, b.timed()).await;
-    let statements = db.top_statements(8).await;
+    let statements = db.statements(8).await;
     let samples = watch.finish().await;
     let commits = Commits::since(&gws[0], &before).await;
     let mut row = Row::timed(
@@ -147,7 +211,7 @@ pub async fn ingest(b: &Bench, server: &Server) -> Vec<Row> {
         &samples,
         &db,
         (c.accepted, "event"),
-        &commits,
+        (commits, &commits.describe()),
         &statements,
     );
     stop(gws, db).await;
@@ -170,12 +234,16 @@ pub async fn ingest_two(b: &Bench, server: &Server) -> Vec<Row> {
         b.drive_via(&half, &gws[0], &pools.0, b.timed()),
         b.drive_via(&half, &gws[1], &pools.1, b.timed()),
     );
-    let statements = db.top_statements(8).await;
+    let statements = db.statements(8).await;
     let samples = watch.finish().await;
-    let commits = format!(
-        "node 1 {}; node 2 {}",
+    let nodes = (
         Commits::since(&gws[0], &before.0).await,
-        Commits::since(&gws[1], &before.1).await
+        Commits::since(&gws[1], &before.1).await,
+    );
+    let described = format!(
+        "node 1 {}; node 2 {}",
+        nodes.0.describe(),
+        nodes.1.describe()
     );
     let mut row = sum_of_two(b, &one, &two);
     attach(
@@ -183,7 +251,7 @@ pub async fn ingest_two(b: &Bench, server: &Server) -> Vec<Row> {
         &samples,
         &db,
         (one.accepted + two.accepted, "event"),
-        &commits,
+        (nodes.0.plus(nodes.1), &described),
         &statements,
     );
     stop(gws, db).await;
@@ -243,7 +311,7 @@ pub async fn drain(b: &Bench, server: &Server) -> Vec<Row> {
     let before = Commits::read(gw).await;
     db.reset_statements().await;
     let mut row = delivery::drain_now(b, gw, accepted, problems, "PostgreSQL: ").await;
-    let statements = db.top_statements(8).await;
+    let statements = db.statements(8).await;
     let samples = watch.finish().await;
     let commits = Commits::since(gw, &before).await;
     attach(
@@ -251,7 +319,10 @@ pub async fn drain(b: &Bench, server: &Server) -> Vec<Row> {
         &samples,
         &db,
         (b.sink.received(), "delivery"),
-        &format!("{commits} (claims and result batches)"),
+        (
+            commits,
+            &format!("{} (claims and result batches)", commits.describe()),
+        ),
         &statements,
     );
     stop(gws, db).await;
@@ -269,15 +340,19 @@ pub async fn latency(b: &Bench, server: &Server, ingest_rate: f64) -> Vec<Row> {
         let before = Commits::read(gw).await;
         db.reset_statements().await;
         rows.extend(latency::measure(b, gw, &[rate], "PostgreSQL: ").await);
-        each.push((
-            Commits::since(gw, &before).await,
-            db.top_statements(8).await,
-        ));
+        each.push((Commits::since(gw, &before).await, db.statements(8).await));
     }
     let samples = watch.finish().await;
     for (row, (commits, statements)) in rows.iter_mut().zip(each) {
         let events = (row.rate * b.args.seconds as f64).round() as u64;
-        attach(row, &samples, &db, (events, "event"), &commits, &statements);
+        attach(
+            row,
+            &samples,
+            &db,
+            (events, "event"),
+            (commits, &commits.describe()),
+            &statements,
+        );
     }
     stop(gws, db).await;
     rows
