@@ -496,7 +496,8 @@ async fn run(bench: &mut Bench) -> bool {
     .into_iter()
     .filter(|p| all || asked.contains(p))
     .collect();
-    let server = pg::Server::for_phases(&bench.args.postgres_url, &mut want, all).await;
+    let server =
+        pg::Server::for_phases(&bench.args.postgres_url, &bench.hookgate, &mut want, all).await;
     eprintln!("{}", bench.pin.describe());
     let (generator, raw, mut rows) = phases::ceilings::phase(bench).await;
     bench.raw = raw;

@@ -84,13 +84,32 @@ impl Server {
     }
 
     /// The server of `url`, if a pg- phase is in `want`. One asked for by name and no server
-    /// there: the run stops. Asked for only through `all`: its phases are dropped from `want`
-    /// with a line that says why.
-    pub async fn for_phases(url: &str, want: &mut Vec<&str>, all: bool) -> Option<Server> {
+    /// there (or a `hookgate` binary without the PostgreSQL backend, as an older commit's under
+    /// `compare.sh`): the run stops. Asked for only through `all`: its phases are dropped from
+    /// `want` with a line that says why.
+    pub async fn for_phases(
+        url: &str,
+        hookgate: &Path,
+        want: &mut Vec<&str>,
+        all: bool,
+    ) -> Option<Server> {
         if !want.iter().any(|p| p.starts_with("pg-")) {
             return None;
         }
-        match Server::probe(url).await {
+        let migrates = tokio::process::Command::new(hookgate)
+            .args(["migrate", "--help"])
+            .output()
+            .await
+            .is_ok_and(|o| o.status.success());
+        let server = if migrates {
+            Server::probe(url).await
+        } else {
+            Err(format!(
+                "{} has no PostgreSQL backend (no `migrate` command)",
+                hookgate.display()
+            ))
+        };
+        match server {
             Ok(server) => {
                 eprintln!("{}", server.settings);
                 if !server.statements {
@@ -284,7 +303,8 @@ impl Database {
 }
 
 /// What a database's statements took, from `pg_stat_statements`: their execution only (a
-/// COMMIT's WAL flush comes after its statement, and is not in it).
+/// COMMIT's WAL flush comes after its statement, and is not in it; nor are the executions of
+/// a prepared `COPY`, which it does not see: ingest's events).
 #[derive(Default)]
 pub struct Statements {
     /// Total ms and calls of every statement.

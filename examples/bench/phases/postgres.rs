@@ -105,7 +105,7 @@ fn split(commits: &Commits, statements: &Statements, flush_ms: Option<f64>) -> O
         rest -= per;
         parts.push(format!(
             "statements executing {per:.2} ms ({:.1} statements, each a round trip unless \
-             pipelined)",
+             pipelined; COPY not counted)",
             calls / commits.n
         ));
     }
