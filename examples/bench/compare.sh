@@ -98,7 +98,8 @@ echo "| phase | before | after | change | p99 ms before | p99 ms after | change 
 echo "|---|---|---|---|---|---|---|"
 for name in "${runs[@]}"; do
   side=${name%-*}
-  grep '^| ' "$out/$name.md" | grep -v '^| phase |' | awk -v side="$side" -F'|' '
+  # The first table only (the PostgreSQL comparison below it has other columns).
+  awk '/^\| phase \|/ { t = 1; next } t && /^\|---/ { next } t && /^\| / { print; next } t { exit }' "$out/$name.md" | awk -v side="$side" -F'|' '
     { gsub(/^ +| +$/, "", $2); gsub(/ /, "", $3); gsub(/ /, "", $6); print side "\t" NR "\t" $2 "\t" $3 "\t" $6 }'
 done | awk -F'\t' '
   function pct(a, b) { return (a > 0 && b != "") ? sprintf("%+.1f%%%s", (b - a) * 100 / a, ((b - a) * 100 / a > 10 || (b - a) * 100 / a < -10) ? " !" : "") : "–" }

@@ -8,6 +8,7 @@
 //!         [--backlog 100000] [--fanout-events 1000] [--rss-backlog 1000000]
 //!         [--replay-dead 100000] [--prune-dead 1000000] [--hangup-clients 2000]
 //!         [--quick-repair true] [--pin auto] [--pool-rate N] [--phases all]
+//!         [--postgres-url postgres://postgres@127.0.0.1:5432/postgres] [--pg-pool-size 16]
 //!
 //! (`examples/bench/compare.sh BEFORE AFTER [args]` runs this harness against two commits,
 //! back to back.) It needs `wrk` on PATH (Debian: `apt-get install -y wrk`) and the `hookgate`
@@ -87,14 +88,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use clap::Parser;
 
+mod pg;
 mod phases;
 mod procs;
 mod servers;
+mod table;
 mod wrk;
 
 use procs::{Gateway, Pin};
@@ -123,9 +126,17 @@ struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     rss_backlog: u64,
     /// Which phases after the ceilings: all, or a list of ingest, subscriber, drain, fanout,
-    /// latency, replay, prune, hangup, backlog.
+    /// latency, replay, prune, hangup, backlog, pg-ingest, pg-ingest-2, pg-drain, pg-latency
+    /// (all includes the pg- phases when the PostgreSQL server answers).
     #[arg(long, default_value = "all")]
     phases: String,
+    /// The PostgreSQL server of the pg- phases: a database it names, from which each phase
+    /// creates (and drops) one of its own.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres_url: String,
+    /// `store.pool_size` of the gateways of the pg- phases.
+    #[arg(long, default_value_t = 16)]
+    pg_pool_size: u32,
     /// Dead letters replayed in the replay phase.
     #[arg(long, default_value_t = 100_000)]
     replay_dead: u64,
@@ -186,6 +197,7 @@ pub struct Bench {
 }
 
 /// A phase's line in the table.
+#[derive(Clone)]
 pub struct Row {
     name: String,
     rate: f64,
@@ -196,6 +208,13 @@ pub struct Row {
     p999: Option<f64>,
     /// CPUs used by the server and by wrk while wrk sent.
     cpu: (Option<f64>, Option<f64>),
+    /// CPUs used by PostgreSQL over the same span (its phases only).
+    db_cpu: Option<f64>,
+    /// When the figure was measured: what the PostgreSQL phases read the database's own
+    /// statistics over.
+    window: Option<(Instant, Instant)>,
+    /// Where the time went (the PostgreSQL phases), printed under the comparison table.
+    spent: Option<String>,
     /// What went wrong; empty when nothing did.
     problems: Vec<String>,
 }
@@ -211,6 +230,9 @@ impl Row {
             p99: run.ms(run.p99),
             p999: run.ms(run.p999),
             cpu: (run.server_cpu, run.wrk_cpu),
+            db_cpu: None,
+            window: run.window,
+            spent: None,
             problems,
         }
     }
@@ -225,6 +247,9 @@ impl Row {
             p99: None,
             p999: None,
             cpu: (None, None),
+            db_cpu: None,
+            window: None,
+            spent: None,
             problems,
         }
     }
@@ -309,8 +334,20 @@ impl Bench {
     /// wrk against `gw` with `pool`, then hookgate's own count of what it took: every POST
     /// must have been accepted once, none a duplicate, none refused.
     async fn drive(&self, gw: &Gateway, pool: &Pool, load: Load) -> Checked {
+        self.drive_via(&self.generator, gw, pool, load).await
+    }
+
+    /// `drive` with another generator (the two-node phase runs two wrk at once, each with
+    /// half the connections).
+    async fn drive_via(
+        &self,
+        generator: &wrk::Generator,
+        gw: &Gateway,
+        pool: &Pool,
+        load: Load,
+    ) -> Checked {
         let before = gw.outcomes().await;
-        let run = self.generator.run(&gw.ingress, pool, load, gw.pid()).await;
+        let run = generator.run(&gw.ingress, pool, load, gw.pid()).await;
         let (accepted, counted) = counted(gw, &before).await;
         let mut problems = run.problems(true);
         problems.extend(counted);
@@ -360,10 +397,6 @@ pub async fn counted(gw: &Gateway, before: &BTreeMap<String, f64>) -> (u64, Vec<
 pub fn closed_port() -> u16 {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     closed.local_addr().expect("addr").port()
-}
-
-fn ms(v: Option<f64>) -> String {
-    v.map_or("–".into(), |v| format!("{v:.2}"))
 }
 
 fn main() {
@@ -443,14 +476,9 @@ fn main() {
 
 /// Every phase asked for, then the table; false if any phase had a problem.
 async fn run(bench: &mut Bench) -> bool {
-    let want = |phase: &str| {
-        bench
-            .args
-            .phases
-            .split(',')
-            .any(|p| p == "all" || p == phase)
-    };
-    let want: Vec<&str> = [
+    let asked: Vec<&str> = bench.args.phases.split(',').collect();
+    let all = asked.contains(&"all");
+    let mut want: Vec<&str> = [
         "ingest",
         "subscriber",
         "drain",
@@ -460,17 +488,25 @@ async fn run(bench: &mut Bench) -> bool {
         "prune",
         "hangup",
         "backlog",
+        "pg-ingest",
+        "pg-ingest-2",
+        "pg-drain",
+        "pg-latency",
     ]
     .into_iter()
-    .filter(|p| want(p))
+    .filter(|p| all || asked.contains(p))
     .collect();
+    let server =
+        pg::Server::for_phases(&bench.args.postgres_url, &bench.hookgate, &mut want, all).await;
     eprintln!("{}", bench.pin.describe());
     let (generator, raw, mut rows) = phases::ceilings::phase(bench).await;
     bench.raw = raw;
     let bench = &*bench;
-    let mut ingest_rate = 0.0;
+    let (mut ingest_rate, mut pg_ingest_rate) = (0.0, 0.0);
+    let mut first_rows = BTreeMap::new();
     for phase in want {
         eprintln!("phase {phase}");
+        let pg = || server.as_ref().expect("probed");
         let new = match phase {
             "ingest" => {
                 let rows = phases::ingest::ingest(bench).await;
@@ -485,6 +521,14 @@ async fn run(bench: &mut Bench) -> bool {
             "prune" => phases::prune::phase(bench).await,
             "hangup" => phases::hangup::phase(bench).await,
             "backlog" => phases::backlog::phase(bench).await,
+            "pg-ingest" => {
+                let rows = phases::postgres::ingest(bench, pg()).await;
+                pg_ingest_rate = rows[0].rate;
+                rows
+            }
+            "pg-ingest-2" => phases::postgres::ingest_two(bench, pg()).await,
+            "pg-drain" => phases::postgres::drain(bench, pg()).await,
+            "pg-latency" => phases::postgres::latency(bench, pg(), pg_ingest_rate).await,
             _ => unreachable!(),
         };
         for row in &new {
@@ -492,56 +536,10 @@ async fn run(bench: &mut Bench) -> bool {
                 eprintln!("PROBLEM in {}: {}", row.name, row.problems.join("; "));
             }
         }
+        if let Some(first) = new.first() {
+            first_rows.insert(phase, first.clone());
+        }
         rows.extend(new);
     }
-    let a = &bench.args;
-    println!(
-        "\n{} connections (wrk -t1), {} s timed phases, {} B signed bodies, quick_repair = {}, \
-         {} CPUs; {}",
-        a.concurrency,
-        a.seconds,
-        a.body_bytes,
-        a.quick_repair,
-        bench.cpus,
-        bench.pin.describe()
-    );
-    println!(
-        "generator ceiling {generator:.0} requests/s; raw hyper ceiling {raw:.0} requests/s \
-         = {:.2} × the generator's\n",
-        raw / generator.max(1.0)
-    );
-    println!(
-        "| phase | per second | × raw | p50 ms | p99 ms | p99.9 ms | CPU server / wrk | errors |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut clean = true;
-    for row in &rows {
-        let ratio = if row.ratio {
-            format!("{:.2}", row.rate / raw.max(1.0))
-        } else {
-            "–".into()
-        };
-        let errors = if row.problems.is_empty() {
-            "0".to_string()
-        } else {
-            clean = false;
-            row.problems.join("; ")
-        };
-        let cpu = match row.cpu {
-            (None, None) => "–".to_string(),
-            (s, w) => format!("{} / {}", wrk::cpu(s), wrk::cpu(w)),
-        };
-        println!(
-            "| {} | {:.0} | {ratio} | {} | {} | {} | {cpu} | {errors} |",
-            row.name,
-            row.rate,
-            ms(row.p50),
-            ms(row.p99),
-            ms(row.p999)
-        );
-    }
-    if !clean {
-        println!("\nSOME PHASES HAD PROBLEMS (errors column): their figures are not clean.");
-    }
-    clean
+    table::print(bench, (generator, raw), &rows, &first_rows, server.as_ref())
 }

@@ -6,5 +6,6 @@ pub mod delivery;
 pub mod hangup;
 pub mod ingest;
 pub mod latency;
+pub mod postgres;
 pub mod prune;
 pub mod replay;

@@ -134,6 +134,9 @@ pub struct Run {
     /// below it is waiting on something else (the generator, or fsync).
     pub server_cpu: Option<f64>,
     pub wrk_cpu: Option<f64>,
+    /// From the moment wrk started sending (its script loaded) to the end of its own
+    /// duration: what other measurements (the database's statistics) are read over.
+    pub window: Option<(std::time::Instant, std::time::Instant)>,
 }
 
 impl Run {
@@ -294,6 +297,8 @@ impl Generator {
         run.hit_limit = hit_limit;
         run.server_cpu = server_cpu;
         run.wrk_cpu = wrk_cpu;
+        let from = started.into_std();
+        run.window = Some((from, from + run.duration));
         eprintln!(
             "  wrk: {} answers in {:.2} s ({:.0}/s ok), latency ms p50 {:.2} p90 {:.2} p99 {:.2} \
              p99.9 {:.2} max {:.2}; CPU server {} wrk {}; {} POSTs from a pool of {}{}",

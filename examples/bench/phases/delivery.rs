@@ -20,10 +20,36 @@ fn patience(n: u64) -> Duration {
 
 pub async fn drain(b: &Bench) -> Vec<Row> {
     let dir = b.data_dir();
-    let endpoint = b.endpoint("drain", b.args.concurrency);
-    let gw = b.gateway(&b.toml(dir.path(), "", "", &endpoint)).await;
+    let gw = b
+        .gateway(&b.toml(dir.path(), "", "", &drain_endpoint(b)))
+        .await;
+    let (accepted, problems) = fill_paused(b, &gw).await;
+    let row = drain_now(b, &gw, accepted, problems, "").await;
+    gw.stop().await;
+    vec![row]
+}
+
+/// The endpoint the drain goes to (`max_in_flight` = `--concurrency`).
+pub fn drain_endpoint(b: &Bench) -> String {
+    b.endpoint("drain", b.args.concurrency)
+}
+
+/// Pauses the drain endpoint and sends `--backlog` events (wrk, each once) behind it: how
+/// many were accepted, and what went wrong.
+pub async fn fill_paused(b: &Bench, gw: &Gateway) -> (u64, Vec<String>) {
     gw.admin("/endpoints/drain/pause", "").await;
-    let (accepted, mut problems) = b.fill(&gw, b.args.backlog).await;
+    b.fill(gw, b.args.backlog).await
+}
+
+/// Resumes the endpoint and counts deliveries per second until the sink has all `accepted`;
+/// the row's name starts with `label`, and its window is the drain's.
+pub async fn drain_now(
+    b: &Bench,
+    gw: &Gateway,
+    accepted: u64,
+    mut problems: Vec<String>,
+    label: &str,
+) -> Row {
     b.sink.reset();
     let start = Instant::now();
     let cpu0 = gw.pid().and_then(cpu_seconds);
@@ -35,16 +61,16 @@ pub async fn drain(b: &Bench) -> Vec<Row> {
         ));
     }
     let rate = b.sink.received() as f64 / start.elapsed().as_secs_f64();
-    let cpu = server_cpu(&gw, cpu0, start);
-    gw.stop().await;
+    let cpu = server_cpu(gw, cpu0, start);
     let mut row = Row::figure(
-        format!("drain of a {accepted} backlog to one endpoint (deliveries/s)"),
+        format!("{label}drain of a {accepted} backlog to one endpoint (deliveries/s)"),
         rate,
         true,
         problems,
     );
     row.cpu.0 = cpu;
-    vec![row]
+    row.window = Some((start, Instant::now()));
+    row
 }
 
 pub async fn fanout(b: &Bench) -> Vec<Row> {

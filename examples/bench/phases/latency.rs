@@ -5,10 +5,11 @@
 //! omission), and the sink measures from that stamp to the delivery's arrival: verification,
 //! commit (fsync), scheduling and the delivery.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hookgate::verify::standard_webhooks;
 
+use crate::procs::Gateway;
 use crate::servers::Latencies;
 use crate::{Bench, Row, counted, signing_key};
 
@@ -22,14 +23,32 @@ fn pct(sorted: &[u64], p: f64) -> Option<f64> {
 
 pub async fn phase(b: &Bench, ingest_rate: f64) -> Vec<Row> {
     let dir = b.data_dir();
-    let endpoint = b.endpoint("e2e", 32);
-    let gw = b.gateway(&b.toml(dir.path(), "", "", &endpoint)).await;
+    let gw = b.gateway(&b.toml(dir.path(), "", "", &endpoint(b))).await;
+    let rows = measure(b, &gw, &rates(ingest_rate), "").await;
+    gw.stop().await;
+    rows
+}
+
+/// The endpoint the events go to.
+pub fn endpoint(b: &Bench) -> String {
+    b.endpoint("e2e", 32)
+}
+
+/// 50 events/s and 10% of `ingest_rate` (at least 50).
+pub fn rates(ingest_rate: f64) -> [f64; 2] {
+    [50.0, (ingest_rate * 0.1).max(50.0)]
+}
+
+/// One row per rate, each run for `--seconds` against `gw` (whose config has `endpoint`),
+/// named from `label`, with its window.
+pub async fn measure(b: &Bench, gw: &Gateway, rates: &[f64], label: &str) -> Vec<Row> {
     let mut rows = Vec::new();
-    for rate in [50.0, (ingest_rate * 0.1).max(50.0)] {
+    for &rate in rates {
         let n = (rate * b.args.seconds as f64).round() as u64;
         b.sink.latencies.take_sorted();
         b.sink.reset();
         let before = gw.outcomes().await;
+        let start = Instant::now();
         let ok = fixed_rate(&gw.ingress, rate, n, &b.sink.latencies).await;
         let mut problems = Vec::new();
         if ok < n {
@@ -38,11 +57,12 @@ pub async fn phase(b: &Bench, ingest_rate: f64) -> Vec<Row> {
         if !b.sink.wait_for(ok, Duration::from_secs(120)).await {
             problems.push(format!("the sink got {} of {ok}", b.sink.received()));
         }
-        problems.extend(counted(&gw, &before).await.1);
+        let window = Some((start, Instant::now()));
+        problems.extend(counted(gw, &before).await.1);
         let sorted = b.sink.latencies.take_sorted();
         rows.push(Row {
             name: format!(
-                "end-to-end at {rate:.0} events/s, received → delivered ({} events)",
+                "{label}end-to-end at {rate:.0} events/s, received → delivered ({} events)",
                 sorted.len()
             ),
             rate,
@@ -51,10 +71,12 @@ pub async fn phase(b: &Bench, ingest_rate: f64) -> Vec<Row> {
             p99: pct(&sorted, 0.99),
             p999: pct(&sorted, 0.999),
             cpu: (None, None),
+            db_cpu: None,
+            window,
+            spent: None,
             problems,
         });
     }
-    gw.stop().await;
     rows
 }
 
