@@ -63,7 +63,7 @@ mod rows;
 mod schema;
 mod time;
 
-pub use ingest::INGEST_LOCK;
+pub use ingest::{DEDUP_LOOKUP, INGEST_LOCK};
 pub use schema::{SCHEMA_VERSION, migrate};
 
 use std::collections::HashSet;

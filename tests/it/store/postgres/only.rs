@@ -600,3 +600,47 @@ async fn a_claim_hands_out_attempt_counts_as_they_stood_under_its_lock() {
 
 /// The history tables by day.
 mod partitions;
+
+/// The dedup lookup is prepared once per connection, often while `dedup` is empty; its
+/// generic plan must still probe the primary key, not scan the table, once the table is big.
+#[tokio::test]
+async fn the_dedup_lookup_probes_its_index_whatever_it_was_prepared_on() {
+    let Some(pg) = database("the_dedup_lookup_probes_its_index_whatever_it_was_prepared_on") else {
+        return;
+    };
+    let store = Store::from_backend(pg.node(pg.options(manual(), u64::MAX)).await);
+    let sql = pg.sql().await;
+    // Prepared on the empty table, and held to its generic plan, as a pooled connection's
+    // cached statement is after a few runs.
+    sql.batch_execute("SET plan_cache_mode = force_generic_plan")
+        .await
+        .expect("set");
+    sql.batch_execute(&format!(
+        "PREPARE lookup(text[], text[]) AS {}",
+        hookgate::store::postgres::DEDUP_LOOKUP
+    ))
+    .await
+    .expect("prepared");
+    // The first run plans it, on the empty table; the rows come after, with no ANALYZE to
+    // make it plan again (autovacuum may not have come by yet, or be off).
+    sql.batch_execute("EXECUTE lookup(ARRAY['s'], ARRAY['k0'])")
+        .await
+        .expect("run");
+    sql.batch_execute(
+        "INSERT INTO dedup (scope, key, event_id, expires_ms) \
+         SELECT 's', 'k' || g, '\\x00000000000000000000000000000000'::bytea, 0 \
+         FROM generate_series(1, 50000) g",
+    )
+    .await
+    .expect("filled");
+    let plan: String = sql
+        .query("EXPLAIN EXECUTE lookup(ARRAY['s'], ARRAY['k7'])", &[])
+        .await
+        .expect("explained")
+        .iter()
+        .map(|r| r.get::<_, String>(0) + "\n")
+        .collect();
+    assert!(plan.contains("Index Scan using dedup_pkey"), "{plan}");
+    assert!(!plan.contains("Seq Scan on dedup"), "{plan}");
+    store.close().await;
+}
