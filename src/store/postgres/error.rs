@@ -140,7 +140,12 @@ pub(super) fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError>
         config.application_name("hookgate");
     }
     // A transaction left open by a bug must not pin the oldest snapshot (and so vacuum).
-    let guard = "-c idle_in_transaction_session_timeout=30000";
+    // Every statement is planned for its parameters and the tables as they are now: a pooled
+    // connection prepares each statement once, and a generic plan chosen while a table was
+    // small (a new database; the hot table between bursts) would scan the whole table once
+    // it is big, until an ANALYZE, which may never come (autovacuum off).
+    let guard =
+        "-c idle_in_transaction_session_timeout=30000 -c plan_cache_mode=force_custom_plan";
     let options = match config.get_options() {
         Some(o) if !o.is_empty() => format!("{o} {guard}"),
         _ => guard.to_string(),
@@ -205,6 +210,22 @@ fn redact_query(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_connection_plans_each_statement_afresh_and_ends_idle_transactions() {
+        for url in [
+            "postgres://hook@db/hookgate",
+            "postgres://hook@db/hookgate?options=-c%20statement_timeout%3D5000",
+        ] {
+            let config = parse_url(url).expect("parses");
+            let options = config.get_options().expect("options");
+            assert!(options.contains("plan_cache_mode=force_custom_plan"), "{options}");
+            assert!(options.contains("idle_in_transaction_session_timeout=30000"), "{options}");
+        }
+        let theirs = parse_url("postgres://hook@db/hookgate?options=-c%20statement_timeout%3D5000")
+            .expect("parses");
+        assert!(theirs.get_options().expect("options").contains("statement_timeout=5000"));
+    }
 
     #[test]
     fn a_url_loses_its_password_and_nothing_else() {
