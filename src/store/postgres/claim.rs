@@ -149,8 +149,11 @@ impl PgStore {
             let client = s.conn().await?;
             let stmt = client
                 .prepare_cached(
+                    // The time is a subquery, computed once (the function is volatile: inline,
+                    // it would be called for every row and could not bound the index scan).
                     "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE endpoint_id = $1 \
-                     AND status = 'delivering' AND due_ms > hookgate_at($2, $3) LIMIT $4) l",
+                     AND status = 'delivering' AND due_ms > (SELECT hookgate_at($2, $3)) \
+                     LIMIT $4) l",
                 )
                 .await?;
             let row = client

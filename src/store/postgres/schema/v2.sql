@@ -147,3 +147,7 @@ INSERT INTO deliveries_done SELECT * FROM deliveries_done_v1;
 INSERT INTO attempts SELECT * FROM attempts_v1;
 
 DROP TABLE events_v1, event_progress_v1, deliveries_done_v1, attempts_v1;
+
+-- The leases an endpoint holds, for the in-flight count every claim makes: only delivering
+-- rows, so a deep backlog (pending, or retrying later) is never scanned to count them.
+CREATE INDEX deliveries_in_flight ON deliveries (endpoint_id, due_ms) WHERE status = 'delivering';
