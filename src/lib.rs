@@ -182,6 +182,7 @@ pub async fn serve(
     opts: RunOptions,
     store: Store,
 ) -> Result<(), RunError> {
+    let access = Arc::new(api::access::Access::new(config.admin_tokens.clone()));
     let reach = config.endpoint_defaults.reach.clone();
     let transports = delivery::target::Transports::new(reach.clone())?;
     if reach.allow_private {
@@ -249,7 +250,7 @@ pub async fn serve(
         store: store.clone(),
         routes: Arc::clone(&routes),
         dispatcher: Arc::clone(&dispatcher),
-        token: config.admin_token.clone(),
+        access: Arc::clone(&access),
         clock: Arc::clone(&opts.clock),
         catalog: Arc::clone(&catalog),
         metrics: Arc::clone(&opts.metrics),
