@@ -3,7 +3,8 @@
 //!
 //! **Tokens are compared in constant time**, and each grants a role (`access`: viewer,
 //! operator, admin); **every /api/v1 route states its role, and a token's role is checked
-//! before the handler runs** (401, then 403); with no token configured, 401 for everyone. One file per resource: `events`, `deliveries`, `dead_letters`;
+//! before the handler runs** (401, then 403). With no token configured `serve` generates one
+//! into the data directory. One file per resource: `events`, `deliveries`, `dead_letters`;
 //! `params` parses query strings and bodies (400s that name the field), `grammar` holds the
 //! exact grammar of every string they read (and the patterns the document states for it),
 //! `entries` the shape of source and endpoint bodies, `views` shapes JSON.

@@ -470,7 +470,7 @@ fn admin_grants(admin: &AdminConfig) -> Result<Vec<Grant>, ConfigError> {
     for (n, (key, grant)) in grants.iter().enumerate() {
         if grant.token.expose().is_empty() {
             let hint = if n == 0 && admin.token.is_some() {
-                " (leave it out to close the admin API)"
+                " (leave it out for a generated one)"
             } else {
                 ""
             };

@@ -110,6 +110,8 @@ pub enum RunError {
     Client(#[from] reqwest::Error),
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
+    #[error("admin API: {0}")]
+    Access(#[from] api::access::AccessError),
 }
 
 /// Runs the gateway until `shutdown` completes, then stops in order: listeners stop
@@ -182,7 +184,12 @@ pub async fn serve(
     opts: RunOptions,
     store: Store,
 ) -> Result<(), RunError> {
-    let access = Arc::new(api::access::Access::new(config.admin_tokens.clone()));
+    // The admin API's tokens (generated into the data directory when none is configured):
+    // before anything starts, so a refused token file stops the gateway at once.
+    let access = Arc::new(api::access::Access::load(
+        config.admin_tokens.clone(),
+        &config.data_dir,
+    )?);
     let reach = config.endpoint_defaults.reach.clone();
     let transports = delivery::target::Transports::new(reach.clone())?;
     if reach.allow_private {

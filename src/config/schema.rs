@@ -130,7 +130,8 @@ pub struct AdminConfig {
     /// Bearer token for `/api/v1/*` with the admin role; `HOOKGATE_ADMIN_TOKEN` overrides it
     /// (applied by the CLI).
     pub token: Option<Secret>,
-    /// More tokens, each with its role. With none here and no `token`, `/api/v1` is closed.
+    /// More tokens, each with its role. With none here and no `token`, `serve` generates an
+    /// admin token into `data_dir/admin-token`.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
 }

@@ -1,5 +1,9 @@
-//! Roles on the admin API: 403 exactly where a token's role falls short, no secret for a
-//! viewer.
+//! Roles on the admin API (403 exactly where a token's role falls short, no secret for a
+//! viewer) and the generated admin token (mode 0600, used by the CLI, refused when loose, not
+//! made when a token is configured).
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use reqwest::Method;
 
@@ -170,5 +174,160 @@ async fn a_viewer_sees_no_secret() {
     assert_eq!(status, 200);
     assert_eq!(shown["secret"], endpoint_secret);
     assert!(shown["url"].as_str().is_some_and(|u| u.contains("HIDDEN")));
+    gw.stop().await;
+}
+
+/// Runs the real binary's CLI in `cwd` with no token in its environment.
+async fn cli(cwd: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("HOOKGATE_ADMIN_TOKEN")
+        .env_remove("HOOKGATE_URL")
+        .output()
+        .await
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_token_configured_serve_generates_a_private_one_the_cli_finds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = binary_config(dir.path(), "", &orders_source());
+    let config = config.to_str().expect("utf-8");
+    let gw = Binary::start(config.as_ref()).await;
+    let file = dir.path().join("data").join("admin-token");
+    let meta = std::fs::metadata(&file).expect("the token file is made");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let token = std::fs::read_to_string(&file).expect("read");
+    let token = token.trim().to_string();
+    assert!(token.starts_with("hg_") && token.len() >= 40, "{token}");
+    // Its place is logged; the token is not.
+    eventually("the file's path is logged", || {
+        let log = gw.log.lock().expect("log");
+        log.iter().any(|l| l.contains(&file.display().to_string()))
+    })
+    .await;
+    assert!(
+        !gw.log
+            .lock()
+            .expect("log")
+            .iter()
+            .any(|l| l.contains(&token)),
+        "the token is in the log"
+    );
+    let (status, _) = admin_as(&gw.admin, &token, Method::GET, "/events", "").await;
+    assert_eq!(status, 200);
+
+    // The CLI reads it when given the config and no token ...
+    let (code, out, err) = cli(
+        dir.path(),
+        &["events", "list", "--config", config, "--url", &gw.admin],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("EVENT"), "{out}");
+    // ... a token given wins over the file ...
+    let (code, _, err) = cli(
+        dir.path(),
+        &[
+            "events", "list", "--config", config, "--url", &gw.admin, "--token", "wrong",
+        ],
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(err.contains("refused the token"), "{err}");
+    // ... and without the config (and no gateway data here) there is no token to send.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let (code, _, err) = cli(elsewhere.path(), &["events", "list", "--url", &gw.admin]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("--config"), "{err}");
+    gw.kill_9().await;
+
+    // Restarted, it keeps the same token.
+    let gw = Binary::start(config.as_ref()).await;
+    let (status, _) = admin_as(&gw.admin, &token, Method::GET, "/events", "").await;
+    assert_eq!(status, 200);
+    let admin = gw.admin.clone();
+    gw.kill_9().await;
+
+    // A file others may read is refused, by the CLI and by serve.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (code, _, err) = cli(
+        dir.path(),
+        &["events", "list", "--config", config, "--url", &admin],
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("chmod 600") && err.contains("admin-token"),
+        "{err}"
+    );
+    let serve = tokio::time::timeout(
+        Duration::from_secs(60),
+        cli(dir.path(), &["serve", "--config", config]),
+    )
+    .await
+    .expect("serve stops at once");
+    assert_eq!(serve.0, 2, "{}", serve.2);
+    assert!(
+        serve.2.contains("chmod 600") && !serve.2.contains(&token),
+        "{}",
+        serve.2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_token_means_no_file_and_the_cli_uses_the_config() {
+    let (gw, dir) = Gateway::start(&roles_config("")).await;
+    let (status, _) = admin_call(&gw, Method::GET, "/events", "").await;
+    assert_eq!(status, 200);
+    assert!(!gw.data_dir.join("admin-token").exists());
+    // The CLI takes the config's highest-role token (here admin.token) when given none.
+    let config = dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n{}",
+            dir.path().display(),
+            roles_config("")
+        ),
+    )
+    .expect("write");
+    let config = config.to_str().expect("utf-8");
+    let (code, out, err) = cli(
+        dir.path(),
+        &[
+            "endpoints",
+            "pause",
+            "nope",
+            "--config",
+            config,
+            "--url",
+            &gw.admin,
+        ],
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("404"),
+        "an admin's call, refused for the id only: {out}{err}"
+    );
+    gw.stop().await;
+
+    // Only viewers configured: still no file, and what a viewer may not do is a 403.
+    let (gw, _dir) = Gateway::start(&format!(
+        "{}\n[admin]\ntokens = [{{ token = \"{VIEWER}\", role = \"viewer\" }}]\n",
+        orders_source()
+    ))
+    .await;
+    assert!(!gw.data_dir.join("admin-token").exists());
+    let (status, answer) =
+        admin_as(&gw.admin, VIEWER, Method::POST, "/endpoints/x/pause", "").await;
+    assert_eq!(status, 403, "{answer}");
     gw.stop().await;
 }
