@@ -1,12 +1,15 @@
 //! The admin listener: liveness (`/healthz`), readiness (`/readyz`: the writer commits a probe
 //! write within 2 s) and metrics (`/metrics`) without a token; `/api/v1/*` behind `Authorization: Bearer <token>`.
 //!
-//! **The token is compared in constant time**; with no `admin.token` configured, `/api/v1/*`
-//! answers 401 for everyone. One file per resource: `events`, `deliveries`, `dead_letters`;
+//! **Tokens are compared in constant time**, and each grants a role (`access`: viewer,
+//! operator, admin); **every /api/v1 route states its role, and a token's role is checked
+//! before the handler runs** (401, then 403). With no token configured `serve` generates one
+//! into the data directory. One file per resource: `events`, `deliveries`, `dead_letters`;
 //! `params` parses query strings and bodies (400s that name the field), `grammar` holds the
 //! exact grammar of every string they read (and the patterns the document states for it),
 //! `entries` the shape of source and endpoint bodies, `views` shapes JSON.
 
+pub mod access;
 pub(crate) mod dead_letters;
 mod deliveries;
 pub(crate) mod endpoints;
@@ -23,19 +26,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::clock::SharedClock;
 use crate::delivery::Dispatcher;
-use crate::model::Secret;
 use crate::respond;
 use crate::store::Store;
-use crate::verify::constant_time_eq;
 
 /// How long readiness waits for the writer before calling it stuck.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -48,7 +49,8 @@ pub struct AdminState {
     /// What events are routed to.
     pub routes: Arc<crate::filter::RouteTable>,
     pub dispatcher: Arc<Dispatcher>,
-    pub token: Option<Secret>,
+    /// The tokens `/api/v1` accepts and the role each grants.
+    pub access: Arc<access::Access>,
     pub clock: SharedClock,
     pub catalog: Arc<crate::catalog::Catalog>,
     pub metrics: Arc<crate::telemetry::Metrics>,
@@ -100,7 +102,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
-            require_token,
+            access::require_token,
         ))
         .layer(middleware::map_response(json_errors));
     Router::new()
@@ -146,40 +148,6 @@ async fn json_errors(response: Response) -> Response {
         }
     }
     answer
-}
-
-async fn require_token(
-    State(st): State<Arc<AdminState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(token) = &st.token else {
-        return respond::error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the admin API is disabled: set admin.token or HOOKGATE_ADMIN_TOKEN",
-        );
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(p) if constant_time_eq(p.as_bytes(), token.expose().as_bytes()) => {
-            next.run(request).await
-        }
-        Some(_) => respond::error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the token is wrong",
-        ),
-        None => respond::error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send Authorization: Bearer <token>",
-        ),
-    }
 }
 
 /// Prometheus (OpenMetrics) text; no token, like health and readiness.

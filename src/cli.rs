@@ -1,12 +1,14 @@
 //! The `hookgate` command line: `serve`, `check-config`, `sign` (prints the headers a provider
 //! would send, for trying the gateway with curl), and the operator commands in `operator`
-//! (`events`, `deliveries`, `dlq`, `endpoints`), which talk to a running gateway's admin API. Parsing is clap's; this module
+//! (`events`, `deliveries`, `dlq`, `endpoints`), which talk to a running gateway's admin API
+//! (`conn` finds it and the token to send). Parsing is clap's; this module
 //! turns each command into calls on the library and errors into messages and exit codes.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod conn;
 mod operator;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};

@@ -25,6 +25,7 @@ pub use schema::*;
 use source::*;
 
 use crate::model::endpoint::{Endpoint, RetryPolicy, is_reserved_header};
+use crate::model::role::{Grant, Role};
 use crate::model::secret::{Key, Secret};
 use crate::model::source::Source;
 use crate::verify::{FieldRef, SchemeKind};
@@ -118,14 +119,7 @@ impl Config {
         if self.ingress.max_connections == 0 {
             return Err(ConfigError::new("ingress.max_connections", "must be > 0"));
         }
-        if let Some(t) = &self.admin.token
-            && t.expose().is_empty()
-        {
-            return Err(ConfigError::new(
-                "admin.token",
-                "must not be empty (leave it out to disable the admin API)",
-            ));
-        }
+        let admin_tokens = admin_grants(&self.admin)?;
         if self.delivery.timeout.0.is_zero() {
             return Err(ConfigError::new("delivery.timeout", "must be > 0"));
         }
@@ -254,7 +248,7 @@ impl Config {
                 body_timeout: self.ingress.body_timeout.0,
                 max_connections: self.ingress.max_connections,
             },
-            admin_token: self.admin.token,
+            admin_tokens,
             max_concurrency: self.delivery.max_concurrency,
             shutdown_grace: self.delivery.shutdown_grace,
             store,
@@ -436,7 +430,9 @@ pub struct Validated {
     pub admin_listen: SocketAddr,
     pub max_body_bytes: u64,
     pub ingress_limits: ConnectionLimits,
-    pub admin_token: Option<Secret>,
+    /// The admin API's tokens, `admin.token` (an admin) first; empty when none is configured
+    /// (then `serve` generates one).
+    pub admin_tokens: Vec<Grant>,
     pub max_concurrency: u32,
     pub shutdown_grace: Duration,
     pub max_backlog: u64,
@@ -447,6 +443,53 @@ pub struct Validated {
     pub sources: BTreeMap<String, Source>,
     pub endpoints: Vec<Endpoint>,
     pub endpoint_defaults: EndpointDefaults,
+}
+
+/// `admin.token` (an admin) and `admin.tokens`, checked: none empty, none twice (a token
+/// listed twice would grant whichever role came first, which the file would not say).
+fn admin_grants(admin: &AdminConfig) -> Result<Vec<Grant>, ConfigError> {
+    let mut grants: Vec<(String, Grant)> = Vec::new();
+    if let Some(token) = &admin.token {
+        grants.push((
+            "admin.token".into(),
+            Grant {
+                token: token.clone(),
+                role: Role::Admin,
+            },
+        ));
+    }
+    for (i, t) in admin.tokens.iter().enumerate() {
+        grants.push((
+            format!("admin.tokens[{i}].token"),
+            Grant {
+                token: t.token.clone(),
+                role: t.role,
+            },
+        ));
+    }
+    for (n, (key, grant)) in grants.iter().enumerate() {
+        if grant.token.expose().is_empty() {
+            let hint = if n == 0 && admin.token.is_some() {
+                " (leave it out for a generated one)"
+            } else {
+                ""
+            };
+            return Err(ConfigError::new(
+                key.clone(),
+                format!("must not be empty{hint}"),
+            ));
+        }
+        if let Some((first, _)) = grants[..n]
+            .iter()
+            .find(|(_, other)| other.token == grant.token)
+        {
+            return Err(ConfigError::new(
+                key.clone(),
+                format!("is the same token as {first}: each token grants one role"),
+            ));
+        }
+    }
+    Ok(grants.into_iter().map(|(_, g)| g).collect())
 }
 
 /// Parses one config entry given as JSON (the admin API's bodies use the file's keys); errors

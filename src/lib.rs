@@ -110,6 +110,8 @@ pub enum RunError {
     Client(#[from] reqwest::Error),
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
+    #[error("admin API: {0}")]
+    Access(#[from] api::access::AccessError),
 }
 
 /// Runs the gateway until `shutdown` completes, then stops in order: listeners stop
@@ -182,6 +184,12 @@ pub async fn serve(
     opts: RunOptions,
     store: Store,
 ) -> Result<(), RunError> {
+    // The admin API's tokens (generated into the data directory when none is configured):
+    // before anything starts, so a refused token file stops the gateway at once.
+    let access = Arc::new(api::access::Access::load(
+        config.admin_tokens.clone(),
+        &config.data_dir,
+    )?);
     let reach = config.endpoint_defaults.reach.clone();
     let transports = delivery::target::Transports::new(reach.clone())?;
     if reach.allow_private {
@@ -249,7 +257,7 @@ pub async fn serve(
         store: store.clone(),
         routes: Arc::clone(&routes),
         dispatcher: Arc::clone(&dispatcher),
-        token: config.admin_token.clone(),
+        access: Arc::clone(&access),
         clock: Arc::clone(&opts.clock),
         catalog: Arc::clone(&catalog),
         metrics: Arc::clone(&opts.metrics),

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
 
+use super::access::{self, Role};
 use super::grammar::{
     DeadLetterCursor, DeliveryIdText, EntryId, EventIdText, HeaderValue, Overlap, SigningSecret,
     StatusName, Time,
@@ -19,7 +20,7 @@ use crate::respond;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "hookgate admin API", description = "Events, deliveries, dead letters, sources and endpoints of a running hookgate. Every route needs `Authorization: Bearer <admin token>`."),
+    info(title = "hookgate admin API", description = "Events, deliveries, dead letters, sources and endpoints of a running hookgate. Every route needs `Authorization: Bearer <token>`. A token grants a role: `viewer` (reads everything but secrets), `operator` (also retries, replays, recovers, pauses, resumes and publishes) or `admin` (everything). Each operation states the least role it needs in `x-hookgate-role` and its description, and answers 403 `forbidden` to a token below it."),
     paths(
         events::list, events::show, events::payload, publish::publish,
         deliveries::show, deliveries::retry,
@@ -35,6 +36,9 @@ use crate::respond;
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;
+
+/// The extension on each operation naming the least role it needs.
+pub const ROLE_EXTENSION: &str = "x-hookgate-role";
 
 /// Operations whose body may be left out (then it is `{}`): their handlers parse it with
 /// `params::json_body_or_default`.
@@ -83,7 +87,7 @@ const LINKS: &[(&str, &str, &str, &[&str])] = &[
 ];
 
 /// Declares the `bearer` scheme the paths refer to, and what every route shares: the 401 of
-/// the token check (which runs before any handler), the `Retry-After` of a 503, and the meaning
+/// the token check and the role it needs with its 403 (both checked before any handler), the `Retry-After` of a 503, and the meaning
 /// of each error status where a route does not say more.
 struct BearerAuth;
 
@@ -99,15 +103,48 @@ impl utoipa::Modify for BearerAuth {
                 .schema(Some(Ref::from_schema_name("ErrorBody")))
                 .build()
         };
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
+                (Method::GET, &mut item.get),
+                (Method::POST, &mut item.post),
+                (Method::PUT, &mut item.put),
+                (Method::PATCH, &mut item.patch),
+                (Method::DELETE, &mut item.delete),
             ];
-            for op in operations.into_iter().flatten() {
+            for (method, op) in operations
+                .into_iter()
+                .filter_map(|(m, op)| Some((m, op.as_mut()?)))
+            {
+                // The role is the one the middleware checks, from the same table; a route
+                // missing from it needs the admin role there, and says so here.
+                let role = access::required_role(&method, path).unwrap_or(Role::Admin);
+                op.extensions
+                    .get_or_insert_with(Default::default)
+                    .insert(ROLE_EXTENSION.into(), serde_json::json!(role));
+                let needs = format!(
+                    "Needs the `{role}` role{}.",
+                    match role {
+                        Role::Viewer => " (any token)",
+                        Role::Operator => " or `admin`",
+                        Role::Admin => "",
+                    }
+                );
+                op.description = Some(match op.description.take() {
+                    Some(d) if !d.is_empty() => format!("{d}\n\n{needs}"),
+                    _ => needs,
+                });
+                if role > Role::Viewer {
+                    op.responses.responses.insert(
+                        "403".into(),
+                        ResponseBuilder::new()
+                            .description(format!(
+                                "The token's role is below `{role}`, the one this route needs"
+                            ))
+                            .content("application/json", error_body())
+                            .build()
+                            .into(),
+                    );
+                }
                 if OPTIONAL_BODIES.contains(&op.operation_id.as_deref().unwrap_or_default())
                     && let Some(body) = &mut op.request_body
                 {
@@ -131,7 +168,7 @@ impl utoipa::Modify for BearerAuth {
                 responses.insert(
                     "401".into(),
                     ResponseBuilder::new()
-                        .description("No `Authorization: Bearer` token, a wrong one, or no admin token configured")
+                        .description("No `Authorization: Bearer` token, or one that grants no role")
                         .content("application/json", error_body())
                         .build()
                         .into(),
@@ -229,6 +266,41 @@ mod tests {
             committed == doc,
             "openapi.json is out of date with the code: run `HOOKGATE_BLESS=1 cargo test the_committed_document` and commit it"
         );
+    }
+
+    /// The document states the very role the middleware checks, for every route in the
+    /// table, and a 403 exactly where a role below it exists.
+    #[test]
+    fn every_operation_states_its_role_and_its_403() {
+        let doc: serde_json::Value = serde_json::from_str(&document()).expect("json");
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut documented = 0;
+        for (path, item) in paths {
+            for (method, op) in item.as_object().expect("item") {
+                let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+                let role = access::required_role(&method, path)
+                    .unwrap_or_else(|| panic!("{method} {path} is missing from access::ROUTES"));
+                assert_eq!(
+                    op[ROLE_EXTENSION],
+                    serde_json::json!(role),
+                    "{method} {path}"
+                );
+                assert!(
+                    op["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains(&format!("`{role}` role"))),
+                    "{method} {path}"
+                );
+                assert_eq!(
+                    op["responses"]["403"].is_object(),
+                    role > Role::Viewer,
+                    "{method} {path}"
+                );
+                documented += 1;
+            }
+        }
+        // Every route of the table but the document itself is documented.
+        assert_eq!(documented, access::ROUTES.len() - 1);
     }
 
     #[test]

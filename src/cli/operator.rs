@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tabwriter::TabWriter;
 
+use super::conn::{self, Target};
 use crate::api::dead_letters::ReplayBody;
 use crate::api::views::{
     DeadLetterView, DeliveryDetail, EndpointView, ErrorBody, Event, Page, PauseState, Replayed,
@@ -22,15 +23,12 @@ use crate::api::views::{
 /// Where the admin API is and how to talk to it; on every operator command.
 #[derive(Debug, Clone, Args)]
 pub struct Conn {
-    /// The admin API's base URL.
-    #[arg(
-        long,
-        global = true,
-        env = "HOOKGATE_URL",
-        default_value = "http://127.0.0.1:8081"
-    )]
-    pub url: String,
-    /// The admin token.
+    /// The admin API's base URL [default: the config's admin.listen, else
+    /// http://127.0.0.1:8081].
+    #[arg(long, global = true, env = "HOOKGATE_URL")]
+    pub url: Option<String>,
+    /// The admin token [default: the config's, else the one `serve` generated into its
+    /// data_dir].
     #[arg(
         long,
         global = true,
@@ -38,6 +36,10 @@ pub struct Conn {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// The gateway's config file: its admin.listen, token and data_dir (where a generated
+    /// token is) are used when --url and --token are not given.
+    #[arg(long, short, global = true)]
+    pub config: Option<std::path::PathBuf>,
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -119,8 +121,12 @@ pub enum Endpoints {
 pub enum OperatorError {
     #[error("cannot reach the admin API at {url}: {reason}")]
     Unreachable { url: String, reason: String },
-    #[error("the admin API refused the token: {0} (set --token or HOOKGATE_ADMIN_TOKEN)")]
+    #[error(
+        "the admin API refused the token: {0} (set --token or HOOKGATE_ADMIN_TOKEN, or give --config to use the config's token or the one `serve` generated into its data_dir)"
+    )]
     Unauthorized(String),
+    #[error("{0}")]
+    Config(String),
     #[error("{status}: {message} ({code})")]
     Api {
         status: u16,
@@ -136,20 +142,21 @@ pub enum OperatorError {
 }
 
 struct Client {
-    conn: Conn,
+    target: Target,
     http: reqwest::Client,
 }
 
 impl Client {
     fn new(conn: Conn) -> Result<Client, OperatorError> {
+        let target = conn::resolve(&conn)?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder().no_proxy().build().map_err(|e| {
             OperatorError::Unreachable {
-                url: conn.url.clone(),
+                url: target.url.clone(),
                 reason: e.to_string(),
             }
         })?;
-        Ok(Client { conn, http })
+        Ok(Client { target, http })
     }
 
     /// Calls the API: its answer as it came (what `--json` prints) and decoded as `T`.
@@ -159,21 +166,21 @@ impl Client {
         path: &str,
         body: Option<String>,
     ) -> Result<Answer<T>, OperatorError> {
-        let url = format!("{}/api/v1{path}", self.conn.url.trim_end_matches('/'));
+        let url = format!("{}/api/v1{path}", self.target.url.trim_end_matches('/'));
         let mut req = self.http.request(method, &url);
-        if let Some(t) = &self.conn.token {
-            req = req.bearer_auth(t);
+        if let Some(t) = &self.target.token {
+            req = req.bearer_auth(t.expose());
         }
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
         let resp = req.send().await.map_err(|e| OperatorError::Unreachable {
-            url: self.conn.url.clone(),
+            url: self.target.url.clone(),
             reason: innermost(&e),
         })?;
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(|e| OperatorError::Unreachable {
-            url: self.conn.url.clone(),
+            url: self.target.url.clone(),
             reason: innermost(&e),
         })?;
         let json: Value = serde_json::from_str(&text)

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{Duration, Secret};
+use crate::model::Role;
 // The scheme vocabulary is verify's; the file's shape uses it. Re-exported so that code which
 // still names it through config keeps compiling while it moves to `crate::verify`.
 use crate::verify::{FieldRef, HmacAlgorithm, HmacEncoding, SchemeKind};
@@ -126,8 +127,22 @@ impl Default for IngressConfig {
 pub struct AdminConfig {
     #[serde(default = "default_admin_listen")]
     pub listen: String,
-    /// Bearer token for `/api/v1/*`; `HOOKGATE_ADMIN_TOKEN` overrides it (applied by the CLI).
+    /// Bearer token for `/api/v1/*` with the admin role; `HOOKGATE_ADMIN_TOKEN` overrides it
+    /// (applied by the CLI).
     pub token: Option<Secret>,
+    /// More tokens, each with its role. With none here and no `token`, `serve` generates an
+    /// admin token into `data_dir/admin-token`.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One entry of `admin.tokens`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub token: Secret,
+    /// `viewer`, `operator` or `admin`.
+    pub role: Role,
 }
 
 fn default_admin_listen() -> String {
@@ -139,6 +154,7 @@ impl Default for AdminConfig {
         Self {
             listen: default_admin_listen(),
             token: None,
+            tokens: Vec::new(),
         }
     }
 }

@@ -405,3 +405,72 @@ fn the_store_backend_is_chosen_and_checked() {
         assert!(!e.to_string().contains("s3cret-pw"), "{e}");
     }
 }
+
+#[test]
+fn admin_tokens_grant_roles_and_errors_name_the_key() {
+    let v = Config::from_toml(
+        "[admin]\ntoken = \"a\"\ntokens = [{ token = \"v\", role = \"viewer\" }, { token = \"o\", role = \"operator\" }]\n",
+    )
+    .and_then(Config::validate)
+    .expect("valid");
+    let roles: Vec<(&str, Role)> = v
+        .admin_tokens
+        .iter()
+        .map(|g| (g.token.expose(), g.role))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("a", Role::Admin),
+            ("v", Role::Viewer),
+            ("o", Role::Operator)
+        ]
+    );
+    assert!(
+        !format!("{v:?}").contains("\"v\""),
+        "tokens stay out of Debug"
+    );
+    for (text, key, problem) in [
+        (
+            "[admin]\ntokens = [{ token = \"v\", role = \"viewer\" }, { token = \"x\", role = \"root\" }]\n",
+            "admin.tokens[1].role",
+            "unknown variant",
+        ),
+        (
+            "[admin]\ntokens = [{ token = \"\", role = \"viewer\" }]\n",
+            "admin.tokens[0].token",
+            "must not be empty",
+        ),
+        (
+            "[admin]\ntoken = \"\"\n",
+            "admin.token",
+            "must not be empty",
+        ),
+        (
+            "[admin]\ntoken = \"t\"\ntokens = [{ token = \"u\", role = \"viewer\" }, { token = \"t\", role = \"viewer\" }]\n",
+            "admin.tokens[1].token",
+            "same token as admin.token",
+        ),
+        (
+            "[admin]\ntokens = [{ token = \"u\", role = \"viewer\" }, { token = \"u\", role = \"admin\" }]\n",
+            "admin.tokens[1].token",
+            "same token as admin.tokens[0].token",
+        ),
+        (
+            "[admin]\ntokens = [{ token = \"u\", role = \"viewer\", note = 1 }]\n",
+            "admin.tokens[0].note",
+            "unknown field",
+        ),
+        (
+            "[admin]\ntokens = [{ token = \"u\" }]\n",
+            "admin.tokens[0]",
+            "role",
+        ),
+    ] {
+        let e = err(text);
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.problem.contains(problem), "{e}");
+        // The message never carries a token.
+        assert!(!e.to_string().contains("\"u\""), "{e}");
+    }
+}

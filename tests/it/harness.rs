@@ -476,9 +476,20 @@ pub async fn admin_at(
     path: &str,
     body: &str,
 ) -> (u16, serde_json::Value) {
+    admin_as(admin, ADMIN_TOKEN, method, path, body).await
+}
+
+/// [`admin_at`] with `token`.
+pub async fn admin_as(
+    admin: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
     let resp = client()
         .request(method, format!("{admin}/api/v1{path}"))
-        .bearer_auth(ADMIN_TOKEN)
+        .bearer_auth(token)
         .body(body.to_string())
         .send()
         .await
@@ -551,6 +562,8 @@ pub struct Binary {
     pub child: tokio::process::Child,
     pub ingress: String,
     pub admin: String,
+    /// Every log line so far (stderr).
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Binary {
@@ -568,12 +581,14 @@ impl Binary {
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
         let (mut ingress, mut admin) = (None, None);
+        let log = Arc::new(Mutex::new(Vec::new()));
         while ingress.is_none() || admin.is_none() {
             let line = lines
                 .next_line()
                 .await
                 .expect("read log")
                 .expect("the binary logs where it listens");
+            log.lock().expect("log").push(line.clone());
             if let Some(rest) = line.split("ingress listening addr=").nth(1) {
                 ingress = Some(rest.trim().to_string());
             }
@@ -582,11 +597,17 @@ impl Binary {
             }
         }
         // Keep draining the log so the binary never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let kept = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().expect("log").push(line);
+            }
+        });
         Binary {
             child,
             ingress: format!("http://{}", ingress.unwrap_or_default()),
             admin: format!("http://{}", admin.unwrap_or_default()),
+            log,
         }
     }
 
