@@ -143,9 +143,11 @@ pub(super) fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError>
     // Every statement is planned for its parameters and the tables as they are now: a pooled
     // connection prepares each statement once, and a generic plan chosen while a table was
     // small (a new database; the hot table between bursts) would scan the whole table once
-    // it is big, until an ANALYZE, which may never come (autovacuum off).
-    let guard =
-        "-c idle_in_transaction_session_timeout=30000 -c plan_cache_mode=force_custom_plan";
+    // it is big, until an ANALYZE, which may never come (autovacuum off). No JIT: every
+    // statement here is short, and a cost estimate over the partitions of a day-partitioned
+    // table passes the JIT thresholds, which compiled one statement for 0.7 s on every run.
+    let guard = "-c idle_in_transaction_session_timeout=30000 \
+                 -c plan_cache_mode=force_custom_plan -c jit=off";
     let options = match config.get_options() {
         Some(o) if !o.is_empty() => format!("{o} {guard}"),
         _ => guard.to_string(),
@@ -220,6 +222,7 @@ mod tests {
             let config = parse_url(url).expect("parses");
             let options = config.get_options().expect("options");
             assert!(options.contains("plan_cache_mode=force_custom_plan"), "{options}");
+            assert!(options.contains("jit=off"), "{options}");
             assert!(options.contains("idle_in_transaction_session_timeout=30000"), "{options}");
         }
         let theirs = parse_url("postgres://hook@db/hookgate?options=-c%20statement_timeout%3D5000")

@@ -384,9 +384,12 @@ async fn progress(
     // one got the rows: the sibling deliveries that finished first.
     let file = tx
         .prepare_cached(
+            // One primary-key probe per delivery of the event (OFFSET 0 keeps the planner
+            // from walking the dead-letter index instead, filtering every dead letter).
             "UPDATE event_progress p SET last_death_ms = ( \
-               SELECT max(d.updated_ms) FROM deliveries_done d \
-               WHERE d.id = ANY(e.delivery_ids) AND d.status = 'dead') \
+               SELECT max(d.updated_ms) FROM unnest(e.delivery_ids) AS x(id) \
+               CROSS JOIN LATERAL (SELECT updated_ms FROM deliveries_done \
+                 WHERE deliveries_done.id = x.id AND status = 'dead' OFFSET 0) d) \
              FROM events e WHERE e.id = p.event_id AND p.event_id = ANY($1)",
         )
         .await?;
