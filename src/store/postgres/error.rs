@@ -221,13 +221,24 @@ mod tests {
         ] {
             let config = parse_url(url).expect("parses");
             let options = config.get_options().expect("options");
-            assert!(options.contains("plan_cache_mode=force_custom_plan"), "{options}");
+            assert!(
+                options.contains("plan_cache_mode=force_custom_plan"),
+                "{options}"
+            );
             assert!(options.contains("jit=off"), "{options}");
-            assert!(options.contains("idle_in_transaction_session_timeout=30000"), "{options}");
+            assert!(
+                options.contains("idle_in_transaction_session_timeout=30000"),
+                "{options}"
+            );
         }
         let theirs = parse_url("postgres://hook@db/hookgate?options=-c%20statement_timeout%3D5000")
             .expect("parses");
-        assert!(theirs.get_options().expect("options").contains("statement_timeout=5000"));
+        assert!(
+            theirs
+                .get_options()
+                .expect("options")
+                .contains("statement_timeout=5000")
+        );
     }
 
     #[test]
