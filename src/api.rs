@@ -7,6 +7,7 @@
 //! exact grammar of every string they read (and the patterns the document states for it),
 //! `entries` the shape of source and endpoint bodies, `views` shapes JSON.
 
+pub mod access;
 pub(crate) mod dead_letters;
 mod deliveries;
 pub(crate) mod endpoints;
@@ -32,10 +33,8 @@ use serde_json::json;
 
 use crate::clock::SharedClock;
 use crate::delivery::Dispatcher;
-use crate::model::Secret;
 use crate::respond;
 use crate::store::Store;
-use crate::verify::constant_time_eq;
 
 /// How long readiness waits for the writer before calling it stuck.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -48,7 +47,8 @@ pub struct AdminState {
     /// What events are routed to.
     pub routes: Arc<crate::filter::RouteTable>,
     pub dispatcher: Arc<Dispatcher>,
-    pub token: Option<Secret>,
+    /// The tokens in force and the role each grants.
+    pub access: Arc<access::Access>,
     pub clock: SharedClock,
     pub catalog: Arc<crate::catalog::Catalog>,
     pub metrics: Arc<crate::telemetry::Metrics>,
@@ -153,22 +153,20 @@ async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(token) = &st.token else {
+    if st.access.is_open() {
         return respond::error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "the admin API is disabled: set admin.token or HOOKGATE_ADMIN_TOKEN",
         );
-    };
+    }
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(p) if constant_time_eq(p.as_bytes(), token.expose().as_bytes()) => {
-            next.run(request).await
-        }
+        Some(p) if st.access.role_of(p).is_some() => next.run(request).await,
         Some(_) => respond::error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

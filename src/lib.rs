@@ -249,7 +249,7 @@ pub async fn serve(
         store: store.clone(),
         routes: Arc::clone(&routes),
         dispatcher: Arc::clone(&dispatcher),
-        token: config.admin_token.clone(),
+        access: Arc::new(api::access::Access::new(config.admin_token.clone())),
         clock: Arc::clone(&opts.clock),
         catalog: Arc::clone(&catalog),
         metrics: Arc::clone(&opts.metrics),
