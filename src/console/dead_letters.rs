@@ -68,7 +68,11 @@ fn notice(q: Option<&str>) -> Option<String> {
         }
     }
     let n = replayed?;
-    let mut text = format!("{n} dead letters are queued to be sent again.");
+    let mut text = if n == 1 {
+        "1 dead letter is queued to be sent again.".to_string()
+    } else {
+        format!("{n} dead letters are queued to be sent again.")
+    };
     if removed > 0 {
         text.push_str(&format!(
             " {removed} more belong to endpoints that no longer exist and stay dead."

@@ -390,11 +390,16 @@ async fn the_console_in_a_browser() {
         browser
             .text("p.count")
             .await
-            .contains("1 dead letters match")
+            .contains("1 dead letter matches")
     );
     browser.screenshot("replay-confirm").await;
     browser.click("form button.danger").await;
-    assert!(browser.text("p.notice.ok").await.contains("1 dead letters"));
+    assert!(
+        browser
+            .text("p.notice.ok")
+            .await
+            .contains("1 dead letter is queued")
+    );
     eventually("the replayed dead letter arrives", || {
         receiver
             .got()
