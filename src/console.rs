@@ -193,11 +193,16 @@ impl FromRequestParts<Shared> for Signed {
         match found {
             Some((id, session)) => Ok(Signed { id, session }),
             None => {
-                // Nested at /console, a handler sees the path below it.
-                let back = format!(
-                    "/console{}",
-                    parts.uri.path_and_query().map_or("", |p| p.as_str())
-                );
+                // Nested at /console, a handler sees the path below it. Only a page can be
+                // come back to: a POST's path answers no GET.
+                let back = if parts.method == Method::GET {
+                    format!(
+                        "/console{}",
+                        parts.uri.path_and_query().map_or("", |p| p.as_str())
+                    )
+                } else {
+                    "/console/events".to_string()
+                };
                 let to = format!(
                     "/console/sign-in?next={}",
                     url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()

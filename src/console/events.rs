@@ -363,4 +363,45 @@ mod tests {
         assert_eq!(body_text(b"a=1").0, "a=1");
         assert!(body_text(b"\xff").1.is_some());
     }
+
+    /// A viewer sees no button that changes anything; an operator sees retry and replay.
+    #[test]
+    fn mutating_buttons_render_only_for_operators() {
+        use crate::api::views::Delivery;
+        let detail = |can_operate| Detail {
+            chrome: Chrome::anonymous("Event"),
+            id: "evt_1".into(),
+            source: "orders".into(),
+            event_type: String::new(),
+            received: String::new(),
+            dedup_key: String::new(),
+            headers: Vec::new(),
+            body: String::new(),
+            body_note: None,
+            body_bytes: 0,
+            deliveries: vec![DeliveryDetail {
+                delivery: Delivery {
+                    delivery_id: "dlv_1".into(),
+                    event_id: "evt_1".into(),
+                    endpoint_id: "r".into(),
+                    status: "dead".into(),
+                    attempts: 1,
+                    next_attempt_at: None,
+                    last_status_code: Some(500),
+                    last_error: Some("HTTP 500".into()),
+                },
+                attempt_log: Vec::new(),
+            }],
+            can_operate,
+            notice: None,
+        };
+        let viewer = detail(false).render().expect("renders");
+        assert!(
+            !viewer.contains("/retry") && !viewer.contains("/replay"),
+            "{viewer}"
+        );
+        let operator = detail(true).render().expect("renders");
+        assert!(operator.contains("/console/deliveries/dlv_1/retry"));
+        assert!(operator.contains("/console/events/evt_1/replay"));
+    }
 }
