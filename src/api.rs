@@ -113,6 +113,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
+        .nest("/console", crate::console::router(Arc::clone(&state)))
         .fallback(|| async { respond::error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }

@@ -9,6 +9,7 @@
 //! - [`store`]: the transactional outbox in redb; the only module that touches it.
 //! - [`delivery`]: a lane per endpoint, the HTTP client and SSRF guard, the retry policy.
 //! - [`api`]: the admin listener: health, readiness and the admin API.
+//! - [`console`]: the web console on the admin listener: pages, sessions, CSRF, assets.
 //! - [`catalog`]: the sources and endpoints in force, from the file and the API.
 //! - [`config`], [`telemetry`], [`cli`], [`clock`], [`ids`], [`respond`]: around the pipeline.
 //!
@@ -22,6 +23,7 @@ pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod filter;
 #[doc(hidden)]

@@ -47,7 +47,7 @@ pub fn masked_url(url: &reqwest::Url) -> String {
     shown.to_string()
 }
 
-fn view(st: &AdminState, e: &Endpoint) -> EndpointView {
+pub(crate) fn view(st: &AdminState, e: &Endpoint) -> EndpointView {
     EndpointView {
         id: e.id.clone(),
         url: masked_url(e.destination.address()),
