@@ -19,6 +19,9 @@ struct SignIn {
     chrome: Chrome,
     error: Option<&'static str>,
     next: String,
+    /// Where the token `serve` generated is, when no token is configured: a local user finds
+    /// it there.
+    token_file: Option<String>,
 }
 
 /// Where to go after signing in: only a console path, so the form cannot be made to send a
@@ -38,13 +41,21 @@ fn safe_next(v: &str) -> bool {
         && !v.starts_with("/console/sign-")
 }
 
-pub async fn form(RawQuery(query): RawQuery) -> Response {
+fn token_file(st: &Shared) -> Option<String> {
+    st.admin
+        .access
+        .token_file()
+        .map(|p| p.display().to_string())
+}
+
+pub async fn form(State(st): State<Shared>, RawQuery(query): RawQuery) -> Response {
     page::render(
         StatusCode::OK,
         &SignIn {
             chrome: Chrome::anonymous("Sign in"),
             error: None,
             next: next_of(query.as_deref()),
+            token_file: token_file(&st),
         },
     )
 }
@@ -70,6 +81,7 @@ pub async fn submit(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -
                 chrome: Chrome::anonymous("Sign in"),
                 error: Some("That token is not right."),
                 next,
+                token_file: token_file(&st),
             },
         );
     };

@@ -110,6 +110,10 @@ async fn signed_out_pages_lead_to_sign_in_and_sign_in_sets_a_strict_cookie() {
     assert_eq!(header(&form, "x-content-type-options"), "nosniff");
     let html = form.text().await.expect("html");
     assert!(html.contains("<label for=\"token\">"), "{html}");
+    assert!(
+        !html.contains("admin-token"),
+        "a configured token: no file to point at"
+    );
 
     // A wrong token: no cookie.
     let r = http()
@@ -421,5 +425,31 @@ async fn the_console_in_a_browser() {
     browser.find("button[aria-label='Pause r']").await;
 
     browser.close().await;
+    gw.stop().await;
+}
+
+/// With no token configured, `serve` generates one into the data directory; the sign-in page
+/// tells a local user where it is (the path, never the token).
+#[tokio::test]
+async fn the_sign_in_page_points_at_a_generated_token() {
+    let receiver = Receiver::start().await;
+    let (gw, dir) =
+        Gateway::start(&config(&receiver.url).replace(&format!("token = \"{ADMIN_TOKEN}\""), ""))
+            .await;
+    let html = http()
+        .get(format!("{}/console/sign-in", gw.admin))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("html");
+    let file = dir.path().join("admin-token");
+    let token = std::fs::read_to_string(&file).expect("generated");
+    assert!(html.contains(&file.display().to_string()), "{html}");
+    assert!(
+        !html.contains(token.trim()),
+        "the token itself is never shown"
+    );
     gw.stop().await;
 }
