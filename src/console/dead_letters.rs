@@ -87,14 +87,7 @@ pub async fn list(State(st): State<Shared>, user: Signed, RawQuery(q): RawQuery)
         chrome: Chrome::new("dead-letters", "Dead letters", &user),
         filter_query: form.query(""),
         form,
-        endpoints: st
-            .admin
-            .routes
-            .current()
-            .endpoints
-            .iter()
-            .map(|e| e.id.clone())
-            .collect(),
+        endpoints: st.admin.routes.current().endpoint_ids(),
         error: None,
         rows: Vec::new(),
         next: None,
@@ -119,23 +112,19 @@ pub async fn list(State(st): State<Shared>, user: Signed, RawQuery(q): RawQuery)
             return page::render(status, &view);
         }
         Ok((limit, page)) => {
-            view.rows = page
-                .items
-                .iter()
-                .map(|d| {
+            let paged = page::paged(
+                &page.items,
+                limit,
+                page.next_cursor,
+                |d| {
                     let mut v = DeadLetterView::from(d);
                     v.dead_at = page::short_time(&v.dead_at);
                     v
-                })
-                .collect();
-            if let Some(cursor) = page.next_cursor {
-                if page.items.len() < limit
-                    && let Ok((ms, _)) = parse_dead_cursor(&cursor)
-                {
-                    view.searched_to = Some(page::time(ms));
-                }
-                view.next = Some(format!("/console/dead-letters{}", view.form.query(&cursor)));
-            }
+                },
+                |cursor| format!("/console/dead-letters{}", view.form.query(cursor)),
+                |cursor| parse_dead_cursor(cursor).ok().map(|(ms, _)| ms),
+            );
+            (view.rows, view.next, view.searched_to) = (paged.rows, paged.next, paged.searched_to);
         }
     }
     page::render(StatusCode::OK, &view)

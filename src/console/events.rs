@@ -120,7 +120,7 @@ pub async fn list(State(st): State<Shared>, user: Signed, RawQuery(q): RawQuery)
         form,
         statuses: DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect(),
         sources: routes.sources.keys().cloned().collect(),
-        endpoints: routes.endpoints.iter().map(|e| e.id.clone()).collect(),
+        endpoints: routes.endpoint_ids(),
         error: None,
         rows: Vec::new(),
         next: None,
@@ -149,10 +149,11 @@ pub async fn list(State(st): State<Shared>, user: Signed, RawQuery(q): RawQuery)
             return page::render(status, &view);
         }
         Ok((limit, page)) => {
-            view.rows = page
-                .items
-                .iter()
-                .map(|v| Row {
+            let paged = page::paged(
+                &page.items,
+                limit,
+                page.next_cursor,
+                |v| Row {
                     id: v.event.id.to_string(),
                     source: v.event.source.clone(),
                     event_type: v.event.event_type.clone().unwrap_or_default(),
@@ -162,17 +163,11 @@ pub async fn list(State(st): State<Shared>, user: Signed, RawQuery(q): RawQuery)
                         .iter()
                         .map(|d| (d.endpoint_id.clone(), d.status.as_str()))
                         .collect(),
-                })
-                .collect();
-            if let Some(cursor) = page.next_cursor {
-                // A short page with a cursor stopped at the scan bound, not at `limit`.
-                if page.items.len() < limit
-                    && let Some(id) = grammar::event_id(&cursor)
-                {
-                    view.searched_to = Some(page::time(id.timestamp_ms()));
-                }
-                view.next = Some(format!("/console/events{}", view.form.query(&cursor)));
-            }
+                },
+                |cursor| format!("/console/events{}", view.form.query(cursor)),
+                |cursor| grammar::event_id(cursor).map(|id| id.timestamp_ms()),
+            );
+            (view.rows, view.next, view.searched_to) = (paged.rows, paged.next, paged.searched_to);
         }
     }
     page::render(StatusCode::OK, &view)

@@ -178,6 +178,39 @@ pub fn query(pairs: &[(&str, &str)]) -> String {
     if q.is_empty() { q } else { format!("?{q}") }
 }
 
+/// A page of a listing as shown: its rows, the link to the next page, and, when the page
+/// stopped short at the store's scan bound, the time it searched back to.
+pub struct Paged<R> {
+    pub rows: Vec<R>,
+    pub next: Option<String>,
+    pub searched_to: Option<String>,
+}
+
+/// [`Paged`] from a page of `items` read with `limit` and its `cursor`: `row` makes each row,
+/// `link` the next page's URL from the cursor, `reached_ms` the time a cursor stands at.
+pub fn paged<T, R>(
+    items: &[T],
+    limit: usize,
+    cursor: Option<String>,
+    row: impl FnMut(&T) -> R,
+    link: impl FnOnce(&str) -> String,
+    reached_ms: impl FnOnce(&str) -> Option<u64>,
+) -> Paged<R> {
+    let mut paged = Paged {
+        rows: items.iter().map(row).collect(),
+        next: None,
+        searched_to: None,
+    };
+    if let Some(cursor) = cursor {
+        // A short page with a cursor stopped at the scan bound, not at `limit`.
+        if items.len() < limit {
+            paged.searched_to = reached_ms(&cursor).map(time);
+        }
+        paged.next = Some(link(&cursor));
+    }
+    paged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
