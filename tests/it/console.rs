@@ -453,3 +453,137 @@ async fn the_sign_in_page_points_at_a_generated_token() {
     );
     gw.stop().await;
 }
+
+/// A viewer in a real browser: the pages render, but offer nothing to change and show no
+/// secret; and the viewer's own session, with a valid CSRF token and `Origin`, is refused a
+/// mutating action outright (the server checks the role, not only the page).
+#[tokio::test]
+async fn a_viewer_in_a_browser_sees_nothing_to_change_and_no_secret() {
+    const VIEWER: &str = "viewer-token-console-browser";
+    const ENDPOINT_SECRET: &str = "whsec_Vq3nR8sYkT2mW5xZa7bC9dE1fG4hJ6kL";
+    let browser = match Browser::start().await {
+        Ok(b) => b,
+        Err(why) => {
+            println!("SKIPPED a_viewer_in_a_browser_sees_nothing_to_change_and_no_secret: {why}");
+            return;
+        }
+    };
+    let receiver = Receiver::start().await;
+    let config = format!(
+        "{}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\ntokens = [{{ token = \"{VIEWER}\", role = \"viewer\" }}]\n[[endpoints]]\nid = \"r\"\nurl = \"{}\"\nsecret = \"{ENDPOINT_SECRET}\"\nretry = {{ max_attempts = 1 }}\n",
+        orders_source(),
+        receiver.url
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let (_, delivered) = send(&gw.url("orders"), "msg_ok", r#"{"type":"order.created"}"#).await;
+    let delivered = event_id(&delivered);
+    eventually_async("delivered", async || {
+        gw.statuses(delivered).await == vec![DeliveryStatus::Delivered]
+    })
+    .await;
+    receiver.set_default_status(500);
+    let (_, dead) = send(&gw.url("orders"), "msg_dead", r#"{"type":"order.paid"}"#).await;
+    let dead = event_id(&dead);
+    eventually_async("dead", async || {
+        gw.statuses(dead).await == vec![DeliveryStatus::Dead]
+    })
+    .await;
+
+    // No page's source holds the endpoint's signing secret (nor the inbound one).
+    let secrets = [
+        &ENDPOINT_SECRET["whsec_".len()..],
+        &INBOUND_SECRET["whsec_".len()..],
+    ];
+    let no_secret = async |page: &str| {
+        let html = browser.client.source().await.expect("source");
+        for secret in secrets {
+            assert!(!html.contains(secret), "{page} shows a secret");
+        }
+        html
+    };
+
+    browser.goto(&format!("{}/console/events", gw.admin)).await;
+    browser.fill("#token", VIEWER).await;
+    browser.click("form.card button[type=submit]").await;
+    browser.find("table.list").await;
+    assert_eq!(browser.path().await, "/console/events");
+    assert_eq!(browser.text("header.top .role").await, "viewer");
+    let list = browser.text("table.list tbody").await;
+    assert!(
+        list.contains(&delivered.to_string()) && list.contains(&dead.to_string()),
+        "{list}"
+    );
+    no_secret("the events list").await;
+
+    for id in [delivered, dead] {
+        browser
+            .goto(&format!("{}/console/events/{id}", gw.admin))
+            .await;
+        browser.find("ol.timeline").await;
+        let html = no_secret("an event").await;
+        for action in ["Retry delivery", "Replay", "/retry\"", "/replay\""] {
+            assert!(!html.contains(action), "an event page offers {action}");
+        }
+    }
+
+    browser
+        .goto(&format!("{}/console/dead-letters", gw.admin))
+        .await;
+    assert!(browser.text("table.list").await.contains(&dead.to_string()));
+    let html = no_secret("the dead letters").await;
+    assert!(!html.contains("Replay every match"), "{html}");
+    assert!(!html.contains("/console/dead-letters/replay"), "{html}");
+
+    browser
+        .goto(&format!("{}/console/endpoints", gw.admin))
+        .await;
+    browser.find("table.list").await;
+    let html = no_secret("the endpoints").await;
+    for control in ["Pause r", "Resume r", "/pause\"", "/resume\""] {
+        assert!(
+            !html.contains(control),
+            "the endpoints page offers {control}"
+        );
+    }
+
+    // The viewer's session, taken from the browser, with the page's CSRF token and the
+    // console's own `Origin`: still refused, and nothing changes.
+    let cookie = browser
+        .client
+        .get_all_cookies()
+        .await
+        .expect("cookies")
+        .iter()
+        .map(|c| format!("{}={}", c.name(), c.value()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(!cookie.is_empty(), "the browser holds a session");
+    let csrf = csrf_of(&gw, &cookie).await;
+    let origin = gw.admin.clone();
+    let good = format!("csrf={csrf}");
+    let headers = [("origin", origin.as_str()), ("cookie", cookie.as_str())];
+    let delivery = gw.deliveries(dead).await[0].id;
+    for (path, body) in [
+        ("/console/endpoints/r/pause".to_string(), good.clone()),
+        (format!("/console/events/{dead}/replay"), good.clone()),
+        (
+            format!("/console/deliveries/{delivery}/retry"),
+            format!("{good}&event={dead}"),
+        ),
+        ("/console/dead-letters/replay".to_string(), good.clone()),
+    ] {
+        assert_eq!(post_form(&gw, &path, &headers, &body).await, 403, "{path}");
+    }
+    let (_, answer) = admin_call(&gw, reqwest::Method::GET, "/endpoints/r", "").await;
+    assert_eq!(answer["paused"], false);
+    assert_eq!(gw.statuses(dead).await, vec![DeliveryStatus::Dead]);
+    assert_eq!(receiver.count(), 2, "nothing was sent again");
+    // The same token and Origin do pass the CSRF check: signing out goes through.
+    assert_eq!(
+        post_form(&gw, "/console/sign-out", &headers, &good).await,
+        303
+    );
+
+    browser.close().await;
+    gw.stop().await;
+}
