@@ -139,17 +139,15 @@ impl PgStore {
                 &[&kind.as_str(), &id, &json],
             )
             .await?;
-            let before = s.known();
+            let known = Provisional::from(&**s);
             if kind == EntryKind::Endpoint {
                 take_ingest_lock(&tx).await?;
-                change_known(s, |k| {
+                known.change(|k| {
                     k.insert(id.to_string());
                 });
             }
-            if let Err(e) = tx.commit().await {
-                s.set_known(before);
-                return Err(e.into());
-            }
+            tx.commit().await?;
+            known.keep();
             Ok(())
         })
         .await
@@ -163,39 +161,27 @@ impl PgStore {
         retrying(|| async {
             let mut client = s.conn().await?;
             let tx = client.transaction().await?;
-            let before = s.known();
+            let known = Provisional::from(&**s);
             if kind == EntryKind::Endpoint {
                 take_ingest_lock(&tx).await?;
-                change_known(s, |k| {
+                known.change(|k| {
                     k.remove(id);
                 });
             }
-            let done = async {
-                tx.execute(
-                    "DELETE FROM config_entries WHERE kind = $1 AND id = $2",
-                    &[&kind.as_str(), &id],
-                )
-                .await?;
-                if kind != EntryKind::Endpoint {
-                    return Ok(0);
-                }
+            tx.execute(
+                "DELETE FROM config_entries WHERE kind = $1 AND id = $2",
+                &[&kind.as_str(), &id],
+            )
+            .await?;
+            let mut dead = 0;
+            if kind == EntryKind::Endpoint {
                 tx.execute("DELETE FROM endpoint_state WHERE endpoint_id = $1", &[&id])
                     .await?;
                 let now = s.clock.now(&tx).await?;
-                dead_letter_endpoint(&tx, id, DELETED, now.ms()).await
+                dead = dead_letter_endpoint(&tx, id, DELETED, now.ms()).await?;
             }
-            .await;
-            let dead = match done {
-                Ok(n) => n,
-                Err(e) => {
-                    s.set_known(before);
-                    return Err(e);
-                }
-            };
-            if let Err(e) = tx.commit().await {
-                s.set_known(before);
-                return Err(e.into());
-            }
+            tx.commit().await?;
+            known.keep();
             Ok(dead)
         })
         .await
@@ -211,31 +197,25 @@ impl PgStore {
             let mut client = s.conn().await?;
             let tx = client.transaction().await?;
             take_ingest_lock(&tx).await?;
-            let before = s.known();
-            s.set_known(Some(Arc::clone(&endpoints)));
-            let swept = async {
-                let now = s.clock.now(&tx).await?;
-                let mut dead = 0;
-                for endpoint in scheduled_endpoints(&tx).await? {
-                    if endpoints.contains(&endpoint) {
-                        continue;
-                    }
-                    let n = dead_letter_endpoint(&tx, &endpoint, REMOVED, now.ms()).await?;
-                    tracing::warn!(
-                        endpoint,
-                        dead = n,
-                        "deliveries left for an endpoint no longer configured were dead-lettered"
-                    );
-                    dead += n;
+            let known = Provisional::from(&**s);
+            known.set(Arc::clone(&endpoints));
+            let now = s.clock.now(&tx).await?;
+            let mut dead = 0;
+            for endpoint in scheduled_endpoints(&tx).await? {
+                if endpoints.contains(&endpoint) {
+                    continue;
                 }
-                tx.commit().await?;
-                Ok::<u64, Fail>(dead)
+                let n = dead_letter_endpoint(&tx, &endpoint, REMOVED, now.ms()).await?;
+                tracing::warn!(
+                    endpoint,
+                    dead = n,
+                    "deliveries left for an endpoint no longer configured were dead-lettered"
+                );
+                dead += n;
             }
-            .await;
-            if swept.is_err() {
-                s.set_known(before);
-            }
-            swept
+            tx.commit().await?;
+            known.keep();
+            Ok(dead)
         })
         .await
     }
@@ -284,46 +264,36 @@ impl PgStore {
             let mut client = s.conn().await?;
             let tx = client.transaction().await?;
             take_ingest_lock(&tx).await?;
-            let before = s.known();
-            s.set_known(Some(Arc::clone(&endpoints)));
-            let swept = async {
-                let left = before
-                    .iter()
-                    .flat_map(|k| k.iter())
-                    .filter(|e| !endpoints.contains(*e));
-                let mut dead = 0;
-                for endpoint in left {
-                    let stored = tx
-                        .query_opt(
-                            "SELECT 1 FROM config_entries WHERE kind = $1 AND id = $2",
-                            &[&EntryKind::Endpoint.as_str(), endpoint],
-                        )
-                        .await?
-                        .is_some();
-                    if !stored {
-                        let now = s.clock.now(&tx).await?;
-                        dead += dead_letter_endpoint(&tx, endpoint, DELETED, now.ms()).await?;
-                    }
-                }
-                tx.commit().await?;
-                Ok::<u64, Fail>(dead)
-            }
-            .await;
-            match swept {
-                Ok(n) => {
-                    if n > 0 {
-                        tracing::warn!(
-                            dead = n,
-                            "deliveries made for an endpoint deleted on another node were dead-lettered"
-                        );
-                    }
-                    Ok(())
-                }
-                Err(e) => {
-                    s.set_known(before);
-                    Err(e)
+            let known = Provisional::from(&**s);
+            known.set(Arc::clone(&endpoints));
+            let left = known
+                .before()
+                .into_iter()
+                .flat_map(|k| k.iter())
+                .filter(|e| !endpoints.contains(*e));
+            let mut dead = 0;
+            for endpoint in left {
+                let stored = tx
+                    .query_opt(
+                        "SELECT 1 FROM config_entries WHERE kind = $1 AND id = $2",
+                        &[&EntryKind::Endpoint.as_str(), endpoint],
+                    )
+                    .await?
+                    .is_some();
+                if !stored {
+                    let now = s.clock.now(&tx).await?;
+                    dead += dead_letter_endpoint(&tx, endpoint, DELETED, now.ms()).await?;
                 }
             }
+            tx.commit().await?;
+            known.keep();
+            if dead > 0 {
+                tracing::warn!(
+                    dead,
+                    "deliveries made for an endpoint deleted on another node were dead-lettered"
+                );
+            }
+            Ok(())
         })
         .await
     }
@@ -360,12 +330,55 @@ async fn take_ingest_lock(tx: &deadpool_postgres::Transaction<'_>) -> Result<(),
     Ok(())
 }
 
-/// Changes the endpoints in force (a store told none makes work for any: nothing to change).
-fn change_known(s: &Shared, change: impl FnOnce(&mut HashSet<String>)) {
-    if let Some(known) = s.known() {
-        let mut next = HashSet::clone(&known);
-        change(&mut next);
-        s.set_known(Some(Arc::new(next)));
+/// A change of the endpoints in force made by a transaction under the ingest lock: in force at
+/// once (the batches that wait on the lock must see it), and put back as it was when dropped
+/// without [`Provisional::keep`], i.e. when the transaction did not commit.
+struct Provisional<'a> {
+    s: &'a Shared,
+    before: Option<Arc<HashSet<String>>>,
+    kept: bool,
+}
+
+impl<'a> From<&'a Shared> for Provisional<'a> {
+    fn from(s: &'a Shared) -> Self {
+        Provisional {
+            s,
+            before: s.known(),
+            kept: false,
+        }
+    }
+}
+
+impl Provisional<'_> {
+    /// What was in force before.
+    fn before(&self) -> Option<&HashSet<String>> {
+        self.before.as_deref()
+    }
+
+    fn set(&self, endpoints: Arc<HashSet<String>>) {
+        self.s.set_known(Some(endpoints));
+    }
+
+    /// Changes what was in force (a store told none makes work for any: nothing to change).
+    fn change(&self, change: impl FnOnce(&mut HashSet<String>)) {
+        if let Some(known) = &self.before {
+            let mut next = HashSet::clone(known);
+            change(&mut next);
+            self.s.set_known(Some(Arc::new(next)));
+        }
+    }
+
+    /// The transaction committed: the change stays.
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Provisional<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.s.set_known(self.before.take());
+        }
     }
 }
 
