@@ -19,6 +19,8 @@
 
 mod actions;
 mod assets;
+#[cfg(test)]
+mod contrast;
 mod dead_letters;
 mod endpoints;
 mod events;
