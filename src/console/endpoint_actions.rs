@@ -172,20 +172,21 @@ struct Shown {
     previous_until: String,
 }
 
-/// The endpoint, if the session may manage it: admin, and (`editable`) made through the API.
-fn manageable(st: &Shared, user: &Signed, id: &str, editable: bool) -> Result<(), Response> {
+/// Why the session may not manage the endpoint, if it may not: it takes an admin, and
+/// (`editable`) an endpoint made through the API.
+fn unmanageable(st: &Shared, user: &Signed, id: &str, editable: bool) -> Option<Response> {
     if !user.may(Role::Admin) {
-        return Err(page::problem(
+        return Some(page::problem(
             StatusCode::FORBIDDEN,
             "Your role may not do this.",
         ));
     }
     match endpoint::find(st, id) {
-        None => Err(endpoint::not_found(id)),
+        None => Some(endpoint::not_found(id)),
         Some((_, Origin::File)) if editable => {
-            Err(page::problem(StatusCode::CONFLICT, FILE_REASON))
+            Some(page::problem(StatusCode::CONFLICT, FILE_REASON))
         }
-        Some(_) => Ok(()),
+        Some(_) => None,
     }
 }
 
@@ -204,7 +205,7 @@ pub async fn reveal_confirm(
     user: Signed,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = manageable(&st, &user, &id, false) {
+    if let Some(r) = unmanageable(&st, &user, &id, false) {
         return r;
     }
     confirm(
@@ -258,7 +259,7 @@ pub async fn rotate_confirm(
     user: Signed,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = manageable(&st, &user, &id, true) {
+    if let Some(r) = unmanageable(&st, &user, &id, true) {
         return r;
     }
     confirm(
@@ -317,7 +318,7 @@ pub async fn delete_confirm(
     user: Signed,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = manageable(&st, &user, &id, true) {
+    if let Some(r) = unmanageable(&st, &user, &id, true) {
         return r;
     }
     confirm(

@@ -290,15 +290,12 @@ fn refused_by_api(f: Form, e: crate::api::params::ApiError) -> Response {
     again(f, e.status, e.message, field)
 }
 
-/// The stored JSON of an API-made endpoint, or the page that says why there is none.
-fn stored(st: &Shared, id: &str) -> Result<Value, Response> {
-    match st.admin.catalog.api_entry(EntryKind::Endpoint, id) {
-        Ok(v) => Ok(v),
-        Err(CatalogError::FileDeclared(..)) => {
-            Err(page::problem(StatusCode::CONFLICT, FILE_REASON))
-        }
-        Err(CatalogError::NotFound(..)) => Err(endpoint::not_found(id)),
-        Err(e) => Err(page::api_error(e.into())),
+/// The page that says why an endpoint has no stored JSON to edit.
+fn not_editable(id: &str, e: CatalogError) -> Response {
+    match e {
+        CatalogError::FileDeclared(..) => page::problem(StatusCode::CONFLICT, FILE_REASON),
+        CatalogError::NotFound(..) => endpoint::not_found(id),
+        e => page::api_error(e.into()),
     }
 }
 
@@ -309,9 +306,9 @@ pub async fn edit_form(State(st): State<Shared>, user: Signed, Path(id): Path<St
     let Some((view, _)) = endpoint::find(&st, &id) else {
         return endpoint::not_found(&id);
     };
-    let stored = match stored(&st, &id) {
+    let stored = match st.admin.catalog.api_entry(EntryKind::Endpoint, &id) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return not_editable(&id, e),
     };
     let v = Values {
         id: id.clone(),
@@ -331,9 +328,9 @@ pub async fn update(State(st): State<Shared>, Path(id): Path<String>, action: Ac
     let Some((view, _)) = endpoint::find(&st, &id) else {
         return endpoint::not_found(&id);
     };
-    let stored = match stored(&st, &id) {
+    let stored = match st.admin.catalog.api_entry(EntryKind::Endpoint, &id) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return not_editable(&id, e),
     };
     let v = Values {
         id: id.clone(),

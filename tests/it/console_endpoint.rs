@@ -21,6 +21,9 @@ fn config(receiver: &str) -> String {
     )
 }
 
+/// A refused form: its fields, the status, what the page says, the field marked invalid.
+type Case<'a> = (&'a [(&'a str, &'a str)], u16, &'a str, &'a str);
+
 /// A browser-less console user: its session cookie and CSRF token.
 struct User {
     admin: String,
@@ -221,7 +224,7 @@ async fn a_refused_field_reshows_the_form_and_stores_nothing() {
     let receiver = Receiver::start().await;
     let (gw, _dir) = Gateway::start(&config(&receiver.url)).await;
     let admin = User::sign_in(&gw.admin, ADMIN_TOKEN).await;
-    let cases: [(&[(&str, &str)], u16, &str, &str); 4] = [
+    let cases: [Case; 4] = [
         (
             &[
                 ("id", "shop"),
