@@ -5,8 +5,12 @@
 use reqwest::Method;
 
 use crate::harness::*;
-use crate::webdriver::Browser;
 use hookgate::model::event::DeliveryStatus;
+
+mod browser;
+mod client;
+
+use client::{User, test_event_of, verifies};
 
 const VIEWER: &str = "viewer-token-endpoint-page";
 const OPERATOR: &str = "operator-token-endpoint-page";
@@ -23,122 +27,6 @@ fn config(receiver: &str) -> String {
 
 /// A refused form: its fields, the status, what the page says, the field marked invalid.
 type Case<'a> = (&'a [(&'a str, &'a str)], u16, &'a str, &'a str);
-
-/// A browser-less console user: its session cookie and CSRF token.
-struct User {
-    admin: String,
-    cookie: String,
-    csrf: String,
-}
-
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// A page's answer: status, `Location`, body.
-struct Answer {
-    status: u16,
-    location: String,
-    html: String,
-}
-
-impl User {
-    async fn sign_in(admin: &str, token: &str) -> User {
-        let r = http()
-            .post(format!("{admin}/console/sign-in"))
-            .header("origin", admin)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("token={token}"))
-            .send()
-            .await
-            .expect("sent");
-        assert_eq!(r.status(), 303);
-        let set = r
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .expect("a session cookie");
-        let cookie = set.split(';').next().unwrap_or("").to_string();
-        let mut user = User {
-            admin: admin.to_string(),
-            cookie,
-            csrf: String::new(),
-        };
-        let page = user.get("/console/endpoints").await.html;
-        let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-        user.csrf = page[at..at + 64].to_string();
-        user
-    }
-
-    async fn answer(r: reqwest::RequestBuilder) -> Answer {
-        let r = r.send().await.expect("sent");
-        Answer {
-            status: r.status().as_u16(),
-            location: r
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string(),
-            html: r.text().await.expect("body"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Answer {
-        User::answer(
-            http()
-                .get(format!("{}{path}", self.admin))
-                .header("cookie", &self.cookie),
-        )
-        .await
-    }
-
-    /// POSTs a form with the session's CSRF token and the console's own `Origin`.
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
-        let mut body = url::form_urlencoded::Serializer::new(String::new());
-        body.append_pair("csrf", &self.csrf);
-        for (k, v) in fields {
-            body.append_pair(k, v);
-        }
-        User::answer(
-            http()
-                .post(format!("{}{path}", self.admin))
-                .header("cookie", &self.cookie)
-                .header("origin", &self.admin)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body.finish()),
-        )
-        .await
-    }
-}
-
-/// The event id a test-event redirect carries.
-fn test_event_of(location: &str) -> hookgate::ids::EventId {
-    let id = location
-        .split("test=")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no test event in {location}"));
-    id.parse().expect("an event id")
-}
-
-/// Verifies a received delivery's Standard Webhooks signature with `secret`.
-fn verifies(r: &Received, secret: &str) -> bool {
-    let mut headers = http::HeaderMap::new();
-    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
-        if let Some(v) = r.headers.get(name) {
-            headers.insert(name, v.clone());
-        }
-    }
-    standardwebhooks::Webhook::new(secret)
-        .expect("secret")
-        .verify(&r.body, &headers)
-        .is_ok()
-}
 
 #[tokio::test]
 async fn an_endpoint_made_in_the_form_gets_a_test_event_for_it_alone() {
@@ -636,68 +524,5 @@ async fn rotating_the_secret_signs_with_a_new_one_beside_the_old() {
         verifies(r, OUTBOUND_SECRET),
         "and the old, during the overlap"
     );
-    gw.stop().await;
-}
-
-/// An admin in a browser creates an endpoint through the form and sends it a test event.
-#[tokio::test]
-async fn an_admin_makes_an_endpoint_and_tests_it_in_a_browser() {
-    let browser = match Browser::start().await {
-        Ok(b) => b,
-        Err(why) => {
-            println!("SKIPPED an_admin_makes_an_endpoint_and_tests_it_in_a_browser: {why}");
-            return;
-        }
-    };
-    let receiver = Receiver::start().await;
-    let (gw, _dir) = Gateway::start(&config(&receiver.url)).await;
-    browser
-        .goto(&format!("{}/console/endpoints/new", gw.admin))
-        .await;
-    browser.fill("#token", ADMIN_TOKEN).await;
-    browser.click("form.card button[type=submit]").await;
-    browser.find("#f-url").await;
-    assert_eq!(browser.path().await, "/console/endpoints/new");
-    browser.fill("#f-id", "shop").await;
-    browser.fill("#f-url", "ftp://nowhere.example/").await;
-    browser.fill("#f-sources", "orders").await;
-    browser.fill("#f-types", "order.*, invoice.paid").await;
-    browser
-        .fill(
-            "#f-advanced",
-            r#"{"timeout": "10s", "retry": {"max_attempts": 5}}"#,
-        )
-        .await;
-    browser.click(".endpoint-form button[type=submit]").await;
-    assert!(browser.text("#form-error").await.contains("url"));
-    browser.screenshot("endpoint-form").await;
-    browser.fill("#f-url", &receiver.url).await;
-    browser.click(".endpoint-form button[type=submit]").await;
-    browser.find(".endpoint-actions").await;
-    assert_eq!(browser.path().await, "/console/endpoints/shop?done=created");
-
-    browser.click("form[action$='/test'] button").await;
-    let notice = browser.find("p.notice.ok a").await;
-    let href = notice.attr("href").await.expect("attr").expect("a link");
-    let event = href.trim_start_matches("/console/events/").to_string();
-    eventually("the receiver gets the test event", || {
-        receiver
-            .got()
-            .iter()
-            .any(|r| r.header("webhook-id") == event)
-    })
-    .await;
-    browser.screenshot("endpoint").await;
-    browser.click("p.notice.ok a").await;
-    browser.find("ol.timeline").await;
-    assert!(browser.text("main").await.contains("hookgate.test"));
-
-    browser
-        .goto(&format!("{}/console/endpoints/shop/secret", gw.admin))
-        .await;
-    browser.click("main form button[type=submit]").await;
-    browser.find("code#secret").await;
-    browser.screenshot("endpoint-secret").await;
-    browser.close().await;
     gw.stop().await;
 }
