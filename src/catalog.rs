@@ -299,6 +299,12 @@ impl Catalog {
         Ok(dead)
     }
 
+    /// The stored JSON of an API-made entry, as PATCH would change it (the console's edit
+    /// form starts from it); a file's entry is `FileDeclared`.
+    pub fn api_entry(&self, kind: EntryKind, id: &str) -> Result<Value, CatalogError> {
+        self.editable(kind, id)
+    }
+
     fn editable(&self, kind: EntryKind, id: &str) -> Result<Value, CatalogError> {
         match self.origin(kind, id) {
             None => Err(CatalogError::NotFound(kind.as_str(), id.to_string())),

@@ -15,13 +15,17 @@
 //! except assets, `no-store`.
 //!
 //! Pages: `events` (the list and one event's detail), `dead_letters`, `endpoints`; sign-in
-//! and sign-out in `sign_in`; the POSTs that change things in `actions`.
+//! and sign-out in `sign_in`; the POSTs that change things in `actions`. One endpoint's page
+//! is `endpoint`, its operations `endpoint_actions`, its create and edit form `endpoint_form`.
 
 mod actions;
 mod assets;
 #[cfg(test)]
 mod contrast;
 mod dead_letters;
+mod endpoint;
+mod endpoint_actions;
+mod endpoint_form;
 mod endpoints;
 mod events;
 mod page;
@@ -81,6 +85,29 @@ pub fn router<S: Clone + Send + Sync + 'static>(admin: Arc<AdminState>) -> Route
         .route("/endpoints", get(endpoints::list))
         .route("/endpoints/{id}/pause", post(actions::pause))
         .route("/endpoints/{id}/resume", post(actions::resume))
+        .route(
+            "/endpoints/new",
+            get(endpoint_form::new_form).post(endpoint_form::create),
+        )
+        .route("/endpoints/{id}", get(endpoint::show))
+        .route(
+            "/endpoints/{id}/edit",
+            get(endpoint_form::edit_form).post(endpoint_form::update),
+        )
+        .route("/endpoints/{id}/recover", post(endpoint_actions::recover))
+        .route("/endpoints/{id}/test", post(endpoint_actions::send_test))
+        .route(
+            "/endpoints/{id}/secret",
+            get(endpoint_actions::reveal_confirm).post(endpoint_actions::reveal),
+        )
+        .route(
+            "/endpoints/{id}/rotate",
+            get(endpoint_actions::rotate_confirm).post(endpoint_actions::rotate),
+        )
+        .route(
+            "/endpoints/{id}/delete",
+            get(endpoint_actions::delete_confirm).post(endpoint_actions::delete),
+        )
         .route("/assets/{name}", get(assets::serve))
         .fallback(|| async { page::problem(StatusCode::NOT_FOUND, "There is no such page.") })
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

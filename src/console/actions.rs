@@ -162,7 +162,13 @@ async fn set_paused(st: Shared, id: String, action: Action, paused: bool) -> Res
     {
         Ok(_) => {
             tracing::info!(endpoint = %id, paused, "console: endpoint paused or resumed");
-            Redirect::to("/console/endpoints").into_response()
+            // From the endpoint's own page, back to it; from the list, to the list.
+            if action.field("back") == Some("endpoint") {
+                let done = if paused { "paused" } else { "resumed" };
+                Redirect::to(&super::endpoint::link(&id, &[("done", done)])).into_response()
+            } else {
+                Redirect::to("/console/endpoints").into_response()
+            }
         }
         Err(e) => page::api_error(e),
     }
