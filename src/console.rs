@@ -15,7 +15,9 @@
 //! except assets, `no-store`.
 //!
 //! Pages: `events` (the list and one event's detail), `dead_letters`, `endpoints`; sign-in
-//! and sign-out in `sign_in`; the POSTs that change things in `actions`.
+//! and sign-out in `sign_in`; the POSTs that change things in `actions`. `overview` (the
+//! front page `/console` leads to) and `sources` read this node's recent activity
+//! (`telemetry::recent`) and the store's counters, never scanning rows.
 
 mod actions;
 mod assets;
@@ -25,6 +27,9 @@ mod events;
 mod page;
 pub mod session;
 mod sign_in;
+// Issue 16, H1: the overview, the sources, endpoint health.
+mod overview;
+mod sources;
 
 use std::sync::Arc;
 
@@ -64,7 +69,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(admin: Arc<AdminState>) -> Route
         sessions: Sessions::default(),
     });
     Router::new()
-        .route("/", get(|| async { Redirect::to("/console/events") }))
+        .route("/", get(|| async { Redirect::to("/console/overview") }))
         .route("/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/events", get(events::list))
@@ -79,6 +84,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(admin: Arc<AdminState>) -> Route
         .route("/endpoints", get(endpoints::list))
         .route("/endpoints/{id}/pause", post(actions::pause))
         .route("/endpoints/{id}/resume", post(actions::resume))
+        .route("/overview", get(overview::show))
+        .route("/sources", get(sources::list))
         .route("/assets/{name}", get(assets::serve))
         .fallback(|| async { page::problem(StatusCode::NOT_FOUND, "There is no such page.") })
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
