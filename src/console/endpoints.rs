@@ -94,7 +94,7 @@ pub fn health(paused: bool, gauge: Option<(i64, f64)>, hour: Option<&EndpointHou
     }
 }
 
-/// A share as a whole percentage, never rounded up to 100 % nor down to 0 % when it is not.
+/// A share as a whole percentage (a no-break space before the sign), never rounded up to 100 % nor down to 0 % when it is not.
 fn percent(rate: f64) -> String {
     let p = (rate * 100.0).round();
     let p = if p >= 100.0 && rate < 1.0 {
@@ -104,15 +104,15 @@ fn percent(rate: f64) -> String {
     } else {
         p
     };
-    format!("{p:.0} %")
+    format!("{p:.0}\u{a0}%")
 }
 
-/// Milliseconds as people read them: `120 ms`, `2.5 s`.
+/// Milliseconds as people read them: `120 ms`, `2.5 s`, number and unit kept on one line.
 fn ms_text(ms: u64) -> String {
     if ms < 1000 {
-        format!("{ms} ms")
+        format!("{ms}\u{a0}ms")
     } else {
-        format!("{:.1} s", ms as f64 / 1000.0)
+        format!("{:.1}\u{a0}s", ms as f64 / 1000.0)
     }
 }
 
@@ -185,13 +185,13 @@ mod tests {
 
     #[test]
     fn rates_and_latencies_read_plainly() {
-        assert_eq!(super::percent(1.0), "100 %");
-        assert_eq!(super::percent(0.999), "99 %");
-        assert_eq!(super::percent(0.001), "1 %");
-        assert_eq!(super::percent(0.0), "0 %");
-        assert_eq!(super::percent(0.5), "50 %");
-        assert_eq!(super::ms_text(120), "120 ms");
-        assert_eq!(super::ms_text(2500), "2.5 s");
+        assert_eq!(super::percent(1.0), "100\u{a0}%");
+        assert_eq!(super::percent(0.999), "99\u{a0}%");
+        assert_eq!(super::percent(0.001), "1\u{a0}%");
+        assert_eq!(super::percent(0.0), "0\u{a0}%");
+        assert_eq!(super::percent(0.5), "50\u{a0}%");
+        assert_eq!(super::ms_text(120), "120\u{a0}ms");
+        assert_eq!(super::ms_text(2500), "2.5\u{a0}s");
     }
 
     #[test]
@@ -212,11 +212,11 @@ mod tests {
         let h = super::health(false, Some((4, 900.0)), Some(&hour));
         assert_eq!(h.state, State::Failing);
         assert!(h.lagging);
-        assert_eq!(h.success, "20 %");
-        assert_eq!(h.latency, "mean 100 ms, p95 ≤ 128 ms");
+        assert_eq!(h.success, "20\u{a0}%");
+        assert_eq!(h.latency, "mean 100\u{a0}ms, p95 ≤ 128\u{a0}ms");
         assert_eq!(
             h.reasons(),
-            "20 % of 10 attempts succeeded in the last hour; oldest pending waited 15 min"
+            "20\u{a0}% of 10 attempts succeeded in the last hour; oldest pending waited 15 min"
         );
         let h = super::health(true, None, None);
         assert_eq!(

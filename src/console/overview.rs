@@ -20,6 +20,19 @@ use super::{Shared, Signed};
 use crate::telemetry::health::State as EndpointState;
 use crate::telemetry::recent::MinuteTotals;
 
+/// Dead letters counted at most: the overview says "10000+" beyond, and the count stays a
+/// bounded read on PostgreSQL.
+pub const DEAD_COUNT_CAP: u64 = 10_000;
+
+/// The dead count as shown: exact up to the cap, then the cap and a plus.
+fn dead_text(counted: u64) -> String {
+    if counted > DEAD_COUNT_CAP {
+        format!("{DEAD_COUNT_CAP}+")
+    } else {
+        counted.to_string()
+    }
+}
+
 /// An endpoint that needs attention.
 struct Attention {
     id: String,
@@ -46,6 +59,7 @@ struct Overview {
     pending: Option<i64>,
     /// Dead letters the store holds, as text (`12`, or `10,000+` past the count's bound).
     dead_stored: Option<String>,
+    dead_any: bool,
     store_error: Option<String>,
     endpoints: usize,
     attention: Vec<Attention>,
@@ -90,6 +104,14 @@ pub async fn show(State(st): State<Shared>, user: Signed) -> Response {
             Some(format!("The store's counts are unavailable: {e}")),
         ),
     };
+    // One more than the cap tells "exactly the cap" from "beyond it".
+    let dead_stored = match st.admin.store.dead_count(DEAD_COUNT_CAP + 1).await {
+        Ok(n) => Some(dead_text(n)),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot count dead letters");
+            None
+        }
+    };
     let attention = routes
         .endpoints
         .iter()
@@ -128,7 +150,8 @@ pub async fn show(State(st): State<Shared>, user: Signed) -> Response {
             minutes,
             totals,
             pending,
-            dead_stored: None,
+            dead_any: dead_stored.as_deref().is_some_and(|d| d != "0"),
+            dead_stored,
             store_error,
             endpoints: routes.endpoints.len(),
             attention,
@@ -140,6 +163,13 @@ pub async fn show(State(st): State<Shared>, user: Signed) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_counts_beyond_the_cap_read_as_the_cap_and_a_plus() {
+        assert_eq!(dead_text(0), "0");
+        assert_eq!(dead_text(DEAD_COUNT_CAP), "10000");
+        assert_eq!(dead_text(DEAD_COUNT_CAP + 1), "10000+");
+    }
 
     #[test]
     fn the_summary_adds_up_the_hour() {

@@ -127,8 +127,8 @@ async fn the_sources_page_counts_requests_by_code_and_shows_the_inbound_url() {
         "{row}"
     );
     assert!(row.contains(">standard-webhooks<"), "{row}");
-    assert!(row.contains("data-label=\"Accepted (24 h)\">3<"), "{row}");
-    assert!(row.contains("data-label=\"Duplicates (24 h)\">1<"), "{row}");
+    assert!(row.contains("data-label=\"Accepted\">3<"), "{row}");
+    assert!(row.contains("data-label=\"Duplicates\">1<"), "{row}");
     assert!(
         row.contains("<span class=\"mono\">bad_signature</span> × 2"),
         "{row}"
@@ -190,6 +190,13 @@ async fn the_overview_counts_and_lists_a_paused_and_a_failing_endpoint() {
         ),
         "{html}"
     );
+    // Dead: bad's three, counted by the store.
+    assert!(
+        html.contains(
+            "<span class=\"tile-label\">Dead letters</span><span class=\"tile-value\">3</span>"
+        ),
+        "{html}"
+    );
     let held = row_with(&html, "href=\"/console/endpoints/held\"");
     assert!(held.contains("badge paused"), "{held}");
     assert!(held.contains("paused by an operator"), "{held}");
@@ -216,7 +223,7 @@ async fn the_endpoints_list_shows_state_success_rate_and_latency() {
     let ok = row_with(&html, "href=\"/console/endpoints/ok\"");
     assert!(ok.contains("badge active"), "{ok}");
     assert!(
-        ok.contains("100 % <span class=\"muted\">of 3</span>"),
+        ok.contains("100\u{a0}% <span class=\"muted\">of 3</span>"),
         "{ok}"
     );
     assert!(ok.contains("mean "), "{ok}");
@@ -224,7 +231,7 @@ async fn the_endpoints_list_shows_state_success_rate_and_latency() {
     let failing = row_with(&html, "href=\"/console/endpoints/bad\"");
     assert!(failing.contains("badge failing"), "{failing}");
     assert!(
-        failing.contains("0 % <span class=\"muted\">of 3</span>"),
+        failing.contains("0\u{a0}% <span class=\"muted\">of 3</span>"),
         "{failing}"
     );
     let held = row_with(&html, "href=\"/console/endpoints/held\"");
