@@ -114,7 +114,7 @@ pub fn draw(activity: &Activity) -> Chart {
     };
     let any_dead = minutes.iter().any(|m| m.dead > 0);
     let mut y_values = vec![0, top];
-    if top % 2 == 0 {
+    if top.is_multiple_of(2) {
         y_values.insert(1, top / 2);
     }
     let y_ticks = y_values
@@ -128,10 +128,10 @@ pub fn draw(activity: &Activity) -> Chart {
         .collect();
     let n = minutes.len();
     let x_ticks = [
-        (0, "60 min ago"),
-        (15, "45"),
-        (30, "30"),
-        (45, "15"),
+        (0, "−60 min"),
+        (15, "−45"),
+        (30, "−30"),
+        (45, "−15"),
         (n, "now"),
     ]
     .into_iter()
