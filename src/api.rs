@@ -56,6 +56,8 @@ pub struct AdminState {
     pub metrics: Arc<crate::telemetry::Metrics>,
     /// The last readiness probe: (when, by the gateway's clock, and its outcome).
     pub ready: tokio::sync::Mutex<Option<(u64, Result<(), String>)>>,
+    /// The base URL webhooks are sent to (`ingress.public_url`, else the bound listener's).
+    pub ingress_url: String,
 }
 
 impl AdminState {

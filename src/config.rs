@@ -235,7 +235,12 @@ impl Config {
                 )
             })?);
         }
+        let ingress_public_url = match &self.ingress.public_url {
+            None => None,
+            Some(u) => Some(public_base_url("ingress.public_url", u)?),
+        };
         Ok(Validated {
+            ingress_public_url,
             data_dir: self.data_dir,
             max_buffered_bytes: self.ingress.max_buffered_bytes,
             failed_requests: failed,
@@ -362,6 +367,28 @@ fn parse_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+/// A base URL people reach a listener at: http(s), with a host, and neither query nor
+/// fragment (a path is kept, for a proxy that mounts hookgate below one); without its
+/// trailing slash, so `/in/<source>` can follow.
+fn public_base_url(key: &str, value: &str) -> Result<String, ConfigError> {
+    let ok = reqwest::Url::parse(value).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host().is_some()
+            && u.query().is_none()
+            && u.fragment().is_none()
+            && u.username().is_empty()
+            && u.password().is_none()
+    });
+    if ok {
+        Ok(value.trim_end_matches('/').to_string())
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("{value:?} must be an http(s) URL like https://hooks.example.com"),
+        ))
+    }
+}
+
 /// Ids appear in URLs (`/in/{id}`) and in store keys, so they are kept to a safe alphabet.
 fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
     let ok = !id.is_empty()
@@ -427,6 +454,8 @@ pub struct Validated {
     pub failed_requests: RateLimitConfig,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub ingress_listen: SocketAddr,
+    /// `ingress.public_url`, without a trailing slash.
+    pub ingress_public_url: Option<String>,
     pub admin_listen: SocketAddr,
     pub max_body_bytes: u64,
     pub ingress_limits: ConnectionLimits,

@@ -17,6 +17,9 @@
 //! Pages: `events` (the list and one event's detail), `dead_letters`, `endpoints`; sign-in
 //! and sign-out in `sign_in`; the POSTs that change things in `actions`. One endpoint's page
 //! is `endpoint`, its operations `endpoint_actions`, its create and edit form `endpoint_form`.
+//! and sign-out in `sign_in`; the POSTs that change things in `actions`. `overview` (the
+//! front page `/console` leads to) and `sources` read this node's recent activity
+//! (`telemetry::recent`) and the store's counters, never scanning rows.
 
 mod actions;
 mod assets;
@@ -31,6 +34,9 @@ mod events;
 mod page;
 pub mod session;
 mod sign_in;
+// Issue 16, H1: the overview, the sources, endpoint health.
+mod overview;
+mod sources;
 
 use std::sync::Arc;
 
@@ -70,7 +76,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(admin: Arc<AdminState>) -> Route
         sessions: Sessions::default(),
     });
     Router::new()
-        .route("/", get(|| async { Redirect::to("/console/events") }))
+        .route("/", get(|| async { Redirect::to("/console/overview") }))
         .route("/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/events", get(events::list))
@@ -108,6 +114,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(admin: Arc<AdminState>) -> Route
             "/endpoints/{id}/delete",
             get(endpoint_actions::delete_confirm).post(endpoint_actions::delete),
         )
+        .route("/overview", get(overview::show))
+        .route("/sources", get(sources::list))
         .route("/assets/{name}", get(assets::serve))
         .fallback(|| async { page::problem(StatusCode::NOT_FOUND, "There is no such page.") })
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

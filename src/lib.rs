@@ -255,6 +255,12 @@ pub async fn serve(
             usize::try_from(config.max_buffered_bytes).unwrap_or(usize::MAX),
         )),
     }));
+    // What the console tells people to paste into a provider: the bound address, so port 0
+    // shows the port taken.
+    let ingress_url = match &config.ingress_public_url {
+        Some(u) => u.clone(),
+        None => format!("http://{}", listeners.ingress.local_addr()?),
+    };
     let admin = api::router(Arc::new(api::AdminState {
         store: store.clone(),
         routes: Arc::clone(&routes),
@@ -264,6 +270,7 @@ pub async fn serve(
         catalog: Arc::clone(&catalog),
         metrics: Arc::clone(&opts.metrics),
         ready: tokio::sync::Mutex::new(None),
+        ingress_url,
     }));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

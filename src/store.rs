@@ -135,6 +135,10 @@ pub trait Backend: Send + Sync + 'static {
     fn catalog_version(&self) -> StoreFuture<'_, u64> {
         Box::pin(async { Ok(0) })
     }
+    /// Dead letters kept, counted up to `cap` (`min(count, cap)`): an index's size, or a
+    /// bounded walk of one, so the console's overview reads it cheaply whatever the store
+    /// holds.
+    fn dead_count(&self, cap: u64) -> StoreFuture<'_, u64>;
     fn probe(&self) -> StoreFuture<'_, ()>;
     fn close(&self) -> StoreFuture<'_, ()>;
 }
@@ -324,6 +328,11 @@ impl Store {
     /// Records set aside because they could not be decoded.
     pub async fn quarantined(&self) -> Result<u64, StoreError> {
         self.backend.quarantined().await
+    }
+
+    /// Dead letters kept, counted up to `cap`.
+    pub async fn dead_count(&self, cap: u64) -> Result<u64, StoreError> {
+        self.backend.dead_count(cap).await
     }
 
     /// What `/metrics` shows of the store.

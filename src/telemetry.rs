@@ -12,8 +12,15 @@
 //! fixed outcome names only; a request for an unknown source is counted under one value,
 //! never under the name the client sent. Gauges that describe the store (pending deliveries,
 //! writer queue, file size) are read when scraped.
+//!
+//! Beside the registry, [`Metrics::recent`] keeps the last hour and day in memory for the
+//! console (`recent`), from the same two calls, and `health` judges endpoints from it.
+
+pub mod health;
+pub mod recent;
 
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -129,6 +136,38 @@ pub struct Metrics {
     writer_queue: Gauge,
     quarantined: Gauge,
     store_bytes: Gauge,
+    /// The last hour and day, for the console.
+    pub recent: Recent,
+}
+
+/// [`recent::Window`] behind a lock, with the clock that dates what it records.
+pub struct Recent {
+    clock: crate::clock::SharedClock,
+    window: Mutex<recent::Window>,
+}
+
+impl Recent {
+    pub fn new(clock: crate::clock::SharedClock) -> Self {
+        let window = Mutex::new(recent::Window::new(clock.now_ms()));
+        Recent { clock, window }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut recent::Window, u64) -> T) -> T {
+        let now = self.clock.now_ms();
+        // A panic while holding the lock leaves counts, never a broken invariant: go on.
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut window, now)
+    }
+
+    /// The last hour: per minute, and per endpoint.
+    pub fn activity(&self) -> recent::Activity {
+        self.with(|w, now| w.activity(now))
+    }
+
+    /// The last day of inbound requests per source and outcome.
+    pub fn inbound(&self) -> recent::Inbound {
+        self.with(|w, now| w.inbound(now))
+    }
 }
 
 impl Default for Metrics {
@@ -139,6 +178,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::with_clock(Arc::new(crate::clock::SystemClock))
+    }
+
+    /// Metrics whose recent activity is dated by `clock`.
+    pub fn with_clock(clock: crate::clock::SharedClock) -> Self {
         let mut registry = Registry::with_prefix("hookgate");
         let m = Metrics {
             events_received: Family::default(),
@@ -159,6 +203,7 @@ impl Metrics {
             writer_queue: Gauge::default(),
             quarantined: Gauge::default(),
             store_bytes: Gauge::default(),
+            recent: Recent::new(clock),
             registry: Registry::default(),
         };
         registry.register(
@@ -287,6 +332,8 @@ impl Metrics {
                 self.finished.get_or_create(&outcome("dead")).inc();
             }
         }
+        self.recent
+            .with(|w, now| w.attempt(now, endpoint, class, latency_ms, settled));
     }
 
     /// Counts an inbound request's outcome.
@@ -297,6 +344,7 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+        self.recent.with(|w, now| w.received(now, source, outcome));
     }
 
     /// The OpenMetrics text, with the store's gauges as given.

@@ -77,6 +77,11 @@ pub struct IngressConfig {
     /// 503 before the body is read. Bounds memory whatever clients send.
     #[serde(default = "default_max_buffered_bytes")]
     pub max_buffered_bytes: u64,
+    /// The http(s) base URL providers reach ingress at (behind a proxy, say): the console
+    /// shows `<public_url>/in/<source>` to paste into a provider. Without it, the listener's
+    /// own address.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 fn default_max_buffered_bytes() -> u64 {
@@ -118,6 +123,7 @@ impl Default for IngressConfig {
             failed_requests: default_failed_requests(),
             trusted_proxies: Vec::new(),
             max_buffered_bytes: default_max_buffered_bytes(),
+            public_url: None,
         }
     }
 }

@@ -474,3 +474,24 @@ fn admin_tokens_grant_roles_and_errors_name_the_key() {
         assert!(!e.to_string().contains("\"u\""), "{e}");
     }
 }
+
+#[test]
+fn the_ingress_public_url_is_an_http_base_url() {
+    let v = Config::from_toml("[ingress]\npublic_url = \"https://hooks.example.com/gw/\"")
+        .and_then(Config::validate)
+        .expect("valid");
+    assert_eq!(
+        v.ingress_public_url.as_deref(),
+        Some("https://hooks.example.com/gw")
+    );
+    for bad in [
+        "hooks.example.com",
+        "ftp://hooks.example.com",
+        "https://hooks.example.com/?a=b",
+        "https://user:pw@hooks.example.com",
+        "/in",
+    ] {
+        let e = err(&format!("[ingress]\npublic_url = \"{bad}\""));
+        assert_eq!(e.key, "ingress.public_url", "{bad}");
+    }
+}

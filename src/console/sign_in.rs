@@ -31,7 +31,7 @@ fn next_of(query: Option<&str>) -> String {
         .find(|(k, _)| k == "next")
         .map(|(_, v)| v.into_owned())
         .filter(|v| safe_next(v))
-        .unwrap_or_else(|| "/console/events".into())
+        .unwrap_or_else(|| "/console/overview".into())
 }
 
 fn safe_next(v: &str) -> bool {
@@ -71,7 +71,7 @@ pub async fn submit(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -
         }
     }
     if !safe_next(&next) {
-        next = "/console/events".into();
+        next = "/console/overview".into();
     }
     let Some(role) = st.admin.access.role_of(&token) else {
         tracing::warn!("console sign-in with a wrong token");
@@ -126,6 +126,6 @@ mod tests {
         ] {
             assert!(!safe_next(bad), "{bad}");
         }
-        assert_eq!(next_of(None), "/console/events");
+        assert_eq!(next_of(None), "/console/overview");
     }
 }

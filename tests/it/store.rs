@@ -83,6 +83,7 @@ macro_rules! contract_tests {
             a_release_under_a_lease_taken_over_changes_nothing,
             listing_pages_newest_first_with_filters_and_cursors,
             a_filter_that_rarely_matches_still_pages_in_order,
+            the_dead_count_is_the_dead_letters_kept_up_to_a_cap,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {

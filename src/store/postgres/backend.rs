@@ -126,6 +126,10 @@ impl Backend for PgStore {
         Box::pin(PgStore::pending_count(self))
     }
 
+    fn dead_count(&self, cap: u64) -> StoreFuture<'_, u64> {
+        Box::pin(PgStore::dead_count(self, cap))
+    }
+
     /// PostgreSQL keeps typed columns, so no record can fail to decode: always 0.
     fn follow_endpoints(&self, endpoints: HashSet<String>) -> StoreFuture<'_, ()> {
         Box::pin(PgStore::follow_endpoints(self, endpoints))

@@ -244,6 +244,23 @@ impl PgStore {
         Ok(u64::try_from(version).unwrap_or(0))
     }
 
+    /// Dead letters kept, counted up to `cap`: a walk of at most `cap` entries of the
+    /// partial index on dead deliveries, never of the table.
+    pub async fn dead_count(&self, cap: u64) -> Result<u64, StoreError> {
+        let rows = simple(
+            &self.shared,
+            "SELECT count(*) FROM (SELECT 1 FROM deliveries_done \
+             WHERE status = 'dead' LIMIT $1) d",
+            &[&i64::try_from(cap).unwrap_or(i64::MAX)],
+        )
+        .await?;
+        let n: i64 = match rows.first() {
+            Some(r) => r.try_get(0).map_err(|e| Fail::from(e).into_store())?,
+            None => 0,
+        };
+        Ok(unms(n))
+    }
+
     /// Deliveries not yet final, across every node.
     pub async fn pending_count(&self) -> Result<u64, StoreError> {
         let rows = simple(

@@ -170,6 +170,11 @@ impl Backend for RedbStore {
         Box::pin(blocking(move || s.quarantined()))
     }
 
+    fn dead_count(&self, cap: u64) -> StoreFuture<'_, u64> {
+        let s = self.clone();
+        Box::pin(blocking(move || Ok(s.dead_count()?.min(cap))))
+    }
+
     fn gauges<'a>(
         &'a self,
         endpoints: &'a [String],

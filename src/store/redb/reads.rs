@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::records::{self, AttemptRecord, DeliveryRecord, EventRecord, PayloadRecord};
 use super::{
-    ATTEMPTS, DELIVERIES, DUE, EVENTS, META, META_PENDING, PAYLOADS, PENDING_BY_ENDPOINT,
+    ATTEMPTS, DEAD, DELIVERIES, DUE, EVENTS, META, META_PENDING, PAYLOADS, PENDING_BY_ENDPOINT,
     QUARANTINE, RedbStore, StoreError, writer,
 };
 use crate::ids::{DeliveryId, EventId};
@@ -99,6 +99,17 @@ impl RedbStore {
             ));
         }
         Ok(batch)
+    }
+
+    /// Dead letters kept: the size of the dead-letter index, which redb keeps in the
+    /// table's header (no walk).
+    pub fn dead_count(&self) -> Result<u64, StoreError> {
+        let txn = self.inner.db.get()?.begin_read()?;
+        match txn.open_table(DEAD) {
+            Ok(t) => Ok(redb::ReadableTableMetadata::len(&t)?),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Records moved to quarantine because they could not be decoded.

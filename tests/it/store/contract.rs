@@ -667,3 +667,23 @@ fn held(ids: &[DeliveryId]) -> Vec<Held> {
         })
         .collect()
 }
+
+pub(super) async fn the_dead_count_is_the_dead_letters_kept_up_to_a_cap(b: &impl Backend) {
+    let f = Fixture::open(b).await;
+    assert_eq!(f.store.dead_count(100).await.expect("count"), 0);
+    let dead = dead_letters(&f, "a", 3).await;
+    f.one("b").await; // pending: not counted
+    assert_eq!(f.store.dead_count(100).await.expect("count"), 3);
+    assert_eq!(f.store.dead_count(2).await.expect("count"), 2, "the cap");
+    assert_eq!(f.store.dead_count(0).await.expect("count"), 0);
+    // A replayed dead letter is no longer one.
+    f.store
+        .requeue(Requeue::Dead {
+            filter: Filter::default(),
+            ids: Some(vec![dead[0]]),
+            after: None,
+        })
+        .await
+        .expect("replay");
+    assert_eq!(f.store.dead_count(100).await.expect("count"), 2);
+}
