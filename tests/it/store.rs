@@ -83,6 +83,8 @@ macro_rules! contract_tests {
             a_release_under_a_lease_taken_over_changes_nothing,
             listing_pages_newest_first_with_filters_and_cursors,
             a_filter_that_rarely_matches_still_pages_in_order,
+            contains_finds_a_literal_in_the_payload_bytes,
+            contains_keeps_the_scan_bound_and_says_where_it_stopped,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {
