@@ -238,16 +238,23 @@ pub(in crate::store) async fn contains_keeps_the_scan_bound_and_says_where_it_st
         })
         .await;
     f.clock.set(T0 + 1_000);
-    let mut ingests = tokio::task::JoinSet::new();
-    for _ in 0..SCAN_LIMIT + 5 {
-        let (store, event) = (f.store.clone(), f.event(&[]));
-        ingests.spawn(async move { store.ingest(event).await.expect("ingest") });
-    }
-    while let Some(done) = ingests.join_next().await {
-        assert!(matches!(
-            done.expect("ingested"),
-            IngestOutcome::Accepted { .. }
-        ));
+    // In batches the ingest queue takes (it answers Busy past its depth), each committed at
+    // once rather than one by one.
+    let mut left = SCAN_LIMIT + 5;
+    while left > 0 {
+        let batch = left.min(100);
+        left -= batch;
+        let mut ingests = tokio::task::JoinSet::new();
+        for _ in 0..batch {
+            let (store, event) = (f.store.clone(), f.event(&[]));
+            ingests.spawn(async move { store.ingest(event).await.expect("ingest") });
+        }
+        while let Some(done) = ingests.join_next().await {
+            assert!(matches!(
+                done.expect("ingested"),
+                IngestOutcome::Accepted { .. }
+            ));
+        }
     }
     let filter = containing(b"needle");
     // The first page looks at SCAN_LIMIT rows, finds nothing, and says where it stopped: a
