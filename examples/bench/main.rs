@@ -9,6 +9,7 @@
 //!         [--replay-dead 100000] [--prune-dead 1000000] [--hangup-clients 2000]
 //!         [--quick-repair true] [--pin auto] [--pool-rate N] [--phases all]
 //!         [--postgres-url postgres://postgres@127.0.0.1:5432/postgres] [--pg-pool-size 16]
+//!         [--console-events 1000000] [--console-requests 50] [--console-data DIR]
 //!
 //! (`examples/bench/compare.sh BEFORE AFTER [args]` runs this harness against two commits,
 //! back to back.) It needs `wrk` on PATH (Debian: `apt-get install -y wrk`) and the `hookgate`
@@ -82,6 +83,11 @@
 //!     endpoint; hookgate's resident memory as it grows; then the endpoint is resumed, the
 //!     process killed with SIGKILL at once and started again on the same file: the time from
 //!     the new process's start to its first delivery.
+//! 12. `console` (only when named): `--console-events` events (wrk, each once) from three
+//!     sources to four endpoints, one of them dead, into `--console-data` (kept, and reused
+//!     as it is when it exists); then every console page signed in, `--console-requests`
+//!     times each, one at a time: p50, p95 and max per page, and its status when not 200
+//!     (see `phases/console.rs`).
 //!
 //! It prints a markdown table.
 
@@ -126,8 +132,9 @@ struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     rss_backlog: u64,
     /// Which phases after the ceilings: all, or a list of ingest, subscriber, drain, fanout,
-    /// latency, replay, prune, hangup, backlog, pg-ingest, pg-ingest-2, pg-drain, pg-latency
-    /// (all includes the pg- phases when the PostgreSQL server answers).
+    /// latency, replay, prune, hangup, backlog, pg-ingest, pg-ingest-2, pg-drain, pg-latency,
+    /// console (all includes the pg- phases when the PostgreSQL server answers, and not
+    /// console).
     #[arg(long, default_value = "all")]
     phases: String,
     /// The PostgreSQL server of the pg- phases: a database it names, from which each phase
@@ -163,6 +170,16 @@ struct Args {
     /// The hookgate binary measured; by default `hookgate` beside this program's `examples/`.
     #[arg(long)]
     hookgate: Option<PathBuf>,
+    /// Events stored for the console phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    console_events: u64,
+    /// Timed requests per page of the console phase (after a few untimed ones).
+    #[arg(long, default_value_t = 50)]
+    console_requests: usize,
+    /// The console phase's data directory, kept: loaded when it does not exist yet, reused as
+    /// it is when it does (loading takes minutes).
+    #[arg(long)]
+    console_data: Option<PathBuf>,
     /// Internal: run only one of the harness's responders (raw, fixed) and print its address.
     #[arg(long, hide = true)]
     serve: Option<String>,
@@ -265,12 +282,19 @@ pub struct Checked {
 impl Bench {
     /// A pool of `len` fresh requests, their ids unique across this run.
     fn pool(&self, len: u64) -> Pool {
+        self.pool_of(len, "bench", "bench.event")
+    }
+
+    /// [`Bench::pool`] for another source (with the bench source's secret) and event type.
+    fn pool_of(&self, len: u64, source: &str, event_type: &str) -> Pool {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        wrk::pool(
+        wrk::pool_of(
             self.pools.path(),
             &format!("{}{n:03}", self.nonce),
             len,
             self.args.body_bytes,
+            source,
+            event_type,
         )
     }
 
@@ -492,9 +516,11 @@ async fn run(bench: &mut Bench) -> bool {
         "pg-ingest-2",
         "pg-drain",
         "pg-latency",
+        "console",
     ]
     .into_iter()
-    .filter(|p| all || asked.contains(p))
+    // The console phase stores a million events: only when named.
+    .filter(|p| (all && *p != "console") || asked.contains(p))
     .collect();
     let server =
         pg::Server::for_phases(&bench.args.postgres_url, &bench.hookgate, &mut want, all).await;
@@ -529,6 +555,7 @@ async fn run(bench: &mut Bench) -> bool {
             "pg-ingest-2" => phases::postgres::ingest_two(bench, pg()).await,
             "pg-drain" => phases::postgres::drain(bench, pg()).await,
             "pg-latency" => phases::postgres::latency(bench, pg(), pg_ingest_rate).await,
+            "console" => phases::console::phase(bench).await,
             _ => unreachable!(),
         };
         for row in &new {

@@ -2,6 +2,7 @@
 
 pub mod backlog;
 pub mod ceilings;
+pub mod console;
 pub mod delivery;
 pub mod hangup;
 pub mod ingest;

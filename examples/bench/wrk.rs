@@ -47,14 +47,22 @@ impl Drop for Pool {
     }
 }
 
-/// Writes `len` signed requests for `/in/bench` into `dir`, their ids unique under `tag`.
-pub fn pool(dir: &Path, tag: &str, len: u64, body_bytes: usize) -> Pool {
+/// Writes `len` signed requests for `/in/{source}` (each source of the harness has the same
+/// secret) into `dir`, their ids unique under `tag`, the body's `type` being `event_type`.
+pub fn pool_of(
+    dir: &Path,
+    tag: &str,
+    len: u64,
+    body_bytes: usize,
+    source: &str,
+    event_type: &str,
+) -> Pool {
     let len = len.max(1);
     let ts = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64;
-    let head = r#"{"type":"bench.event","n":"NNNNNNNNNN","pad":""#;
+    let head = format!(r#"{{"type":"{event_type}","n":"NNNNNNNNNN","pad":""#);
     let pad = "x".repeat(body_bytes.saturating_sub(head.len() + 2));
     let template = format!("{head}{pad}\"}}");
     let (pre, suf) = template.split_once("NNNNNNNNNN").expect("template");
@@ -79,7 +87,7 @@ pub fn pool(dir: &Path, tag: &str, len: u64, body_bytes: usize) -> Pool {
     });
     let path = dir.join(format!("pool-{tag}.txt"));
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("pool file"));
-    writeln!(f, "/in/bench\n{template}").expect("write");
+    writeln!(f, "/in/{source}\n{template}").expect("write");
     f.write_all(&a).expect("write");
     f.write_all(&b).expect("write");
     f.flush().expect("write");

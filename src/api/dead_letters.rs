@@ -110,6 +110,8 @@ pub fn parse_replay(
         status: None,
         since_ms,
         until_ms,
+        // Dead letters are not searched by payload (see `Filter::contains`).
+        contains: None,
     };
     Ok((filter, ids))
 }

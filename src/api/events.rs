@@ -15,7 +15,9 @@ use crate::ids::EventId;
 use crate::model::event::EventWithDeliveries;
 use crate::respond;
 
-const FILTERS: &[&str] = &["source", "type", "since", "until", "status", "endpoint"];
+const FILTERS: &[&str] = &[
+    "source", "type", "since", "until", "status", "endpoint", "contains",
+];
 
 /// Events, newest first. Each parameter may be given once; any other is a 400.
 #[utoipa::path(get, path = "/api/v1/events", operation_id = "list_events", tag = "events",
@@ -26,6 +28,7 @@ const FILTERS: &[&str] = &["source", "type", "since", "until", "status", "endpoi
         ("until" = Option<Time>, Query, description = "Received before this time"),
         ("status" = Option<StatusName>, Query, description = "Events with a delivery in this status"),
         ("endpoint" = Option<String>, Query, description = "Events with a delivery to this endpoint"),
+        ("contains" = Option<String>, Query, min_length = 1, max_length = 256, description = "Events whose payload contains this text, byte for byte (case-sensitive, no wildcards). Tested only on the rows a page looks at (at most 10,000), so a rare text may give a short or empty page with a `next_cursor`: follow it to search further back"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Events per page, default 50"),
         ("cursor" = Option<EventIdText>, Query, description = "The next_cursor of the previous page"),
     ),

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::model::event::DeliveryStatus;
 use crate::respond;
 use crate::store::StoreError;
-use crate::store::query::Filter;
+use crate::store::query::{Filter, MAX_CONTAINS_CHARS};
 
 /// Items per page unless `limit` says otherwise, and the most it may say.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -157,10 +157,26 @@ pub fn list_query(
                 q.filter.until_ms =
                     Some(parse_time(&value, now_ms).map_err(|p| bad_request("until", p))?)
             }
+            "contains" => q.filter.contains = Some(parse_contains(value)?),
             other => return Err(bad_request(other, "is not a parameter of this list")),
         }
     }
     Ok(q)
+}
+
+/// A `contains` filter: 1 to [`MAX_CONTAINS_CHARS`] characters, searched for as they are.
+pub fn parse_contains(value: String) -> Result<Vec<u8>, ApiError> {
+    let chars = value.chars().count();
+    if chars == 0 || chars > MAX_CONTAINS_CHARS {
+        return Err(bad_request(
+            "contains",
+            format!(
+                "must be 1 to {MAX_CONTAINS_CHARS} characters (text the payload contains, \
+                 case-sensitive), not {chars}"
+            ),
+        ));
+    }
+    Ok(value.into_bytes())
 }
 
 pub fn parse_status(s: &str) -> Option<DeliveryStatus> {
@@ -244,6 +260,20 @@ mod tests {
         assert!(list_query(Some("since="), &["since"], any, 0).is_err());
         assert!(list_query(Some("source=a&source=b"), &["source"], any, 0).is_err());
         assert!(list_query(Some("cursor=c"), &[], |c| c == "d", 0).is_err());
+        assert!(list_query(Some("contains=a"), &["source"], any, 0).is_err());
+        let long = format!("contains={}", "é".repeat(MAX_CONTAINS_CHARS + 1));
+        for bad in ["contains=", long.as_str()] {
+            let e = list_query(Some(bad), &["contains"], any, 0).expect_err(bad);
+            assert!(e.message.starts_with("contains: "), "{}", e.message);
+        }
+        let most = format!("contains={}", "é".repeat(MAX_CONTAINS_CHARS));
+        let q = list_query(Some(&most), &["contains"], any, 0).expect("at the limit");
+        assert_eq!(
+            q.filter.contains.map(|c| c.len()),
+            Some(2 * MAX_CONTAINS_CHARS)
+        );
+        let q = list_query(Some("contains=%22id%22%3A+%2242"), &["contains"], any, 0).expect("ok");
+        assert_eq!(q.filter.contains.as_deref(), Some(&b"\"id\": \"42"[..]));
         let q = list_query(
             Some("source=a&type=b&limit=5&cursor=c&status=dead"),
             &["source", "type", "status"],

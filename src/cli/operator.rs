@@ -70,6 +70,9 @@ pub enum Events {
         /// pending, delivering, retrying, delivered or dead.
         #[arg(long)]
         status: Option<String>,
+        /// Only events whose payload contains this text (case-sensitive, literal).
+        #[arg(long)]
+        contains: Option<String>,
         #[arg(long)]
         limit: Option<usize>,
         #[arg(long)]
@@ -318,6 +321,7 @@ pub fn events(conn: Conn, cmd: Events) -> Result<(), OperatorError> {
             filters,
             endpoint,
             status,
+            contains,
             limit,
             cursor,
         } => {
@@ -325,6 +329,7 @@ pub fn events(conn: Conn, cmd: Events) -> Result<(), OperatorError> {
             pairs.extend([
                 ("endpoint", endpoint),
                 ("status", status),
+                ("contains", contains),
                 ("limit", limit.map(|l| l.to_string())),
                 ("cursor", cursor),
             ]);

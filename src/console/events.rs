@@ -16,11 +16,13 @@ use crate::api::access::Role;
 use crate::api::views::DeliveryDetail;
 use crate::api::{grammar, params};
 use crate::model::event::{DeliveryStatus, Payload};
-use crate::store::query::SCAN_LIMIT;
+use crate::store::query::{MAX_CONTAINS_CHARS, SCAN_LIMIT};
 
 /// The filters of the events page, as the API names them (`event` is the console's own: it
 /// opens that event).
-const FILTERS: &[&str] = &["source", "type", "since", "until", "status", "endpoint"];
+const FILTERS: &[&str] = &[
+    "source", "type", "since", "until", "status", "endpoint", "contains",
+];
 
 /// The filter form's values, as they were in the URL.
 #[derive(Default)]
@@ -32,6 +34,8 @@ pub struct FilterForm {
     pub since: String,
     pub until: String,
     pub event: String,
+    /// "Payload contains": literal, case-sensitive (the dead-letter list does not take it).
+    pub contains: String,
 }
 
 impl FilterForm {
@@ -50,6 +54,7 @@ impl FilterForm {
                 "endpoint" => form.endpoint = v.to_string(),
                 "since" => form.since = v.to_string(),
                 "until" => form.until = v.to_string(),
+                "contains" => form.contains = v.to_string(),
                 "event" => {
                     form.event = v.to_string();
                     continue;
@@ -72,6 +77,7 @@ impl FilterForm {
             ("endpoint", &self.endpoint),
             ("since", &self.since),
             ("until", &self.until),
+            ("contains", &self.contains),
             ("cursor", cursor),
         ])
     }
@@ -101,6 +107,7 @@ struct List {
     /// When the page stopped at its scan bound: the time it searched back to.
     searched_to: Option<String>,
     scan_limit: usize,
+    contains_max: usize,
 }
 
 pub async fn list(State(st): State<Shared>, user: Signed, RawQuery(q): RawQuery) -> Response {
@@ -126,6 +133,7 @@ pub async fn list(State(st): State<Shared>, user: Signed, RawQuery(q): RawQuery)
         next: None,
         searched_to: None,
         scan_limit: SCAN_LIMIT,
+        contains_max: MAX_CONTAINS_CHARS,
     };
     let listed = async {
         let q = params::list_query(

@@ -1,9 +1,11 @@
 //! What the admin API lists: events and dead letters, filtered and cursor-paged, newest first.
 //!
-//! Filters without an index (source, type, endpoint, status) are applied while scanning; **a
-//! page examines at most [`SCAN_LIMIT`] rows**, and when it stops early its cursor says where to
-//! go on, so no request scans an unbounded table. Both backends keep these rules; a cursor is
-//! opaque, and one a backend did not give out is `StoreError::BadCursor`.
+//! Filters without an index (source, type, endpoint, status, payload contains) are applied
+//! while scanning; **a page examines at most [`SCAN_LIMIT`] rows**, and when it stops early its
+//! cursor says where to go on, so no request scans an unbounded table. Both backends keep these
+//! rules; a cursor is opaque, and one a backend did not give out is `StoreError::BadCursor`.
+//! `contains` is the dearest filter (it reads the payload), so both backends test it last, on
+//! rows that passed the others.
 
 use super::StoreError;
 use crate::ids::{DeliveryId, EventId};
@@ -21,7 +23,14 @@ pub struct Filter {
     pub status: Option<DeliveryStatus>,
     pub since_ms: Option<u64>,
     pub until_ms: Option<u64>,
+    /// A literal byte string the body must contain (case-sensitive; events only). Callers keep
+    /// it short (the API allows [`MAX_CONTAINS_CHARS`]): each row it is tested on is a search.
+    pub contains: Option<Vec<u8>>,
 }
+
+/// The longest `contains` the API and the console accept, in characters (as OpenAPI's
+/// `maxLength` counts them): at most 1 KiB of UTF-8.
+pub const MAX_CONTAINS_CHARS: usize = 256;
 
 impl Filter {
     pub fn event_matches(&self, ev: &Event) -> bool {
@@ -52,6 +61,13 @@ pub fn ulid_bound(ms: u64, high: bool) -> u128 {
 }
 
 impl Filter {
+    /// Whether a body passes the `contains` filter (any body does when there is none).
+    pub fn body_matches(&self, body: &[u8]) -> bool {
+        self.contains
+            .as_deref()
+            .is_none_or(|needle| memchr::memmem::find(body, needle).is_some())
+    }
+
     /// Whether an event's deliveries pass the endpoint and status filters (one delivery
     /// matching each is enough).
     pub fn deliveries_match(&self, ds: &[crate::model::event::Delivery]) -> bool {
@@ -83,4 +99,23 @@ pub fn parse_dead_cursor(c: &str) -> Result<(u64, u128), StoreError> {
     let ms: u64 = ms.parse().map_err(|_| StoreError::BadCursor)?;
     let id: DeliveryId = id.parse().map_err(|_| StoreError::BadCursor)?;
     Ok((ms, id.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contains_is_a_literal_case_sensitive_byte_search() {
+        let f = |n: &[u8]| Filter {
+            contains: Some(n.to_vec()),
+            ..Filter::default()
+        };
+        assert!(Filter::default().body_matches(b"anything"));
+        assert!(f(b"cus_42").body_matches(b"{\"customer\":\"cus_42\"}"));
+        assert!(!f(b"CUS_42").body_matches(b"{\"customer\":\"cus_42\"}"));
+        assert!(!f(b"cus_.*").body_matches(b"cus_42"));
+        assert!(f(b"\xff\x00").body_matches(b"a\xff\x00b"));
+        assert!(!f(b"longer than the body").body_matches(b"short"));
+    }
 }

@@ -212,6 +212,13 @@ async fn operator_commands_against_a_live_server() {
         out.starts_with("EVENT") && out.contains(&id.to_string()) && out.contains("a:dead"),
         "{out}"
     );
+    // --contains searches the payload, case-sensitively.
+    let (code, out, err) = run(&["events", "list", "--contains", "order.created"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&id.to_string()), "{out}");
+    let (code, out, err) = run(&["events", "list", "--contains", "Order.created"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains(&id.to_string()), "{out}");
 
     let (code, out, err) = run(&["dlq", "list", "--json"]).await;
     assert_eq!(code, 0, "{err}");

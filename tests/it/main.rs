@@ -11,6 +11,7 @@ mod console;
 mod console_a11y;
 mod console_endpoint;
 mod console_overview;
+mod console_search;
 mod crash;
 mod delivery;
 mod fuzz_corpus;

@@ -84,6 +84,8 @@ macro_rules! contract_tests {
             listing_pages_newest_first_with_filters_and_cursors,
             a_filter_that_rarely_matches_still_pages_in_order,
             the_dead_count_is_the_dead_letters_kept_up_to_a_cap,
+            contains_finds_a_literal_in_the_payload_bytes,
+            contains_keeps_the_scan_bound_and_says_where_it_stopped,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {

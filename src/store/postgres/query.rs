@@ -25,6 +25,15 @@ fn chunk(limit: usize, scanned: usize, round: u32) -> i64 {
     i64::try_from(want.min(left).min(2_000)).unwrap_or(2_000)
 }
 
+/// A chunk of events down the primary key, and whether each passes `contains` ($4, NULL for
+/// none). The body is searched only for rows that pass the source ($5) and type ($6) filters,
+/// and in the database: a body is never sent here to be searched.
+const LIST_EVENTS: &str = "SELECT id, source, event_type, received_ms, dedup_key, delivery_ids, \
+     endpoints, CASE WHEN $4::bytea IS NULL THEN true \
+     WHEN ($5::text IS NULL OR source = $5) AND ($6::text IS NULL OR event_type = $6) \
+     THEN position($4::bytea IN body) > 0 ELSE false END \
+     FROM events WHERE id >= $1 AND id <= $2 ORDER BY id DESC LIMIT $3";
+
 impl PgStore {
     /// Events, newest first, with their deliveries.
     pub async fn list_events(
@@ -40,36 +49,45 @@ impl PgStore {
         };
         let (mut scanned, mut round, mut bottom) = (0usize, 0u32, false);
         let s = &self.shared;
+        let (contains, source, event_type) = (
+            filter.contains.as_deref(),
+            filter.source.as_deref(),
+            filter.event_type.as_deref(),
+        );
         while low <= high && !bottom {
             let n = chunk(limit, scanned, round);
             round += 1;
             let (lo, hi) = (id_bytes(low), id_bytes(high));
             let rows = retrying(|| async {
                 let client = s.conn().await?;
-                let stmt = client
-                    .prepare_cached(
-                        "SELECT id, source, event_type, received_ms, dedup_key, delivery_ids, \
-                         endpoints FROM events WHERE id >= $1 AND id <= $2 \
-                         ORDER BY id DESC LIMIT $3",
-                    )
-                    .await?;
+                let stmt = client.prepare_cached(LIST_EVENTS).await?;
                 Ok(client
-                    .query(&stmt, &[&lo.as_slice(), &hi.as_slice(), &n])
+                    .query(
+                        &stmt,
+                        &[
+                            &lo.as_slice(),
+                            &hi.as_slice(),
+                            &n,
+                            &contains,
+                            &source,
+                            &event_type,
+                        ],
+                    )
                     .await?)
             })
             .await?;
             let events = rows
                 .iter()
-                .map(event_row)
+                .map(|r| Ok((event_row(r)?, r.try_get::<_, bool>(7)?)))
                 .collect::<Result<Vec<_>, Fail>>()
                 .map_err(Fail::into_store)?;
             let wanted: Vec<Vec<u8>> = events
                 .iter()
-                .filter(|e| filter.event_matches(e))
-                .flat_map(|e| e.deliveries.iter().map(|(d, _)| id_bytes(d.0).to_vec()))
+                .filter(|(e, hit)| *hit && filter.event_matches(e))
+                .flat_map(|(e, _)| e.deliveries.iter().map(|(d, _)| id_bytes(d.0).to_vec()))
                 .collect();
             let deliveries = self.deliveries_by_id(&wanted).await?;
-            for event in events {
+            for (event, hit) in events {
                 if page.items.len() == limit || scanned == SCAN_LIMIT {
                     // Go on after the last row looked at.
                     page.next_cursor = Some(EventId(event.id.0.saturating_add(1)).to_string());
@@ -78,7 +96,7 @@ impl PgStore {
                 scanned += 1;
                 bottom = event.id.0 <= low;
                 high = event.id.0.saturating_sub(1);
-                if !filter.event_matches(&event) {
+                if !hit || !filter.event_matches(&event) {
                     continue;
                 }
                 let ds: Vec<Delivery> = event

@@ -3,8 +3,8 @@
 
 use redb::ReadableDatabase;
 
-use super::records::{self, DeliveryRecord, EventRecord};
-use super::{DEAD, DELIVERIES, EVENTS, RedbStore, StoreError};
+use super::records::{self, DeliveryRecord, EventRecord, PayloadRef};
+use super::{DEAD, DELIVERIES, EVENTS, PAYLOADS, RedbStore, StoreError};
 use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{DeadLetter, EventWithDeliveries};
 use crate::store::query::{Filter, Page, SCAN_LIMIT, parse_dead_cursor};
@@ -20,6 +20,7 @@ impl RedbStore {
         let txn = self.inner.db.get()?.begin_read()?;
         let events = txn.open_table(EVENTS)?;
         let deliveries = txn.open_table(DELIVERIES)?;
+        let payloads = txn.open_table(PAYLOADS)?;
         let (low, high) = filter.event_id_range(cursor)?;
         let mut page = Page {
             items: Vec::new(),
@@ -53,12 +54,23 @@ impl RedbStore {
                     ds.push(d.into_model(did.0));
                 }
             }
-            if filter.deliveries_match(&ds) {
-                page.items.push(EventWithDeliveries {
-                    event,
-                    deliveries: ds,
-                });
+            if !filter.deliveries_match(&ds) {
+                continue;
             }
+            // Last, being the dearest: the body, read in place (a missing or unreadable one
+            // matches nothing).
+            if filter.contains.is_some()
+                && !payloads.get(id.0)?.is_some_and(|p| {
+                    records::decode_borrowed::<PayloadRef>(p.value())
+                        .is_ok_and(|p| filter.body_matches(p.body))
+                })
+            {
+                continue;
+            }
+            page.items.push(EventWithDeliveries {
+                event,
+                deliveries: ds,
+            });
         }
         Ok(page)
     }

@@ -23,6 +23,11 @@ pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    decode_borrowed(bytes)
+}
+
+/// [`decode`] into a record that borrows from `bytes` (no copy of its byte fields).
+pub(super) fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
         Some((&RECORD_VERSION, rest)) => postcard::from_bytes(rest)
             .map_err(|e| StoreError::Corrupt(format!("undecodable record: {e}"))),
@@ -109,9 +114,11 @@ pub(super) struct PayloadRecord {
 }
 
 /// A [`PayloadRecord`] borrowed from the request, encoded identically: ingest writes the
-/// body and headers without copying them first.
-#[derive(Serialize)]
+/// body and headers without copying them first, and the listing's `contains` filter reads a
+/// stored body without copying it.
+#[derive(Serialize, Deserialize)]
 pub(super) struct PayloadRef<'a> {
+    #[serde(borrow)]
     pub headers: Vec<(&'a str, &'a serde_bytes::Bytes)>,
     #[serde(with = "serde_bytes")]
     pub body: &'a [u8],

@@ -167,3 +167,107 @@ pub(in crate::store) async fn a_filter_that_rarely_matches_still_pages_in_order(
     let (page, next) = events(&f, &filter, 2, next.as_deref()).await;
     assert_eq!((page, next), (vec![rare[0]], None));
 }
+
+/// A filter that searches the payload for `needle`.
+fn containing(needle: &[u8]) -> Filter {
+    Filter {
+        contains: Some(needle.to_vec()),
+        ..Filter::default()
+    }
+}
+
+pub(in crate::store) async fn contains_finds_a_literal_in_the_payload_bytes(b: &impl Backend) {
+    let f = Fixture::open(b).await;
+    let with_body = |body: &'static [u8]| NewEvent {
+        body: bytes::Bytes::from_static(body),
+        ..f.event(&["a"])
+    };
+    f.clock.set(T0);
+    let (json, _) = f
+        .accept(with_body(br#"{"customer":"cus_42","total":10}"#))
+        .await;
+    f.clock.set(T0 + 1);
+    let (binary, _) = f.accept(with_body(b"\x00\xff\xfecus_42\x80\x00")).await;
+    f.clock.set(T0 + 2);
+    let (other, _) = f.accept(with_body(br#"{"customer":"cus_7"}"#)).await;
+    f.clock.set(T0 + 3);
+    let (crm, _) = f
+        .accept(NewEvent {
+            source: "crm".into(),
+            ..with_body(br#"{"customer":"cus_42"}"#)
+        })
+        .await;
+    let by = async |filter: Filter| events(&f, &filter, 10, None).await;
+
+    // A literal substring of the bytes, whatever they are, newest first.
+    assert_eq!(
+        by(containing(b"cus_42")).await,
+        (vec![crm, binary, json], None)
+    );
+    assert_eq!(by(containing(b"\xff\xfecus")).await, (vec![binary], None));
+    assert_eq!(by(containing(b"\x00")).await, (vec![binary], None));
+    // Case-sensitive, no wildcards, and a text found nowhere finds nothing.
+    assert_eq!(by(containing(b"CUS_42")).await, (vec![], None));
+    assert_eq!(by(containing(b"cus_%")).await, (vec![], None));
+    assert_eq!(by(containing(b"cus_.")).await, (vec![], None));
+    assert_eq!(by(containing(b"nowhere")).await, (vec![], None));
+    // With the other filters: all must hold.
+    let shop = Filter {
+        source: Some("shop".into()),
+        ..containing(b"\"cus_")
+    };
+    assert_eq!(by(shop).await, (vec![other, json], None));
+    // Pages of one go on with the same search.
+    let (page, next) = events(&f, &containing(b"cus_42"), 1, None).await;
+    assert_eq!(page, [crm]);
+    let (page, _) = events(&f, &containing(b"cus_42"), 1, next.as_deref()).await;
+    assert_eq!(page, [binary]);
+}
+
+pub(in crate::store) async fn contains_keeps_the_scan_bound_and_says_where_it_stopped(
+    b: &impl Backend,
+) {
+    use hookgate::store::query::SCAN_LIMIT;
+    let f = Fixture::open(b).await;
+    // The only match is the oldest event, under SCAN_LIMIT + 5 that do not match.
+    f.clock.set(T0);
+    let (needle, _) = f
+        .accept(NewEvent {
+            body: bytes::Bytes::from_static(b"{\"note\":\"the needle\"}"),
+            ..f.event(&[])
+        })
+        .await;
+    f.clock.set(T0 + 1_000);
+    // In batches the ingest queue takes (it answers Busy past its depth), each committed at
+    // once rather than one by one.
+    let mut left = SCAN_LIMIT + 5;
+    while left > 0 {
+        let batch = left.min(100);
+        left -= batch;
+        let mut ingests = tokio::task::JoinSet::new();
+        for _ in 0..batch {
+            let (store, event) = (f.store.clone(), f.event(&[]));
+            ingests.spawn(async move { store.ingest(event).await.expect("ingest") });
+        }
+        while let Some(done) = ingests.join_next().await {
+            assert!(matches!(
+                done.expect("ingested"),
+                IngestOutcome::Accepted { .. }
+            ));
+        }
+    }
+    let filter = containing(b"needle");
+    // The first page looks at SCAN_LIMIT rows, finds nothing, and says where it stopped: a
+    // cursor among the events it did not look at, newer than the needle.
+    let (page, next) = events(&f, &filter, 50, None).await;
+    assert!(page.is_empty());
+    let next = next.expect("a page stopped at its bound has a cursor");
+    let stopped: EventId = next.parse().expect("an event id");
+    assert!(stopped > needle, "{stopped} is not newer than {needle}");
+    assert_eq!(stopped.timestamp_ms(), T0 + 1_000);
+    // Going on from there finds it, and the end.
+    assert_eq!(
+        events(&f, &filter, 50, Some(&next)).await,
+        (vec![needle], None)
+    );
+}
