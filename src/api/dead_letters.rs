@@ -17,7 +17,7 @@ use crate::respond;
 use crate::store::Requeue;
 use crate::store::query::Filter;
 
-const FILTERS: &[&str] = &["endpoint", "source", "type", "since", "until"];
+const FILTERS: &[&str] = &["endpoint", "source", "type", "since", "until", "contains"];
 
 /// Dead letters, most recently dead first. Each parameter may be given once; any other is a 400.
 #[utoipa::path(get, path = "/api/v1/dead-letters", operation_id = "list_dead_letters", tag = "dead letters",
@@ -27,6 +27,7 @@ const FILTERS: &[&str] = &["endpoint", "source", "type", "since", "until"];
         ("type" = Option<String>, Query, description = "Only this event type"),
         ("since" = Option<Time>, Query, description = "Died at or after this time"),
         ("until" = Option<Time>, Query, description = "Died before this time"),
+        ("contains" = Option<String>, Query, min_length = 1, max_length = 256, description = "Dead letters whose event's payload contains this text, byte for byte (case-sensitive, no wildcards). Tested only on the rows a page looks at (at most 10,000), so a rare text may give a short or empty page with a `next_cursor`: follow it to search further back"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Dead letters per page, default 50"),
         ("cursor" = Option<DeadLetterCursor>, Query, description = "The next_cursor of the previous page"),
     ),
@@ -73,6 +74,11 @@ pub struct ReplayBody {
     #[schema(value_type = Option<Time>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    /// Only dead letters whose event's payload contains this text, byte for byte
+    /// (case-sensitive). Every dead letter is searched, in bounded steps.
+    #[schema(min_length = 1, max_length = 256)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contains: Option<String>,
     /// Only these deliveries.
     #[schema(value_type = Option<Vec<DeliveryIdText>>)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,6 +93,7 @@ pub fn parse_replay(
     let b: ReplayBody = params::json_body_or_default(body)?;
     let since_ms = params::optional_time("since", b.since.as_deref(), now_ms)?;
     let until_ms = params::optional_time("until", b.until.as_deref(), now_ms)?;
+    let contains = b.contains.map(params::parse_contains).transpose()?;
     let ids = match &b.ids {
         None => None,
         Some(ids) => Some(
@@ -110,8 +117,7 @@ pub fn parse_replay(
         status: None,
         since_ms,
         until_ms,
-        // Dead letters are not searched by payload (see `Filter::contains`).
-        contains: None,
+        contains,
     };
     Ok((filter, ids))
 }

@@ -57,6 +57,9 @@ pub struct Filters {
     pub since: Option<String>,
     #[arg(long)]
     pub until: Option<String>,
+    /// Only events whose payload contains this text (case-sensitive, literal).
+    #[arg(long)]
+    pub contains: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,9 +73,6 @@ pub enum Events {
         /// pending, delivering, retrying, delivered or dead.
         #[arg(long)]
         status: Option<String>,
-        /// Only events whose payload contains this text (case-sensitive, literal).
-        #[arg(long)]
-        contains: Option<String>,
         #[arg(long)]
         limit: Option<usize>,
         #[arg(long)]
@@ -240,6 +240,7 @@ fn filter_pairs(f: &Filters) -> Vec<(&'static str, Option<String>)> {
         ("type", f.event_type.clone()),
         ("since", f.since.clone()),
         ("until", f.until.clone()),
+        ("contains", f.contains.clone()),
     ]
 }
 
@@ -321,7 +322,6 @@ pub fn events(conn: Conn, cmd: Events) -> Result<(), OperatorError> {
             filters,
             endpoint,
             status,
-            contains,
             limit,
             cursor,
         } => {
@@ -329,7 +329,6 @@ pub fn events(conn: Conn, cmd: Events) -> Result<(), OperatorError> {
             pairs.extend([
                 ("endpoint", endpoint),
                 ("status", status),
-                ("contains", contains),
                 ("limit", limit.map(|l| l.to_string())),
                 ("cursor", cursor),
             ]);
@@ -494,6 +493,7 @@ pub fn dlq(conn: Conn, cmd: Dlq) -> Result<(), OperatorError> {
                 event_type: filters.event_type,
                 since: filters.since,
                 until: filters.until,
+                contains: filters.contains,
                 ids: (!ids.is_empty()).then_some(ids),
             };
             let body = serde_json::to_string(&body)

@@ -108,6 +108,7 @@ fn replay_body(action: &Action) -> ReplayBody {
         event_type: field("type"),
         since: field("since"),
         until: field("until"),
+        contains: field("contains"),
         ids: None,
     }
 }

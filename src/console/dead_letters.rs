@@ -19,7 +19,7 @@ use crate::api::views::DeadLetterView;
 use crate::api::{grammar, params};
 use crate::store::query::{Filter, parse_dead_cursor};
 
-const FILTERS: &[&str] = &["endpoint", "source", "type", "since", "until"];
+const FILTERS: &[&str] = &["endpoint", "source", "type", "since", "until", "contains"];
 
 /// The most matches a confirmation counts, and the most pages it reads (each looks at a
 /// bounded number of rows); past either, it says "at least".
@@ -40,6 +40,7 @@ struct List {
     /// The filter's query string, for the replay link.
     filter_query: String,
     notice: Option<String>,
+    contains_max: usize,
 }
 
 fn parse(
@@ -94,6 +95,7 @@ pub async fn list(State(st): State<Shared>, user: Signed, RawQuery(q): RawQuery)
         searched_to: None,
         can_operate: user.may(Role::Operator),
         notice: notice(q.as_deref()),
+        contains_max: crate::store::query::MAX_CONTAINS_CHARS,
     };
     let listed = async {
         let q = parsed?;

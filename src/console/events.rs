@@ -34,7 +34,7 @@ pub struct FilterForm {
     pub since: String,
     pub until: String,
     pub event: String,
-    /// "Payload contains": literal, case-sensitive (the dead-letter list does not take it).
+    /// "Payload contains": literal, case-sensitive.
     pub contains: String,
 }
 

@@ -23,7 +23,7 @@ pub struct Filter {
     pub status: Option<DeliveryStatus>,
     pub since_ms: Option<u64>,
     pub until_ms: Option<u64>,
-    /// A literal byte string the body must contain (case-sensitive; events only). Callers keep
+    /// A literal byte string the event's body must contain (case-sensitive). Callers keep
     /// it short (the API allows [`MAX_CONTAINS_CHARS`]): each row it is tested on is a search.
     pub contains: Option<Vec<u8>>,
 }

@@ -113,8 +113,15 @@ async fn the_api_searches_payloads_and_refuses_an_empty_or_long_text() {
         assert_eq!(status, 400, "{answer}");
         assert!(error_message(&answer).starts_with("contains: "), "{answer}");
     }
-    // Dead letters are not searched by payload: said so, not ignored.
-    let (status, answer) = admin_call(&gw, get, "/dead-letters?contains=ord_9", "").await;
+    // Dead letters take the same filter, and refuse the same bad values.
+    let (status, answer) = admin_call(&gw, get.clone(), "/dead-letters?contains=ord_9", "").await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = admin_call(&gw, get, "/dead-letters?contains=", "").await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(error_message(&answer).starts_with("contains: "), "{answer}");
+    let post = reqwest::Method::POST;
+    let (status, answer) =
+        admin_call(&gw, post, "/dead-letters/replay", r#"{"contains":""}"#).await;
     assert_eq!(status, 400, "{answer}");
     assert!(error_message(&answer).starts_with("contains: "), "{answer}");
 }

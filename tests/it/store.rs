@@ -86,6 +86,7 @@ macro_rules! contract_tests {
             the_dead_count_is_the_dead_letters_kept_up_to_a_cap,
             contains_finds_a_literal_in_the_payload_bytes,
             contains_keeps_the_scan_bound_and_says_where_it_stopped,
+            dead_letters_list_and_replay_by_payload_text,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {

@@ -34,6 +34,10 @@ const LIST_EVENTS: &str = "SELECT id, source, event_type, received_ms, dedup_key
      THEN position($4::bytea IN body) > 0 ELSE false END \
      FROM events WHERE id >= $1 AND id <= $2 ORDER BY id DESC LIMIT $3";
 
+/// Whether a dead letter's event (`e`) passes `contains` ($6, NULL for none): searched in the
+/// database, and false when the event is gone.
+pub(super) const CONTAINS_SQL: &str = "CASE WHEN $6::bytea IS NULL THEN true ELSE coalesce(position($6::bytea IN e.body) > 0, false) END";
+
 impl PgStore {
     /// Events, newest first, with their deliveries.
     pub async fn list_events(
@@ -161,7 +165,8 @@ impl PgStore {
         let (mut scanned, mut round) = (0usize, 0u32);
         let s = &self.shared;
         let sql = format!(
-            "SELECT {cols}, e.source, e.event_type FROM deliveries_done d \
+            "SELECT {cols}, e.source, e.event_type, \
+             {CONTAINS_SQL} FROM deliveries_done d \
              LEFT JOIN events e ON e.id = d.event_id \
              WHERE d.status = 'dead' AND (d.updated_ms, d.id) >= ($1, $2) \
              AND (d.updated_ms, d.id) <= ($3, $4) \
@@ -183,7 +188,14 @@ impl PgStore {
                 Ok(client
                     .query(
                         &stmt,
-                        &[&lo_ms, &lo_id.as_slice(), &hi_ms, &hi_id.as_slice(), &n],
+                        &[
+                            &lo_ms,
+                            &lo_id.as_slice(),
+                            &hi_ms,
+                            &hi_id.as_slice(),
+                            &n,
+                            &filter.contains.as_deref(),
+                        ],
                     )
                     .await?)
             })
@@ -215,6 +227,9 @@ impl PgStore {
                         .endpoint
                         .as_ref()
                         .is_some_and(|e| *e != d.endpoint_id)
+                    || !row
+                        .try_get::<_, bool>(14)
+                        .map_err(|e| Fail::from(e).into_store())?
                 {
                     continue;
                 }

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::PgStore;
 use super::error::{Fail, retrying};
+use super::query::CONTAINS_SQL;
 use super::rows::{Changes, id_bytes, id_from, lock_any};
 use super::time::ms;
 use crate::ids::DeliveryId;
@@ -109,14 +110,14 @@ async fn select(
             let wanted: Option<HashSet<DeliveryId>> =
                 ids.as_ref().map(|ids| ids.iter().copied().collect());
             let stmt = tx
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "SELECT d.id, d.updated_ms, d.endpoint_id, e.source, e.event_type, \
-                     e.id IS NOT NULL FROM deliveries_done d \
+                     e.id IS NOT NULL, {CONTAINS_SQL} FROM deliveries_done d \
                      LEFT JOIN events e ON e.id = d.event_id \
                      WHERE d.status = 'dead' AND (d.updated_ms, d.id) >= ($1, $2) \
                      AND (d.updated_ms, d.id) < ($3, $4) \
-                     ORDER BY d.updated_ms, d.id LIMIT $5",
-                )
+                     ORDER BY d.updated_ms, d.id LIMIT $5"
+                ))
                 .await?;
             let (lo_id, hi_id) = (id_bytes(low.1), id_bytes(high.1));
             let rows = tx
@@ -128,6 +129,7 @@ async fn select(
                         &ms(high.0),
                         &hi_id.as_slice(),
                         &((REPLAY_SCAN + 1) as i64),
+                        &filter.contains.as_deref(),
                     ],
                 )
                 .await?;
@@ -147,7 +149,9 @@ async fn select(
                     continue;
                 }
                 let endpoint: String = row.try_get(2)?;
-                if filter.endpoint.as_ref().is_some_and(|e| *e != endpoint) {
+                if filter.endpoint.as_ref().is_some_and(|e| *e != endpoint)
+                    || !row.try_get::<_, bool>(6)?
+                {
                     continue;
                 }
                 if filter.source.is_some() || filter.event_type.is_some() {

@@ -1,7 +1,7 @@
 //! redb's reads for the admin API: events and dead letters, filtered and cursor-paged, newest
 //! first (see `store::query` for the rules both backends keep).
 
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTable};
 
 use super::records::{self, DeliveryRecord, EventRecord, PayloadRef};
 use super::{DEAD, DELIVERIES, EVENTS, PAYLOADS, RedbStore, StoreError};
@@ -57,14 +57,8 @@ impl RedbStore {
             if !filter.deliveries_match(&ds) {
                 continue;
             }
-            // Last, being the dearest: the body, read in place (a missing or unreadable one
-            // matches nothing).
-            if filter.contains.is_some()
-                && !payloads.get(id.0)?.is_some_and(|p| {
-                    records::decode_borrowed::<PayloadRef>(p.value())
-                        .is_ok_and(|p| filter.body_matches(p.body))
-                })
-            {
+            // Last, being the dearest: the body.
+            if !payload_passes(&payloads, filter, id.0)? {
                 continue;
             }
             page.items.push(EventWithDeliveries {
@@ -86,6 +80,7 @@ impl RedbStore {
         let dead = txn.open_table(DEAD)?;
         let deliveries = txn.open_table(DELIVERIES)?;
         let events = txn.open_table(EVENTS)?;
+        let payloads = txn.open_table(PAYLOADS)?;
         let low = (filter.since_ms.unwrap_or(0), 0u128);
         let mut high = (
             filter.until_ms.map_or(u64::MAX, |u| u.saturating_sub(1)),
@@ -126,6 +121,7 @@ impl RedbStore {
                     .endpoint
                     .as_ref()
                     .is_some_and(|e| *e != d.endpoint_id)
+                || !payload_passes(&payloads, filter, d.event_id)?
             {
                 continue;
             }
@@ -142,4 +138,19 @@ impl RedbStore {
         }
         Ok(page)
     }
+}
+
+/// Whether the stored body of `event` passes `filter`'s `contains`, read in place: always
+/// without one; never when the body is missing or unreadable.
+pub(super) fn payload_passes(
+    payloads: &impl ReadableTable<u128, &'static [u8]>,
+    filter: &Filter,
+    event: u128,
+) -> Result<bool, StoreError> {
+    if filter.contains.is_none() {
+        return Ok(true);
+    }
+    Ok(payloads.get(event)?.is_some_and(|p| {
+        records::decode_borrowed::<PayloadRef>(p.value()).is_ok_and(|p| filter.body_matches(p.body))
+    }))
 }

@@ -81,6 +81,13 @@ pub(super) fn requeue(
                     {
                         continue;
                     }
+                    if !crate::store::redb::query::payload_passes(
+                        &t.payloads,
+                        filter,
+                        d.event_id.0,
+                    )? {
+                        continue;
+                    }
                     if filter.source.is_some() || filter.event_type.is_some() {
                         let Some(ev) = read_event(t, d.event_id.0)? else {
                             continue;

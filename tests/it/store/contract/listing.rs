@@ -271,3 +271,50 @@ pub(in crate::store) async fn contains_keeps_the_scan_bound_and_says_where_it_st
         (vec![needle], None)
     );
 }
+
+pub(in crate::store) async fn dead_letters_list_and_replay_by_payload_text(b: &impl Backend) {
+    use hookgate::store::Requeue;
+    use std::collections::BTreeSet;
+    let f = Fixture::open(b).await;
+    let dead_with = async |body: &'static [u8]| {
+        let (_, ds) = f
+            .accept(NewEvent {
+                body: bytes::Bytes::from_static(body),
+                ..f.event(&["a"])
+            })
+            .await;
+        f.kill(ds[0]).await;
+        ds[0]
+    };
+    f.clock.set(T0);
+    let json = dead_with(br#"{"customer":"cus_42"}"#).await;
+    f.clock.set(T0 + 1);
+    let other = dead_with(br#"{"customer":"cus_7"}"#).await;
+    f.clock.set(T0 + 2);
+    let binary = dead_with(b"\xffcus_42\x00").await;
+    let listed = async |filter: &Filter| -> Vec<DeliveryId> {
+        let page = f.store.list_dead(filter, 10, None).await.expect("list");
+        page.items.iter().map(|d| d.delivery_id).collect()
+    };
+    // Listed: only those whose event's body holds the text, byte for byte.
+    assert_eq!(listed(&containing(b"cus_42")).await, [binary, json]);
+    assert_eq!(listed(&containing(b"CUS_42")).await, []);
+    let with_endpoint = Filter {
+        endpoint: Some("b".into()),
+        ..containing(b"cus_42")
+    };
+    assert_eq!(listed(&with_endpoint).await, []);
+    // A replay by the same filter takes exactly what the list showed, and no other.
+    let r = f
+        .store
+        .requeue(Requeue::Dead {
+            filter: containing(b"cus_42"),
+            ids: None,
+            after: None,
+        })
+        .await
+        .expect("replay");
+    let replayed: BTreeSet<DeliveryId> = r.deliveries.iter().map(|(d, _)| *d).collect();
+    assert_eq!(replayed, BTreeSet::from([json, binary]));
+    assert_eq!(f.dead_letters().await, [other]);
+}
