@@ -83,6 +83,8 @@ macro_rules! contract_tests {
             a_release_under_a_lease_taken_over_changes_nothing,
             listing_pages_newest_first_with_filters_and_cursors,
             a_filter_that_rarely_matches_still_pages_in_order,
+            an_ingest_is_announced_after_its_commit,
+            a_recorded_result_is_announced_with_the_deliverys_new_state,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {
