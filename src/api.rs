@@ -56,6 +56,9 @@ pub struct AdminState {
     pub metrics: Arc<crate::telemetry::Metrics>,
     /// The last readiness probe: (when, by the gateway's clock, and its outcome).
     pub ready: tokio::sync::Mutex<Option<(u64, Result<(), String>)>>,
+    /// Turns true when the gateway begins to stop: long-lived answers (the console's live
+    /// streams) end then, rather than hold the listener's graceful stop to its grace period.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AdminState {

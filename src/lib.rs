@@ -255,6 +255,11 @@ pub async fn serve(
             usize::try_from(config.max_buffered_bytes).unwrap_or(usize::MAX),
         )),
     }));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
     let admin = api::router(Arc::new(api::AdminState {
         store: store.clone(),
         routes: Arc::clone(&routes),
@@ -264,13 +269,9 @@ pub async fn serve(
         catalog: Arc::clone(&catalog),
         metrics: Arc::clone(&opts.metrics),
         ready: tokio::sync::Mutex::new(None),
+        stopping: stop_rx.clone(),
     }));
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
     let pruner = tokio::spawn(store::retention::run(
         store.clone(),
         Arc::clone(&opts.clock),

@@ -20,7 +20,7 @@ use crate::store::query::SCAN_LIMIT;
 
 /// The filters of the events page, as the API names them (`event` is the console's own: it
 /// opens that event).
-const FILTERS: &[&str] = &["source", "type", "since", "until", "status", "endpoint"];
+pub(super) const FILTERS: &[&str] = &["source", "type", "since", "until", "status", "endpoint"];
 
 /// The filter form's values, as they were in the URL.
 #[derive(Default)]
