@@ -8,6 +8,7 @@ mod admin;
 mod cli;
 mod cluster;
 mod console;
+mod console_live;
 mod crash;
 mod delivery;
 mod fuzz_corpus;
