@@ -41,7 +41,12 @@
         if (navigator.clipboard && window.isSecureContext) {
           navigator.clipboard.writeText(text).then(function () {
             said.textContent = "Copied.";
-            button.dataset.copied = "true";
+            // Seen as well as heard, then back to what it does.
+            const label = button.textContent;
+            button.textContent = "Copied ✓";
+            window.setTimeout(function () {
+              button.textContent = label;
+            }, 2000);
           }, selectIt);
         } else {
           selectIt();
