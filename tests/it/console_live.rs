@@ -190,9 +190,28 @@ async fn the_live_stream_sends_new_events_that_match_its_filter() {
         "{seen:?}"
     );
 
-    // Streams are capped: two are open, so this many more are refused past the cap.
+    // A browser reconnecting (it names the last message it had) is told it may have missed
+    // some: nothing is replayed from the store.
+    let response = http()
+        .get(format!("{}/console/events/live", gw.admin))
+        .header("cookie", &cookie)
+        .header("last-event-id", &id)
+        .send()
+        .await
+        .expect("sent");
+    let mut again = Stream {
+        response,
+        buffer: String::new(),
+    };
+    let seen = again.until(|m| m.event == "gap").await;
+    assert!(
+        seen.last().is_some_and(|m| m.data.contains("Reload")),
+        "{seen:?}"
+    );
+
+    // Streams are capped: three are open, so this many more fill the cap.
     let mut more = Vec::new();
-    for _ in 2..MAX_STREAMS {
+    for _ in 3..MAX_STREAMS {
         more.push(Stream::open(&gw, &cookie, "").await);
     }
     assert_eq!(get_live(&gw, Some(&cookie), "").await.status(), 503);
