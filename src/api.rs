@@ -58,6 +58,9 @@ pub struct AdminState {
     pub ready: tokio::sync::Mutex<Option<(u64, Result<(), String>)>>,
     /// The base URL webhooks are sent to (`ingress.public_url`, else the bound listener's).
     pub ingress_url: String,
+    /// Turns true when the gateway begins to stop: long-lived answers (the console's live
+    /// streams) end then, rather than hold the listener's graceful stop to its grace period.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AdminState {

@@ -31,6 +31,7 @@ mod endpoint_actions;
 mod endpoint_form;
 mod endpoints;
 mod events;
+mod live;
 mod page;
 pub mod session;
 mod sign_in;
@@ -59,6 +60,8 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 pub struct Console {
     pub admin: Arc<AdminState>,
     pub sessions: Sessions,
+    /// The permits of the open live streams (`live::MAX_STREAMS`).
+    live: live::Streams,
 }
 
 type Shared = Arc<Console>;
@@ -74,6 +77,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(admin: Arc<AdminState>) -> Route
     let console = Arc::new(Console {
         admin,
         sessions: Sessions::default(),
+        live: live::Streams::default(),
     });
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/overview") }))
@@ -117,6 +121,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(admin: Arc<AdminState>) -> Route
         .route("/overview", get(overview::show))
         .route("/sources", get(sources::list))
         .route("/assets/{name}", get(assets::serve))
+        .route("/events/live", get(live::stream))
         .fallback(|| async { page::problem(StatusCode::NOT_FOUND, "There is no such page.") })
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(middleware::from_fn(same_origin))

@@ -261,6 +261,11 @@ pub async fn serve(
         Some(u) => u.clone(),
         None => format!("http://{}", listeners.ingress.local_addr()?),
     };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
     let admin = api::router(Arc::new(api::AdminState {
         store: store.clone(),
         routes: Arc::clone(&routes),
@@ -271,13 +276,9 @@ pub async fn serve(
         metrics: Arc::clone(&opts.metrics),
         ready: tokio::sync::Mutex::new(None),
         ingress_url,
+        stopping: stop_rx.clone(),
     }));
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
     let pruner = tokio::spawn(store::retention::run(
         store.clone(),
         Arc::clone(&opts.clock),

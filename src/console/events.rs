@@ -20,7 +20,7 @@ use crate::store::query::{MAX_CONTAINS_CHARS, SCAN_LIMIT};
 
 /// The filters of the events page, as the API names them (`event` is the console's own: it
 /// opens that event).
-const FILTERS: &[&str] = &[
+pub(super) const FILTERS: &[&str] = &[
     "source", "type", "since", "until", "status", "endpoint", "contains",
 ];
 

@@ -1,16 +1,60 @@
-//! The store's announcements of new due work, per endpoint. After a commit that made
-//! deliveries due (an ingest, a replay, a retry, a recover), the writer wakes each endpoint
-//! that got some, so **no caller has to pair a write with a wake-up**: whoever waits for an
-//! endpoint's work (its delivery lane; later, live views) listens here.
+//! The store's announcements of what it committed. Two kinds, both made only **after the
+//! commit** they describe, by the backend itself, so **no caller has to pair a write with a
+//! wake-up**:
+//! - per endpoint, a wake-up when a commit made deliveries due (an ingest, a replay, a retry,
+//!   a recover): what each delivery lane waits on;
+//! - for live views, one broadcast of [`Announcement`]s: each new event, and each attempt's
+//!   result. **The broadcast is bounded ([`ANNOUNCEMENT_CAPACITY`]) and never waits**: a
+//!   subscriber that falls behind loses the oldest announcements and is told how many
+//!   (`RecvError::Lagged`), so no live view can slow the writer. It carries what this process
+//!   committed only; with PostgreSQL, other nodes' commits reach their own subscribers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 
-#[derive(Debug, Default)]
+use crate::ids::{DeliveryId, EventId};
+use crate::model::event::DeliveryStatus;
+
+/// Announcements kept for a subscriber that has not read them yet; one behind by more lags.
+pub const ANNOUNCEMENT_CAPACITY: usize = 1024;
+
+/// Something the store committed, as live views show it: enough to render a row without
+/// reading the store again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    /// An event was stored, with one pending delivery per endpoint it goes to.
+    Event {
+        event_id: EventId,
+        source: String,
+        event_type: Option<String>,
+        received_ms: u64,
+        deliveries: Vec<(DeliveryId, String)>,
+    },
+    /// An attempt's result was recorded: the delivery's state after it.
+    Result {
+        delivery_id: DeliveryId,
+        event_id: EventId,
+        endpoint: String,
+        status: DeliveryStatus,
+        attempts: u32,
+    },
+}
+
+#[derive(Debug)]
 pub struct Notices {
     by_endpoint: RwLock<HashMap<String, Arc<Notify>>>,
+    committed: broadcast::Sender<Arc<Announcement>>,
+}
+
+impl Default for Notices {
+    fn default() -> Self {
+        Self {
+            by_endpoint: RwLock::default(),
+            committed: broadcast::Sender::new(ANNOUNCEMENT_CAPACITY),
+        }
+    }
 }
 
 impl Notices {
@@ -48,6 +92,23 @@ impl Notices {
             .unwrap_or_else(|p| p.into_inner())
             .remove(endpoint);
     }
+
+    /// Every announcement published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Announcement>> {
+        self.committed.subscribe()
+    }
+
+    /// Whether anyone subscribes: a writer with no audience need not build announcements.
+    pub fn listened(&self) -> bool {
+        self.committed.receiver_count() > 0
+    }
+
+    /// Tells every subscriber what was committed. Never waits: a full channel drops its
+    /// oldest announcement for whoever had not read it.
+    pub fn publish(&self, announcement: Announcement) {
+        // No subscriber is not an error.
+        let _ = self.committed.send(Arc::new(announcement));
+    }
 }
 
 #[cfg(test)]
@@ -63,5 +124,36 @@ mod tests {
         n.announce("a");
         // The permit is stored: the wait returns at once.
         wake.notified().await;
+    }
+
+    fn result(n: u32) -> Announcement {
+        Announcement::Result {
+            delivery_id: DeliveryId(u128::from(n)),
+            event_id: EventId(1),
+            endpoint: "a".into(),
+            status: DeliveryStatus::Retrying,
+            attempts: n,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_lags_and_never_holds_the_publisher() {
+        let n = Notices::default();
+        assert!(!n.listened());
+        // Nobody listening: publishing is a no-op, not an error.
+        n.publish(result(0));
+        let mut slow = n.subscribe();
+        assert!(n.listened());
+        let extra = 5;
+        for i in 0..ANNOUNCEMENT_CAPACITY + extra {
+            n.publish(result(u32::try_from(i).expect("small")));
+        }
+        assert_eq!(
+            slow.recv().await,
+            Err(broadcast::error::RecvError::Lagged(extra as u64))
+        );
+        // Then the oldest still kept.
+        let next = slow.recv().await.expect("kept");
+        assert_eq!(*next, result(u32::try_from(extra).expect("small")));
     }
 }

@@ -10,6 +10,7 @@ mod cluster;
 mod console;
 mod console_a11y;
 mod console_endpoint;
+mod console_live;
 mod console_overview;
 mod console_search;
 mod crash;

@@ -87,6 +87,8 @@ macro_rules! contract_tests {
             contains_finds_a_literal_in_the_payload_bytes,
             contains_keeps_the_scan_bound_and_says_where_it_stopped,
             dead_letters_list_and_replay_by_payload_text,
+            an_ingest_is_announced_after_its_commit,
+            a_recorded_result_is_announced_with_the_deliverys_new_state,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {

@@ -29,6 +29,7 @@ use super::partitions::{self, Day};
 use super::rows::{Columns, id_bytes, id_from};
 use super::time::ms;
 use crate::ids::{DeliveryId, EventId};
+use crate::store::notices::Announcement;
 use crate::store::{IngestOutcome, NewEvent, StoreError, outbox};
 
 /// The dedup entries of a batch's keys: one primary-key probe per key, whatever the planner
@@ -119,13 +120,32 @@ async fn commit(
     shared.observe_commit(batch.len(), started);
     match result {
         Ok(outcomes) => {
-            // Committed: wake the endpoints that got work, then answer.
+            // Committed: wake the endpoints that got work, tell live views, then answer.
             shared.announce(outcomes.iter().flat_map(|o| match o {
                 Ok(IngestOutcome::Accepted { deliveries, .. }) => {
                     deliveries.iter().map(|(_, e)| e.as_str()).collect()
                 }
                 _ => Vec::new(),
             }));
+            if shared.notices.listened() {
+                for ((ev, _), outcome) in batch.iter().zip(&outcomes) {
+                    if let Ok(IngestOutcome::Accepted {
+                        event_id,
+                        deliveries,
+                    }) = outcome
+                    {
+                        shared.notices.publish(Announcement::Event {
+                            event_id: *event_id,
+                            source: ev.source.clone(),
+                            event_type: ev.event_type.clone(),
+                            // The time stored (the database's clock, perhaps), which the id
+                            // was made from.
+                            received_ms: event_id.timestamp_ms(),
+                            deliveries: deliveries.clone(),
+                        });
+                    }
+                }
+            }
             for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                 let _ = reply.send(outcome);
             }

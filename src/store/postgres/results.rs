@@ -17,6 +17,7 @@ use super::error::{Fail, retrying};
 use super::rows::{Changes, Locked, id_bytes, lock_hot_leased, stale};
 use super::time::ms;
 use crate::ids::DeliveryId;
+use crate::store::notices::Announcement;
 use crate::store::{Completion, Next, StoreError, outbox};
 
 /// The most results recorded in one transaction.
@@ -53,9 +54,25 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
             let results: Vec<&Completion> = batch.iter().map(|(c, _)| c.as_ref()).collect();
             let outcome = retrying(|| write(&shared, &results)).await;
             shared.observe_commit(batch.len(), started);
-            if let Err(e) = &outcome {
-                tracing::error!(error = %e, results = batch.len(), "recording results failed; none of the batch was stored");
-            }
+            let outcome = match outcome {
+                Ok(settled) => {
+                    // Committed: tell live views what each delivery became.
+                    for d in settled {
+                        shared.notices.publish(Announcement::Result {
+                            delivery_id: d.id,
+                            event_id: d.event_id,
+                            endpoint: d.endpoint_id,
+                            status: d.status,
+                            attempts: d.attempts,
+                        });
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, results = batch.len(), "recording results failed; none of the batch was stored");
+                    Err(e)
+                }
+            };
             for (_, reply) in batch {
                 let _ = reply.send(outcome.clone());
             }
@@ -79,7 +96,12 @@ struct Attempts {
     response_excerpt: Vec<Vec<u8>>,
 }
 
-async fn write(shared: &Shared, results: &[&Completion]) -> Result<(), Fail> {
+/// Records a batch; returns the new state of each delivery it changed (for live views, and
+/// only when someone listens).
+async fn write(
+    shared: &Shared,
+    results: &[&Completion],
+) -> Result<Vec<crate::model::event::Delivery>, Fail> {
     let mut client = shared.conn().await?;
     let tx = client.transaction().await?;
     let now = shared.clock.now(&tx).await?;
@@ -167,5 +189,11 @@ async fn write(shared: &Shared, results: &[&Completion]) -> Result<(), Fail> {
     }
     changes.flush(&tx).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(if shared.notices.listened() {
+        let mut settled: Vec<_> = state.into_values().collect();
+        settled.sort_by_key(|d| d.id);
+        settled
+    } else {
+        Vec::new()
+    })
 }

@@ -8,6 +8,7 @@
 //! through `tables.rs`; beside this file are the commands too big to sit here (`requeue.rs`,
 //! `prune.rs`, `orphans.rs`, `quarantine.rs`) and the finished-event indexes (`finished.rs`).
 
+mod announce;
 pub(super) mod finished;
 mod orphans;
 mod prune;
@@ -81,6 +82,8 @@ enum Done {
     Requeued(Requeued),
     Count(u64),
     Pruned(Pruned),
+    /// An attempt's result changed the delivery: its new state.
+    Settled(Box<crate::model::event::Delivery>),
     Unit,
 }
 
@@ -182,22 +185,9 @@ impl Writer {
         match result {
             Ok((outcomes, pending)) => {
                 self.pending = pending;
-                // On disk now: wake the endpoints that got due work, then answer.
-                let mut due = HashSet::new();
-                for outcome in outcomes.iter().flatten() {
-                    match outcome {
-                        Done::Ingest(IngestOutcome::Accepted { deliveries, .. }) => {
-                            due.extend(deliveries.iter().map(|(_, e)| e.as_str()));
-                        }
-                        Done::Requeued(r) => {
-                            due.extend(r.deliveries.iter().map(|(_, e)| e.as_str()))
-                        }
-                        _ => {}
-                    }
-                }
-                for endpoint in due {
-                    self.notices.announce(endpoint);
-                }
+                // On disk now: wake the endpoints that got due work and tell live views,
+                // then answer.
+                announce::after_commit(&self.notices, &batch, &outcomes);
                 for (command, outcome) in batch.into_iter().zip(outcomes) {
                     reply(command, outcome);
                 }
@@ -327,7 +317,9 @@ impl Writer {
                             Ok(Done::Unit)
                         } else {
                             self.tokens.remove(&c.delivery_id.0);
-                            complete(&mut t, c, &mut pending).map(|()| Done::Unit)
+                            complete(&mut t, c, &mut pending).map(|settled| {
+                                settled.map_or(Done::Unit, |d| Done::Settled(Box::new(d)))
+                            })
                         }
                     }
                     Command::PutEntry(kind, id, json, _) => {
@@ -512,22 +504,28 @@ fn lease(
     Ok(leased)
 }
 
-fn complete(t: &mut Tables<'_>, c: &Completion, pending: &mut u64) -> Result<(), StoreError> {
+/// Records a result; returns the delivery's new state, or `None` when it changed nothing.
+fn complete(
+    t: &mut Tables<'_>,
+    c: &Completion,
+    pending: &mut u64,
+) -> Result<Option<crate::model::event::Delivery>, StoreError> {
     let id = c.delivery_id.0;
     let Some(old) = read_delivery(t, id)? else {
-        return Ok(());
+        return Ok(None);
     };
     // Refused when already settled (a second result after a lease was taken back): the first
     // stands.
     let Ok(new) = outbox::complete(&old, &c.attempt, &c.next) else {
-        return Ok(());
+        return Ok(None);
     };
     t.leases.remove(id)?;
     t.attempts.insert(
         (id, new.attempts),
         records::encode(&AttemptRecord::from(&c.attempt)).as_slice(),
     )?;
-    put_delivery(t, Some(&old), &new, pending)
+    put_delivery(t, Some(&old), &new, pending)?;
+    Ok(Some(new))
 }
 
 fn set_paused(t: &mut Tables<'_>, endpoint: &str, paused: bool) -> Result<(), StoreError> {

@@ -12,7 +12,9 @@ use hookgate::store::{EntryKind, Held, REPLAY_STEP, Requeue};
 
 use super::*;
 
+mod announcements;
 mod listing;
+pub(super) use announcements::*;
 pub(super) use listing::*;
 
 pub(super) async fn ingest_writes_the_event_and_one_pending_delivery_per_endpoint(

@@ -1,0 +1,54 @@
+//! What the writer tells others once a batch is on disk: the endpoints that got due work are
+//! woken, and live views are told of each new event and each recorded result (see
+//! `store::notices`). Called only after the commit returned, so nothing announced can still
+//! be rolled back.
+
+use std::collections::HashSet;
+
+use super::{Command, Done};
+use crate::store::notices::{Announcement, Notices};
+use crate::store::{IngestOutcome, StoreError};
+
+pub(super) fn after_commit(
+    notices: &Notices,
+    batch: &[Command],
+    outcomes: &[Result<Done, StoreError>],
+) {
+    let mut due = HashSet::new();
+    // Built only for an audience: most of the time nobody watches live.
+    let live = notices.listened();
+    for (command, outcome) in batch.iter().zip(outcomes) {
+        match (command, outcome) {
+            (
+                Command::Ingest(ev, _),
+                Ok(Done::Ingest(IngestOutcome::Accepted {
+                    event_id,
+                    deliveries,
+                })),
+            ) => {
+                due.extend(deliveries.iter().map(|(_, e)| e.as_str()));
+                if live {
+                    notices.publish(Announcement::Event {
+                        event_id: *event_id,
+                        source: ev.source.clone(),
+                        event_type: ev.event_type.clone(),
+                        received_ms: ev.received_ms,
+                        deliveries: deliveries.clone(),
+                    });
+                }
+            }
+            (_, Ok(Done::Requeued(r))) => due.extend(r.deliveries.iter().map(|(_, e)| e.as_str())),
+            (_, Ok(Done::Settled(d))) if live => notices.publish(Announcement::Result {
+                delivery_id: d.id,
+                event_id: d.event_id,
+                endpoint: d.endpoint_id.clone(),
+                status: d.status,
+                attempts: d.attempts,
+            }),
+            _ => {}
+        }
+    }
+    for endpoint in due {
+        notices.announce(endpoint);
+    }
+}
