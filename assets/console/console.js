@@ -3,6 +3,25 @@
 "use strict";
 
 (function () {
+  // htmx posts pause and resume from the endpoints list and swaps in just that row, picked from
+  // the page the server answers with after its redirect. Anything else (signed out meanwhile,
+  // a refusal) is not a row: follow it, or show the page, as the plain form would have.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    const xhr = evt.detail.xhr;
+    const landed = new URL(xhr.responseURL || location.href, location.href);
+    if (xhr.status < 400 && landed.pathname === location.pathname) {
+      return;
+    }
+    evt.detail.shouldSwap = false;
+    if (xhr.status < 400) {
+      location.assign(landed.href);
+    } else {
+      document.open();
+      document.write(xhr.responseText);
+      document.close();
+    }
+  });
+
   // One polite region for whatever a button did, created before anything is said in it.
   function announcer() {
     let region = document.getElementById("console-said");

@@ -412,14 +412,33 @@ async fn the_console_in_a_browser() {
     })
     .await;
 
-    // Pause and resume the endpoint.
+    // Pause and resume the endpoint: htmx swaps the row in place, the page is not reloaded
+    // (a mark left on the window survives) and focus stays on the button.
     browser
         .goto(&format!("{}/console/endpoints", gw.admin))
         .await;
+    browser
+        .client
+        .execute("window.stayed = true; return null", vec![])
+        .await
+        .expect("mark");
     browser.click("button[aria-label='Pause r']").await;
     browser.find("button[aria-label='Resume r']").await;
     let (_, answer) = admin_call(&gw, reqwest::Method::GET, "/endpoints/r", "").await;
     assert_eq!(answer["paused"], true);
+    let kept = browser
+        .client
+        .execute(
+            "return [window.stayed === true, document.activeElement.getAttribute('aria-label')]",
+            vec![],
+        )
+        .await
+        .expect("read");
+    assert_eq!(
+        kept,
+        serde_json::json!([true, "Resume r"]),
+        "row swapped in place"
+    );
     browser.screenshot("endpoints").await;
     browser.click("button[aria-label='Resume r']").await;
     browser.find("button[aria-label='Pause r']").await;
