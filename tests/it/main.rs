@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod console;
 mod console_a11y;
+mod console_cross_site;
 mod console_endpoint;
 mod console_live;
 mod console_overview;
