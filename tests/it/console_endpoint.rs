@@ -10,7 +10,8 @@ use hookgate::model::event::DeliveryStatus;
 mod browser;
 mod client;
 
-use client::{User, test_event_of, verifies};
+use crate::console_user::User;
+use client::{test_event_of, verifies};
 
 const VIEWER: &str = "viewer-token-endpoint-page";
 const OPERATOR: &str = "operator-token-endpoint-page";

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::console_user::{User, http};
 use crate::harness::*;
 use crate::webdriver::Browser;
 use hookgate::model::event::DeliveryStatus;
@@ -16,34 +17,6 @@ fn config(receiver: &str) -> String {
         "{}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n[[endpoints]]\nid = \"r\"\nurl = \"{receiver}\"\nretry = {{ max_attempts = 1 }}\n",
         orders_source()
     )
-}
-
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// Signs in over HTTP; the `Cookie` header to send.
-async fn sign_in(gw: &Gateway) -> String {
-    let r = http()
-        .post(format!("{}/console/sign-in", gw.admin))
-        .header("origin", &gw.admin)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={ADMIN_TOKEN}"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status(), 303);
-    let set = r
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("a cookie");
-    set.split(';').next().expect("cookie pair").to_string()
 }
 
 /// One server-sent message: its fields (a comment-only message has none of them).
@@ -133,7 +106,8 @@ async fn get_live(gw: &Gateway, cookie: Option<&str>, query: &str) -> reqwest::R
 async fn the_live_stream_sends_new_events_that_match_its_filter() {
     let receiver = Receiver::start().await;
     let (gw, _dir) = Gateway::start(&config(&receiver.url)).await;
-    let cookie = sign_in(&gw).await;
+    let user = User::sign_in(&gw.admin, ADMIN_TOKEN).await;
+    let cookie = user.cookie.as_str();
 
     // Without a session: sent to sign in, not a stream.
     let r = get_live(&gw, None, "").await;
@@ -147,19 +121,19 @@ async fn the_live_stream_sends_new_events_that_match_its_filter() {
     );
     // A bad filter: a page that says so, not a stream.
     assert_eq!(
-        get_live(&gw, Some(&cookie), "?status=lost").await.status(),
+        get_live(&gw, Some(cookie), "?status=lost").await.status(),
         400
     );
     // Nor a payload search, which an announcement (no payload) cannot honour.
     assert_eq!(
-        get_live(&gw, Some(&cookie), "?contains=cus_42")
+        get_live(&gw, Some(cookie), "?contains=cus_42")
             .await
             .status(),
         400
     );
 
-    let mut orders = Stream::open(&gw, &cookie, "?source=orders&type=order.paid").await;
-    let mut billing = Stream::open(&gw, &cookie, "?source=billing").await;
+    let mut orders = Stream::open(&gw, cookie, "?source=orders&type=order.paid").await;
+    let mut billing = Stream::open(&gw, cookie, "?source=billing").await;
     let first = orders.next().await.expect("a first message");
     assert_eq!(first.retry.as_deref(), Some("3000"), "{first:?}");
 
@@ -201,7 +175,7 @@ async fn the_live_stream_sends_new_events_that_match_its_filter() {
     // some: nothing is replayed from the store.
     let response = http()
         .get(format!("{}/console/events/live", gw.admin))
-        .header("cookie", &cookie)
+        .header("cookie", cookie)
         .header("last-event-id", &id)
         .send()
         .await
@@ -219,13 +193,13 @@ async fn the_live_stream_sends_new_events_that_match_its_filter() {
     // Streams are capped: three are open, so this many more fill the cap.
     let mut more = Vec::new();
     for _ in 3..MAX_STREAMS {
-        more.push(Stream::open(&gw, &cookie, "").await);
+        more.push(Stream::open(&gw, cookie, "").await);
     }
-    assert_eq!(get_live(&gw, Some(&cookie), "").await.status(), 503);
+    assert_eq!(get_live(&gw, Some(cookie), "").await.status(), 503);
     // A stream that ends gives its place back.
     drop(more.pop());
     eventually_async("a closed stream's place is free", async || {
-        get_live(&gw, Some(&cookie), "").await.status() == 200
+        get_live(&gw, Some(cookie), "").await.status() == 200
     })
     .await;
 

@@ -2,6 +2,7 @@
 //! gateway with real traffic: accepted, duplicate and refused requests, an endpoint that
 //! answers 500, a paused one and a healthy one.
 
+use crate::console_user::{User, http};
 use crate::harness::*;
 use crate::webdriver::Browser;
 use hookgate::model::event::DeliveryStatus;
@@ -17,43 +18,11 @@ fn config(ok: &str, bad: &str) -> String {
     )
 }
 
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// Signs in over HTTP; returns the `Cookie` header to send.
-async fn sign_in(gw: &Gateway) -> String {
-    let r = http()
-        .post(format!("{}/console/sign-in", gw.admin))
-        .header("origin", &gw.admin)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={ADMIN_TOKEN}"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status(), 303);
-    let set = r
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("a session cookie");
-    set.split(';').next().expect("cookie pair").to_string()
-}
-
-async fn page(gw: &Gateway, cookie: &str, path: &str) -> String {
-    let r = http()
-        .get(format!("{}{path}", gw.admin))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status(), 200, "{path}");
-    r.text().await.expect("html")
+/// A page that must answer 200: its HTML.
+async fn page(user: &User, path: &str) -> String {
+    let a = user.get(path).await;
+    assert_eq!(a.status, 200, "{path}");
+    a.html
 }
 
 /// The table row of `html` that contains `marker`.
@@ -112,8 +81,8 @@ async fn start() -> (Gateway, tempfile::TempDir, Receiver, Receiver) {
 async fn the_sources_page_counts_requests_by_code_and_shows_the_inbound_url() {
     let (gw, _dir, _ok, bad) = start().await;
     traffic(&gw, &bad).await;
-    let cookie = sign_in(&gw).await;
-    let html = page(&gw, &cookie, "/console/sources").await;
+    let user = User::sign_in(&gw.admin, ADMIN_TOKEN).await;
+    let html = page(&user, "/console/sources").await;
     let row = row_with(&html, "id=\"url-orders\"");
     assert!(
         row.contains(&format!(
@@ -149,7 +118,7 @@ async fn the_sources_page_counts_requests_by_code_and_shows_the_inbound_url() {
     // A request for a source that does not exist is counted under one name.
     let (status, _) = send(&gw.url("nosuch"), "msg_x", "{}").await;
     assert_eq!(status, 404);
-    let html = page(&gw, &cookie, "/console/sources").await;
+    let html = page(&user, "/console/sources").await;
     assert!(html.contains("Requests for no known source"), "{html}");
     assert!(
         !html.contains("nosuch"),
@@ -171,8 +140,8 @@ async fn the_overview_counts_and_lists_a_paused_and_a_failing_endpoint() {
         Some("/console/overview")
     );
     traffic(&gw, &bad).await;
-    let cookie = sign_in(&gw).await;
-    let html = page(&gw, &cookie, "/console/overview").await;
+    let user = User::sign_in(&gw.admin, ADMIN_TOKEN).await;
+    let html = page(&user, "/console/overview").await;
     assert!(html.contains("<a href=\"/console/overview\" aria-current=\"page\">Overview</a>"));
     // The chart is an inline SVG with a title, a description and the numbers as text.
     assert!(html.contains("<svg class=\"chart\""), "{html}");
@@ -218,8 +187,8 @@ async fn the_overview_counts_and_lists_a_paused_and_a_failing_endpoint() {
 async fn the_endpoints_list_shows_state_success_rate_and_latency() {
     let (gw, _dir, _ok, bad) = start().await;
     traffic(&gw, &bad).await;
-    let cookie = sign_in(&gw).await;
-    let html = page(&gw, &cookie, "/console/endpoints").await;
+    let user = User::sign_in(&gw.admin, ADMIN_TOKEN).await;
+    let html = page(&user, "/console/endpoints").await;
     let ok = row_with(&html, "href=\"/console/endpoints/ok\"");
     assert!(ok.contains("badge active"), "{ok}");
     assert!(

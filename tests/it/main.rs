@@ -14,6 +14,7 @@ mod console_endpoint;
 mod console_live;
 mod console_overview;
 mod console_search;
+mod console_user;
 mod crash;
 mod delivery;
 mod fuzz_corpus;
