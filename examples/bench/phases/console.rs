@@ -56,6 +56,10 @@ pub const PAGES: &[(&str, &str)] = &[
         "/console/dead-letters?endpoint=legacy",
     ),
     (
+        "dead letters, payload contains (no match)",
+        "/console/dead-letters?contains={rare}",
+    ),
+    (
         "replay confirmation (counts matches)",
         "/console/dead-letters/replay",
     ),
