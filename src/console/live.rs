@@ -100,6 +100,7 @@ pub async fn stream(
         queued,
         session: user.id,
         console: st,
+        beat: tokio::time::Instant::now() + HEARTBEAT,
         _permit: permit,
     };
     let mut r = Sse::new(futures_util::stream::unfold(tail, Tail::next)).into_response();
@@ -117,6 +118,10 @@ struct Tail {
     queued: VecDeque<Event>,
     session: String,
     console: Shared,
+    /// When the next heartbeat is due, and the session is checked again: fixed when set, so
+    /// a busy stream (whose messages may all be filtered out) still checks its session and
+    /// keeps idle proxies at bay every [`HEARTBEAT`].
+    beat: tokio::time::Instant,
     /// Held as long as the stream: dropped with it, however it ends.
     _permit: OwnedSemaphorePermit,
 }
@@ -133,7 +138,7 @@ impl Tail {
                 biased;
                 _ = self.stop.wait_for(|s| *s) => Step::Stop,
                 got = self.rx.recv() => Step::Heard(got),
-                () = tokio::time::sleep(HEARTBEAT) => Step::Idle,
+                () = tokio::time::sleep_until(self.beat) => Step::Idle,
             };
             let e = match step {
                 Step::Stop => return None,
@@ -150,6 +155,7 @@ impl Tail {
                     // Signed out or expired since: the stream ends with the session.
                     let now = self.console.now_ms();
                     self.console.sessions.get(&self.session, now)?;
+                    self.beat = tokio::time::Instant::now() + HEARTBEAT;
                     Event::default().comment("heartbeat")
                 }
             };
