@@ -34,9 +34,13 @@ const LIST_EVENTS: &str = "SELECT id, source, event_type, received_ms, dedup_key
      THEN position($4::bytea IN body) > 0 ELSE false END \
      FROM events WHERE id >= $1 AND id <= $2 ORDER BY id DESC LIMIT $3";
 
-/// Whether a dead letter's event (`e`) passes `contains` ($6, NULL for none): searched in the
-/// database, and false when the event is gone.
-pub(super) const CONTAINS_SQL: &str = "CASE WHEN $6::bytea IS NULL THEN true ELSE coalesce(position($6::bytea IN e.body) > 0, false) END";
+/// Whether a dead letter (`d`) and its event (`e`) pass `contains` ($6, NULL for none):
+/// searched in the database, only for rows that pass the endpoint ($7), source ($8) and type
+/// ($9) filters, and false when the event is gone.
+pub(super) const CONTAINS_SQL: &str = "CASE WHEN $6::bytea IS NULL THEN true \
+     WHEN ($7::text IS NULL OR d.endpoint_id = $7) AND ($8::text IS NULL OR e.source = $8) \
+     AND ($9::text IS NULL OR e.event_type = $9) \
+     THEN coalesce(position($6::bytea IN e.body) > 0, false) ELSE false END";
 
 impl PgStore {
     /// Events, newest first, with their deliveries.
@@ -195,6 +199,9 @@ impl PgStore {
                             &hi_id.as_slice(),
                             &n,
                             &filter.contains.as_deref(),
+                            &filter.endpoint.as_deref(),
+                            &filter.source.as_deref(),
+                            &filter.event_type.as_deref(),
                         ],
                     )
                     .await?)

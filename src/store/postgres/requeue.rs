@@ -130,6 +130,9 @@ async fn select(
                         &hi_id.as_slice(),
                         &((REPLAY_SCAN + 1) as i64),
                         &filter.contains.as_deref(),
+                        &filter.endpoint.as_deref(),
+                        &filter.source.as_deref(),
+                        &filter.event_type.as_deref(),
                     ],
                 )
                 .await?;
@@ -154,15 +157,19 @@ async fn select(
                 {
                     continue;
                 }
+                // A dead letter whose event was pruned is not listed (`list_dead`), so a
+                // replay of the list's filter does not take it either.
+                let has_event: bool = row.try_get(5)?;
+                if !has_event {
+                    continue;
+                }
                 if filter.source.is_some() || filter.event_type.is_some() {
-                    let has_event: bool = row.try_get(5)?;
                     let source: Option<String> = row.try_get(3)?;
                     let event_type: Option<String> = row.try_get(4)?;
-                    if !has_event
-                        || filter
-                            .source
-                            .as_ref()
-                            .is_some_and(|s| Some(s) != source.as_ref())
+                    if filter
+                        .source
+                        .as_ref()
+                        .is_some_and(|s| Some(s) != source.as_ref())
                         || filter
                             .event_type
                             .as_ref()

@@ -81,25 +81,20 @@ pub(super) fn requeue(
                     {
                         continue;
                     }
-                    if !crate::store::redb::query::payload_passes(
-                        &t.payloads,
-                        filter,
-                        d.event_id.0,
-                    )? {
+                    // A dead letter whose event was pruned is not listed (`list_dead`), so
+                    // a replay of the list's filter does not take it either.
+                    let Some(ev) = read_event(t, d.event_id.0)? else {
                         continue;
-                    }
-                    if filter.source.is_some() || filter.event_type.is_some() {
-                        let Some(ev) = read_event(t, d.event_id.0)? else {
-                            continue;
-                        };
-                        if filter.source.as_ref().is_some_and(|s| *s != ev.source)
-                            || filter
-                                .event_type
-                                .as_ref()
-                                .is_some_and(|ty| Some(ty) != ev.event_type.as_ref())
-                        {
-                            continue;
-                        }
+                    };
+                    if !filter.event_matches(&ev)
+                        // Last, being the dearest: the body.
+                        || !crate::store::redb::query::payload_passes(
+                            &t.payloads,
+                            filter,
+                            d.event_id.0,
+                        )?
+                    {
+                        continue;
                     }
                     selected.push(id);
                 }
