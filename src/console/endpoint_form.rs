@@ -161,6 +161,16 @@ pub fn patch_body(v: &Values, stored: &Value, shown_url: &str) -> Result<Value, 
     }
     patch.extend(advanced);
     if v.url != shown_url {
+        // The form shows credentials as `***`: a URL changed around them would store the
+        // stars in their place, and the endpoint would start failing its authentication.
+        if shown_url.contains("***") && v.url.contains("***") {
+            return Err(FieldError {
+                field: "url",
+                problem: "still holds *** where the stored URL has a credential; to change \
+                          the URL, type it whole, credentials included"
+                    .into(),
+            });
+        }
         patch.insert("url".into(), Value::String(v.url.clone()));
     }
     for (key, text) in [("sources", &v.sources), ("event_types", &v.event_types)] {
@@ -440,6 +450,14 @@ mod tests {
         };
         let patch = patch_body(&v, &stored, "masked").expect("valid");
         assert_eq!(patch["url"], "https://example.com/hook");
+        // A masked URL changed elsewhere would store the stars: refused, naming the field.
+        let moved = Values {
+            url: "https://***:***@other.example/hook".into(),
+            ..values()
+        };
+        let e = patch_body(&moved, &stored, "https://***:***@example.com/hook")
+            .expect_err("stars kept");
+        assert_eq!(e.field, "url");
         assert_eq!(patch["sources"], Value::Null);
         assert_eq!(patch["timeout"], Value::Null);
         assert!(patch.get("headers").is_none(), "headers are kept");
