@@ -112,6 +112,18 @@
     show.disabled = n === 0;
   }
 
+  // A tab left open on a busy gateway must not grow without end: keep the newest rows only
+  // (the oldest dropped are still in the list below, on reload).
+  const KEEP = 500;
+  function trim(body) {
+    while (body.children.length > KEEP) {
+      body.removeChild(body.lastChild);
+      if (!gapNote) {
+        gapNote = "Older new events were dropped from this view; reload to see them all.";
+      }
+    }
+  }
+
   function stop() {
     if (source) {
       source.close();
@@ -132,6 +144,7 @@
         return;
       }
       pending.insertBefore(row, pending.firstChild);
+      trim(pending);
       say();
     });
     source.addEventListener("status", function (e) {
@@ -160,6 +173,7 @@
     while (pending.lastChild) {
       rows.insertBefore(pending.lastChild, rows.firstChild);
     }
+    trim(rows);
     list.hidden = false;
     say();
     const first = rows.querySelector("a");
