@@ -22,7 +22,8 @@ pub const MINUTES: usize = 60;
 pub const HOURS: usize = 24;
 const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 3_600_000;
-/// Distinct source and endpoint names told apart; beyond it, they count as [`OTHER`].
+/// Distinct source names, and apart from them endpoint names, told apart; beyond it, they count
+/// as [`OTHER`].
 pub const MAX_NAMES: usize = 1024;
 /// Distinct outcome codes told apart; beyond it, they count as [`OTHER`].
 pub const MAX_CODES: usize = 128;
@@ -197,7 +198,9 @@ pub struct Window {
     started_ms: u64,
     /// The latest time seen: an earlier "now" is taken as this one.
     latest_ms: u64,
-    names: HashSet<Arc<str>>,
+    /// Apart, so that sources (a publisher names its own) can never crowd out endpoints.
+    sources: HashSet<Arc<str>>,
+    endpoints: HashSet<Arc<str>>,
     codes: HashSet<Arc<str>>,
     minutes: Ring<MinuteSlot>,
     hours: Ring<HourSlot>,
@@ -224,7 +227,8 @@ impl Window {
         Window {
             started_ms: now_ms,
             latest_ms: now_ms,
-            names: HashSet::new(),
+            sources: HashSet::new(),
+            endpoints: HashSet::new(),
             codes: HashSet::new(),
             minutes: Ring::new(MINUTES),
             hours: Ring::new(HOURS),
@@ -241,7 +245,7 @@ impl Window {
     /// An inbound request's outcome: `accepted`, `duplicate`, or a refusal's code.
     pub fn received(&mut self, now_ms: u64, source: &str, outcome: &str) {
         let now = self.advance(now_ms);
-        let source = intern(&mut self.names, MAX_NAMES, source);
+        let source = intern(&mut self.sources, MAX_NAMES, source);
         let outcome = intern(&mut self.codes, MAX_CODES, outcome);
         if &*outcome == "accepted" {
             self.minutes.at(now / MINUTE_MS).accepted += 1;
@@ -264,7 +268,7 @@ impl Window {
         settled: Settled,
     ) {
         let now = self.advance(now_ms);
-        let endpoint = intern(&mut self.names, MAX_NAMES, endpoint);
+        let endpoint = intern(&mut self.endpoints, MAX_NAMES, endpoint);
         let ok = class == "2xx";
         let streak = self.streaks.entry(Arc::clone(&endpoint)).or_default();
         streak.failures = if ok {

@@ -107,7 +107,10 @@ fn names_and_codes_beyond_the_caps_count_as_other() {
     assert_eq!(day.per_source[OTHER]["accepted"], 10);
     // "accepted" took one of the code slots.
     assert_eq!(day.per_source["s0"][OTHER], 4);
-    assert_eq!(w.names.len(), MAX_NAMES + 1);
+    assert_eq!(w.sources.len(), MAX_NAMES + 1);
+    // Sources past their cap do not take an endpoint's place: it is still told apart.
+    w.attempt(T0, "r", "5xx", 10, Settled::Retried);
+    assert_eq!(w.activity(T0).endpoints["r"].stats.attempts, 1);
 }
 
 #[test]
