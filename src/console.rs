@@ -32,11 +32,10 @@ mod endpoint_form;
 mod endpoints;
 mod events;
 mod live;
+mod overview;
 mod page;
 pub mod session;
 mod sign_in;
-// Issue 16, H1: the overview, the sources, endpoint health.
-mod overview;
 mod sources;
 
 use std::sync::Arc;
