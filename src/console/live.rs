@@ -33,6 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 use super::events::{FILTERS, FilterForm};
 use super::{Shared, Signed, page};
 use crate::api::{grammar, params};
+use crate::ids::DeliveryId;
 use crate::model::event::DeliveryStatus;
 use crate::store::notices::Announcement;
 use crate::store::query::Filter;
@@ -142,10 +143,14 @@ impl Tail {
             };
             let e = match step {
                 Step::Stop => return None,
-                Step::Heard(Ok(a)) => match message(&a, &self.filter) {
-                    Some(e) => e,
-                    None => continue,
-                },
+                Step::Heard(Ok(a)) => {
+                    let mut sent = messages(&a, &self.filter).into_iter();
+                    let Some(first) = sent.next() else {
+                        continue;
+                    };
+                    self.queued.extend(sent);
+                    first
+                }
                 Step::Heard(Err(broadcast::error::RecvError::Lagged(n))) => gap(&format!(
                     "This page fell behind and skipped {n} updates. Reload to see every event."
                 )),
@@ -244,19 +249,48 @@ fn message(a: &Announcement, filter: &Filter) -> Option<Event> {
             if filter.endpoint.as_ref().is_some_and(|e| e != endpoint) {
                 return None;
             }
-            let data = serde_json::json!({
-                "delivery": delivery_id.to_string(),
-                "endpoint": endpoint,
-                "status": status.as_str(),
-            });
-            Some(
-                Event::default()
-                    .event("status")
-                    .id(format!("{delivery_id}.{attempts}"))
-                    .data(data.to_string()),
-            )
+            Some(status_of(
+                *delivery_id,
+                endpoint,
+                *status,
+                &format!("{delivery_id}.{attempts}"),
+            ))
         }
+        Announcement::Requeued { .. } => None,
     }
+}
+
+/// Everything a stream with `filter` is sent of `a`: a requeue tells each of its deliveries'
+/// rows that it is pending again.
+fn messages(a: &Announcement, filter: &Filter) -> Vec<Event> {
+    match a {
+        Announcement::Requeued { deliveries } => deliveries
+            .iter()
+            .filter(|(_, endpoint)| filter.endpoint.as_ref().is_none_or(|e| e == endpoint))
+            .map(|(id, endpoint)| {
+                status_of(
+                    *id,
+                    endpoint,
+                    DeliveryStatus::Pending,
+                    &format!("{id}.requeued"),
+                )
+            })
+            .collect(),
+        _ => message(a, filter).into_iter().collect(),
+    }
+}
+
+/// A delivery's new state, for the badge of its row.
+fn status_of(delivery: DeliveryId, endpoint: &str, status: DeliveryStatus, id: &str) -> Event {
+    let data = serde_json::json!({
+        "delivery": delivery.to_string(),
+        "endpoint": endpoint,
+        "status": status.as_str(),
+    });
+    Event::default()
+        .event("status")
+        .id(id)
+        .data(data.to_string())
 }
 
 #[cfg(test)]
@@ -324,5 +358,16 @@ mod tests {
             "{sent}"
         );
         assert!(message(&result, &filter("endpoint=b")).is_none());
+        // A replay tells each requeued delivery's row it is pending again, per endpoint filter.
+        let requeued = Announcement::Requeued {
+            deliveries: vec![(DeliveryId(10), "a".into()), (DeliveryId(11), "b".into())],
+        };
+        let sent = format!("{:?}", messages(&requeued, &filter("endpoint=a")));
+        assert!(
+            sent.contains(&DeliveryId(10).to_string())
+                && !sent.contains(&DeliveryId(11).to_string())
+                && sent.contains("pending"),
+            "{sent}"
+        );
     }
 }

@@ -40,6 +40,11 @@ pub enum Announcement {
         status: DeliveryStatus,
         attempts: u32,
     },
+    /// Deliveries made due again now (a replay, a retry or a recover): each is pending again,
+    /// with its endpoint.
+    Requeued {
+        deliveries: Vec<(DeliveryId, String)>,
+    },
 }
 
 #[derive(Debug)]

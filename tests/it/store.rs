@@ -89,6 +89,7 @@ macro_rules! contract_tests {
             dead_letters_list_and_replay_by_payload_text,
             an_ingest_is_announced_after_its_commit,
             a_recorded_result_is_announced_with_the_deliverys_new_state,
+            a_requeue_is_announced_with_its_deliveries,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {

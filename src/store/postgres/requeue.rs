@@ -61,8 +61,14 @@ impl PgStore {
             Ok(out)
         })
         .await?;
-        // Committed: wake the endpoints that got work.
+        // Committed: wake the endpoints that got work, and tell live views.
         s.announce(out.deliveries.iter().map(|(_, e)| e.as_str()));
+        if s.notices.listened() && !out.deliveries.is_empty() {
+            s.notices
+                .publish(crate::store::notices::Announcement::Requeued {
+                    deliveries: out.deliveries.clone(),
+                });
+        }
         Ok(out)
     }
 }

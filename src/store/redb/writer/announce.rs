@@ -37,7 +37,14 @@ pub(super) fn after_commit(
                     });
                 }
             }
-            (_, Ok(Done::Requeued(r))) => due.extend(r.deliveries.iter().map(|(_, e)| e.as_str())),
+            (_, Ok(Done::Requeued(r))) => {
+                due.extend(r.deliveries.iter().map(|(_, e)| e.as_str()));
+                if live && !r.deliveries.is_empty() {
+                    notices.publish(Announcement::Requeued {
+                        deliveries: r.deliveries.clone(),
+                    });
+                }
+            }
             (_, Ok(Done::Settled(d))) if live => notices.publish(Announcement::Result {
                 delivery_id: d.id,
                 event_id: d.event_id,

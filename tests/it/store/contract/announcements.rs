@@ -84,3 +84,38 @@ pub(in crate::store) async fn a_recorded_result_is_announced_with_the_deliverys_
         Err(TryRecvError::Empty)
     );
 }
+
+pub(in crate::store) async fn a_requeue_is_announced_with_its_deliveries(b: &impl Backend) {
+    use hookgate::store::Requeue;
+    let f = Fixture::open(b).await;
+    let id = f.one("a").await;
+    f.kill(id).await;
+    let mut live = f.store.notices().subscribe();
+    f.store
+        .requeue(Requeue::Dead {
+            filter: Default::default(),
+            ids: None,
+            after: None,
+        })
+        .await
+        .expect("replay");
+    assert_eq!(
+        *live.try_recv().expect("announced"),
+        Announcement::Requeued {
+            deliveries: vec![(id, "a".into())]
+        }
+    );
+    // A requeue that takes nothing says nothing.
+    f.store
+        .requeue(Requeue::Dead {
+            filter: Default::default(),
+            ids: None,
+            after: None,
+        })
+        .await
+        .expect("replay");
+    assert_eq!(
+        live.try_recv().map(Arc::unwrap_or_clone),
+        Err(TryRecvError::Empty)
+    );
+}
