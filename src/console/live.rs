@@ -18,9 +18,9 @@
 //! nothing the events page does not. It shows what **this process** committed: with several
 //! PostgreSQL nodes, events ingested by another node appear on that node's console.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use askama::Template;
@@ -46,12 +46,68 @@ pub const HEARTBEAT: Duration = Duration::from_secs(20);
 /// How long a browser waits before reconnecting a dropped stream (`retry:`).
 const RETRY: Duration = Duration::from_secs(3);
 
-/// The permits of the open streams.
-pub struct Streams(Arc<Semaphore>);
+/// The most live streams one session holds at once: a few tabs, never the whole cap, so one
+/// browser cannot lock every other session out.
+pub const MAX_STREAMS_PER_SESSION: usize = 4;
 
-impl Default for Streams {
+/// The places of the open streams: in all, and per session.
+#[derive(Default)]
+pub struct Streams {
+    all: Semaphores,
+    per_session: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// The cap on all streams (a newtype so that `Streams` can be `Default`).
+struct Semaphores(Arc<Semaphore>);
+
+impl Default for Semaphores {
     fn default() -> Self {
-        Streams(Arc::new(Semaphore::new(MAX_STREAMS)))
+        Semaphores(Arc::new(Semaphore::new(MAX_STREAMS)))
+    }
+}
+
+/// Why a stream was not opened.
+enum Full {
+    Session,
+    All,
+}
+
+impl Streams {
+    /// A place for one more stream of `session`, held until the stream ends.
+    fn take(&self, session: &str) -> Result<Place, Full> {
+        let mut counts = self.per_session.lock().unwrap_or_else(|p| p.into_inner());
+        let held = counts.get(session).copied().unwrap_or(0);
+        if held >= MAX_STREAMS_PER_SESSION {
+            return Err(Full::Session);
+        }
+        let permit = Arc::clone(&self.all.0)
+            .try_acquire_owned()
+            .map_err(|_| Full::All)?;
+        counts.insert(session.to_string(), held + 1);
+        Ok(Place {
+            _permit: permit,
+            session: session.to_string(),
+            per_session: Arc::clone(&self.per_session),
+        })
+    }
+}
+
+/// One stream's places, given back when it is dropped, however the stream ends.
+struct Place {
+    _permit: OwnedSemaphorePermit,
+    session: String,
+    per_session: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut counts = self.per_session.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.session) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.session);
+            }
+        }
     }
 }
 
@@ -79,11 +135,22 @@ pub async fn stream(
             "The live tail does not search payloads: clear \"Payload contains\" to use it.",
         );
     }
-    let Ok(permit) = Arc::clone(&st.live.0).try_acquire_owned() else {
-        return page::problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_STREAMS} live views are open already; close one and reload."),
-        );
+    let place = match st.live.take(&user.id) {
+        Ok(place) => place,
+        Err(Full::Session) => {
+            return page::problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "You have {MAX_STREAMS_PER_SESSION} live views open already; close one and reload."
+                ),
+            );
+        }
+        Err(Full::All) => {
+            return page::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{MAX_STREAMS} live views are open already; close one and reload."),
+            );
+        }
     };
     // Subscribed before the answer's headers go out: whatever commits after the browser
     // sees the stream open is in it.
@@ -102,7 +169,7 @@ pub async fn stream(
         session: user.id,
         console: st,
         beat: tokio::time::Instant::now() + HEARTBEAT,
-        _permit: permit,
+        _place: place,
     };
     let mut r = Sse::new(futures_util::stream::unfold(tail, Tail::next)).into_response();
     // A buffering proxy would hold the rows back.
@@ -124,7 +191,7 @@ struct Tail {
     /// keeps idle proxies at bay every [`HEARTBEAT`].
     beat: tokio::time::Instant,
     /// Held as long as the stream: dropped with it, however it ends.
-    _permit: OwnedSemaphorePermit,
+    _place: Place,
 }
 
 impl Tail {

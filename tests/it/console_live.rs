@@ -9,8 +9,9 @@ use crate::harness::*;
 use crate::webdriver::Browser;
 use hookgate::model::event::DeliveryStatus;
 
-/// The stream cap of `console::live::MAX_STREAMS`.
+/// The stream caps of `console::live`: in all, and per session.
 const MAX_STREAMS: usize = 32;
+const PER_SESSION: usize = 4;
 
 fn config(receiver: &str) -> String {
     format!(
@@ -190,16 +191,26 @@ async fn the_live_stream_sends_new_events_that_match_its_filter() {
         "{seen:?}"
     );
 
-    // Streams are capped: three are open, so this many more fill the cap.
-    let mut more = Vec::new();
-    for _ in 3..MAX_STREAMS {
-        more.push(Stream::open(&gw, cookie, "").await);
+    // One session holds a few streams: three are open, a fourth fits, a fifth does not.
+    let mut more = vec![Stream::open(&gw, cookie, "").await];
+    assert_eq!(get_live(&gw, Some(cookie), "").await.status(), 429);
+    // All sessions together hold at most MAX_STREAMS: other sessions fill the rest.
+    let mut open = PER_SESSION;
+    let mut others = Vec::new();
+    while open < MAX_STREAMS {
+        let other = User::sign_in(&gw.admin, ADMIN_TOKEN).await;
+        for _ in 0..PER_SESSION.min(MAX_STREAMS - open) {
+            more.push(Stream::open(&gw, &other.cookie, "").await);
+            open += 1;
+        }
+        others.push(other);
     }
-    assert_eq!(get_live(&gw, Some(cookie), "").await.status(), 503);
+    let late = User::sign_in(&gw.admin, ADMIN_TOKEN).await;
+    assert_eq!(get_live(&gw, Some(&late.cookie), "").await.status(), 503);
     // A stream that ends gives its place back.
     drop(more.pop());
     eventually_async("a closed stream's place is free", async || {
-        get_live(&gw, Some(cookie), "").await.status() == 200
+        get_live(&gw, Some(&late.cookie), "").await.status() == 200
     })
     .await;
 
