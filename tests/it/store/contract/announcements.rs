@@ -91,14 +91,17 @@ pub(in crate::store) async fn a_requeue_is_announced_with_its_deliveries(b: &imp
     let id = f.one("a").await;
     f.kill(id).await;
     let mut live = f.store.notices().subscribe();
-    f.store
-        .requeue(Requeue::Dead {
-            filter: Default::default(),
-            ids: None,
-            after: None,
-        })
-        .await
-        .expect("replay");
+    let replay_all = async || {
+        f.store
+            .requeue(Requeue::Dead {
+                filter: Default::default(),
+                ids: None,
+                after: None,
+            })
+            .await
+            .expect("replay")
+    };
+    replay_all().await;
     assert_eq!(
         *live.try_recv().expect("announced"),
         Announcement::Requeued {
@@ -106,14 +109,7 @@ pub(in crate::store) async fn a_requeue_is_announced_with_its_deliveries(b: &imp
         }
     );
     // A requeue that takes nothing says nothing.
-    f.store
-        .requeue(Requeue::Dead {
-            filter: Default::default(),
-            ids: None,
-            after: None,
-        })
-        .await
-        .expect("replay");
+    replay_all().await;
     assert_eq!(
         live.try_recv().map(Arc::unwrap_or_clone),
         Err(TryRecvError::Empty)
