@@ -14,7 +14,7 @@ pub(crate) mod dead_letters;
 mod deliveries;
 pub(crate) mod endpoints;
 mod entries;
-mod events;
+pub(crate) mod events;
 pub mod grammar;
 pub mod openapi;
 pub mod params;

@@ -17,7 +17,8 @@ use crate::respond;
 use crate::store::Requeue;
 use crate::store::query::Filter;
 
-const FILTERS: &[&str] = &["endpoint", "source", "type", "since", "until", "contains"];
+/// The filters a dead-letter listing takes (the console's list takes the same).
+pub const FILTERS: &[&str] = &["endpoint", "source", "type", "since", "until", "contains"];
 
 /// Dead letters, most recently dead first. Each parameter may be given once; any other is a 400.
 #[utoipa::path(get, path = "/api/v1/dead-letters", operation_id = "list_dead_letters", tag = "dead letters",

@@ -15,7 +15,8 @@ use crate::ids::EventId;
 use crate::model::event::EventWithDeliveries;
 use crate::respond;
 
-const FILTERS: &[&str] = &[
+/// The filters an events listing takes (the console's list and live tail take the same).
+pub const FILTERS: &[&str] = &[
     "source", "type", "since", "until", "status", "endpoint", "contains",
 ];
 

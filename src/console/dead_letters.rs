@@ -19,7 +19,7 @@ use crate::api::views::DeadLetterView;
 use crate::api::{grammar, params};
 use crate::store::query::{Filter, parse_dead_cursor};
 
-const FILTERS: &[&str] = &["endpoint", "source", "type", "since", "until", "contains"];
+use crate::api::dead_letters::FILTERS;
 
 /// The most matches a confirmation counts, and the most pages it reads (each looks at a
 /// bounded number of rows); past either, it says "at least".

@@ -25,6 +25,7 @@ use super::endpoint::{self, FILE_REASON};
 use super::page::{self, Chrome};
 use super::{Action, Shared, Signed};
 use crate::api::access::Role;
+use crate::api::views::EndpointView;
 use crate::catalog::CatalogError;
 use crate::store::EntryKind;
 
@@ -300,12 +301,19 @@ fn refused_by_api(f: Form, e: crate::api::params::ApiError) -> Response {
     again(f, e.status, e.message, field)
 }
 
-/// The page that says why an endpoint has no stored JSON to edit.
-fn not_editable(id: &str, e: CatalogError) -> Response {
-    match e {
-        CatalogError::FileDeclared(..) => page::problem(StatusCode::CONFLICT, FILE_REASON),
-        CatalogError::NotFound(..) => endpoint::not_found(id),
-        e => page::api_error(e.into()),
+/// An endpoint made through the API: its view and its stored JSON; or the page that says
+/// why there is none to edit.
+fn editable(st: &Shared, id: &str) -> Result<(EndpointView, Value), Box<Response>> {
+    let Some((view, _)) = endpoint::find(st, id) else {
+        return Err(Box::new(endpoint::not_found(id)));
+    };
+    match st.admin.catalog.api_entry(EntryKind::Endpoint, id) {
+        Ok(stored) => Ok((view, stored)),
+        Err(CatalogError::FileDeclared(..)) => {
+            Err(Box::new(page::problem(StatusCode::CONFLICT, FILE_REASON)))
+        }
+        Err(CatalogError::NotFound(..)) => Err(Box::new(endpoint::not_found(id))),
+        Err(e) => Err(Box::new(page::api_error(e.into()))),
     }
 }
 
@@ -313,12 +321,9 @@ pub async fn edit_form(State(st): State<Shared>, user: Signed, Path(id): Path<St
     if let Some(r) = refused(&user) {
         return r;
     }
-    let Some((view, _)) = endpoint::find(&st, &id) else {
-        return endpoint::not_found(&id);
-    };
-    let stored = match st.admin.catalog.api_entry(EntryKind::Endpoint, &id) {
-        Ok(v) => v,
-        Err(e) => return not_editable(&id, e),
+    let (view, stored) = match editable(&st, &id) {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
     let v = Values {
         id: id.clone(),
@@ -335,12 +340,9 @@ pub async fn update(State(st): State<Shared>, Path(id): Path<String>, action: Ac
     if let Some(r) = action.refused_unless(Role::Admin) {
         return r;
     }
-    let Some((view, _)) = endpoint::find(&st, &id) else {
-        return endpoint::not_found(&id);
-    };
-    let stored = match st.admin.catalog.api_entry(EntryKind::Endpoint, &id) {
-        Ok(v) => v,
-        Err(e) => return not_editable(&id, e),
+    let (view, stored) = match editable(&st, &id) {
+        Ok(found) => found,
+        Err(page) => return *page,
     };
     let v = Values {
         id: id.clone(),

@@ -18,11 +18,9 @@ use crate::api::{grammar, params};
 use crate::model::event::{DeliveryStatus, Payload};
 use crate::store::query::{MAX_CONTAINS_CHARS, SCAN_LIMIT};
 
-/// The filters of the events page, as the API names them (`event` is the console's own: it
-/// opens that event).
-pub(super) const FILTERS: &[&str] = &[
-    "source", "type", "since", "until", "status", "endpoint", "contains",
-];
+/// The filters of the events page are the API's (`event` is the console's own: it opens that
+/// event).
+pub(super) use crate::api::events::FILTERS;
 
 /// The filter form's values, as they were in the URL.
 #[derive(Default)]
