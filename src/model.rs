@@ -5,12 +5,14 @@
 
 pub mod endpoint;
 pub mod event;
+pub mod health;
 pub mod reach;
 pub mod role;
 pub mod secret;
 pub mod source;
 
 pub use endpoint::{Destination, Endpoint, RateLimit, RetryPolicy};
+pub use health::{BreakerPolicy, HealthPolicy, Ordering};
 pub use role::{Grant, Role};
 pub use secret::{Key, Secret};
 pub use source::{Source, SyncResponse};

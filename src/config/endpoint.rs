@@ -242,5 +242,7 @@ pub(super) fn validate_endpoint(
         timeout,
         headers,
         forward_headers,
+        health: crate::model::HealthPolicy::default(),
+        ordering: None,
     })
 }

@@ -69,6 +69,10 @@ pub struct Endpoint {
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// `None`: the source scheme's defaults.
     pub forward_headers: Option<Vec<http::HeaderName>>,
+    /// Its circuit breaker and auto-disable.
+    pub health: crate::model::HealthPolicy,
+    /// `None`: deliveries go out in any order, up to `max_in_flight` at once.
+    pub ordering: Option<crate::model::Ordering>,
 }
 
 /// Headers an endpoint may neither add nor forward: hop-by-hop ones, and the ones hookgate
