@@ -289,6 +289,9 @@ mod tests {
             last_error: Some("HTTP 503".into()),
             cycle_base: 0,
             cycle_started_ms: 1_700_000_000_000,
+            order: None,
+            blocked: false,
+            cycle_held_ms: 0,
         }
     }
 

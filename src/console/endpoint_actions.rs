@@ -130,6 +130,7 @@ pub async fn send_test(
             headers: parsed.headers,
             body: parsed.body,
             endpoints: vec![id.clone()],
+            order_keys: Vec::new(),
         })
         .await;
     match outcome {

@@ -71,6 +71,15 @@ pub struct Delivery {
     /// the attempt log (and `attempts`) keeps the whole history.
     pub cycle_base: u32,
     pub cycle_started_ms: u64,
+    /// For an endpoint that delivers in order: its order key and its place in that key (a
+    /// number that grows in commit order). `None`: unordered.
+    pub order: Option<(String, u64)>,
+    /// Waiting behind an earlier delivery of its order key: not due, whatever `due_ms` says,
+    /// until that one is final ([`store::outbox::promote`](crate::store::outbox::promote)).
+    pub blocked: bool,
+    /// The endpoint's held-time clock (`store::health::held_at`) when the current retry cycle
+    /// began: `max_age` is not charged for the time the endpoint was held since.
+    pub cycle_held_ms: u64,
 }
 
 impl Delivery {
@@ -176,6 +185,9 @@ mod tests {
             last_error: None,
             cycle_base: 3,
             cycle_started_ms: 15,
+            order: None,
+            blocked: false,
+            cycle_held_ms: 0,
         }
     }
 

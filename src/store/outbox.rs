@@ -31,6 +31,9 @@ use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{Attempt, Delivery, DeliveryStatus};
 use crate::store::Next;
 
+mod ordering;
+pub use ordering::{needs_place, place, promote};
+
 /// Why a rule leaves a delivery as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -43,6 +46,12 @@ pub enum Refusal {
     /// Not being sent: there is no lease to give back.
     #[error("the delivery is not leased")]
     NotLeased,
+    /// Waiting behind an earlier delivery of its order key: only that key's head may go.
+    #[error("the delivery waits behind an earlier one of its order key")]
+    Blocked,
+    /// Not waiting behind anything: there is nothing to promote it from.
+    #[error("the delivery is not blocked")]
+    NotBlocked,
 }
 
 /// Ingest: the delivery of a new event to one endpoint, pending and due at once (at the
@@ -61,6 +70,9 @@ pub fn ingest(id: DeliveryId, event_id: EventId, endpoint_id: &str, received_ms:
         last_error: None,
         cycle_base: 0,
         cycle_started_ms: received_ms,
+        order: None,
+        blocked: false,
+        cycle_held_ms: 0,
     }
 }
 
@@ -87,6 +99,9 @@ pub fn admits(pending: u64, fanout: u64, limit: u64) -> bool {
 pub fn lease(d: &Delivery, until_ms: u64, now_ms: u64) -> Result<Delivery, Refusal> {
     if d.status.is_final() {
         return Err(Refusal::Final);
+    }
+    if d.blocked {
+        return Err(Refusal::Blocked);
     }
     Ok(Delivery {
         status: DeliveryStatus::Delivering,
@@ -134,6 +149,9 @@ pub fn complete(d: &Delivery, attempt: &Attempt, next: &Next) -> Result<Delivery
 pub fn requeue(d: &Delivery, now_ms: u64) -> Result<Delivery, Refusal> {
     if d.status == DeliveryStatus::Delivering {
         return Err(Refusal::InFlight);
+    }
+    if d.blocked {
+        return Err(Refusal::Blocked);
     }
     Ok(Delivery {
         status: DeliveryStatus::Pending,

@@ -18,12 +18,16 @@
 //! - `events`: event id → `EventRecord`; `payloads`: event id → `PayloadRecord`.
 //! - `deliveries`: delivery id → `DeliveryRecord`.
 //! - `due`: (endpoint id, due ms, delivery id) → (): each endpoint's schedule, so a lane reads
-//!   only its own work. Holds exactly the deliveries that are not final; while one is being
-//!   sent its key is its lease expiry.
+//!   only its own work. Holds exactly the deliveries that are not final and not blocked;
+//!   while one is being sent its key is its lease expiry.
 //! - `leases`: delivery id → lease expiry, for the few deliveries in flight. At open, every
 //!   lease left by a previous process is made due at once.
 //! - `attempts`: (delivery id, attempt number) → `AttemptRecord`.
 //! - `dead`: (dead-at ms, delivery id) → (): the dead-letter index.
+//! - `order_queue`: (endpoint id, order key, place) → delivery id: the ordered deliveries
+//!   that are not final. **A key's first entry is its head, the only one of the key in
+//!   `due`**; the others are `blocked`, and when the head becomes final the next is promoted
+//!   in the same transaction (`writer/tables.rs`).
 //! - `dedup`: (source id, provider delivery id) → (event id, expires ms); a published event's
 //!   `Idempotency-Key` is kept under `publish:<source>`, apart from providers' ids.
 //! - `meta`: name → u64 (the pending-delivery count).
@@ -84,6 +88,8 @@ const ENDPOINT_STATE: TableDefinition<&str, u8> = TableDefinition::new("endpoint
 const CONFIG_ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("config_entries");
 const DEDUP_EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("dedup_expiry");
 const PENDING_BY_ENDPOINT: TableDefinition<&str, u64> = TableDefinition::new("pending_by_endpoint");
+/// (endpoint id, order key, place) → delivery id: exactly the ordered deliveries not final.
+const ORDER_QUEUE: TableDefinition<(&str, &str, u64), u128> = TableDefinition::new("order_queue");
 /// (table, key) → the raw bytes of a record that could not be decoded, moved out of the way.
 const QUARANTINE: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("quarantine");
 
@@ -91,6 +97,8 @@ const QUARANTINE: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("q
 const ENDPOINT_PAUSED: u8 = 1;
 
 const META_PENDING: &str = "pending_deliveries";
+/// The last place given in any order key: places grow in commit order.
+const META_ORDER_SEQ: &str = "order_seq";
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "hookgate.redb";
@@ -477,14 +485,14 @@ fn release(
     let Some(bytes) = deliveries.get(id)?.map(|v| v.value().to_vec()) else {
         return Ok(());
     };
-    let old = records::decode::<DeliveryRecord>(&bytes)?.into_model(id);
+    let old = DeliveryRecord::decode(&bytes)?.into_model(id);
     // A final delivery keeps its state; a lease row always belongs to one being sent.
     let Ok(new) = outbox::release(&old, now_ms) else {
         return Ok(());
     };
     due.remove((old.endpoint_id.as_str(), old.due_ms, id))?;
     due.insert((new.endpoint_id.as_str(), new.due_ms, id), ())?;
-    deliveries.insert(id, records::encode(&DeliveryRecord::from(new)).as_slice())?;
+    deliveries.insert(id, DeliveryRecord::from(new).encode().as_slice())?;
     Ok(())
 }
 
@@ -507,6 +515,7 @@ fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
         txn.open_table(DEDUP_EXPIRY)?;
         txn.open_table(PENDING_BY_ENDPOINT)?;
         txn.open_table(QUARANTINE)?;
+        txn.open_table(ORDER_QUEUE)?;
         writer::finished::build_if_missing(&txn)?;
         let mut deliveries = txn.open_table(DELIVERIES)?;
         let mut due = txn.open_table(DUE)?;

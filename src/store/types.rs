@@ -30,6 +30,20 @@ pub struct NewEvent {
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Bytes,
     pub endpoints: Vec<String>,
+    /// (endpoint id, order key) for each endpoint of `endpoints` that delivers in order
+    /// (`ordering = …`; `""` for `"endpoint"`, one order over all): its delivery is placed
+    /// after every other of that key. The endpoints not named here are unordered.
+    pub order_keys: Vec<(String, String)>,
+}
+
+impl NewEvent {
+    /// The order key of `endpoint`'s delivery, if that endpoint orders.
+    pub fn order_key(&self, endpoint: &str) -> Option<&str> {
+        self.order_keys
+            .iter()
+            .find(|(e, _)| e == endpoint)
+            .map(|(_, k)| k.as_str())
+    }
 }
 
 /// What an ingest did.

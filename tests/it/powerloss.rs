@@ -570,6 +570,7 @@ fn new_event(marker: u64, to: &[&str], key: Option<u8>, size: usize, now: u64) -
         headers: vec![("x-marker".into(), marker.to_string().into_bytes())],
         body: Bytes::from(body),
         endpoints: to.iter().map(|e| e.to_string()).collect(),
+        order_keys: Vec::new(),
         budget: None,
     }
 }

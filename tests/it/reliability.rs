@@ -316,6 +316,7 @@ fn new_event(endpoints: &[&str]) -> hookgate::store::NewEvent {
         headers: Vec::new(),
         body: bytes::Bytes::from_static(b"{}"),
         endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        order_keys: Vec::new(),
     }
 }
 

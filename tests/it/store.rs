@@ -90,6 +90,12 @@ macro_rules! contract_tests {
             an_ingest_is_announced_after_its_commit,
             a_recorded_result_is_announced_with_the_deliverys_new_state,
             a_requeue_is_announced_with_its_deliveries,
+            only_each_keys_head_is_due_and_its_end_promotes_the_next,
+            a_retrying_head_blocks_only_its_key_until_it_dies,
+            a_replayed_dead_letter_goes_to_the_back_of_its_key,
+            a_blocked_delivery_waits_through_release_retry_and_recover,
+            an_ordered_endpoints_removal_kills_its_blocked_deliveries_too,
+            the_order_survives_a_restart,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {
@@ -338,6 +344,7 @@ impl Fixture {
             headers: vec![("content-type".into(), b"application/json".to_vec())],
             body: bytes::Bytes::from_static(br#"{"id":1}"#),
             endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+            order_keys: Vec::new(),
         }
     }
 

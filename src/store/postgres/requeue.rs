@@ -51,8 +51,8 @@ impl PgStore {
                         out.deliveries.push((new.id, new.endpoint_id));
                     }
                     Err(Refusal::InFlight) => out.in_flight.push(old.d.id),
-                    // No other refusal exists for a requeue.
-                    Err(Refusal::Final | Refusal::NotLeased) => {}
+                    // Final ones are not refused; blocked ones wait for their turn.
+                    Err(_) => {}
                 }
             }
             changes.flush(&tx).await?;

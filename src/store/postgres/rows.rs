@@ -76,6 +76,9 @@ pub(super) fn delivery(row: &Row, at: usize) -> Result<Delivery, Fail> {
         last_error: row.try_get(at + 9)?,
         cycle_base: uncount(row.try_get(at + 10)?),
         cycle_started_ms: unms(row.try_get(at + 11)?),
+        order: None,
+        blocked: false,
+        cycle_held_ms: 0,
     })
 }
 

@@ -49,7 +49,7 @@ impl RedbStore {
             for (did, _) in &event.deliveries {
                 if let Some(Ok(d)) = deliveries
                     .get(did.0)?
-                    .map(|d| records::decode::<DeliveryRecord>(d.value()))
+                    .map(|d| DeliveryRecord::decode(d.value()))
                 {
                     ds.push(d.into_model(did.0));
                 }
@@ -106,7 +106,7 @@ impl RedbStore {
             let Some(d) = deliveries.get(id)? else {
                 continue;
             };
-            let Ok(d) = records::decode::<DeliveryRecord>(d.value()) else {
+            let Ok(d) = DeliveryRecord::decode(d.value()) else {
                 continue;
             };
             let Some(ev) = events.get(d.event_id)? else {

@@ -52,7 +52,7 @@ impl RedbStore {
                     let Some(rec) = deliveries.get(id.0)? else {
                         return Ok(None);
                     };
-                    let rec: DeliveryRecord = records::decode(rec.value())?;
+                    let rec = DeliveryRecord::decode(rec.value())?;
                     let Some(ev) = events.get(rec.event_id)? else {
                         return Ok(None);
                     };
@@ -148,7 +148,7 @@ impl RedbStore {
         let table = txn.open_table(DELIVERIES)?;
         let rec = table
             .get(id.0)?
-            .map(|v| records::decode::<DeliveryRecord>(v.value()))
+            .map(|v| DeliveryRecord::decode(v.value()))
             .transpose()?;
         Ok(rec.map(|r| r.into_model(id.0)))
     }
@@ -248,7 +248,7 @@ fn lag(
     let created = txn
         .open_table(DELIVERIES)?
         .get(id)?
-        .map(|v| records::decode::<DeliveryRecord>(v.value()))
+        .map(|v| DeliveryRecord::decode(v.value()))
         .transpose()?
         .map(|d| d.created_ms);
     Ok((pending, created.map(|c| now_ms.saturating_sub(c))))

@@ -15,6 +15,10 @@ use crate::model::event::{Attempt, Delivery, DeliveryStatus, Event, Payload};
 
 /// The format version written before every record.
 pub(super) const RECORD_VERSION: u8 = 1;
+/// The version of a delivery record that carries a [`DeliveryExt`] after the version-1
+/// fields. Only deliveries that need it (ordered, blocked, or held) are written so: every
+/// other record keeps version 1's bytes, which earlier builds read.
+const DELIVERY_EXT_VERSION: u8 = 2;
 
 pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing plain structs into a Vec cannot fail; an empty record would fail to decode
@@ -137,7 +141,9 @@ impl From<PayloadRecord> for Payload {
     }
 }
 
-/// One event on its way to one endpoint (its id is its key).
+/// One event on its way to one endpoint (its id is its key). Encoded by
+/// [`DeliveryRecord::encode`], not the generic [`encode`]: version 1 is these fields, and
+/// version 2 appends a [`DeliveryExt`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct DeliveryRecord {
     pub event_id: u128,
@@ -152,9 +158,44 @@ pub(super) struct DeliveryRecord {
     pub last_error: Option<String>,
     pub cycle_base: u32,
     pub cycle_started_ms: u64,
+    /// Read from, and written as, the version-2 tail; the default for version 1.
+    #[serde(skip)]
+    pub ext: DeliveryExt,
+}
+
+/// What version 2 of a delivery record adds: its order key and place, whether it waits
+/// behind its key's head, and the held-time clock at its cycle's start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct DeliveryExt {
+    pub order: Option<(String, u64)>,
+    pub blocked: bool,
+    pub cycle_held_ms: u64,
 }
 
 impl DeliveryRecord {
+    /// The record's bytes: version 1 when its extension is the default, else version 2.
+    pub fn encode(&self) -> Vec<u8> {
+        if self.ext == DeliveryExt::default() {
+            return encode(self);
+        }
+        let mut out = postcard::to_extend(self, vec![DELIVERY_EXT_VERSION]).unwrap_or_default();
+        out = postcard::to_extend(&self.ext, out).unwrap_or_default();
+        out
+    }
+
+    /// A record of either version.
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let bad = |e: postcard::Error| StoreError::Corrupt(format!("undecodable record: {e}"));
+        match bytes.split_first() {
+            Some((&DELIVERY_EXT_VERSION, rest)) => {
+                let (mut rec, tail) = postcard::take_from_bytes::<Self>(rest).map_err(bad)?;
+                rec.ext = postcard::from_bytes(tail).map_err(bad)?;
+                Ok(rec)
+            }
+            _ => decode(bytes),
+        }
+    }
+
     /// The delivery this record keeps under key `id`.
     pub fn into_model(self, id: u128) -> Delivery {
         Delivery {
@@ -170,6 +211,9 @@ impl DeliveryRecord {
             last_error: self.last_error,
             cycle_base: self.cycle_base,
             cycle_started_ms: self.cycle_started_ms,
+            order: self.ext.order,
+            blocked: self.ext.blocked,
+            cycle_held_ms: self.ext.cycle_held_ms,
         }
     }
 }
@@ -188,6 +232,11 @@ impl From<Delivery> for DeliveryRecord {
             last_error: d.last_error,
             cycle_base: d.cycle_base,
             cycle_started_ms: d.cycle_started_ms,
+            ext: DeliveryExt {
+                order: d.order,
+                blocked: d.blocked,
+                cycle_held_ms: d.cycle_held_ms,
+            },
         }
     }
 }
@@ -244,10 +293,24 @@ mod tests {
             last_error: Some("HTTP 503".into()),
             cycle_base: 0,
             cycle_started_ms: 1,
+            ext: DeliveryExt::default(),
         };
-        let bytes = encode(&rec);
+        let bytes = rec.encode();
         assert_eq!(bytes[0], RECORD_VERSION);
-        assert_eq!(decode::<DeliveryRecord>(&bytes), Ok(rec));
+        assert_eq!(DeliveryRecord::decode(&bytes), Ok(rec.clone()));
+        let ordered = DeliveryRecord {
+            ext: DeliveryExt {
+                order: Some(("cus_1".into(), 42)),
+                blocked: true,
+                cycle_held_ms: 9,
+            },
+            ..rec.clone()
+        };
+        let bytes = ordered.encode();
+        assert_eq!(bytes[0], DELIVERY_EXT_VERSION);
+        assert_eq!(DeliveryRecord::decode(&bytes), Ok(ordered));
+        // Version 2 is version 1's bytes with the extension after them.
+        assert!(bytes[1..].starts_with(&rec.encode()[1..]));
     }
 
     #[test]
@@ -297,13 +360,31 @@ mod tests {
                 last_error: Some("HTTP 503".into()),
                 cycle_base: 0,
                 cycle_started_ms: 1,
+                order: None,
+                blocked: false,
+                cycle_held_ms: 0,
             };
-            let bytes = encode(&DeliveryRecord::from(d.clone()));
+            let bytes = DeliveryRecord::from(d.clone()).encode();
             let expected =
                 format!("01070762696c6c696e67{index:02x}020a010201f703010848545450203530330001");
             assert_eq!(hex::encode(&bytes), expected, "{status:?}");
-            let back = decode::<DeliveryRecord>(&bytes).expect("decodes");
+            let back = DeliveryRecord::decode(&bytes).expect("decodes");
             assert_eq!(back.into_model(99), d);
+            // Version 2: the same, then (order key and place, blocked, held clock).
+            let ordered = Delivery {
+                order: Some(("k".into(), 300)),
+                blocked: true,
+                cycle_held_ms: 5,
+                ..d.clone()
+            };
+            let bytes = DeliveryRecord::from(ordered.clone()).encode();
+            let expected = format!(
+                "02070762696c6c696e67{index:02x}020a010201f703010848545450203530330001\
+                 01016bac020105"
+            );
+            assert_eq!(hex::encode(&bytes), expected, "{status:?}");
+            let back = DeliveryRecord::decode(&bytes).expect("decodes");
+            assert_eq!(back.into_model(99), ordered);
         }
         let ev = EventRecord {
             source: "s".into(),

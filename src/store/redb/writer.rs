@@ -30,8 +30,8 @@ use super::records::{AttemptRecord, EventRecord, PayloadRef};
 use super::{
     ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DEDUP_EXPIRY, DELIVERIES, DUE,
     ENDPOINT_STATE, EVENTS, EntryKind, Held, IngestOutcome, LEASES, META, META_PENDING, NewEvent,
-    PAYLOADS, PENDING_BY_ENDPOINT, Prune, Pruned, QUARANTINE, Requeue, Requeued, StoreError,
-    outbox, records,
+    ORDER_QUEUE, PAYLOADS, PENDING_BY_ENDPOINT, Prune, Pruned, QUARANTINE, Requeue, Requeued,
+    StoreError, outbox, records,
 };
 use crate::clock::SharedClock;
 use crate::ids::{DeliveryId, EventId};
@@ -268,6 +268,8 @@ impl Writer {
                 unfinished: txn.open_table(finished::UNFINISHED)?,
                 finished_delivered: txn.open_table(finished::FINISHED_DELIVERED)?,
                 finished_dead: txn.open_table(finished::FINISHED_DEAD)?,
+                order_queue: txn.open_table(ORDER_QUEUE)?,
+                meta: txn.open_table(META)?,
                 corrupt: std::cell::RefCell::new(Vec::new()),
             };
             for command in batch {
@@ -378,7 +380,7 @@ impl Writer {
                 }
             }
             quarantine::move_noted(&mut t)?;
-            txn.open_table(META)?.insert(META_PENDING, pending)?;
+            t.meta.insert(META_PENDING, pending)?;
         }
         txn.commit()?;
         self.endpoints = known;
@@ -445,7 +447,10 @@ impl Writer {
         let mut deliveries = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
             let id = DeliveryId(self.next_id(received_ms));
-            let d = outbox::ingest(id, EventId(event_id), endpoint, received_ms);
+            let mut d = outbox::ingest(id, EventId(event_id), endpoint, received_ms);
+            if let Some(key) = ev.order_key(endpoint) {
+                d = tables::place(t, &d, key)?;
+            }
             put_delivery(t, None, &d, pending)?;
             deliveries.push((id, endpoint.clone()));
         }

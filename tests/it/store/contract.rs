@@ -14,8 +14,10 @@ use super::*;
 
 mod announcements;
 mod listing;
+mod ordering;
 pub(super) use announcements::*;
 pub(super) use listing::*;
+pub(super) use ordering::*;
 
 pub(super) async fn ingest_writes_the_event_and_one_pending_delivery_per_endpoint(
     b: &impl Backend,

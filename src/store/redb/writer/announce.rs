@@ -45,13 +45,21 @@ pub(super) fn after_commit(
                     });
                 }
             }
-            (_, Ok(Done::Settled(d))) if live => notices.publish(Announcement::Result {
-                delivery_id: d.id,
-                event_id: d.event_id,
-                endpoint: d.endpoint_id.clone(),
-                status: d.status,
-                attempts: d.attempts,
-            }),
+            (_, Ok(Done::Settled(d))) => {
+                // An ordered delivery that ended promoted the next of its key: due now.
+                if d.order.is_some() && d.status.is_final() {
+                    due.insert(d.endpoint_id.as_str());
+                }
+                if live {
+                    notices.publish(Announcement::Result {
+                        delivery_id: d.id,
+                        event_id: d.event_id,
+                        endpoint: d.endpoint_id.clone(),
+                        status: d.status,
+                        attempts: d.attempts,
+                    });
+                }
+            }
             _ => {}
         }
     }

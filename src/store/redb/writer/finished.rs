@@ -113,7 +113,7 @@ pub(in crate::store) fn build_if_missing(txn: &WriteTransaction) -> Result<(), S
         for (did, _) in &ev.deliveries {
             if let Some(Ok(d)) = deliveries
                 .get(*did)?
-                .map(|v| records::decode::<DeliveryRecord>(v.value()))
+                .map(|v| DeliveryRecord::decode(v.value()))
             {
                 recs.push(d.into_model(*did));
             }

@@ -41,12 +41,31 @@ pub(super) fn dead_letter_endpoint(
     now_ms: u64,
     pending: &mut u64,
 ) -> Result<u64, StoreError> {
+    // The blocked deliveries of its order keys first (they are not in the schedule), so no
+    // head's death promotes one only for it to die next.
+    let mut blocked = Vec::new();
+    for entry in t.order_queue.range((id, "", 0u64)..)? {
+        let (key, did) = entry?;
+        if key.value().0 != id {
+            break;
+        }
+        blocked.push(did.value());
+    }
+    let mut dead = 0;
+    for did in blocked {
+        let Some(old) = read_delivery(t, did)?.filter(|d| d.blocked) else {
+            continue;
+        };
+        if let Ok(new) = outbox::dead_letter(&old, reason, now_ms) {
+            put_delivery(t, Some(&old), &new, pending)?;
+            dead += 1;
+        }
+    }
     let mut waiting = Vec::new();
     for entry in t.due.range((id, 0u64, 0u128)..=(id, u64::MAX, u128::MAX))? {
         let (_, due_ms, did) = entry?.0.value();
         waiting.push((due_ms, did));
     }
-    let mut dead = 0;
     for (due_ms, did) in waiting {
         t.due.remove((id, due_ms, did))?;
         t.leases.remove(did)?;

@@ -60,7 +60,7 @@ pub(super) fn settle_unreadable(
             endpoint_pending(t, endpoint, -1)?;
             continue;
         };
-        let Ok(old) = records::decode::<DeliveryRecord>(&bytes) else {
+        let Ok(old) = DeliveryRecord::decode(&bytes) else {
             *pending = pending.saturating_sub(1);
             endpoint_pending(t, endpoint, -1)?;
             t.corrupt.borrow_mut().push(("deliveries", id));

@@ -111,13 +111,22 @@ pub(super) fn requeue(
             continue;
         }
         match outbox::requeue(&old, now_ms) {
-            Ok(new) => {
+            Ok(mut new) => {
+                if outbox::needs_place(&old, &new) {
+                    // A replay of an ordered dead letter: to the back of its key.
+                    let key = new
+                        .order
+                        .as_ref()
+                        .map(|(k, _)| k.clone())
+                        .unwrap_or_default();
+                    new = super::tables::place(t, &new, &key)?;
+                }
                 put_delivery(t, Some(&old), &new, pending)?;
                 out.deliveries.push((new.id, new.endpoint_id));
             }
             Err(Refusal::InFlight) => out.in_flight.push(DeliveryId(id)),
-            // No other refusal exists for a requeue.
-            Err(Refusal::Final | Refusal::NotLeased) => {}
+            // Final ones are not refused; blocked ones wait for their turn.
+            Err(_) => {}
         }
     }
     Ok(out)

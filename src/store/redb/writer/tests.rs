@@ -21,6 +21,7 @@ pub(super) fn event(body: &'static [u8], endpoints: &[&str]) -> NewEvent {
         headers: Vec::new(),
         body: bytes::Bytes::from_static(body),
         endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        order_keys: Vec::new(),
     }
 }
 

@@ -45,6 +45,7 @@ fn event(endpoints: &[&str], received_ms: u64) -> NewEvent {
         headers: vec![("x-raw".into(), vec![0xff, 0x00])],
         body: bytes::Bytes::from_static(b"{}"),
         endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        order_keys: Vec::new(),
     }
 }
 

@@ -36,6 +36,7 @@ async fn a_result_recorded_again_after_a_failed_write_counts() {
         headers: Vec::new(),
         body: bytes::Bytes::from_static(b"{}"),
         endpoints: vec!["e".into()],
+        order_keys: Vec::new(),
     };
     let IngestOutcome::Accepted { deliveries, .. } = store.ingest(event).await.expect("ingest")
     else {
