@@ -9,13 +9,15 @@
 //!
 //! **Nothing of a backend leaks above the trait**: no redb or SQL type appears in it. **What
 //! an operation does to a delivery's state is decided by the backend-neutral rules of
-//! [`outbox`]**, so backends differ in how they keep state, never in what it becomes. The
+//! [`outbox`]** (and what one does to an endpoint's circuit breaker, by those of [`health`]),
+//! so backends differ in how they keep state, never in what it becomes. The
 //! contract is pinned, without HTTP, by `tests/it/store.rs`, which runs against every backend.
 //!
 //! **Ingest answers only after its commit**, with the event, its deliveries and its dedup
 //! entries in one transaction. **New due work is announced after its commit** ([`notices`]), so
 //! no caller pairs a write with a wake-up.
 
+pub mod health;
 pub mod notices;
 pub mod outbox;
 pub mod postgres;
