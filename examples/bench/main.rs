@@ -285,6 +285,20 @@ impl Bench {
         self.pool_of(len, "bench", "bench.event")
     }
 
+    /// [`Bench::pool`] whose bodies carry an order key `"k"`, one of `keys`.
+    fn keyed_pool(&self, len: u64, keys: u64) -> Pool {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        wrk::pool_of(
+            self.pools.path(),
+            &format!("{}{n:03}", self.nonce),
+            len,
+            self.args.body_bytes,
+            "bench",
+            "bench.event",
+            Some(keys),
+        )
+    }
+
     /// [`Bench::pool`] for another source (with the bench source's secret) and event type.
     fn pool_of(&self, len: u64, source: &str, event_type: &str) -> Pool {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
@@ -295,6 +309,7 @@ impl Bench {
             self.args.body_bytes,
             source,
             event_type,
+            None,
         )
     }
 
@@ -312,9 +327,18 @@ impl Bench {
     /// that each pool's timestamps are fresh when it is sent (the source's tolerance is 5
     /// minutes): how many hookgate accepted, and what went wrong.
     async fn fill(&self, gw: &Gateway, n: u64) -> (u64, Vec<String>) {
+        self.fill_keyed(gw, n, None).await
+    }
+
+    /// [`Bench::fill`], with bodies that carry one of `keys` order keys when given.
+    async fn fill_keyed(&self, gw: &Gateway, n: u64, keys: Option<u64>) -> (u64, Vec<String>) {
         let (mut accepted, mut problems, mut left) = (0, Vec::new(), n);
         while left > 0 {
-            let pool = self.pool(left.min(FILL_CHUNK));
+            let len = left.min(FILL_CHUNK);
+            let pool = match keys {
+                Some(k) => self.keyed_pool(len, k),
+                None => self.pool(len),
+            };
             left -= pool.len;
             let limit = Duration::from_secs(60 + pool.len / 500);
             let c = self.drive(gw, &pool, Load::Once { limit }).await;
@@ -506,6 +530,7 @@ async fn run(bench: &mut Bench) -> bool {
         "ingest",
         "subscriber",
         "drain",
+        "ordered",
         "fanout",
         "latency",
         "replay",
@@ -541,6 +566,7 @@ async fn run(bench: &mut Bench) -> bool {
             }
             "subscriber" => phases::ingest::subscriber(bench).await,
             "drain" => phases::delivery::drain(bench).await,
+            "ordered" => phases::delivery::ordered(bench).await,
             "fanout" => phases::delivery::fanout(bench).await,
             "latency" => phases::latency::phase(bench, ingest_rate).await,
             "replay" => phases::replay::phase(bench).await,

@@ -49,6 +49,7 @@ impl Drop for Pool {
 
 /// Writes `len` signed requests for `/in/{source}` (each source of the harness has the same
 /// secret) into `dir`, their ids unique under `tag`, the body's `type` being `event_type`.
+/// With `keys`, the body also has `"k"`, request number mod `keys`: an order key.
 pub fn pool_of(
     dir: &Path,
     tag: &str,
@@ -56,13 +57,23 @@ pub fn pool_of(
     body_bytes: usize,
     source: &str,
     event_type: &str,
+    keys: Option<u64>,
 ) -> Pool {
     let len = len.max(1);
     let ts = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64;
-    let head = format!(r#"{{"type":"{event_type}","n":"NNNNNNNNNN","pad":""#);
+    // The one place wrk.lua puts a request's own text: with keys, that text carries the key
+    // and the number (no spaces, as the pool's lines need).
+    let head = match keys {
+        None => format!(r#"{{"type":"{event_type}","n":"NNNNNNNNNN","pad":""#),
+        Some(_) => format!(r#"{{"type":"{event_type}","k":"NNNNNNNNNN","pad":""#),
+    };
+    let text = |n: u64| match keys {
+        None => format!("{n:010}"),
+        Some(k) => format!(r#"{:04}","n":"{n:010}"#, n % k.max(1)),
+    };
     let pad = "x".repeat(body_bytes.saturating_sub(head.len() + 2));
     let template = format!("{head}{pad}\"}}");
     let (pre, suf) = template.split_once("NNNNNNNNNN").expect("template");
@@ -72,7 +83,7 @@ pub fn pool_of(
         let mut out = Vec::with_capacity(((to - from) * 90) as usize);
         for n in from..to {
             let id = format!("msg_{tag}_{n:010}");
-            let num = format!("{n:010}");
+            let num = text(n);
             let body = format!("{pre}{num}{suf}");
             let sig = standard_webhooks::sign(&key, &id, ts, body.as_bytes());
             writeln!(out, "{id} {ts} {sig} {num}").expect("write");

@@ -233,6 +233,8 @@ pub fn open_store(data_dir: &Path) -> Store {
 pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The status it was answered with (or would have been, had it not hung).
+    pub status: u16,
 }
 
 impl Received {
@@ -259,6 +261,10 @@ struct ReceiverState {
     default_status: Mutex<u16>,
     hang: AtomicBool,
     delay_ms: std::sync::atomic::AtomicU64,
+    /// Requests whose body holds one of these are answered 500, whatever else holds.
+    fail_when: Mutex<Vec<Vec<u8>>>,
+    /// Out of 100, how many requests fail at random (500), by a fixed sequence.
+    fail_percent: std::sync::atomic::AtomicU64,
 }
 
 /// A subscriber on an ephemeral port that records every request.
@@ -301,6 +307,27 @@ impl Receiver {
 
     pub fn set_default_status(&self, status: u16) {
         *self.state.default_status.lock().expect("lock") = status;
+    }
+
+    /// Answer 500 to every request whose body contains `needle`.
+    pub fn fail_when(&self, needle: &str) {
+        self.state
+            .fail_when
+            .lock()
+            .expect("lock")
+            .push(needle.as_bytes().to_vec());
+    }
+
+    /// Answer 500 to about `percent` of the requests, picked by a fixed pseudo-random
+    /// sequence (the same run after run), the rest as usual.
+    pub fn fail_percent(&self, percent: u64) {
+        self.state.fail_percent.store(percent, Ordering::SeqCst);
+    }
+
+    /// Stop failing requests by their body or at random.
+    pub fn stop_failing(&self) {
+        self.state.fail_when.lock().expect("lock").clear();
+        self.state.fail_percent.store(0, Ordering::SeqCst);
     }
 
     /// From now on, accept requests and never answer them.
@@ -378,11 +405,34 @@ async fn receive(
         .lock()
         .expect("lock")
         .push(std::time::Instant::now());
-    state
-        .got
-        .lock()
-        .expect("lock")
-        .push(Received { headers, body });
+    let (status, answer_headers) = {
+        let mut got = state.got.lock().expect("lock");
+        let n = got.len() as u64;
+        let poisoned = state
+            .fail_when
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|needle| body.windows(needle.len()).any(|w| w == needle.as_slice()));
+        // A fixed sequence (splitmix64 of the arrival number), so a run can be repeated.
+        let roll = {
+            let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) % 100
+        };
+        let unlucky = roll < state.fail_percent.load(Ordering::SeqCst);
+        let next = state.script.lock().expect("lock").pop_front();
+        let (status, answer_headers) =
+            next.unwrap_or_else(|| (*state.default_status.lock().expect("lock"), Vec::new()));
+        let status = if poisoned || unlucky { 500 } else { status };
+        got.push(Received {
+            headers,
+            body,
+            status,
+        });
+        (status, answer_headers)
+    };
     if state.hang.load(Ordering::SeqCst) {
         std::future::pending::<()>().await;
     }
@@ -390,12 +440,9 @@ async fn receive(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let next = state.script.lock().expect("lock").pop_front();
-    let (status, headers) =
-        next.unwrap_or_else(|| (*state.default_status.lock().expect("lock"), Vec::new()));
     let mut response = axum::response::Response::new(axum::body::Body::from("receiver says hi"));
     *response.status_mut() = StatusCode::from_u16(status).expect("status");
-    for (k, v) in headers {
+    for (k, v) in answer_headers {
         response.headers_mut().insert(
             axum::http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
             v.parse().expect("value"),

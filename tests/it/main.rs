@@ -22,6 +22,7 @@ mod handshakes;
 mod ingress;
 mod limits;
 mod observability;
+mod ordering;
 mod outage;
 mod powerloss;
 mod reliability;

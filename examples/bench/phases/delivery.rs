@@ -73,6 +73,36 @@ pub async fn drain_now(
     row
 }
 
+/// Order keys of the `ordered` phase, and its endpoint's `max_in_flight`.
+const ORDER_KEYS: u64 = 1_000;
+const ORDERED_IN_FLIGHT: usize = 32;
+
+/// The drain of a `--backlog` to an endpoint that orders by a body field with 1,000 keys,
+/// beside the same drain unordered, both at `max_in_flight` 32, in the same run.
+pub async fn ordered(b: &Bench) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for ordering in [None, Some("ordering = { key = { json = \"/k\" } }\n")] {
+        let dir = b.data_dir();
+        let endpoint = format!(
+            "{}{}",
+            b.endpoint("drain", ORDERED_IN_FLIGHT),
+            ordering.unwrap_or("")
+        );
+        let gw = b.gateway(&b.toml(dir.path(), "", "", &endpoint)).await;
+        gw.admin("/endpoints/drain/pause", "").await;
+        let (accepted, problems) = b
+            .fill_keyed(&gw, b.args.backlog, Some(ORDER_KEYS))
+            .await;
+        let label = match ordering {
+            Some(_) => format!("ordered ({ORDER_KEYS} keys, max_in_flight {ORDERED_IN_FLIGHT}): "),
+            None => format!("unordered, max_in_flight {ORDERED_IN_FLIGHT}: "),
+        };
+        rows.push(drain_now(b, &gw, accepted, problems, &label).await);
+        gw.stop().await;
+    }
+    rows
+}
+
 pub async fn fanout(b: &Bench) -> Vec<Row> {
     let dir = b.data_dir();
     let endpoints: String = (0..100).map(|i| b.endpoint(&format!("e{i}"), 4)).collect();
