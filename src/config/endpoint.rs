@@ -131,7 +131,8 @@ pub(super) fn validate_endpoint(
         ));
     }
     for (j, s) in e.sources.iter().enumerate() {
-        if !sources.contains_key(s) {
+        // hookgate's own events come from no declared source: subscribing names it.
+        if s != crate::model::HOOKGATE_SOURCE && !sources.contains_key(s) {
             return Err(ConfigError::new(
                 format!("{key}.sources[{j}]"),
                 format!("no source with id {s:?} is declared"),
