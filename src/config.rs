@@ -17,10 +17,15 @@ use std::time::Duration as StdDuration;
 use serde::Deserialize;
 
 mod endpoint;
+mod health;
 mod schema;
 mod source;
 
 pub use endpoint::*;
+pub use health::{
+    BREAKER_MAX_MS, BREAKER_MIN_MS, BreakerConfig, BreakerTable, DisableAfter, HealthDefaults,
+    OrderingConfig,
+};
 pub use schema::*;
 use source::*;
 
@@ -169,6 +174,16 @@ impl Config {
             max_concurrency: self.delivery.max_concurrency,
             timeout: self.delivery.timeout,
             retry: endpoint::resolve_retry("delivery.retry", &self.delivery.retry, None)?,
+            health: HealthDefaults {
+                breaker: health::resolve_health(
+                    "delivery",
+                    self.delivery.breaker.as_ref(),
+                    self.delivery.disable_after,
+                    &HealthDefaults::default(),
+                )?
+                .breaker,
+                disable_after: self.delivery.disable_after,
+            },
             reach: crate::model::reach::Reach {
                 allow_private: self.delivery.allow_private_networks,
                 allowed,

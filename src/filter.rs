@@ -1,14 +1,18 @@
 //! Which endpoints an event goes to: a pure function of the endpoint's subscription (sources,
 //! event-type globs) and the event's source and type.
 
-use crate::model::Endpoint;
+use crate::model::{Endpoint, HOOKGATE_SOURCE};
 
 /// Whether `endpoint` subscribes to an event of `source` and `event_type`.
 ///
-/// No source list means every source; no `event_types` means every type. With globs, an
-/// event without a type matches nothing, since there is nothing to match them against.
+/// No source list means every source but hookgate's own ([`HOOKGATE_SOURCE`]): its
+/// operational events go only to endpoints that name it, so a catch-all endpoint is not sent
+/// reports it never asked for (and cannot loop on reports about itself). No `event_types` means
+/// every type. With globs, an event without a type matches nothing, since there is nothing to
+/// match them against.
 pub fn matches(endpoint: &Endpoint, source: &str, event_type: Option<&str>) -> bool {
-    let source_ok = endpoint.sources.is_empty() || endpoint.sources.iter().any(|s| s == source);
+    let named = endpoint.sources.iter().any(|s| s == source);
+    let source_ok = named || (endpoint.sources.is_empty() && source != HOOKGATE_SOURCE);
     let type_ok = match (&endpoint.event_types, event_type) {
         (None, _) => true,
         (Some(_), None) => false,
@@ -73,6 +77,43 @@ mod tests {
             ["all", "pushes"]
         );
         assert_eq!(route(&e, "github", None), ["all"]);
+    }
+
+    #[test]
+    fn hookgate_events_go_only_to_endpoints_that_name_it() {
+        let mut e = endpoints();
+        assert!(route(&e, HOOKGATE_SOURCE, Some("endpoint.failing")).is_empty());
+        let text = r#"
+            [[endpoints]]
+            id = "ops"
+            url = "http://ops.example"
+            sources = ["hookgate"]
+            [[endpoints]]
+            id = "ops-failing"
+            url = "http://ops.example"
+            sources = ["stripe", "hookgate"]
+            event_types = ["endpoint.failing"]
+            [[sources]]
+            id = "stripe"
+            verify = "none"
+        "#;
+        e.extend(
+            Config::from_toml(text)
+                .and_then(Config::validate)
+                .expect("valid")
+                .endpoints,
+        );
+        assert_eq!(
+            route(&e, HOOKGATE_SOURCE, Some("endpoint.failing")),
+            ["ops", "ops-failing"]
+        );
+        assert_eq!(route(&e, HOOKGATE_SOURCE, Some("delivery.dead")), ["ops"]);
+        // The catch-all still gets everything else, and the subscribers only what they name.
+        assert_eq!(
+            route(&e, "stripe", Some("endpoint.failing")),
+            ["all", "ops-failing"]
+        );
+        assert_eq!(route(&e, "github", Some("endpoint.failing")), ["all"]);
     }
 }
 

@@ -15,4 +15,4 @@ pub use endpoint::{Destination, Endpoint, RateLimit, RetryPolicy};
 pub use health::{BreakerPolicy, HealthPolicy, Ordering};
 pub use role::{Grant, Role};
 pub use secret::{Key, Secret};
-pub use source::{Source, SyncResponse};
+pub use source::{HOOKGATE_SOURCE, Source, SyncResponse};

@@ -14,14 +14,15 @@ use super::entries::{EndpointBody, EndpointPatch};
 use super::grammar::{self, EntryId, Overlap, SigningSecret, Time};
 use super::params::{self, ApiError};
 use super::views::{
-    Deleted, EndpointView, ErrorBody, Page, PauseState, RateLimitView, Recovered, RetryView,
-    Rotated, SecretView,
+    BreakerView, Deleted, EndpointView, ErrorBody, FieldView, OrderingView, Page, PauseState,
+    RateLimitView, Recovered, RetryView, Rotated, SecretView,
 };
 use super::{AdminState, ApiResult};
 use crate::catalog::Origin;
-use crate::model::Endpoint;
+use crate::model::{Endpoint, Ordering};
 use crate::respond;
 use crate::store::{EntryKind, Requeue};
+use crate::verify::FieldRef;
 
 fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -81,6 +82,18 @@ pub(crate) fn view(st: &AdminState, e: &Endpoint) -> EndpointView {
             .forward_headers
             .as_ref()
             .map(|h| h.iter().map(|n| n.to_string()).collect()),
+        breaker: e.health.breaker.map(|b| BreakerView {
+            window_ms: b.window_ms,
+            min_attempts: b.min_attempts,
+            failure_rate: b.failure_rate,
+            cool_down_ms: b.cool_down_ms,
+        }),
+        disable_after_ms: e.health.disable_after_ms,
+        ordering: e.ordering.as_ref().map(|o| match o {
+            Ordering::Endpoint => OrderingView::Endpoint,
+            Ordering::Key(FieldRef::Header(h)) => OrderingView::Key(FieldView::Header(h.clone())),
+            Ordering::Key(FieldRef::Json(p)) => OrderingView::Key(FieldView::Json(p.clone())),
+        }),
     }
 }
 

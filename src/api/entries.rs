@@ -9,7 +9,8 @@
 //! 400 naming its key: a URL that is not http(s) or names an internal address, a source that
 //! does not exist, a glob that does not compile, a source secret that does not suit its scheme,
 //! a duration that does not parse or is out of range, `max_in_flight` above
-//! `delivery.max_concurrency`, a header name hookgate sets itself. The API fuzzer
+//! `delivery.max_concurrency`, a header name hookgate sets itself, a `disable_after` not longer
+//! than the breaker's `cool_down` (or set beside `breaker = "off"`), a source named `hookgate`. The API fuzzer
 //! (`tests/api_fuzz`) accepts a 400 to a schema-valid body on these four routes only.
 
 use std::borrow::Cow;
@@ -66,6 +67,29 @@ fn field_ref() -> Value {
     ]})
 }
 
+/// `breaker`: `"off"` or a table of thresholds, each falling back to `[delivery]`'s.
+fn breaker() -> Value {
+    let bounded =
+        json!({ "type": "string", "description": "A duration from 1s to 1h: 250ms, 5s, 1h" });
+    json!({ "oneOf": [
+        { "type": "string", "enum": ["off"] },
+        object(&[], json!({
+            "window": nullable(bounded.clone()),
+            "min_attempts": nullable(json!({ "type": "integer", "minimum": 1, "maximum": U32_MAX })),
+            "failure_rate": nullable(json!({ "type": "number", "exclusiveMinimum": 0, "maximum": 1 })),
+            "cool_down": nullable(bounded),
+        })),
+    ]})
+}
+
+/// `ordering`: `"endpoint"` or `{"key": {"json": pointer}}` / `{"key": {"header": name}}`.
+fn ordering() -> Value {
+    json!({ "oneOf": [
+        { "type": "string", "enum": ["endpoint"] },
+        object(&["key"], json!({ "key": field_ref() })),
+    ]})
+}
+
 /// An endpoint's keys: (name, schema when present, may it be null in a create).
 fn endpoint_keys() -> Vec<(&'static str, Value, bool)> {
     let duration = || json!({ "type": "string", "description": "A duration: 250ms, 5s, 1h, 3d" });
@@ -113,6 +137,13 @@ fn endpoint_keys() -> Vec<(&'static str, Value, bool)> {
             false,
         ),
         ("forward_headers", strings(), true),
+        ("breaker", breaker(), true),
+        (
+            "disable_after",
+            json!({ "type": "string", "description": "A duration longer than the breaker's cool_down (250ms, 5s, 1h, 3d), or \"off\"" }),
+            true,
+        ),
+        ("ordering", ordering(), true),
     ]
 }
 
@@ -322,6 +353,21 @@ mod tests {
         assert_eq!(
             keys_of(&endpoint["properties"]["retry"]),
             expected_names(&endpoint_error(with("retry", json!({ "zzz": 1 }))))
+        );
+        assert_eq!(
+            keys_of(&breaker()["oneOf"][1]),
+            expected_names(&endpoint_error(with("breaker", json!({ "zzz": 1 }))))
+        );
+        assert_eq!(
+            keys_of(&ordering()["oneOf"][1]),
+            expected_names(&endpoint_error(with("ordering", json!({ "zzz": 1 }))))
+        );
+        assert_eq!(
+            vec!["header".to_string(), "json".to_string()],
+            expected_names(&endpoint_error(with(
+                "ordering",
+                json!({ "key": { "zzz": "x" } })
+            )))
         );
         assert_eq!(
             keys_of(&endpoint["properties"]["previous_secrets"]["items"]),

@@ -71,6 +71,15 @@ pub fn entry_id_ok(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// A published event's `source`: an entry id, but not `hookgate`
+/// ([`crate::model::HOOKGATE_SOURCE`]), whose events only hookgate makes.
+pub const PUBLISH_SOURCE_PATTERN: &str = "^(?!hookgate$)[A-Za-z0-9._-]{1,64}$";
+
+/// A published event's `source` as [`PUBLISH_SOURCE_PATTERN`] states it.
+pub fn publish_source_ok(s: &str) -> bool {
+    entry_id_ok(s) && s != crate::model::HOOKGATE_SOURCE
+}
+
 // ---- Times and durations ----
 
 /// Units of a duration, with their length in milliseconds and, for an overlap, how many digits
@@ -426,6 +435,11 @@ named_string!(
     "1 to 64 characters of A-Z a-z 0-9 - _ ."
 );
 named_string!(
+    PublishSource,
+    PUBLISH_SOURCE_PATTERN,
+    "1 to 64 characters of A-Z a-z 0-9 - _ ., but not `hookgate` (reserved for hookgate's own events)."
+);
+named_string!(
     SigningSecret,
     SIGNING_SECRET_PATTERN,
     "`whsec_` (optional) and the standard base64 (padded) of a key of 1 to 64 bytes."
@@ -585,6 +599,8 @@ mod tests {
         }
         assert!(publish_header_name_ok("X-Trace-Id"));
         assert!(publish_header_name_ok("hookgate"));
+        assert!(publish_source_ok("hookgate.x") && publish_source_ok("Hookgate"));
+        assert!(!publish_source_ok("hookgate") && !publish_source_ok(""));
         assert!(header_value_ok("a\tb é"));
         assert!(!header_value_ok("a\nb"));
     }

@@ -12,8 +12,8 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder
 
 use super::access::{self, Role};
 use super::grammar::{
-    DeadLetterCursor, DeliveryIdText, EntryId, EventIdText, HeaderValue, Overlap, SigningSecret,
-    StatusName, Time,
+    DeadLetterCursor, DeliveryIdText, EntryId, EventIdText, HeaderValue, Overlap, PublishSource,
+    SigningSecret, StatusName, Time,
 };
 use super::{AdminState, ApiResult, dead_letters, deliveries, endpoints, events, publish, sources};
 use crate::respond;
@@ -30,7 +30,7 @@ use crate::respond;
         sources::list, sources::show, sources::create, sources::update, sources::delete,
     ),
     components(schemas(
-        Time, Overlap, EventIdText, DeliveryIdText, DeadLetterCursor, EntryId, SigningSecret,
+        Time, Overlap, EventIdText, DeliveryIdText, DeadLetterCursor, EntryId, PublishSource, SigningSecret,
         HeaderValue, StatusName,
     )),
     modifiers(&BearerAuth),

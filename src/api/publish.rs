@@ -3,7 +3,7 @@
 //!
 //! Body: `{"type": "...", "payload": <any JSON>, "source": "...", "headers": {"name": "value"}}`;
 //! `source` defaults to `api` and is a routing label (endpoints with `sources = [...]` match
-//! it). The `Idempotency-Key` header deduplicates for three days: the same key answers 200 with
+//! it); `hookgate` is refused, being reserved for hookgate's own events. The `Idempotency-Key` header deduplicates for three days: the same key answers 200 with
 //! the first `event_id` and stores nothing. Keys live apart from providers' delivery ids.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
-use super::grammar::{self, EntryId};
+use super::grammar::{self, PublishSource};
 use super::params::{self, ApiError};
 use super::views::{Accepted, ErrorBody};
 use super::{AdminState, ApiResult};
@@ -42,8 +42,8 @@ pub struct Publish {
     /// body, `application/json`.
     #[schema(schema_with = any_json)]
     payload: serde_json::Value,
-    /// A routing label; default `api`.
-    #[schema(value_type = Option<EntryId>)]
+    /// A routing label; default `api`. Not `hookgate`, which only hookgate's own events carry.
+    #[schema(value_type = Option<PublishSource>)]
     source: Option<String>,
     /// Headers kept with the event (endpoints pass on those in their `forward_headers`): any
     /// HTTP header names but `content-type`, `hookgate-…` and those of the connection or of the
@@ -110,6 +110,13 @@ pub fn parse(body: &[u8], idempotency_key: Option<&http::HeaderValue>) -> Result
         return Err(params::bad_request(
             "source",
             "must be 1 to 64 characters of A-Z a-z 0-9 - _ .",
+        ));
+    }
+    // Subscribers to `hookgate` trust its events to be hookgate's own reports.
+    if !grammar::publish_source_ok(&source) {
+        return Err(params::bad_request(
+            "source",
+            format!("{source:?} is reserved for hookgate's own events"),
         ));
     }
     let mut stored_headers = vec![("content-type".to_string(), b"application/json".to_vec())];

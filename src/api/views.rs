@@ -228,8 +228,27 @@ pub struct RetryView {
     pub max_age_ms: u64,
 }
 
-/// An endpoint; its secret is never shown here.
+/// An endpoint's circuit breaker, resolved (issue 17: parsed and validated, not yet enforced).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BreakerView {
+    pub window_ms: u64,
+    pub min_attempts: u32,
+    /// In (0, 1].
+    pub failure_rate: f64,
+    pub cool_down_ms: u64,
+}
+
+/// An endpoint's delivery order, as configured: `"endpoint"`, or `{"key": {"json": pointer}}`
+/// or `{"key": {"header": name}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderingView {
+    Endpoint,
+    Key(FieldView),
+}
+
+/// An endpoint; its secret is never shown here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EndpointView {
     pub id: String,
     /// User info and query values masked (`***`): see the secret route for the whole URL.
@@ -247,6 +266,12 @@ pub struct EndpointView {
     /// Names only: values may be credentials.
     pub headers: Vec<String>,
     pub forward_headers: Option<Vec<String>>,
+    /// null: `breaker = "off"`.
+    pub breaker: Option<BreakerView>,
+    /// null: `"off"`, or no breaker.
+    pub disable_after_ms: Option<u64>,
+    /// null: no order.
+    pub ordering: Option<OrderingView>,
 }
 
 /// Where a source finds a value: `{"header": name}` or `{"json": pointer}`.

@@ -85,6 +85,8 @@ pub struct EndpointDefaults {
     pub max_concurrency: u32,
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// `[delivery]`'s `breaker` and `disable_after`.
+    pub health: HealthDefaults,
     /// Which internal addresses deliveries may reach: a URL naming any other one literally is
     /// refused at once.
     pub reach: crate::model::reach::Reach,
@@ -131,7 +133,8 @@ pub(super) fn validate_endpoint(
         ));
     }
     for (j, s) in e.sources.iter().enumerate() {
-        if !sources.contains_key(s) {
+        // hookgate's own events come from no declared source: subscribing names it.
+        if s != crate::model::HOOKGATE_SOURCE && !sources.contains_key(s) {
             return Err(ConfigError::new(
                 format!("{key}.sources[{j}]"),
                 format!("no source with id {s:?} is declared"),
@@ -208,6 +211,9 @@ pub(super) fn validate_endpoint(
         return Err(ConfigError::new(format!("{key}.timeout"), "must be > 0"));
     }
     let retry = resolve_retry(&format!("{key}.retry"), &e.retry, Some(&defaults.retry))?;
+    let health =
+        super::health::resolve_health(key, e.breaker.as_ref(), e.disable_after, &defaults.health)?;
+    let ordering = super::health::resolve_ordering(key, e.ordering.as_ref())?;
     let mut headers = Vec::with_capacity(e.headers.len());
     for (name, value) in &e.headers {
         let hkey = format!("{key}.headers.{name}");
@@ -242,7 +248,7 @@ pub(super) fn validate_endpoint(
         timeout,
         headers,
         forward_headers,
-        health: crate::model::HealthPolicy::default(),
-        ordering: None,
+        health,
+        ordering,
     })
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::health::{BreakerConfig, DisableAfter, OrderingConfig};
 use super::{Duration, Secret};
 use crate::model::Role;
 // The scheme vocabulary is verify's; the file's shape uses it. Re-exported so that code which
@@ -187,6 +188,12 @@ pub struct DeliveryConfig {
     /// At shutdown, how long attempts in flight may take to finish.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace: Duration,
+    /// Default `breaker` of every endpoint (issue 17).
+    #[serde(default)]
+    pub breaker: Option<BreakerConfig>,
+    /// Default `disable_after` of every endpoint (issue 17).
+    #[serde(default)]
+    pub disable_after: Option<DisableAfter>,
 }
 
 fn default_shutdown_grace() -> Duration {
@@ -214,6 +221,8 @@ impl Default for DeliveryConfig {
             max_in_flight: default_max_in_flight(),
             max_concurrency: default_max_concurrency(),
             shutdown_grace: default_shutdown_grace(),
+            breaker: None,
+            disable_after: None,
         }
     }
 }
@@ -404,6 +413,12 @@ pub struct EndpointConfig {
     /// Inbound headers passed through; default: the provider's event and delivery headers.
     /// The content type is always passed.
     pub forward_headers: Option<Vec<String>>,
+    /// Its circuit breaker: a table (missing fields from `[delivery]`) or `"off"`.
+    pub breaker: Option<BreakerConfig>,
+    /// How long an endpoint may fail before it is disabled, or `"off"`.
+    pub disable_after: Option<DisableAfter>,
+    /// Its delivery order: `"endpoint"` or `{ key = … }`; none by default.
+    pub ordering: Option<OrderingConfig>,
 }
 
 /// A rotated-out secret and when it stops signing (RFC 3339).

@@ -7,6 +7,12 @@ use crate::verify::{self, HmacOptions, SchemeInput, SourceOption};
 
 pub(super) fn validate_source(key: &str, s: &SourceConfig) -> Result<Source, ConfigError> {
     check_id(&format!("{key}.id"), &s.id)?;
+    if s.id == crate::model::HOOKGATE_SOURCE {
+        return Err(ConfigError::new(
+            format!("{key}.id"),
+            format!("{:?} is reserved for hookgate's own events", s.id),
+        ));
+    }
     if let Some(d) = &s.dedup {
         check_field_ref(&format!("{key}.dedup"), d)?;
     }

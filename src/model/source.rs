@@ -7,6 +7,11 @@ use std::time::Duration;
 use crate::verify::Verifier;
 use crate::verify::{FieldRef, SchemeKind};
 
+/// The source of hookgate's own operational events (issue 17). No source may be declared with
+/// this id, publishing under it is refused, and its events go only to endpoints that name it in
+/// `sources`, never to catch-all ones: an operator opts in to them.
+pub const HOOKGATE_SOURCE: &str = "hookgate";
+
 /// A source ready for ingress: its verifier holds decoded keys.
 #[derive(Debug, Clone)]
 pub struct Source {

@@ -19,6 +19,7 @@ mod crash;
 mod delivery;
 mod fuzz_corpus;
 mod handshakes;
+mod health_keys;
 mod ingress;
 mod limits;
 mod observability;
