@@ -392,7 +392,8 @@ async fn ordered_keys_stay_in_order_across_kill_9() {
     binary.kill_9().await;
     let at_crash = check_fifo(&receiver.got(), true).expect("in order before the crash");
     assert!(
-        keys.iter().any(|k| at_crash.get(k).copied().unwrap_or(0) < PER_KEY),
+        keys.iter()
+            .any(|k| at_crash.get(k).copied().unwrap_or(0) < PER_KEY),
         "the crash came in the middle: {at_crash:?}"
     );
     let restarted = Binary::start(&config).await;

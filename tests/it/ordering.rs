@@ -113,7 +113,8 @@ async fn each_key_arrives_in_commit_order_while_the_receiver_fails_at_random() {
         "nothing behind its failing head went: {poisoned:?}"
     );
     assert!(
-        got.iter().any(|r| r.status == 500 && !r.body.windows(6).any(|w| w == b"poison")),
+        got.iter()
+            .any(|r| r.status == 500 && !r.body.windows(6).any(|w| w == b"poison")),
         "the random failures happened"
     );
     // Once it answers again, the poisoned key drains too, in order.

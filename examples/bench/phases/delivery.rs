@@ -90,9 +90,7 @@ pub async fn ordered(b: &Bench) -> Vec<Row> {
         );
         let gw = b.gateway(&b.toml(dir.path(), "", "", &endpoint)).await;
         gw.admin("/endpoints/drain/pause", "").await;
-        let (accepted, problems) = b
-            .fill_keyed(&gw, b.args.backlog, Some(ORDER_KEYS))
-            .await;
+        let (accepted, problems) = b.fill_keyed(&gw, b.args.backlog, Some(ORDER_KEYS)).await;
         let label = match ordering {
             Some(_) => format!("ordered ({ORDER_KEYS} keys, max_in_flight {ORDERED_IN_FLIGHT}): "),
             None => format!("unordered, max_in_flight {ORDERED_IN_FLIGHT}: "),
