@@ -65,6 +65,8 @@
 //! 5. `drain`: `--backlog` events sent by wrk (each once) behind a paused endpoint, then
 //!    resumed; deliveries per second until the sink has them all (`max_in_flight` =
 //!    `--concurrency`);
+//!    `ordered`: the same `--backlog`, its bodies carrying one of 1,000 order keys, drained at
+//!    `max_in_flight` 32 unordered and then with `ordering` by that key, side by side;
 //! 6. `fanout`: `--fanout-events` events (wrk, each once) to 100 endpoints, deliveries per
 //!    second from wrk's start to the last delivery;
 //! 7. `latency`: end to end at 50 events/s and at 10% of the ingest rate of phase 3, driven by
@@ -131,7 +133,7 @@ struct Args {
     /// Events in the backlog of the memory and restart phase.
     #[arg(long, default_value_t = 1_000_000)]
     rss_backlog: u64,
-    /// Which phases after the ceilings: all, or a list of ingest, subscriber, drain, fanout,
+    /// Which phases after the ceilings: all, or a list of ingest, subscriber, drain, ordered, fanout,
     /// latency, replay, prune, hangup, backlog, pg-ingest, pg-ingest-2, pg-drain, pg-latency,
     /// console (all includes the pg- phases when the PostgreSQL server answers, and not
     /// console).

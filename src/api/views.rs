@@ -22,10 +22,18 @@ pub struct Delivery {
     /// `pending`, `delivering`, `retrying`, `delivered` or `dead`.
     pub status: String,
     pub attempts: u32,
-    /// RFC 3339; null unless pending or retrying.
+    /// RFC 3339; null unless pending or retrying, and while blocked.
     pub next_attempt_at: Option<String>,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
+    /// For an endpoint with `ordering`: the delivery's order key (`""` for one order over the
+    /// endpoint, or an event without the key's field); absent when unordered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_key: Option<String>,
+    /// Waiting behind an earlier delivery of its order key: it goes once that one is
+    /// delivered or dead.
+    #[serde(default)]
+    pub blocked: bool,
 }
 
 impl From<&model::Delivery> for Delivery {
@@ -39,6 +47,8 @@ impl From<&model::Delivery> for Delivery {
             next_attempt_at: d.next_attempt_ms().map(rfc3339),
             last_status_code: d.last_status_code,
             last_error: d.last_error.clone(),
+            order_key: d.order.as_ref().map(|(k, _)| k.clone()),
+            blocked: d.blocked,
         }
     }
 }

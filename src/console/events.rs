@@ -390,6 +390,8 @@ mod tests {
                     next_attempt_at: None,
                     last_status_code: Some(500),
                     last_error: Some("HTTP 500".into()),
+                    order_key: None,
+                    blocked: false,
                 },
                 attempt_log: Vec::new(),
             }],

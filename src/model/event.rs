@@ -89,13 +89,13 @@ impl Delivery {
     }
 
     /// When the next attempt is due, if one is waiting (pending or retrying; a delivery being
-    /// sent has a lease expiry instead).
+    /// sent has a lease expiry instead, and a blocked one waits for its key's head, not a time).
     pub fn next_attempt_ms(&self) -> Option<u64> {
-        matches!(
+        (matches!(
             self.status,
             DeliveryStatus::Pending | DeliveryStatus::Retrying
-        )
-        .then_some(self.due_ms)
+        ) && !self.blocked)
+            .then_some(self.due_ms)
     }
 
     /// When it died, if it is dead.
@@ -211,8 +211,13 @@ mod tests {
         assert_eq!(waiting.cycle_attempts(), 2);
         assert_eq!(waiting.next_attempt_ms(), Some(30));
         assert_eq!(waiting.dead_at_ms(), None);
-        // A lease expiry is not a next attempt.
+        // A lease expiry is not a next attempt, nor is a blocked one's old due time.
         assert_eq!(delivery(DeliveryStatus::Delivering).next_attempt_ms(), None);
+        let blocked = Delivery {
+            blocked: true,
+            ..delivery(DeliveryStatus::Pending)
+        };
+        assert_eq!(blocked.next_attempt_ms(), None);
         let dead = delivery(DeliveryStatus::Dead);
         assert_eq!(
             (dead.next_attempt_ms(), dead.dead_at_ms()),

@@ -50,6 +50,11 @@ pub(in crate::store) async fn only_each_keys_head_is_due_and_its_end_promotes_th
     let waiting = f.get(a[1]).await;
     assert!(waiting.blocked);
     assert_eq!(waiting.status, Pending);
+    assert_eq!(
+        waiting.next_attempt_ms(),
+        None,
+        "it waits for its turn, not a time"
+    );
     assert!(!f.get(a[0]).await.blocked);
     // The head delivered: the next is due from then, in a fresh cycle; the other key is as
     // it was.
