@@ -406,5 +406,17 @@ mod tests {
         let operator = detail(true).render().expect("renders");
         assert!(operator.contains("/console/deliveries/dlv_1/retry"));
         assert!(operator.contains("/console/events/evt_1/replay"));
+        // A delivery waiting behind its order key's head says so, not "being sent".
+        let mut waiting = detail(false);
+        let d = &mut waiting.deliveries[0].delivery;
+        (d.status, d.blocked, d.order_key) = ("pending".into(), true, Some("cus_<1>".into()));
+        let page = waiting.render().expect("renders");
+        assert!(page.contains("Waiting for its turn"), "{page}");
+        assert!(
+            page.contains("<code>cus_&#60;1&#62;</code>")
+                || page.contains("<code>cus_&lt;1&gt;</code>"),
+            "{page}"
+        );
+        assert!(!page.contains("Being sent"));
     }
 }
