@@ -5,7 +5,7 @@
 //! [`outbox`](super::outbox)**: a
 //! command locks the rows it changes (`SELECT … FOR UPDATE`, in id order), asks the rule, and
 //! hands both states to `rows::Changes`, the one place a delivery is written (as redb's
-//! `put_delivery` is). The schema is `schema/v1.sql` and `schema/v2.sql`; in short:
+//! `put_delivery` is). The schema is `schema/v1.sql`, `v2.sql` and `v3.sql`; in short:
 //! - `events` (id: the ULID as 16 big-endian bytes, so byte order is time order; headers,
 //!   body, and the deliveries' ids and endpoints), `attempts`, `dedup` (with an expiry index),
 //!   `endpoint_state` (paused), `config_entries`, `nodes` (heartbeats).
@@ -13,6 +13,11 @@
 //!   `(endpoint_id, due_ms, id)`; a delivering one is due at its lease expiry and carries a
 //!   `lease_token` and its `lease_node`. **A delivery that becomes final moves to
 //!   `deliveries_done` in the statement that finalizes it**, and back on a requeue.
+//! - **Ordered delivery** (`order.rs`, schema version 3): a delivery of an ordering endpoint
+//!   carries its `order_key` and place (`order_seq`, from one sequence taken under the key's
+//!   advisory lock); **only a key's head is in the due index** (`WHERE NOT blocked`), the
+//!   rest wait `blocked`, and the transaction that ends a head promotes the next
+//!   (`rows::Changes::flush`). **A key never has two heads**, on any number of nodes.
 //! - `event_progress`: per event, its deliveries not yet final and, once none is, its last
 //!   death: **pruning reads only finished events** through two partial indexes.
 //! - `pending_counts`: deliveries not final per endpoint in 16 shards, **kept by triggers in
@@ -52,6 +57,7 @@ mod error;
 mod ingest;
 mod nodes;
 mod notify;
+mod order;
 mod partitions;
 mod prune;
 mod query;

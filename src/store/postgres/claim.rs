@@ -70,7 +70,7 @@ impl PgStore {
         let token = rand::random::<i64>();
         let sql = format!(
             "SELECT {COLUMNS} FROM deliveries WHERE id = ANY($1) AND due_ms <= $2 \
-             ORDER BY due_ms, id FOR UPDATE SKIP LOCKED"
+             AND NOT blocked ORDER BY due_ms, id FOR UPDATE SKIP LOCKED"
         );
         // What was leased, as it stood under the lock: the unlocked read may be older (an
         // attempt recorded or a replay since), and the attempt numbers and retry cycle the lane

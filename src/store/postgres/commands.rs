@@ -316,7 +316,7 @@ async fn claimable(
     let keys: Vec<Vec<u8>> = ids.iter().map(|i| id_bytes(i.0).to_vec()).collect();
     let sql = format!(
         "SELECT {COLUMNS} FROM deliveries WHERE id = ANY($1) \
-         AND (due_ms <= $2 OR lease_node = $3) ORDER BY id FOR UPDATE SKIP LOCKED"
+         AND (due_ms <= $2 OR lease_node = $3) AND NOT blocked ORDER BY id FOR UPDATE SKIP LOCKED"
     );
     let stmt = tx.prepare_cached(&sql).await?;
     let rows = tx.query(&stmt, &[&keys, &ms(now_ms), &node]).await?;
@@ -382,16 +382,19 @@ impl Drop for Provisional<'_> {
     }
 }
 
-/// Every endpoint with a delivery in the hot table: one index probe per endpoint (a skip scan),
-/// not a read of the table.
+/// Every endpoint with a delivery in the hot table: one index probe per endpoint (a skip scan
+/// of the due index), not a read of the table. Blocked deliveries are not in that index, but
+/// every key with one has a head that is, so no endpoint with work is missed.
 async fn scheduled_endpoints(tx: &deadpool_postgres::Transaction<'_>) -> Result<Vec<String>, Fail> {
     let rows = tx
         .query(
             "WITH RECURSIVE e(id) AS ( \
-               (SELECT endpoint_id FROM deliveries ORDER BY endpoint_id LIMIT 1) \
+               (SELECT endpoint_id FROM deliveries WHERE NOT blocked \
+                ORDER BY endpoint_id LIMIT 1) \
                UNION ALL \
                SELECT (SELECT endpoint_id FROM deliveries d WHERE d.endpoint_id > e.id \
-                       ORDER BY endpoint_id LIMIT 1) FROM e WHERE e.id IS NOT NULL) \
+                       AND NOT d.blocked ORDER BY endpoint_id LIMIT 1) \
+               FROM e WHERE e.id IS NOT NULL) \
              SELECT id FROM e WHERE id IS NOT NULL",
             &[],
         )
@@ -399,15 +402,22 @@ async fn scheduled_endpoints(tx: &deadpool_postgres::Transaction<'_>) -> Result<
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
-/// Dead-letters every delivery of `endpoint` that is not final; returns how many.
+/// Dead-letters every delivery of `endpoint` that is not final; returns how many. Blocked
+/// ones too, in the same flush as their heads, so no head's end promotes one only for it to
+/// die: the promotion, after the moves, finds nothing left of the key.
 async fn dead_letter_endpoint(
     tx: &deadpool_postgres::Transaction<'_>,
     endpoint: &str,
     reason: &str,
     now_ms: u64,
 ) -> Result<u64, Fail> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM deliveries WHERE endpoint_id = $1 ORDER BY id FOR UPDATE");
+    // Every row of the endpoint: those in the schedule (not blocked, the due index) and
+    // those of its order keys (the order index); a blocked row always has a key, so the two
+    // cover them all, each through an index of its own rather than a scan of the table.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM deliveries WHERE endpoint_id = $1 \
+         AND (NOT blocked OR order_key IS NOT NULL) ORDER BY id FOR UPDATE"
+    );
     let stmt = tx.prepare_cached(&sql).await?;
     let mut changes = Changes::default();
     for row in tx.query(&stmt, &[&endpoint]).await? {

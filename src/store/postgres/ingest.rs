@@ -12,6 +12,11 @@
 //! key is a duplicate of the first). The price is one ingest commit at a time in the cluster,
 //! each carrying a whole batch.
 //!
+//! **An ordered delivery is placed at the back of its key** (`order.rs`): after the ingest
+//! lock, the batch takes the advisory locks of its deliveries' order keys, then their places
+//! and whether each key has a head, in the batch's order: of several events of one key in one
+//! batch, the first may be its head, and the rest wait behind it.
+//!
 //! **Ingest never fails for lack of a partition**: a batch with an event of a day that has
 //! none (see `partitions.rs`) makes that day's partitions and is written again.
 
@@ -25,6 +30,7 @@ use tokio_postgres::types::Type;
 
 use super::Shared;
 use super::error::{Fail, retrying};
+use super::order::{self, Key};
 use super::partitions::{self, Day};
 use super::rows::{Columns, id_bytes, id_from};
 use super::time::ms;
@@ -276,9 +282,10 @@ async fn write(
         });
     }
     if !rows.is_empty() {
+        let placed = place(&tx, &rows).await?;
         let written = async {
             copy_events(&tx, &rows).await?;
-            insert_rest(&tx, &rows, writes).await
+            insert_rest(&tx, &rows, &placed, writes).await
         };
         written.await.map_err(|e| {
             if partitions::is_missing(&e) {
@@ -298,6 +305,38 @@ async fn write(
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// A new ordered delivery's place: its key, its place, and whether it waits behind a head.
+type Place = (String, u64, bool);
+
+/// The places of the batch's ordered deliveries, under their keys' locks (held until the
+/// commit), in the batch's order.
+async fn place(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rows: &[Row<'_>],
+) -> Result<HashMap<DeliveryId, Place>, Fail> {
+    let mut ids = Vec::new();
+    let mut wanted: Vec<Key> = Vec::new();
+    for r in rows {
+        for (id, endpoint) in &r.deliveries {
+            if let Some(key) = r.ev.order_key(endpoint) {
+                ids.push(*id);
+                wanted.push((endpoint.clone(), key.to_string()));
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    order::lock_keys(tx, &wanted).await?;
+    let places = order::places(tx, &wanted).await?;
+    Ok(ids
+        .into_iter()
+        .zip(wanted)
+        .zip(places)
+        .map(|((id, (_, key)), (seq, waits))| (id, (key, seq, waits)))
+        .collect())
 }
 
 /// Ids from one generator per process, increasing even if the clock steps back.
@@ -371,12 +410,16 @@ async fn copy_events(
 async fn insert_rest(
     tx: &deadpool_postgres::Transaction<'_>,
     rows: &[Row<'_>],
+    placed: &HashMap<DeliveryId, Place>,
     writes: HashMap<(String, String), (u128, u64)>,
 ) -> Result<(), Fail> {
     let mut deliveries = Columns::default();
     for r in rows {
         for (id, endpoint) in &r.deliveries {
-            let d = outbox::ingest(*id, EventId(r.id), endpoint, r.received_ms);
+            let mut d = outbox::ingest(*id, EventId(r.id), endpoint, r.received_ms);
+            if let Some((key, seq, waits)) = placed.get(id) {
+                d = outbox::place(&d, key, *seq, *waits);
+            }
             deliveries.push(&d, None);
         }
     }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::PgStore;
 use super::error::{Fail, retrying};
 use super::reads::{either_table, event_row};
-use super::rows::{COLUMNS, delivery, id_bytes};
+use super::rows::{COLUMNS, NCOLUMNS, delivery, id_bytes};
 use super::time::ms;
 use crate::ids::EventId;
 use crate::model::event::{DeadLetter, Delivery, EventWithDeliveries};
@@ -219,10 +219,12 @@ impl PgStore {
                     (at, 0) if at > 0 => (at - 1, u128::MAX),
                     (at, id) => (at, id.saturating_sub(1)),
                 };
-                let source: Option<String> =
-                    row.try_get(12).map_err(|e| Fail::from(e).into_store())?;
-                let event_type: Option<String> =
-                    row.try_get(13).map_err(|e| Fail::from(e).into_store())?;
+                let source: Option<String> = row
+                    .try_get(NCOLUMNS)
+                    .map_err(|e| Fail::from(e).into_store())?;
+                let event_type: Option<String> = row
+                    .try_get(NCOLUMNS + 1)
+                    .map_err(|e| Fail::from(e).into_store())?;
                 // An event pruned under it: nothing to show (as redb skips it).
                 let Some(source) = source else { continue };
                 if filter.source.as_ref().is_some_and(|s| *s != source)
@@ -235,7 +237,7 @@ impl PgStore {
                         .as_ref()
                         .is_some_and(|e| *e != d.endpoint_id)
                     || !row
-                        .try_get::<_, bool>(14)
+                        .try_get::<_, bool>(NCOLUMNS + 2)
                         .map_err(|e| Fail::from(e).into_store())?
                 {
                     continue;

@@ -17,22 +17,25 @@ use crate::model::event::{Attempt, Delivery, Event, Payload};
 use crate::store::{DueBatch, DueDelivery, EntryKind, StoreError};
 
 /// A lane's schedule: the deliveries due, with their events, and the first due time after
-/// them. `now` is computed once, in SQL, on whichever clock is in use.
+/// them. `now` is computed once, in SQL, on whichever clock is in use. A delivery blocked
+/// behind its order key's head is not in the schedule, whatever its due time says (and
+/// `NOT blocked` is the due index's predicate, so the reads walk that index).
 const DUE: &str = "\
     WITH now AS MATERIALIZED ( \
       SELECT t, (SELECT f.due_ms FROM deliveries f WHERE f.endpoint_id = $1 AND f.due_ms > t \
-                 ORDER BY f.due_ms, f.id LIMIT 1) AS next_due \
+                 AND NOT f.blocked ORDER BY f.due_ms, f.id LIMIT 1) AS next_due \
       FROM (SELECT hookgate_at($2, $3) AS t) s) \
     SELECT now.t, now.next_due, x.* FROM now LEFT JOIN LATERAL ( \
       SELECT d.id, d.event_id, d.attempts, d.cycle_base, d.cycle_started_ms, d.due_ms, \
              e.received_ms, e.source, e.event_type, e.header_names, e.header_values, e.body \
       FROM deliveries d JOIN events e ON e.id = d.event_id \
-      WHERE d.endpoint_id = $1 AND d.due_ms <= now.t AND d.id <> ALL($4::bytea[]) \
+      WHERE d.endpoint_id = $1 AND d.due_ms <= now.t AND NOT d.blocked \
+        AND d.id <> ALL($4::bytea[]) \
       ORDER BY d.due_ms, d.id LIMIT $5) x ON true";
 
 /// The due time of the first delivery after (due, id) in an endpoint's schedule.
 const AFTER: &str = "SELECT due_ms FROM deliveries WHERE endpoint_id = $1 \
-    AND (due_ms, id) > ($2, $3) ORDER BY due_ms, id LIMIT 1";
+    AND (due_ms, id) > ($2, $3) AND NOT blocked ORDER BY due_ms, id LIMIT 1";
 
 /// A delivery wherever it is, in one snapshot.
 pub(super) fn either_table(filter: &str) -> String {
@@ -310,7 +313,7 @@ async fn gauges(s: &Shared, endpoints: &[String], now_ms: u64) -> Result<Gauges,
                 "SELECT e.id, (SELECT coalesce(sum(n), 0)::bigint FROM pending_counts c \
                                WHERE c.endpoint_id = e.id), \
                         (SELECT d.created_ms FROM deliveries d WHERE d.endpoint_id = e.id \
-                         ORDER BY d.due_ms, d.id LIMIT 1), \
+                         AND NOT d.blocked ORDER BY d.due_ms, d.id LIMIT 1), \
                         hookgate_at($2, $3), \
                         (SELECT coalesce(sum(n), 0)::bigint FROM pending_counts), \
                         pg_database_size(current_database()) \

@@ -92,11 +92,13 @@ async fn select(
             until_ms,
         } => {
             // Waiting and retrying ones are in the hot table, dead ones in the dead-letter
-            // index by endpoint; delivered ones are in neither and stay as they are.
+            // index by endpoint; delivered ones are in neither and stay as they are. Those
+            // blocked behind their key's head are left to wait (the rule would refuse them),
+            // and not even locked.
             let stmt = tx
                 .prepare_cached(
                     "SELECT id FROM deliveries WHERE endpoint_id = $1 \
-                     AND created_ms >= $2 AND created_ms < $3 \
+                     AND created_ms >= $2 AND created_ms < $3 AND NOT blocked \
                      UNION ALL \
                      SELECT id FROM deliveries_done WHERE status = 'dead' AND endpoint_id = $1 \
                      AND created_ms >= $2 AND created_ms < $3",

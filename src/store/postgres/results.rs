@@ -5,7 +5,9 @@
 //! result in arrival order (two results of one delivery are judged one after the other, so
 //! the second of a settled delivery is refused as it would be alone), the attempts inserted
 //! with one `unnest`, and the new states written through `rows::Changes`. **Each caller is
-//! answered after the commit**; a storage error fails the whole batch, as in redb.
+//! answered after the commit**; a storage error fails the whole batch, as in redb. An ordered
+//! head that ends promotes the next of its key in the same transaction (`rows::Changes`), and
+//! its endpoint is announced after the commit: that one is due now.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,7 +57,9 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
             let outcome = retrying(|| write(&shared, &results)).await;
             shared.observe_commit(batch.len(), started);
             let outcome = match outcome {
-                Ok(settled) => {
+                Ok((settled, promoted)) => {
+                    // Committed: the next of each key whose head ended is due now.
+                    shared.announce(promoted.iter().map(String::as_str));
                     // Committed: tell live views what each delivery became.
                     for d in settled {
                         shared.notices.publish(Announcement::Result {
@@ -96,12 +100,12 @@ struct Attempts {
     response_excerpt: Vec<Vec<u8>>,
 }
 
-/// Records a batch; returns the new state of each delivery it changed (for live views, and
-/// only when someone listens).
-async fn write(
-    shared: &Shared,
-    results: &[&Completion],
-) -> Result<Vec<crate::model::event::Delivery>, Fail> {
+/// What a batch recorded: the new state of each delivery it changed (for live views, and
+/// only when someone listens), and the endpoints of the deliveries it promoted.
+type Recorded = (Vec<crate::model::event::Delivery>, Vec<String>);
+
+/// Records a batch.
+async fn write(shared: &Shared, results: &[&Completion]) -> Result<Recorded, Fail> {
     let mut client = shared.conn().await?;
     let tx = client.transaction().await?;
     let now = shared.clock.now(&tx).await?;
@@ -187,13 +191,14 @@ async fn write(
             changes.put(old, new, None);
         }
     }
-    changes.flush(&tx).await?;
+    let flushed = changes.flush(&tx).await?;
     tx.commit().await?;
-    Ok(if shared.notices.listened() {
+    let settled = if shared.notices.listened() {
         let mut settled: Vec<_> = state.into_values().collect();
         settled.sort_by_key(|d| d.id);
         settled
     } else {
         Vec::new()
-    })
+    };
+    Ok((settled, flushed.promoted))
 }

@@ -6,6 +6,12 @@
 //! it), a move back when a requeue reopens it, and each event's `event_progress` in step.
 //! **No command writes a delivery row any other way**; the pending counts follow the hot
 //! table by trigger.
+//!
+//! Ordered delivery ([`order`]) happens here too, so no command can forget it: a head that
+//! becomes final promotes the next of its key, and a final ordered delivery that a requeue
+//! reopens is placed at the back of its key, both in the flushing transaction and under its
+//! keys' advisory locks. **Lock order, everywhere: hot rows, finished rows, key locks, the
+//! promoted row, then event progress.**
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -13,27 +19,36 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::error::Fail;
+use super::order::{self, Key};
 use super::time::{ms, unms};
 use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{Delivery, DeliveryStatus};
-use crate::store::StoreError;
+use crate::store::{StoreError, outbox};
 
 /// A delivery's columns, in the order [`delivery`] reads them.
 pub(super) const COLUMNS: &str = "id, event_id, endpoint_id, status, attempts, due_ms, \
-     created_ms, updated_ms, last_status_code, last_error, cycle_base, cycle_started_ms";
+     created_ms, updated_ms, last_status_code, last_error, cycle_base, cycle_started_ms, \
+     order_key, order_seq, blocked, cycle_held_ms";
+
+/// How many columns [`COLUMNS`] names: in a row that selects more after them, the first of
+/// those is at this index.
+pub(super) const NCOLUMNS: usize = 16;
 
 /// The `unnest` of a delivery's columns, as [`Columns::params`] binds them.
 const UNNEST: &str = "unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], $5::int4[], \
-     $6::int8[], $7::int8[], $8::int8[], $9::int4[], $10::text[], $11::int4[], $12::int8[]) \
+     $6::int8[], $7::int8[], $8::int8[], $9::int4[], $10::text[], $11::int4[], $12::int8[], \
+     $13::text[], $14::int8[], $15::bool[], $16::int8[]) \
      AS v(id, event_id, endpoint_id, status, attempts, due_ms, created_ms, updated_ms, \
-     last_status_code, last_error, cycle_base, cycle_started_ms)";
+     last_status_code, last_error, cycle_base, cycle_started_ms, order_key, order_seq, \
+     blocked, cycle_held_ms)";
 
 /// [`UNNEST`] with the lease's token and node.
 const UNNEST_LEASED: &str = "unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], \
      $5::int4[], $6::int8[], $7::int8[], $8::int8[], $9::int4[], $10::text[], $11::int4[], \
-     $12::int8[], $13::int8[], $14::int8[]) \
+     $12::int8[], $13::text[], $14::int8[], $15::bool[], $16::int8[], $17::int8[], $18::int8[]) \
      AS v(id, event_id, endpoint_id, status, attempts, due_ms, created_ms, updated_ms, \
-     last_status_code, last_error, cycle_base, cycle_started_ms, lease_token, lease_node)";
+     last_status_code, last_error, cycle_base, cycle_started_ms, order_key, order_seq, \
+     blocked, cycle_held_ms, lease_token, lease_node)";
 
 pub(super) fn id_bytes(id: u128) -> [u8; 16] {
     id.to_be_bytes()
@@ -63,6 +78,8 @@ fn uncount(n: i32) -> u32 {
 /// A delivery read from `COLUMNS`, starting at column `at`.
 pub(super) fn delivery(row: &Row, at: usize) -> Result<Delivery, Fail> {
     let code: Option<i32> = row.try_get(at + 8)?;
+    let key: Option<String> = row.try_get(at + 12)?;
+    let seq: Option<i64> = row.try_get(at + 13)?;
     Ok(Delivery {
         id: DeliveryId(id_from(row.try_get(at)?)?),
         event_id: EventId(id_from(row.try_get(at + 1)?)?),
@@ -76,9 +93,10 @@ pub(super) fn delivery(row: &Row, at: usize) -> Result<Delivery, Fail> {
         last_error: row.try_get(at + 9)?,
         cycle_base: uncount(row.try_get(at + 10)?),
         cycle_started_ms: unms(row.try_get(at + 11)?),
-        order: None,
-        blocked: false,
-        cycle_held_ms: 0,
+        // Rows of schema version 2 have no key: unordered.
+        order: key.map(|k| (k, unms(seq.unwrap_or(0)))),
+        blocked: row.try_get(at + 14)?,
+        cycle_held_ms: unms(row.try_get(at + 15)?),
     })
 }
 
@@ -97,6 +115,10 @@ pub(super) struct Columns {
     last_error: Vec<Option<String>>,
     cycle_base: Vec<i32>,
     cycle_started_ms: Vec<i64>,
+    order_key: Vec<Option<String>>,
+    order_seq: Vec<Option<i64>>,
+    blocked: Vec<bool>,
+    cycle_held_ms: Vec<i64>,
     lease_token: Vec<Option<i64>>,
     lease_node: Vec<Option<i64>>,
 }
@@ -116,6 +138,11 @@ impl Columns {
         self.last_error.push(d.last_error.clone());
         self.cycle_base.push(count(d.cycle_base));
         self.cycle_started_ms.push(ms(d.cycle_started_ms));
+        self.order_key
+            .push(d.order.as_ref().map(|(k, _)| k.clone()));
+        self.order_seq.push(d.order.as_ref().map(|(_, s)| ms(*s)));
+        self.blocked.push(d.blocked);
+        self.cycle_held_ms.push(ms(d.cycle_held_ms));
         self.lease_token.push(lease.map(|l| l.token));
         self.lease_node.push(lease.map(|l| l.node));
     }
@@ -124,8 +151,8 @@ impl Columns {
         self.id.is_empty()
     }
 
-    /// The twelve columns of `COLUMNS`, then the lease's token and node.
-    fn params(&self) -> [&(dyn ToSql + Sync); 14] {
+    /// The columns of `COLUMNS`, then the lease's token and node.
+    fn params(&self) -> [&(dyn ToSql + Sync); NCOLUMNS + 2] {
         [
             &self.id,
             &self.event_id,
@@ -139,6 +166,10 @@ impl Columns {
             &self.last_error,
             &self.cycle_base,
             &self.cycle_started_ms,
+            &self.order_key,
+            &self.order_seq,
+            &self.blocked,
+            &self.cycle_held_ms,
             &self.lease_token,
             &self.lease_node,
         ]
@@ -154,7 +185,27 @@ impl Columns {
         }
         let sql = format!("INSERT INTO deliveries ({COLUMNS}) SELECT v.* FROM {UNNEST}");
         let stmt = tx.prepare_cached(&sql).await?;
-        tx.execute(&stmt, &self.params()[..12]).await?;
+        tx.execute(&stmt, &self.params()[..NCOLUMNS]).await?;
+        Ok(())
+    }
+
+    /// Writes the new states of deliveries that stay in the hot table, lease and all.
+    async fn update_hot(&self, tx: &deadpool_postgres::Transaction<'_>) -> Result<(), Fail> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE deliveries d SET status = v.status, attempts = v.attempts, \
+             due_ms = v.due_ms, updated_ms = v.updated_ms, \
+             last_status_code = v.last_status_code, last_error = v.last_error, \
+             cycle_base = v.cycle_base, cycle_started_ms = v.cycle_started_ms, \
+             order_key = v.order_key, order_seq = v.order_seq, blocked = v.blocked, \
+             cycle_held_ms = v.cycle_held_ms, \
+             lease_token = v.lease_token, lease_node = v.lease_node \
+             FROM {UNNEST_LEASED} WHERE d.id = v.id"
+        );
+        let stmt = tx.prepare_cached(&sql).await?;
+        tx.execute(&stmt, &self.params()).await?;
         Ok(())
     }
 }
@@ -200,7 +251,7 @@ pub(super) async fn lock_hot_leased(
     let rows = tx.query(&stmt, &[&keys]).await?;
     rows.iter()
         .map(|r| {
-            let token: Option<i64> = r.try_get(12)?;
+            let token: Option<i64> = r.try_get(NCOLUMNS)?;
             Ok((delivery(r, 0)?, token.map(|t| t as u64)))
         })
         .collect()
@@ -266,63 +317,116 @@ pub(super) async fn lock_any(
 #[derive(Default)]
 pub(super) struct Changes {
     /// Not final before or after: updated in place.
-    updated: Columns,
+    updated: Vec<(Delivery, Option<Lease>)>,
     /// Final now, not before: moved to `deliveries_done`.
-    finished: Columns,
-    /// Final before, not now (requeued): moved back to the hot table.
-    reopened: Columns,
+    finished: Vec<Delivery>,
+    /// Final before, not now (requeued): moved back to the hot table; with whether it goes
+    /// to the back of its order key ([`outbox::needs_place`]) first.
+    reopened: Vec<(Delivery, bool)>,
     /// Per event: deliveries that became final (negative) or not final again.
     progress: BTreeMap<u128, i32>,
-    count: usize,
+}
+
+/// What a flush did besides writing the states it was given.
+#[derive(Debug, Default)]
+pub(super) struct Flushed {
+    /// The endpoints of deliveries promoted to their key's head: due now, to be announced
+    /// once the transaction commits.
+    pub(super) promoted: Vec<String>,
 }
 
 impl Changes {
     /// Records `new`, the state a rule answered for `old` (as locked in this transaction).
     /// A lease is given only with the `delivering` state that [`outbox::lease`] answers.
-    ///
-    /// [`outbox::lease`]: crate::store::outbox::lease
     pub(super) fn put(&mut self, old: &Locked, new: &Delivery, lease: Option<Lease>) {
         let is_final = new.status.is_final();
         let lease = lease.filter(|_| new.status == DeliveryStatus::Delivering);
         match (old.done, is_final) {
-            (false, false) => self.updated.push(new, lease),
+            (false, false) => self.updated.push((new.clone(), lease)),
             (false, true) => {
-                self.finished.push(new, None);
+                self.finished.push(new.clone());
                 *self.progress.entry(new.event_id.0).or_default() -= 1;
             }
             (true, false) => {
-                self.reopened.push(new, None);
+                self.reopened
+                    .push((new.clone(), outbox::needs_place(&old.d, new)));
                 *self.progress.entry(new.event_id.0).or_default() += 1;
             }
             // No rule turns one final state into another; a requeue answers pending.
-            (true, true) => return,
+            (true, true) => {}
         }
-        self.count += 1;
     }
 
     /// How many deliveries change.
     pub(super) fn len(&self) -> usize {
-        self.count
+        self.updated.len() + self.finished.len() + self.reopened.len()
     }
 
     /// Writes every change: updates, moves (each in one statement, so a delivery is never in
     /// both tables or neither), then the progress of the events whose deliveries moved.
-    pub(super) async fn flush(self, tx: &deadpool_postgres::Transaction<'_>) -> Result<(), Fail> {
-        if !self.updated.is_empty() {
-            let sql = format!(
-                "UPDATE deliveries d SET status = v.status, attempts = v.attempts, \
-                 due_ms = v.due_ms, updated_ms = v.updated_ms, \
-                 last_status_code = v.last_status_code, last_error = v.last_error, \
-                 cycle_base = v.cycle_base, cycle_started_ms = v.cycle_started_ms, \
-                 lease_token = v.lease_token, lease_node = v.lease_node \
-                 FROM {UNNEST_LEASED} WHERE d.id = v.id"
+    ///
+    /// Ordered deliveries: first the advisory locks of the keys whose head becomes final and
+    /// of those a reopened delivery goes back to, and the reopened ones placed at the back
+    /// ([`order::places`]); after the moves, each key whose head ended gets its next
+    /// delivery promoted ([`order::next_heads`]), written as a second update. Under the key
+    /// lock, a concurrent ingest either saw the old head (and waited behind it, for the
+    /// promotion to find) or runs after this commit and finds the new one: **never two heads
+    /// of one key**.
+    pub(super) async fn flush(
+        mut self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> Result<Flushed, Fail> {
+        // The keys whose head ends here, and when (what the next is due from). A blocked
+        // delivery that ends (its endpoint deleted) leaves its key's head as it is.
+        let mut ended: BTreeMap<Key, u64> = BTreeMap::new();
+        for d in self.finished.iter().filter(|d| !d.blocked) {
+            if let Some((key, _)) = &d.order {
+                let at = ended
+                    .entry((d.endpoint_id.clone(), key.clone()))
+                    .or_default();
+                *at = (*at).max(d.updated_ms);
+            }
+        }
+        let placing: Vec<usize> = (0..self.reopened.len())
+            .filter(|i| self.reopened[*i].1)
+            .collect();
+        if !ended.is_empty() || !placing.is_empty() {
+            let mut keys: Vec<Key> = ended.keys().cloned().collect();
+            keys.extend(
+                placing
+                    .iter()
+                    .filter_map(|i| order::key_of(&self.reopened[*i].0)),
             );
-            let stmt = tx.prepare_cached(&sql).await?;
-            tx.execute(&stmt, &self.updated.params()).await?;
+            order::lock_keys(tx, &keys).await?;
+        }
+        if !placing.is_empty() {
+            let wanted: Vec<Key> = placing
+                .iter()
+                .filter_map(|i| order::key_of(&self.reopened[*i].0))
+                .collect();
+            let places = order::places(tx, &wanted).await?;
+            for (i, (seq, head_exists)) in placing.iter().zip(places) {
+                let d = &mut self.reopened[*i].0;
+                let key = d.order.as_ref().map(|(k, _)| k.clone()).unwrap_or_default();
+                *d = outbox::place(d, &key, seq, head_exists);
+            }
+        }
+        let mut updated = Columns::default();
+        for (d, lease) in &self.updated {
+            updated.push(d, *lease);
+        }
+        updated.update_hot(tx).await?;
+        let mut finished = Columns::default();
+        for d in &self.finished {
+            finished.push(d, None);
+        }
+        let mut reopened = Columns::default();
+        for (d, _) in &self.reopened {
+            reopened.push(d, None);
         }
         for (cols, from, to) in [
-            (&self.finished, "deliveries", "deliveries_done"),
-            (&self.reopened, "deliveries_done", "deliveries"),
+            (&finished, "deliveries", "deliveries_done"),
+            (&reopened, "deliveries_done", "deliveries"),
         ] {
             if cols.is_empty() {
                 continue;
@@ -333,9 +437,19 @@ impl Changes {
                  WHERE v.id IN (SELECT id FROM moved)"
             );
             let stmt = tx.prepare_cached(&sql).await?;
-            tx.execute(&stmt, &cols.params()[..12]).await?;
+            tx.execute(&stmt, &cols.params()[..NCOLUMNS]).await?;
         }
-        progress(tx, &self.progress).await
+        let mut flushed = Flushed::default();
+        if !ended.is_empty() {
+            let mut promoted = Columns::default();
+            for d in order::next_heads(tx, &ended).await? {
+                promoted.push(&d, None);
+                flushed.promoted.push(d.endpoint_id);
+            }
+            promoted.update_hot(tx).await?;
+        }
+        progress(tx, &self.progress).await?;
+        Ok(flushed)
     }
 }
 
