@@ -16,6 +16,7 @@
 //! leased in the store; its result (delivered, retry at, dead) is committed before the lane
 //! forgets it. A crash loses no work: leases are taken back at open.
 
+pub mod breaker;
 pub mod http;
 pub mod lane;
 pub mod retry;

@@ -28,8 +28,9 @@ mod types;
 
 pub use self::redb::{DB_FILE, StoreOptions, compact};
 pub use types::{
-    ClaimLimits, Completion, DueBatch, DueDelivery, EntryKind, Held, IngestOutcome, NewEvent, Next,
-    Prune, Pruned, REPLAY_SCAN, REPLAY_STEP, Requeue, Requeued,
+    ClaimLimits, Completed, Completion, DISCARDED_ON_ENABLE, DueBatch, DueDelivery, Enabled,
+    EntryKind, Held, IngestOutcome, NewEvent, Next, Prune, Pruned, REPLAY_SCAN, REPLAY_STEP,
+    Requeue, Requeued,
 };
 
 use std::collections::HashSet;
@@ -85,7 +86,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> StoreFuture<'a, DueBatch>;
     fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> StoreFuture<'_, ()>;
     fn release(&self, held: Vec<Held>) -> StoreFuture<'_, ()>;
-    fn complete(&self, completion: Completion) -> StoreFuture<'_, ()>;
+    fn complete(&self, completion: Completion) -> StoreFuture<'_, Completed>;
+    /// Every endpoint's breaker the store keeps (see [`Store::healths`]).
+    fn healths(&self) -> StoreFuture<'_, Vec<(String, health::Health)>>;
+    fn enable<'a>(&'a self, endpoint: &'a str, discard_held: bool) -> StoreFuture<'a, Enabled>;
     fn requeue(&self, what: Requeue) -> StoreFuture<'_, Requeued>;
     fn put_entry<'a>(&'a self, kind: EntryKind, id: &'a str, json: Vec<u8>) -> StoreFuture<'a, ()>;
     fn delete_entry<'a>(&'a self, kind: EntryKind, id: &'a str) -> StoreFuture<'a, u64>;
@@ -217,9 +221,25 @@ impl Store {
         self.backend.release(held).await
     }
 
-    /// Records an attempt and schedules what follows.
-    pub async fn complete(&self, completion: Completion) -> Result<(), StoreError> {
+    /// Records an attempt and schedules what follows. With a health policy, the result also
+    /// counts for the endpoint's breaker, in the same transaction: the answer says where the
+    /// breaker stands after it.
+    pub async fn complete(&self, completion: Completion) -> Result<Completed, StoreError> {
         self.backend.complete(completion).await
+    }
+
+    /// The breakers the store keeps: every endpoint whose breaker ever opened, with its
+    /// state (an endpoint not listed is closed and was never held).
+    pub async fn healths(&self) -> Result<Vec<(String, health::Health)>, StoreError> {
+        self.backend.healths().await
+    }
+
+    /// An operator enables `endpoint`: its breaker closes (whatever its state) and what was
+    /// held for it goes out, in order; with `discard_held`, what was held is dead-lettered
+    /// first, with the reason [`DISCARDED_ON_ENABLE`], in the same transaction. Answers how
+    /// many deliveries were held (its pending deliveries, when the breaker was not closed).
+    pub async fn enable(&self, endpoint: &str, discard_held: bool) -> Result<Enabled, StoreError> {
+        self.backend.enable(endpoint, discard_held).await
     }
 
     /// Makes deliveries due now in a fresh retry cycle, keeping their ids (and so their

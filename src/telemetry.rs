@@ -126,6 +126,8 @@ pub struct Metrics {
     pub retried: Family<EndpointLabel, Counter>,
     /// Lanes that died (a panic) and were started again, per endpoint.
     pub lane_restarts: Family<EndpointLabel, Counter>,
+    /// Each endpoint's breaker as its lane last heard: `store::health::State::code`.
+    pub breaker_state: Family<EndpointLabel, Gauge>,
     pub replayed: Counter,
     pub commit_batch: Histogram,
     pub commit_seconds: Histogram,
@@ -193,6 +195,7 @@ impl Metrics {
             end_to_end_seconds: Family::new_with_constructor(latency_buckets),
             retried: Family::default(),
             lane_restarts: Family::default(),
+            breaker_state: Family::default(),
             replayed: Counter::default(),
             commit_batch: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_seconds: latency_buckets(),
@@ -259,6 +262,11 @@ impl Metrics {
             "deliveries_retried",
             "Failed attempts scheduled for a retry",
             m.retried.clone(),
+        );
+        registry.register(
+            "endpoint_breaker_state",
+            "Each endpoint's circuit breaker: 0 closed, 1 open, 2 half-open, 3 disabled",
+            m.breaker_state.clone(),
         );
         registry.register(
             "deliveries_replayed",

@@ -289,20 +289,16 @@ impl Bench {
 
     /// [`Bench::pool`] whose bodies carry an order key `"k"`, one of `keys`.
     fn keyed_pool(&self, len: u64, keys: u64) -> Pool {
-        let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        wrk::pool_of(
-            self.pools.path(),
-            &format!("{}{n:03}", self.nonce),
-            len,
-            self.args.body_bytes,
-            "bench",
-            "bench.event",
-            Some(keys),
-        )
+        self.pool_with(len, "bench", "bench.event", Some(keys))
     }
 
     /// [`Bench::pool`] for another source (with the bench source's secret) and event type.
     fn pool_of(&self, len: u64, source: &str, event_type: &str) -> Pool {
+        self.pool_with(len, source, event_type, None)
+    }
+
+    /// [`Bench::pool_of`], with order keys in the bodies when `keys` is given.
+    fn pool_with(&self, len: u64, source: &str, event_type: &str, keys: Option<u64>) -> Pool {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         wrk::pool_of(
             self.pools.path(),
@@ -311,7 +307,7 @@ impl Bench {
             self.args.body_bytes,
             source,
             event_type,
-            None,
+            keys,
         )
     }
 

@@ -82,16 +82,30 @@ impl RateLimit {
             Quota::per_second(per_second).allow_burst(burst),
             clock.clone(),
         );
-        if start_empty {
-            // A changed limit must not hand out a fresh burst on top of what the old one
-            // already let through: the new bucket starts empty and fills at the new rate.
-            let _ = limiter.check_n(burst);
-        }
-        Some(RateLimit {
+        let rl = RateLimit {
             config,
             limiter,
             clock,
-        })
+        };
+        if start_empty {
+            // A changed limit must not hand out a fresh burst on top of what the old one
+            // already let through: the new bucket starts empty and fills at the new rate.
+            rl.empty();
+        }
+        Some(rl)
+    }
+
+    /// Spends the whole burst: from now on requests go at the rate, not in a burst (a new
+    /// limit, or a breaker that just closed over a backlog).
+    fn empty(&self) {
+        let burst = self
+            .config
+            .burst
+            .and_then(NonZeroU32::new)
+            .or(NonZeroU32::new(self.config.per_second));
+        if let Some(burst) = burst {
+            let _ = self.limiter.check_n(burst);
+        }
     }
 }
 
@@ -104,6 +118,8 @@ pub struct LaneState {
     /// endpoint's share of the global cap is smaller.
     pub slots: Arc<Slots>,
     limiter: Mutex<Option<Arc<RateLimit>>>,
+    /// The endpoint's breaker as last heard from the store.
+    pub breaker: Arc<super::breaker::BreakerView>,
 }
 
 impl LaneState {
@@ -114,6 +130,7 @@ impl LaneState {
             in_flight: InFlight::default(),
             slots: Slots::new(slots),
             limiter: Mutex::new(None),
+            breaker: Arc::default(),
         })
     }
 
@@ -189,6 +206,7 @@ pub struct Lane {
     /// The endpoint's sending slots, shared with the lanes before and after this one.
     sending: Arc<Slots>,
     limiter: Option<Arc<RateLimit>>,
+    breaker: Arc<super::breaker::BreakerView>,
 }
 
 /// The deliveries an endpoint has taken and not yet settled. A lane that replaces another
@@ -220,6 +238,7 @@ impl Lane {
             sending: Arc::clone(&state.slots),
             paused,
             limiter,
+            breaker: Arc::clone(&state.breaker),
         }
     }
 
@@ -339,9 +358,12 @@ impl Lane {
                         .endpoint
                         .rate_limit
                         .map(|rl| (rl.per_second, rl.burst.unwrap_or(rl.per_second))),
+                    breaker: self.endpoint.health.breaker.is_some(),
                 },
             )
             .await?;
+        self.breaker
+            .heard(batch.health, &self.endpoint.id, &self.shared.metrics);
         self.in_flight()
             .extend(batch.items.iter().map(|d| d.delivery_id));
         Ok(batch)
@@ -378,6 +400,12 @@ impl Lane {
             // it, perhaps past its lease, after which another node could take it over and both
             // would send it on resume. The run loop waits for the resume, then claims again.
             if *self.paused.borrow() {
+                self.give_back(item, items).await;
+                return Dispatched::Started;
+            }
+            // The breaker opened since this was claimed: only its probe may go. The run loop
+            // claims again, and the store answers when the breaker may next probe.
+            if !item.probe && self.breaker.holds() {
                 self.give_back(item, items).await;
                 return Dispatched::Started;
             }
@@ -463,6 +491,7 @@ impl Lane {
         let endpoint = Arc::clone(&self.endpoint);
         let target = Arc::clone(&self.target);
         let shared = Arc::clone(&self.shared);
+        let (breaker, limiter) = (Arc::clone(&self.breaker), self.limiter.clone());
         // Created now, so that even an attempt aborted before it first runs settles its lease.
         let mut settling = Settling {
             held: Held::from(&item),
@@ -528,13 +557,22 @@ impl Lane {
                 lease_token: item.lease_token,
                 attempt: record,
                 next,
+                health: endpoint.health.breaker.is_some().then_some(endpoint.health),
             };
-            record_result(
+            let done = record_result(
                 store,
                 completion,
                 endpoint.timeout.saturating_add(LEASE_MARGIN),
             )
             .await;
+            if let Some(done) = done {
+                breaker.heard(done.health, &endpoint.id, &shared.metrics);
+                if super::breaker::recovered(done.transition)
+                    && let Some(rl) = &limiter
+                {
+                    rl.empty();
+                }
+            }
             // Settled either way: recorded, or left to its lease.
             settling.recorded = true;
             drop(settling);
@@ -561,17 +599,21 @@ const RECORD_RETRY_MAX: Duration = Duration::from_secs(2);
 /// to its lease (attempted again: at least once, never lost), and not sent again and again
 /// while the store is broken. A late result under a lease another lane has taken over since
 /// changes nothing (fenced).
-async fn record_result(store: &crate::store::Store, completion: Completion, hold: Duration) {
+async fn record_result(
+    store: &crate::store::Store,
+    completion: Completion,
+    hold: Duration,
+) -> Option<crate::store::Completed> {
     let give_up = tokio::time::Instant::now() + hold;
     let mut wait = RECORD_RETRY_FIRST;
     let mut failed = false;
     loop {
         let e = match store.complete(completion.clone()).await {
-            Ok(()) => {
+            Ok(done) => {
                 if failed {
                     tracing::info!(delivery_id = %completion.delivery_id, "attempt recorded after all");
                 }
-                return;
+                return Some(done);
             }
             Err(e) => e,
         };
@@ -582,7 +624,7 @@ async fn record_result(store: &crate::store::Store, completion: Completion, hold
         let left = give_up.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
             tracing::warn!(delivery_id = %completion.delivery_id, error = %e, "result never recorded; the delivery waits for its lease");
-            return;
+            return None;
         }
         tokio::time::sleep(wait.min(left)).await;
         wait = (wait * 2).min(RECORD_RETRY_MAX);

@@ -28,6 +28,10 @@
 //!   that are not final. **A key's first entry is its head, the only one of the key in
 //!   `due`**; the others are `blocked`, and when the head becomes final the next is promoted
 //!   in the same transaction (`writer/tables.rs`).
+//! - `endpoint_health`: endpoint id → `HealthRecord`, its breaker (`store::health`), written
+//!   by the writer in the transaction of the result, probe lease or enable that moves it.
+//!   Absent: closed and never held. Its failure window is the writer's, in memory: a restart
+//!   starts the window afresh, never the state.
 //! - `dedup`: (source id, provider delivery id) → (event id, expires ms); a published event's
 //!   `Idempotency-Key` is kept under `publish:<source>`, apart from providers' ids.
 //! - `meta`: name → u64 (the pending-delivery count).
@@ -60,8 +64,8 @@ use reads::pending_in;
 mod writer;
 
 use super::{
-    Completion, EntryKind, Held, IngestOutcome, NewEvent, Prune, Pruned, Requeue, Requeued,
-    StoreError, notices, outbox,
+    Completed, Completion, Enabled, EntryKind, Held, IngestOutcome, NewEvent, Prune, Pruned,
+    Requeue, Requeued, StoreError, notices, outbox,
 };
 
 use std::collections::HashSet;
@@ -90,6 +94,8 @@ const DEDUP_EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::ne
 const PENDING_BY_ENDPOINT: TableDefinition<&str, u64> = TableDefinition::new("pending_by_endpoint");
 /// (endpoint id, order key, place) → delivery id: exactly the ordered deliveries not final.
 const ORDER_QUEUE: TableDefinition<(&str, &str, u64), u128> = TableDefinition::new("order_queue");
+/// endpoint id → `HealthRecord`: its breaker, present once it has ever opened.
+const ENDPOINT_HEALTH: TableDefinition<&str, &[u8]> = TableDefinition::new("endpoint_health");
 /// (table, key) → the raw bytes of a record that could not be decoded, moved out of the way.
 const QUARANTINE: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("quarantine");
 
@@ -322,10 +328,66 @@ impl RedbStore {
             .await
     }
 
-    /// Records an attempt and schedules what follows.
-    pub async fn complete(&self, completion: Completion) -> Result<(), StoreError> {
+    /// Records an attempt and schedules what follows; with a health policy, counts it for the
+    /// endpoint's breaker.
+    pub async fn complete(&self, completion: Completion) -> Result<Completed, StoreError> {
         self.submit_waiting(|reply| writer::Command::Complete(Box::new(completion), reply))
             .await
+    }
+
+    /// Leases `id` as the breaker's probe, if the endpoint's health still admits one; the
+    /// health it leaves (half-open with this probe), or `None` when it was not leased.
+    /// Awaited, unlike other leases: the probe's grant and its lease commit together.
+    pub async fn lease_probe(
+        &self,
+        endpoint: &str,
+        id: DeliveryId,
+        until_ms: u64,
+        token: u64,
+    ) -> Result<Option<super::health::Health>, StoreError> {
+        let endpoint = endpoint.to_string();
+        self.submit_waiting(|reply| writer::Command::LeaseProbe {
+            endpoint,
+            id,
+            until_ms,
+            token,
+            reply,
+        })
+        .await
+    }
+
+    /// An operator enables `endpoint`: its breaker closes, and what was held for it goes
+    /// out, or, with `discard_held`, is dead-lettered first (`DISCARDED_ON_ENABLE`), in the
+    /// same transaction.
+    pub async fn enable(&self, endpoint: &str, discard_held: bool) -> Result<Enabled, StoreError> {
+        let endpoint = endpoint.to_string();
+        self.submit_waiting(|reply| writer::Command::Enable(endpoint, discard_held, reply))
+            .await
+    }
+
+    /// Every endpoint's breaker that is not closed-and-never-held, by endpoint id.
+    pub fn healths(&self) -> Result<Vec<(String, super::health::Health)>, StoreError> {
+        let txn = self.inner.db.get()?.begin_read()?;
+        let table = txn.open_table(ENDPOINT_HEALTH)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (endpoint, value) = entry?;
+            let h = records::decode::<records::HealthRecord>(value.value())
+                .and_then(records::HealthRecord::into_model)?;
+            out.push((endpoint.value().to_string(), h));
+        }
+        Ok(out)
+    }
+
+    /// One endpoint's breaker (closed when it has no record).
+    pub fn health_of(&self, endpoint: &str) -> Result<super::health::Health, StoreError> {
+        let txn = self.inner.db.get()?.begin_read()?;
+        let table = txn.open_table(ENDPOINT_HEALTH)?;
+        match table.get(endpoint)? {
+            None => Ok(super::health::Health::closed()),
+            Some(v) => records::decode::<records::HealthRecord>(v.value())
+                .and_then(records::HealthRecord::into_model),
+        }
     }
 
     /// Makes deliveries due now in a fresh retry cycle, keeping their ids (and so their
@@ -517,6 +579,25 @@ fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
         txn.open_table(QUARANTINE)?;
         txn.open_table(ORDER_QUEUE)?;
         writer::finished::build_if_missing(&txn)?;
+        // Every lease is taken back below, a probe's too: a half-open breaker probes again.
+        let mut health = txn.open_table(ENDPOINT_HEALTH)?;
+        let mut reopened = Vec::new();
+        for entry in health.iter()? {
+            let (endpoint, value) = entry?;
+            let Ok(h) = records::decode::<records::HealthRecord>(value.value())
+                .and_then(records::HealthRecord::into_model)
+            else {
+                continue;
+            };
+            let after = super::health::recovered_at_open(&h, now_ms);
+            if after != h {
+                reopened.push((endpoint.value().to_string(), after));
+            }
+        }
+        for (endpoint, h) in reopened {
+            let record = records::encode(&records::HealthRecord::from(&h));
+            health.insert(endpoint.as_str(), record.as_slice())?;
+        }
         let mut deliveries = txn.open_table(DELIVERIES)?;
         let mut due = txn.open_table(DUE)?;
         let mut leases = txn.open_table(LEASES)?;

@@ -58,7 +58,7 @@ pub enum IngestOutcome {
 }
 
 /// The end of one attempt, and what happens next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
     pub delivery_id: DeliveryId,
     /// The token of the lease the attempt was made under (from [`DueDelivery::lease_token`]).
@@ -68,7 +68,30 @@ pub struct Completion {
     pub lease_token: Option<u64>,
     pub attempt: Attempt,
     pub next: Next,
+    /// The endpoint's health policy: with a breaker, the result counts in the endpoint's
+    /// failure window and may move its breaker (`store::health::on_result`). `None` (tests,
+    /// tools, an endpoint with `breaker = "off"`): not counted.
+    pub health: Option<crate::model::HealthPolicy>,
 }
+
+/// What recording a result did to the endpoint's health: its breaker after the result (when
+/// the completion carried a policy), and the transition it made, if any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Completed {
+    pub health: Option<super::health::Health>,
+    pub transition: Option<super::health::Transition>,
+}
+
+/// What an operator's enable did: how many deliveries were waiting for the endpoint (held)
+/// and how many of them were dead-lettered on request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enabled {
+    pub held: u64,
+    pub discarded: u64,
+}
+
+/// The reason a delivery dead-lettered by an enable with `discard_held` carries.
+pub const DISCARDED_ON_ENABLE: &str = "discarded on enable";
 
 /// A delivery a lane holds, named with the lease it holds it under: what `Store::release`
 /// gives back.
@@ -196,6 +219,10 @@ pub struct ClaimLimits {
     pub max_in_flight: Option<u32>,
     /// Sends per second and the burst, by every node together.
     pub rate: Option<(u32, u32)>,
+    /// The endpoint has a breaker: the claim takes only what its health admits
+    /// (`store::health::admit`), the probe alone when it is open past its cool-down, and
+    /// nothing while it is open or disabled. Without one, its health is not consulted.
+    pub breaker: bool,
 }
 
 /// A delivery that is due, with what its lane needs to send it.
@@ -210,8 +237,13 @@ pub struct DueDelivery {
     pub attempts: u32,
     /// Attempts already made in the current retry cycle.
     pub cycle_attempts: u32,
-    /// When the current retry cycle began: `max_age` counts from here.
+    /// When the current retry cycle began, moved later by the time the endpoint was held
+    /// since (by a claim that reads its health): `max_age` counts from here.
     pub cycle_started_ms: u64,
+    /// The endpoint's held-time clock when the cycle began (`Delivery::cycle_held_ms`).
+    pub cycle_held_ms: u64,
+    /// This delivery is the breaker's probe: the one attempt a half-open endpoint makes.
+    pub probe: bool,
     /// When the event arrived.
     pub received_ms: u64,
     pub source: String,
@@ -227,4 +259,7 @@ pub struct DueBatch {
     pub items: Vec<DueDelivery>,
     /// The due time of the first entry not taken (in the future, or skipped as in flight).
     pub next_due_ms: Option<u64>,
+    /// The endpoint's breaker as the claim found it (or left it, granting a probe), when the
+    /// claim consulted it (`ClaimLimits::breaker`).
+    pub health: Option<super::health::Health>,
 }

@@ -563,7 +563,8 @@ async fn ordered_keys_stay_in_order_across_two_nodes_and_a_kill_9() {
     let urls = [a.url("orders"), b.url("orders")];
     let keys: Vec<String> = (0..KEYS).map(key_name).collect();
     let mut senders = tokio::task::JoinSet::new();
-    for key in keys.iter().cloned() {
+    for key in &keys {
+        let key = key.clone();
         let urls = urls.clone();
         senders.spawn(async move {
             for n in 0..PER_KEY {

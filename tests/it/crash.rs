@@ -124,7 +124,8 @@ async fn a_crash_during_a_bulk_replay_replays_whole_steps() {
         dir.path(),
         "token = \"t\"",
         &format!(
-            "{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = 16\nretry = {{ max_attempts = 1 }}\n",
+            // Breaker off: every delivery must die (and be replayed), not wait for a probe.
+            "{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{}\"\nmax_in_flight = 16\nretry = {{ max_attempts = 1 }}\nbreaker = \"off\"\n",
             orders_source(),
             receiver.url
         ),

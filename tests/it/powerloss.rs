@@ -944,8 +944,10 @@ impl Run {
                             response_excerpt: b"ok".to_vec(),
                         },
                         next,
+                        health: None,
                     })
                     .await
+                    .map(|_| ())
             }
             Op::Release(indices) => {
                 let picks = picks(indices, expected);

@@ -473,6 +473,7 @@ async fn dead_letters(store: &hookgate::store::Store, endpoint: &str, n: u64, fi
                     lease_token: None,
                     attempt,
                     next: Next::Dead("test".into()),
+                    health: None,
                 })
                 .await
                 .expect("complete");
@@ -926,6 +927,7 @@ async fn pruning_does_not_reread_survivors() {
                         response_excerpt: Vec::new(),
                     },
                     next,
+                    health: None,
                 })
                 .await
                 .expect("complete");
@@ -990,7 +992,9 @@ async fn a_replay_does_not_chase_its_own_re_deaths() {
     let port = closed.local_addr().expect("addr").port();
     drop(closed);
     let config = with_admin(&format!(
-        "[[endpoints]]\nid = \"gone\"\nurl = \"http://127.0.0.1:{port}/x\"\nmax_in_flight = 32\nretry = {{ max_attempts = 1 }}\n"
+        // Breaker off: this endpoint is meant to fail every request, and the point is the
+        // replay's dead letters, not the endpoint's health.
+        "[[endpoints]]\nid = \"gone\"\nurl = \"http://127.0.0.1:{port}/x\"\nmax_in_flight = 32\nretry = {{ max_attempts = 1 }}\nbreaker = \"off\"\n"
     ));
     let (gw, _dir) = Gateway::start(&config).await;
     send_many(&gw, "msg_redie_", 350).await;

@@ -405,6 +405,7 @@ impl Fixture {
             lease_token: None,
             attempt,
             next,
+            health: None,
         };
         self.store.complete(c).await.expect("complete");
     }

@@ -5,10 +5,11 @@ use std::collections::HashSet;
 use super::PgStore;
 use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{Attempt, DeadLetter, Delivery, Event, EventWithDeliveries, Payload};
+use crate::store::health::Health;
 use crate::store::query::{Filter, Page};
 use crate::store::{
-    Backend, ClaimLimits, Completion, DueBatch, EntryKind, Held, IngestOutcome, NewEvent, Prune,
-    Pruned, Requeue, Requeued, StoreFuture, notices,
+    Backend, ClaimLimits, Completed, Completion, DueBatch, Enabled, EntryKind, Held, IngestOutcome,
+    NewEvent, Prune, Pruned, Requeue, Requeued, StoreFuture, notices,
 };
 
 impl Backend for PgStore {
@@ -48,8 +49,21 @@ impl Backend for PgStore {
         Box::pin(PgStore::release(self, held))
     }
 
-    fn complete(&self, completion: Completion) -> StoreFuture<'_, ()> {
-        Box::pin(PgStore::complete(self, completion))
+    fn complete(&self, completion: Completion) -> StoreFuture<'_, Completed> {
+        // The breaker is not kept by this backend yet: every result leaves it closed.
+        Box::pin(async move {
+            PgStore::complete(self, completion).await?;
+            Ok(Completed::default())
+        })
+    }
+
+    fn healths(&self) -> StoreFuture<'_, Vec<(String, Health)>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn enable<'a>(&'a self, _endpoint: &'a str, _discard_held: bool) -> StoreFuture<'a, Enabled> {
+        // Never held here (no breaker yet): nothing to enable.
+        Box::pin(async { Ok(Enabled::default()) })
     }
 
     fn requeue(&self, what: Requeue) -> StoreFuture<'_, Requeued> {

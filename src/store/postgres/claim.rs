@@ -52,6 +52,7 @@ impl PgStore {
                 return Ok(DueBatch {
                     items: Vec::new(),
                     next_due_ms: Some(now_ms.saturating_add(HELD_BACK_MS)),
+                    health: None,
                 });
             }
             limit = limit.min(room);

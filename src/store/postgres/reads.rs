@@ -400,6 +400,9 @@ fn due_item(r: &Row) -> Result<Option<DueDelivery>, Fail> {
         attempts,
         cycle_attempts: attempts.saturating_sub(cycle_base),
         cycle_started_ms: unms(r.try_get(6)?),
+        // The held clock is the breaker's, which this backend does not keep yet.
+        cycle_held_ms: 0,
+        probe: false,
         received_ms: unms(r.try_get(8)?),
         source: r.try_get(9)?,
         event_type: r.try_get(10)?,

@@ -6,10 +6,11 @@ use std::collections::HashSet;
 use super::RedbStore;
 use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{Attempt, DeadLetter, Delivery, Event, EventWithDeliveries, Payload};
+use crate::store::health::{self, Admit, Health};
 use crate::store::query::{Filter, Page};
 use crate::store::{
-    Backend, ClaimLimits, Completion, DueBatch, EntryKind, Held, IngestOutcome, NewEvent, Prune,
-    Pruned, Requeue, Requeued, StoreError, StoreFuture, notices,
+    Backend, ClaimLimits, Completed, Completion, DueBatch, Enabled, EntryKind, Held, IngestOutcome,
+    NewEvent, Prune, Pruned, Requeue, Requeued, StoreError, StoreFuture, notices,
 };
 
 /// Runs a read on the blocking pool.
@@ -19,6 +20,36 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(read)
         .await
         .map_err(|e| StoreError::Storage(format!("a read failed: {e}")))?
+}
+
+/// Leases the one item of `batch` as the breaker's probe, awaited so the grant and the lease
+/// commit together; an item not granted (another claim took the probe) is left as it was.
+async fn probe(
+    s: &RedbStore,
+    endpoint: &str,
+    mut batch: DueBatch,
+    health: Health,
+    until_ms: u64,
+) -> Result<DueBatch, StoreError> {
+    let token = rand::random::<u64>() | 1;
+    let Some(item) = batch.items.first_mut() else {
+        return Ok(batch);
+    };
+    match s
+        .lease_probe(endpoint, item.delivery_id, until_ms, token)
+        .await?
+    {
+        Some(granted) => {
+            item.lease_token = Some(token);
+            item.probe = true;
+            batch.health = Some(granted);
+        }
+        None => {
+            batch.items.clear();
+            batch.health = Some(health);
+        }
+    }
+    Ok(batch)
 }
 
 impl Backend for RedbStore {
@@ -44,18 +75,56 @@ impl Backend for RedbStore {
         limit: usize,
         skip: HashSet<DeliveryId>,
         until_ms: u64,
-        _limits: ClaimLimits,
+        limits: ClaimLimits,
     ) -> StoreFuture<'a, DueBatch> {
-        // One process holds the file: its lane enforces the endpoint's limits itself.
+        // One process holds the file: its lane enforces the endpoint's rate and concurrency
+        // itself; the breaker is the store's, since it must survive a restart.
         let (s, endpoint) = (self.clone(), endpoint.to_string());
         Box::pin(async move {
-            let mut batch = blocking({
+            let (mut batch, health) = blocking({
                 let s = s.clone();
-                move || s.due(&endpoint, now_ms, limit, &skip)
+                let endpoint = endpoint.clone();
+                move || {
+                    let health = if limits.breaker {
+                        Some(s.health_of(&endpoint)?)
+                    } else {
+                        None
+                    };
+                    let limit = match health.map(|h| health::admit(&h, now_ms)) {
+                        Some(Admit::None { until_ms }) => {
+                            // Open or disabled: nothing is read or leased, no attempt spent.
+                            return Ok((
+                                DueBatch {
+                                    next_due_ms: until_ms,
+                                    ..DueBatch::default()
+                                },
+                                health,
+                            ));
+                        }
+                        Some(Admit::Probe) => 1,
+                        Some(Admit::All) | None => limit,
+                    };
+                    Ok((s.due(&endpoint, now_ms, limit, &skip)?, health))
+                }
             })
             .await?;
+            batch.health = health;
+            if let Some(h) = &health {
+                // Time the endpoint was held is not charged to `max_age`.
+                let held_now = health::held_at(h, now_ms);
+                for item in &mut batch.items {
+                    item.cycle_started_ms = health::effective_cycle_start(
+                        item.cycle_started_ms,
+                        item.cycle_held_ms,
+                        held_now,
+                    );
+                }
+            }
             if batch.items.is_empty() {
                 return Ok(batch);
+            }
+            if let Some(h) = health.filter(|h| health::admit(h, now_ms) == Admit::Probe) {
+                return probe(&s, &endpoint, batch, h, until_ms).await;
             }
             // One process holds the file, and its lanes never read what they hold (`skip`),
             // so the read and the lease need not be one transaction here. The token fences a
@@ -78,8 +147,17 @@ impl Backend for RedbStore {
         Box::pin(RedbStore::release(self, held))
     }
 
-    fn complete(&self, completion: Completion) -> StoreFuture<'_, ()> {
+    fn complete(&self, completion: Completion) -> StoreFuture<'_, Completed> {
         Box::pin(RedbStore::complete(self, completion))
+    }
+
+    fn healths(&self) -> StoreFuture<'_, Vec<(String, Health)>> {
+        let s = self.clone();
+        Box::pin(blocking(move || s.healths()))
+    }
+
+    fn enable<'a>(&'a self, endpoint: &'a str, discard_held: bool) -> StoreFuture<'a, Enabled> {
+        Box::pin(RedbStore::enable(self, endpoint, discard_held))
     }
 
     fn requeue(&self, what: Requeue) -> StoreFuture<'_, Requeued> {

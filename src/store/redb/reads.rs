@@ -78,6 +78,8 @@ impl RedbStore {
                 attempts: rec.attempts,
                 cycle_attempts: rec.cycle_attempts(),
                 cycle_started_ms: rec.cycle_started_ms,
+                cycle_held_ms: rec.cycle_held_ms,
+                probe: false,
                 received_ms: ev.received_ms,
                 source: ev.source,
                 event_type: ev.event_type,

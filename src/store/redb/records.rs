@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use super::StoreError;
 use crate::ids::{DeliveryId, EventId};
 use crate::model::event::{Attempt, Delivery, DeliveryStatus, Event, Payload};
+use crate::store::health::{Health, Probe, State};
 
 /// The format version written before every record.
 pub(super) const RECORD_VERSION: u8 = 1;
@@ -238,6 +239,59 @@ impl From<Delivery> for DeliveryRecord {
                 cycle_held_ms: d.cycle_held_ms,
             },
         }
+    }
+}
+
+/// An endpoint's breaker (`store::health::Health`), in `endpoint_health` under its id.
+/// Absent: closed since the endpoint was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct HealthRecord {
+    /// `State::code`: 0 closed, 1 open, 2 half-open, 3 disabled.
+    pub state: u8,
+    pub since_ms: u64,
+    pub until_ms: u64,
+    pub trips: u32,
+    pub failing_since_ms: Option<u64>,
+    pub held_total_ms: u64,
+    pub held_from_ms: Option<u64>,
+    /// (delivery id, lease token, lease until).
+    pub probe: Option<(u128, u64, u64)>,
+}
+
+impl From<&Health> for HealthRecord {
+    fn from(h: &Health) -> Self {
+        HealthRecord {
+            state: h.state.code(),
+            since_ms: h.since_ms,
+            until_ms: h.until_ms,
+            trips: h.trips,
+            failing_since_ms: h.failing_since_ms,
+            held_total_ms: h.held_total_ms,
+            held_from_ms: h.held_from_ms,
+            probe: h.probe.map(|p| (p.delivery_id.0, p.token, p.until_ms)),
+        }
+    }
+}
+
+impl HealthRecord {
+    /// The health it keeps; an unknown state code is a corrupt record.
+    pub fn into_model(self) -> Result<Health, StoreError> {
+        let state = State::from_code(self.state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown breaker state {}", self.state)))?;
+        Ok(Health {
+            state,
+            since_ms: self.since_ms,
+            until_ms: self.until_ms,
+            trips: self.trips,
+            failing_since_ms: self.failing_since_ms,
+            held_total_ms: self.held_total_ms,
+            held_from_ms: self.held_from_ms,
+            probe: self.probe.map(|(id, token, until_ms)| Probe {
+                delivery_id: DeliveryId(id),
+                token,
+                until_ms,
+            }),
+        })
     }
 }
 

@@ -9,6 +9,7 @@
 //! `prune.rs`, `orphans.rs`, `quarantine.rs`) and the finished-event indexes (`finished.rs`).
 
 mod announce;
+mod breaker;
 pub(super) mod finished;
 mod orphans;
 mod prune;
@@ -29,12 +30,14 @@ use super::DbSlot;
 use super::records::{AttemptRecord, EventRecord, PayloadRef};
 use super::{
     ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DEDUP_EXPIRY, DELIVERIES, DUE,
-    ENDPOINT_STATE, EVENTS, EntryKind, Held, IngestOutcome, LEASES, META, META_PENDING, NewEvent,
-    ORDER_QUEUE, PAYLOADS, PENDING_BY_ENDPOINT, Prune, Pruned, QUARANTINE, Requeue, Requeued,
-    StoreError, outbox, records,
+    ENDPOINT_HEALTH, ENDPOINT_STATE, EVENTS, EntryKind, Held, IngestOutcome, LEASES, META,
+    META_PENDING, NewEvent, ORDER_QUEUE, PAYLOADS, PENDING_BY_ENDPOINT, Prune, Pruned, QUARANTINE,
+    Requeue, Requeued, StoreError, outbox, records,
 };
 use crate::clock::SharedClock;
 use crate::ids::{DeliveryId, EventId};
+use crate::store::health::{self, Health};
+use crate::store::{Completed, Enabled};
 use tables::{Tables, endpoint_pending, put_delivery, read_delivery, read_event};
 
 /// The most commands committed in one transaction.
@@ -52,7 +55,17 @@ pub(super) enum Command {
     /// Leases until a time, under a token (`None`: unfenced).
     Lease(Vec<DeliveryId>, u64, Option<u64>, Reply<()>),
     Release(Vec<Held>, Reply<()>),
-    Complete(Box<Completion>, Reply<()>),
+    Complete(Box<Completion>, Reply<Completed>),
+    /// Leases one delivery as its endpoint's probe, if the breaker still admits one.
+    LeaseProbe {
+        endpoint: String,
+        id: DeliveryId,
+        until_ms: u64,
+        token: u64,
+        reply: Reply<Option<Health>>,
+    },
+    /// An operator enables an endpoint (discarding what it held, if asked).
+    Enable(String, bool, Reply<Enabled>),
     SetPaused(String, bool, Reply<()>),
     Requeue(Box<Requeue>, Reply<Requeued>),
     PutEntry(EntryKind, String, Vec<u8>, Reply<()>),
@@ -82,8 +95,13 @@ enum Done {
     Requeued(Requeued),
     Count(u64),
     Pruned(Pruned),
-    /// An attempt's result changed the delivery: its new state.
-    Settled(Box<crate::model::event::Delivery>),
+    /// An attempt's result changed the delivery: its new state, and what it did to the
+    /// endpoint's breaker.
+    Settled(Box<crate::model::event::Delivery>, Completed),
+    /// An attempt's result that changed nothing (a late or second one).
+    Completed(Completed),
+    Probe(Option<Health>),
+    Enabled(Enabled),
     Unit,
 }
 
@@ -106,6 +124,9 @@ pub(super) struct Writer {
     /// another token is stale and changes nothing. In memory only: a restart takes every lease
     /// back, so no earlier token can come back.
     tokens: std::collections::HashMap<u128, u64>,
+    /// Each endpoint's breaker window (its recent results), in memory: a restart starts
+    /// them afresh, while the breaker's state is in `endpoint_health`.
+    windows: std::collections::HashMap<String, health::Window>,
 }
 
 impl Writer {
@@ -130,6 +151,7 @@ impl Writer {
             metrics,
             endpoints: None,
             tokens: std::collections::HashMap::new(),
+            windows: std::collections::HashMap::new(),
         }
     }
 
@@ -269,6 +291,7 @@ impl Writer {
                 finished_delivered: txn.open_table(finished::FINISHED_DELIVERED)?,
                 finished_dead: txn.open_table(finished::FINISHED_DEAD)?,
                 order_queue: txn.open_table(ORDER_QUEUE)?,
+                endpoint_health: txn.open_table(ENDPOINT_HEALTH)?,
                 meta: txn.open_table(META)?,
                 corrupt: std::cell::RefCell::new(Vec::new()),
             };
@@ -316,13 +339,50 @@ impl Writer {
                     Command::Complete(c, _) => {
                         if self.stale(c.delivery_id, c.lease_token) {
                             // Another claim holds it now: this finish changes nothing.
-                            Ok(Done::Unit)
+                            Ok(Done::Completed(Completed::default()))
                         } else {
                             self.tokens.remove(&c.delivery_id.0);
-                            complete(&mut t, c, &mut pending).map(|settled| {
-                                settled.map_or(Done::Unit, |d| Done::Settled(Box::new(d)))
+                            let now = self.clock.now_ms();
+                            complete(&mut t, c, &mut pending).and_then(|settled| match settled {
+                                None => Ok(Done::Completed(Completed::default())),
+                                Some(d) => {
+                                    let window =
+                                        self.windows.entry(d.endpoint_id.clone()).or_default();
+                                    breaker::count(&mut t, window, c, &d, now)
+                                        .map(|done| Done::Settled(Box::new(d), done))
+                                }
                             })
                         }
+                    }
+                    Command::LeaseProbe {
+                        endpoint,
+                        id,
+                        until_ms,
+                        token,
+                        ..
+                    } => {
+                        let now = self.clock.now_ms();
+                        breaker::lease_probe(
+                            &mut t,
+                            endpoint,
+                            *id,
+                            *until_ms,
+                            *token,
+                            now,
+                            &mut pending,
+                        )
+                        .map(|granted| {
+                            if granted.is_some() {
+                                self.tokens.insert(id.0, *token);
+                            }
+                            Done::Probe(granted)
+                        })
+                    }
+                    Command::Enable(endpoint, discard, _) => {
+                        let now = self.clock.now_ms();
+                        let window = self.windows.entry(endpoint.clone()).or_default();
+                        breaker::enable(&mut t, window, endpoint, *discard, now, &mut pending)
+                            .map(Done::Enabled)
                     }
                     Command::PutEntry(kind, id, json, _) => {
                         if let (EntryKind::Endpoint, Some(k)) = (kind, known.as_mut()) {
@@ -569,9 +629,28 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
                 _ => Err(StoreError::Corrupt("requeue produced no outcome".into())),
             }));
         }
+        Command::Complete(_, tx) => {
+            let _ = tx.send(outcome.and_then(|d| match d {
+                Done::Settled(_, c) | Done::Completed(c) => Ok(c),
+                _ => Err(StoreError::Corrupt("a result produced no outcome".into())),
+            }));
+        }
+        Command::LeaseProbe { reply, .. } => {
+            let _ = reply.send(outcome.and_then(|d| match d {
+                Done::Probe(h) => Ok(h),
+                _ => Err(StoreError::Corrupt(
+                    "a probe lease produced no outcome".into(),
+                )),
+            }));
+        }
+        Command::Enable(_, _, tx) => {
+            let _ = tx.send(outcome.and_then(|d| match d {
+                Done::Enabled(e) => Ok(e),
+                _ => Err(StoreError::Corrupt("an enable produced no outcome".into())),
+            }));
+        }
         Command::Lease(_, _, _, tx)
         | Command::Release(_, tx)
-        | Command::Complete(_, tx)
         | Command::SetPaused(_, _, tx)
         | Command::Quarantine(_, _, tx)
         | Command::PutEntry(_, _, _, tx)

@@ -615,6 +615,7 @@ pub(super) async fn a_finish_under_a_lease_taken_over_changes_nothing(b: &impl B
             response_excerpt: Vec::new(),
         },
         next,
+        health: None,
     };
     // The stalled holder's late result: nothing changes.
     f.store

@@ -15,6 +15,12 @@ pub(super) fn after_commit(
     outcomes: &[Result<Done, StoreError>],
 ) {
     let mut due = HashSet::new();
+    // An enable makes what was held due: its lane is woken like any other.
+    for (command, outcome) in batch.iter().zip(outcomes) {
+        if let (Command::Enable(endpoint, _, _), Ok(Done::Enabled(_))) = (command, outcome) {
+            due.insert(endpoint.as_str());
+        }
+    }
     // Built only for an audience: most of the time nobody watches live.
     let live = notices.listened();
     for (command, outcome) in batch.iter().zip(outcomes) {
@@ -45,7 +51,7 @@ pub(super) fn after_commit(
                     });
                 }
             }
-            (_, Ok(Done::Settled(d))) => {
+            (_, Ok(Done::Settled(d, _))) => {
                 // An ordered delivery that ended promoted the next of its key: due now.
                 if d.order.is_some() && d.status.is_final() {
                     due.insert(d.endpoint_id.as_str());

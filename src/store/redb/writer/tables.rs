@@ -32,6 +32,7 @@ pub(super) struct Tables<'t> {
     pub(super) finished_delivered: Table<'t, u128, ()>,
     pub(super) finished_dead: Table<'t, (u64, u128), ()>,
     pub(super) order_queue: Table<'t, (&'static str, &'static str, u64), u128>,
+    pub(super) endpoint_health: Table<'t, &'static str, &'static [u8]>,
     pub(super) meta: Table<'t, &'static str, u64>,
     /// Records met in this batch that could not be decoded, moved to `quarantine` before
     /// the commit.
@@ -109,6 +110,29 @@ pub(super) fn put_delivery(
     new: &Delivery,
     pending: &mut u64,
 ) -> Result<(), StoreError> {
+    // A new retry cycle starts on the endpoint's held-time clock as it stands then, so the
+    // time its breaker holds it from now on is not charged to `max_age`.
+    let starts_cycle = old.is_none_or(|o| {
+        o.cycle_started_ms != new.cycle_started_ms || o.cycle_base != new.cycle_base
+    });
+    let held = match starts_cycle {
+        true => {
+            let h = super::breaker::read(t, &new.endpoint_id)?;
+            Some(crate::store::health::held_at(&h, new.cycle_started_ms))
+        }
+        false => None,
+    };
+    let restarted;
+    let new = match held {
+        Some(held) if held != new.cycle_held_ms => {
+            restarted = Delivery {
+                cycle_held_ms: held,
+                ..new.clone()
+            };
+            &restarted
+        }
+        _ => new,
+    };
     let id = new.id.0;
     let was_final = old.is_some_and(|o| o.status.is_final());
     let is_final = new.status.is_final();

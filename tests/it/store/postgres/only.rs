@@ -549,6 +549,7 @@ async fn a_claim_hands_out_attempt_counts_as_they_stood_under_its_lock() {
             let limits = ClaimLimits {
                 max_in_flight: Some(10),
                 rate: None,
+                breaker: false,
             };
             store
                 .claim("e", T0, 10, HashSet::new(), T0 + LEASE_MS, limits)
@@ -582,6 +583,7 @@ async fn a_claim_hands_out_attempt_counts_as_they_stood_under_its_lock() {
                 response_excerpt: Vec::new(),
             },
             next: Next::RetryAt(T0),
+            health: None,
         })
         .await
         .expect("recorded");

@@ -66,6 +66,7 @@ async fn a_result_recorded_again_after_a_failed_write_counts() {
             response_excerpt: b"ok".to_vec(),
         },
         next: Next::Delivered,
+        health: None,
     };
     fault.fail_writes(true);
     assert!(store.complete(completion.clone()).await.is_err());
