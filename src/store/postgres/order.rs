@@ -94,14 +94,12 @@ pub(super) async fn places(
         .prepare_cached("SELECT nextval('delivery_order_seq') FROM generate_series(1, $1::int8)")
         .await?;
     let n = i64::try_from(wanted.len()).unwrap_or(i64::MAX);
-    let mut seqs: Vec<u64> = tx
+    let seqs: Vec<u64> = tx
         .query(&next, &[&n])
         .await?
         .iter()
         .map(|r| r.try_get::<_, i64>(0).map(unms))
         .collect::<Result<_, _>>()?;
-    // In the order taken, whatever order the rows came back in.
-    seqs.sort_unstable();
     if seqs.len() != wanted.len() {
         return Err(Fail::Store(StoreError::Storage(format!(
             "asked the order sequence for {} places, got {}",
@@ -109,7 +107,20 @@ pub(super) async fn places(
             seqs.len()
         ))));
     }
-    Ok(wanted
+    Ok(assign(wanted, has_head, seqs))
+}
+
+/// Gives `wanted` (in the order they are placed) the places `seqs` in increasing order, and
+/// says which wait behind a head: those whose key had one (`has_head`), and every one after
+/// the first of its key here.
+fn assign(
+    wanted: &[Key],
+    mut has_head: HashMap<Key, bool>,
+    mut seqs: Vec<u64>,
+) -> Vec<(u64, bool)> {
+    // In the order taken, whatever order the rows came back in.
+    seqs.sort_unstable();
+    wanted
         .iter()
         .zip(seqs)
         .map(|(key, seq)| {
@@ -119,7 +130,7 @@ pub(super) async fn places(
             *head = true;
             out
         })
-        .collect())
+        .collect()
 }
 
 /// After the heads of `ended` became final in this transaction (each with the time it ended):
@@ -161,4 +172,41 @@ pub(super) async fn next_heads(
 /// Keys as two column arrays, for `unnest`.
 fn columns(keys: &[Key]) -> (Vec<&str>, Vec<&str>) {
     keys.iter().map(|(e, k)| (e.as_str(), k.as_str())).unzip()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(e: &str, k: &str) -> Key {
+        (e.to_string(), k.to_string())
+    }
+
+    #[test]
+    fn the_first_of_a_key_without_a_head_is_its_head_and_the_rest_wait_in_order() {
+        let wanted = [
+            key("o", "a"),
+            key("o", "b"),
+            key("o", "a"),
+            key("p", "a"),
+            key("o", "a"),
+        ];
+        // `b` has a head already; the places came back out of order.
+        let has_head = HashMap::from([(key("o", "a"), false), (key("o", "b"), true)]);
+        let got = assign(&wanted, has_head, vec![14, 10, 12, 11, 13]);
+        assert_eq!(
+            got,
+            [(10, false), (11, true), (12, true), (13, false), (14, true)]
+        );
+    }
+
+    #[test]
+    fn a_key_found_with_a_head_gets_none_here() {
+        let wanted = [key("o", ""), key("o", "")];
+        let has_head = HashMap::from([(key("o", ""), true)]);
+        assert_eq!(
+            assign(&wanted, has_head, vec![7, 8]),
+            [(7, true), (8, true)]
+        );
+    }
 }

@@ -1,8 +1,9 @@
 //! What only the PostgreSQL backend has, beyond the shared contract: its schema and how a node
 //! refuses a database it cannot use, group commit with dedup and the backlog exact across
 //! nodes, the pending counts against the hot table, leases between nodes, the database's
-//! clock, announcements from one node to another, and the history tables by day
-//! ([`partitions`]). Each test skips (and says so) without `HOOKGATE_TEST_DATABASE_URL`.
+//! clock, announcements from one node to another, the history tables by day
+//! ([`partitions`]), and ordered delivery across nodes ([`ordering`]). Each test skips (and
+//! says so) without `HOOKGATE_TEST_DATABASE_URL`.
 
 use std::time::Duration;
 
@@ -603,6 +604,9 @@ async fn a_claim_hands_out_attempt_counts_as_they_stood_under_its_lock() {
 
 /// The history tables by day.
 mod partitions;
+
+/// Ordered delivery: the version 3 migration, and nodes racing on one key's head.
+mod ordering;
 
 /// The dedup lookup is prepared once per connection, often while `dedup` is empty; its
 /// generic plan must still probe the primary key, not scan the table, once the table is big.
