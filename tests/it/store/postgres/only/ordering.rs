@@ -276,6 +276,7 @@ async fn ingest_racing_ends_and_replays_on_two_nodes_never_makes_two_heads_of_a_
                         } else {
                             Next::Delivered
                         },
+                        health: None,
                     })
                 });
                 let results: Vec<_> = results.collect();
