@@ -131,7 +131,10 @@ pub fn complete(d: &Delivery, attempt: &Attempt, next: &Next) -> Result<Delivery
         ..d.clone()
     };
     match next {
-        Next::Delivered => out.status = DeliveryStatus::Delivered,
+        Next::Delivered => {
+            out.status = DeliveryStatus::Delivered;
+            out.blocked = false;
+        }
         Next::RetryAt(at) => {
             out.status = DeliveryStatus::Retrying;
             out.due_ms = *at;
@@ -139,6 +142,7 @@ pub fn complete(d: &Delivery, attempt: &Attempt, next: &Next) -> Result<Delivery
         Next::Dead(reason) => {
             out.status = DeliveryStatus::Dead;
             out.last_error = Some(reason.clone());
+            out.blocked = false;
         }
     }
     Ok(out)
@@ -150,7 +154,7 @@ pub fn requeue(d: &Delivery, now_ms: u64) -> Result<Delivery, Refusal> {
     if d.status == DeliveryStatus::Delivering {
         return Err(Refusal::InFlight);
     }
-    if d.blocked {
+    if d.blocked && !d.status.is_final() {
         return Err(Refusal::Blocked);
     }
     Ok(Delivery {
@@ -190,10 +194,13 @@ pub fn dead_letter(d: &Delivery, reason: &str, now_ms: u64) -> Result<Delivery, 
     if d.status.is_final() {
         return Err(Refusal::Final);
     }
+    // A final delivery waits behind nothing: blocked ones killed with their endpoint can be
+    // replayed like any dead letter.
     Ok(Delivery {
         status: DeliveryStatus::Dead,
         last_error: Some(reason.to_string()),
         updated_ms: now_ms,
+        blocked: false,
         ..d.clone()
     })
 }

@@ -96,6 +96,12 @@ macro_rules! contract_tests {
             a_blocked_delivery_waits_through_release_retry_and_recover,
             an_ordered_endpoints_removal_kills_its_blocked_deliveries_too,
             the_order_survives_a_restart,
+            a_breaker_opens_at_its_rate_and_then_claims_nothing,
+            one_probe_per_cool_down_and_its_result_closes_or_reopens,
+            time_held_is_not_charged_to_max_age,
+            a_failing_endpoint_is_disabled_and_holds_what_comes,
+            an_enable_may_discard_what_was_held,
+            an_open_breaker_survives_a_restart,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {

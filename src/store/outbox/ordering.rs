@@ -118,6 +118,15 @@ mod tests {
     }
 
     #[test]
+    fn a_blocked_delivery_that_dies_can_be_replayed_to_the_back() {
+        let waiting = place(&new(2), "k", 8, true);
+        let dead = outbox::dead_letter(&waiting, "endpoint deleted", 3_000).expect("killed");
+        assert!(!dead.blocked, "a final delivery waits behind nothing");
+        let back = outbox::requeue(&dead, 4_000).expect("replayed");
+        assert!(needs_place(&dead, &back));
+    }
+
+    #[test]
     fn only_a_final_ordered_delivery_coming_back_needs_a_new_place() {
         let mut dead = place(&new(1), "k", 7, false);
         dead.status = DeliveryStatus::Dead;

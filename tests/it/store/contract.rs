@@ -13,9 +13,11 @@ use hookgate::store::{EntryKind, Held, REPLAY_STEP, Requeue};
 use super::*;
 
 mod announcements;
+mod health;
 mod listing;
 mod ordering;
 pub(super) use announcements::*;
+pub(super) use health::*;
 pub(super) use listing::*;
 pub(super) use ordering::*;
 
