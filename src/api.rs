@@ -12,6 +12,7 @@
 pub mod access;
 pub(crate) mod dead_letters;
 mod deliveries;
+pub(crate) mod endpoint_health;
 pub(crate) mod endpoints;
 mod entries;
 pub(crate) mod events;
@@ -104,6 +105,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/endpoints/{id}/recover", post(endpoints::recover))
         .route("/endpoints/{id}/pause", post(endpoints::pause))
         .route("/endpoints/{id}/resume", post(endpoints::resume))
+        .route("/endpoints/{id}/enable", post(endpoint_health::enable))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -76,7 +76,7 @@ enum Command {
         #[command(subcommand)]
         cmd: operator::Dlq,
     },
-    /// Endpoints: list, pause, resume.
+    /// Endpoints: list, pause, resume, enable.
     Endpoints {
         #[command(flatten)]
         conn: operator::Conn,

@@ -104,6 +104,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(admin: Arc<AdminState>) -> Route
             get(endpoint_form::edit_form).post(endpoint_form::update),
         )
         .route("/endpoints/{id}/recover", post(endpoint_actions::recover))
+        .route("/endpoints/{id}/enable", post(endpoint_actions::enable))
         .route("/endpoints/{id}/test", post(endpoint_actions::send_test))
         .route(
             "/endpoints/{id}/secret",

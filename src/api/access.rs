@@ -53,6 +53,7 @@ pub const ROUTES: &[(&str, &str, Role)] = &[
     ("POST", "/endpoints/{id}/rotate-secret", Role::Admin),
     ("POST", "/endpoints/{id}/pause", Role::Operator),
     ("POST", "/endpoints/{id}/resume", Role::Operator),
+    ("POST", "/endpoints/{id}/enable", Role::Operator),
     ("POST", "/endpoints/{id}/recover", Role::Operator),
     ("GET", "/sources", Role::Viewer),
     ("POST", "/sources", Role::Admin),

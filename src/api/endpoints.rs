@@ -94,6 +94,8 @@ pub(crate) fn view(st: &AdminState, e: &Endpoint) -> EndpointView {
             Ordering::Key(FieldRef::Header(h)) => OrderingView::Key(FieldView::Header(h.clone())),
             Ordering::Key(FieldRef::Json(p)) => OrderingView::Key(FieldView::Json(p.clone())),
         }),
+        // Filled from the store by `endpoint_health::fill` where it is shown.
+        health: Default::default(),
     }
 }
 
@@ -112,12 +114,10 @@ fn find(st: &AdminState, id: &str) -> Result<Endpoint, ApiError> {
     responses((status = 200, body = Page<EndpointView>)), security(("bearer" = [])))]
 pub async fn list(State(st): State<Arc<AdminState>>) -> ApiResult {
     let routes = st.routes.current();
+    let mut data: Vec<EndpointView> = routes.endpoints.iter().map(|e| view(&st, e)).collect();
+    super::endpoint_health::fill(&st, &mut data).await?;
     let body = Page {
-        data: routes
-            .endpoints
-            .iter()
-            .map(|e| view(&st, e))
-            .collect::<Vec<_>>(),
+        data,
         next_cursor: None,
     };
     Ok(respond::typed(StatusCode::OK, &body))
@@ -128,7 +128,9 @@ pub async fn list(State(st): State<Arc<AdminState>>) -> ApiResult {
     params(("id" = EntryId, Path)),
     responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
-    Ok(respond::typed(StatusCode::OK, &view(&st, &find(&st, &id)?)))
+    let mut shown = [view(&st, &find(&st, &id)?)];
+    super::endpoint_health::fill(&st, &mut shown).await?;
+    Ok(respond::typed(StatusCode::OK, &shown[0]))
 }
 
 /// Creates an endpoint from the same keys as the file's `[[endpoints]]`, as JSON.

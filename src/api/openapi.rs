@@ -15,18 +15,22 @@ use super::grammar::{
     DeadLetterCursor, DeliveryIdText, EntryId, EventIdText, HeaderValue, Overlap, PublishSource,
     SigningSecret, StatusName, Time,
 };
-use super::{AdminState, ApiResult, dead_letters, deliveries, endpoints, events, publish, sources};
+use super::{
+    AdminState, ApiResult, dead_letters, deliveries, endpoint_health, endpoints, events, publish,
+    sources,
+};
 use crate::respond;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "hookgate admin API", description = "Events, deliveries, dead letters, sources and endpoints of a running hookgate. Every route needs `Authorization: Bearer <token>`. A token grants a role: `viewer` (reads everything but secrets), `operator` (also retries, replays, recovers, pauses, resumes and publishes) or `admin` (everything). Each operation states the least role it needs in `x-hookgate-role` and its description, and answers 403 `forbidden` to a token below it."),
+    info(title = "hookgate admin API", description = "Events, deliveries, dead letters, sources and endpoints of a running hookgate. Every route needs `Authorization: Bearer <token>`. A token grants a role: `viewer` (reads everything but secrets), `operator` (also retries, replays, recovers, pauses, resumes, enables and publishes) or `admin` (everything). Each operation states the least role it needs in `x-hookgate-role` and its description, and answers 403 `forbidden` to a token below it."),
     paths(
         events::list, events::show, events::payload, publish::publish,
         deliveries::show, deliveries::retry,
         dead_letters::list, dead_letters::replay,
         endpoints::list, endpoints::show, endpoints::create, endpoints::update, endpoints::delete,
         endpoints::secret, endpoints::rotate_secret, endpoints::pause, endpoints::resume, endpoints::recover,
+        endpoint_health::enable,
         sources::list, sources::show, sources::create, sources::update, sources::delete,
     ),
     components(schemas(
@@ -43,6 +47,7 @@ pub const ROLE_EXTENSION: &str = "x-hookgate-role";
 /// Operations whose body may be left out (then it is `{}`): their handlers parse it with
 /// `params::json_body_or_default`.
 const OPTIONAL_BODIES: &[&str] = &[
+    "enable_endpoint",
     "recover_endpoint",
     "replay_dead_letters",
     "rotate_endpoint_secret",
@@ -76,6 +81,7 @@ const LINKS: &[(&str, &str, &str, &[&str])] = &[
             "pause_endpoint",
             "resume_endpoint",
             "recover_endpoint",
+            "enable_endpoint",
         ],
     ),
     (

@@ -282,6 +282,52 @@ pub struct EndpointView {
     pub disable_after_ms: Option<u64>,
     /// null: no order.
     pub ordering: Option<OrderingView>,
+    /// Where its circuit breaker stands, and what it holds.
+    #[serde(default)]
+    pub health: HealthView,
+}
+
+/// An endpoint's circuit breaker, as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HealthView {
+    /// `closed`, `open` (nothing is sent until `until`), `half_open` (one probe out) or
+    /// `disabled` (nothing is sent until an operator enables it).
+    pub state: String,
+    /// RFC 3339: when it entered this state; null when closed since it was made.
+    pub since: Option<String>,
+    /// RFC 3339, open only: when it sends its next probe.
+    pub until: Option<String>,
+    /// Times it opened in this spell (the first opening and each failed probe).
+    pub trips: u32,
+    /// Deliveries waiting while it is not closed (new events for it are still stored).
+    pub held: u64,
+    /// RFC 3339: since when it has been failing (and holding); null when closed.
+    pub held_since: Option<String>,
+}
+
+impl Default for HealthView {
+    fn default() -> Self {
+        HealthView {
+            state: "closed".into(),
+            since: None,
+            until: None,
+            trips: 0,
+            held: 0,
+            held_since: None,
+        }
+    }
+}
+
+/// What `POST /api/v1/endpoints/{id}/enable` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EnabledView {
+    pub id: String,
+    /// `closed`: it sends again.
+    pub state: String,
+    /// Deliveries that were held (going out now, in due order, unless discarded).
+    pub held: u64,
+    /// Of those, dead-lettered on request (`discard_held`), with the reason `discarded on enable`.
+    pub discarded: u64,
 }
 
 /// Where a source finds a value: `{"header": name}` or `{"json": pointer}`.

@@ -17,7 +17,8 @@ use tabwriter::TabWriter;
 use super::conn::{self, Target};
 use crate::api::dead_letters::ReplayBody;
 use crate::api::views::{
-    DeadLetterView, DeliveryDetail, EndpointView, ErrorBody, Event, Page, PauseState, Replayed,
+    DeadLetterView, DeliveryDetail, EnabledView, EndpointView, ErrorBody, Event, Page, PauseState,
+    Replayed,
 };
 
 /// Where the admin API is and how to talk to it; on every operator command.
@@ -115,8 +116,19 @@ pub enum Dlq {
 #[derive(Debug, Subcommand)]
 pub enum Endpoints {
     List,
-    Pause { id: String },
-    Resume { id: String },
+    Pause {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
+    /// Closes an endpoint's breaker (open or disabled): what it held goes out in order.
+    Enable {
+        id: String,
+        /// Dead-letter what it held instead ("discarded on enable").
+        #[arg(long)]
+        discard_held: bool,
+    },
 }
 
 /// Why an operator command failed.
@@ -525,19 +537,47 @@ pub fn endpoints(conn: Conn, cmd: Endpoints) -> Result<(), OperatorError> {
                         e.id.clone(),
                         e.url.clone(),
                         if e.paused { "paused" } else { "active" }.to_string(),
+                        e.health.state.clone(),
+                        match &e.health.held_since {
+                            Some(since) => format!("{} since {since}", e.health.held),
+                            None => "-".to_string(),
+                        },
                         e.max_in_flight.to_string(),
                         if e.signs { "yes" } else { "no" }.to_string(),
                     ]
                 });
                 table(
                     out,
-                    &["ENDPOINT", "URL", "STATE", "MAX IN FLIGHT", "SIGNS"],
+                    &[
+                        "ENDPOINT",
+                        "URL",
+                        "STATE",
+                        "BREAKER",
+                        "HELD",
+                        "MAX IN FLIGHT",
+                        "SIGNS",
+                    ],
                     rows,
                 )
             })
         }
         Endpoints::Pause { id } => set_paused(&conn, &client, &id, true),
         Endpoints::Resume { id } => set_paused(&conn, &client, &id, false),
+        Endpoints::Enable { id, discard_held } => {
+            let body = serde_json::json!({ "discard_held": discard_held });
+            let answer = block_on(client.call::<EnabledView>(
+                reqwest::Method::POST,
+                &format!("/endpoints/{id}/enable"),
+                Some(body.to_string()),
+            ))?;
+            print(&conn, &answer, |out, e| {
+                writeln!(
+                    out,
+                    "endpoint {} enabled: {} held, {} discarded",
+                    e.id, e.held, e.discarded
+                )
+            })
+        }
     }
 }
 

@@ -95,6 +95,18 @@ pub fn notice(query: Option<&str>) -> Option<Notice> {
             )),
         });
     }
+    if let Some(held) = count("enabled") {
+        let discarded = count("discarded").unwrap_or(0);
+        return text(match (held, discarded) {
+            (0, _) => "The endpoint is enabled (it held nothing).".into(),
+            (h, 0) => {
+                format!("The endpoint is enabled: the {h} deliveries it held go out now, in order.")
+            }
+            (h, d) => format!(
+                "The endpoint is enabled: {d} of the {h} deliveries it held were dead-lettered."
+            ),
+        });
+    }
     match get("done") {
         Some("paused") => text("The endpoint is paused: nothing is sent until it resumes.".into()),
         Some("resumed") => text("The endpoint is resumed.".into()),
@@ -155,6 +167,10 @@ pub async fn show(
     let Some((e, origin)) = find(&st, &id) else {
         return not_found(&id);
     };
+    let mut shown = [e];
+    // Its breaker, as the API shows it; without it the page still shows the rest.
+    let _ = crate::api::endpoint_health::fill(&st.admin, &mut shown).await;
+    let [e] = shown;
     let (pending, lag, gauges_error) = match st
         .admin
         .store

@@ -21,7 +21,7 @@ use super::page::{self, Chrome};
 use super::{Action, Shared, Signed};
 use crate::api::access::Role;
 use crate::api::params::ApiError;
-use crate::api::views::{Deleted, Recovered, Rotated, SecretView};
+use crate::api::views::{Deleted, EnabledView, Recovered, Rotated, SecretView};
 use crate::catalog::Origin;
 use crate::store::{IngestOutcome, NewEvent};
 
@@ -79,6 +79,33 @@ pub async fn recover(State(st): State<Shared>, Path(id): Path<String>, action: A
     Redirect::to(&endpoint::link(
         &id,
         &[("recovered", &n), ("in_flight", &busy)],
+    ))
+    .into_response()
+}
+
+/// Closes the endpoint's breaker through the API's enable handler, dead-lettering what it
+/// held when the form's box is ticked.
+pub async fn enable(State(st): State<Shared>, Path(id): Path<String>, action: Action) -> Response {
+    if let Some(r) = action.refused_unless(Role::Operator) {
+        return r;
+    }
+    let discard = action.field("discard_held") == Some("true");
+    let body = serde_json::json!({ "discard_held": discard }).to_string();
+    let result = crate::api::endpoint_health::enable(
+        State(Arc::clone(&st.admin)),
+        Path(id.clone()),
+        Bytes::from(body),
+    )
+    .await;
+    let e: EnabledView = match answer(result).await {
+        Ok(e) => e,
+        Err(page) => return page,
+    };
+    tracing::info!(endpoint = %id, held = e.held, discarded = e.discarded, role = role(&action.user), "console: endpoint enabled");
+    let (held, discarded) = (e.held.to_string(), e.discarded.to_string());
+    Redirect::to(&endpoint::link(
+        &id,
+        &[("enabled", &held), ("discarded", &discarded)],
     ))
     .into_response()
 }

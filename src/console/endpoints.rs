@@ -147,11 +147,18 @@ pub async fn list(State(st): State<Shared>, user: Signed) -> Response {
         ),
     };
     let activity = st.admin.metrics.recent.activity();
+    let mut views: Vec<_> = routes
+        .endpoints
+        .iter()
+        .map(|e| crate::api::endpoints::view(&st.admin, e))
+        .collect();
+    // The breakers, as the API shows them; without them the page still shows the rest.
+    let _ = crate::api::endpoint_health::fill(&st.admin, &mut views).await;
     let rows = routes
         .endpoints
         .iter()
-        .map(|e| {
-            let view = crate::api::endpoints::view(&st.admin, e);
+        .zip(views)
+        .map(|(e, view)| {
             let gauge = gauges
                 .iter()
                 .find(|(id, _, _)| *id == e.id)

@@ -98,13 +98,13 @@ impl RateLimit {
     /// Spends the whole burst: from now on requests go at the rate, not in a burst (a new
     /// limit, or a breaker that just closed over a backlog).
     fn empty(&self) {
-        let burst = self
-            .config
-            .burst
-            .and_then(NonZeroU32::new)
-            .or(NonZeroU32::new(self.config.per_second));
-        if let Some(burst) = burst {
-            let _ = self.limiter.check_n(burst);
+        let burst = self.config.burst.unwrap_or(self.config.per_second);
+        // One token at a time: `check_n(burst)` takes nothing unless the whole burst is
+        // there, and a bucket a probe just drew from holds less.
+        for _ in 0..burst {
+            if self.limiter.check().is_err() {
+                break;
+            }
         }
     }
 }

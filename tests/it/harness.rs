@@ -363,7 +363,13 @@ impl Receiver {
 
     /// The most requests that arrived within any `window`.
     pub fn most_within(&self, window: Duration) -> usize {
+        self.most_within_from(0, window)
+    }
+
+    /// [`Receiver::most_within`], counting only from the `from`-th request on.
+    pub fn most_within_from(&self, from: usize, window: Duration) -> usize {
         let arrivals = self.state.arrivals.lock().expect("lock").clone();
+        let arrivals = arrivals.get(from..).unwrap_or_default().to_vec();
         (0..arrivals.len())
             .map(|i| {
                 arrivals[i..]

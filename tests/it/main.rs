@@ -5,6 +5,7 @@ mod harness;
 
 mod access;
 mod admin;
+mod breaker;
 mod cli;
 mod cluster;
 mod console;
