@@ -145,6 +145,16 @@ impl Config {
         if self.store.max_backlog == 0 {
             return Err(ConfigError::new("store.max_backlog", "must be > 0"));
         }
+        if self
+            .store
+            .backlog_high
+            .is_some_and(|l| l > self.store.max_backlog)
+        {
+            return Err(ConfigError::new(
+                "store.backlog_high",
+                "must be at most store.max_backlog (0 for never)",
+            ));
+        }
         for (key, d) in [
             ("store.retention", self.store.retention),
             (
@@ -273,6 +283,11 @@ impl Config {
             shutdown_grace: self.delivery.shutdown_grace,
             store,
             max_backlog: self.store.max_backlog,
+            backlog_high: match self.store.backlog_high {
+                Some(0) => None,
+                Some(level) => Some(level),
+                None => Some(self.store.max_backlog / 5 * 4),
+            },
             quick_repair: self.store.quick_repair,
             retention: self.store.retention,
             dead_letter_retention: self.store.dead_letter_retention,
@@ -480,6 +495,8 @@ pub struct Validated {
     pub max_concurrency: u32,
     pub shutdown_grace: Duration,
     pub max_backlog: u64,
+    /// When `backlog.high` is published; `None`: never.
+    pub backlog_high: Option<u64>,
     pub quick_repair: bool,
     pub retention: Duration,
     pub dead_letter_retention: Duration,

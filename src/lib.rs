@@ -34,6 +34,7 @@ pub mod ingest;
 pub mod ingress;
 pub mod listener;
 pub mod model;
+pub mod ops;
 pub mod respond;
 pub mod store;
 pub mod telemetry;
@@ -289,6 +290,13 @@ pub async fn serve(
         },
         stop_rx.clone(),
     ));
+    let publisher = tokio::spawn(ops::run(
+        store.clone(),
+        Arc::clone(&routes),
+        Arc::clone(&opts.clock),
+        config.backlog_high,
+        stop_rx.clone(),
+    ));
     let catalog_sync = tokio::spawn(catalog::sync::run(
         Arc::clone(&catalog),
         Arc::clone(&dispatcher),
@@ -330,6 +338,7 @@ pub async fn serve(
     tracing::info!("listeners closed; stopping delivery");
     dispatcher.shutdown().await;
     let _ = pruner.await;
+    let _ = publisher.await;
     let _ = catalog_sync.await;
     store.close().await;
     tracing::info!("stopped");

@@ -6,6 +6,7 @@
 pub mod endpoint;
 pub mod event;
 pub mod health;
+pub mod ops;
 pub mod reach;
 pub mod role;
 pub mod secret;

@@ -29,8 +29,8 @@ mod types;
 pub use self::redb::{DB_FILE, StoreOptions, compact};
 pub use types::{
     ClaimLimits, Completed, Completion, DISCARDED_ON_ENABLE, DueBatch, DueDelivery, Enabled,
-    EntryKind, Held, IngestOutcome, NewEvent, Next, Prune, Pruned, REPLAY_SCAN, REPLAY_STEP,
-    Requeue, Requeued,
+    EntryKind, Held, IngestOutcome, NewEvent, Next, OpsRow, Prune, Pruned, REPLAY_SCAN,
+    REPLAY_STEP, Requeue, Requeued,
 };
 
 use std::collections::HashSet;
@@ -90,6 +90,16 @@ pub trait Backend: Send + Sync + 'static {
     /// Every endpoint's breaker the store keeps (see [`Store::healths`]).
     fn healths(&self) -> StoreFuture<'_, Vec<(String, health::Health)>>;
     fn enable<'a>(&'a self, endpoint: &'a str, discard_held: bool) -> StoreFuture<'a, Enabled>;
+    /// The oldest operational events waiting in the outbox (see [`Store::ops_pending`]). A
+    /// backend that writes none has none.
+    fn ops_pending(&self, limit: usize) -> StoreFuture<'_, Vec<OpsRow>> {
+        let _ = limit;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn ops_done(&self, ids: Vec<u64>) -> StoreFuture<'_, ()> {
+        let _ = ids;
+        Box::pin(async { Ok(()) })
+    }
     fn requeue(&self, what: Requeue) -> StoreFuture<'_, Requeued>;
     fn put_entry<'a>(&'a self, kind: EntryKind, id: &'a str, json: Vec<u8>) -> StoreFuture<'a, ()>;
     fn delete_entry<'a>(&'a self, kind: EntryKind, id: &'a str) -> StoreFuture<'a, u64>;
@@ -240,6 +250,18 @@ impl Store {
     /// many deliveries were held (its pending deliveries, when the breaker was not closed).
     pub async fn enable(&self, endpoint: &str, discard_held: bool) -> Result<Enabled, StoreError> {
         self.backend.enable(endpoint, discard_held).await
+    }
+
+    /// Up to `limit` operational events waiting in the outbox, oldest first: each written in
+    /// the transaction of the change it reports (a breaker's transition, an enable, a death),
+    /// so none is lost or made up. `ops` publishes them, then calls [`Store::ops_done`].
+    pub async fn ops_pending(&self, limit: usize) -> Result<Vec<OpsRow>, StoreError> {
+        self.backend.ops_pending(limit).await
+    }
+
+    /// Removes published operational events from the outbox.
+    pub async fn ops_done(&self, ids: Vec<u64>) -> Result<(), StoreError> {
+        self.backend.ops_done(ids).await
     }
 
     /// Makes deliveries due now in a fresh retry cycle, keeping their ids (and so their

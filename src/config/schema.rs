@@ -254,6 +254,9 @@ pub struct StoreConfig {
     /// Pending deliveries beyond which ingress answers 503 instead of storing more.
     #[serde(default = "default_max_backlog")]
     pub max_backlog: u64,
+    /// Pending deliveries at which hookgate publishes `backlog.high` (at most every 15
+    /// minutes); default 80 % of `max_backlog`, 0 for never.
+    pub backlog_high: Option<u64>,
     /// How long finished events (every delivery delivered or dead) are kept.
     #[serde(default = "default_retention")]
     pub retention: Duration,
@@ -308,6 +311,7 @@ impl Default for StoreConfig {
             url: None,
             pool_size: default_pool_size(),
             max_backlog: default_max_backlog(),
+            backlog_high: None,
             retention: default_retention(),
             dead_letter_retention: default_dead_letter_retention(),
             prune_interval: default_prune_interval(),

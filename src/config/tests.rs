@@ -495,3 +495,17 @@ fn the_ingress_public_url_is_an_http_base_url() {
         assert_eq!(e.key, "ingress.public_url", "{bad}");
     }
 }
+
+#[test]
+fn the_backlog_level_defaults_to_four_fifths_and_stays_under_the_limit() {
+    let v = Config::from_toml("[store]\nmax_backlog = 1000\n")
+        .and_then(Config::validate)
+        .expect("valid");
+    assert_eq!(v.backlog_high, Some(800));
+    let v = Config::from_toml("[store]\nbacklog_high = 0\n")
+        .and_then(Config::validate)
+        .expect("valid");
+    assert_eq!(v.backlog_high, None, "0 is never");
+    let e = err("[store]\nmax_backlog = 10\nbacklog_high = 11\n");
+    assert_eq!(e.key, "store.backlog_high");
+}

@@ -51,6 +51,8 @@ pub enum Announcement {
 pub struct Notices {
     by_endpoint: RwLock<HashMap<String, Arc<Notify>>>,
     committed: broadcast::Sender<Arc<Announcement>>,
+    /// Woken after a commit that wrote operational events to the outbox (`ops` waits on it).
+    pub ops: Notify,
 }
 
 impl Default for Notices {
@@ -58,6 +60,7 @@ impl Default for Notices {
         Self {
             by_endpoint: RwLock::default(),
             committed: broadcast::Sender::new(ANNOUNCEMENT_CAPACITY),
+            ops: Notify::new(),
         }
     }
 }

@@ -32,6 +32,8 @@
 //!   by the writer in the transaction of the result, probe lease or enable that moves it.
 //!   Absent: closed and never held. Its failure window is the writer's, in memory: a restart
 //!   starts the window afresh, never the state.
+//! - `ops_outbox`: number → `OpsRecord`, operational events (`model::ops`) written in the
+//!   transaction of the change they report, removed once published (`ops`).
 //! - `dedup`: (source id, provider delivery id) → (event id, expires ms); a published event's
 //!   `Idempotency-Key` is kept under `publish:<source>`, apart from providers' ids.
 //! - `meta`: name → u64 (the pending-delivery count).
@@ -96,6 +98,9 @@ const PENDING_BY_ENDPOINT: TableDefinition<&str, u64> = TableDefinition::new("pe
 const ORDER_QUEUE: TableDefinition<(&str, &str, u64), u128> = TableDefinition::new("order_queue");
 /// endpoint id → `HealthRecord`: its breaker, present once it has ever opened.
 const ENDPOINT_HEALTH: TableDefinition<&str, &[u8]> = TableDefinition::new("endpoint_health");
+/// number → `OpsRecord`: operational events written with the change they report, waiting
+/// to be published.
+const OPS_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("ops_outbox");
 /// (table, key) → the raw bytes of a record that could not be decoded, moved out of the way.
 const QUARANTINE: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("quarantine");
 
@@ -105,6 +110,8 @@ const ENDPOINT_PAUSED: u8 = 1;
 const META_PENDING: &str = "pending_deliveries";
 /// The last place given in any order key: places grow in commit order.
 const META_ORDER_SEQ: &str = "order_seq";
+/// The last number given to an operational event.
+const META_OPS_SEQ: &str = "ops_seq";
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "hookgate.redb";
@@ -379,6 +386,36 @@ impl RedbStore {
         Ok(out)
     }
 
+    /// Up to `limit` operational events waiting to be published, oldest first. One that
+    /// cannot be read is skipped (and logged); it stays until an operator looks.
+    pub fn ops_pending(&self, limit: usize) -> Result<Vec<super::OpsRow>, StoreError> {
+        let txn = self.inner.db.get()?.begin_read()?;
+        let table = txn.open_table(OPS_OUTBOX)?;
+        let mut out = Vec::new();
+        for entry in table.iter()?.take(limit) {
+            let (id, value) = entry?;
+            match records::decode::<records::OpsRecord>(value.value()) {
+                Ok(r) => out.push(super::OpsRow {
+                    id: id.value(),
+                    at_ms: r.at_ms,
+                    event_type: r.event_type,
+                    subject: r.subject,
+                    body: r.body,
+                }),
+                Err(e) => {
+                    tracing::error!(id = id.value(), error = %e, "an operational event cannot be read; skipped")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes published operational events.
+    pub async fn ops_done(&self, ids: Vec<u64>) -> Result<(), StoreError> {
+        self.submit_waiting(|reply| writer::Command::OpsDone(ids, reply))
+            .await
+    }
+
     /// One endpoint's breaker (closed when it has no record).
     pub fn health_of(&self, endpoint: &str) -> Result<super::health::Health, StoreError> {
         let txn = self.inner.db.get()?.begin_read()?;
@@ -578,6 +615,7 @@ fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
         txn.open_table(PENDING_BY_ENDPOINT)?;
         txn.open_table(QUARANTINE)?;
         txn.open_table(ORDER_QUEUE)?;
+        txn.open_table(OPS_OUTBOX)?;
         writer::finished::build_if_missing(&txn)?;
         // Every lease is taken back below, a probe's too: a half-open breaker probes again.
         let mut health = txn.open_table(ENDPOINT_HEALTH)?;

@@ -90,6 +90,18 @@ pub struct Enabled {
     pub discarded: u64,
 }
 
+/// An operational event in the store's outbox, written in the transaction of the change it
+/// reports and waiting to be published (`ops`): its place in the outbox, when it happened,
+/// its type, the endpoint it is about (never sent to it), and its JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsRow {
+    pub id: u64,
+    pub at_ms: u64,
+    pub event_type: String,
+    pub subject: Option<String>,
+    pub body: Vec<u8>,
+}
+
 /// The reason a delivery dead-lettered by an enable with `discard_held` carries.
 pub const DISCARDED_ON_ENABLE: &str = "discarded on enable";
 

@@ -34,6 +34,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/endpoints/{id}/rotate-secret", "admin"),
     ("POST", "/endpoints/{id}/pause", "operator"),
     ("POST", "/endpoints/{id}/resume", "operator"),
+    ("POST", "/endpoints/{id}/enable", "operator"),
     ("POST", "/endpoints/{id}/recover", "operator"),
     ("GET", "/sources", "viewer"),
     ("POST", "/sources", "admin"),

@@ -24,6 +24,7 @@ mod health_keys;
 mod ingress;
 mod limits;
 mod observability;
+mod ops_events;
 mod ordering;
 mod outage;
 mod powerloss;

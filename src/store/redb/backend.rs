@@ -10,7 +10,7 @@ use crate::store::health::{self, Admit, Health};
 use crate::store::query::{Filter, Page};
 use crate::store::{
     Backend, ClaimLimits, Completed, Completion, DueBatch, Enabled, EntryKind, Held, IngestOutcome,
-    NewEvent, Prune, Pruned, Requeue, Requeued, StoreError, StoreFuture, notices,
+    NewEvent, OpsRow, Prune, Pruned, Requeue, Requeued, StoreError, StoreFuture, notices,
 };
 
 /// Runs a read on the blocking pool.
@@ -158,6 +158,15 @@ impl Backend for RedbStore {
 
     fn enable<'a>(&'a self, endpoint: &'a str, discard_held: bool) -> StoreFuture<'a, Enabled> {
         Box::pin(RedbStore::enable(self, endpoint, discard_held))
+    }
+
+    fn ops_pending(&self, limit: usize) -> StoreFuture<'_, Vec<OpsRow>> {
+        let s = self.clone();
+        Box::pin(blocking(move || s.ops_pending(limit)))
+    }
+
+    fn ops_done(&self, ids: Vec<u64>) -> StoreFuture<'_, ()> {
+        Box::pin(RedbStore::ops_done(self, ids))
     }
 
     fn requeue(&self, what: Requeue) -> StoreFuture<'_, Requeued> {

@@ -295,6 +295,16 @@ impl HealthRecord {
     }
 }
 
+/// An operational event waiting in `ops_outbox` (see `model::ops`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct OpsRecord {
+    pub at_ms: u64,
+    pub event_type: String,
+    pub subject: Option<String>,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
 /// One recorded attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct AttemptRecord {

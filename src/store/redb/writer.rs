@@ -11,6 +11,7 @@
 mod announce;
 mod breaker;
 pub(super) mod finished;
+mod ops;
 mod orphans;
 mod prune;
 mod quarantine;
@@ -31,8 +32,8 @@ use super::records::{AttemptRecord, EventRecord, PayloadRef};
 use super::{
     ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DEDUP_EXPIRY, DELIVERIES, DUE,
     ENDPOINT_HEALTH, ENDPOINT_STATE, EVENTS, EntryKind, Held, IngestOutcome, LEASES, META,
-    META_PENDING, NewEvent, ORDER_QUEUE, PAYLOADS, PENDING_BY_ENDPOINT, Prune, Pruned, QUARANTINE,
-    Requeue, Requeued, StoreError, outbox, records,
+    META_PENDING, NewEvent, OPS_OUTBOX, ORDER_QUEUE, PAYLOADS, PENDING_BY_ENDPOINT, Prune, Pruned,
+    QUARANTINE, Requeue, Requeued, StoreError, outbox, records,
 };
 use crate::clock::SharedClock;
 use crate::ids::{DeliveryId, EventId};
@@ -66,6 +67,8 @@ pub(super) enum Command {
     },
     /// An operator enables an endpoint (discarding what it held, if asked).
     Enable(String, bool, Reply<Enabled>),
+    /// Operational events published: out of the outbox.
+    OpsDone(Vec<u64>, Reply<()>),
     SetPaused(String, bool, Reply<()>),
     Requeue(Box<Requeue>, Reply<Requeued>),
     PutEntry(EntryKind, String, Vec<u8>, Reply<()>),
@@ -292,6 +295,7 @@ impl Writer {
                 finished_dead: txn.open_table(finished::FINISHED_DEAD)?,
                 order_queue: txn.open_table(ORDER_QUEUE)?,
                 endpoint_health: txn.open_table(ENDPOINT_HEALTH)?,
+                ops_outbox: txn.open_table(OPS_OUTBOX)?,
                 meta: txn.open_table(META)?,
                 corrupt: std::cell::RefCell::new(Vec::new()),
             };
@@ -348,8 +352,11 @@ impl Writer {
                                 Some(d) => {
                                     let window =
                                         self.windows.entry(d.endpoint_id.clone()).or_default();
-                                    breaker::count(&mut t, window, c, &d, now)
-                                        .map(|done| Done::Settled(Box::new(d), done))
+                                    let done = breaker::count(&mut t, window, c, &d, now)?;
+                                    if matches!(c.next, crate::store::Next::Dead(_)) {
+                                        ops::dead(&mut t, &d, now)?;
+                                    }
+                                    Ok(Done::Settled(Box::new(d), done))
                                 }
                             })
                         }
@@ -378,6 +385,7 @@ impl Writer {
                             Done::Probe(granted)
                         })
                     }
+                    Command::OpsDone(ids, _) => ops::done(&mut t, ids).map(|()| Done::Unit),
                     Command::Enable(endpoint, discard, _) => {
                         let now = self.clock.now_ms();
                         let window = self.windows.entry(endpoint.clone()).or_default();
@@ -652,6 +660,7 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
         Command::Lease(_, _, _, tx)
         | Command::Release(_, tx)
         | Command::SetPaused(_, _, tx)
+        | Command::OpsDone(_, tx)
         | Command::Quarantine(_, _, tx)
         | Command::PutEntry(_, _, _, tx)
         | Command::Probe(tx)

@@ -15,11 +15,24 @@ pub(super) fn after_commit(
     outcomes: &[Result<Done, StoreError>],
 ) {
     let mut due = HashSet::new();
-    // An enable makes what was held due: its lane is woken like any other.
+    // An enable makes what was held due: its lane is woken like any other. It, a breaker's
+    // transition and a death also wrote operational events: their publisher is woken too.
+    let mut ops = false;
     for (command, outcome) in batch.iter().zip(outcomes) {
-        if let (Command::Enable(endpoint, _, _), Ok(Done::Enabled(_))) = (command, outcome) {
-            due.insert(endpoint.as_str());
+        match (command, outcome) {
+            (Command::Enable(endpoint, _, _), Ok(Done::Enabled(_))) => {
+                due.insert(endpoint.as_str());
+                ops = true;
+            }
+            (_, Ok(Done::Settled(d, done))) => {
+                ops |= done.transition.is_some()
+                    || d.status == crate::model::event::DeliveryStatus::Dead;
+            }
+            _ => {}
         }
+    }
+    if ops {
+        notices.ops.notify_one();
     }
     // Built only for an audience: most of the time nobody watches live.
     let live = notices.listened();

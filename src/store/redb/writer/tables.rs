@@ -33,6 +33,7 @@ pub(super) struct Tables<'t> {
     pub(super) finished_dead: Table<'t, (u64, u128), ()>,
     pub(super) order_queue: Table<'t, (&'static str, &'static str, u64), u128>,
     pub(super) endpoint_health: Table<'t, &'static str, &'static [u8]>,
+    pub(super) ops_outbox: Table<'t, u64, &'static [u8]>,
     pub(super) meta: Table<'t, &'static str, u64>,
     /// Records met in this batch that could not be decoded, moved to `quarantine` before
     /// the commit.
