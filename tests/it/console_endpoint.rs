@@ -7,6 +7,7 @@ use reqwest::Method;
 use crate::harness::*;
 use hookgate::model::event::DeliveryStatus;
 
+mod breaker;
 mod browser;
 mod client;
 
