@@ -41,19 +41,7 @@ pub async fn ingest(
         &incoming.source,
         incoming.event_type.as_deref(),
     );
-    let mut json = LazyJson::new(&incoming.body);
-    let order_keys = routes
-        .endpoints
-        .iter()
-        .filter(|e| endpoints.contains(&e.id))
-        .filter_map(|e| {
-            let ordering = e.ordering.as_ref()?;
-            Some((
-                e.id.clone(),
-                order_key(ordering, &incoming.headers, &mut json),
-            ))
-        })
-        .collect();
+    let order_keys = order_keys(routes, &endpoints, &incoming.headers, &incoming.body);
     store
         .ingest(NewEvent {
             source: incoming.source,
@@ -69,6 +57,26 @@ pub async fn ingest(
             order_keys,
         })
         .await
+}
+
+/// The order keys of an event routed to `endpoints`: one for each that orders (the body is
+/// parsed as JSON at most once, and only if one orders by a body field).
+pub fn order_keys(
+    routes: &Routes,
+    endpoints: &[String],
+    headers: &[(String, Vec<u8>)],
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let mut json = LazyJson::new(body);
+    routes
+        .endpoints
+        .iter()
+        .filter(|e| endpoints.contains(&e.id))
+        .filter_map(|e| {
+            let ordering = e.ordering.as_ref()?;
+            Some((e.id.clone(), order_key(ordering, headers, &mut json)))
+        })
+        .collect()
 }
 
 /// The order key of an event for an endpoint that orders by `ordering`: `""` for one order

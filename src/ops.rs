@@ -60,19 +60,7 @@ fn new_event(
     now_ms: u64,
 ) -> NewEvent {
     let headers = vec![("content-type".to_string(), b"application/json".to_vec())];
-    let mut json = crate::ingress::extract::LazyJson::new(&body);
-    let order_keys = routes
-        .endpoints
-        .iter()
-        .filter(|e| endpoints.contains(&e.id))
-        .filter_map(|e| {
-            let ordering = e.ordering.as_ref()?;
-            Some((
-                e.id.clone(),
-                crate::ingest::order_key(ordering, &headers, &mut json),
-            ))
-        })
-        .collect();
+    let order_keys = crate::ingest::order_keys(routes, &endpoints, &headers, &body);
     NewEvent {
         source: HOOKGATE_SOURCE.to_string(),
         event_type: Some(event_type.to_string()),

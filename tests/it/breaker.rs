@@ -31,6 +31,16 @@ fn config(url: &str, extra: &str) -> String {
     )
 }
 
+/// The events `receiver` answered 2xx, by `webhook-id`.
+fn delivered(receiver: &Receiver) -> HashSet<String> {
+    receiver
+        .got()
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.header("webhook-id").to_string())
+        .collect()
+}
+
 /// The endpoint's breaker as the API shows it.
 async fn health(gw: &Gateway) -> serde_json::Value {
     let (status, e) = admin_call(gw, Method::GET, "/endpoints/flaky", "").await;
@@ -95,12 +105,7 @@ async fn a_failing_receiver_gets_one_probe_per_cool_down_and_recovery_is_paced()
     receiver.set_default_status(200);
     let before = receiver.count();
     eventually("all ten delivered", || {
-        let ok: HashSet<String> = receiver
-            .got()
-            .iter()
-            .filter(|r| r.status == 200)
-            .map(|r| r.header("webhook-id").to_string())
-            .collect();
+        let ok = delivered(&receiver);
         ids.iter().all(|id| ok.contains(id))
     })
     .await;
@@ -158,12 +163,7 @@ async fn a_disabled_endpoint_holds_new_events_until_enabled() {
         (Some(10), Some(0))
     );
     eventually("the late events delivered", || {
-        let ok: HashSet<String> = receiver
-            .got()
-            .iter()
-            .filter(|r| r.status == 200)
-            .map(|r| r.header("webhook-id").to_string())
-            .collect();
+        let ok = delivered(&receiver);
         late.iter().all(|id| ok.contains(id)) && ok.len() == 10
     })
     .await;

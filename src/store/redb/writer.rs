@@ -5,12 +5,15 @@
 //! batch, so no caller is told "stored" for anything that is not.
 //!
 //! What a command does to a delivery is decided by the rules of `store::outbox` and written
-//! through `tables.rs`; beside this file are the commands too big to sit here (`requeue.rs`,
-//! `prune.rs`, `orphans.rs`, `quarantine.rs`) and the finished-event indexes (`finished.rs`).
+//! through `tables.rs`; beside this file are the commands too big to sit here (`ingest.rs`,
+//! `requeue.rs`, `prune.rs`, `orphans.rs`, `quarantine.rs`), the endpoints' breakers
+//! (`breaker.rs`), the operational-event outbox (`ops.rs`) and the finished-event indexes
+//! (`finished.rs`).
 
 mod announce;
 mod breaker;
 pub(super) mod finished;
+mod ingest;
 mod ops;
 mod orphans;
 mod prune;
@@ -22,13 +25,13 @@ mod tests;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use redb::{Durability, ReadableDatabase, ReadableTable};
+use redb::{Durability, ReadableDatabase};
 use tokio::sync::{mpsc, oneshot};
 
 use super::DbSlot;
-use super::records::{AttemptRecord, EventRecord, PayloadRef};
+use super::records::AttemptRecord;
 use super::{
     ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DEDUP_EXPIRY, DELIVERIES, DUE,
     ENDPOINT_HEALTH, ENDPOINT_STATE, EVENTS, EntryKind, Held, IngestOutcome, LEASES, META,
@@ -36,7 +39,7 @@ use super::{
     QUARANTINE, Requeue, Requeued, StoreError, outbox, records,
 };
 use crate::clock::SharedClock;
-use crate::ids::{DeliveryId, EventId};
+use crate::ids::DeliveryId;
 use crate::store::health::{self, Health};
 use crate::store::{Completed, Enabled};
 use tables::{Tables, endpoint_pending, put_delivery, read_delivery, read_event};
@@ -453,104 +456,6 @@ impl Writer {
         txn.commit()?;
         self.endpoints = known;
         Ok((outcomes, pending))
-    }
-
-    fn next_id(&mut self, ms: u64) -> u128 {
-        let at = UNIX_EPOCH + Duration::from_millis(ms);
-        match self.ulids.generate_from_datetime(at) {
-            Ok(u) => u.0,
-            // 2^80 ids in one millisecond: carry into the next one, still increasing.
-            Err(overflow) => overflow.commit_overflow_increment().0,
-        }
-    }
-
-    fn ingest(
-        &mut self,
-        t: &mut Tables<'_>,
-        ev: &NewEvent,
-        pending: &mut u64,
-        known: Option<&HashSet<String>>,
-    ) -> Result<IngestOutcome, StoreError> {
-        let body_scope = format!("{}#body", ev.source);
-        let keys: Vec<(&str, &str, u64)> = ev
-            .dedup
-            .iter()
-            .map(|(k, w)| {
-                let scope = ev.dedup_scope.as_deref().unwrap_or(&ev.source);
-                (scope, k.as_str(), *w)
-            })
-            .chain(
-                ev.body_dedup
-                    .iter()
-                    .map(|(k, w)| (body_scope.as_str(), k.as_str(), *w)),
-            )
-            .collect();
-        for (scope, key, _) in &keys {
-            if let Some(seen) = t.dedup.get((*scope, *key))? {
-                let (event_id, expires_ms) = seen.value();
-                if outbox::dedup_holds(expires_ms, ev.received_ms) {
-                    return Ok(IngestOutcome::Duplicate {
-                        event_id: EventId(event_id),
-                    });
-                }
-            }
-        }
-        // Routed from a snapshot that may be older than a deletion committed since.
-        let endpoints: Vec<&String> = ev
-            .endpoints
-            .iter()
-            .filter(|e| known.is_none_or(|k| k.contains(e.as_str())))
-            .collect();
-        let fanout = endpoints.len() as u64;
-        if !outbox::admits(*pending, fanout, self.max_backlog) {
-            return Err(StoreError::Backlog {
-                pending: *pending,
-                limit: self.max_backlog,
-            });
-        }
-        // Ids come from one generator in the writer, so they increase in commit order even when
-        // the clock steps back.
-        let received_ms = ev.received_ms;
-        let event_id = self.next_id(received_ms);
-        let mut deliveries = Vec::with_capacity(endpoints.len());
-        for endpoint in endpoints {
-            let id = DeliveryId(self.next_id(received_ms));
-            let mut d = outbox::ingest(id, EventId(event_id), endpoint, received_ms);
-            if let Some(key) = ev.order_key(endpoint) {
-                d = tables::place(t, &d, key)?;
-            }
-            put_delivery(t, None, &d, pending)?;
-            deliveries.push((id, endpoint.clone()));
-        }
-        let record = EventRecord {
-            source: ev.source.clone(),
-            event_type: ev.event_type.clone(),
-            received_ms,
-            dedup_key: ev.dedup.as_ref().map(|(k, _)| k.clone()),
-            deliveries: deliveries.iter().map(|(id, e)| (id.0, e.clone())).collect(),
-        };
-        t.events
-            .insert(event_id, records::encode(&record).as_slice())?;
-        let payload = PayloadRef {
-            headers: ev
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), serde_bytes::Bytes::new(v)))
-                .collect(),
-            body: &ev.body,
-        };
-        t.payloads
-            .insert(event_id, records::encode(&payload).as_slice())?;
-        finished::stored(t, event_id, fanout)?;
-        for (scope, key, window_ms) in keys {
-            let expires = outbox::dedup_expires(received_ms, window_ms);
-            t.dedup.insert((scope, key), (event_id, expires))?;
-            t.dedup_expiry.insert((expires, scope, key), ())?;
-        }
-        Ok(IngestOutcome::Accepted {
-            event_id: EventId(event_id),
-            deliveries,
-        })
     }
 }
 
