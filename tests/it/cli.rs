@@ -281,8 +281,19 @@ async fn operator_commands_against_a_live_server() {
     assert!(
         out.lines()
             .nth(1)
-            .is_some_and(|l| l.starts_with("a ") && l.contains("paused")),
+            .is_some_and(|l| l.starts_with("a ") && l.contains("paused") && l.contains("closed")),
         "{out}"
+    );
+    assert!(
+        out.starts_with("ENDPOINT") && out.contains("BREAKER") && out.contains("HELD"),
+        "{out}"
+    );
+    // Enabling an endpoint whose breaker is closed changes nothing, and says so.
+    let (code, out, err) = run(&["endpoints", "enable", "a", "--discard-held"]).await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, "endpoint a enabled: 0 held, 0 discarded"),
+        "{err}"
     );
 
     // A wrong token, an unknown id, and no server at all: clear errors, non-zero exits.
