@@ -36,6 +36,7 @@ pub async fn fill(st: &AdminState, views: &mut [EndpointView]) -> Result<(), Api
     let healths: HashMap<String, Health> = st.store.healths().await?.into_iter().collect();
     let holding: Vec<String> = views
         .iter()
+        .filter(|v| v.breaker.is_some())
         .filter(|v| {
             healths
                 .get(&v.id)
@@ -54,6 +55,10 @@ pub async fn fill(st: &AdminState, views: &mut [EndpointView]) -> Result<(), Api
             .collect()
     };
     for v in views {
+        // A breaker turned off holds nothing, whatever state it was left in.
+        if v.breaker.is_none() {
+            continue;
+        }
         if let Some(h) = healths.get(&v.id) {
             v.health = health_view(h, pending.get(&v.id).copied().unwrap_or(0));
         }
