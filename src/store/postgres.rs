@@ -51,9 +51,11 @@
 //! stopped beating are taken back**; those of live nodes are left alone.
 
 mod backend;
+mod breaker;
 mod claim;
 mod commands;
 mod error;
+mod health;
 mod ingest;
 mod nodes;
 mod notify;
@@ -156,6 +158,8 @@ struct Shared {
     notify: mpsc::Sender<String>,
     /// Where the database is, for messages (host, port, database; never the password).
     target: String,
+    /// Each endpoint's breaker window of this node's results (see `health.rs`).
+    windows: std::sync::Mutex<std::collections::HashMap<String, super::health::Window>>,
 }
 
 impl Shared {
@@ -262,6 +266,7 @@ impl PgStore {
             known: RwLock::new(None),
             notify: notify_tx,
             target,
+            windows: std::sync::Mutex::default(),
         });
         // A restart makes the leases of this node's previous life due at once.
         nodes::take_back_leases(&shared).await?;
@@ -327,7 +332,7 @@ impl PgStore {
     /// Records an attempt and schedules what follows; answers once the batch of results it
     /// joined is committed. Waits for room in the queue rather than failing: a result must
     /// not be lost because ingest is busy.
-    pub async fn complete(&self, completion: Completion) -> Result<(), StoreError> {
+    pub async fn complete(&self, completion: Completion) -> Result<super::Completed, StoreError> {
         self.open_for_writes()?;
         let (reply, answer) = oneshot::channel();
         self.inner

@@ -9,7 +9,7 @@ use crate::store::health::Health;
 use crate::store::query::{Filter, Page};
 use crate::store::{
     Backend, ClaimLimits, Completed, Completion, DueBatch, Enabled, EntryKind, Held, IngestOutcome,
-    NewEvent, Prune, Pruned, Requeue, Requeued, StoreFuture, notices,
+    NewEvent, OpsRow, Prune, Pruned, Requeue, Requeued, StoreFuture, notices,
 };
 
 impl Backend for PgStore {
@@ -50,20 +50,23 @@ impl Backend for PgStore {
     }
 
     fn complete(&self, completion: Completion) -> StoreFuture<'_, Completed> {
-        // The breaker is not kept by this backend yet: every result leaves it closed.
-        Box::pin(async move {
-            PgStore::complete(self, completion).await?;
-            Ok(Completed::default())
-        })
+        Box::pin(PgStore::complete(self, completion))
     }
 
     fn healths(&self) -> StoreFuture<'_, Vec<(String, Health)>> {
-        Box::pin(async { Ok(Vec::new()) })
+        Box::pin(PgStore::healths(self))
     }
 
-    fn enable<'a>(&'a self, _endpoint: &'a str, _discard_held: bool) -> StoreFuture<'a, Enabled> {
-        // Never held here (no breaker yet): nothing to enable.
-        Box::pin(async { Ok(Enabled::default()) })
+    fn enable<'a>(&'a self, endpoint: &'a str, discard_held: bool) -> StoreFuture<'a, Enabled> {
+        Box::pin(PgStore::enable(self, endpoint, discard_held))
+    }
+
+    fn ops_pending(&self, limit: usize) -> StoreFuture<'_, Vec<OpsRow>> {
+        Box::pin(PgStore::ops_pending(self, limit))
+    }
+
+    fn ops_done(&self, ids: Vec<u64>) -> StoreFuture<'_, ()> {
+        Box::pin(PgStore::ops_done(self, ids))
     }
 
     fn requeue(&self, what: Requeue) -> StoreFuture<'_, Requeued> {

@@ -23,6 +23,7 @@ use super::rows::{COLUMNS, Changes, Lease, Locked, delivery, id_bytes};
 use super::time::ms;
 use crate::ids::DeliveryId;
 use crate::model::event::Delivery;
+use crate::store::health::{self, Admit, Health};
 use crate::store::{ClaimLimits, DueBatch, StoreError, outbox};
 
 /// How long a lane held back by an endpoint's in-flight limit waits before claiming again: the
@@ -30,6 +31,19 @@ use crate::store::{ClaimLimits, DueBatch, StoreError, outbox};
 const HELD_BACK_MS: u64 = 100;
 
 impl PgStore {
+    /// The endpoint's breaker (closed without a row), and `now_ms` on the database's clock.
+    async fn breaker_of(&self, endpoint: &str, now_ms: u64) -> Result<(Health, u64), StoreError> {
+        let s = &self.shared;
+        let client = s.conn().await.map_err(Fail::into_store)?;
+        let now = s.clock.now(&client).await.map_err(Fail::into_store)?;
+        let h = super::health::read(&client, Some(&[endpoint.to_string()]))
+            .await
+            .map_err(Fail::into_store)?
+            .remove(endpoint)
+            .unwrap_or_default();
+        Ok((h, now.at(now_ms)))
+    }
+
     /// See `Store::claim`.
     #[allow(clippy::too_many_arguments)] // the trait's parameters, one by one
     pub async fn claim(
@@ -41,10 +55,33 @@ impl PgStore {
         until_ms: u64,
         limits: ClaimLimits,
     ) -> Result<DueBatch, StoreError> {
+        // An endpoint whose breaker is open or disabled leases nothing (no attempt spent),
+        // and one past its cool-down only the probe: see `health::admit`.
+        let mut limit = limit;
+        let mut breaker = None;
+        let mut probing = false;
+        if limits.breaker {
+            let (h, at) = self.breaker_of(endpoint, now_ms).await?;
+            match health::admit(&h, at) {
+                Admit::None { until_ms } => {
+                    return Ok(DueBatch {
+                        items: Vec::new(),
+                        // Back on the caller's clock.
+                        next_due_ms: until_ms.map(|u| now_ms.saturating_add(u.saturating_sub(at))),
+                        health: Some(h),
+                    });
+                }
+                Admit::Probe => {
+                    limit = 1;
+                    probing = true;
+                }
+                Admit::All => {}
+            }
+            breaker = Some(h);
+        }
         // An endpoint at its `max_in_flight` (a hanging one, say) leases nothing: say so
         // from a count of its leases, without reading payloads the lease would not take. The
         // count is checked again under the endpoint's lock (`room`); here it only spares work.
-        let mut limit = limit;
         if let Some(max) = limits.max_in_flight {
             let held = self.held(endpoint, now_ms, max).await?;
             let room = usize::try_from(max.saturating_sub(held)).unwrap_or(usize::MAX);
@@ -52,12 +89,13 @@ impl PgStore {
                 return Ok(DueBatch {
                     items: Vec::new(),
                     next_due_ms: Some(now_ms.saturating_add(HELD_BACK_MS)),
-                    health: None,
+                    health: breaker,
                 });
             }
             limit = limit.min(room);
         }
         let mut batch = self.due(endpoint, now_ms, limit, skip).await?;
+        batch.health = breaker;
         if batch.items.is_empty() {
             return Ok(batch);
         }
@@ -76,7 +114,12 @@ impl PgStore {
         // What was leased, as it stood under the lock: the unlocked read may be older (an
         // attempt recorded or a replay since), and the attempt numbers and retry cycle the lane
         // goes by must be the row's own.
-        let (leased, wait): (HashMap<DeliveryId, Delivery>, Option<u64>) = retrying(|| async {
+        type Claimed = (
+            HashMap<DeliveryId, Delivery>,
+            Option<u64>,
+            Option<(Health, u64)>,
+        );
+        let (leased, wait, granted): Claimed = retrying(|| async {
             let started = std::time::Instant::now();
             let mut client = s.conn().await?;
             let tx = client.transaction().await?;
@@ -87,7 +130,22 @@ impl PgStore {
             let now = s.clock.now(&tx).await?;
             // The caller's now, on the clock times are stored by.
             let at = ms(now.at(now_ms));
-            let room = room(&tx, endpoint, at, limits).await?;
+            let mut room = room(&tx, endpoint, at, limits).await?;
+            // The probe: granted under the breaker's row lock, so two nodes never both get one.
+            let mut probe = None;
+            if probing {
+                let set = std::collections::BTreeSet::from([endpoint.to_string()]);
+                let h = super::health::lock(&tx, &set)
+                    .await?
+                    .remove(endpoint)
+                    .unwrap_or_default();
+                if health::admit(&h, now.ms()) == Admit::Probe {
+                    probe = Some(h);
+                    room.take = room.take.min(1);
+                } else {
+                    room.take = 0;
+                }
+            }
             let stmt = tx.prepare_cached(&sql).await?;
             let rows = tx.query(&stmt, &[&keys, &at]).await?;
             let lease = Lease {
@@ -107,6 +165,23 @@ impl PgStore {
                 }
             }
             changes.flush(&tx).await?;
+            let mut granted = None;
+            if let (Some(h), Some(id)) = (probe, got.keys().next().copied()) {
+                let g = health::grant_probe(&h, id, token as u64, now.at(until_ms), now.ms());
+                super::health::write(&tx, endpoint, &g).await?;
+                granted = Some((g, id.0 as u64));
+            }
+            let held_now = granted
+                .map(|(g, _)| g)
+                .or(breaker)
+                .map(|h| (health::held_at(&h, now.ms()), h));
+            if let Some((held, _)) = held_now {
+                for d in got.values_mut() {
+                    // Time the endpoint was held is not charged to `max_age`.
+                    d.cycle_started_ms =
+                        health::effective_cycle_start(d.cycle_started_ms, d.cycle_held_ms, held);
+                }
+            }
             if let Some((start, interval)) = room.gcra
                 && !got.is_empty()
             {
@@ -120,9 +195,16 @@ impl PgStore {
             tx.commit().await?;
             s.observe_commit(1, started);
             let wait = (rows.len() > got.len()).then_some(room.wait_ms);
-            Ok((got, wait))
+            Ok((got, wait, granted))
         })
         .await?;
+        if probing {
+            match granted {
+                Some((g, _)) => batch.health = Some(g),
+                // Another claim holds the probe, or the breaker moved: nothing goes.
+                None => batch.items.clear(),
+            }
+        }
         batch.items.retain(|d| leased.contains_key(&d.delivery_id));
         for item in &mut batch.items {
             // The token's bits, as the completion will name them.
@@ -131,6 +213,8 @@ impl PgStore {
                 item.attempts = d.attempts;
                 item.cycle_attempts = d.cycle_attempts();
                 item.cycle_started_ms = d.cycle_started_ms;
+                item.cycle_held_ms = d.cycle_held_ms;
+                item.probe = granted.is_some();
             }
         }
         if let Some(wait) = wait {

@@ -405,7 +405,7 @@ async fn scheduled_endpoints(tx: &deadpool_postgres::Transaction<'_>) -> Result<
 /// Dead-letters every delivery of `endpoint` that is not final; returns how many. Blocked
 /// ones too, in the same flush as their heads, so no head's end promotes one only for it to
 /// die: the promotion, after the moves, finds nothing left of the key.
-async fn dead_letter_endpoint(
+pub(super) async fn dead_letter_endpoint(
     tx: &deadpool_postgres::Transaction<'_>,
     endpoint: &str,
     reason: &str,

@@ -413,15 +413,21 @@ async fn insert_rest(
     placed: &HashMap<DeliveryId, Place>,
     writes: HashMap<(String, String), (u128, u64)>,
 ) -> Result<(), Fail> {
-    let mut deliveries = Columns::default();
+    let mut made = Vec::new();
     for r in rows {
         for (id, endpoint) in &r.deliveries {
             let mut d = outbox::ingest(*id, EventId(r.id), endpoint, r.received_ms);
             if let Some((key, seq, waits)) = placed.get(id) {
                 d = outbox::place(&d, key, *seq, *waits);
             }
-            deliveries.push(&d, None);
+            made.push(d);
         }
+    }
+    // Their first retry cycle starts on their endpoints' held-time clocks.
+    super::health::stamp(tx, made.iter_mut()).await?;
+    let mut deliveries = Columns::default();
+    for d in &made {
+        deliveries.push(d, None);
     }
     let events: Vec<[u8; 16]> = rows.iter().map(|r| id_bytes(r.id)).collect();
     let events: Vec<&[u8]> = events.iter().map(|e| e.as_slice()).collect();

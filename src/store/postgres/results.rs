@@ -20,12 +20,12 @@ use super::rows::{Changes, Locked, id_bytes, lock_hot_leased, stale};
 use super::time::ms;
 use crate::ids::DeliveryId;
 use crate::store::notices::Announcement;
-use crate::store::{Completion, Next, StoreError, outbox};
+use crate::store::{Completed, Completion, Next, StoreError, outbox};
 
 /// The most results recorded in one transaction.
 const MAX_BATCH: usize = 256;
 
-type Reply = oneshot::Sender<Result<(), StoreError>>;
+type Reply = oneshot::Sender<Result<Completed, StoreError>>;
 
 pub(super) enum Msg {
     Complete(Box<Completion>, Reply),
@@ -57,9 +57,12 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
             let outcome = retrying(|| write(&shared, &results)).await;
             shared.observe_commit(batch.len(), started);
             let outcome = match outcome {
-                Ok((settled, promoted)) => {
+                Ok((settled, promoted, counted, ops)) => {
                     // Committed: the next of each key whose head ended is due now.
                     shared.announce(promoted.iter().map(String::as_str));
+                    if ops {
+                        shared.notices.ops.notify_one();
+                    }
                     // Committed: tell live views what each delivery became.
                     for d in settled {
                         shared.notices.publish(Announcement::Result {
@@ -70,15 +73,20 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
                             attempts: d.attempts,
                         });
                     }
-                    Ok(())
+                    Ok(counted)
                 }
                 Err(e) => {
                     tracing::error!(error = %e, results = batch.len(), "recording results failed; none of the batch was stored");
                     Err(e)
                 }
             };
-            for (_, reply) in batch {
-                let _ = reply.send(outcome.clone());
+            for (c, reply) in batch {
+                let _ = reply.send(
+                    outcome
+                        .as_ref()
+                        .map(|counted| counted.get(&c.delivery_id).copied().unwrap_or_default())
+                        .map_err(Clone::clone),
+                );
             }
         }
         if let Some(ack) = stop {
@@ -101,8 +109,14 @@ struct Attempts {
 }
 
 /// What a batch recorded: the new state of each delivery it changed (for live views, and
-/// only when someone listens), and the endpoints of the deliveries it promoted.
-type Recorded = (Vec<crate::model::event::Delivery>, Vec<String>);
+/// only when someone listens), the endpoints of the deliveries it promoted, what each counted
+/// result did to its breaker, and whether it wrote operational events.
+type Recorded = (
+    Vec<crate::model::event::Delivery>,
+    Vec<String>,
+    HashMap<DeliveryId, Completed>,
+    bool,
+);
 
 /// Records a batch.
 async fn write(shared: &Shared, results: &[&Completion]) -> Result<Recorded, Fail> {
@@ -122,6 +136,8 @@ async fn write(shared: &Shared, results: &[&Completion]) -> Result<Recorded, Fai
     }
     let mut state: HashMap<DeliveryId, crate::model::event::Delivery> = HashMap::new();
     let mut attempts = Attempts::default();
+    // The results that changed their delivery, in arrival order: what the breakers count.
+    let mut applied: Vec<&Completion> = Vec::new();
     for c in results {
         let Some(old) = locked.get(&c.delivery_id) else {
             continue;
@@ -156,6 +172,7 @@ async fn write(shared: &Shared, results: &[&Completion]) -> Result<Recorded, Fai
         attempts.error.push(attempt.error);
         attempts.response_excerpt.push(attempt.response_excerpt);
         state.insert(c.delivery_id, new);
+        applied.push(c);
         // The lease ends with its result.
         tokens.insert(c.delivery_id, None);
     }
@@ -185,6 +202,19 @@ async fn write(shared: &Shared, results: &[&Completion]) -> Result<Recorded, Fai
         )
         .await?;
     }
+    // Each result in the state it left its delivery (a later result of the same delivery in
+    // this batch was refused, so the state is this one's).
+    let pairs: Vec<(&Completion, &crate::model::event::Delivery)> = applied
+        .iter()
+        .filter_map(|c| state.get(&c.delivery_id).map(|d| (*c, d)))
+        .collect();
+    let (counted, mut ops) = super::health::count(&tx, &shared.windows, &pairs, now.ms()).await?;
+    let dead: Vec<&crate::model::event::Delivery> = state
+        .values()
+        .filter(|d| d.status == crate::model::event::DeliveryStatus::Dead)
+        .collect();
+    ops.extend(super::health::deaths(&tx, &dead, now.ms()).await?);
+    super::health::write_ops(&tx, &ops).await?;
     let mut changes = Changes::default();
     for (id, new) in &state {
         if let Some(old) = locked.get(id) {
@@ -200,5 +230,5 @@ async fn write(shared: &Shared, results: &[&Completion]) -> Result<Recorded, Fai
     } else {
         Vec::new()
     };
-    Ok((settled, flushed.promoted))
+    Ok((settled, flushed.promoted, counted, !ops.is_empty()))
 }

@@ -325,6 +325,9 @@ pub(super) struct Changes {
     reopened: Vec<(Delivery, bool)>,
     /// Per event: deliveries that became final (negative) or not final again.
     progress: BTreeMap<u128, i32>,
+    /// Of `updated`, those whose retry cycle starts anew (a retry or recover): they start it
+    /// on their endpoint's held-time clock, as reopened and promoted ones do.
+    restarted: HashSet<DeliveryId>,
 }
 
 /// What a flush did besides writing the states it was given.
@@ -342,7 +345,14 @@ impl Changes {
         let is_final = new.status.is_final();
         let lease = lease.filter(|_| new.status == DeliveryStatus::Delivering);
         match (old.done, is_final) {
-            (false, false) => self.updated.push((new.clone(), lease)),
+            (false, false) => {
+                if new.cycle_started_ms != old.d.cycle_started_ms
+                    || new.cycle_base != old.d.cycle_base
+                {
+                    self.restarted.insert(new.id);
+                }
+                self.updated.push((new.clone(), lease));
+            }
             (false, true) => {
                 self.finished.push(new.clone());
                 *self.progress.entry(new.event_id.0).or_default() -= 1;
@@ -411,6 +421,14 @@ impl Changes {
                 *d = outbox::place(d, &key, seq, head_exists);
             }
         }
+        let restarted = &self.restarted;
+        let restarting = self
+            .updated
+            .iter_mut()
+            .filter(|(d, _)| restarted.contains(&d.id))
+            .map(|(d, _)| d)
+            .chain(self.reopened.iter_mut().map(|(d, _)| d));
+        super::health::stamp(tx, restarting).await?;
         let mut updated = Columns::default();
         for (d, lease) in &self.updated {
             updated.push(d, *lease);
@@ -442,7 +460,9 @@ impl Changes {
         let mut flushed = Flushed::default();
         if !ended.is_empty() {
             let mut promoted = Columns::default();
-            for d in order::next_heads(tx, &ended).await? {
+            let mut heads = order::next_heads(tx, &ended).await?;
+            super::health::stamp(tx, heads.iter_mut()).await?;
+            for d in heads {
                 promoted.push(&d, None);
                 flushed.promoted.push(d.endpoint_id);
             }

@@ -36,3 +36,31 @@ CREATE INDEX deliveries_order ON deliveries (endpoint_id, order_key, order_seq)
 
 -- Places, for every key of every endpoint.
 CREATE SEQUENCE delivery_order_seq;
+
+-- Each endpoint's circuit breaker (`store::health::Health`), once it has opened: written in
+-- the transaction of the result, probe lease or enable that moves it, under this row's lock.
+-- Absent: closed and never held. `state` is `State::code` (0 closed, 1 open, 2 half-open,
+-- 3 disabled). Each node counts its own results' window in memory.
+CREATE TABLE endpoint_health (
+    endpoint_id text PRIMARY KEY,
+    state smallint NOT NULL CONSTRAINT endpoint_health_state_check CHECK (state BETWEEN 0 AND 3),
+    since_ms bigint NOT NULL,
+    until_ms bigint NOT NULL,
+    trips integer NOT NULL,
+    failing_since_ms bigint,
+    held_total_ms bigint NOT NULL,
+    held_from_ms bigint,
+    probe_id bytea,
+    probe_token bigint,
+    probe_until_ms bigint
+);
+
+-- Operational events (`model::ops`) written with the change they report, until `ops`
+-- publishes them.
+CREATE TABLE ops_outbox (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at_ms bigint NOT NULL,
+    event_type text NOT NULL,
+    subject text,
+    body bytea NOT NULL
+);

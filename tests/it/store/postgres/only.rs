@@ -608,6 +608,9 @@ mod partitions;
 /// Ordered delivery: the version 3 migration, and nodes racing on one key's head.
 mod ordering;
 
+/// The breaker across nodes.
+mod breaker;
+
 /// The dedup lookup is prepared once per connection, often while `dedup` is empty; its
 /// generic plan must still probe the primary key, not scan the table, once the table is big.
 #[tokio::test]
