@@ -102,6 +102,7 @@ macro_rules! contract_tests {
             a_failing_endpoint_is_disabled_and_holds_what_comes,
             an_enable_may_discard_what_was_held,
             an_open_breaker_survives_a_restart,
+            operational_events_are_written_with_the_change_they_report,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {

@@ -248,3 +248,45 @@ pub(in crate::store) async fn an_open_breaker_survives_a_restart(b: &impl Backen
         "one probe"
     );
 }
+
+pub(in crate::store) async fn operational_events_are_written_with_the_change_they_report(
+    b: &impl Backend,
+) {
+    let f = Fixture::open(b).await;
+    let h = policy(None);
+    assert!(f.store.ops_pending(10).await.expect("outbox").is_empty());
+    f.trip(&h).await;
+    // A death by the retry policy is reported too, with its event's source and type.
+    let doomed = f.one("d").await;
+    f.kill(doomed).await;
+    f.store.enable("e", false).await.expect("enable");
+    let rows = f.store.ops_pending(10).await.expect("outbox");
+    let seen: Vec<(&str, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.event_type.as_str(), r.subject.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("endpoint.failing", Some("e")),
+            ("delivery.dead", Some("d")),
+            ("endpoint.enabled", Some("e")),
+        ]
+    );
+    let dead: serde_json::Value = serde_json::from_slice(&rows[1].body).expect("json");
+    assert_eq!(dead["data"]["source"], "shop");
+    assert_eq!(dead["data"]["event_type"], "order.paid");
+    assert_eq!(dead["data"]["delivery_id"], doomed.to_string());
+    assert!(
+        rows.windows(2).all(|w| w[0].id < w[1].id),
+        "in the order written"
+    );
+    // Published ones leave the outbox.
+    f.store
+        .ops_done(rows.iter().take(2).map(|r| r.id).collect())
+        .await
+        .expect("done");
+    let left = f.store.ops_pending(10).await.expect("outbox");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event_type, "endpoint.enabled");
+}
