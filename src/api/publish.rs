@@ -34,9 +34,9 @@ pub const MAX_TYPE_CHARS: usize = MAX_FIELD_LEN;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Publish {
-    /// The event type: 1 to 512 characters.
+    /// The event type: 1 to 512 characters, none of them NUL.
     #[serde(rename = "type")]
-    #[schema(min_length = 1, max_length = 512)]
+    #[schema(min_length = 1, max_length = 512, pattern = "^[^\\u0000]+$")]
     event_type: String,
     /// Any JSON (an object, an array, a string, a number, a boolean or null); delivered as the
     /// body, `application/json`.
