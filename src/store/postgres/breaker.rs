@@ -43,14 +43,6 @@ impl PgStore {
             {
                 return Ok(None);
             }
-            let set = BTreeSet::from(ids);
-            let before = health::lock(&tx, &set)
-                .await?
-                .remove(endpoint)
-                .unwrap_or_default();
-            if before.state == State::Closed {
-                return Ok(None);
-            }
             let held: i64 = tx
                 .query_one(
                     "SELECT count(*) FROM deliveries WHERE endpoint_id = $1",
@@ -59,11 +51,18 @@ impl PgStore {
                 .await?
                 .try_get(0)?;
             let held = unms(held);
+            // The delivery rows before the breaker's row, as results lock them, so an enable
+            // and a batch of results never wait on each other crosswise.
             let discarded = if discard {
                 dead_letter_endpoint(&tx, endpoint, DISCARDED_ON_ENABLE, now).await?
             } else {
                 0
             };
+            let set = BTreeSet::from(ids);
+            let before = health::lock(&tx, &set)
+                .await?
+                .remove(endpoint)
+                .unwrap_or_default();
             let after = crate::store::health::enable(&before, &mut Window::default(), now);
             health::write(&tx, endpoint, &after).await?;
             let event = OpsEvent::Enabled {
