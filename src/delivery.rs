@@ -19,6 +19,7 @@
 pub mod breaker;
 pub mod http;
 pub mod lane;
+mod rate;
 pub mod retry;
 pub mod slots;
 pub mod target;

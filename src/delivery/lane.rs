@@ -28,18 +28,16 @@
 //! still count against the same slots, and an unchanged rate limit keeps its bucket.
 
 use std::collections::HashSet;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::{
-    Quota, RateLimiter, clock::Clock as GovClock, state::InMemoryState, state::NotKeyed,
-};
+use governor::clock::Clock as GovClock;
 use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::Shared;
+use super::rate::RateLimit;
 use super::retry;
 use super::slots::Slots;
 use super::target::{Outbound, Target};
@@ -47,67 +45,6 @@ use crate::ids::DeliveryId;
 use crate::model::{Endpoint, RateLimit as RateLimitConfig};
 use crate::store::{Completion, DueDelivery, Held};
 use crate::telemetry::Settled;
-
-/// Governor's clock on tokio time, so that rate limits follow `tokio::time::pause()` in tests.
-#[derive(Debug, Clone)]
-struct TokioTime {
-    start: tokio::time::Instant,
-}
-
-impl GovClock for TokioTime {
-    type Instant = Duration;
-    fn now(&self) -> Duration {
-        self.start.elapsed()
-    }
-}
-
-type Limiter =
-    RateLimiter<NotKeyed, InMemoryState, TokioTime, governor::middleware::NoOpMiddleware<Duration>>;
-
-/// An endpoint's rate limiter and the settings it was made for.
-pub struct RateLimit {
-    config: RateLimitConfig,
-    limiter: Limiter,
-    clock: TokioTime,
-}
-
-impl RateLimit {
-    fn new(config: RateLimitConfig, start_empty: bool) -> Option<Self> {
-        let per_second = NonZeroU32::new(config.per_second)?;
-        let burst = config.burst.and_then(NonZeroU32::new).unwrap_or(per_second);
-        let clock = TokioTime {
-            start: tokio::time::Instant::now(),
-        };
-        let limiter = RateLimiter::direct_with_clock(
-            Quota::per_second(per_second).allow_burst(burst),
-            clock.clone(),
-        );
-        let rl = RateLimit {
-            config,
-            limiter,
-            clock,
-        };
-        if start_empty {
-            // A changed limit must not hand out a fresh burst on top of what the old one
-            // already let through: the new bucket starts empty and fills at the new rate.
-            rl.empty();
-        }
-        Some(rl)
-    }
-
-    /// Spends the whole burst: from now on requests go at the rate, not in a burst (a new
-    /// limit, or a breaker that just closed over a backlog).
-    fn empty(&self) {
-        let burst = self.config.burst.unwrap_or(self.config.per_second);
-        // One token at a time: `check_n(burst)` takes nothing unless the whole burst is
-        // there, and a bucket a probe just drew from holds less.
-        for _ in 0..burst {
-            if self.limiter.check().is_err() {
-                break;
-            }
-        }
-    }
-}
 
 /// What an endpoint keeps across lane replacements.
 pub struct LaneState {

@@ -516,5 +516,46 @@ pub fn recovered_at_open(h: &Health, now_ms: u64) -> Health {
     }
 }
 
+/// The operational event a transition reports (`model::ops`), about the endpoint of `d`, the
+/// delivery whose result made it: with what the breaker knew then (`before` the result,
+/// `after` it, its window).
+pub fn report(
+    before: &Health,
+    after: &Health,
+    transition: Option<Transition>,
+    window: &Window,
+    policy: &HealthPolicy,
+    d: &crate::model::event::Delivery,
+    now_ms: u64,
+) -> Option<crate::model::ops::OpsEvent> {
+    use crate::model::ops::OpsEvent;
+    let endpoint = d.endpoint_id.clone();
+    Some(match transition? {
+        Transition::Failing => {
+            let p = policy.breaker?;
+            let (attempts, failures) = window.totals(&p, now_ms);
+            OpsEvent::Failing {
+                endpoint,
+                attempts,
+                failures,
+                window_ms: p.window_ms,
+                cool_down_ms: cool_down(&p, 1),
+                last_status_code: d.last_status_code,
+                last_error: d.last_error.clone(),
+            }
+        }
+        Transition::Recovered => OpsEvent::Recovered {
+            endpoint,
+            // Closing forgets when the spell began: the event says it from before.
+            failing_since_ms: before.failing_since_ms,
+        },
+        Transition::Disabled => OpsEvent::Disabled {
+            endpoint,
+            failing_since_ms: after.failing_since_ms,
+            disable_after_ms: policy.disable_after_ms.unwrap_or(0),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -54,6 +54,7 @@ pub mod fault;
 #[cfg(not(any(test, feature = "test-support")))]
 #[allow(dead_code)] // Only the test hooks use most of it.
 pub(crate) mod fault;
+mod health;
 #[cfg(any(test, feature = "test-support"))]
 pub mod powercut;
 #[cfg(not(any(test, feature = "test-support")))]
@@ -372,59 +373,10 @@ impl RedbStore {
             .await
     }
 
-    /// Every endpoint's breaker that is not closed-and-never-held, by endpoint id.
-    pub fn healths(&self) -> Result<Vec<(String, super::health::Health)>, StoreError> {
-        let txn = self.inner.db.get()?.begin_read()?;
-        let table = txn.open_table(ENDPOINT_HEALTH)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (endpoint, value) = entry?;
-            let h = records::decode::<records::HealthRecord>(value.value())
-                .and_then(records::HealthRecord::into_model)?;
-            out.push((endpoint.value().to_string(), h));
-        }
-        Ok(out)
-    }
-
-    /// Up to `limit` operational events waiting to be published, oldest first. One that
-    /// cannot be read is skipped (and logged); it stays until an operator looks.
-    pub fn ops_pending(&self, limit: usize) -> Result<Vec<super::OpsRow>, StoreError> {
-        let txn = self.inner.db.get()?.begin_read()?;
-        let table = txn.open_table(OPS_OUTBOX)?;
-        let mut out = Vec::new();
-        for entry in table.iter()?.take(limit) {
-            let (id, value) = entry?;
-            match records::decode::<records::OpsRecord>(value.value()) {
-                Ok(r) => out.push(super::OpsRow {
-                    id: id.value(),
-                    at_ms: r.at_ms,
-                    event_type: r.event_type,
-                    subject: r.subject,
-                    body: r.body,
-                }),
-                Err(e) => {
-                    tracing::error!(id = id.value(), error = %e, "an operational event cannot be read; skipped")
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// Removes published operational events.
     pub async fn ops_done(&self, ids: Vec<u64>) -> Result<(), StoreError> {
         self.submit_waiting(|reply| writer::Command::OpsDone(ids, reply))
             .await
-    }
-
-    /// One endpoint's breaker (closed when it has no record).
-    pub fn health_of(&self, endpoint: &str) -> Result<super::health::Health, StoreError> {
-        let txn = self.inner.db.get()?.begin_read()?;
-        let table = txn.open_table(ENDPOINT_HEALTH)?;
-        match table.get(endpoint)? {
-            None => Ok(super::health::Health::closed()),
-            Some(v) => records::decode::<records::HealthRecord>(v.value())
-                .and_then(records::HealthRecord::into_model),
-        }
     }
 
     /// Makes deliveries due now in a fresh retry cycle, keeping their ids (and so their

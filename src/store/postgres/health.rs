@@ -275,8 +275,7 @@ pub(super) async fn count(
             if let Some(slot) = locked.get_mut(&d.endpoint_id) {
                 *slot = after;
             }
-            if let Some(event) =
-                transition_event(&h, &after, transition, window, &policy, d, now_ms)
+            if let Some(event) = health::report(&h, &after, transition, window, &policy, d, now_ms)
             {
                 out.1.push((now_ms, event));
             }
@@ -295,43 +294,6 @@ pub(super) async fn count(
         }
     }
     Ok(out)
-}
-
-/// The operational event a transition reports, with what the breaker knew then.
-fn transition_event(
-    before: &Health,
-    after: &Health,
-    transition: Option<health::Transition>,
-    window: &health::Window,
-    policy: &crate::model::HealthPolicy,
-    d: &Delivery,
-    now_ms: u64,
-) -> Option<OpsEvent> {
-    let endpoint = d.endpoint_id.clone();
-    Some(match transition? {
-        health::Transition::Failing => {
-            let p = policy.breaker?;
-            let (attempts, failures) = window.totals(&p, now_ms);
-            OpsEvent::Failing {
-                endpoint,
-                attempts,
-                failures,
-                window_ms: p.window_ms,
-                cool_down_ms: health::cool_down(&p, 1),
-                last_status_code: d.last_status_code,
-                last_error: d.last_error.clone(),
-            }
-        }
-        health::Transition::Recovered => OpsEvent::Recovered {
-            endpoint,
-            failing_since_ms: before.failing_since_ms,
-        },
-        health::Transition::Disabled => OpsEvent::Disabled {
-            endpoint,
-            failing_since_ms: after.failing_since_ms,
-            disable_after_ms: policy.disable_after_ms.unwrap_or(0),
-        },
-    })
 }
 
 /// `delivery.dead` for each of `dead` (deliveries that died by their retry policy), unless

@@ -7,10 +7,9 @@ use redb::ReadableTable;
 
 use super::{Tables, lease, orphans};
 use crate::ids::DeliveryId;
-use crate::model::HealthPolicy;
 use crate::model::event::Delivery;
 use crate::model::ops::OpsEvent;
-use crate::store::health::{self, Health, State, Transition, Window};
+use crate::store::health::{self, Health, State, Window};
 use crate::store::redb::records::{self, HealthRecord};
 use crate::store::{Completed, Completion, DISCARDED_ON_ENABLE, Enabled, Next, StoreError};
 
@@ -65,50 +64,12 @@ pub(super) fn count(
     if after != before {
         write(t, &d.endpoint_id, &after)?;
     }
-    if let Some(event) = transition_event(&before, &after, transition, window, policy, d, now_ms) {
+    if let Some(event) = health::report(&before, &after, transition, window, policy, d, now_ms) {
         super::ops::write(t, now_ms, &event)?;
     }
     Ok(Completed {
         health: Some(after),
         transition,
-    })
-}
-
-/// The operational event a transition reports, with what the breaker knew then.
-fn transition_event(
-    before: &Health,
-    after: &Health,
-    transition: Option<Transition>,
-    window: &Window,
-    policy: &HealthPolicy,
-    d: &Delivery,
-    now_ms: u64,
-) -> Option<OpsEvent> {
-    let endpoint = d.endpoint_id.clone();
-    Some(match transition? {
-        Transition::Failing => {
-            let p = policy.breaker?;
-            let (attempts, failures) = window.totals(&p, now_ms);
-            OpsEvent::Failing {
-                endpoint,
-                attempts,
-                failures,
-                window_ms: p.window_ms,
-                cool_down_ms: health::cool_down(&p, 1),
-                last_status_code: d.last_status_code,
-                last_error: d.last_error.clone(),
-            }
-        }
-        Transition::Recovered => OpsEvent::Recovered {
-            endpoint,
-            // Closing forgets when the spell began: the event says it from before.
-            failing_since_ms: before.failing_since_ms,
-        },
-        Transition::Disabled => OpsEvent::Disabled {
-            endpoint,
-            failing_since_ms: after.failing_since_ms,
-            disable_after_ms: policy.disable_after_ms.unwrap_or(0),
-        },
     })
 }
 
