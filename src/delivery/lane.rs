@@ -342,7 +342,7 @@ impl Lane {
             }
             // The breaker opened since this was claimed: only its probe may go. The run loop
             // claims again, and the store answers when the breaker may next probe.
-            if !item.probe && self.breaker.holds() {
+            if !item.probe && self.endpoint.health.breaker.is_some() && self.breaker.holds() {
                 self.give_back(item, items).await;
                 return Dispatched::Started;
             }

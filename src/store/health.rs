@@ -136,6 +136,16 @@ impl Window {
     pub fn clear(&mut self) {
         *self = Window::default();
     }
+
+    /// Drops the buckets that began before `ms`: results counted before the breaker last
+    /// closed (another node's window, on PostgreSQL, which the close could not clear).
+    pub fn forget_before(&mut self, ms: u64) {
+        for b in &mut self.buckets {
+            if b.start_ms < ms {
+                *b = Bucket::default();
+            }
+        }
+    }
 }
 
 impl Bucket {

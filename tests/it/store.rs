@@ -103,6 +103,7 @@ macro_rules! contract_tests {
             an_enable_may_discard_what_was_held,
             an_open_breaker_survives_a_restart,
             operational_events_are_written_with_the_change_they_report,
+            a_deleted_endpoints_breaker_goes_with_it,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {

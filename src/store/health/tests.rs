@@ -575,3 +575,13 @@ proptest! {
         prop_assert!(cool_down(&p, trips) <= cap);
     }
 }
+
+#[test]
+fn a_window_forgets_what_was_counted_before_a_close() {
+    let p = BreakerPolicy::DEFAULT;
+    let mut w = Window::default();
+    w.add(&p, 1_000, true);
+    w.add(&p, 30_000, true);
+    w.forget_before(20_000);
+    assert_eq!(w.totals(&p, 31_000), (1, 1), "only what came after");
+}

@@ -63,6 +63,11 @@ impl PgStore {
                 .await?
                 .remove(endpoint)
                 .unwrap_or_default();
+            if before.state == State::Closed {
+                // Closed meanwhile (a probe recovered it): nothing to enable, and dropping
+                // the transaction takes back the discard.
+                return Ok(None);
+            }
             let after = crate::store::health::enable(&before, &mut Window::default(), now);
             health::write(&tx, endpoint, &after).await?;
             let event = OpsEvent::Enabled {

@@ -179,6 +179,10 @@ impl PgStore {
                     .await?;
                 let now = s.clock.now(&tx).await?;
                 dead = dead_letter_endpoint(&tx, id, DELETED, now.ms()).await?;
+                // Its breaker goes with it: one made again with its id starts closed. After
+                // its deliveries' rows, in the lock order results keep.
+                tx.execute("DELETE FROM endpoint_health WHERE endpoint_id = $1", &[&id])
+                    .await?;
             }
             tx.commit().await?;
             known.keep();

@@ -261,8 +261,14 @@ pub(super) async fn count(
             let window = windows.entry(d.endpoint_id.clone()).or_default();
             let h = locked
                 .get(&d.endpoint_id)
+                .or_else(|| seen.get(&d.endpoint_id))
                 .copied()
                 .unwrap_or_else(Health::closed);
+            // Another node's close cleared only its own window: what this one counted before
+            // it must not re-open the breaker.
+            if h.state == State::Closed {
+                window.forget_before(h.since_ms);
+            }
             let (after, transition) = health::on_result(
                 &h,
                 window,

@@ -13,9 +13,10 @@ impl RedbStore {
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (endpoint, value) = entry?;
-            let h = records::decode::<records::HealthRecord>(value.value())
-                .and_then(records::HealthRecord::into_model)?;
-            out.push((endpoint.value().to_string(), h));
+            out.push((
+                endpoint.value().to_string(),
+                decode(endpoint.value(), value.value()),
+            ));
         }
         Ok(out)
     }
@@ -48,10 +49,21 @@ impl RedbStore {
     pub fn health_of(&self, endpoint: &str) -> Result<crate::store::health::Health, StoreError> {
         let txn = self.inner.db.get()?.begin_read()?;
         let table = txn.open_table(ENDPOINT_HEALTH)?;
-        match table.get(endpoint)? {
-            None => Ok(crate::store::health::Health::closed()),
-            Some(v) => records::decode::<records::HealthRecord>(v.value())
-                .and_then(records::HealthRecord::into_model),
-        }
+        Ok(table
+            .get(endpoint)?
+            .map_or_else(crate::store::health::Health::closed, |v| {
+                decode(endpoint, v.value())
+            }))
     }
+}
+
+/// A breaker record; one that cannot be read is taken as closed (and logged), as the writer
+/// takes it: a bad record must neither hold an endpoint's deliveries nor break the listings.
+fn decode(endpoint: &str, bytes: &[u8]) -> crate::store::health::Health {
+    records::decode::<records::HealthRecord>(bytes)
+        .and_then(records::HealthRecord::into_model)
+        .unwrap_or_else(|e| {
+            tracing::error!(endpoint, error = %e, "an endpoint's breaker record cannot be read; taken as closed");
+            crate::store::health::Health::closed()
+        })
 }

@@ -410,6 +410,9 @@ impl Writer {
                         if let (EntryKind::Endpoint, Some(k)) = (kind, known.as_mut()) {
                             Arc::make_mut(k).remove(id);
                         }
+                        if *kind == EntryKind::Endpoint {
+                            self.windows.remove(id);
+                        }
                         orphans::delete_entry(&mut t, *kind, id, self.clock.now_ms(), &mut pending)
                             .map(Done::Count)
                     }

@@ -30,6 +30,8 @@ pub(super) fn delete_entry(
         return Ok(0);
     }
     t.endpoint_state.remove(id)?;
+    // Its breaker goes with it: one made again with its id starts closed.
+    t.endpoint_health.remove(id)?;
     dead_letter_endpoint(t, id, DELETED, now_ms, pending)
 }
 

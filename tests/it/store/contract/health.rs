@@ -290,3 +290,19 @@ pub(in crate::store) async fn operational_events_are_written_with_the_change_the
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].event_type, "endpoint.enabled");
 }
+
+pub(in crate::store) async fn a_deleted_endpoints_breaker_goes_with_it(b: &impl Backend) {
+    let f = Fixture::open(b).await;
+    let h = policy(None);
+    f.trip(&h).await;
+    f.store
+        .delete_entry(hookgate::store::EntryKind::Endpoint, "e")
+        .await
+        .expect("delete");
+    assert!(f.store.healths().await.expect("healths").is_empty());
+    // One made again with its id starts closed: its work goes at once.
+    f.one("e").await;
+    let batch = f.guarded(T0, 10).await;
+    assert_eq!(batch.items.len(), 1);
+    assert_eq!(batch.health.map(|h| h.state), Some(State::Closed));
+}
