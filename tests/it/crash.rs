@@ -260,9 +260,11 @@ async fn sigterm_lets_attempts_in_flight_finish_and_exits_0() {
 /// The `orders` source and one endpoint `receiver` at `url` that retries fast and long, so
 /// nothing dies during a crash test.
 fn retrying_receiver(url: &str, max_in_flight: usize) -> String {
+    // Breaker off: these receivers fail everything until the crash on purpose, and the point
+    // is what the store brings back, not a breaker holding it for its cool-down.
     format!(
         "{}\n[[endpoints]]\nid = \"receiver\"\nurl = \"{url}\"\nmax_in_flight = {max_in_flight}\n\
-         retry = {{ max_attempts = 1000, base = \"20ms\", max_delay = \"100ms\" }}\n",
+         retry = {{ max_attempts = 1000, base = \"20ms\", max_delay = \"100ms\" }}\nbreaker = \"off\"\n",
         orders_source()
     )
 }
