@@ -400,7 +400,7 @@ fn due_item(r: &Row) -> Result<Option<DueDelivery>, Fail> {
         attempts,
         cycle_attempts: attempts.saturating_sub(cycle_base),
         cycle_started_ms: unms(r.try_get(6)?),
-        // The held clock is the breaker's, which this backend does not keep yet.
+        // A plain read: the claim sets the held clock from the row it locks (`claim.rs`).
         cycle_held_ms: 0,
         probe: false,
         received_ms: unms(r.try_get(8)?),

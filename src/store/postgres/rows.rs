@@ -386,10 +386,12 @@ impl Changes {
         mut self,
         tx: &deadpool_postgres::Transaction<'_>,
     ) -> Result<Flushed, Fail> {
-        // The keys whose head ends here, and when (what the next is due from). A blocked
-        // delivery that ends (its endpoint deleted) leaves its key's head as it is.
+        // The keys whose deliveries end here, and when (what the next is due from). A final
+        // delivery is never blocked, so whether it was the head is not known here: one that
+        // waited behind a head (its endpoint deleted) finds that head at `next_heads`, not
+        // blocked, and promotes nothing.
         let mut ended: BTreeMap<Key, u64> = BTreeMap::new();
-        for d in self.finished.iter().filter(|d| !d.blocked) {
+        for d in &self.finished {
             if let Some((key, _)) = &d.order {
                 let at = ended
                     .entry((d.endpoint_id.clone(), key.clone()))
