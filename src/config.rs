@@ -176,6 +176,7 @@ impl Config {
                 )
             })?);
         }
+        let transform = transform_settings(&self.delivery.transform)?;
         let defaults = EndpointDefaults {
             max_in_flight: self
                 .delivery
@@ -295,6 +296,7 @@ impl Config {
             sources,
             endpoints,
             endpoint_defaults: defaults,
+            transform,
         })
     }
 }
@@ -504,6 +506,49 @@ pub struct Validated {
     pub sources: BTreeMap<String, Source>,
     pub endpoints: Vec<Endpoint>,
     pub endpoint_defaults: EndpointDefaults,
+    /// `[delivery.transform]`, checked.
+    pub transform: TransformSettings,
+}
+
+/// The bounds transforms run under (`[delivery.transform]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransformSettings {
+    pub workers: usize,
+    pub timeout: StdDuration,
+    pub max_output_bytes: usize,
+}
+
+/// The most transform worker processes a gateway may run.
+pub const MAX_TRANSFORM_WORKERS: usize = 64;
+
+fn transform_settings(c: &schema::TransformConfig) -> Result<TransformSettings, ConfigError> {
+    let key = "delivery.transform";
+    if c.workers == 0 || c.workers > MAX_TRANSFORM_WORKERS {
+        return Err(ConfigError::new(
+            format!("{key}.workers"),
+            format!("must be 1 to {MAX_TRANSFORM_WORKERS}"),
+        ));
+    }
+    if c.timeout.0.is_zero() || c.timeout.0 > StdDuration::from_secs(10) {
+        return Err(ConfigError::new(
+            format!("{key}.timeout"),
+            "must be more than 0 and at most 10s",
+        ));
+    }
+    let max_output_bytes = usize::try_from(c.max_output_bytes)
+        .ok()
+        .filter(|n| (1024..=64 * 1024 * 1024).contains(n))
+        .ok_or_else(|| {
+            ConfigError::new(
+                format!("{key}.max_output_bytes"),
+                "must be 1024 to 67108864 (64 MiB)",
+            )
+        })?;
+    Ok(TransformSettings {
+        workers: c.workers,
+        timeout: c.timeout.0,
+        max_output_bytes,
+    })
 }
 
 /// `admin.token` (an admin) and `admin.tokens`, checked: none empty, none twice (a token

@@ -1,39 +1,127 @@
-//! Which endpoints an event goes to: a pure function of the endpoint's subscription (sources,
-//! event-type globs) and the event's source and type.
+//! Which endpoints an event goes to: a pure function of each endpoint's subscription (sources,
+//! event-type globs), its payload filter ([`payload`]: the body, headers and query), and the
+//! event. Routing runs at ingest; [`explain`] answers, for one endpoint, why an event did not
+//! go to it: the first thing a user asks when a webhook "went missing".
+
+pub mod payload;
 
 use crate::model::{Endpoint, HOOKGATE_SOURCE};
+use payload::{Rejection, Subject};
 
-/// Whether `endpoint` subscribes to an event of `source` and `event_type`.
+/// An event as routing sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub source: &'a str,
+    pub event_type: Option<&'a str>,
+    /// Lower-case names, as ingress keeps them.
+    pub headers: &'a [(String, Vec<u8>)],
+    pub body: &'a [u8],
+    /// The raw query string of the request (`a=1&b=2`), `""` when it had none.
+    pub query: &'a str,
+}
+
+/// Why an endpoint did not get an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    /// It lists sources, and not this one (or this is hookgate's own and it does not name it).
+    Source,
+    /// It lists event-type globs and none matches (or the event has no type).
+    EventType,
+    /// Its payload filter refused the event, at this clause.
+    Filter(Rejection),
+}
+
+impl Miss {
+    /// The stage that refused it, as the API names it: `source`, `event_type` or `filter`.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            Miss::Source => "source",
+            Miss::EventType => "event_type",
+            Miss::Filter(_) => "filter",
+        }
+    }
+}
+
+/// Whether `endpoint` subscribes to an event of `source` and `event_type` (its payload filter
+/// aside).
 ///
 /// No source list means every source but hookgate's own ([`HOOKGATE_SOURCE`]): its
 /// operational events go only to endpoints that name it, so a catch-all endpoint is not sent
 /// reports it never asked for (and cannot loop on reports about itself). No `event_types` means
 /// every type. With globs, an event without a type matches nothing, since there is nothing to
 /// match them against.
-pub fn matches(endpoint: &Endpoint, source: &str, event_type: Option<&str>) -> bool {
+pub fn subscribes(endpoint: &Endpoint, source: &str, event_type: Option<&str>) -> Result<(), Miss> {
     let named = endpoint.sources.iter().any(|s| s == source);
-    let source_ok = named || (endpoint.sources.is_empty() && source != HOOKGATE_SOURCE);
+    if !(named || (endpoint.sources.is_empty() && source != HOOKGATE_SOURCE)) {
+        return Err(Miss::Source);
+    }
     let type_ok = match (&endpoint.event_types, event_type) {
         (None, _) => true,
         (Some(_), None) => false,
         (Some(globs), Some(t)) => globs.iter().any(|g| g.matches(t)),
     };
-    source_ok && type_ok
+    if type_ok { Ok(()) } else { Err(Miss::EventType) }
 }
 
-/// The ids of every endpoint that subscribes to the event, in config order.
-pub fn route(endpoints: &[Endpoint], source: &str, event_type: Option<&str>) -> Vec<String> {
-    endpoints
+/// The body as the filters read it: parsed once per event, and only if a filter of a
+/// subscribed endpoint reads it.
+fn parse_body(body: &[u8]) -> Option<serde_json::Value> {
+    serde_json::from_slice(body).ok()
+}
+
+/// The ids of every endpoint the event goes to, in config order: those that subscribe to
+/// its source and type and whose filter, if any, matches it.
+pub fn route(endpoints: &[Endpoint], req: &Request<'_>) -> Vec<String> {
+    let subscribed: Vec<&Endpoint> = endpoints
         .iter()
-        .filter(|e| matches(e, source, event_type))
+        .filter(|e| subscribes(e, req.source, req.event_type).is_ok())
+        .collect();
+    let needs_body = subscribed
+        .iter()
+        .any(|e| e.filter.as_ref().is_some_and(|f| f.needs_body()));
+    let body = if needs_body { parse_body(req.body) } else { None };
+    let mut subject = None;
+    subscribed
+        .into_iter()
+        .filter(|e| match &e.filter {
+            None => true,
+            Some(f) => f.matches(
+                subject.get_or_insert_with(|| Subject::new(body.as_ref(), req.headers, req.query)),
+            ),
+        })
         .map(|e| e.id.clone())
         .collect()
+}
+
+/// Whether the event goes to `endpoint`, and if not, why: the first stage that refused it,
+/// and for a filter, the clause.
+pub fn explain(endpoint: &Endpoint, req: &Request<'_>) -> Result<(), Miss> {
+    subscribes(endpoint, req.source, req.event_type)?;
+    let Some(f) = &endpoint.filter else {
+        return Ok(());
+    };
+    let body = if f.needs_body() { parse_body(req.body) } else { None };
+    f.explain(&Subject::new(body.as_ref(), req.headers, req.query))
+        .map_err(Miss::Filter)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    fn routed(endpoints: &[Endpoint], source: &str, event_type: Option<&str>) -> Vec<String> {
+        route(
+            endpoints,
+            &Request {
+                source,
+                event_type,
+                headers: &[],
+                body: b"{}",
+                query: "",
+            },
+        )
+    }
 
     fn endpoints() -> Vec<Endpoint> {
         let text = r#"
@@ -66,23 +154,23 @@ mod tests {
     fn routes_by_source_and_glob() {
         let e = endpoints();
         assert_eq!(
-            route(&e, "stripe", Some("invoice.paid")),
+            routed(&e, "stripe", Some("invoice.paid")),
             ["all", "invoices"]
         );
-        assert_eq!(route(&e, "stripe", Some("customer.created")), ["all"]);
-        assert_eq!(route(&e, "github", Some("invoice.paid")), ["all"]);
-        assert_eq!(route(&e, "github", Some("push")), ["all", "pushes"]);
+        assert_eq!(routed(&e, "stripe", Some("customer.created")), ["all"]);
+        assert_eq!(routed(&e, "github", Some("invoice.paid")), ["all"]);
+        assert_eq!(routed(&e, "github", Some("push")), ["all", "pushes"]);
         assert_eq!(
-            route(&e, "github", Some("pull_request.opened")),
+            routed(&e, "github", Some("pull_request.opened")),
             ["all", "pushes"]
         );
-        assert_eq!(route(&e, "github", None), ["all"]);
+        assert_eq!(routed(&e, "github", None), ["all"]);
     }
 
     #[test]
     fn hookgate_events_go_only_to_endpoints_that_name_it() {
         let mut e = endpoints();
-        assert!(route(&e, HOOKGATE_SOURCE, Some("endpoint.failing")).is_empty());
+        assert!(routed(&e, HOOKGATE_SOURCE, Some("endpoint.failing")).is_empty());
         let text = r#"
             [[endpoints]]
             id = "ops"
@@ -104,16 +192,16 @@ mod tests {
                 .endpoints,
         );
         assert_eq!(
-            route(&e, HOOKGATE_SOURCE, Some("endpoint.failing")),
+            routed(&e, HOOKGATE_SOURCE, Some("endpoint.failing")),
             ["ops", "ops-failing"]
         );
-        assert_eq!(route(&e, HOOKGATE_SOURCE, Some("delivery.dead")), ["ops"]);
+        assert_eq!(routed(&e, HOOKGATE_SOURCE, Some("delivery.dead")), ["ops"]);
         // The catch-all still gets everything else, and the subscribers only what they name.
         assert_eq!(
-            route(&e, "stripe", Some("endpoint.failing")),
+            routed(&e, "stripe", Some("endpoint.failing")),
             ["all", "ops-failing"]
         );
-        assert_eq!(route(&e, "github", Some("endpoint.failing")), ["all"]);
+        assert_eq!(routed(&e, "github", Some("endpoint.failing")), ["all"]);
     }
 }
 

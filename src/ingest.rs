@@ -1,6 +1,6 @@
 //! The one ingest path, shared by webhooks (`ingress`) and events published through the admin
 //! API (`api::publish`): route the event to the endpoints that subscribe to its source and
-//! type, and store it with one delivery each, in one transaction. The store answers only after
+//! type and whose payload filter it passes, and store it with one delivery each, in one transaction. The store answers only after
 //! the commit, and announces the new work to the endpoints' lanes itself
 //! (`store::notices`), so a caller has nothing left to do but answer.
 
@@ -26,6 +26,8 @@ pub struct Incoming {
     /// The memory the request holds against the ingress budget, released once written.
     pub budget: Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>,
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The request's query string (`""` for none): payload filters may read it.
+    pub query: String,
     pub body: bytes::Bytes,
 }
 
@@ -38,8 +40,13 @@ pub async fn ingest(
 ) -> Result<IngestOutcome, StoreError> {
     let endpoints = crate::filter::route(
         &routes.endpoints,
-        &incoming.source,
-        incoming.event_type.as_deref(),
+        &crate::filter::Request {
+            source: &incoming.source,
+            event_type: incoming.event_type.as_deref(),
+            headers: &incoming.headers,
+            body: &incoming.body,
+            query: &incoming.query,
+        },
     );
     let order_keys = order_keys(routes, &endpoints, &incoming.headers, &incoming.body);
     store

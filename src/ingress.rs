@@ -356,6 +356,7 @@ async fn handle(
             .filter(|(n, _)| Some(*n) != source.verifier.credential_header())
             .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
             .collect(),
+        query: parts.uri.query().unwrap_or_default().to_string(),
         body,
     };
     match crate::ingest::ingest(&st.store, &routes, event).await {

@@ -38,6 +38,7 @@ pub mod ops;
 pub mod respond;
 pub mod store;
 pub mod telemetry;
+pub mod transform;
 pub mod verify;
 
 use std::future::Future;

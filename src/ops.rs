@@ -38,13 +38,27 @@ const BACKLOG_QUIET_MS: u64 = 15 * 60_000;
 /// How long an operational event's dedup key holds.
 const DEDUP_MS: u64 = 24 * 3_600_000;
 
-/// The endpoints an operational event of `event_type` about `subject` goes to.
+/// The headers an operational event is stored with.
+fn headers() -> Vec<(String, Vec<u8>)> {
+    vec![("content-type".to_string(), b"application/json".to_vec())]
+}
+
+/// The endpoints an operational event of `event_type` about `subject` goes to: those that
+/// subscribe to it and whose filter passes `body`.
 pub fn subscribers(
     routes: &crate::filter::Routes,
     event_type: &str,
     subject: Option<&str>,
+    body: &[u8],
 ) -> Vec<String> {
-    crate::filter::route(&routes.endpoints, HOOKGATE_SOURCE, Some(event_type))
+    let request = crate::filter::Request {
+        source: HOOKGATE_SOURCE,
+        event_type: Some(event_type),
+        headers: &headers(),
+        body,
+        query: "",
+    };
+    crate::filter::route(&routes.endpoints, &request)
         .into_iter()
         .filter(|e| Some(e.as_str()) != subject)
         .collect()
@@ -59,7 +73,7 @@ fn new_event(
     endpoints: Vec<String>,
     now_ms: u64,
 ) -> NewEvent {
-    let headers = vec![("content-type".to_string(), b"application/json".to_vec())];
+    let headers = headers();
     let order_keys = crate::ingest::order_keys(routes, &endpoints, &headers, &body);
     NewEvent {
         source: HOOKGATE_SOURCE.to_string(),
@@ -91,7 +105,12 @@ pub async fn publish_pending(
         let current = routes.current();
         let mut done = Vec::with_capacity(rows.len());
         for row in rows {
-            let endpoints = subscribers(&current, &row.event_type, row.subject.as_deref());
+            let endpoints = subscribers(
+                &current,
+                &row.event_type,
+                row.subject.as_deref(),
+                &row.body,
+            );
             // An event nobody subscribes to is dropped from the outbox unstored.
             if !endpoints.is_empty() {
                 let ev = new_event(
@@ -131,16 +150,17 @@ async fn check_backlog(
         level,
         top: top_endpoints(store, &current, clock.now_ms()).await?,
     };
-    let endpoints = subscribers(&current, event.event_type(), None);
+    let now = clock.now_ms();
+    let body = event.body(now);
+    let endpoints = subscribers(&current, event.event_type(), None, &body);
     if endpoints.is_empty() {
         return Ok(());
     }
-    let now = clock.now_ms();
     let key = format!("backlog.high:{}", now / BACKLOG_QUIET_MS);
     let ev = new_event(
         &current,
         event.event_type(),
-        event.body(now),
+        body,
         key,
         endpoints,
         now,
@@ -230,14 +250,17 @@ mod tests {
             endpoints: cfg.endpoints,
         };
         assert_eq!(
-            subscribers(&routes, "endpoint.failing", Some("billing")),
+            subscribers(&routes, "endpoint.failing", Some("billing"), b"{}"),
             ["pager", "audit"]
         );
         assert_eq!(
-            subscribers(&routes, "endpoint.failing", Some("pager")),
+            subscribers(&routes, "endpoint.failing", Some("pager"), b"{}"),
             ["audit"],
             "not to itself"
         );
-        assert_eq!(subscribers(&routes, "delivery.dead", None), ["audit"]);
+        assert_eq!(
+            subscribers(&routes, "delivery.dead", None, b"{}"),
+            ["audit"]
+        );
     }
 }

@@ -94,6 +94,8 @@ pub(crate) fn view(st: &AdminState, e: &Endpoint) -> EndpointView {
             Ordering::Key(FieldRef::Header(h)) => OrderingView::Key(FieldView::Header(h.clone())),
             Ordering::Key(FieldRef::Json(p)) => OrderingView::Key(FieldView::Json(p.clone())),
         }),
+        filter: e.filter.as_ref().map(|f| f.document().clone()),
+        transform: e.transform.as_deref().map(str::to_string),
         // Filled from the store by `endpoint_health::fill` where it is shown.
         health: Default::default(),
     }

@@ -10,7 +10,9 @@
 //! does not exist, a glob that does not compile, a source secret that does not suit its scheme,
 //! a duration that does not parse or is out of range, `max_in_flight` above
 //! `delivery.max_concurrency`, a header name hookgate sets itself, a `disable_after` not longer
-//! than the breaker's `cool_down` (or set beside `breaker = "off"`), a source named `hookgate`. The API fuzzer
+//! than the breaker's `cool_down` (or set beside `breaker = "off"`), a source named `hookgate`, a
+//! payload filter that does not compile (the error names the path inside it), a transform that
+//! is not a jq program. The API fuzzer
 //! (`tests/api_fuzz`) accepts a 400 to a schema-valid body on these four routes only.
 
 use std::borrow::Cow;
@@ -144,6 +146,22 @@ fn endpoint_keys() -> Vec<(&'static str, Value, bool)> {
             true,
         ),
         ("ordering", ordering(), true),
+        (
+            "filter",
+            json!({ "oneOf": [{ "type": "object" }, { "type": "string" }], "description":
+                "A payload filter: which events, among those it subscribes to, the endpoint gets. \
+                 A JSON document (or a string holding one) with `body`, `headers` and `query` \
+                 parts and the operators $eq $neq $gt $gte $lt $lte $in $nin $exist $regex $and \
+                 $or $not $startsWith $endsWith; see the README" }),
+            true,
+        ),
+        (
+            "transform",
+            json!({ "type": "string", "minLength": 1, "maxLength": 65536, "description":
+                "A jq program run on each delivery as it is sent: it maps {body, headers, \
+                 event_type} to a new one, or to null to drop the delivery" }),
+            true,
+        ),
     ]
 }
 

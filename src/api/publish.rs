@@ -185,6 +185,8 @@ pub async fn publish(
         event_type: Some(p.event_type),
         received_ms: st.now_ms(),
         headers: p.headers,
+        // A published event has no request of its own: filters see an empty query.
+        query: String::new(),
         body: p.body,
     };
     let label = event.source.clone();

@@ -282,6 +282,13 @@ pub struct EndpointView {
     pub disable_after_ms: Option<u64>,
     /// null: no order.
     pub ordering: Option<OrderingView>,
+    /// Its payload filter as written; null: none.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
+    /// Its transform (a jq program); null: none.
+    #[serde(default)]
+    pub transform: Option<String>,
     /// Where its circuit breaker stands, and what it holds.
     #[serde(default)]
     pub health: HealthView,

@@ -214,6 +214,18 @@ pub(super) fn validate_endpoint(
     let health =
         super::health::resolve_health(key, e.breaker.as_ref(), e.disable_after, &defaults.health)?;
     let ordering = super::health::resolve_ordering(key, e.ordering.as_ref())?;
+    let filter = match &e.filter {
+        None => None,
+        Some(doc) => Some(std::sync::Arc::new(compile_filter(&format!("{key}.filter"), doc)?)),
+    };
+    let transform = match &e.transform {
+        None => None,
+        Some(program) => {
+            crate::transform::Program::check(program)
+                .map_err(|err| ConfigError::new(format!("{key}.transform"), err.to_string()))?;
+            Some(std::sync::Arc::from(program.as_str()))
+        }
+    };
     let mut headers = Vec::with_capacity(e.headers.len());
     for (name, value) in &e.headers {
         let hkey = format!("{key}.headers.{name}");
@@ -250,5 +262,35 @@ pub(super) fn validate_endpoint(
         forward_headers,
         health,
         ordering,
+        filter,
+        transform,
     })
+}
+
+/// Compiles an endpoint's `filter`: a JSON document, or a string holding one (so a rule
+/// copied from another gateway's console can be pasted as it is). Errors name the path inside
+/// the filter: `endpoints[2].filter.body.amount.$gte: expected a number`.
+pub fn compile_filter(
+    key: &str,
+    doc: &serde_json::Value,
+) -> Result<crate::filter::payload::PayloadFilter, ConfigError> {
+    let parsed;
+    let doc = match doc {
+        serde_json::Value::String(text) => {
+            parsed = serde_json::from_str::<serde_json::Value>(text).map_err(|err| {
+                ConfigError::new(key, format!("is a string but not a JSON document ({err})"))
+            })?;
+            &parsed
+        }
+        other => other,
+    };
+    crate::filter::payload::PayloadFilter::compile(doc)
+        .map_err(|err| {
+            let at = if err.path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{key}.{}", err.path)
+            };
+            ConfigError::new(at, err.message)
+        })
 }

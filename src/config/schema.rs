@@ -194,6 +194,47 @@ pub struct DeliveryConfig {
     /// Default `disable_after` of every endpoint (issue 17).
     #[serde(default)]
     pub disable_after: Option<DisableAfter>,
+    /// The worker processes endpoints' transforms run in (issue 18).
+    #[serde(default)]
+    pub transform: TransformConfig,
+}
+
+/// `[delivery.transform]`: the worker processes that run endpoints' jq transforms, and the
+/// bounds of one run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformConfig {
+    /// Worker processes at most (started when first needed).
+    #[serde(default = "default_transform_workers")]
+    pub workers: usize,
+    /// How long one run may take before its worker is killed and the attempt fails.
+    #[serde(default = "default_transform_timeout")]
+    pub timeout: Duration,
+    /// The most bytes a run may output (body and headers).
+    #[serde(default = "default_transform_max_output")]
+    pub max_output_bytes: u64,
+}
+
+impl Default for TransformConfig {
+    fn default() -> Self {
+        Self {
+            workers: default_transform_workers(),
+            timeout: default_transform_timeout(),
+            max_output_bytes: default_transform_max_output(),
+        }
+    }
+}
+
+fn default_transform_workers() -> usize {
+    2
+}
+
+fn default_transform_timeout() -> Duration {
+    Duration(std::time::Duration::from_millis(50))
+}
+
+fn default_transform_max_output() -> u64 {
+    1024 * 1024
 }
 
 fn default_shutdown_grace() -> Duration {
@@ -223,6 +264,7 @@ impl Default for DeliveryConfig {
             shutdown_grace: default_shutdown_grace(),
             breaker: None,
             disable_after: None,
+            transform: TransformConfig::default(),
         }
     }
 }
@@ -423,6 +465,10 @@ pub struct EndpointConfig {
     pub disable_after: Option<DisableAfter>,
     /// Its delivery order: `"endpoint"` or `{ key = … }`; none by default.
     pub ordering: Option<OrderingConfig>,
+    /// Its payload filter: a JSON document (a TOML table, or a string holding the JSON).
+    pub filter: Option<serde_json::Value>,
+    /// Its transform: a jq program run on each delivery as it is sent.
+    pub transform: Option<String>,
 }
 
 /// A rotated-out secret and when it stops signing (RFC 3339).

@@ -73,6 +73,10 @@ pub struct Endpoint {
     pub health: crate::model::HealthPolicy,
     /// `None`: deliveries go out in any order, up to `max_in_flight` at once.
     pub ordering: Option<crate::model::Ordering>,
+    /// Its payload filter, compiled once: `None` takes every event it subscribes to.
+    pub filter: Option<std::sync::Arc<crate::filter::payload::PayloadFilter>>,
+    /// Its transform: a jq program (checked to compile) run on each delivery as it is sent.
+    pub transform: Option<std::sync::Arc<str>>,
 }
 
 /// Headers an endpoint may neither add nor forward: hop-by-hop ones, and the ones hookgate
