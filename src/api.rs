@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod params;
 pub(crate) mod publish;
 mod sources;
+pub(crate) mod trials;
 pub mod views;
 
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub struct AdminState {
     /// Turns true when the gateway begins to stop: long-lived answers (the console's live
     /// streams) end then, rather than hold the listener's graceful stop to its grace period.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The worker processes transforms run in (`test-transform` tries programs there).
+    pub transforms: Arc<crate::transform::Pool>,
 }
 
 impl AdminState {
@@ -106,6 +109,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/endpoints/{id}/pause", post(endpoints::pause))
         .route("/endpoints/{id}/resume", post(endpoints::resume))
         .route("/endpoints/{id}/enable", post(endpoint_health::enable))
+        .route("/endpoints/{id}/test-filter", post(trials::test_filter))
+        .route("/endpoints/{id}/test-transform", post(trials::test_transform))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),

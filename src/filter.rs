@@ -97,6 +97,12 @@ pub fn route(endpoints: &[Endpoint], req: &Request<'_>) -> Vec<String> {
 /// and for a filter, the clause.
 pub fn explain(endpoint: &Endpoint, req: &Request<'_>) -> Result<(), Miss> {
     subscribes(endpoint, req.source, req.event_type)?;
+    passes(endpoint, req)
+}
+
+/// Whether the event passes `endpoint`'s payload filter (its subscription aside), and if
+/// not, at which clause. No filter passes everything.
+pub fn passes(endpoint: &Endpoint, req: &Request<'_>) -> Result<(), Miss> {
     let Some(f) = &endpoint.filter else {
         return Ok(());
     };

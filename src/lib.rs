@@ -70,6 +70,9 @@ pub struct RunOptions {
     pub shutdown_grace: Duration,
     /// Commands that may wait for the store's writer.
     pub writer_queue: usize,
+    /// The program transforms run in, and its arguments: `None` is this executable with
+    /// `transform-worker`. A test binary is not hookgate's, so tests name the real binary.
+    pub transform_worker: Option<(std::path::PathBuf, Vec<String>)>,
     /// Injected store write failures, for tests.
     #[cfg(any(test, feature = "test-support"))]
     pub store_fault: Option<store::redb::fault::FaultSwitch>,
@@ -97,6 +100,7 @@ impl Default for RunOptions {
             metrics: Arc::new(telemetry::Metrics::new()),
             shutdown_grace: Duration::from_secs(10),
             writer_queue: 8192,
+            transform_worker: None,
             #[cfg(any(test, feature = "test-support"))]
             store_fault: None,
             #[cfg(any(test, feature = "test-support"))]
@@ -179,6 +183,23 @@ pub async fn open_store(config: &Validated, opts: &RunOptions) -> Result<Store, 
     }
 }
 
+/// The worker processes transforms run in: started only when a transform first runs.
+fn transform_pool(config: &Validated, opts: &RunOptions) -> transform::Pool {
+    let (command, args) = opts.transform_worker.clone().unwrap_or_else(|| {
+        // The executable cannot be found only on an exotic system; transforms then fail
+        // (each attempt says why) while everything else runs.
+        let exe = std::env::current_exe().unwrap_or_else(|_| "hookgate".into());
+        (exe, vec!["transform-worker".to_string()])
+    });
+    transform::Pool::new(transform::PoolConfig {
+        command,
+        args,
+        workers: config.transform.workers,
+        timeout: config.transform.timeout,
+        max_output: config.transform.max_output_bytes,
+    })
+}
+
 /// Runs the gateway on a store the caller opened (and may keep reading). The store is closed
 /// when this returns.
 pub async fn serve(
@@ -195,7 +216,8 @@ pub async fn serve(
         &config.data_dir,
     )?);
     let reach = config.endpoint_defaults.reach.clone();
-    let transports = delivery::target::Transports::new(reach.clone())?;
+    let transforms = Arc::new(transform_pool(&config, &opts));
+    let transports = delivery::target::Transports::new(reach.clone(), Arc::clone(&transforms))?;
     if reach.allow_private {
         tracing::warn!(
             "delivery.allow_private_networks is on: endpoints may reach internal addresses"
@@ -279,6 +301,7 @@ pub async fn serve(
         ready: tokio::sync::Mutex::new(None),
         ingress_url,
         stopping: stop_rx.clone(),
+        transforms: Arc::clone(&transforms),
     }));
 
     let pruner = tokio::spawn(store::retention::run(

@@ -55,6 +55,8 @@ pub const ROUTES: &[(&str, &str, Role)] = &[
     ("POST", "/endpoints/{id}/resume", Role::Operator),
     ("POST", "/endpoints/{id}/enable", Role::Operator),
     ("POST", "/endpoints/{id}/recover", Role::Operator),
+    ("POST", "/endpoints/{id}/test-filter", Role::Viewer),
+    ("POST", "/endpoints/{id}/test-transform", Role::Operator),
     ("GET", "/sources", Role::Viewer),
     ("POST", "/sources", Role::Admin),
     ("GET", "/sources/{id}", Role::Viewer),

@@ -58,27 +58,29 @@ fn parse_event_id(id: &str) -> Result<EventId, ApiError> {
         .ok_or_else(|| ApiError::not_found("unknown_event", format!("{id:?} is not an event id")))
 }
 
-/// One event and each delivery's status.
+/// One event, each delivery's status, and its routing: which endpoints it matched, and why
+/// not the others.
 #[utoipa::path(get, path = "/api/v1/events/{id}", operation_id = "get_event", tag = "events",
     params(("id" = EventIdText, Path)),
     responses((status = 200, body = Event), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
     let id = parse_event_id(&id)?;
-    let found = match st.store.event(id).await? {
-        None => None,
-        Some((event, _)) => {
-            let mut deliveries = Vec::new();
-            for (did, _) in &event.deliveries {
-                if let Some(d) = st.store.delivery(*did).await? {
-                    deliveries.push(d);
-                }
-            }
-            Some(EventWithDeliveries { event, deliveries })
+    let (event, payload) = st
+        .store
+        .event(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_event", format!("no event {id}")))?;
+    let mut deliveries = Vec::new();
+    for (did, _) in &event.deliveries {
+        if let Some(d) = st.store.delivery(*did).await? {
+            deliveries.push(d);
         }
-    };
-    let v = found.ok_or_else(|| ApiError::not_found("unknown_event", format!("no event {id}")))?;
-    Ok(respond::typed(StatusCode::OK, &Event::from(&v)))
+    }
+    let routing = super::trials::routing(&st.routes.current().endpoints, &event, &payload);
+    let mut view = Event::from(&EventWithDeliveries { event, deliveries });
+    view.routing = Some(routing);
+    Ok(respond::typed(StatusCode::OK, &view))
 }
 
 /// The body exactly as it arrived, with its original content type.

@@ -17,7 +17,7 @@ use super::grammar::{
 };
 use super::{
     AdminState, ApiResult, dead_letters, deliveries, endpoint_health, endpoints, events, publish,
-    sources,
+    sources, trials,
 };
 use crate::respond;
 
@@ -30,7 +30,7 @@ use crate::respond;
         dead_letters::list, dead_letters::replay,
         endpoints::list, endpoints::show, endpoints::create, endpoints::update, endpoints::delete,
         endpoints::secret, endpoints::rotate_secret, endpoints::pause, endpoints::resume, endpoints::recover,
-        endpoint_health::enable,
+        endpoint_health::enable, trials::test_filter, trials::test_transform,
         sources::list, sources::show, sources::create, sources::update, sources::delete,
     ),
     components(schemas(
@@ -82,6 +82,8 @@ const LINKS: &[(&str, &str, &str, &[&str])] = &[
             "resume_endpoint",
             "recover_endpoint",
             "enable_endpoint",
+            "test_filter",
+            "test_transform",
         ],
     ),
     (

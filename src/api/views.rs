@@ -63,6 +63,10 @@ pub struct Event {
     /// RFC 3339.
     pub received_at: String,
     pub deliveries: Vec<Delivery>,
+    /// One event's page only (not lists): every endpoint in force, whether the event matched
+    /// it at ingest, and if not, why (the stage and filter clause that turned it away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<Vec<super::trials::RoutingView>>,
 }
 
 impl From<&model::EventWithDeliveries> for Event {
@@ -73,6 +77,7 @@ impl From<&model::EventWithDeliveries> for Event {
             event_type: v.event.event_type.clone(),
             received_at: rfc3339(v.event.received_ms),
             deliveries: v.deliveries.iter().map(Delivery::from).collect(),
+            routing: None,
         }
     }
 }

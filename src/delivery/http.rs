@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod request;
+pub mod reshape;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,18 +24,21 @@ use crate::model::reach::Reach;
 /// Bytes of the response body kept with the attempt.
 pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
 
-/// What every HTTP target shares: the pooled client and the reach policy it enforces.
+/// What every HTTP target shares: the pooled client, the reach policy it enforces, and the
+/// worker processes endpoints' transforms run in.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,
     reach: Arc<Reach>,
+    transforms: Arc<crate::transform::Pool>,
 }
 
 impl HttpTransport {
-    pub fn new(reach: Reach) -> Result<Self, reqwest::Error> {
+    pub fn new(reach: Reach, transforms: Arc<crate::transform::Pool>) -> Result<Self, reqwest::Error> {
         Ok(HttpTransport {
             client: client::build(&reach)?,
             reach: Arc::new(reach),
+            transforms,
         })
     }
 }
@@ -56,8 +60,65 @@ impl HttpTarget {
         }
     }
 
+    /// What the attempt sends: the stored delivery, through the endpoint's transform if it
+    /// has one. `Err`: the attempt ends here (dropped by the transform, or the transform
+    /// failed), recorded as such.
+    async fn prepared(&self, out: &Outbound<'_>) -> Result<request::Prepared, Attempted> {
+        let d = out.delivery;
+        let p = request::prepare(
+            &self.endpoint,
+            out.scheme,
+            &d.headers,
+            &d.body,
+            d.event_type.as_deref(),
+        );
+        let Some(program) = &self.endpoint.transform else {
+            return Ok(p);
+        };
+        let started = Instant::now();
+        let outcome = reshape::reshape(&self.transport.transforms, &self.endpoint.id, program, p).await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (outcome, class, excerpt) = match outcome {
+            Ok(reshape::Reshaped::Send(p)) => return Ok(p),
+            // Final, and not the receiver's doing: not counted by its breaker.
+            Ok(reshape::Reshaped::Drop) => (
+                Outcome::Dropped,
+                "dropped",
+                b"dropped by the endpoint's transform (it output null): not sent".to_vec(),
+            ),
+            // A failed attempt like any other: retried, then dead-lettered.
+            Err(failed) => (
+                Outcome::Failed {
+                    retry_after: None,
+                    error: failed.0,
+                },
+                "transform",
+                Vec::new(),
+            ),
+        };
+        let error = match &outcome {
+            Outcome::Failed { error, .. } => Some(error.clone()),
+            _ => None,
+        };
+        Err(Attempted {
+            outcome,
+            record: Attempt {
+                at_ms: out.now_ms,
+                status_code: None,
+                latency_ms,
+                error,
+                response_excerpt: excerpt,
+            },
+            class,
+        })
+    }
+
     /// Sends one attempt and classifies it. Never fails: every failure is an [`Outcome`].
     pub async fn send(&self, out: &Outbound<'_>) -> Attempted {
+        let prepared = match self.prepared(out).await {
+            Ok(p) => p,
+            Err(ended) => return ended,
+        };
         let started = Instant::now();
         let (outcome, status_code, excerpt) =
             match client::check_literal(&self.url, &self.transport.reach) {
@@ -74,7 +135,7 @@ impl HttpTarget {
                         &self.endpoint,
                         &self.url,
                         out.delivery,
-                        out.scheme,
+                        prepared,
                         out.now_ms,
                     );
                     match req.send().await {
@@ -97,7 +158,7 @@ impl HttpTarget {
                 }
             };
         let error = match &outcome {
-            Outcome::Delivered => None,
+            Outcome::Delivered | Outcome::Dropped => None,
             Outcome::Failed { error, .. } | Outcome::Refused { error } => Some(error.clone()),
         };
         let class = class(&outcome, status_code);

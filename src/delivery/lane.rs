@@ -460,6 +460,7 @@ impl Lane {
                 })
                 .await;
             let (outcome, record) = (attempted.outcome, attempted.record);
+            let dropped = outcome == super::retry::Outcome::Dropped;
             // The request is over: its slots go to the next one while this result commits.
             drop(permits);
             // The policy counts this cycle's attempts, from when the cycle began.
@@ -494,7 +495,9 @@ impl Lane {
                 lease_token: item.lease_token,
                 attempt: record,
                 next,
-                health: endpoint.health.breaker.is_some().then_some(endpoint.health),
+                // A delivery its transform dropped never reached the receiver: it says nothing
+                // of the endpoint's health.
+                health: (endpoint.health.breaker.is_some() && !dropped).then_some(endpoint.health),
             };
             let done = record_result(
                 store,

@@ -3,7 +3,7 @@
 //! delay the receiver asked for (HTTP's `Retry-After`) is honoured, capped at `max_delay`.
 //!
 //! The policy sees only the transport-neutral [`Outcome`] a delivery target reports:
-//! - delivered: done;
+//! - delivered, or dropped by the endpoint's transform: done;
 //! - failed: retried until `max_attempts` attempts were made or the next attempt would fall
 //!   after `max_age` from when the retry cycle began; then dead, with the last error kept. A
 //!   delay the receiver asked for is a floor, capped at `max_delay`;
@@ -21,6 +21,9 @@ use crate::store::Next;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Delivered,
+    /// Not sent, by the endpoint's own rule (its transform output null): final, like a
+    /// delivery, but the receiver was never asked.
+    Dropped,
     /// Worth trying again. `retry_after` is the receiver's own request for a delay.
     Failed {
         retry_after: Option<Duration>,
@@ -53,7 +56,7 @@ pub fn decide(
     rng: &mut impl Rng,
 ) -> Next {
     let error = match outcome {
-        Outcome::Delivered => return Next::Delivered,
+        Outcome::Delivered | Outcome::Dropped => return Next::Delivered,
         Outcome::Refused { error } => return Next::Dead(error.clone()),
         Outcome::Failed { error, .. } => error,
     };

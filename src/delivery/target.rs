@@ -44,9 +44,12 @@ pub struct Transports {
 }
 
 impl Transports {
-    pub fn new(reach: Reach) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        reach: Reach,
+        transforms: Arc<crate::transform::Pool>,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Transports {
-            http: HttpTransport::new(reach)?,
+            http: HttpTransport::new(reach, transforms)?,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! The request a receiver gets.
 //!
-//! It carries the original body and content type, the endpoint's own `headers`, the forwarded
-//! inbound headers, the Standard Webhooks headers (`webhook-id` is the event id, the same on
+//! It carries the original body and content type, the endpoint's own `headers` and the
+//! forwarded inbound headers ([`prepare`]; an endpoint's transform may reshape all three:
+//! `super::reshape`), then the Standard Webhooks headers (`webhook-id` is the event id, the same on
 //! every retry and replay, so receivers can dedup) and hookgate's own `hookgate-source`,
 //! `hookgate-event-type`, `hookgate-attempt`. **Every delivery is signed with the endpoint's
 //! key(s)**, the current one and, during a rotation, the previous ones still in their overlap.
@@ -13,22 +14,47 @@ use crate::store::DueDelivery;
 use crate::verify::{self, standard_webhooks};
 use crate::verify::{Field, SchemeKind};
 
-/// The request for one attempt at `d`.
+/// What a delivery sends before hookgate adds its own headers and signs: the body, the
+/// endpoint's and the forwarded headers, and the event type. A transform may reshape it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: bytes::Bytes,
+    pub event_type: Option<String>,
+}
+
+/// An event as stored (its headers, body and type) as a delivery to `endpoint` carries it:
+/// with the endpoint's headers and the forwarded ones.
+pub fn prepare(
+    endpoint: &Endpoint,
+    scheme: Option<SchemeKind>,
+    stored_headers: &[(String, Vec<u8>)],
+    body: &bytes::Bytes,
+    event_type: Option<&str>,
+) -> Prepared {
+    let mut headers = endpoint.headers.clone();
+    headers.extend(forwarded_headers(endpoint, scheme, stored_headers));
+    Prepared {
+        headers,
+        body: body.clone(),
+        event_type: event_type.map(str::to_string),
+    }
+}
+
+/// The request for one attempt at `d`, carrying `p`: **the signature covers `p.body`**, the
+/// bytes the receiver gets, transformed or not.
 pub(super) fn build(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     url: &url::Url,
     d: &DueDelivery,
-    scheme: Option<SchemeKind>,
+    p: Prepared,
     now_ms: u64,
 ) -> reqwest::RequestBuilder {
     let event_id = d.event_id.to_string();
     let ts = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
     let mut req = http.post(url.clone()).timeout(endpoint.timeout);
-    for (name, value) in &endpoint.headers {
-        req = req.header(name, value);
-    }
-    for (name, value) in forwarded_headers(endpoint, scheme, &d.headers) {
+    for (name, value) in p.headers {
         req = req.header(name, value);
     }
     // Ours last: configuration cannot name them (see `config::is_reserved_header`).
@@ -42,19 +68,19 @@ pub(super) fn build(
     let signatures: Vec<String> = endpoint
         .keys_at(now_ms)
         .into_iter()
-        .map(|key| standard_webhooks::sign(key.expose(), &event_id, ts, &d.body))
+        .map(|key| standard_webhooks::sign(key.expose(), &event_id, ts, &p.body))
         .collect();
     if !signatures.is_empty() {
         req = req.header("webhook-signature", signatures.join(" "));
     }
-    if let Some(t) = d
+    if let Some(t) = p
         .event_type
         .as_deref()
         .and_then(|t| HeaderValue::from_str(t).ok())
     {
         req = req.header("hookgate-event-type", t);
     }
-    req.body(d.body.clone())
+    req.body(p.body)
 }
 
 /// The inbound headers a delivery passes on: the content type always; then the endpoint's

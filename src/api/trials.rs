@@ -1,0 +1,462 @@
+//! Trying an endpoint's filter and transform without sending anything:
+//! `POST /api/v1/endpoints/{id}/test-filter` and `POST /api/v1/endpoints/{id}/test-transform`,
+//! each on a stored event (`event_id`) or on a payload given in the body, with the endpoint's
+//! own filter or program or one given to try before saving it. Also the routing of a stored
+//! event that `GET /api/v1/events/{id}` shows: which endpoints it matched, and for each other
+//! one, the stage (source, event type, filter) and the filter clause that turned it away.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::grammar::EntryId;
+use super::params::{self, ApiError, bad_request};
+use super::views::ErrorBody;
+use super::{AdminState, ApiResult};
+use crate::delivery::http::request::{self, Prepared};
+use crate::delivery::http::reshape::{self, Reshaped};
+use crate::filter::{Miss, Request};
+use crate::model::Endpoint;
+use crate::model::event::{Event, Payload};
+use crate::respond;
+
+/// What `test-filter` tries: a stored event, or a payload.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestFilterBody {
+    /// A stored event: its body, headers, source and type (its query string is not kept, so
+    /// `query` clauses see none).
+    pub event_id: Option<String>,
+    /// A payload's body (any JSON), instead of an event.
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<Value>,
+    /// The payload's headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// The payload's query string (`a=1&b=2`).
+    pub query: Option<String>,
+    /// The payload's source and type: given, the endpoint's subscription is checked too.
+    pub source: Option<String>,
+    pub event_type: Option<String>,
+    /// A filter to try instead of the endpoint's (as an unsaved edit would be).
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+}
+
+/// Whether an event or payload goes to an endpoint, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FilterVerdict {
+    pub matched: bool,
+    /// What turned it away: `source`, `event_type` or `filter`; null when it matched.
+    pub stage: Option<String>,
+    /// The filter clause that failed (`body.action.$in`); null unless `stage` is `filter`.
+    pub clause: Option<String>,
+    /// Why, in a sentence.
+    pub reason: String,
+}
+
+/// What `test-transform` tries: a stored event, or a payload.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestTransformBody {
+    /// A stored event, as a delivery to this endpoint would carry it.
+    pub event_id: Option<String>,
+    /// A payload's body instead: a string is sent as it is, any other JSON as JSON.
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<Value>,
+    /// The payload's headers (besides the endpoint's own).
+    pub headers: Option<BTreeMap<String, String>>,
+    pub event_type: Option<String>,
+    /// A program to try instead of the endpoint's.
+    pub transform: Option<String>,
+}
+
+/// What a transform made of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TransformTrial {
+    /// `send`, `drop` (the program output null) or `error` (the attempt would fail).
+    pub result: String,
+    /// The body that would be sent (as text; bytes that are not UTF-8 are replaced).
+    pub body: Option<String>,
+    /// The headers it would carry before hookgate's own; the endpoint's configured header
+    /// values are shown as `***`.
+    pub headers: BTreeMap<String, String>,
+    pub event_type: Option<String>,
+    /// `transform: …` when the run failed.
+    pub error: Option<String>,
+}
+
+/// One endpoint in an event's routing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoutingView {
+    pub endpoint: String,
+    /// It got a delivery of the event at ingest.
+    pub matched: bool,
+    pub delivery_id: Option<String>,
+    /// Null when matched; else `source`, `event_type`, `filter`, or `changed` (it would
+    /// match now: the endpoint changed, or was made, after the event arrived).
+    pub stage: Option<String>,
+    pub clause: Option<String>,
+    pub reason: String,
+}
+
+fn find(st: &AdminState, id: &str) -> Result<Endpoint, ApiError> {
+    st.routes
+        .current()
+        .endpoints
+        .iter()
+        .find(|e| e.id == id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("unknown_endpoint", format!("no endpoint {id:?}")))
+}
+
+/// A stored event with its payload, or a 404 (a 400 for an id of the wrong shape).
+async fn stored_event(st: &AdminState, id: &str) -> Result<(Event, Payload), ApiError> {
+    let parsed = super::grammar::event_id(id)
+        .ok_or_else(|| bad_request("event_id", format!("{id:?} is not an event id")))?;
+    st.store
+        .event(parsed)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_event", format!("no event {id}")))
+}
+
+/// Headers given in a body, as the store keeps them (lower-case names); a name or value a
+/// request could not carry is a 400 naming it.
+fn given_headers(headers: Option<BTreeMap<String, String>>) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+    headers
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| {
+            let key = format!("headers.{name}");
+            http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| bad_request(&key, "is not a header name"))?;
+            http::HeaderValue::from_str(&value)
+                .map_err(|_| bad_request(&key, "is not a valid header value"))?;
+            Ok((name.to_ascii_lowercase(), value.into_bytes()))
+        })
+        .collect()
+}
+
+/// Refuses a body that names an event and a payload, or neither.
+fn one_sample(event_id: bool, payload: bool) -> Result<(), ApiError> {
+    match (event_id, payload) {
+        (true, true) => Err(bad_request(
+            "event_id",
+            "give an event id or a payload (body, headers, …), not both",
+        )),
+        (false, false) => Err(bad_request("body", "give an event_id, or a payload body")),
+        _ => Ok(()),
+    }
+}
+
+/// The sentence for a miss.
+pub fn miss_reason(endpoint: &Endpoint, req: &Request<'_>, miss: &Miss) -> String {
+    match miss {
+        Miss::Source if endpoint.sources.is_empty() => format!(
+            "events of {:?} go only to endpoints that name it in sources",
+            req.source
+        ),
+        Miss::Source => format!(
+            "it takes events from {:?}, not from {:?}",
+            endpoint.sources, req.source
+        ),
+        Miss::EventType => match req.event_type {
+            None => "the event has no type, and the endpoint lists event types".into(),
+            Some(t) => format!(
+                "its event types {:?} do not match {t:?}",
+                endpoint
+                    .event_types
+                    .iter()
+                    .flatten()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+            ),
+        },
+        Miss::Filter(r) => r.reason.clone(),
+    }
+}
+
+fn verdict(endpoint: &Endpoint, req: &Request<'_>, result: Result<(), Miss>) -> FilterVerdict {
+    match result {
+        Ok(()) => FilterVerdict {
+            matched: true,
+            stage: None,
+            clause: None,
+            reason: if endpoint.filter.is_some() {
+                "matches".into()
+            } else {
+                "the endpoint has no filter: it takes every event it subscribes to".into()
+            },
+        },
+        Err(miss) => FilterVerdict {
+            matched: false,
+            stage: Some(miss.stage().into()),
+            clause: match &miss {
+                Miss::Filter(r) => Some(r.clause.clone()),
+                _ => None,
+            },
+            reason: miss_reason(endpoint, req, &miss),
+        },
+    }
+}
+
+/// Whether an event, or a payload, goes to the endpoint, and if not, why: the stage and the
+/// filter clause. With `filter`, that filter is tried in place of the endpoint's.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/test-filter", operation_id = "test_filter", tag = "endpoints",
+    params(("id" = EntryId, Path)),
+    request_body(content = TestFilterBody, description = "An event_id, or a payload (body, headers, query, and optionally source and event_type)"),
+    responses((status = 200, body = FilterVerdict), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn test_filter(
+    State(st): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let b: TestFilterBody = params::json_body(&body)?;
+    let mut endpoint = find(&st, &id)?;
+    if let Some(doc) = &b.filter {
+        let compiled = crate::config::compile_filter("filter", doc)
+            .map_err(|e| bad_request(&e.key, e.problem))?;
+        endpoint.filter = Some(Arc::new(compiled));
+    }
+    let payload = b.body.is_some()
+        || b.headers.is_some()
+        || b.query.is_some()
+        || b.source.is_some()
+        || b.event_type.is_some();
+    one_sample(b.event_id.is_some(), payload)?;
+    let answer = if let Some(event_id) = &b.event_id {
+        let (event, payload) = stored_event(&st, event_id).await?;
+        let req = Request {
+            source: &event.source,
+            event_type: event.event_type.as_deref(),
+            headers: &payload.headers,
+            body: &payload.body,
+            query: "",
+        };
+        verdict(&endpoint, &req, crate::filter::explain(&endpoint, &req))
+    } else {
+        let headers = given_headers(b.headers)?;
+        let body = match &b.body {
+            Some(v) => serde_json::to_vec(v).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let query = b.query.unwrap_or_default();
+        let req = Request {
+            source: b.source.as_deref().unwrap_or_default(),
+            event_type: b.event_type.as_deref(),
+            headers: &headers,
+            body: &body,
+            query: &query,
+        };
+        // Without a source, the subscription is not in question: the filter alone.
+        let result = if b.source.is_some() {
+            crate::filter::explain(&endpoint, &req)
+        } else {
+            crate::filter::passes(&endpoint, &req)
+        };
+        verdict(&endpoint, &req, result)
+    };
+    Ok(respond::typed(StatusCode::OK, &answer))
+}
+
+/// What the endpoint's transform (or `transform`, tried in its place) makes of a delivery of
+/// an event, or of a payload: the body and headers it would send, a drop, or the error that
+/// would fail the attempt. Runs in the same bounded worker processes as deliveries.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/test-transform", operation_id = "test_transform", tag = "endpoints",
+    params(("id" = EntryId, Path)),
+    request_body(content = TestTransformBody, description = "An event_id, or a payload (body, headers, event_type)"),
+    responses((status = 200, body = TransformTrial), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn test_transform(
+    State(st): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let b: TestTransformBody = params::json_body(&body)?;
+    let endpoint = find(&st, &id)?;
+    let program: Arc<str> = match b.transform {
+        Some(text) => {
+            crate::transform::Program::check(&text).map_err(|e| {
+                let problem = e.to_string();
+                let problem = problem.strip_prefix("transform: ").unwrap_or(&problem);
+                bad_request("transform", problem)
+            })?;
+            Arc::from(text)
+        }
+        None => endpoint.transform.clone().ok_or_else(|| {
+            bad_request("transform", "the endpoint has no transform: give one to try")
+        })?,
+    };
+    let payload = b.body.is_some() || b.headers.is_some() || b.event_type.is_some();
+    one_sample(b.event_id.is_some(), payload)?;
+    let prepared = if let Some(event_id) = &b.event_id {
+        let (event, payload) = stored_event(&st, event_id).await?;
+        let scheme = st
+            .routes
+            .current()
+            .sources
+            .get(&event.source)
+            .map(|s| s.scheme);
+        request::prepare(
+            &endpoint,
+            scheme,
+            &payload.headers,
+            &payload.body,
+            event.event_type.as_deref(),
+        )
+    } else {
+        given_payload(&endpoint, b.body, b.headers, b.event_type)?
+    };
+    let trial = match reshape::reshape(&st.transforms, &endpoint.id, &program, prepared).await {
+        Ok(Reshaped::Send(p)) => TransformTrial {
+            result: "send".into(),
+            body: Some(String::from_utf8_lossy(&p.body).into_owned()),
+            headers: shown_headers(&endpoint, &p),
+            event_type: p.event_type,
+            error: None,
+        },
+        Ok(Reshaped::Drop) => TransformTrial {
+            result: "drop".into(),
+            body: None,
+            headers: BTreeMap::new(),
+            event_type: None,
+            error: None,
+        },
+        Err(failed) => TransformTrial {
+            result: "error".into(),
+            body: None,
+            headers: BTreeMap::new(),
+            event_type: None,
+            error: Some(failed.0),
+        },
+    };
+    Ok(respond::typed(StatusCode::OK, &trial))
+}
+
+/// A payload given to `test-transform` as a delivery would carry it: the endpoint's headers,
+/// then the given ones; a JSON body (not a string) is `application/json` unless they say.
+fn given_payload(
+    endpoint: &Endpoint,
+    body: Option<Value>,
+    headers: Option<BTreeMap<String, String>>,
+    event_type: Option<String>,
+) -> Result<Prepared, ApiError> {
+    let mut given = given_headers(headers)?;
+    let body = match body {
+        None => Bytes::new(),
+        Some(Value::String(text)) => Bytes::from(text),
+        Some(v) => {
+            if !given.iter().any(|(n, _)| n == "content-type") {
+                given.push(("content-type".into(), b"application/json".to_vec()));
+            }
+            Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        }
+    };
+    let mut all = endpoint.headers.clone();
+    all.extend(given.into_iter().filter_map(|(n, v)| {
+        Some((
+            http::HeaderName::from_bytes(n.as_bytes()).ok()?,
+            http::HeaderValue::from_bytes(&v).ok()?,
+        ))
+    }));
+    Ok(Prepared {
+        headers: all,
+        body,
+        event_type,
+    })
+}
+
+/// A prepared request's headers as the API shows them: an endpoint's configured header values
+/// may be credentials, so those pass through as `***`.
+fn shown_headers(endpoint: &Endpoint, p: &Prepared) -> BTreeMap<String, String> {
+    p.headers
+        .iter()
+        .map(|(n, v)| {
+            let configured = endpoint.headers.iter().any(|(cn, cv)| cn == n && cv == v);
+            let shown = if configured {
+                "***".to_string()
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
+            (n.as_str().to_string(), shown)
+        })
+        .collect()
+}
+
+/// A stored event's routing over `endpoints` (those in force now): each endpoint with a
+/// delivery of it matched at ingest; each other one says why not, evaluated now. One that
+/// would match now did not then: it or its filter changed, or it was made, since.
+pub fn routing(endpoints: &[Endpoint], event: &Event, payload: &Payload) -> Vec<RoutingView> {
+    let req = Request {
+        source: &event.source,
+        event_type: event.event_type.as_deref(),
+        headers: &payload.headers,
+        body: &payload.body,
+        query: "",
+    };
+    let delivered = |id: &str| {
+        event
+            .deliveries
+            .iter()
+            .find(|(_, e)| e == id)
+            .map(|(d, _)| d.to_string())
+    };
+    let mut out: Vec<RoutingView> = endpoints
+        .iter()
+        .map(|e| match delivered(&e.id) {
+            Some(d) => RoutingView {
+                endpoint: e.id.clone(),
+                matched: true,
+                delivery_id: Some(d),
+                stage: None,
+                clause: None,
+                reason: "matched when the event arrived".into(),
+            },
+            None => match crate::filter::explain(e, &req) {
+                Ok(()) => RoutingView {
+                    endpoint: e.id.clone(),
+                    matched: false,
+                    delivery_id: None,
+                    stage: Some("changed".into()),
+                    clause: None,
+                    reason: "it matches now but did not when the event arrived: the endpoint \
+                             changed, or was made, since"
+                        .into(),
+                },
+                Err(miss) => RoutingView {
+                    endpoint: e.id.clone(),
+                    matched: false,
+                    delivery_id: None,
+                    stage: Some(miss.stage().into()),
+                    clause: match &miss {
+                        Miss::Filter(r) => Some(r.clause.clone()),
+                        _ => None,
+                    },
+                    reason: miss_reason(e, &req, &miss),
+                },
+            },
+        })
+        .collect();
+    // Endpoints deleted since still show where the event went.
+    for (d, id) in &event.deliveries {
+        if !endpoints.iter().any(|e| &e.id == id) {
+            out.push(RoutingView {
+                endpoint: id.clone(),
+                matched: true,
+                delivery_id: Some(d.to_string()),
+                stage: None,
+                clause: None,
+                reason: "matched when the event arrived; the endpoint is gone since".into(),
+            });
+        }
+    }
+    out
+}
