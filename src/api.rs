@@ -110,7 +110,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/endpoints/{id}/resume", post(endpoints::resume))
         .route("/endpoints/{id}/enable", post(endpoint_health::enable))
         .route("/endpoints/{id}/test-filter", post(trials::test_filter))
-        .route("/endpoints/{id}/test-transform", post(trials::test_transform))
+        .route(
+            "/endpoints/{id}/test-transform",
+            post(trials::test_transform),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),

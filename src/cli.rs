@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod conn;
+mod events;
 mod operator;
+mod trials;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -178,7 +180,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Migrate { config } => migrate(&config),
         Command::Compact { data_dir } => compact(&data_dir),
-        Command::Events { conn, cmd } => operator::events(conn, cmd).map_err(CliError::from),
+        Command::Events { conn, cmd } => events::events(conn, cmd).map_err(CliError::from),
         Command::Deliveries { conn, cmd } => {
             operator::deliveries(conn, cmd).map_err(CliError::from)
         }

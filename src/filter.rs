@@ -60,7 +60,11 @@ pub fn subscribes(endpoint: &Endpoint, source: &str, event_type: Option<&str>) -
         (Some(_), None) => false,
         (Some(globs), Some(t)) => globs.iter().any(|g| g.matches(t)),
     };
-    if type_ok { Ok(()) } else { Err(Miss::EventType) }
+    if type_ok {
+        Ok(())
+    } else {
+        Err(Miss::EventType)
+    }
 }
 
 /// The body as the filters read it: parsed once per event, and only if a filter of a
@@ -79,7 +83,11 @@ pub fn route(endpoints: &[Endpoint], req: &Request<'_>) -> Vec<String> {
     let needs_body = subscribed
         .iter()
         .any(|e| e.filter.as_ref().is_some_and(|f| f.needs_body()));
-    let body = if needs_body { parse_body(req.body) } else { None };
+    let body = if needs_body {
+        parse_body(req.body)
+    } else {
+        None
+    };
     let mut subject = None;
     subscribed
         .into_iter()
@@ -106,7 +114,11 @@ pub fn passes(endpoint: &Endpoint, req: &Request<'_>) -> Result<(), Miss> {
     let Some(f) = &endpoint.filter else {
         return Ok(());
     };
-    let body = if f.needs_body() { parse_body(req.body) } else { None };
+    let body = if f.needs_body() {
+        parse_body(req.body)
+    } else {
+        None
+    };
     f.explain(&Subject::new(body.as_ref(), req.headers, req.query))
         .map_err(Miss::Filter)
 }

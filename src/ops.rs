@@ -105,12 +105,8 @@ pub async fn publish_pending(
         let current = routes.current();
         let mut done = Vec::with_capacity(rows.len());
         for row in rows {
-            let endpoints = subscribers(
-                &current,
-                &row.event_type,
-                row.subject.as_deref(),
-                &row.body,
-            );
+            let endpoints =
+                subscribers(&current, &row.event_type, row.subject.as_deref(), &row.body);
             // An event nobody subscribes to is dropped from the outbox unstored.
             if !endpoints.is_empty() {
                 let ev = new_event(
@@ -157,14 +153,7 @@ async fn check_backlog(
         return Ok(());
     }
     let key = format!("backlog.high:{}", now / BACKLOG_QUIET_MS);
-    let ev = new_event(
-        &current,
-        event.event_type(),
-        body,
-        key,
-        endpoints,
-        now,
-    );
+    let ev = new_event(&current, event.event_type(), body, key, endpoints, now);
     store.ingest(ev).await?;
     Ok(())
 }

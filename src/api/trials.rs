@@ -127,7 +127,9 @@ async fn stored_event(st: &AdminState, id: &str) -> Result<(Event, Payload), Api
 
 /// Headers given in a body, as the store keeps them (lower-case names); a name or value a
 /// request could not carry is a 400 naming it.
-fn given_headers(headers: Option<BTreeMap<String, String>>) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+fn given_headers(
+    headers: Option<BTreeMap<String, String>>,
+) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
     headers
         .unwrap_or_default()
         .into_iter()
@@ -292,7 +294,10 @@ pub async fn test_transform(
             Arc::from(text)
         }
         None => endpoint.transform.clone().ok_or_else(|| {
-            bad_request("transform", "the endpoint has no transform: give one to try")
+            bad_request(
+                "transform",
+                "the endpoint has no transform: give one to try",
+            )
         })?,
     };
     let payload = b.body.is_some() || b.headers.is_some() || b.event_type.is_some();

@@ -17,7 +17,7 @@ use tabwriter::TabWriter;
 use super::conn::{self, Target};
 use crate::api::dead_letters::ReplayBody;
 use crate::api::views::{
-    DeadLetterView, DeliveryDetail, EnabledView, EndpointView, ErrorBody, Event, Page, PauseState,
+    DeadLetterView, DeliveryDetail, EnabledView, EndpointView, ErrorBody, Page, PauseState,
     Replayed,
 };
 
@@ -129,6 +129,32 @@ pub enum Endpoints {
         #[arg(long)]
         discard_held: bool,
     },
+    /// Whether an event (or a payload) passes the endpoint's filter, and if not, which
+    /// clause turned it away.
+    TestFilter {
+        id: String,
+        #[command(flatten)]
+        sample: super::trials::Sample,
+        /// A file holding a filter (JSON) to try instead of the endpoint's.
+        #[arg(long)]
+        filter: Option<std::path::PathBuf>,
+        /// With --body: the payload's source and type, to check the subscription too.
+        #[arg(long)]
+        source: Option<String>,
+        /// With --body: the payload's query string (`a=1&b=2`).
+        #[arg(long)]
+        query: Option<String>,
+    },
+    /// What the endpoint's transform makes of an event (or a payload): the request it would
+    /// send, a drop, or the error.
+    TestTransform {
+        id: String,
+        #[command(flatten)]
+        sample: super::trials::Sample,
+        /// A file holding a jq program to try instead of the endpoint's.
+        #[arg(long)]
+        transform: Option<std::path::PathBuf>,
+    },
 }
 
 /// Why an operator command failed.
@@ -156,13 +182,13 @@ pub enum OperatorError {
     Io(#[from] std::io::Error),
 }
 
-struct Client {
+pub(super) struct Client {
     target: Target,
     http: reqwest::Client,
 }
 
 impl Client {
-    fn new(conn: Conn) -> Result<Client, OperatorError> {
+    pub(super) fn new(conn: Conn) -> Result<Client, OperatorError> {
         let target = conn::resolve(&conn)?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder().no_proxy().build().map_err(|e| {
@@ -175,7 +201,7 @@ impl Client {
     }
 
     /// Calls the API: its answer as it came (what `--json` prints) and decoded as `T`.
-    async fn call<T: DeserializeOwned>(
+    pub(super) async fn call<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -222,7 +248,7 @@ impl Client {
 }
 
 /// An answer of the API: the JSON as it came, and the same decoded.
-struct Answer<T> {
+pub(super) struct Answer<T> {
     json: Value,
     typed: T,
 }
@@ -235,7 +261,7 @@ fn innermost(e: &dyn std::error::Error) -> String {
     cause.to_string()
 }
 
-fn query(pairs: &[(&str, Option<String>)]) -> String {
+pub(super) fn query(pairs: &[(&str, Option<String>)]) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         if let Some(v) = v {
@@ -246,7 +272,7 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
     if q.is_empty() { q } else { format!("?{q}") }
 }
 
-fn filter_pairs(f: &Filters) -> Vec<(&'static str, Option<String>)> {
+pub(super) fn filter_pairs(f: &Filters) -> Vec<(&'static str, Option<String>)> {
     vec![
         ("source", f.source.clone()),
         ("type", f.event_type.clone()),
@@ -257,12 +283,12 @@ fn filter_pairs(f: &Filters) -> Vec<(&'static str, Option<String>)> {
 }
 
 /// A cell for a value the API may leave null: `-` then.
-fn opt<T: Display>(v: &Option<T>) -> String {
+pub(super) fn opt<T: Display>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".into(), ToString::to_string)
 }
 
 /// Prints rows under a header, aligned.
-fn table(
+pub(super) fn table(
     out: &mut impl Write,
     header: &[&str],
     rows: impl IntoIterator<Item = Vec<String>>,
@@ -281,14 +307,19 @@ fn table(
     )
 }
 
-fn more<T: utoipa::ToSchema>(out: &mut impl Write, page: &Page<T>) -> std::io::Result<()> {
+pub(super) fn more<T: utoipa::ToSchema>(
+    out: &mut impl Write,
+    page: &Page<T>,
+) -> std::io::Result<()> {
     if let Some(c) = &page.next_cursor {
         writeln!(out, "(more: --cursor {c})")?;
     }
     Ok(())
 }
 
-fn block_on<T>(f: impl Future<Output = Result<T, OperatorError>>) -> Result<T, OperatorError> {
+pub(super) fn block_on<T>(
+    f: impl Future<Output = Result<T, OperatorError>>,
+) -> Result<T, OperatorError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -297,7 +328,7 @@ fn block_on<T>(f: impl Future<Output = Result<T, OperatorError>>) -> Result<T, O
 
 /// Prints an answer: its JSON as the API sent it with `--json`, else what `render` makes of
 /// the decoded body.
-fn print<T>(
+pub(super) fn print<T>(
     conn: &Conn,
     answer: &Answer<T>,
     render: impl FnOnce(&mut std::io::StdoutLock<'_>, &T) -> std::io::Result<()>,
@@ -313,102 +344,6 @@ fn print<T>(
         render(&mut out, &answer.typed)?;
     }
     Ok(())
-}
-
-fn deliveries_cell(event: &Event) -> String {
-    if event.deliveries.is_empty() {
-        return "-".into();
-    }
-    event
-        .deliveries
-        .iter()
-        .map(|d| format!("{}:{}", d.endpoint_id, d.status))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-pub fn events(conn: Conn, cmd: Events) -> Result<(), OperatorError> {
-    let client = Client::new(conn.clone())?;
-    match cmd {
-        Events::List {
-            filters,
-            endpoint,
-            status,
-            limit,
-            cursor,
-        } => {
-            let mut pairs = filter_pairs(&filters);
-            pairs.extend([
-                ("endpoint", endpoint),
-                ("status", status),
-                ("limit", limit.map(|l| l.to_string())),
-                ("cursor", cursor),
-            ]);
-            let answer = block_on(client.call::<Page<Event>>(
-                reqwest::Method::GET,
-                &format!("/events{}", query(&pairs)),
-                None,
-            ))?;
-            print(&conn, &answer, |out, page| {
-                let rows = page.data.iter().map(|e| {
-                    vec![
-                        e.event_id.clone(),
-                        e.source.clone(),
-                        opt(&e.event_type),
-                        e.received_at.clone(),
-                        deliveries_cell(e),
-                    ]
-                });
-                table(
-                    out,
-                    &["EVENT", "SOURCE", "TYPE", "RECEIVED", "DELIVERIES"],
-                    rows,
-                )?;
-                more(out, page)
-            })
-        }
-        Events::Show { id } => {
-            let answer = block_on(client.call::<Event>(
-                reqwest::Method::GET,
-                &format!("/events/{id}"),
-                None,
-            ))?;
-            print(&conn, &answer, |out, e| {
-                writeln!(
-                    out,
-                    "event     {}\nsource    {}\ntype      {}\nreceived  {}\n",
-                    e.event_id,
-                    e.source,
-                    opt(&e.event_type),
-                    e.received_at
-                )?;
-                let rows = e.deliveries.iter().map(|d| {
-                    vec![
-                        d.delivery_id.clone(),
-                        d.endpoint_id.clone(),
-                        d.status.clone(),
-                        d.attempts.to_string(),
-                        opt(&d.next_attempt_at),
-                        opt(&d.last_status_code),
-                        opt(&d.last_error),
-                    ]
-                });
-                table(
-                    out,
-                    &[
-                        "DELIVERY",
-                        "ENDPOINT",
-                        "STATUS",
-                        "ATTEMPTS",
-                        "NEXT ATTEMPT",
-                        "LAST CODE",
-                        "LAST ERROR",
-                    ],
-                    rows,
-                )
-            })
-        }
-    }
 }
 
 pub fn deliveries(conn: Conn, cmd: Deliveries) -> Result<(), OperatorError> {
@@ -561,6 +496,18 @@ pub fn endpoints(conn: Conn, cmd: Endpoints) -> Result<(), OperatorError> {
                 )
             })
         }
+        Endpoints::TestFilter {
+            id,
+            sample,
+            filter,
+            source,
+            query,
+        } => super::trials::test_filter(&conn, &client, &id, sample, filter, source, query),
+        Endpoints::TestTransform {
+            id,
+            sample,
+            transform,
+        } => super::trials::test_transform(&conn, &client, &id, sample, transform),
         Endpoints::Pause { id } => set_paused(&conn, &client, &id, true),
         Endpoints::Resume { id } => set_paused(&conn, &client, &id, false),
         Endpoints::Enable { id, discard_held } => {

@@ -216,7 +216,10 @@ pub(super) fn validate_endpoint(
     let ordering = super::health::resolve_ordering(key, e.ordering.as_ref())?;
     let filter = match &e.filter {
         None => None,
-        Some(doc) => Some(std::sync::Arc::new(compile_filter(&format!("{key}.filter"), doc)?)),
+        Some(doc) => Some(std::sync::Arc::new(compile_filter(
+            &format!("{key}.filter"),
+            doc,
+        )?)),
     };
     let transform = match &e.transform {
         None => None,
@@ -284,13 +287,12 @@ pub fn compile_filter(
         }
         other => other,
     };
-    crate::filter::payload::PayloadFilter::compile(doc)
-        .map_err(|err| {
-            let at = if err.path.is_empty() {
-                key.to_string()
-            } else {
-                format!("{key}.{}", err.path)
-            };
-            ConfigError::new(at, err.message)
-        })
+    crate::filter::payload::PayloadFilter::compile(doc).map_err(|err| {
+        let at = if err.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{key}.{}", err.path)
+        };
+        ConfigError::new(at, err.message)
+    })
 }

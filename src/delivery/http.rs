@@ -34,7 +34,10 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    pub fn new(reach: Reach, transforms: Arc<crate::transform::Pool>) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        reach: Reach,
+        transforms: Arc<crate::transform::Pool>,
+    ) -> Result<Self, reqwest::Error> {
         Ok(HttpTransport {
             client: client::build(&reach)?,
             reach: Arc::new(reach),
@@ -76,7 +79,8 @@ impl HttpTarget {
             return Ok(p);
         };
         let started = Instant::now();
-        let outcome = reshape::reshape(&self.transport.transforms, &self.endpoint.id, program, p).await;
+        let outcome =
+            reshape::reshape(&self.transport.transforms, &self.endpoint.id, program, p).await;
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (outcome, class, excerpt) = match outcome {
             Ok(reshape::Reshaped::Send(p)) => return Ok(p),

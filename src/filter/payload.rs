@@ -27,7 +27,11 @@ pub struct Subject<'a> {
 
 impl<'a> Subject<'a> {
     pub fn new(body: Option<&'a Value>, headers: &'a [(String, Vec<u8>)], query: &'a str) -> Self {
-        Subject { body, headers, query }
+        Subject {
+            body,
+            headers,
+            query,
+        }
     }
 }
 
