@@ -98,6 +98,18 @@ pub struct Gateway {
     task: Option<JoinHandle<Result<(), hookgate::RunError>>>,
 }
 
+/// The options every in-process gateway of these tests starts with: transforms run in the
+/// real binary's worker (this test executable is not hookgate's).
+pub fn run_options() -> RunOptions {
+    RunOptions {
+        transform_worker: Some((
+            std::path::PathBuf::from(env!("CARGO_BIN_EXE_hookgate")),
+            vec!["transform-worker".to_string()],
+        )),
+        ..RunOptions::default()
+    }
+}
+
 impl Gateway {
     /// Starts a gateway on `config` (TOML without `data_dir`) in a fresh temporary directory.
     pub async fn start(config: &str) -> (Gateway, tempfile::TempDir) {
@@ -120,7 +132,7 @@ impl Gateway {
         let opts = RunOptions {
             shutdown_grace: Duration::from_millis(500),
             store_fault: fault,
-            ..RunOptions::default()
+            ..run_options()
         };
         Gateway::start_with(data_dir, config, opts).await
     }
