@@ -12,14 +12,14 @@ use reqwest::Method;
 use crate::harness::*;
 
 /// A database of this test's own on the test server.
-struct TestDatabase {
+pub(crate) struct TestDatabase {
     base: String,
     name: String,
 }
 
 impl TestDatabase {
     /// A fresh database, or `None` (and a line saying so) without a server to make it on.
-    async fn create(test: &str) -> Option<TestDatabase> {
+    pub(crate) async fn create(test: &str) -> Option<TestDatabase> {
         let Ok(base) = std::env::var("HOOKGATE_TEST_DATABASE_URL") else {
             eprintln!("SKIPPED cluster::{test}: HOOKGATE_TEST_DATABASE_URL is not set");
             return None;
@@ -41,7 +41,7 @@ impl TestDatabase {
         with_database(&self.base, &self.name)
     }
 
-    async fn drop(self) {
+    pub(crate) async fn drop(self) {
         let admin = connect(&self.base).await;
         let _ = admin
             .batch_execute(&format!(
@@ -84,7 +84,7 @@ fn node_config(dir: &Path, db: &TestDatabase, rest: &str) -> PathBuf {
 
 /// The configs of nodes named `names` (each its own directory under the returned one) on
 /// `db`, with the schema applied.
-async fn node_configs(
+pub(crate) async fn node_configs(
     db: &TestDatabase,
     names: &[&str],
     rest: &str,
@@ -98,7 +98,7 @@ async fn node_configs(
     (dir, configs)
 }
 
-fn endpoint(id: &str, url: &str, extra: &str) -> String {
+pub(crate) fn endpoint(id: &str, url: &str, extra: &str) -> String {
     format!("[[endpoints]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n")
 }
 

@@ -238,15 +238,15 @@ async fn a_bad_filter_is_refused_naming_the_path_inside_it_and_changes_nothing()
             serde_json::json!({ "body": { "name": { "$regex": "(" } } }),
             "filter.body.name.$regex",
         ),
-        (
-            serde_json::json!({ "colour": "red" }),
-            "filter.colour",
-        ),
+        (serde_json::json!({ "colour": "red" }), "filter.colour"),
         (
             serde_json::json!({ "body": { "a": { "$nope": 1 } } }),
             "filter.body.a.$nope",
         ),
-        (serde_json::json!("{not json"), "filter: is a string but not a JSON document"),
+        (
+            serde_json::json!("{not json"),
+            "filter: is a string but not a JSON document",
+        ),
     ] {
         let body = serde_json::json!({ "id": "new", "url": receiver.url, "filter": filter });
         let (status, answer) =
@@ -272,7 +272,10 @@ async fn a_bad_filter_is_refused_naming_the_path_inside_it_and_changes_nothing()
     // Neither an event nor a payload; both; an event that does not exist.
     for (body, want) in [
         ("{}", 400),
-        (r#"{"event_id": "evt_01J0000000000000000000000", "body": {}}"#, 400),
+        (
+            r#"{"event_id": "evt_01J0000000000000000000000", "body": {}}"#,
+            400,
+        ),
         (r#"{"event_id": "evt_01J0000000000000000000000"}"#, 404),
         (r#"{"body": {}, "nonsense": 1}"#, 400),
     ] {
@@ -318,9 +321,19 @@ async fn query_and_amount_filters_route_at_ingest_and_an_unmatched_event_is_stil
         })
         .to_string()
     };
-    let (s, small_us) = send(&format!("{}?site=us", gw.url("orders")), "m-1", &charge(500)).await;
+    let (s, small_us) = send(
+        &format!("{}?site=us", gw.url("orders")),
+        "m-1",
+        &charge(500),
+    )
+    .await;
     assert_eq!(s, 202, "{small_us}");
-    let (s, big_eu) = send(&format!("{}?site=eu", gw.url("orders")), "m-2", &charge(25000)).await;
+    let (s, big_eu) = send(
+        &format!("{}?site=eu", gw.url("orders")),
+        "m-2",
+        &charge(25000),
+    )
+    .await;
     assert_eq!(s, 202, "{big_eu}");
     eu.wait_for(1).await;
     big.wait_for(1).await;

@@ -8,6 +8,7 @@ mod admin;
 mod breaker;
 mod cli;
 mod cluster;
+mod cluster_rules;
 mod console;
 mod console_a11y;
 mod console_cross_site;

@@ -16,7 +16,9 @@ fn charge(id: &str, amount: u64) -> String {
 }
 
 fn endpoint(id: &str, url: &str, extra: &str) -> String {
-    format!("[[endpoints]]\nid = \"{id}\"\nurl = \"{url}\"\nsecret = \"{OUTBOUND_SECRET}\"\n{extra}\n")
+    format!(
+        "[[endpoints]]\nid = \"{id}\"\nurl = \"{url}\"\nsecret = \"{OUTBOUND_SECRET}\"\n{extra}\n"
+    )
 }
 
 fn verify(r: &Received) {
@@ -89,18 +91,28 @@ async fn transforms_reshape_re_encode_and_drop_and_the_signature_covers_what_is_
         .iter()
         .map(|r| {
             verify(r);
-            assert_eq!(r.header("content-type"), "application/x-www-form-urlencoded");
+            assert_eq!(
+                r.header("content-type"),
+                "application/x-www-form-urlencoded"
+            );
             String::from_utf8_lossy(&r.body).into_owned()
         })
         .collect();
     bodies.sort();
-    assert_eq!(bodies, ["id=evt%20big&amount=25000", "id=evt_small&amount=500"]);
+    assert_eq!(
+        bodies,
+        ["id=evt%20big&amount=25000", "id=evt_small&amount=500"]
+    );
 
     // The small charge was dropped by `big-only`: final without a request.
     let got = big_only.wait_for(1).await;
     verify(&got[0]);
     let settled = gw.settled(small).await;
-    assert!(settled.iter().all(|d| d.status == DeliveryStatus::Delivered));
+    assert!(
+        settled
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Delivered)
+    );
     assert_eq!(big_only.count(), 1, "the small charge never went out");
     let dropped = settled
         .iter()
@@ -114,7 +126,9 @@ async fn transforms_reshape_re_encode_and_drop_and_the_signature_covers_what_is_
     )
     .await;
     assert!(
-        detail.to_string().contains("dropped by the endpoint's transform"),
+        detail
+            .to_string()
+            .contains("dropped by the endpoint's transform"),
         "{detail}"
     );
     gw.settled(big).await;
@@ -147,7 +161,11 @@ breaker = "off""#;
             &recursing.url,
             &format!("transform = 'def f: 1 + f; f'\n{retry}")
         ),
-        endpoint("fine", &fine.url, r#"transform = '.headers["x-ok"] = "yes"'"#),
+        endpoint(
+            "fine",
+            &fine.url,
+            r#"transform = '.headers["x-ok"] = "yes"'"#
+        ),
     );
     let (gw, _dir) = Gateway::start(&config).await;
     let mut ids = Vec::new();
@@ -169,7 +187,10 @@ breaker = "off""#;
     }
     assert_eq!(looping.count() + recursing.count(), 0, "nothing went out");
     let dead = gw.deliveries(ids[0]).await;
-    let looped = dead.iter().find(|d| d.endpoint_id == "looping").expect("looping");
+    let looped = dead
+        .iter()
+        .find(|d| d.endpoint_id == "looping")
+        .expect("looping");
     assert!(
         looped
             .last_error
@@ -194,8 +215,13 @@ async fn a_replay_after_the_transform_is_fixed_sends_what_the_fixed_program_make
         "transform": r#"{body: {id: .body.id, total: (.body.data.object.amount / .body.nothing)}}"#,
         "retry": { "max_attempts": 1 }, "breaker": "off",
     });
-    let (status, answer) =
-        admin_call(&gw, reqwest::Method::POST, "/endpoints", &create.to_string()).await;
+    let (status, answer) = admin_call(
+        &gw,
+        reqwest::Method::POST,
+        "/endpoints",
+        &create.to_string(),
+    )
+    .await;
     assert_eq!(status, 201, "{answer}");
     let (s, answer) = send(&gw.url("orders"), "m-1", &charge("evt_1", 700)).await;
     assert_eq!(s, 202, "{answer}");
@@ -273,9 +299,13 @@ async fn test_transform_shows_the_output_a_drop_or_the_error_and_masks_configure
     assert!(!v.to_string().contains("k-secret-123"));
     let (_, v) = call(serde_json::json!({ "body": { "id": "p" }, "transform": "null" })).await;
     assert_eq!(v["result"], "drop", "{v}");
-    let (_, v) = call(serde_json::json!({ "body": "raw text", "transform": "error(\"nope\")" })).await;
+    let (_, v) =
+        call(serde_json::json!({ "body": "raw text", "transform": "error(\"nope\")" })).await;
     assert_eq!(v["result"], "error", "{v}");
-    assert!(v["error"].as_str().unwrap_or("").starts_with("transform:"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap_or("").starts_with("transform:"),
+        "{v}"
+    );
     let (status, v) = call(serde_json::json!({ "body": {}, "transform": ".body |" })).await;
     assert_eq!(status, 400, "{v}");
     assert!(error_message(&v).starts_with("transform:"), "{v}");
