@@ -67,6 +67,8 @@
 //!    `--concurrency`);
 //!    `ordered`: the same `--backlog`, its bodies carrying one of 1,000 order keys, drained at
 //!    `max_in_flight` 32 unordered and then with `ordering` by that key, side by side;
+//!    `filters` and `transforms`: ingest with 100 filtered endpoints, and the drain with a jq
+//!    transform, each beside the same run without (`phases/rules.rs`);
 //! 6. `fanout`: `--fanout-events` events (wrk, each once) to 100 endpoints, deliveries per
 //!    second from wrk's start to the last delivery;
 //! 7. `latency`: end to end at 50 events/s and at 10% of the ingest rate of phase 3, driven by
@@ -133,7 +135,8 @@ struct Args {
     /// Events in the backlog of the memory and restart phase.
     #[arg(long, default_value_t = 1_000_000)]
     rss_backlog: u64,
-    /// Which phases after the ceilings: all, or a list of ingest, subscriber, drain, ordered, fanout,
+    /// Which phases after the ceilings: all, or a list of ingest, subscriber, drain, ordered,
+    /// filters, transforms, fanout,
     /// latency, replay, prune, hangup, backlog, pg-ingest, pg-ingest-2, pg-drain, pg-latency,
     /// console (all includes the pg- phases when the PostgreSQL server answers, and not
     /// console).
@@ -529,6 +532,8 @@ async fn run(bench: &mut Bench) -> bool {
         "subscriber",
         "drain",
         "ordered",
+        "filters",
+        "transforms",
         "fanout",
         "latency",
         "replay",
@@ -565,6 +570,8 @@ async fn run(bench: &mut Bench) -> bool {
             "subscriber" => phases::ingest::subscriber(bench).await,
             "drain" => phases::delivery::drain(bench).await,
             "ordered" => phases::delivery::ordered(bench).await,
+            "filters" => phases::rules::filters(bench).await,
+            "transforms" => phases::rules::transforms(bench).await,
             "fanout" => phases::delivery::fanout(bench).await,
             "latency" => phases::latency::phase(bench, ingest_rate).await,
             "replay" => phases::replay::phase(bench).await,

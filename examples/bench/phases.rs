@@ -10,3 +10,4 @@ pub mod latency;
 pub mod postgres;
 pub mod prune;
 pub mod replay;
+pub mod rules;
