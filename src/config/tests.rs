@@ -509,3 +509,51 @@ fn the_backlog_level_defaults_to_four_fifths_and_stays_under_the_limit() {
     let e = err("[store]\nmax_backlog = 10\nbacklog_high = 11\n");
     assert_eq!(e.key, "store.backlog_high");
 }
+
+#[test]
+fn filters_and_transforms_are_compiled_and_their_errors_named() {
+    let three = |filter: &str| {
+        format!(
+            "[[endpoints]]\nid = \"a\"\nurl = \"http://a.example\"\n\
+             [[endpoints]]\nid = \"b\"\nurl = \"http://b.example\"\n\
+             [[endpoints]]\nid = \"c\"\nurl = \"http://c.example\"\n{filter}\n"
+        )
+    };
+    let e = err(&three(r#"filter = { body = { amount = { "$gte" = "100" } } }"#));
+    assert_eq!(e.key, "endpoints[2].filter.body.amount.$gte");
+    assert!(e.problem.contains("expected a number"), "{e}");
+    // A string holding JSON is the same filter; a string that is not JSON is named.
+    let e = err(&three(r#"filter = '{"body": {"amount": {"$gte": "100"}}}'"#));
+    assert_eq!(e.key, "endpoints[2].filter.body.amount.$gte");
+    let e = err(&three(r#"filter = '{"body": '"#));
+    assert_eq!(e.key, "endpoints[2].filter");
+    let ok = Config::from_toml(&three(
+        r#"filter = { body = { action = { "$in" = ["opened"] } } }
+transform = '.body |= {id}'"#,
+    ))
+    .and_then(Config::validate)
+    .expect("valid");
+    assert!(ok.endpoints[2].filter.is_some() && ok.endpoints[2].transform.is_some());
+    assert!(ok.endpoints[0].filter.is_none() && ok.endpoints[0].transform.is_none());
+    let e = err(&three("transform = '.body |'"));
+    assert_eq!(e.key, "endpoints[2].transform");
+    assert!(e.problem.starts_with("transform:"), "{e}");
+    // The worker settings are checked before anything starts.
+    for (key, value) in [
+        ("workers", "0"),
+        ("workers", "65"),
+        ("timeout", "\"0s\""),
+        ("timeout", "\"11s\""),
+        ("max_output_bytes", "10"),
+    ] {
+        let e = err(&format!("[delivery.transform]\n{key} = {value}\n"));
+        assert_eq!(e.key, format!("delivery.transform.{key}"), "{e}");
+    }
+    let e = err("[delivery.transform]\nwrokers = 2\n");
+    assert_eq!(e.key, "delivery.transform.wrokers");
+    let v = Config::from_toml("").and_then(Config::validate).expect("valid");
+    assert_eq!(
+        (v.transform.workers, v.transform.timeout.as_millis()),
+        (2, 50)
+    );
+}
