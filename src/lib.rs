@@ -5,7 +5,8 @@
 //! The modules follow the pipeline:
 //! - [`ingress`]: `POST /in/{source}`, reading, verifying, routing, answering from the store.
 //! - [`verify`]: one file per signature scheme, pure functions.
-//! - [`filter`]: which endpoints an event goes to.
+//! - [`filter`]: which endpoints an event goes to: subscriptions and payload filters.
+//! - [`transform`]: endpoints' jq programs, run in killable worker processes.
 //! - [`store`]: the transactional outbox in redb; the only module that touches it.
 //! - [`delivery`]: a lane per endpoint, the HTTP client and SSRF guard, the retry policy.
 //! - [`api`]: the admin listener: health, readiness and the admin API.
