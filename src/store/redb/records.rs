@@ -20,6 +20,10 @@ pub(super) const RECORD_VERSION: u8 = 1;
 /// fields. Only deliveries that need it (ordered, blocked, or held) are written so: every
 /// other record keeps version 1's bytes, which earlier builds read.
 const DELIVERY_EXT_VERSION: u8 = 2;
+/// The version of a payload record that carries the request's query string after the
+/// version-1 fields. Only payloads that arrived with a query are written so: every other one
+/// keeps version 1's bytes, which earlier builds read, and ingest pays nothing for it.
+const PAYLOAD_QUERY_VERSION: u8 = 2;
 
 pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing plain structs into a Vec cannot fail; an empty record would fail to decode
@@ -108,7 +112,10 @@ impl EventRecord {
     }
 }
 
-/// The bytes as they arrived: every request header, and the body exactly.
+/// The bytes as they arrived: every request header, the query string, and the body exactly.
+/// Encoded by [`PayloadRecord::encode`] (or [`PayloadRef::encode`]) and read by
+/// [`PayloadRecord::decode`], not the generic pair: version 1 is the headers and body, and
+/// version 2 appends the query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct PayloadRecord {
     pub headers: Vec<(String, serde_bytes::ByteBuf)>,
@@ -116,17 +123,76 @@ pub(super) struct PayloadRecord {
     // byte, both ways.
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
+    /// Read from, and written as, the version-2 tail; `""` for version 1.
+    #[serde(skip)]
+    pub query: String,
+}
+
+impl PayloadRecord {
+    /// A record of either version.
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let (mut rec, query) = decode_payload::<Self, String>(bytes)?;
+        rec.query = query.unwrap_or_default();
+        Ok(rec)
+    }
+
+    /// The record's bytes: version 1 without a query, else version 2.
+    #[cfg(test)]
+    pub fn encode(&self) -> Vec<u8> {
+        encode_payload(self, &self.query)
+    }
 }
 
 /// A [`PayloadRecord`] borrowed from the request, encoded identically: ingest writes the
-/// body and headers without copying them first, and the listing's `contains` filter reads a
-/// stored body without copying it.
+/// body, headers and query without copying them first, and the listing's `contains` filter
+/// reads a stored body without copying it.
 #[derive(Serialize, Deserialize)]
 pub(super) struct PayloadRef<'a> {
     #[serde(borrow)]
     pub headers: Vec<(&'a str, &'a serde_bytes::Bytes)>,
     #[serde(with = "serde_bytes")]
     pub body: &'a [u8],
+    /// As [`PayloadRecord::query`].
+    #[serde(skip)]
+    pub query: &'a str,
+}
+
+impl<'a> PayloadRef<'a> {
+    /// The record's bytes, the same as [`PayloadRecord::encode`]'s.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_payload(self, self.query)
+    }
+
+    /// A record of either version, borrowed from `bytes`.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, StoreError> {
+        let (mut rec, query) = decode_payload::<Self, &'a str>(bytes)?;
+        rec.query = query.unwrap_or_default();
+        Ok(rec)
+    }
+}
+
+/// A payload's fields (either form), then its query as version 2's tail when it has one.
+fn encode_payload<T: Serialize>(fields: &T, query: &str) -> Vec<u8> {
+    if query.is_empty() {
+        return encode(fields);
+    }
+    // As `encode`: serializing into a Vec cannot fail, and an empty record fails loudly.
+    let out = postcard::to_extend(fields, vec![PAYLOAD_QUERY_VERSION]).unwrap_or_default();
+    postcard::to_extend(query, out).unwrap_or_default()
+}
+
+/// A payload's fields and, for version 2, its query (`None` for version 1).
+fn decode_payload<'a, T: Deserialize<'a>, Q: Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<(T, Option<Q>), StoreError> {
+    let bad = |e: postcard::Error| StoreError::Corrupt(format!("undecodable payload: {e}"));
+    match bytes.split_first() {
+        Some((&PAYLOAD_QUERY_VERSION, rest)) => {
+            let (fields, tail) = postcard::take_from_bytes::<T>(rest).map_err(bad)?;
+            Ok((fields, Some(postcard::from_bytes::<Q>(tail).map_err(bad)?)))
+        }
+        _ => Ok((decode_borrowed(bytes)?, None)),
+    }
 }
 
 impl From<PayloadRecord> for Payload {
@@ -137,6 +203,7 @@ impl From<PayloadRecord> for Payload {
                 .into_iter()
                 .map(|(n, v)| (n, v.into_vec()))
                 .collect(),
+            query: p.query,
             body: bytes::Bytes::from(p.body),
         }
     }
@@ -389,14 +456,111 @@ mod tests {
             headers: vec![("webhook-id".into(), b"msg_1".to_vec())],
             body: (0..=255u8).collect(),
         });
-        let now = encode(&PayloadRef {
+        let now = PayloadRef {
             headers: vec![("webhook-id", serde_bytes::Bytes::new(b"msg_1"))],
             body: &(0..=255u8).collect::<Vec<_>>(),
-        });
+            query: "",
+        }
+        .encode();
         assert_eq!(before, now);
-        let decoded: Payload = decode::<PayloadRecord>(&before).expect("decodes").into();
+        let decoded: Payload = PayloadRecord::decode(&before).expect("decodes").into();
         assert_eq!(decoded.header("webhook-id"), Some(&b"msg_1"[..]));
         assert_eq!(decoded.body, (0..=255u8).collect::<Vec<_>>());
+        // A record of a build before the query was kept reads as one without a query.
+        assert_eq!(decoded.query, "");
+    }
+
+    #[test]
+    fn a_payload_with_a_query_is_version_1_with_the_query_after_it() {
+        let plain = PayloadRecord {
+            headers: vec![("h".into(), serde_bytes::ByteBuf::from(b"v".to_vec()))],
+            body: b"{}".to_vec(),
+            query: String::new(),
+        };
+        let with_query = PayloadRecord {
+            query: "site=eu&x=%20".into(),
+            ..plain.clone()
+        };
+        let bytes = with_query.encode();
+        assert_eq!(bytes[0], PAYLOAD_QUERY_VERSION);
+        assert!(bytes[1..].starts_with(&plain.encode()[1..]));
+        assert_eq!(PayloadRecord::decode(&bytes), Ok(with_query.clone()));
+        let borrowed = PayloadRef::decode(&bytes).expect("decodes");
+        assert_eq!(
+            (borrowed.body, borrowed.query),
+            (&b"{}"[..], "site=eu&x=%20")
+        );
+        // Without a query: version 1, read back with none, by both forms.
+        let bytes = plain.encode();
+        assert_eq!(bytes[0], RECORD_VERSION);
+        assert_eq!(PayloadRecord::decode(&bytes), Ok(plain));
+        assert_eq!(PayloadRef::decode(&bytes).expect("decodes").query, "");
+    }
+
+    #[test]
+    fn a_broken_or_unknown_payload_is_an_error() {
+        let with_query = PayloadRecord {
+            headers: vec![],
+            body: b"{}".to_vec(),
+            query: "a=1".into(),
+        }
+        .encode();
+        // The query cut short, or missing after a version 2's fields.
+        for cut in [with_query.len() - 1, with_query.len() - 4] {
+            assert!(
+                matches!(
+                    PayloadRecord::decode(&with_query[..cut]),
+                    Err(StoreError::Corrupt(_))
+                ),
+                "{cut}"
+            );
+            assert!(PayloadRef::decode(&with_query[..cut]).is_err(), "{cut}");
+        }
+        // Not UTF-8 where the query should be.
+        let mut bad = with_query.clone();
+        let last = bad.len() - 1;
+        bad[last] = 0xff;
+        assert!(PayloadRecord::decode(&bad).is_err());
+        assert!(PayloadRef::decode(&bad).is_err());
+        for bytes in [&[][..], &[3u8, 0, 0][..], &[PAYLOAD_QUERY_VERSION][..]] {
+            assert!(PayloadRecord::decode(bytes).is_err(), "{bytes:?}");
+            assert!(PayloadRef::decode(bytes).is_err(), "{bytes:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Both forms write the same bytes, and either reads back what was written.
+        #[test]
+        fn payloads_round_trip_through_both_forms(
+            headers in proptest::collection::vec(
+                ("[a-z-]{1,12}", proptest::collection::vec(proptest::num::u8::ANY, 0..16)),
+                0..4,
+            ),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            query in "[ -~]{0,40}",
+        ) {
+            let owned = PayloadRecord {
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| (n.clone(), serde_bytes::ByteBuf::from(v.clone())))
+                    .collect(),
+                body: body.clone(),
+                query: query.clone(),
+            };
+            let borrowed = PayloadRef {
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), serde_bytes::Bytes::new(v)))
+                    .collect(),
+                body: &body,
+                query: &query,
+            };
+            let bytes = owned.encode();
+            proptest::prop_assert_eq!(&bytes, &borrowed.encode());
+            proptest::prop_assert_eq!(PayloadRecord::decode(&bytes), Ok(owned));
+            let back = PayloadRef::decode(&bytes).expect("decodes");
+            proptest::prop_assert_eq!((back.body, back.query), (&body[..], query.as_str()));
+        }
     }
 
     /// The bytes each record has always had (taken from the build before the records became
@@ -477,8 +641,21 @@ mod tests {
         let payload = PayloadRecord {
             headers: vec![("h".into(), serde_bytes::ByteBuf::from(b"v".to_vec()))],
             body: b"{}".to_vec(),
+            query: String::new(),
         };
-        assert_eq!(hex::encode(encode(&payload)), "010101680176027b7d");
+        assert_eq!(hex::encode(payload.encode()), "010101680176027b7d");
+        // Version 2: the same, then the query.
+        let with_query = PayloadRecord {
+            query: "site=eu".into(),
+            ..payload.clone()
+        };
+        let bytes = with_query.encode();
+        assert_eq!(hex::encode(&bytes), "020101680176027b7d07736974653d6575");
+        assert_eq!(PayloadRecord::decode(&bytes), Ok(with_query));
+        let back: Payload = PayloadRecord::decode(&hex::decode("010101680176027b7d").expect("hex"))
+            .expect("decodes")
+            .into();
+        assert_eq!((back.query.as_str(), back.body.as_ref()), ("", &b"{}"[..]));
     }
 
     #[test]
