@@ -1,6 +1,7 @@
 //! Which endpoints an event goes to: a pure function of the endpoint's subscription (sources,
 //! event-type globs) and the event's source and type.
 
+pub mod payload;
 use crate::model::{Endpoint, HOOKGATE_SOURCE};
 
 /// Whether `endpoint` subscribes to an event of `source` and `event_type`.
