@@ -129,6 +129,9 @@ use serde_json::Value;
 mod compile;
 mod eval;
 mod explain;
+#[doc(hidden)]
+#[cfg(any(test, feature = "test-support"))]
+pub mod fuzz;
 
 /// The deepest a filter document's objects and arrays may nest (the root is level 1), and the
 /// most segments a dotted path may have.
