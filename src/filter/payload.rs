@@ -132,6 +132,8 @@ mod explain;
 #[doc(hidden)]
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
+#[cfg(test)]
+mod tests;
 
 /// The deepest a filter document's objects and arrays may nest (the root is level 1), and the
 /// most segments a dotted path may have.
