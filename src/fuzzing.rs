@@ -170,6 +170,13 @@ pub fn api_body(data: &[u8]) {
 
 /// Duration and time strings: config durations, the API's `since`/`until`, and `Retry-After`
 /// (seconds or an HTTP date).
+/// A payload filter and a request to match it against (see
+/// `filter::payload::fuzz::fuzz_filter`): compiling never panics, nor does matching, and the
+/// fast match and the explanation agree.
+pub fn payload_filter(data: &[u8]) {
+    crate::filter::payload::fuzz::fuzz_filter(data);
+}
+
 pub fn durations(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
