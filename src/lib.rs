@@ -11,6 +11,7 @@
 //! - [`api`]: the admin listener: health, readiness and the admin API.
 //! - [`console`]: the web console on the admin listener: pages, sessions, CSRF, assets.
 //! - [`catalog`]: the sources and endpoints in force, from the file and the API.
+//! - [`transform`]: endpoints' jq transforms, run in killable worker processes.
 //! - [`config`], [`telemetry`], [`cli`], [`clock`], [`ids`], [`respond`]: around the pipeline.
 //!
 //! [`run`] takes a validated config, already-bound listeners and a shutdown future, so tests
@@ -38,6 +39,7 @@ pub mod ops;
 pub mod respond;
 pub mod store;
 pub mod telemetry;
+pub mod transform;
 pub mod verify;
 
 use std::future::Future;
