@@ -261,7 +261,8 @@ fn encode_body(
             Ok((input.body.clone(), true))
         }
         other => {
-            let mut out = Vec::with_capacity(input.body.len());
+            // Small to start: outputs are often much smaller than their input.
+            let mut out = Vec::with_capacity(256);
             write_json(&mut out, other, 0).map_err(|e| {
                 let mut place = String::from("body");
                 for segment in e.path.iter().rev() {

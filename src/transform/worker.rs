@@ -16,7 +16,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
 use std::rc::Rc;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 
 use super::frame::{self, FRAME_SLACK};
 use super::pool::HELLO;
@@ -68,6 +68,7 @@ fn serve_stdio() -> ExitCode {
 pub fn serve<R: Read, W: Write>(mut input: BufReader<R>, mut output: W) -> io::Result<()> {
     let mut cache: HashMap<String, Rc<Result<Program, TransformError>>> = HashMap::new();
     let mut answer = Vec::new();
+    let mut buffer = BytesMut::new();
     loop {
         if input.buffer().is_empty() {
             output.flush()?;
@@ -84,9 +85,16 @@ pub fn serve<R: Read, W: Write>(mut input: BufReader<R>, mut output: W) -> io::R
                 format!("a request of {len} bytes"),
             ));
         }
-        let mut payload = vec![0; len];
-        input.read_exact(&mut payload)?;
-        let request = frame::decode_request(&Bytes::from(payload))
+        // One buffer for every payload: once the last run's body (a slice of it) is dropped,
+        // `reserve` takes its allocation back, so no run allocates a large block. (glibc's
+        // malloc consolidates every small free chunk on each large allocation, which cost
+        // more than the run itself.)
+        buffer.clear();
+        buffer.reserve(len);
+        buffer.resize(len, 0);
+        input.read_exact(&mut buffer)?;
+        let payload = buffer.split().freeze();
+        let request = frame::decode_request(&payload)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
 
         let program = match cache.get(request.program()) {
@@ -142,6 +150,7 @@ mod tests {
     use super::*;
     use crate::transform::Input;
     use crate::transform::frame::{decode_response, encode_request};
+    use bytes::Bytes;
 
     fn answers(requests: &[(&str, Input, usize)]) -> Vec<Result<Output, TransformError>> {
         let mut stream = Vec::new();

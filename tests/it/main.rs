@@ -30,4 +30,5 @@ mod outage;
 mod powerloss;
 mod reliability;
 mod store;
+mod transform_pool;
 mod webdriver;
