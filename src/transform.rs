@@ -2,8 +2,8 @@
 //!
 //! The program maps `{ "body": …, "headers": {…}, "event_type": … }` to a new such object, or
 //! to `null` to drop the delivery. The pure part lives in [`program`] (the parser guard,
-//! compilation with positioned errors) and [`output`] (building the input value, validating
-//! and encoding what the program gave back).
+//! compilation with positioned errors), [`output`] (building the input value, validating
+//! and encoding what the program gave back) and [`json`] (a strict one-pass reader of bodies).
 //!
 //! **Programs never run in the gateway process.** jaq has no fuel counter, and a recursive
 //! program can overflow the stack, which aborts a process. So the gateway only *checks*
@@ -19,6 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub mod frame;
+pub mod json;
 pub mod output;
 pub mod pool;
 pub mod program;

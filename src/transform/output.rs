@@ -9,7 +9,6 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use jaq_json::{Num, Val};
-use serde::de::IgnoredAny;
 
 use super::{Input, TransformError};
 use crate::model::endpoint::is_reserved_header;
@@ -179,47 +178,7 @@ pub const MAX_BODY_DEPTH: usize = 128;
 /// [`MAX_BODY_DEPTH`] deep (numbers keep their text, as jq 1.7 keeps them), else the bytes as
 /// a string.
 pub fn body_value(body: &Bytes) -> Val {
-    // jaq's parser accepts more than JSON (comments, NaN, byte strings) and recurses per
-    // level; serde_json decides what is JSON (without recursing), the scan bounds the depth.
-    if nests_within(body, MAX_BODY_DEPTH)
-        && serde_json::from_slice::<IgnoredAny>(body).is_ok()
-        && let Ok(value) = jaq_json::read::parse_single(body)
-    {
-        return value;
-    }
-    Val::utf8_str(body.clone())
-}
-
-/// True when the arrays and objects of a JSON text nest at most `max` deep (brackets inside
-/// strings do not count).
-fn nests_within(text: &[u8], max: usize) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in text {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return false;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    true
+    super::json::parse(body, MAX_BODY_DEPTH).unwrap_or_else(|| Val::utf8_str(body.clone()))
 }
 
 fn key_str(key: &Val) -> Option<String> {
@@ -564,7 +523,7 @@ pub fn fuzz_transform_output(data: &[u8]) {
             assert!(!is_reserved_header(name));
         }
         if !body_is_string {
-            match serde_json::from_slice::<IgnoredAny>(&body) {
+            match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
                 Ok(_) => {}
                 Err(e) => assert!(e.to_string().contains("recursion limit"), "{e}"),
             }

@@ -76,6 +76,26 @@ async fn a_looping_program_is_stopped_by_killing_its_worker() {
     }
 }
 
+/// Runs pipelined behind a stuck run on the same worker never started: when the stuck one
+/// is killed they are run again on a fresh worker, not failed with it.
+#[tokio::test]
+async fn runs_behind_a_stuck_run_are_run_again_not_failed() {
+    let pool = Pool::new(config(1, PoolConfig::DEFAULT_TIMEOUT));
+    let looping = program("def f: f; f");
+    // All queued at once, so the one worker takes them as one batch, the loop first.
+    let (stuck, a, b, c) = tokio::join!(
+        pool.run("ep", &looping, input("{}")),
+        healthy(&pool, "ep", 1),
+        healthy(&pool, "ep", 2),
+        healthy(&pool, "ep", 3),
+    );
+    assert_eq!(
+        stuck,
+        Err(TransformError::Timeout(PoolConfig::DEFAULT_TIMEOUT))
+    );
+    let ((), (), ()) = (a, b, c);
+}
+
 #[tokio::test]
 async fn a_stack_overflow_kills_only_its_worker_and_the_pool_recovers() {
     // Time enough for the overflow itself, however slow the build.

@@ -147,10 +147,3 @@ proptest::proptest! {
         }
     }
 }
-
-#[test]
-fn nesting_scan_skips_strings() {
-    assert!(nests_within(br#"[[["]]]]]][[[[[\"[["]]]"#, 3));
-    assert!(!nests_within(b"[[[[", 3));
-    assert!(nests_within(br#"{"a": "\\"}"#, 1));
-}
