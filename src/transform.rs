@@ -83,7 +83,7 @@ pub enum TransformError {
     #[error("transform: the output is over the limit of {max} bytes")]
     OutputTooLarge { max: usize },
     /// No answer within the pool's `timeout`: the worker was killed.
-    #[error("transform: no answer within {0:?}; the program was stopped")]
+    #[error("transform: timed out after {0:?}; the program was stopped")]
     Timeout(Duration),
     /// The worker running the program died (a stack overflow, say): it was replaced.
     #[error("transform: the worker process died while running the program ({0})")]
