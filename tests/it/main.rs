@@ -32,5 +32,6 @@ mod outage;
 mod powerloss;
 mod reliability;
 mod store;
+mod transform_pool;
 mod transforms;
 mod webdriver;
