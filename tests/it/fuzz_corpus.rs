@@ -41,6 +41,7 @@ const PARSER_TARGETS: &[(&str, Entry)] = &[
     ("durations", fuzzing::durations),
     ("endpoint_url", fuzzing::endpoint_url),
     ("payload_filter", fuzzing::payload_filter),
+    ("transform_output", fuzzing::transform_output),
 ];
 
 #[test]
