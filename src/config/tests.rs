@@ -519,11 +519,15 @@ fn filters_and_transforms_are_compiled_and_their_errors_named() {
              [[endpoints]]\nid = \"c\"\nurl = \"http://c.example\"\n{filter}\n"
         )
     };
-    let e = err(&three(r#"filter = { body = { amount = { "$gte" = "100" } } }"#));
+    let e = err(&three(
+        r#"filter = { body = { amount = { "$gte" = "100" } } }"#,
+    ));
     assert_eq!(e.key, "endpoints[2].filter.body.amount.$gte");
     assert!(e.problem.contains("expected a number"), "{e}");
     // A string holding JSON is the same filter; a string that is not JSON is named.
-    let e = err(&three(r#"filter = '{"body": {"amount": {"$gte": "100"}}}'"#));
+    let e = err(&three(
+        r#"filter = '{"body": {"amount": {"$gte": "100"}}}'"#,
+    ));
     assert_eq!(e.key, "endpoints[2].filter.body.amount.$gte");
     let e = err(&three(r#"filter = '{"body": '"#));
     assert_eq!(e.key, "endpoints[2].filter");
@@ -551,7 +555,9 @@ transform = '.body |= {id}'"#,
     }
     let e = err("[delivery.transform]\nwrokers = 2\n");
     assert_eq!(e.key, "delivery.transform.wrokers");
-    let v = Config::from_toml("").and_then(Config::validate).expect("valid");
+    let v = Config::from_toml("")
+        .and_then(Config::validate)
+        .expect("valid");
     assert_eq!(
         (v.transform.workers, v.transform.timeout.as_millis()),
         (2, 50)
