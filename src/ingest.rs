@@ -59,6 +59,7 @@ pub async fn ingest(
             body_dedup: incoming.body_dedup,
             budget: incoming.budget,
             headers: incoming.headers,
+            query: incoming.query,
             body: incoming.body,
             endpoints,
             order_keys,

@@ -84,6 +84,7 @@ fn new_event(
         body_dedup: None,
         budget: None,
         headers,
+        query: String::new(),
         body: body.into(),
         endpoints,
         order_keys,

@@ -35,8 +35,7 @@ use crate::respond;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestFilterBody {
-    /// A stored event: its body, headers, source and type (its query string is not kept, so
-    /// `query` clauses see none).
+    /// A stored event: its body, headers, query string, source and type, as they arrived.
     pub event_id: Option<String>,
     /// A payload's body (any JSON), instead of an event.
     #[schema(value_type = Option<Object>)]
@@ -316,7 +315,7 @@ impl FilterSample {
                 event_type: event.event_type,
                 headers: payload.headers,
                 body: payload.body,
-                query: String::new(),
+                query: payload.query,
                 whole: true,
             });
         }
@@ -541,7 +540,7 @@ pub fn routing(endpoints: &[Endpoint], event: &Event, payload: &Payload) -> Vec<
         event_type: event.event_type.as_deref(),
         headers: &payload.headers,
         body: &payload.body,
-        query: "",
+        query: &payload.query,
     };
     let delivered = |id: &str| {
         event

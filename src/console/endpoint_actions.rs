@@ -155,6 +155,7 @@ pub async fn send_test(
             body_dedup: None,
             budget: None,
             headers: parsed.headers,
+            query: String::new(),
             body: parsed.body,
             endpoints: vec![id.clone()],
             order_keys: Vec::new(),

@@ -392,6 +392,7 @@ mod tests {
                 ("authorization".into(), b"Bearer x".to_vec()),
                 ("content-type".into(), b"application/json".to_vec()),
             ],
+            query: String::new(),
             body: bytes::Bytes::from_static(b"{\"a\":1}"),
         };
         let rows = header_rows(&payload);

@@ -117,11 +117,16 @@ pub struct Event {
     pub deliveries: Vec<(DeliveryId, String)>,
 }
 
-/// The bytes of an event as they arrived: every request header, and the body exactly.
+/// The bytes of an event as they arrived: every request header, the query string, and the
+/// body exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload {
     /// Lower-case names, in arrival order; values as raw bytes (they need not be UTF-8).
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The request's raw query string as it arrived, without the `?` (`site=eu&x=1`); `""`
+    /// when it had none, and for published and operational events. Kept so that a payload
+    /// filter's `query` clauses can be evaluated again on a stored event.
+    pub query: String,
     pub body: Bytes,
 }
 
@@ -232,6 +237,7 @@ mod tests {
                 ("content-type".into(), b"application/json".to_vec()),
                 ("content-type".into(), b"text/plain".to_vec()),
             ],
+            query: String::new(),
             body: Bytes::from_static(b"{}"),
         };
         assert_eq!(p.header("content-type"), Some(&b"application/json"[..]));

@@ -5,9 +5,10 @@
 //! [`outbox`](super::outbox)**: a
 //! command locks the rows it changes (`SELECT … FOR UPDATE`, in id order), asks the rule, and
 //! hands both states to `rows::Changes`, the one place a delivery is written (as redb's
-//! `put_delivery` is). The schema is `schema/v1.sql`, `v2.sql` and `v3.sql`; in short:
+//! `put_delivery` is). The schema is `schema/v1.sql` to `v4.sql`; in short:
 //! - `events` (id: the ULID as 16 big-endian bytes, so byte order is time order; headers,
-//!   body, and the deliveries' ids and endpoints), `attempts`, `dedup` (with an expiry index),
+//!   body, the query string (NULL for none, schema version 4), and the deliveries' ids and
+//!   endpoints), `attempts`, `dedup` (with an expiry index),
 //!   `endpoint_state` (paused), `config_entries`, `nodes` (heartbeats).
 //! - **`deliveries` holds exactly the deliveries that are not final**, indexed by
 //!   `(endpoint_id, due_ms, id)`; a delivering one is due at its lease expiry and carries a

@@ -15,7 +15,9 @@
 //!
 //! Tables (keys → values; values are versioned records, private to this module: see
 //! `records.rs`):
-//! - `events`: event id → `EventRecord`; `payloads`: event id → `PayloadRecord`.
+//! - `events`: event id → `EventRecord`; `payloads`: event id → `PayloadRecord` (headers
+//!   and body; version 2 appends the query string, written only for an event that has one,
+//!   so the others keep the bytes earlier builds wrote).
 //! - `deliveries`: delivery id → `DeliveryRecord`.
 //! - `due`: (endpoint id, due ms, delivery id) → (): each endpoint's schedule, so a lane reads
 //!   only its own work. Holds exactly the deliveries that are not final and not blocked;

@@ -28,6 +28,10 @@ pub struct NewEvent {
     /// released once the writer is done with the event, stored or not.
     pub budget: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The request's raw query string, without the `?`; `""` for none (kept as none, at no
+    /// cost). Ingress takes it from the request URI, so it is printable ASCII and never holds
+    /// a NUL, which PostgreSQL's `text` could not keep.
+    pub query: String,
     pub body: Bytes,
     pub endpoints: Vec<String>,
     /// (endpoint id, order key) for each endpoint of `endpoints` that delivers in order

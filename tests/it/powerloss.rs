@@ -568,6 +568,7 @@ fn new_event(marker: u64, to: &[&str], key: Option<u8>, size: usize, now: u64) -
         dedup_scope: None,
         body_dedup: None,
         headers: vec![("x-marker".into(), marker.to_string().into_bytes())],
+        query: String::new(),
         body: Bytes::from(body),
         endpoints: to.iter().map(|e| e.to_string()).collect(),
         order_keys: Vec::new(),

@@ -314,6 +314,7 @@ fn new_event(endpoints: &[&str]) -> hookgate::store::NewEvent {
         body_dedup: None,
         budget: None,
         headers: Vec::new(),
+        query: String::new(),
         body: bytes::Bytes::from_static(b"{}"),
         endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
         order_keys: Vec::new(),

@@ -104,6 +104,7 @@ macro_rules! contract_tests {
             an_open_breaker_survives_a_restart,
             operational_events_are_written_with_the_change_they_report,
             a_deleted_endpoints_breaker_goes_with_it,
+            an_events_query_comes_back_as_stored,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {
@@ -350,6 +351,7 @@ impl Fixture {
             body_dedup: None,
             budget: None,
             headers: vec![("content-type".into(), b"application/json".to_vec())],
+            query: String::new(),
             body: bytes::Bytes::from_static(br#"{"id":1}"#),
             endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
             order_keys: Vec::new(),

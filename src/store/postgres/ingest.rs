@@ -358,7 +358,7 @@ async fn copy_events(
     let copy = tx
         .prepare_cached(
             "COPY events (id, source, event_type, received_ms, dedup_key, delivery_ids, \
-             endpoints, header_names, header_values, body) FROM STDIN (FORMAT binary)",
+             endpoints, header_names, header_values, body, query) FROM STDIN (FORMAT binary)",
         )
         .await?;
     let sink = tx.copy_in(&copy).await?;
@@ -375,6 +375,7 @@ async fn copy_events(
             Type::TEXT_ARRAY,
             Type::BYTEA_ARRAY,
             Type::BYTEA,
+            Type::TEXT,
         ],
     );
     let mut writer = std::pin::pin!(writer);
@@ -385,6 +386,8 @@ async fn copy_events(
         let endpoints: Vec<&str> = r.deliveries.iter().map(|(_, e)| e.as_str()).collect();
         let names: Vec<&str> = r.ev.headers.iter().map(|(n, _)| n.as_str()).collect();
         let values: Vec<&[u8]> = r.ev.headers.iter().map(|(_, v)| v.as_slice()).collect();
+        // None is NULL: no bytes in the row for the common case.
+        let query = Some(r.ev.query.as_str()).filter(|q| !q.is_empty());
         writer
             .as_mut()
             .write(&[
@@ -398,6 +401,7 @@ async fn copy_events(
                 &names,
                 &values,
                 &r.ev.body.as_ref(),
+                &query,
             ])
             .await?;
     }

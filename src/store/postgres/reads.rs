@@ -129,7 +129,8 @@ impl PgStore {
             let stmt = client
                 .prepare_cached(
                     "SELECT id, source, event_type, received_ms, dedup_key, delivery_ids, \
-                     endpoints, header_names, header_values, body FROM events WHERE id = $1",
+                     endpoints, header_names, header_values, body, query FROM events \
+                     WHERE id = $1",
                 )
                 .await?;
             Ok(client.query_opt(&stmt, &[&key.as_slice()]).await?)
@@ -140,10 +141,13 @@ impl PgStore {
             let names: Vec<String> = r.try_get(7)?;
             let values: Vec<Vec<u8>> = r.try_get(8)?;
             let body: Vec<u8> = r.try_get(9)?;
+            // NULL: none (and every row written before schema version 4).
+            let query: Option<String> = r.try_get(10)?;
             Ok((
                 event,
                 Payload {
                     headers: names.into_iter().zip(values).collect(),
+                    query: query.unwrap_or_default(),
                     body: Bytes::from(body),
                 },
             ))

@@ -11,7 +11,7 @@ use super::error::{Fail, describe_target, parse_url};
 use crate::store::StoreError;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Each version's SQL, in order; a released version is never edited.
 const MIGRATIONS: &[(u32, &str)] = &[
@@ -20,6 +20,8 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("schema/v2.sql")),
     // Ordered delivery: order keys and places, blocked rows out of the due index.
     (3, include_str!("schema/v3.sql")),
+    // Each event's query string.
+    (4, include_str!("schema/v4.sql")),
 ];
 
 /// The key of the advisory lock migrations take (`hookgate` in ASCII, 0x686f6f6b67617465).

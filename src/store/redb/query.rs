@@ -150,7 +150,7 @@ pub(super) fn payload_passes(
     if filter.contains.is_none() {
         return Ok(true);
     }
-    Ok(payloads.get(event)?.is_some_and(|p| {
-        records::decode_borrowed::<PayloadRef>(p.value()).is_ok_and(|p| filter.body_matches(p.body))
-    }))
+    Ok(payloads
+        .get(event)?
+        .is_some_and(|p| PayloadRef::decode(p.value()).is_ok_and(|p| filter.body_matches(p.body))))
 }

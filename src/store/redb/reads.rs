@@ -60,7 +60,7 @@ impl RedbStore {
                     let Some(payload) = payloads.get(rec.event_id)? else {
                         return Ok(None);
                     };
-                    Ok(Some((rec, ev, records::decode(payload.value())?)))
+                    Ok(Some((rec, ev, PayloadRecord::decode(payload.value())?)))
                 };
             let (rec, ev, payload) = match read() {
                 Ok(Some((rec, ev, payload))) => (rec.into_model(id.0), ev, payload),
@@ -138,7 +138,7 @@ impl RedbStore {
         let payload = txn
             .open_table(PAYLOADS)?
             .get(id.0)?
-            .map(|v| records::decode::<PayloadRecord>(v.value()))
+            .map(|v| PayloadRecord::decode(v.value()))
             .transpose()?
             .ok_or_else(|| StoreError::Corrupt(format!("event {id} has no payload")))?;
         Ok(Some((ev.into_model(id.0), payload.into())))

@@ -20,6 +20,10 @@ pub(super) const RECORD_VERSION: u8 = 1;
 /// fields. Only deliveries that need it (ordered, blocked, or held) are written so: every
 /// other record keeps version 1's bytes, which earlier builds read.
 const DELIVERY_EXT_VERSION: u8 = 2;
+/// The version of a payload record that carries the request's query string after the
+/// version-1 fields. Only payloads that arrived with a query are written so: every other one
+/// keeps version 1's bytes, which earlier builds read, and ingest pays nothing for it.
+const PAYLOAD_QUERY_VERSION: u8 = 2;
 
 pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing plain structs into a Vec cannot fail; an empty record would fail to decode
@@ -108,7 +112,10 @@ impl EventRecord {
     }
 }
 
-/// The bytes as they arrived: every request header, and the body exactly.
+/// The bytes as they arrived: every request header, the query string, and the body exactly.
+/// Encoded by [`PayloadRecord::encode`] (or [`PayloadRef::encode`]) and read by
+/// [`PayloadRecord::decode`], not the generic pair: version 1 is the headers and body, and
+/// version 2 appends the query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct PayloadRecord {
     pub headers: Vec<(String, serde_bytes::ByteBuf)>,
@@ -116,17 +123,76 @@ pub(super) struct PayloadRecord {
     // byte, both ways.
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
+    /// Read from, and written as, the version-2 tail; `""` for version 1.
+    #[serde(skip)]
+    pub query: String,
+}
+
+impl PayloadRecord {
+    /// A record of either version.
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let (mut rec, query) = decode_payload::<Self, String>(bytes)?;
+        rec.query = query.unwrap_or_default();
+        Ok(rec)
+    }
+
+    /// The record's bytes: version 1 without a query, else version 2.
+    #[cfg(test)]
+    pub fn encode(&self) -> Vec<u8> {
+        encode_payload(self, &self.query)
+    }
 }
 
 /// A [`PayloadRecord`] borrowed from the request, encoded identically: ingest writes the
-/// body and headers without copying them first, and the listing's `contains` filter reads a
-/// stored body without copying it.
+/// body, headers and query without copying them first, and the listing's `contains` filter
+/// reads a stored body without copying it.
 #[derive(Serialize, Deserialize)]
 pub(super) struct PayloadRef<'a> {
     #[serde(borrow)]
     pub headers: Vec<(&'a str, &'a serde_bytes::Bytes)>,
     #[serde(with = "serde_bytes")]
     pub body: &'a [u8],
+    /// As [`PayloadRecord::query`].
+    #[serde(skip)]
+    pub query: &'a str,
+}
+
+impl<'a> PayloadRef<'a> {
+    /// The record's bytes, the same as [`PayloadRecord::encode`]'s.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_payload(self, self.query)
+    }
+
+    /// A record of either version, borrowed from `bytes`.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, StoreError> {
+        let (mut rec, query) = decode_payload::<Self, &'a str>(bytes)?;
+        rec.query = query.unwrap_or_default();
+        Ok(rec)
+    }
+}
+
+/// A payload's fields (either form), then its query as version 2's tail when it has one.
+fn encode_payload<T: Serialize>(fields: &T, query: &str) -> Vec<u8> {
+    if query.is_empty() {
+        return encode(fields);
+    }
+    // As `encode`: serializing into a Vec cannot fail, and an empty record fails loudly.
+    let out = postcard::to_extend(fields, vec![PAYLOAD_QUERY_VERSION]).unwrap_or_default();
+    postcard::to_extend(query, out).unwrap_or_default()
+}
+
+/// A payload's fields and, for version 2, its query (`None` for version 1).
+fn decode_payload<'a, T: Deserialize<'a>, Q: Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<(T, Option<Q>), StoreError> {
+    let bad = |e: postcard::Error| StoreError::Corrupt(format!("undecodable payload: {e}"));
+    match bytes.split_first() {
+        Some((&PAYLOAD_QUERY_VERSION, rest)) => {
+            let (fields, tail) = postcard::take_from_bytes::<T>(rest).map_err(bad)?;
+            Ok((fields, Some(postcard::from_bytes::<Q>(tail).map_err(bad)?)))
+        }
+        _ => Ok((decode_borrowed(bytes)?, None)),
+    }
 }
 
 impl From<PayloadRecord> for Payload {
@@ -137,6 +203,7 @@ impl From<PayloadRecord> for Payload {
                 .into_iter()
                 .map(|(n, v)| (n, v.into_vec()))
                 .collect(),
+            query: p.query,
             body: bytes::Bytes::from(p.body),
         }
     }
@@ -340,168 +407,4 @@ impl From<&Attempt> for AttemptRecord {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_round_trip_and_carry_a_version() {
-        let rec = DeliveryRecord {
-            event_id: 7,
-            endpoint_id: "billing".into(),
-            status: StatusRecord::Retrying,
-            attempts: 2,
-            due_ms: 10,
-            created_ms: 1,
-            updated_ms: 2,
-            last_status_code: Some(503),
-            last_error: Some("HTTP 503".into()),
-            cycle_base: 0,
-            cycle_started_ms: 1,
-            ext: DeliveryExt::default(),
-        };
-        let bytes = rec.encode();
-        assert_eq!(bytes[0], RECORD_VERSION);
-        assert_eq!(DeliveryRecord::decode(&bytes), Ok(rec.clone()));
-        let ordered = DeliveryRecord {
-            ext: DeliveryExt {
-                order: Some(("cus_1".into(), 42)),
-                blocked: true,
-                cycle_held_ms: 9,
-            },
-            ..rec.clone()
-        };
-        let bytes = ordered.encode();
-        assert_eq!(bytes[0], DELIVERY_EXT_VERSION);
-        assert_eq!(DeliveryRecord::decode(&bytes), Ok(ordered));
-        // Version 2 is version 1's bytes with the extension after them.
-        assert!(bytes[1..].starts_with(&rec.encode()[1..]));
-    }
-
-    #[test]
-    fn payloads_keep_the_encoding_of_earlier_builds() {
-        // Version 1 as first written: bytes as sequences of u8.
-        #[derive(Serialize)]
-        struct Before {
-            headers: Vec<(String, Vec<u8>)>,
-            body: Vec<u8>,
-        }
-        let before = encode(&Before {
-            headers: vec![("webhook-id".into(), b"msg_1".to_vec())],
-            body: (0..=255u8).collect(),
-        });
-        let now = encode(&PayloadRef {
-            headers: vec![("webhook-id", serde_bytes::Bytes::new(b"msg_1"))],
-            body: &(0..=255u8).collect::<Vec<_>>(),
-        });
-        assert_eq!(before, now);
-        let decoded: Payload = decode::<PayloadRecord>(&before).expect("decodes").into();
-        assert_eq!(decoded.header("webhook-id"), Some(&b"msg_1"[..]));
-        assert_eq!(decoded.body, (0..=255u8).collect::<Vec<_>>());
-    }
-
-    /// The bytes each record has always had (taken from the build before the records became
-    /// private to the store): a change of the model or of these types must not change them.
-    #[test]
-    fn the_format_is_byte_for_byte_what_it_was() {
-        let statuses = [
-            (DeliveryStatus::Pending, 0u8),
-            (DeliveryStatus::Delivering, 1),
-            (DeliveryStatus::Retrying, 2),
-            (DeliveryStatus::Delivered, 3),
-            (DeliveryStatus::Dead, 4),
-        ];
-        for (status, index) in statuses {
-            let d = Delivery {
-                id: DeliveryId(99),
-                event_id: EventId(7),
-                endpoint_id: "billing".into(),
-                status,
-                attempts: 2,
-                due_ms: 10,
-                created_ms: 1,
-                updated_ms: 2,
-                last_status_code: Some(503),
-                last_error: Some("HTTP 503".into()),
-                cycle_base: 0,
-                cycle_started_ms: 1,
-                order: None,
-                blocked: false,
-                cycle_held_ms: 0,
-            };
-            let bytes = DeliveryRecord::from(d.clone()).encode();
-            let expected =
-                format!("01070762696c6c696e67{index:02x}020a010201f703010848545450203530330001");
-            assert_eq!(hex::encode(&bytes), expected, "{status:?}");
-            let back = DeliveryRecord::decode(&bytes).expect("decodes");
-            assert_eq!(back.into_model(99), d);
-            // Version 2: the same, then (order key and place, blocked, held clock).
-            let ordered = Delivery {
-                order: Some(("k".into(), 300)),
-                blocked: true,
-                cycle_held_ms: 5,
-                ..d.clone()
-            };
-            let bytes = DeliveryRecord::from(ordered.clone()).encode();
-            let expected = format!(
-                "02070762696c6c696e67{index:02x}020a010201f703010848545450203530330001\
-                 01016bac020105"
-            );
-            assert_eq!(hex::encode(&bytes), expected, "{status:?}");
-            let back = DeliveryRecord::decode(&bytes).expect("decodes");
-            assert_eq!(back.into_model(99), ordered);
-        }
-        let ev = EventRecord {
-            source: "s".into(),
-            event_type: Some("t".into()),
-            received_ms: 1_700_000_000_000,
-            dedup_key: Some("k".into()),
-            deliveries: vec![(u128::MAX - 1, "e".into())],
-        };
-        assert_eq!(
-            hex::encode(encode(&ev)),
-            "01017301017480d095ffbc3101016b01feffffffffffffffffffffffffffffffffff030165"
-        );
-        let attempt = Attempt {
-            at_ms: 5,
-            status_code: Some(200),
-            latency_ms: 3,
-            error: None,
-            response_excerpt: b"ok".to_vec(),
-        };
-        let bytes = encode(&AttemptRecord::from(&attempt));
-        assert_eq!(hex::encode(&bytes), "010501c8010300026f6b");
-        assert_eq!(
-            Attempt::from(decode::<AttemptRecord>(&bytes).expect("decodes")),
-            attempt
-        );
-        let payload = PayloadRecord {
-            headers: vec![("h".into(), serde_bytes::ByteBuf::from(b"v".to_vec()))],
-            body: b"{}".to_vec(),
-        };
-        assert_eq!(hex::encode(encode(&payload)), "010101680176027b7d");
-    }
-
-    #[test]
-    fn unknown_versions_and_garbage_are_errors() {
-        let mut bytes = encode(&EventRecord {
-            source: "s".into(),
-            event_type: None,
-            received_ms: 0,
-            dedup_key: None,
-            deliveries: vec![],
-        });
-        bytes[0] = 99;
-        assert!(matches!(
-            decode::<EventRecord>(&bytes),
-            Err(StoreError::Corrupt(_))
-        ));
-        assert!(matches!(
-            decode::<EventRecord>(&[]),
-            Err(StoreError::Corrupt(_))
-        ));
-        assert!(matches!(
-            decode::<EventRecord>(&[RECORD_VERSION, 0xff]),
-            Err(StoreError::Corrupt(_))
-        ));
-    }
-}
+mod tests;

@@ -16,10 +16,12 @@ mod announcements;
 mod health;
 mod listing;
 mod ordering;
+mod payload;
 pub(super) use announcements::*;
 pub(super) use health::*;
 pub(super) use listing::*;
 pub(super) use ordering::*;
+pub(super) use payload::*;
 
 pub(super) async fn ingest_writes_the_event_and_one_pending_delivery_per_endpoint(
     b: &impl Backend,

@@ -96,9 +96,9 @@ impl Writer {
                 .map(|(n, v)| (n.as_str(), serde_bytes::Bytes::new(v)))
                 .collect(),
             body: &ev.body,
+            query: &ev.query,
         };
-        t.payloads
-            .insert(event_id, records::encode(&payload).as_slice())?;
+        t.payloads.insert(event_id, payload.encode().as_slice())?;
         finished::stored(t, event_id, fanout)?;
         for (scope, key, window_ms) in keys {
             let expires = outbox::dedup_expires(received_ms, window_ms);

@@ -79,7 +79,7 @@ pub(super) fn settle_unreadable(
                 "payloads",
                 t.payloads
                     .get(event)?
-                    .is_none_or(|v| records::decode::<PayloadRecord>(v.value()).is_ok()),
+                    .is_none_or(|v| PayloadRecord::decode(v.value()).is_ok()),
             ),
         ] {
             if !ok {

@@ -19,6 +19,7 @@ pub(super) fn event(body: &'static [u8], endpoints: &[&str]) -> NewEvent {
         body_dedup: None,
         budget: None,
         headers: Vec::new(),
+        query: String::new(),
         body: bytes::Bytes::from_static(body),
         endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
         order_keys: Vec::new(),

@@ -2,8 +2,9 @@
 //! refuses a database it cannot use, group commit with dedup and the backlog exact across
 //! nodes, the pending counts against the hot table, leases between nodes, the database's
 //! clock, announcements from one node to another, the history tables by day
-//! ([`partitions`]), and ordered delivery across nodes ([`ordering`]). Each test skips (and
-//! says so) without `HOOKGATE_TEST_DATABASE_URL`.
+//! ([`partitions`]), ordered delivery across nodes ([`ordering`]), and the version 4
+//! migration that keeps each event's query string ([`query`]). Each test skips (and says so)
+//! without `HOOKGATE_TEST_DATABASE_URL`.
 
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ fn event(endpoints: &[&str], received_ms: u64) -> NewEvent {
         body_dedup: None,
         budget: None,
         headers: vec![("x-raw".into(), vec![0xff, 0x00])],
+        query: String::new(),
         body: bytes::Bytes::from_static(b"{}"),
         endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
         order_keys: Vec::new(),
@@ -610,6 +612,9 @@ mod ordering;
 
 /// The breaker across nodes.
 mod breaker;
+
+/// Each event's query string: the version 4 migration.
+mod query;
 
 /// The dedup lookup is prepared once per connection, often while `dedup` is empty; its
 /// generic plan must still probe the primary key, not scan the table, once the table is big.

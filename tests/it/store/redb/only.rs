@@ -34,6 +34,7 @@ async fn a_result_recorded_again_after_a_failed_write_counts() {
         body_dedup: None,
         budget: None,
         headers: Vec::new(),
+        query: String::new(),
         body: bytes::Bytes::from_static(b"{}"),
         endpoints: vec!["e".into()],
         order_keys: Vec::new(),
