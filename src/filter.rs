@@ -5,6 +5,7 @@
 
 pub mod payload;
 
+pub mod payload;
 use crate::model::{Endpoint, HOOKGATE_SOURCE};
 use payload::{Rejection, Subject};
 

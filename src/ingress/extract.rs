@@ -33,7 +33,7 @@ impl<'a> LazyJson<'a> {
         Self { body, parsed: None }
     }
 
-    fn value(&mut self) -> Option<&serde_json::Value> {
+    pub fn value(&mut self) -> Option<&serde_json::Value> {
         let body = self.body;
         self.parsed
             .get_or_insert_with(|| serde_json::from_slice(body).ok())

@@ -1,0 +1,94 @@
+//! What `matches` costs on ingest's budget (100 endpoints × 5 clauses per event), measured by
+//! hand: no timed assertions. Run with
+//! `cargo test --release --lib filter::payload::tests::cost -- --ignored --nocapture`.
+
+use serde_json::{Value, json};
+
+use super::super::{PayloadFilter, Subject};
+use super::{Event, github, invoice};
+
+/// Prints the time per event of evaluating `filters` (compiled from `doc(i)`, i in 0..100),
+/// and checks how many match, so the loop is not optimized away and measures what it says.
+fn measure(name: &str, e: &Event, doc: impl Fn(usize) -> Value, matching: usize) {
+    let filters: Vec<PayloadFilter> = (0..100)
+        .map(|i| PayloadFilter::compile(&doc(i)).expect("compiles"))
+        .collect();
+    let s = Subject::new(e.body.as_ref(), &e.headers, &e.query);
+    let rounds = 20_000;
+    let start = std::time::Instant::now();
+    let mut matched = 0usize;
+    for _ in 0..rounds {
+        matched += filters
+            .iter()
+            .filter(|f| f.matches(std::hint::black_box(&s)))
+            .count();
+    }
+    let per_event = start.elapsed() / rounds;
+    assert_eq!(matched, rounds as usize * matching);
+    println!("{name}: {per_event:?} per event");
+}
+
+#[test]
+#[ignore]
+fn hot_path_cost() {
+    // Every clause holds, so evaluation goes all the way: the costliest case (and the one in
+    // which ingest also writes 100 deliveries).
+    measure(
+        "GitHub, all 500 clauses hold",
+        &github(),
+        |i| {
+            json!({
+                "headers": { "x-github-event": "pull_request" },
+                "body": {
+                    "action": { "$in": ["opened", "reopened", "synchronize"] },
+                    "pull_request.draft": false,
+                    "pull_request.labels.name": { "$neq": format!("skip-{i}") },
+                    "repository.full_name": { "$startsWith": "Codertocat/" },
+                },
+            })
+        },
+        100,
+    );
+    // The usual case: the event's type, in a header, rules most endpoints out.
+    measure(
+        "GitHub, the event header misses",
+        &github(),
+        |i| {
+            json!({
+                "headers": { "x-github-event": "push" },
+                "body": { "action": "opened", "pull_request.labels.name": format!("l{i}"),
+                          "pull_request.draft": false, "repository.full_name": "a/b" },
+            })
+        },
+        0,
+    );
+    // The type in the body, one endpoint in ten taking it.
+    let types = [
+        "invoice.paid",
+        "invoice.created",
+        "charge.succeeded",
+        "customer.created",
+        "payment_intent.succeeded",
+        "invoice.finalized",
+        "charge.refunded",
+        "customer.subscription.updated",
+        "checkout.session.completed",
+        "invoice.payment_failed",
+    ];
+    measure(
+        "Stripe, type in the body, 10% match",
+        &invoice(),
+        |i| {
+            json!({
+                "body": {
+                    "type": types[i % 10],
+                    "data.object.amount_paid": { "$gte": 100 },
+                    "data.object.currency": { "$in": ["usd", "eur"] },
+                    "livemode": false,
+                    "data.object.customer_email": { "$endsWith": "@example.com" },
+                },
+            })
+        },
+        10,
+    );
+}
