@@ -5,7 +5,6 @@
 
 pub mod payload;
 
-pub mod payload;
 use crate::model::{Endpoint, HOOKGATE_SOURCE};
 use payload::{Rejection, Subject};
 
