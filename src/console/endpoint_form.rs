@@ -30,9 +30,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 
-pub use body::{
-    FieldError, Values, advanced_text, create_body, field_named, filter_text, filter_value,
-    patch_body, trial_request,
+pub use body::{FieldError, filter_text};
+use body::{
+    Values, advanced_text, create_body, field_named, filter_value, patch_body, trial_request,
 };
 
 use super::endpoint::{self, FILE_REASON};
@@ -263,7 +263,7 @@ pub async fn try_edit(
 /// the buttons, or with the field at fault; every value is kept and nothing is saved.
 async fn tried(st: &Shared, mut f: Form, id: Option<&str>, kind: Option<Kind>) -> Response {
     let Some(kind) = kind else {
-        let problem = "press Test filter or Test transform".to_string();
+        let problem = "try: press Test filter or Test transform".to_string();
         return again(f, StatusCode::BAD_REQUEST, problem, "sample");
     };
     let (body, on) = match trial_request(&f.v, kind) {
