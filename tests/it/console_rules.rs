@@ -469,6 +469,17 @@ async fn each_role_tries_what_its_api_route_allows() {
         assert!(a.html.contains(says), "{sample}: {}", a.html);
     }
 
+    // A real payload pasted in is larger than the console's other forms take.
+    let big = json!({"action": "opened", "padding": "x".repeat(100_000)}).to_string();
+    let tried = viewer
+        .post(
+            "/console/endpoints/prs/try",
+            &[("sample", &big), ("try", "filter")],
+        )
+        .await;
+    assert_eq!(tried.status, 200);
+    assert!(tried.html.contains("<strong>Matched</strong>"));
+
     // An operator may test the transform too, on a body pasted in.
     let operator = User::sign_in(&gw.admin, OPERATOR).await;
     let page = operator.get("/console/endpoints/prs").await;
