@@ -111,6 +111,10 @@ enum Command {
         #[arg(long, default_value = "")]
         prefix: String,
     },
+    /// A transform worker (started by the gateway itself): runs jq programs on frames read
+    /// from stdin until it closes.
+    #[command(hide = true)]
+    TransformWorker,
 }
 
 /// `--scheme`'s values: every registered scheme that `hookgate sign` can sign for, with its
@@ -176,6 +180,7 @@ enum CliError {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::TransformWorker => return crate::transform::worker::main(),
         Command::Serve { config, log_format } => serve(config.as_deref(), log_format),
         Command::CheckConfig { config } => check_config(&config),
         Command::Migrate { config } => migrate(&config),

@@ -170,6 +170,24 @@ pub fn api_body(data: &[u8]) {
 
 /// Duration and time strings: config durations, the API's `since`/`until`, and `Retry-After`
 /// (seconds or an HTTP date).
+/// A payload filter and a request to match it against (see
+/// `filter::payload::fuzz::fuzz_filter`): compiling never panics, nor does matching, and the
+/// fast match and the explanation agree.
+pub fn payload_filter(data: &[u8]) {
+    crate::filter::payload::fuzz::fuzz_filter(data);
+}
+
+/// A transform's output (any bytes read as a jaq value) validated as a delivery: whatever is
+/// accepted has valid, unreserved headers and a body that is what it claims to be; and the
+/// same bytes as a body and a frame through the worker protocol's decoders, which never panic.
+pub fn transform_output(data: &[u8]) {
+    crate::transform::fuzz_transform_output(data);
+    let bytes = bytes::Bytes::copy_from_slice(data);
+    let _ = crate::transform::json::parse(&bytes, 128);
+    let _ = crate::transform::frame::decode_request(&bytes);
+    let _ = crate::transform::frame::decode_response(&bytes);
+}
+
 pub fn durations(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;

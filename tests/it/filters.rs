@@ -273,10 +273,10 @@ async fn a_bad_filter_is_refused_naming_the_path_inside_it_and_changes_nothing()
     for (body, want) in [
         ("{}", 400),
         (
-            r#"{"event_id": "evt_01J0000000000000000000000", "body": {}}"#,
+            r#"{"event_id": "evt_01J00000000000000000000000", "body": {}}"#,
             400,
         ),
-        (r#"{"event_id": "evt_01J0000000000000000000000"}"#, 404),
+        (r#"{"event_id": "evt_01J00000000000000000000000"}"#, 404),
         (r#"{"body": {}, "nonsense": 1}"#, 400),
     ] {
         let (status, answer) = admin_call(

@@ -40,6 +40,8 @@ const PARSER_TARGETS: &[(&str, Entry)] = &[
     ("api_body", fuzzing::api_body),
     ("durations", fuzzing::durations),
     ("endpoint_url", fuzzing::endpoint_url),
+    ("payload_filter", fuzzing::payload_filter),
+    ("transform_output", fuzzing::transform_output),
 ];
 
 #[test]

@@ -33,5 +33,6 @@ mod outage;
 mod powerloss;
 mod reliability;
 mod store;
+mod transform_pool;
 mod transforms;
 mod webdriver;

@@ -233,7 +233,7 @@ async fn a_replay_after_the_transform_is_fixed_sends_what_the_fixed_program_make
             .last_error
             .as_deref()
             .unwrap_or("")
-            .starts_with("transform:"),
+            .contains("last error: transform: runtime error"),
         "{settled:?}"
     );
     assert_eq!(receiver.count(), 0);
