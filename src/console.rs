@@ -14,12 +14,12 @@
 //! answer carries a strict CSP (no inline scripts), `frame-ancestors 'none'`, `nosniff` and,
 //! except assets, `no-store`.
 //!
-//! Pages: `events` (the list and one event's detail), `dead_letters`, `endpoints`; sign-in
-//! and sign-out in `sign_in`; the POSTs that change things in `actions`. One endpoint's page
-//! is `endpoint`, its operations `endpoint_actions`, its create and edit form `endpoint_form`.
-//! and sign-out in `sign_in`; the POSTs that change things in `actions`. `overview` (the
-//! front page `/console` leads to) and `sources` read this node's recent activity
-//! (`telemetry::recent`) and the store's counters, never scanning rows.
+//! Pages: `events` (the list and one event's detail, with its routing), `dead_letters`,
+//! `endpoints`; sign-in and sign-out in `sign_in`; the POSTs that change things in `actions`.
+//! One endpoint's page is `endpoint`, its operations `endpoint_actions`, its create and edit
+//! form `endpoint_form`; `trial` tries a filter or transform on a sample from either.
+//! `overview` (the front page `/console` leads to) and `sources` read this node's recent
+//! activity (`telemetry::recent`) and the store's counters, never scanning rows.
 
 mod actions;
 mod assets;
@@ -37,6 +37,7 @@ mod page;
 pub mod session;
 mod sign_in;
 mod sources;
+mod trial;
 
 use std::sync::Arc;
 
@@ -54,6 +55,9 @@ use session::{Session, Sessions};
 
 /// The largest console form body: forms carry a few short fields.
 const MAX_FORM_BYTES: usize = 16 * 1024;
+/// The largest body of the endpoint form and its trials, which carry a filter, a program and
+/// a sample payload (URL-encoded, JSON takes up to three times its size).
+const MAX_RULES_FORM_BYTES: usize = 1024 * 1024;
 
 /// What console handlers share: the admin API's state, and the sessions.
 pub struct Console {
@@ -96,12 +100,28 @@ pub fn router<S: Clone + Send + Sync + 'static>(admin: Arc<AdminState>) -> Route
         .route("/endpoints/{id}/resume", post(actions::resume))
         .route(
             "/endpoints/new",
-            get(endpoint_form::new_form).post(endpoint_form::create),
+            get(endpoint_form::new_form)
+                .post(endpoint_form::create)
+                .layer(DefaultBodyLimit::max(MAX_RULES_FORM_BYTES)),
+        )
+        .route(
+            "/endpoints/new/try",
+            post(endpoint_form::try_new).layer(DefaultBodyLimit::max(MAX_RULES_FORM_BYTES)),
         )
         .route("/endpoints/{id}", get(endpoint::show))
         .route(
+            "/endpoints/{id}/try",
+            post(endpoint::try_rules).layer(DefaultBodyLimit::max(MAX_RULES_FORM_BYTES)),
+        )
+        .route(
             "/endpoints/{id}/edit",
-            get(endpoint_form::edit_form).post(endpoint_form::update),
+            get(endpoint_form::edit_form)
+                .post(endpoint_form::update)
+                .layer(DefaultBodyLimit::max(MAX_RULES_FORM_BYTES)),
+        )
+        .route(
+            "/endpoints/{id}/edit/try",
+            post(endpoint_form::try_edit).layer(DefaultBodyLimit::max(MAX_RULES_FORM_BYTES)),
         )
         .route("/endpoints/{id}/recover", post(endpoint_actions::recover))
         .route("/endpoints/{id}/enable", post(endpoint_actions::enable))

@@ -4,6 +4,10 @@
 //! own filter or program or one given to try before saving it. Also the routing of a stored
 //! event that `GET /api/v1/events/{id}` shows: which endpoints it matched, and for each other
 //! one, the stage (source, event type, filter) and the filter clause that turned it away.
+//!
+//! `test_filter_alone` and `test_transform_alone` try a filter or program that is on no
+//! endpoint yet (the console's form for a new endpoint has no id to name), read, checked and
+//! answered by the same code as the two routes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use super::views::ErrorBody;
 use super::{AdminState, ApiResult};
 use crate::delivery::http::request::{self, Prepared};
 use crate::delivery::http::reshape::{self, Reshaped};
+use crate::filter::payload::{PayloadFilter, Subject};
 use crate::filter::{Miss, Request};
 use crate::model::Endpoint;
 use crate::model::event::{Event, Payload};
@@ -222,49 +227,120 @@ pub async fn test_filter(
     let b: TestFilterBody = params::json_body(&body)?;
     let mut endpoint = find(&st, &id)?;
     if let Some(doc) = &b.filter {
-        let compiled = crate::config::compile_filter("filter", doc)
-            .map_err(|e| bad_request(&e.key, e.problem))?;
-        endpoint.filter = Some(Arc::new(compiled));
+        endpoint.filter = Some(Arc::new(compile_filter(doc)?));
     }
-    let payload = b.body.is_some()
-        || b.headers.is_some()
-        || b.query.is_some()
-        || b.source.is_some()
-        || b.event_type.is_some();
-    one_sample(b.event_id.is_some(), payload)?;
-    let answer = if let Some(event_id) = &b.event_id {
-        let (event, payload) = stored_event(&st, event_id).await?;
-        let req = Request {
-            source: &event.source,
-            event_type: event.event_type.as_deref(),
-            headers: &payload.headers,
-            body: &payload.body,
-            query: &payload.query,
-        };
-        verdict(&endpoint, &req, crate::filter::explain(&endpoint, &req))
+    let sample = FilterSample::read(&st, b).await?;
+    let req = sample.request();
+    // A stored event, or a payload naming its source, is judged whole; without a source, the
+    // subscription is not in question: the filter alone.
+    let result = if sample.whole {
+        crate::filter::explain(&endpoint, &req)
     } else {
-        let headers = given_headers(b.headers)?;
-        let body = match &b.body {
-            Some(v) => serde_json::to_vec(v).unwrap_or_default(),
-            None => Vec::new(),
-        };
-        let query = b.query.unwrap_or_default();
-        let req = Request {
-            source: b.source.as_deref().unwrap_or_default(),
-            event_type: b.event_type.as_deref(),
-            headers: &headers,
-            body: &body,
-            query: &query,
-        };
-        // Without a source, the subscription is not in question: the filter alone.
-        let result = if b.source.is_some() {
-            crate::filter::explain(&endpoint, &req)
-        } else {
-            crate::filter::passes(&endpoint, &req)
-        };
-        verdict(&endpoint, &req, result)
+        crate::filter::passes(&endpoint, &req)
     };
-    Ok(respond::typed(StatusCode::OK, &answer))
+    Ok(respond::typed(
+        StatusCode::OK,
+        &verdict(&endpoint, &req, result),
+    ))
+}
+
+/// `test-filter` for a filter that is on no endpoint yet (the console's form for a new
+/// endpoint, which has no id to name): `b.filter` alone on the stored event or payload, as
+/// `test-filter` tries a payload that names no source. Compiled and read as `test-filter`
+/// does, with its errors.
+pub async fn test_filter_alone(
+    st: &AdminState,
+    b: TestFilterBody,
+) -> Result<FilterVerdict, ApiError> {
+    let doc = b
+        .filter
+        .as_ref()
+        .ok_or_else(|| bad_request("filter", "give a filter to try"))?;
+    let filter = compile_filter(doc)?;
+    let sample = FilterSample::read(st, b).await?;
+    let req = sample.request();
+    // As `filter::passes` reads it: the body parsed only for a filter that reads it.
+    let body = if filter.needs_body() {
+        serde_json::from_slice::<Value>(req.body).ok()
+    } else {
+        None
+    };
+    Ok(
+        match filter.explain(&Subject::new(body.as_ref(), req.headers, req.query)) {
+            Ok(()) => FilterVerdict {
+                matched: true,
+                stage: None,
+                clause: None,
+                reason: "matches".into(),
+            },
+            Err(r) => FilterVerdict {
+                matched: false,
+                stage: Some("filter".into()),
+                clause: Some(r.clause),
+                reason: r.reason,
+            },
+        },
+    )
+}
+
+/// A filter given to try, compiled as the endpoint's would be (a 400 naming the path in it).
+fn compile_filter(doc: &Value) -> Result<PayloadFilter, ApiError> {
+    crate::config::compile_filter("filter", doc).map_err(|e| bad_request(&e.key, e.problem))
+}
+
+/// What `test-filter` judges: a stored event's parts, or a payload's.
+struct FilterSample {
+    source: String,
+    event_type: Option<String>,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Bytes,
+    query: String,
+    /// A stored event, or a payload that names its source: the subscription is in question
+    /// too.
+    whole: bool,
+}
+
+impl FilterSample {
+    async fn read(st: &AdminState, b: TestFilterBody) -> Result<FilterSample, ApiError> {
+        let payload = b.body.is_some()
+            || b.headers.is_some()
+            || b.query.is_some()
+            || b.source.is_some()
+            || b.event_type.is_some();
+        one_sample(b.event_id.is_some(), payload)?;
+        if let Some(event_id) = &b.event_id {
+            let (event, payload) = stored_event(st, event_id).await?;
+            return Ok(FilterSample {
+                source: event.source,
+                event_type: event.event_type,
+                headers: payload.headers,
+                body: payload.body,
+                query: payload.query,
+                whole: true,
+            });
+        }
+        Ok(FilterSample {
+            whole: b.source.is_some(),
+            source: b.source.unwrap_or_default(),
+            event_type: b.event_type,
+            headers: given_headers(b.headers)?,
+            body: match &b.body {
+                Some(v) => Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+                None => Bytes::new(),
+            },
+            query: b.query.unwrap_or_default(),
+        })
+    }
+
+    fn request(&self) -> Request<'_> {
+        Request {
+            source: &self.source,
+            event_type: self.event_type.as_deref(),
+            headers: &self.headers,
+            body: &self.body,
+            query: &self.query,
+        }
+    }
 }
 
 /// What the endpoint's transform (or `transform`, tried in its place) makes of a delivery of
@@ -284,14 +360,7 @@ pub async fn test_transform(
     let b: TestTransformBody = params::json_body(&body)?;
     let endpoint = find(&st, &id)?;
     let program: Arc<str> = match b.transform {
-        Some(text) => {
-            crate::transform::Program::check(&text).map_err(|e| {
-                let problem = e.to_string();
-                let problem = problem.strip_prefix("transform: ").unwrap_or(&problem);
-                bad_request("transform", problem)
-            })?;
-            Arc::from(text)
-        }
+        Some(text) => check_program(text)?,
         None => endpoint.transform.clone().ok_or_else(|| {
             bad_request(
                 "transform",
@@ -317,13 +386,78 @@ pub async fn test_transform(
             event.event_type.as_deref(),
         )
     } else {
-        given_payload(&endpoint, b.body, b.headers, b.event_type)?
+        given_payload(&endpoint.headers, b.body, b.headers, b.event_type)?
     };
-    let trial = match reshape::reshape(&st.transforms, &endpoint.id, &program, prepared).await {
+    let result = reshape::reshape(&st.transforms, &endpoint.id, &program, prepared).await;
+    Ok(respond::typed(
+        StatusCode::OK,
+        &trial(&endpoint.headers, result),
+    ))
+}
+
+/// The worker pool's key for programs tried on no endpoint: no endpoint id can be it (ids have
+/// no spaces), so such trials queue apart from every endpoint's deliveries.
+const ALONE_KEY: &str = "a new endpoint";
+
+/// `test-transform` for a program that is on no endpoint yet (the console's form for a new
+/// endpoint): `b.transform` on the payload, or on a stored event as a delivery from an endpoint
+/// without headers of its own would carry it (its body, type and `content-type`; which other
+/// headers are forwarded depends on the endpoint). Checked and run as `test-transform` does.
+pub async fn test_transform_alone(
+    st: &AdminState,
+    b: TestTransformBody,
+) -> Result<TransformTrial, ApiError> {
+    let text = b
+        .transform
+        .ok_or_else(|| bad_request("transform", "give a program to try"))?;
+    let program = check_program(text)?;
+    let payload = b.body.is_some() || b.headers.is_some() || b.event_type.is_some();
+    one_sample(b.event_id.is_some(), payload)?;
+    let prepared = if let Some(event_id) = &b.event_id {
+        let (event, payload) = stored_event(st, event_id).await?;
+        Prepared {
+            headers: payload
+                .headers
+                .iter()
+                .filter(|(n, _)| n == "content-type")
+                .filter_map(|(n, v)| {
+                    Some((
+                        http::HeaderName::from_bytes(n.as_bytes()).ok()?,
+                        http::HeaderValue::from_bytes(v).ok()?,
+                    ))
+                })
+                .collect(),
+            body: payload.body,
+            event_type: event.event_type,
+        }
+    } else {
+        given_payload(&[], b.body, b.headers, b.event_type)?
+    };
+    let result = reshape::reshape(&st.transforms, ALONE_KEY, &program, prepared).await;
+    Ok(trial(&[], result))
+}
+
+/// A program given to try, checked as an endpoint's would be (a 400 naming its place).
+fn check_program(text: String) -> Result<Arc<str>, ApiError> {
+    crate::transform::Program::check(&text).map_err(|e| {
+        let problem = e.to_string();
+        let problem = problem.strip_prefix("transform: ").unwrap_or(&problem);
+        bad_request("transform", problem)
+    })?;
+    Ok(Arc::from(text))
+}
+
+/// What a run made, as `test-transform` answers it; `configured` are the endpoint's own
+/// headers, whose values are not shown.
+fn trial(
+    configured: &[(http::HeaderName, http::HeaderValue)],
+    result: Result<Reshaped, reshape::Failed>,
+) -> TransformTrial {
+    match result {
         Ok(Reshaped::Send(p)) => TransformTrial {
             result: "send".into(),
             body: Some(String::from_utf8_lossy(&p.body).into_owned()),
-            headers: shown_headers(&endpoint, &p),
+            headers: shown_headers(configured, &p),
             event_type: p.event_type,
             error: None,
         },
@@ -341,14 +475,14 @@ pub async fn test_transform(
             event_type: None,
             error: Some(failed.0),
         },
-    };
-    Ok(respond::typed(StatusCode::OK, &trial))
+    }
 }
 
-/// A payload given to `test-transform` as a delivery would carry it: the endpoint's headers,
-/// then the given ones; a JSON body (not a string) is `application/json` unless they say.
+/// A payload given to `test-transform` as a delivery would carry it: the endpoint's headers
+/// (`configured`), then the given ones; a JSON body (not a string) is `application/json`
+/// unless they say.
 fn given_payload(
-    endpoint: &Endpoint,
+    configured: &[(http::HeaderName, http::HeaderValue)],
     body: Option<Value>,
     headers: Option<BTreeMap<String, String>>,
     event_type: Option<String>,
@@ -364,7 +498,7 @@ fn given_payload(
             Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
         }
     };
-    let mut all = endpoint.headers.clone();
+    let mut all = configured.to_vec();
     all.extend(given.into_iter().filter_map(|(n, v)| {
         Some((
             http::HeaderName::from_bytes(n.as_bytes()).ok()?,
@@ -380,12 +514,14 @@ fn given_payload(
 
 /// A prepared request's headers as the API shows them: an endpoint's configured header values
 /// may be credentials, so those pass through as `***`.
-fn shown_headers(endpoint: &Endpoint, p: &Prepared) -> BTreeMap<String, String> {
+fn shown_headers(
+    configured: &[(http::HeaderName, http::HeaderValue)],
+    p: &Prepared,
+) -> BTreeMap<String, String> {
     p.headers
         .iter()
         .map(|(n, v)| {
-            let configured = endpoint.headers.iter().any(|(cn, cv)| cn == n && cv == v);
-            let shown = if configured {
+            let shown = if configured.iter().any(|(cn, cv)| cn == n && cv == v) {
                 "***".to_string()
             } else {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()

@@ -7,6 +7,11 @@
 //! **Endpoints declared in the config file are read-only here as through the API**: the page
 //! says so and why, and offers no edit, rotate or delete. The actions themselves are in
 //! `endpoint_actions` and `endpoint_form`.
+//!
+//! The page shows the endpoint's payload filter (laid out) and transform when it has them, and
+//! tries them on a sample (`trial`) with the role each needs through the API: "Test filter"
+//! for everyone signed in, "Test transform" for operators (`POST …/try`, answered with this
+//! page and the result).
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -14,7 +19,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::page::{self, Chrome};
-use super::{Shared, Signed};
+use super::trial::{self, Kind, Shown};
+use super::{Action, Shared, Signed};
 use crate::api::access::Role;
 use crate::api::views::EndpointView;
 use crate::catalog::Origin;
@@ -156,6 +162,13 @@ struct View {
     can_operate: bool,
     can_admin: bool,
     notice: Option<Notice>,
+    /// Its filter laid out, or empty.
+    filter_text: String,
+    /// The sample last tried, as typed.
+    sample: String,
+    /// What the last trial found, or why it could not run.
+    trial: Option<Shown>,
+    trial_error: Option<String>,
 }
 
 pub async fn show(
@@ -167,6 +180,59 @@ pub async fn show(
     let Some((e, origin)) = find(&st, &id) else {
         return not_found(&id);
     };
+    let view = view(&st, &user, e, origin, notice(q.as_deref())).await;
+    page::render(StatusCode::OK, &view)
+}
+
+/// "Test filter" or "Test transform" on the endpoint's page: its rules in force on the sample,
+/// through the API's own handler, with the role its route needs. The page again, with the
+/// result below the buttons and the sample kept.
+pub async fn try_rules(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    action: Action,
+) -> Response {
+    let Some(kind) = Kind::from_field(action.field("try")) else {
+        return page::problem(
+            StatusCode::BAD_REQUEST,
+            "try: press Test filter or Test transform.",
+        );
+    };
+    if let Some(r) = action.refused_unless(kind.role()) {
+        return r;
+    }
+    let Some((e, origin)) = find(&st, &id) else {
+        return not_found(&id);
+    };
+    let mut v = view(&st, &action.user, e, origin, None).await;
+    v.sample = action.field("sample").unwrap_or("").replace("\r\n", "\n");
+    let status = match trial::saved_request(kind, &v.sample) {
+        Err(e) => {
+            v.trial_error = Some(e.to_string());
+            StatusCode::BAD_REQUEST
+        }
+        Ok((body, on)) => match trial::run(&st.admin, Some(&id), kind, &body, on).await {
+            Ok(shown) => {
+                v.trial = Some(shown);
+                StatusCode::OK
+            }
+            Err(e) => {
+                v.trial_error = Some(e.message);
+                e.status
+            }
+        },
+    };
+    page::render(status, &v)
+}
+
+/// The page of `e` for `user`, with nothing tried yet.
+async fn view(
+    st: &Shared,
+    user: &Signed,
+    e: EndpointView,
+    origin: Origin,
+    notice: Option<Notice>,
+) -> View {
     let mut shown = [e];
     // Its breaker, as the API shows it; without it the page still shows the rest.
     let _ = crate::api::endpoint_health::fill(&st.admin, &mut shown).await;
@@ -209,26 +275,27 @@ pub async fn show(
         None => String::new(),
     };
     let filter = page::query(&[("endpoint", &e.id)]);
-    page::render(
-        StatusCode::OK,
-        &View {
-            chrome: Chrome::new("endpoints", format!("Endpoint {}", e.id), &user),
-            from_file: origin == Origin::File,
-            file_reason: FILE_REASON,
-            pending,
-            lag,
-            gauges_error,
-            retry,
-            timeout: duration_text(e.timeout_ms),
-            rate,
-            events_link: format!("/console/events{filter}"),
-            dead_link: format!("/console/dead-letters{filter}"),
-            can_operate: user.may(Role::Operator),
-            can_admin: user.may(Role::Admin),
-            notice: notice(q.as_deref()),
-            e,
-        },
-    )
+    View {
+        chrome: Chrome::new("endpoints", format!("Endpoint {}", e.id), user),
+        from_file: origin == Origin::File,
+        file_reason: FILE_REASON,
+        pending,
+        lag,
+        gauges_error,
+        retry,
+        timeout: duration_text(e.timeout_ms),
+        rate,
+        events_link: format!("/console/events{filter}"),
+        dead_link: format!("/console/dead-letters{filter}"),
+        can_operate: user.may(Role::Operator),
+        can_admin: user.may(Role::Admin),
+        notice,
+        filter_text: super::endpoint_form::filter_text(e.filter.as_ref()),
+        sample: String::new(),
+        trial: None,
+        trial_error: None,
+        e,
+    }
 }
 
 #[cfg(test)]

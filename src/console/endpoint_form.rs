@@ -1,16 +1,25 @@
 //! Creating (`/console/endpoints/new`) and editing (`/console/endpoints/{id}/edit`) an endpoint
 //! made through the API, for admins.
 //!
-//! The form has a field for the id, URL, sources and event types, and **one JSON textarea for
-//! the advanced keys** (retry, timeout, rate limit, max in flight, headers, forwarded headers):
-//! a field each would double the form for keys most endpoints leave alone. The form becomes
-//! the API's own body (a create, or a PATCH of what changed) and goes through the API's own
-//! handler, so it is validated by the same code as `/api/v1`; a refused field re-shows the
+//! The form has a field for the id, URL, sources and event types, a JSON textarea for the
+//! payload filter and one for the transform (a jq program), and **one JSON textarea for the
+//! advanced keys** (retry, timeout, rate limit, max in flight, headers, forwarded headers): a
+//! field each would double the form for keys most endpoints leave alone. The form becomes the
+//! API's own body (`body`: a create, or a PATCH of what changed) and goes through the API's
+//! own handler, so it is validated by the same code as `/api/v1`; a refused field re-shows the
 //! form with the field named and every value kept, and nothing is stored.
+//!
+//! **The filter and the transform can be tried before they are saved**: "Test filter" and
+//! "Test transform" post the whole form to `…/try`, which runs the rules as typed on the
+//! sample (`trial`) and shows the form again with the result, every value kept. The edit
+//! form tries them on its endpoint through the API's own handlers; the form for a new one,
+//! which has no endpoint yet, on none.
 //!
 //! Secrets stay out of the form: the secret is made (random) on create when "sign" is ticked
 //! and changed only by rotation; header values and the URL's credentials are never shown (the
 //! URL is shown masked, and left as it is when it comes back unchanged).
+
+mod body;
 
 use std::sync::Arc;
 
@@ -19,184 +28,21 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+pub use body::{FieldError, filter_text};
+use body::{
+    Values, advanced_text, create_body, field_named, filter_value, patch_body, trial_request,
+};
 
 use super::endpoint::{self, FILE_REASON};
 use super::page::{self, Chrome};
+use super::trial::{self, Kind, Shown};
 use super::{Action, Shared, Signed};
 use crate::api::access::Role;
 use crate::api::views::EndpointView;
 use crate::catalog::CatalogError;
 use crate::store::EntryKind;
-
-/// The keys with a field of their own.
-const OWN_FIELDS: [&str; 4] = ["id", "url", "sources", "event_types"];
-/// The keys the form never carries: secrets, which rotation changes.
-const SECRET_KEYS: [&str; 2] = ["secret", "previous_secrets"];
-
-/// What the form holds, as typed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Values {
-    pub id: String,
-    pub url: String,
-    /// Comma- or space-separated.
-    pub sources: String,
-    pub event_types: String,
-    /// A JSON object of the other keys, or nothing.
-    pub advanced: String,
-    /// Create only: generate a signing secret.
-    pub sign: bool,
-}
-
-impl Values {
-    fn from_action(action: &Action) -> Values {
-        let f = |name| action.field(name).unwrap_or("").trim().to_string();
-        Values {
-            id: f("id"),
-            url: f("url"),
-            sources: f("sources"),
-            event_types: f("event_types"),
-            advanced: action.field("advanced").unwrap_or("").to_string(),
-            sign: action.field("sign").is_some(),
-        }
-    }
-}
-
-/// A form value the console refuses before the API sees it.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {problem}")]
-pub struct FieldError {
-    pub field: &'static str,
-    pub problem: String,
-}
-
-fn list(text: &str) -> Vec<Value> {
-    text.split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(|s| Value::String(s.to_string()))
-        .collect()
-}
-
-fn advanced_object(text: &str) -> Result<Map<String, Value>, FieldError> {
-    let bad = |problem: String| FieldError {
-        field: "advanced",
-        problem,
-    };
-    if text.trim().is_empty() {
-        return Ok(Map::new());
-    }
-    let Value::Object(map) =
-        serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?
-    else {
-        return Err(bad(
-            "must be a JSON object, like {\"timeout\": \"10s\"}".into()
-        ));
-    };
-    if let Some(k) = map.keys().find(|k| OWN_FIELDS.contains(&k.as_str())) {
-        return Err(bad(format!("{k:?} has a field of its own")));
-    }
-    if let Some(k) = map.keys().find(|k| SECRET_KEYS.contains(&k.as_str())) {
-        return Err(bad(format!(
-            "{k:?} cannot be set here: rotate the secret instead"
-        )));
-    }
-    Ok(map)
-}
-
-/// The API's create body for the form; `secret` is the one to sign with, if any.
-pub fn create_body(v: &Values, secret: Option<String>) -> Result<Value, FieldError> {
-    let mut body = advanced_object(&v.advanced)?;
-    body.insert("id".into(), Value::String(v.id.clone()));
-    body.insert("url".into(), Value::String(v.url.clone()));
-    let sources = list(&v.sources);
-    if !sources.is_empty() {
-        body.insert("sources".into(), Value::Array(sources));
-    }
-    let types = list(&v.event_types);
-    if !types.is_empty() {
-        body.insert("event_types".into(), Value::Array(types));
-    }
-    if let Some(s) = secret {
-        body.insert("secret".into(), Value::String(s));
-    }
-    Ok(Value::Object(body))
-}
-
-/// The advanced keys of a stored entry as the form shows them: every key without a field of
-/// its own, but the secrets and the headers (whose values may be credentials).
-pub fn advanced_text(stored: &Value) -> String {
-    let shown = shown_advanced(stored);
-    if shown.is_empty() {
-        String::new()
-    } else {
-        serde_json::to_string_pretty(&Value::Object(shown)).unwrap_or_default()
-    }
-}
-
-fn shown_advanced(stored: &Value) -> Map<String, Value> {
-    stored
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| {
-                    !OWN_FIELDS.contains(&k.as_str())
-                        && !SECRET_KEYS.contains(&k.as_str())
-                        && *k != "headers"
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The API's PATCH body for an edit of `stored`: the URL unless it came back as shown
-/// (`shown_url`, masked), the lists (empty removes them), the advanced keys given, and `null`
-/// for each advanced key shown that the form no longer has.
-pub fn patch_body(v: &Values, stored: &Value, shown_url: &str) -> Result<Value, FieldError> {
-    let advanced = advanced_object(&v.advanced)?;
-    let mut patch = Map::new();
-    for k in shown_advanced(stored).keys() {
-        if !advanced.contains_key(k) {
-            patch.insert(k.clone(), Value::Null);
-        }
-    }
-    patch.extend(advanced);
-    if v.url != shown_url {
-        // The form shows credentials as `***`: a URL changed around them would store the
-        // stars in their place, and the endpoint would start failing its authentication.
-        if shown_url.contains("***") && v.url.contains("***") {
-            return Err(FieldError {
-                field: "url",
-                problem: "still holds *** where the stored URL has a credential; to change \
-                          the URL, type it whole, credentials included"
-                    .into(),
-            });
-        }
-        patch.insert("url".into(), Value::String(v.url.clone()));
-    }
-    for (key, text) in [("sources", &v.sources), ("event_types", &v.event_types)] {
-        let items = list(text);
-        patch.insert(
-            key.into(),
-            if items.is_empty() {
-                Value::Null
-            } else {
-                Value::Array(items)
-            },
-        );
-    }
-    Ok(Value::Object(patch))
-}
-
-/// The form field an API error names (its message starts with the key): one of the own
-/// fields, or else the advanced textarea.
-pub fn field_named(message: &str) -> &'static str {
-    let key = message.split([':', '.', '[']).next().unwrap_or("").trim();
-    OWN_FIELDS
-        .into_iter()
-        .find(|f| *f == key)
-        .unwrap_or("advanced")
-}
 
 #[derive(Template)]
 #[template(path = "console/endpoint_form.html")]
@@ -211,6 +57,10 @@ struct Form {
     field: &'static str,
     /// Edit: the headers set now, by name.
     header_names: Vec<String>,
+    /// Where "Test filter" and "Test transform" post the form.
+    try_action: String,
+    /// What the last of them found.
+    trial: Option<Shown>,
 }
 
 fn form(user: &Signed, creating: bool, id: &str, v: Values, header_names: Vec<String>) -> Form {
@@ -227,6 +77,8 @@ fn form(user: &Signed, creating: bool, id: &str, v: Values, header_names: Vec<St
             endpoint::link(id, &[]),
         )
     };
+    // The result is shown below the buttons: the answer scrolls there.
+    let try_action = format!("{action}/try#trial");
     Form {
         chrome: Chrome::new("endpoints", title, user),
         creating,
@@ -236,6 +88,8 @@ fn form(user: &Signed, creating: bool, id: &str, v: Values, header_names: Vec<St
         error: None,
         field: "",
         header_names,
+        try_action,
+        trial: None,
     }
 }
 
@@ -330,8 +184,11 @@ pub async fn edit_form(State(st): State<Shared>, user: Signed, Path(id): Path<St
         url: view.url.clone(),
         sources: view.sources.join(", "),
         event_types: view.event_types.clone().unwrap_or_default().join(", "),
+        filter: filter_text(view.filter.as_ref()),
+        transform: view.transform.clone().unwrap_or_default(),
         advanced: advanced_text(&stored),
         sign: false,
+        sample: String::new(),
     };
     page::render(StatusCode::OK, &form(&user, false, &id, v, view.headers))
 }
@@ -368,108 +225,63 @@ pub async fn update(State(st): State<Shared>, Path(id): Path<String>, action: Ac
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
+/// "Test filter" or "Test transform" on the form for a new endpoint: the rules as typed, on the
+/// sample, on no endpoint.
+pub async fn try_new(State(st): State<Shared>, action: Action) -> Response {
+    if let Some(r) = action.refused_unless(Role::Admin) {
+        return r;
+    }
+    let v = Values::from_action(&action);
+    let kind = Kind::from_field(action.field("try"));
+    tried(&st, form(&action.user, true, "", v, Vec::new()), None, kind).await
+}
 
-    fn values() -> Values {
-        Values {
-            id: "shop".into(),
-            url: "https://example.com/hook".into(),
-            sources: "orders, billing".into(),
-            event_types: "order.* invoice.paid".into(),
-            advanced: r#"{"timeout": "10s"}"#.into(),
-            sign: true,
+/// "Test filter" or "Test transform" on an endpoint's edit form: the rules as typed, on the
+/// sample, through the API's own handlers for that endpoint.
+pub async fn try_edit(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    action: Action,
+) -> Response {
+    if let Some(r) = action.refused_unless(Role::Admin) {
+        return r;
+    }
+    let (view, _) = match editable(&st, &id) {
+        Ok(found) => found,
+        Err(page) => return *page,
+    };
+    let v = Values {
+        id: id.clone(),
+        ..Values::from_action(&action)
+    };
+    let kind = Kind::from_field(action.field("try"));
+    let f = form(&action.user, false, &id, v, view.headers);
+    tried(&st, f, Some(&id), kind).await
+}
+
+/// Runs the trial the pressed button asks for, and shows the form again with its result below
+/// the buttons, or with the field at fault; every value is kept and nothing is saved.
+async fn tried(st: &Shared, mut f: Form, id: Option<&str>, kind: Option<Kind>) -> Response {
+    let Some(kind) = kind else {
+        let problem = "try: press Test filter or Test transform".to_string();
+        return again(f, StatusCode::BAD_REQUEST, problem, "sample");
+    };
+    let (body, on) = match trial_request(&f.v, kind) {
+        Ok(found) => found,
+        Err(e) => return again(f, StatusCode::BAD_REQUEST, e.to_string(), e.field),
+    };
+    match trial::run(&st.admin, id, kind, &body, on).await {
+        Ok(mut shown) => {
+            if kind == Kind::Filter && matches!(filter_value(&f.v.filter), Ok(None)) {
+                // Tried as `{}`, which holds for everything: say what an empty field means.
+                shown.reason = "there is no filter: it takes every event it subscribes to".into();
+            }
+            f.trial = Some(shown);
+            page::render(StatusCode::OK, &f)
         }
-    }
-
-    #[test]
-    fn a_create_body_has_the_fields_and_the_advanced_keys() {
-        let body = create_body(&values(), Some("whsec_x".into())).expect("valid");
-        assert_eq!(
-            body,
-            json!({"id": "shop", "url": "https://example.com/hook",
-                "sources": ["orders", "billing"], "event_types": ["order.*", "invoice.paid"],
-                "timeout": "10s", "secret": "whsec_x"})
-        );
-        let bare = Values {
-            sources: String::new(),
-            event_types: " ".into(),
-            advanced: String::new(),
-            ..values()
-        };
-        assert_eq!(
-            create_body(&bare, None).expect("valid"),
-            json!({"id": "shop", "url": "https://example.com/hook"})
-        );
-    }
-
-    #[test]
-    fn the_advanced_keys_are_a_json_object_without_fields_or_secrets() {
-        for (advanced, says) in [
-            ("{", "not JSON"),
-            ("[1]", "JSON object"),
-            (r#"{"url": "https://x/"}"#, "field of its own"),
-            (r#"{"secret": "whsec_AAAA"}"#, "rotate"),
-        ] {
-            let v = Values {
-                advanced: advanced.into(),
-                ..values()
-            };
-            let e = create_body(&v, None).expect_err(advanced);
-            assert_eq!(e.field, "advanced");
-            assert!(e.to_string().contains(says), "{e}");
+        Err(e) => {
+            let field = trial::field_of(&e);
+            again(f, e.status, e.message, field)
         }
-    }
-
-    #[test]
-    fn a_patch_sends_what_changed_and_removes_what_was_taken_out() {
-        let stored = json!({"id": "shop", "url": "https://u:p@example.com/hook",
-            "secret": "whsec_x", "headers": {"authorization": "Bearer t"},
-            "timeout": "5s", "max_in_flight": 4});
-        let shown = advanced_text(&stored);
-        assert!(
-            !shown.contains("whsec_x") && !shown.contains("Bearer"),
-            "{shown}"
-        );
-        assert!(shown.contains("max_in_flight"), "{shown}");
-        let v = Values {
-            url: "https://***:***@example.com/hook".into(),
-            ..values()
-        };
-        let patch = patch_body(&v, &stored, "https://***:***@example.com/hook").expect("valid");
-        assert_eq!(
-            patch,
-            json!({"timeout": "10s", "max_in_flight": null,
-                "sources": ["orders", "billing"], "event_types": ["order.*", "invoice.paid"]})
-        );
-        let v = Values {
-            sources: String::new(),
-            event_types: String::new(),
-            advanced: String::new(),
-            ..values()
-        };
-        let patch = patch_body(&v, &stored, "masked").expect("valid");
-        assert_eq!(patch["url"], "https://example.com/hook");
-        // A masked URL changed elsewhere would store the stars: refused, naming the field.
-        let moved = Values {
-            url: "https://***:***@other.example/hook".into(),
-            ..values()
-        };
-        let e = patch_body(&moved, &stored, "https://***:***@example.com/hook")
-            .expect_err("stars kept");
-        assert_eq!(e.field, "url");
-        assert_eq!(patch["sources"], Value::Null);
-        assert_eq!(patch["timeout"], Value::Null);
-        assert!(patch.get("headers").is_none(), "headers are kept");
-    }
-
-    #[test]
-    fn api_errors_name_their_field() {
-        assert_eq!(field_named("url: must be http or https"), "url");
-        assert_eq!(field_named("sources[1]: no source \"x\""), "sources");
-        assert_eq!(field_named("retry.base: bad duration"), "advanced");
-        assert_eq!(field_named("endpoint \"a\" already exists"), "advanced");
     }
 }

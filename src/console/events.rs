@@ -1,5 +1,7 @@
 //! `GET /console/events` (filtered, cursor-paged, newest first) and `GET /console/events/{id}`
-//! (headers, payload, and each delivery's attempts).
+//! (headers, payload, each delivery's attempts, and its routing: for every endpoint, whether
+//! it took the event, and if not, the stage and the filter clause that turned it away, from
+//! the API's own `trials::routing`; the first thing asked of a webhook that "went missing").
 //!
 //! Filters are parsed by the API's own `params::list_query` and listed by the store's
 //! `list_events`, which **looks at a bounded number of rows per page**: a page that stopped
@@ -13,6 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::page::{self, Chrome};
 use super::{Shared, Signed};
 use crate::api::access::Role;
+use crate::api::trials::RoutingView;
 use crate::api::views::DeliveryDetail;
 use crate::api::{grammar, params};
 use crate::model::event::{DeliveryStatus, Payload};
@@ -241,6 +244,37 @@ fn body_text(body: &[u8]) -> (String, Option<String>) {
     (text, (!notes.is_empty()).then(|| notes.join("; ")))
 }
 
+/// One endpoint in an event's routing, as the page shows it.
+pub struct RouteRow {
+    pub endpoint: String,
+    /// It is in force, so it has a page to link to (not deleted since).
+    pub in_force: bool,
+    pub matched: bool,
+    /// Its delivery of the event, or empty.
+    pub delivery_id: String,
+    /// What turned it away (`filter`, `sources`, …), or empty.
+    pub stage: &'static str,
+    pub clause: String,
+    pub reason: String,
+}
+
+/// The rows of an event's routing (the API's `routing`), `in_force` telling the endpoints
+/// that still exist.
+fn route_rows(routing: Vec<RoutingView>, in_force: impl Fn(&str) -> bool) -> Vec<RouteRow> {
+    routing
+        .into_iter()
+        .map(|r| RouteRow {
+            in_force: in_force(&r.endpoint),
+            matched: r.matched,
+            delivery_id: r.delivery_id.unwrap_or_default(),
+            stage: r.stage.as_deref().map_or("", super::trial::stage_name),
+            clause: r.clause.unwrap_or_default(),
+            reason: r.reason,
+            endpoint: r.endpoint,
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "console/event.html")]
 struct Detail {
@@ -255,6 +289,7 @@ struct Detail {
     body_note: Option<String>,
     body_bytes: usize,
     deliveries: Vec<DeliveryDetail>,
+    routing: Vec<RouteRow>,
     can_operate: bool,
     notice: Option<&'static str>,
 }
@@ -299,6 +334,11 @@ pub async fn show(
         }
         Err(e) => return page::api_error(e.into()),
     };
+    let routes = st.admin.routes.current();
+    let routing = route_rows(
+        crate::api::trials::routing(&routes.endpoints, &event, &payload),
+        |id| routes.endpoints.iter().any(|e| e.id == id),
+    );
     let (body, body_note) = body_text(&payload.body);
     let notice = match q.as_deref() {
         Some("done=retried") => Some("The delivery is queued to be sent again now."),
@@ -324,6 +364,7 @@ pub async fn show(
             body_note,
             body_bytes: payload.body.len(),
             deliveries,
+            routing,
             can_operate: user.may(Role::Operator),
             notice,
         },
@@ -366,6 +407,67 @@ mod tests {
         assert!(body_text(b"\xff").1.is_some());
     }
 
+    /// Each endpoint's line: matched with a link to its delivery, or the stage, the clause and
+    /// the reason; an endpoint deleted since is named but not linked.
+    #[test]
+    fn the_routing_says_where_the_event_went_and_why_not() {
+        let view = |endpoint: &str, delivery: Option<&str>, stage: Option<&str>| RoutingView {
+            endpoint: endpoint.into(),
+            matched: delivery.is_some(),
+            delivery_id: delivery.map(str::to_string),
+            stage: stage.map(str::to_string),
+            clause: (stage == Some("filter")).then(|| "body.action.$in".to_string()),
+            reason: if delivery.is_some() {
+                "matched when the event arrived".into()
+            } else {
+                r#"found "closed", expected one of ["opened"]"#.into()
+            },
+        };
+        let rows = route_rows(
+            vec![
+                view("all", Some("dlv_1"), None),
+                view("prs", None, Some("filter")),
+                view("stripe", None, Some("source")),
+                view("gone", Some("dlv_2"), None),
+            ],
+            |id| id != "gone",
+        );
+        assert_eq!(rows[1].stage, "filter");
+        assert_eq!(rows[2].stage, "sources");
+        assert!(rows[2].clause.is_empty());
+        assert!(!rows[3].in_force);
+        let page = Detail {
+            chrome: Chrome::anonymous("Event"),
+            id: "evt_1".into(),
+            source: "github".into(),
+            event_type: String::new(),
+            received: String::new(),
+            dedup_key: String::new(),
+            headers: Vec::new(),
+            body: String::new(),
+            body_note: None,
+            body_bytes: 0,
+            deliveries: Vec::new(),
+            routing: rows,
+            can_operate: false,
+            notice: None,
+        }
+        .render()
+        .expect("renders");
+        assert!(page.contains(r##"href="#d-dlv_1""##), "{page}");
+        assert!(page.contains("<code>body.action.$in</code>"), "{page}");
+        assert!(
+            page.contains("found &#34;closed&#34;") || page.contains("found &quot;closed&quot;"),
+            "{page}"
+        );
+        assert!(page.contains(r#"href="/console/endpoints/prs""#), "{page}");
+        assert!(
+            !page.contains(r#"href="/console/endpoints/gone""#),
+            "{page}"
+        );
+        assert!(page.contains("(deleted)"), "{page}");
+    }
+
     /// A viewer sees no button that changes anything; an operator sees retry and replay.
     #[test]
     fn mutating_buttons_render_only_for_operators() {
@@ -396,6 +498,7 @@ mod tests {
                 },
                 attempt_log: Vec::new(),
             }],
+            routing: Vec::new(),
             can_operate,
             notice: None,
         };

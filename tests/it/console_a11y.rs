@@ -92,6 +92,42 @@ async fn tab_through(browser: &Browser, page: &str) -> Vec<String> {
     seen
 }
 
+/// The page the browser shows: its problems, and that Tab alone reaches every control, from
+/// the skip link when the page was loaded `from_top` (a trial's answer is loaded at its
+/// result, `#trial`, where Tab goes on from).
+async fn audit(browser: &Browser, page: &str, from_top: bool) -> Vec<String> {
+    browser.find("main h1").await;
+    let mut problems = Vec::new();
+    if let Value::Array(found) = run(browser, AUDIT).await {
+        problems.extend(found.iter().map(|p| format!("{page}: {p}")));
+    }
+    let reached = tab_through(browser, page).await;
+    // A page that puts focus somewhere itself (sign-in's token field) starts there.
+    let autofocus = run(
+        browser,
+        "return document.querySelector('[autofocus]') !== null",
+    )
+    .await;
+    assert!(
+        !from_top
+            || autofocus == Value::Bool(true)
+            || reached
+                .first()
+                .is_some_and(|h| h.contains("class=\"skip\"")),
+        "{page}: the first Tab does not land on the skip link: {reached:?}"
+    );
+    let Value::Array(reachable) = run(browser, REACHABLE).await else {
+        panic!("{page}: no list of controls")
+    };
+    for control in reachable.iter().filter_map(Value::as_str) {
+        assert!(
+            reached.iter().any(|r| r == control),
+            "{page}: Tab never reaches {control}; it reached {reached:?}"
+        );
+    }
+    problems
+}
+
 #[tokio::test]
 async fn every_page_is_labelled_and_reachable_by_keyboard() {
     let browser = match Browser::start().await {
@@ -103,9 +139,12 @@ async fn every_page_is_labelled_and_reachable_by_keyboard() {
     };
     let receiver = Receiver::start().await;
     receiver.script(&[(500, &[])]);
+    // `rules` has a filter no event here passes, and a transform: the event pages' routing
+    // names its clause, and its page shows both and tries them.
     let config = format!(
-        "{}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n[[endpoints]]\nid = \"r\"\nurl = \"{}\"\nretry = {{ max_attempts = 1 }}\n",
+        "{}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n[[endpoints]]\nid = \"r\"\nurl = \"{}\"\nretry = {{ max_attempts = 1 }}\n[[endpoints]]\nid = \"rules\"\nurl = \"{}\"\nfilter = '{{\"body\": {{\"type\": \"order.refunded\"}}}}'\ntransform = '.body |= {{type}}'\n",
         orders_source(),
+        receiver.url,
         receiver.url
     );
     let (gw, _dir) = Gateway::start(&config).await;
@@ -133,6 +172,8 @@ async fn every_page_is_labelled_and_reachable_by_keyboard() {
         "/console/dead-letters".to_string(),
         "/console/endpoints".to_string(),
         "/console/endpoints/r".to_string(),
+        "/console/endpoints/rules".to_string(),
+        "/console/endpoints/new".to_string(),
         "/console/sources".to_string(),
     ];
     // The sign-in page first, signed out; then the rest, signed in as an admin, who sees
@@ -145,34 +186,33 @@ async fn every_page_is_labelled_and_reachable_by_keyboard() {
             browser.find("header.top nav").await;
         }
         browser.goto(&format!("{}{page}", gw.admin)).await;
-        browser.find("main h1").await;
-        if let Value::Array(found) = run(&browser, AUDIT).await {
-            problems.extend(found.iter().map(|p| format!("{page}: {p}")));
-        }
-        let reached = tab_through(&browser, page).await;
-        // A page that puts focus somewhere itself (sign-in's token field) starts there.
-        let autofocus = run(
-            &browser,
-            "return document.querySelector('[autofocus]') !== null",
-        )
-        .await;
-        assert!(
-            autofocus == Value::Bool(true)
-                || reached
-                    .first()
-                    .is_some_and(|h| h.contains("class=\"skip\"")),
-            "{page}: the first Tab does not land on the skip link: {reached:?}"
-        );
-        let Value::Array(reachable) = run(&browser, REACHABLE).await else {
-            panic!("{page}: no list of controls")
-        };
-        for control in reachable.iter().filter_map(Value::as_str) {
-            assert!(
-                reached.iter().any(|r| r == control),
-                "{page}: Tab never reaches {control}; it reached {reached:?}"
-            );
-        }
+        problems.extend(audit(&browser, page, true).await);
     }
+    // The states a trial leaves: a verdict on the endpoint page; on the form, a transform's
+    // output, then a refusal marked at its field.
+    browser
+        .goto(&format!("{}/console/endpoints/rules", gw.admin))
+        .await;
+    browser.fill("#sample", &dead.to_string()).await;
+    browser.click("button[name=try][value=filter]").await;
+    browser.find("#trial-verdict").await;
+    problems.extend(audit(&browser, "the endpoint page, a filter tried", false).await);
+    browser
+        .goto(&format!("{}/console/endpoints/new", gw.admin))
+        .await;
+    browser.fill("#f-transform", ".body |= {type}").await;
+    browser
+        .fill("#f-sample", r#"{"type": "order.paid", "id": 1}"#)
+        .await;
+    browser.click("button[name=try][value=transform]").await;
+    browser.find("#trial-body").await;
+    problems.extend(audit(&browser, "the form, a transform tried", false).await);
+    browser
+        .fill("#f-filter", r#"{"body": {"n": {"$gte": "1"}}}"#)
+        .await;
+    browser.click("button[name=try][value=filter]").await;
+    browser.find("#f-filter-error").await;
+    problems.extend(audit(&browser, "the form, a filter refused", false).await);
     browser.close().await;
     assert!(problems.is_empty(), "{problems:#?}");
 }

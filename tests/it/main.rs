@@ -15,6 +15,7 @@ mod console_cross_site;
 mod console_endpoint;
 mod console_live;
 mod console_overview;
+mod console_rules;
 mod console_search;
 mod console_user;
 mod crash;
