@@ -20,6 +20,7 @@ pub mod grammar;
 pub mod openapi;
 pub mod params;
 pub(crate) mod publish;
+pub(crate) mod routing;
 mod sources;
 pub(crate) mod trials;
 pub mod views;

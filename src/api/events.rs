@@ -77,7 +77,7 @@ pub async fn show(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -> 
             deliveries.push(d);
         }
     }
-    let routing = super::trials::routing(&st.routes.current().endpoints, &event, &payload);
+    let routing = super::routing::routing(&st.routes.current().endpoints, &event, &payload);
     let mut view = Event::from(&EventWithDeliveries { event, deliveries });
     view.routing = Some(routing);
     Ok(respond::typed(StatusCode::OK, &view))

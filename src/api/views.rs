@@ -66,7 +66,7 @@ pub struct Event {
     /// One event's page only (not lists): every endpoint in force, whether the event matched
     /// it at ingest, and if not, why (the stage and filter clause that turned it away).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub routing: Option<Vec<super::trials::RoutingView>>,
+    pub routing: Option<Vec<super::routing::RoutingView>>,
 }
 
 impl From<&model::EventWithDeliveries> for Event {

@@ -1,7 +1,7 @@
 //! `GET /console/events` (filtered, cursor-paged, newest first) and `GET /console/events/{id}`
 //! (headers, payload, each delivery's attempts, and its routing: for every endpoint, whether
 //! it took the event, and if not, the stage and the filter clause that turned it away, from
-//! the API's own `trials::routing`; the first thing asked of a webhook that "went missing").
+//! the API's own `routing::routing`; the first thing asked of a webhook that "went missing").
 //!
 //! Filters are parsed by the API's own `params::list_query` and listed by the store's
 //! `list_events`, which **looks at a bounded number of rows per page**: a page that stopped
@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::page::{self, Chrome};
 use super::{Shared, Signed};
 use crate::api::access::Role;
-use crate::api::trials::RoutingView;
+use crate::api::routing::RoutingView;
 use crate::api::views::DeliveryDetail;
 use crate::api::{grammar, params};
 use crate::model::event::{DeliveryStatus, Payload};
@@ -336,7 +336,7 @@ pub async fn show(
     };
     let routes = st.admin.routes.current();
     let routing = route_rows(
-        crate::api::trials::routing(&routes.endpoints, &event, &payload),
+        crate::api::routing::routing(&routes.endpoints, &event, &payload),
         |id| routes.endpoints.iter().any(|e| e.id == id),
     );
     let (body, body_note) = body_text(&payload.body);
