@@ -76,6 +76,17 @@ fn parse_body(body: &[u8]) -> Option<serde_json::Value> {
 /// The ids of every endpoint the event goes to, in config order: those that subscribe to
 /// its source and type and whose filter, if any, matches it.
 pub fn route(endpoints: &[Endpoint], req: &Request<'_>) -> Vec<String> {
+    route_parsed(endpoints, req, None)
+}
+
+/// [`route`] for a body already parsed (`Some(None)`: it is not JSON), as ingress has it
+/// when it read the event type or dedup key from the body: **the body is parsed at most once
+/// per event**.
+pub fn route_parsed(
+    endpoints: &[Endpoint],
+    req: &Request<'_>,
+    parsed: Option<Option<&serde_json::Value>>,
+) -> Vec<String> {
     let subscribed: Vec<&Endpoint> = endpoints
         .iter()
         .filter(|e| subscribes(e, req.source, req.event_type).is_ok())
@@ -83,19 +94,23 @@ pub fn route(endpoints: &[Endpoint], req: &Request<'_>) -> Vec<String> {
     let needs_body = subscribed
         .iter()
         .any(|e| e.filter.as_ref().is_some_and(|f| f.needs_body()));
-    let body = if needs_body {
-        parse_body(req.body)
-    } else {
-        None
+    let owned;
+    let body = match parsed {
+        Some(value) => value,
+        None if needs_body => {
+            owned = parse_body(req.body);
+            owned.as_ref()
+        }
+        None => None,
     };
     let mut subject = None;
     subscribed
         .into_iter()
         .filter(|e| match &e.filter {
             None => true,
-            Some(f) => f.matches(
-                subject.get_or_insert_with(|| Subject::new(body.as_ref(), req.headers, req.query)),
-            ),
+            Some(f) => {
+                f.matches(subject.get_or_insert_with(|| Subject::new(body, req.headers, req.query)))
+            }
         })
         .map(|e| e.id.clone())
         .collect()

@@ -178,10 +178,15 @@ pub fn payload_filter(data: &[u8]) {
 }
 
 /// A transform's output (any bytes read as a jaq value) validated as a delivery: whatever is
-/// accepted has valid, unreserved headers and a body that is what it claims to be; and the
-/// same bytes as a body and a frame through the worker protocol's decoders, which never panic.
+/// accepted has valid, unreserved headers and a body that is what it claims to be; the same
+/// bytes as a body and a frame through the worker protocol's decoders, and as program text
+/// through the parser guard (the limits a program must pass before jaq sees it): none panics.
 pub fn transform_output(data: &[u8]) {
     crate::transform::fuzz_transform_output(data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = crate::transform::program::guard(text);
+        let _ = crate::transform::program::depth_estimate(text);
+    }
     let bytes = bytes::Bytes::copy_from_slice(data);
     let _ = crate::transform::json::parse(&bytes, 128);
     let _ = crate::transform::frame::decode_request(&bytes);

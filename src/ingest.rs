@@ -28,6 +28,8 @@ pub struct Incoming {
     pub headers: Vec<(String, Vec<u8>)>,
     /// The request's query string (`""` for none): payload filters may read it.
     pub query: String,
+    /// The body as ingress parsed it, if it did (`Some(None)`: not JSON): routing reuses it.
+    pub parsed: Option<Option<serde_json::Value>>,
     pub body: bytes::Bytes,
 }
 
@@ -38,7 +40,7 @@ pub async fn ingest(
     routes: &Routes,
     incoming: Incoming,
 ) -> Result<IngestOutcome, StoreError> {
-    let endpoints = crate::filter::route(
+    let endpoints = crate::filter::route_parsed(
         &routes.endpoints,
         &crate::filter::Request {
             source: &incoming.source,
@@ -47,6 +49,7 @@ pub async fn ingest(
             body: &incoming.body,
             query: &incoming.query,
         },
+        incoming.parsed.as_ref().map(Option::as_ref),
     );
     let order_keys = order_keys(routes, &endpoints, &incoming.headers, &incoming.body);
     store

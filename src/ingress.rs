@@ -357,6 +357,7 @@ async fn handle(
             .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
             .collect(),
         query: parts.uri.query().unwrap_or_default().to_string(),
+        parsed: json.into_parsed(),
         body,
     };
     match crate::ingest::ingest(&st.store, &routes, event).await {

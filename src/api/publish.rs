@@ -187,6 +187,7 @@ pub async fn publish(
         headers: p.headers,
         // A published event has no request of its own: filters see an empty query.
         query: String::new(),
+        parsed: None,
         body: p.body,
     };
     let label = event.source.clone();

@@ -33,6 +33,12 @@ impl<'a> LazyJson<'a> {
         Self { body, parsed: None }
     }
 
+    /// What it has parsed so far: `None` if it never tried, `Some(None)` if the body is not
+    /// JSON. Ingest reuses it, so a body is parsed at most once per request.
+    pub fn into_parsed(self) -> Option<Option<serde_json::Value>> {
+        self.parsed
+    }
+
     pub fn value(&mut self) -> Option<&serde_json::Value> {
         let body = self.body;
         self.parsed

@@ -65,6 +65,14 @@ fn check_config_names_the_key_and_the_problem() {
             "sources[0].verify: unknown variant",
         ),
         (
+            "[[endpoints]]\nid = \"a\"\nurl = \"https://a.example\"\nfilter = { body = { x = { \"$gte\" = \"1\" } } }\n",
+            "endpoints[0].filter.body.x.$gte: expected a number",
+        ),
+        (
+            "[[endpoints]]\nid = \"a\"\nurl = \"https://a.example\"\ntransform = \".body |\"\n",
+            "endpoints[0].transform: transform:",
+        ),
+        (
             "[ingress\n",
             "unclosed table, expected `]` (at line 1, column 9)",
         ),
@@ -338,4 +346,79 @@ async fn compact_works_offline_and_refuses_a_store_in_use() {
         open_store(dir.path()).event_ids().await.expect("ids").len(),
         50
     );
+}
+
+#[tokio::test]
+async fn filter_and_transform_commands_against_a_live_server() {
+    use crate::harness::*;
+    let (big, t) = (Receiver::start().await, Receiver::start().await);
+    let config = format!(
+        "{}\n[admin]\ntoken = \"cli-token\"\n\
+         [[endpoints]]\nid = \"big\"\nurl = \"{}\"\nfilter = {{ body = {{ amount = {{ \"$gte\" = 1000 }} }} }}\n\
+         [[endpoints]]\nid = \"t\"\nurl = \"{}\"\ntransform = '{{body: {{n: .body.amount}}}}'\n",
+        orders_source(),
+        big.url,
+        t.url
+    );
+    let (gw, dir) = Gateway::start(&config).await;
+    let (_, answer) = send(&gw.url("orders"), "msg_small", r#"{"amount":5}"#).await;
+    let id = event_id(&answer).to_string();
+    gw.settled(event_id(&answer)).await;
+    let conn = ["--url", gw.admin.as_str(), "--token", "cli-token"];
+    let run = |args: &[&str]| {
+        let all: Vec<String> = args
+            .iter()
+            .chain(conn.iter())
+            .map(|s| s.to_string())
+            .collect();
+        async move {
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            hookgate_async(&refs).await
+        }
+    };
+    // The event's page says where it did not go, and why.
+    let (code, out, err) = run(&["events", "show", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("not sent to"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("big") && l.contains("body.amount.$gte")),
+        "{out}"
+    );
+    let (code, out, err) = run(&["endpoints", "test-filter", "big", "--event", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("not matched (filter at body.amount.$gte)"),
+        "{out}"
+    );
+    let payload = dir.path().join("payload.json");
+    std::fs::write(&payload, r#"{"amount": 5000}"#).expect("write");
+    let payload = payload.to_string_lossy().into_owned();
+    let (code, out, err) = run(&["endpoints", "test-filter", "big", "--body", &payload]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("matched"), "{out}");
+    let (code, out, err) = run(&["endpoints", "test-transform", "t", "--event", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.trim_end().ends_with(r#"{"n":5}"#), "{out}");
+    let (code, out, err) = run(&[
+        "endpoints",
+        "test-transform",
+        "t",
+        "--body",
+        &payload,
+        "--json",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        (v["result"].as_str(), v["body"].as_str()),
+        (Some("send"), Some(r#"{"n":5000}"#))
+    );
+    // A bad sample is refused with the field named, and nothing is sent.
+    let (code, _, err) = run(&["endpoints", "test-filter", "big"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("body"), "{err}");
+    assert_eq!(big.count(), 0);
+    gw.stop().await;
 }
