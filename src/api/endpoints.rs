@@ -101,7 +101,8 @@ pub(crate) fn view(st: &AdminState, e: &Endpoint) -> EndpointView {
     }
 }
 
-fn find(st: &AdminState, id: &str) -> Result<Endpoint, ApiError> {
+/// The endpoint in force with `id`, or a 404 `unknown_endpoint`.
+pub(crate) fn find(st: &AdminState, id: &str) -> Result<Endpoint, ApiError> {
     st.routes
         .current()
         .endpoints

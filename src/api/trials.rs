@@ -94,16 +94,6 @@ pub struct TransformTrial {
     pub error: Option<String>,
 }
 
-fn find(st: &AdminState, id: &str) -> Result<Endpoint, ApiError> {
-    st.routes
-        .current()
-        .endpoints
-        .iter()
-        .find(|e| e.id == id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("unknown_endpoint", format!("no endpoint {id:?}")))
-}
-
 /// A stored event with its payload, or a 404 (a 400 for an id of the wrong shape).
 async fn stored_event(st: &AdminState, id: &str) -> Result<(Event, Payload), ApiError> {
     let parsed = super::grammar::event_id(id)
@@ -210,7 +200,7 @@ pub async fn test_filter(
     body: Bytes,
 ) -> ApiResult {
     let b: TestFilterBody = params::json_body(&body)?;
-    let mut endpoint = find(&st, &id)?;
+    let mut endpoint = super::endpoints::find(&st, &id)?;
     if let Some(doc) = &b.filter {
         endpoint.filter = Some(Arc::new(compile_filter(doc)?));
     }
@@ -343,7 +333,7 @@ pub async fn test_transform(
     body: Bytes,
 ) -> ApiResult {
     let b: TestTransformBody = params::json_body(&body)?;
-    let endpoint = find(&st, &id)?;
+    let endpoint = super::endpoints::find(&st, &id)?;
     let program: Arc<str> = match b.transform {
         Some(text) => check_program(text)?,
         None => endpoint.transform.clone().ok_or_else(|| {

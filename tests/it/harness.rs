@@ -258,6 +258,20 @@ impl Received {
     }
 }
 
+/// Checks `r`'s Standard Webhooks signature with the official `standardwebhooks` library
+/// and [`OUTBOUND_SECRET`], the endpoints' secret in these tests: an independent check that
+/// hookgate signs what it sends.
+pub fn verify_outbound(r: &Received) {
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, r.headers[name].clone());
+    }
+    standardwebhooks::Webhook::new(OUTBOUND_SECRET)
+        .expect("secret")
+        .verify(&r.body, &headers)
+        .expect("signed with the endpoint's secret, over the body as sent");
+}
+
 /// One scripted answer: a status and extra headers.
 type Scripted = (u16, Vec<(String, String)>);
 

@@ -50,14 +50,7 @@ fn ops_got(receiver: &Receiver) -> Vec<(String, String)> {
         .got()
         .iter()
         .map(|r| {
-            let mut headers = http::HeaderMap::new();
-            for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
-                headers.insert(name, r.headers[name].clone());
-            }
-            standardwebhooks::Webhook::new(OUTBOUND_SECRET)
-                .expect("secret")
-                .verify(&r.body, &headers)
-                .expect("signed with the endpoint's secret");
+            verify_outbound(r);
             let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
             assert!(body["timestamp"].is_string(), "{body}");
             (

@@ -21,17 +21,6 @@ fn endpoint(id: &str, url: &str, extra: &str) -> String {
     )
 }
 
-fn verify(r: &Received) {
-    let mut headers = http::HeaderMap::new();
-    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
-        headers.insert(name, r.headers[name].clone());
-    }
-    standardwebhooks::Webhook::new(OUTBOUND_SECRET)
-        .expect("secret")
-        .verify(&r.body, &headers)
-        .expect("the signature covers the body as sent");
-}
-
 #[tokio::test]
 async fn transforms_reshape_re_encode_and_drop_and_the_signature_covers_what_is_sent() {
     let (slim, form, big_only, plain) = (
@@ -69,7 +58,7 @@ async fn transforms_reshape_re_encode_and_drop_and_the_signature_covers_what_is_
 
     let got = slim.wait_for(2).await;
     for r in &got {
-        verify(r);
+        verify_outbound(r);
         assert_eq!(r.header("x-shape"), "slim");
         assert_eq!(r.header("content-type"), "application/json");
     }
@@ -90,7 +79,7 @@ async fn transforms_reshape_re_encode_and_drop_and_the_signature_covers_what_is_
     let mut bodies: Vec<String> = got
         .iter()
         .map(|r| {
-            verify(r);
+            verify_outbound(r);
             assert_eq!(
                 r.header("content-type"),
                 "application/x-www-form-urlencoded"
@@ -106,7 +95,7 @@ async fn transforms_reshape_re_encode_and_drop_and_the_signature_covers_what_is_
 
     // The small charge was dropped by `big-only`: final without a request.
     let got = big_only.wait_for(1).await;
-    verify(&got[0]);
+    verify_outbound(&got[0]);
     let settled = gw.settled(small).await;
     assert!(
         settled
@@ -255,7 +244,7 @@ async fn a_replay_after_the_transform_is_fixed_sends_what_the_fixed_program_make
     .await;
     assert!(status == 200 || status == 202, "{answer}");
     let got = receiver.wait_for(1).await;
-    verify(&got[0]);
+    verify_outbound(&got[0]);
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&got[0].body).expect("json"),
         serde_json::json!({ "id": "evt_1", "total": 700, "fixed": true })
