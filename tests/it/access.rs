@@ -36,6 +36,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/endpoints/{id}/resume", "operator"),
     ("POST", "/endpoints/{id}/enable", "operator"),
     ("POST", "/endpoints/{id}/recover", "operator"),
+    ("POST", "/endpoints/{id}/test-filter", "viewer"),
+    ("POST", "/endpoints/{id}/test-transform", "operator"),
     ("GET", "/sources", "viewer"),
     ("POST", "/sources", "admin"),
     ("GET", "/sources/{id}", "viewer"),

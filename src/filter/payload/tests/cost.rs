@@ -92,3 +92,51 @@ fn hot_path_cost() {
         10,
     );
 }
+
+/// The bench's `filters` phase, evaluated alone: 100 filters of a 5-clause `$and` (four hold
+/// for every event, one picks the endpoint) over its 1 KiB body.
+#[test]
+#[ignore]
+fn bench_phase_cost() {
+    let body =
+        json!({ "type": "bench.event", "k": "0042", "n": "0000000042", "pad": "x".repeat(980) });
+    let e = Event {
+        body: Some(body),
+        headers: vec![
+            ("content-type".into(), b"application/json".to_vec()),
+            ("webhook-id".into(), b"msg_1".to_vec()),
+            ("webhook-timestamp".into(), b"1700000000".to_vec()),
+            ("webhook-signature".into(), b"v1,abc".to_vec()),
+            ("user-agent".into(), b"wrk".to_vec()),
+            ("host".into(), b"127.0.0.1:8080".to_vec()),
+        ],
+        query: String::new(),
+    };
+    measure(
+        "bench filters phase",
+        &e,
+        |i| {
+            json!({ "body": { "$and": [
+                { "type": "bench.event" }, { "pad": { "$exist": true } },
+                { "n": { "$startsWith": "0" } }, { "type": { "$regex": "^bench[.]" } },
+                { "k": format!("{i:04}") },
+            ] } })
+        },
+        1,
+    );
+    let rounds = 100_000u32;
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(Subject::new(e.body.as_ref(), &e.headers, &e.query));
+    }
+    println!("Subject::new: {:?} per event", start.elapsed() / rounds);
+    let raw = serde_json::to_vec(&e.body).expect("json");
+    let start = std::time::Instant::now();
+    for _ in 0..rounds / 10 {
+        std::hint::black_box(serde_json::from_slice::<Value>(&raw).ok());
+    }
+    println!(
+        "parsing the body: {:?} per event",
+        start.elapsed() / (rounds / 10)
+    );
+}
