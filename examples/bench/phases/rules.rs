@@ -1,10 +1,11 @@
 //! Phases `filters` and `transforms` (issue 18), each beside the same run without them:
 //! - `filters`: timed ingest with 100 endpoints, each carrying a 5-clause payload filter of
-//!   which four clauses every event passes, exactly one endpoint matching each event; against
-//!   100 endpoints routed by event type, one of them taking every event. Every endpoint is
-//!   paused in both runs, so both store one delivery per event and send nothing: the
-//!   difference is the filters' cost at ingest, not the delivery of events spread over 100
-//!   endpoints rather than one.
+//!   which four clauses every event passes (a `$regex` among them) and the last decides: the
+//!   first endpoint's takes every event, the others' none; against 100 endpoints routed by
+//!   event type, the first taking every event. Both runs store the same one delivery per event
+//!   to the same endpoint, and every endpoint is paused, so the difference is the filters'
+//!   cost at ingest alone (spreading the deliveries over 100 endpoints costs the store more,
+//!   which is not the filters' doing).
 //! - `transforms`: the drain of `--backlog` to one endpoint, with a jq transform on every
 //!   delivery (reshaping the body) and without.
 
@@ -14,10 +15,16 @@ use crate::{Bench, Row};
 /// Endpoints of the `filters` phase, and the order keys its events carry (one per endpoint).
 const ENDPOINTS: u64 = 100;
 
-/// Endpoint `i`'s filter: four clauses every event passes, then the one that picks its key.
+/// Endpoint `i`'s filter: four clauses every event passes, then the one that decides:
+/// endpoint 0 takes every event (its bodies all have a key `k`), the others none.
 fn filter(i: u64) -> String {
+    let last = if i == 0 {
+        r#"{"k": {"$exist": true}}"#.to_string()
+    } else {
+        format!(r#"{{"k": "none-{i}"}}"#)
+    };
     format!(
-        r#"{{"body": {{"$and": [{{"type": "bench.event"}}, {{"pad": {{"$exist": true}}}}, {{"n": {{"$startsWith": "0"}}}}, {{"type": {{"$regex": "^bench[.]"}}}}, {{"k": "{i:04}"}}]}}}}"#
+        r#"{{"body": {{"$and": [{{"type": "bench.event"}}, {{"pad": {{"$exist": true}}}}, {{"n": {{"$startsWith": "0"}}}}, {{"type": {{"$regex": "^bench[.]"}}}}, {last}]}}}}"#
     )
 }
 

@@ -124,6 +124,24 @@ fn bench_phase_cost() {
         },
         1,
     );
+    measure(
+        "bench filters phase, $endsWith for the $regex",
+        &e,
+        |i| {
+            json!({ "body": { "$and": [
+                { "type": "bench.event" }, { "pad": { "$exist": true } },
+                { "n": { "$startsWith": "0" } }, { "type": { "$endsWith": ".event" } },
+                { "k": format!("{i:04}") },
+            ] } })
+        },
+        1,
+    );
+    measure(
+        "bench filters phase, one clause",
+        &e,
+        |i| json!({ "body": { "k": format!("{i:04}") } }),
+        1,
+    );
     let rounds = 100_000u32;
     let start = std::time::Instant::now();
     for _ in 0..rounds {
