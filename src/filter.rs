@@ -126,16 +126,21 @@ pub fn explain(endpoint: &Endpoint, req: &Request<'_>) -> Result<(), Miss> {
 /// Whether the event passes `endpoint`'s payload filter (its subscription aside), and if
 /// not, at which clause. No filter passes everything.
 pub fn passes(endpoint: &Endpoint, req: &Request<'_>) -> Result<(), Miss> {
-    let Some(f) = &endpoint.filter else {
-        return Ok(());
-    };
+    match &endpoint.filter {
+        None => Ok(()),
+        Some(f) => check(f, req).map_err(Miss::Filter),
+    }
+}
+
+/// Whether the event passes the filter `f`, on no endpoint (one being written, say), and if
+/// not, at which clause; the body is parsed only if `f` reads it.
+pub fn check(f: &payload::PayloadFilter, req: &Request<'_>) -> Result<(), Rejection> {
     let body = if f.needs_body() {
         parse_body(req.body)
     } else {
         None
     };
     f.explain(&Subject::new(body.as_ref(), req.headers, req.query))
-        .map_err(Miss::Filter)
 }
 
 #[cfg(test)]

@@ -38,8 +38,11 @@ pub struct Incoming {
 pub async fn ingest(
     store: &Store,
     routes: &Routes,
-    incoming: Incoming,
+    mut incoming: Incoming,
 ) -> Result<IngestOutcome, StoreError> {
+    // One parse of the body, if any, for the filters and the order keys alike (and none when
+    // ingress parsed it already).
+    let mut json = LazyJson::from_parsed(&incoming.body, incoming.parsed.take());
     let endpoints = crate::filter::route_parsed(
         &routes.endpoints,
         &crate::filter::Request {
@@ -49,9 +52,9 @@ pub async fn ingest(
             body: &incoming.body,
             query: &incoming.query,
         },
-        incoming.parsed.as_ref().map(Option::as_ref),
+        json.parsed(),
     );
-    let order_keys = order_keys(routes, &endpoints, &incoming.headers, &incoming.body);
+    let order_keys = order_keys_in(routes, &endpoints, &incoming.headers, &mut json);
     store
         .ingest(NewEvent {
             source: incoming.source,
@@ -78,14 +81,23 @@ pub fn order_keys(
     headers: &[(String, Vec<u8>)],
     body: &[u8],
 ) -> Vec<(String, String)> {
-    let mut json = LazyJson::new(body);
+    order_keys_in(routes, endpoints, headers, &mut LazyJson::new(body))
+}
+
+/// [`order_keys`] reading the body through `json`.
+fn order_keys_in(
+    routes: &Routes,
+    endpoints: &[String],
+    headers: &[(String, Vec<u8>)],
+    json: &mut LazyJson<'_>,
+) -> Vec<(String, String)> {
     routes
         .endpoints
         .iter()
         .filter(|e| endpoints.contains(&e.id))
         .filter_map(|e| {
             let ordering = e.ordering.as_ref()?;
-            Some((e.id.clone(), order_key(ordering, headers, &mut json)))
+            Some((e.id.clone(), order_key(ordering, headers, json)))
         })
         .collect()
 }

@@ -24,7 +24,7 @@ use super::views::ErrorBody;
 use super::{AdminState, ApiResult};
 use crate::delivery::http::request::{self, Prepared};
 use crate::delivery::http::reshape::{self, Reshaped};
-use crate::filter::payload::{PayloadFilter, Subject};
+use crate::filter::payload::PayloadFilter;
 use crate::filter::{Miss, Request};
 use crate::model::Endpoint;
 use crate::model::event::{Event, Payload};
@@ -233,29 +233,20 @@ pub async fn test_filter_alone(
         .ok_or_else(|| bad_request("filter", "give a filter to try"))?;
     let filter = compile_filter(doc)?;
     let sample = FilterSample::read(st, b).await?;
-    let req = sample.request();
-    // As `filter::passes` reads it: the body parsed only for a filter that reads it.
-    let body = if filter.needs_body() {
-        serde_json::from_slice::<Value>(req.body).ok()
-    } else {
-        None
-    };
-    Ok(
-        match filter.explain(&Subject::new(body.as_ref(), req.headers, req.query)) {
-            Ok(()) => FilterVerdict {
-                matched: true,
-                stage: None,
-                clause: None,
-                reason: "matches".into(),
-            },
-            Err(r) => FilterVerdict {
-                matched: false,
-                stage: Some("filter".into()),
-                clause: Some(r.clause),
-                reason: r.reason,
-            },
+    Ok(match crate::filter::check(&filter, &sample.request()) {
+        Ok(()) => FilterVerdict {
+            matched: true,
+            stage: None,
+            clause: None,
+            reason: "matches".into(),
         },
-    )
+        Err(r) => FilterVerdict {
+            matched: false,
+            stage: Some("filter".into()),
+            clause: Some(r.clause),
+            reason: r.reason,
+        },
+    })
 }
 
 /// A filter given to try, compiled as the endpoint's would be (a 400 naming the path in it).

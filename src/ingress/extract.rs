@@ -39,6 +39,16 @@ impl<'a> LazyJson<'a> {
         self.parsed
     }
 
+    /// `body` with what an earlier reader parsed of it ([`LazyJson::into_parsed`]).
+    pub fn from_parsed(body: &'a [u8], parsed: Option<Option<serde_json::Value>>) -> Self {
+        Self { body, parsed }
+    }
+
+    /// What it has parsed so far, without parsing: as [`LazyJson::into_parsed`], borrowed.
+    pub fn parsed(&self) -> Option<Option<&serde_json::Value>> {
+        self.parsed.as_ref().map(Option::as_ref)
+    }
+
     pub fn value(&mut self) -> Option<&serde_json::Value> {
         let body = self.body;
         self.parsed
