@@ -101,14 +101,27 @@ impl Browser {
         self.client.goto(url).await.expect("goto");
     }
 
-    /// The element `css` selects, waiting for it to appear.
+    /// The element `css` selects, waiting for it to appear. A wait begun while the page
+    /// was still navigating (after a click that submits a form) is aborted by chromedriver
+    /// ("aborted by navigation"): it is begun again on the new page, within the same bound.
     pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self
+                .client
+                .wait()
+                .at_most(left)
+                .for_element(Locator::Css(css))
+                .await
+            {
+                Ok(element) => return element,
+                Err(e) if e.to_string().contains("aborted by navigation") && !left.is_zero() => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("no {css}: {e}"),
+            }
+        }
     }
 
     pub async fn text(&self, css: &str) -> String {
