@@ -127,7 +127,7 @@ impl Catalog {
                 }
             }
         }
-        let routes = std::sync::Arc::new(RouteTable::new(Routes { sources, endpoints }));
+        let routes = std::sync::Arc::new(RouteTable::new(Routes::new(sources, endpoints)));
         let catalog = Catalog {
             defaults: config.endpoint_defaults.clone(),
             file,
@@ -292,7 +292,7 @@ impl Catalog {
             }
             EntryKind::Endpoint => endpoints.retain(|e| e.id != id),
         }
-        self.routes.replace(Routes { sources, endpoints });
+        self.routes.replace(Routes::new(sources, endpoints));
         if kind == EntryKind::Endpoint {
             dispatcher.remove(id);
         }
@@ -347,7 +347,7 @@ impl Catalog {
             .put_entry(kind, id, value.to_string().into_bytes())
             .await?;
         self.api_json().insert((kind, id.to_string()), value);
-        self.routes.replace(Routes { sources, endpoints });
+        self.routes.replace(Routes::new(sources, endpoints));
         if let Some(e) = new_endpoint {
             dispatcher.upsert(e);
         }

@@ -6,7 +6,7 @@
 pub mod payload;
 
 use crate::model::{Endpoint, HOOKGATE_SOURCE};
-use payload::{Rejection, Subject};
+use payload::{Plan, Rejection, Subject};
 
 /// An event as routing sees it.
 #[derive(Debug, Clone, Copy)]
@@ -76,24 +76,29 @@ fn parse_body(body: &[u8]) -> Option<serde_json::Value> {
 /// The ids of every endpoint the event goes to, in config order: those that subscribe to
 /// its source and type and whose filter, if any, matches it.
 pub fn route(endpoints: &[Endpoint], req: &Request<'_>) -> Vec<String> {
-    route_parsed(endpoints, req, None)
+    route_planned(endpoints, None, req, None)
 }
 
-/// [`route`] for a body already parsed (`Some(None)`: it is not JSON), as ingress has it
-/// when it read the event type or dedup key from the body: **the body is parsed at most once
-/// per event**.
-pub fn route_parsed(
+/// [`route`], with the filters' shared clauses evaluated once (`plan`, when it was made of
+/// `endpoints`' filters), and for a body already parsed (`Some(None)`: it is not JSON) as
+/// ingress has it when it read the event type or dedup key from the body: **the body is
+/// parsed at most once per event**.
+fn route_planned(
     endpoints: &[Endpoint],
+    plan: Option<&Plan>,
     req: &Request<'_>,
     parsed: Option<Option<&serde_json::Value>>,
 ) -> Vec<String> {
-    let subscribed: Vec<&Endpoint> = endpoints
+    // A plan answers by position: one made of other endpoints is not used.
+    let plan = plan.filter(|p| p.len() == endpoints.len());
+    let subscribed: Vec<(usize, &Endpoint)> = endpoints
         .iter()
-        .filter(|e| subscribes(e, req.source, req.event_type).is_ok())
+        .enumerate()
+        .filter(|(_, e)| subscribes(e, req.source, req.event_type).is_ok())
         .collect();
     let needs_body = subscribed
         .iter()
-        .any(|e| e.filter.as_ref().is_some_and(|f| f.needs_body()));
+        .any(|(_, e)| e.filter.as_ref().is_some_and(|f| f.needs_body()));
     let owned;
     let body = match parsed {
         Some(value) => value,
@@ -103,16 +108,22 @@ pub fn route_parsed(
         }
         None => None,
     };
-    let mut subject = None;
+    // Made once, for the first filter asked.
+    let lazy = std::cell::OnceCell::new();
+    let subject = || {
+        lazy.get_or_init(|| match plan {
+            Some(p) => p.subject(body, req.headers, req.query),
+            None => Subject::new(body, req.headers, req.query),
+        })
+    };
     subscribed
         .into_iter()
-        .filter(|e| match &e.filter {
-            None => true,
-            Some(f) => {
-                f.matches(subject.get_or_insert_with(|| Subject::new(body, req.headers, req.query)))
-            }
+        .filter(|(i, e)| match (&e.filter, plan) {
+            (None, _) => true,
+            (Some(_), Some(p)) => p.matches(*i, subject()).unwrap_or(true),
+            (Some(f), None) => f.matches(subject()),
         })
-        .map(|e| e.id.clone())
+        .map(|(_, e)| e.id.clone())
         .collect()
 }
 
@@ -249,9 +260,35 @@ mod tests {
 pub struct Routes {
     pub sources: std::collections::BTreeMap<String, crate::model::Source>,
     pub endpoints: Vec<Endpoint>,
+    /// The endpoints' filters planned together ([`Plan`]), made with the snapshot.
+    plan: Plan,
 }
 
 impl Routes {
+    pub fn new(
+        sources: std::collections::BTreeMap<String, crate::model::Source>,
+        endpoints: Vec<Endpoint>,
+    ) -> Self {
+        let plan = Plan::new(endpoints.iter().map(|e| e.filter.as_deref()));
+        Routes {
+            sources,
+            endpoints,
+            plan,
+        }
+    }
+
+    /// The ids of the endpoints the event goes to, as [`route`] answers, with the clauses
+    /// their filters share evaluated once for all of them; `parsed` is the body if it was
+    /// parsed already (`Some(None)`: it is not JSON), so **it is parsed at most once per
+    /// event**.
+    pub fn route(
+        &self,
+        req: &Request<'_>,
+        parsed: Option<Option<&serde_json::Value>>,
+    ) -> Vec<String> {
+        route_planned(&self.endpoints, Some(&self.plan), req, parsed)
+    }
+
     /// The ids of the endpoints in force.
     pub fn endpoint_ids<C: FromIterator<String>>(&self) -> C {
         self.endpoints.iter().map(|e| e.id.clone()).collect()

@@ -43,8 +43,7 @@ pub async fn ingest(
     // One parse of the body, if any, for the filters and the order keys alike (and none when
     // ingress parsed it already).
     let mut json = LazyJson::from_parsed(&incoming.body, incoming.parsed.take());
-    let endpoints = crate::filter::route_parsed(
-        &routes.endpoints,
+    let endpoints = routes.route(
         &crate::filter::Request {
             source: &incoming.source,
             event_type: incoming.event_type.as_deref(),

@@ -58,7 +58,8 @@ pub fn subscribers(
         body,
         query: "",
     };
-    crate::filter::route(&routes.endpoints, &request)
+    routes
+        .route(&request, None)
         .into_iter()
         .filter(|e| Some(e.as_str()) != subject)
         .collect()
@@ -235,10 +236,7 @@ mod tests {
             .expect("parses")
             .validate()
             .expect("valid");
-        let routes = crate::filter::Routes {
-            sources: cfg.sources,
-            endpoints: cfg.endpoints,
-        };
+        let routes = crate::filter::Routes::new(cfg.sources, cfg.endpoints);
         assert_eq!(
             subscribers(&routes, "endpoint.failing", Some("billing"), b"{}"),
             ["pager", "audit"]

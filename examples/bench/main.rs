@@ -172,6 +172,11 @@ struct Args {
     /// default the raw ceiling measured (100,000 for the ceilings themselves).
     #[arg(long)]
     pool_rate: Option<f64>,
+    /// Rounds of the `filters` and `transforms` phases: each round runs the pair (without,
+    /// then with the rules), and the table shows each configuration's median round, so a
+    /// ratio is not one run's noise.
+    #[arg(long, default_value_t = 3)]
+    rule_rounds: usize,
     /// The hookgate binary measured; by default `hookgate` beside this program's `examples/`.
     #[arg(long)]
     hookgate: Option<PathBuf>,

@@ -163,7 +163,7 @@ impl Catalog {
             }
         }
         *self.api_json() = api_json;
-        self.routes.replace(Routes { sources, endpoints });
+        self.routes.replace(Routes::new(sources, endpoints));
         for id in removed {
             dispatcher.remove(&id);
         }

@@ -132,8 +132,11 @@ mod explain;
 #[doc(hidden)]
 #[cfg(any(test, feature = "test-support"))]
 pub mod fuzz;
+mod plan;
 #[cfg(test)]
 mod tests;
+
+pub use plan::Plan;
 
 /// The deepest a filter document's objects and arrays may nest (the root is level 1), and the
 /// most segments a dotted path may have.
@@ -246,6 +249,10 @@ pub struct Subject<'a> {
     headers: Vec<Pair<'a>>,
     /// Decoded names and values; a repeated key appears once per value. Sorted by name.
     query: Vec<Pair<'a>>,
+    /// The answers of a [`Plan`]'s shared clauses on this event, as they are found (empty
+    /// outside a plan: then nothing is remembered).
+    /// Atomic only so a subject stays `Sync`; relaxed accesses cost what plain ones do.
+    memo: Vec<std::sync::atomic::AtomicU8>,
 }
 
 /// A header or query entry: name and value as text.
@@ -270,6 +277,7 @@ impl<'a> Subject<'a> {
             body,
             headers,
             query,
+            memo: Vec::new(),
         }
     }
 }
@@ -423,4 +431,7 @@ enum Kind {
     EndsWith(Box<str>),
     /// An array literal: an array holding a match for each of these.
     Contains(Vec<Node>),
+    /// A clause other filters of a [`Plan`] share: its answer is remembered in the event's
+    /// memo at this index, when it is asked of its anchor's value.
+    Shared(u32, plan::Anchor, Box<Node>),
 }

@@ -8,6 +8,10 @@
 //!   which is not the filters' doing).
 //! - `transforms`: the drain of `--backlog` to one endpoint, with a jq transform on every
 //!   delivery (reshaping the body) and without.
+//!
+//! Each runs `--rule-rounds` rounds of the pair, alternating, and reports each configuration's
+//! median round with every round's figure in its name: one run of either varies by 10 % and
+//! more on a 2-CPU machine, more than the cost measured.
 
 use crate::phases::delivery::{drain_now, fill_paused};
 use crate::{Bench, Row};
@@ -29,8 +33,9 @@ fn filter(i: u64) -> String {
 }
 
 pub async fn filters(b: &Bench) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for filtered in [false, true] {
+    let mut rounds = Rounds::new(b);
+    for round in 0..rounds.len() {
+        let filtered = round % 2 == 1;
         let endpoints: String = (0..ENDPOINTS)
             .map(|i| {
                 let base = b.endpoint(&format!("e{i}"), 4);
@@ -59,17 +64,16 @@ pub async fn filters(b: &Bench) -> Vec<Row> {
         } else {
             "ingest, 100 endpoints routed by type, no filter (events/s)"
         };
-        rows.push(Row::timed(name, &c.run, c.problems));
+        rounds.push(round, Row::timed(name, &c.run, c.problems));
     }
-    rows
+    rounds.medians()
 }
 
 pub async fn transforms(b: &Bench) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for transform in [
-        None,
-        Some(".body |= {n: .n, type: .type, size: (.pad | length)}"),
-    ] {
+    let mut rounds = Rounds::new(b);
+    for round in 0..rounds.len() {
+        let transform =
+            (round % 2 == 1).then_some(".body |= {n: .n, type: .type, size: (.pad | length)}");
         let dir = b.data_dir();
         let endpoint = format!(
             "{}{}",
@@ -85,8 +89,60 @@ pub async fn transforms(b: &Bench) -> Vec<Row> {
         } else {
             "no transform: "
         };
-        rows.push(drain_now(b, &gw, accepted, problems, label).await);
+        rounds.push(round, drain_now(b, &gw, accepted, problems, label).await);
         gw.stop().await;
     }
-    rows
+    rounds.medians()
+}
+
+/// The rows of a pair of configurations over several rounds: round `i` runs configuration
+/// `i % 2`.
+struct Rounds {
+    runs: [Vec<Row>; 2],
+    len: usize,
+}
+
+impl Rounds {
+    fn new(b: &Bench) -> Self {
+        Rounds {
+            runs: [Vec::new(), Vec::new()],
+            len: 2 * b.args.rule_rounds.max(1),
+        }
+    }
+
+    /// Runs in all: two per round.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, run: usize, row: Row) {
+        println!("  round {}: {} {:.0}", run / 2 + 1, row.name, row.rate);
+        self.runs[run % 2].push(row);
+    }
+
+    /// Each configuration's median round (by rate), named with every round's rate; a round's
+    /// problems are kept whichever round is shown.
+    fn medians(self) -> Vec<Row> {
+        self.runs
+            .into_iter()
+            .filter_map(|mut rows| {
+                let problems: Vec<String> = rows
+                    .iter()
+                    .flat_map(|r| r.problems.iter().cloned())
+                    .collect();
+                let rates: Vec<String> = rows.iter().map(|r| format!("{:.0}", r.rate)).collect();
+                rows.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+                let middle = rows.len().checked_sub(1)? / 2;
+                let mut row = rows.swap_remove(middle);
+                row.name = format!(
+                    "{}, median of {} rounds ({})",
+                    row.name,
+                    rates.len(),
+                    rates.join(", ")
+                );
+                row.problems = problems;
+                Some(row)
+            })
+            .collect()
+    }
 }

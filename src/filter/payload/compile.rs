@@ -124,7 +124,7 @@ impl Compiler {
                     Part::Query,
                     Box::new(self.part(v, &p, Domain::Text(Part::Query))?),
                 ),
-                "$and" => Kind::All(self.list(v, &p, |c, e, ep| c.top(e, ep))?),
+                "$and" => Kind::All(cheapest_first(self.list(v, &p, |c, e, ep| c.top(e, ep))?)),
                 "$or" => Kind::Any(self.list(v, &p, |c, e, ep| c.top(e, ep))?),
                 "$not" => Kind::Not(Box::new(self.top(v, &p)?)),
                 _ => return Err(error(&p, EXPECTED)),
@@ -149,7 +149,9 @@ impl Compiler {
             let p = join(path, k);
             if k.starts_with('$') {
                 let kind = match k.as_str() {
-                    "$and" => Kind::All(self.list(v, &p, |c, e, ep| c.part(e, ep, domain))?),
+                    "$and" => Kind::All(cheapest_first(
+                        self.list(v, &p, |c, e, ep| c.part(e, ep, domain))?,
+                    )),
                     "$or" => Kind::Any(self.list(v, &p, |c, e, ep| c.part(e, ep, domain))?),
                     "$not" => Kind::Not(Box::new(self.part(v, &p, domain)?)),
                     op => return Err(misplaced_operator(&p, op)),
@@ -335,7 +337,9 @@ impl Compiler {
                     Kind::EndsWith(s.as_str().into())
                 }
             }
-            "$and" => Kind::All(self.list(v, path, |c, e, ep| c.condition(e, ep, domain))?),
+            "$and" => Kind::All(cheapest_first(
+                self.list(v, path, |c, e, ep| c.condition(e, ep, domain))?,
+            )),
             "$or" => Kind::Any(self.list(v, path, |c, e, ep| c.condition(e, ep, domain))?),
             "$not" => {
                 if v.is_array() {
@@ -400,6 +404,13 @@ fn all_of(mut nodes: Vec<Node>, path: &str) -> Node {
     node(path.to_string(), Kind::All(nodes))
 }
 
+/// The conditions of a `$and`, to be tried cheapest first like an object's (the order
+/// changes nothing but how soon a miss is found).
+fn cheapest_first(mut nodes: Vec<Node>) -> Vec<Node> {
+    nodes.sort_by_key(cost);
+    nodes
+}
+
 /// A rough cost of evaluating `n`, to try cheap conditions first: all of a group must hold, so
 /// the order changes nothing but how soon a miss is found (and which miss `explain` names).
 /// Headers come before the body, shallow paths before deep ones, regular expressions last.
@@ -408,7 +419,7 @@ fn cost(n: &Node) -> usize {
         Kind::All(nodes) | Kind::Any(nodes) | Kind::Fields(nodes) | Kind::Contains(nodes) => {
             nodes.iter().map(cost).sum::<usize>() + 1
         }
-        Kind::Not(inner) => cost(inner),
+        Kind::Not(inner) | Kind::Shared(_, _, inner) => cost(inner),
         Kind::Part(Part::Body, inner) => 4 + cost(inner),
         Kind::Part(_, inner) => cost(inner),
         Kind::Path(segments, inner) => 2 * segments.len() + cost(inner),

@@ -2,8 +2,11 @@
 //! allocates (paths are pre-split, header names pre-lower-cased, text numbers parsed in place)
 //! and every combination short-circuits.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use serde_json::Value;
 
+use super::plan::{Anchor, FALSE, TRUE};
 use super::{Kind, Node, Num, Pair, Part, Subject};
 
 /// The value a condition is asked of.
@@ -81,6 +84,22 @@ pub(super) fn holds(n: &Node, v: Val<'_>, s: &Subject<'_>) -> bool {
         Kind::Regex(re) => any_scalar(v, &|x| text(x).is_some_and(|t| re.is_match(t))),
         Kind::StartsWith(p) => any_scalar(v, &|x| text(x).is_some_and(|t| t.starts_with(&**p))),
         Kind::EndsWith(p) => any_scalar(v, &|x| text(x).is_some_and(|t| t.ends_with(&**p))),
+        Kind::Shared(id, anchor, inner) => {
+            let memo = s
+                .memo
+                .get(*id as usize)
+                .filter(|_| at_anchor(v, *anchor, s));
+            match memo.map(|m| (m, m.load(Relaxed))) {
+                Some((_, TRUE)) => true,
+                Some((_, FALSE)) => false,
+                Some((m, _)) => {
+                    let answer = holds(inner, v, s);
+                    m.store(if answer { TRUE } else { FALSE }, Relaxed);
+                    answer
+                }
+                None => holds(inner, v, s),
+            }
+        }
         Kind::Contains(elements) => match v {
             Val::Json(Value::Array(items)) => elements
                 .iter()
@@ -90,6 +109,18 @@ pub(super) fn holds(n: &Node, v: Val<'_>, s: &Subject<'_>) -> bool {
                 .all(|c| many(run).any(|t| holds(c, Val::Text(t), s))),
             _ => false,
         },
+    }
+}
+
+/// Whether `v` is the very value clauses anchored at `anchor` read on this event (and not,
+/// say, one element of a body that is an array): only then is a shared answer valid.
+fn at_anchor(v: Val<'_>, anchor: Anchor, s: &Subject<'_>) -> bool {
+    match (anchor, v) {
+        (Anchor::Top, Val::Top) => true,
+        (Anchor::Part(Part::Body), Val::Json(x)) => s.body.is_some_and(|b| std::ptr::eq(x, b)),
+        (Anchor::Part(Part::Headers), Val::Pairs(p)) => std::ptr::eq(p, s.headers.as_slice()),
+        (Anchor::Part(Part::Query), Val::Pairs(p)) => std::ptr::eq(p, s.query.as_slice()),
+        _ => false,
     }
 }
 

@@ -249,3 +249,35 @@ proptest! {
         fuzz::fuzz_filter(&input);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Filters planned together, many of them sharing clauses (each a combination of a few
+    /// random ones), answer as each does alone.
+    #[test]
+    fn a_plan_answers_as_each_filter_alone(
+        docs in prop::collection::vec(filter(), 1..4),
+        picks in prop::collection::vec((0usize..8, 0usize..8, 0usize..3), 1..8),
+        body in proptest::option::of(payload()), headers in pairs(), q in query()
+    ) {
+        let combined: Vec<Value> = picks
+            .iter()
+            .map(|&(a, b, how)| {
+                let (a, b) = (&docs[a % docs.len()], &docs[b % docs.len()]);
+                match how {
+                    0 => a.clone(),
+                    1 => json!({ "$and": [a, b] }),
+                    _ => json!({ "$or": [a, { "$not": b }] }),
+                }
+            })
+            .collect();
+        let filters: Vec<Option<PayloadFilter>> = combined.iter().map(compiled).collect();
+        let plan = super::super::Plan::new(filters.iter().map(Option::as_ref));
+        let s = plan.subject(body.as_ref(), &headers, &q);
+        let alone = Subject::new(body.as_ref(), &headers, &q);
+        for (i, f) in filters.iter().enumerate() {
+            prop_assert_eq!(plan.matches(i, &s), f.as_ref().map(|f| f.matches(&alone)));
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The filters of a whole route table, planned together so that a clause several endpoints
+//! share is evaluated once per event, not once per endpoint.
+//!
+//! Endpoints subscribed to one stream of events tend to ask the same things of it: the same
+//! `type`, the same `x-github-event`, the same `livemode`, each beside a clause of their own.
+//! Content-based publish/subscribe systems share such predicates across subscriptions; this
+//! does the same for the clauses whose value is fixed by the event alone (*anchored* ones: a
+//! whole filter, a part's condition, and the conditions reached from those through `$and`,
+//! `$or`, `$not` and an object of fields). Two anchored clauses that are written alike, under
+//! the same anchor, always agree on an event, so the first to be evaluated records its answer
+//! in the event's [`Subject`] and the others read it.
+//!
+//! A plan never changes what matches: a shared clause reached with any other value than its
+//! anchor's (the fields of a body that is an array, say, asked of each element) is evaluated
+//! as if it were not shared.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use super::{Kind, Node, Part, PayloadFilter, Subject};
+
+/// Where an anchored clause takes its value from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Anchor {
+    /// The whole request, as top-level conditions read it.
+    Top,
+    /// The root of a part: the parsed body, the headers or the query.
+    Part(Part),
+}
+
+/// A route table's filters, in the table's order, with the clauses they share marked.
+#[derive(Debug, Default)]
+pub struct Plan {
+    roots: Vec<Option<Node>>,
+    /// How many distinct shared clauses there are: the size of each event's memo.
+    shared: usize,
+}
+
+impl Plan {
+    /// Plans `filters` (one per endpoint, `None` for an endpoint without one).
+    pub fn new<'f>(filters: impl IntoIterator<Item = Option<&'f PayloadFilter>>) -> Plan {
+        let filters: Vec<Option<&PayloadFilter>> = filters.into_iter().collect();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for f in filters.iter().flatten() {
+            visit(&f.root, Anchor::Top, &mut |n, at| {
+                *seen.entry(key(n, at)).or_default() += 1;
+            });
+        }
+        // Only what more than one clause asks is worth remembering.
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        for (k, count) in seen {
+            if count > 1 {
+                let id = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+                ids.insert(k, id);
+            }
+        }
+        let roots = filters
+            .iter()
+            .map(|f| f.map(|f| mark(&f.root, Anchor::Top, &ids)))
+            .collect();
+        Plan {
+            roots,
+            shared: ids.len(),
+        }
+    }
+
+    /// The filters planned, including the endpoints without one.
+    pub fn len(&self) -> usize {
+        self.roots.len()
+    }
+
+    /// Whether no filter was planned.
+    pub fn is_empty(&self) -> bool {
+        self.roots.is_empty()
+    }
+
+    /// How many clauses are shared (each evaluated at most once per event).
+    pub fn shared(&self) -> usize {
+        self.shared
+    }
+
+    /// Whether the filter of endpoint `i` (in the table's order) matches `s`; `None` when it
+    /// has none. `s` must come from [`Plan::subject`] of this plan.
+    pub fn matches(&self, i: usize, s: &Subject<'_>) -> Option<bool> {
+        let root = self.roots.get(i)?.as_ref()?;
+        Some(super::eval::holds(root, super::eval::Val::Top, s))
+    }
+
+    /// An event's [`Subject`], with room to remember this plan's shared clauses.
+    pub fn subject<'a>(
+        &self,
+        body: Option<&'a serde_json::Value>,
+        headers: &'a [(String, Vec<u8>)],
+        query: &'a str,
+    ) -> Subject<'a> {
+        let mut s = Subject::new(body, headers, query);
+        s.memo = (0..self.shared)
+            .map(|_| std::sync::atomic::AtomicU8::new(UNKNOWN))
+            .collect();
+        s
+    }
+}
+
+/// A memo entry not yet evaluated; then [`FALSE`] or [`TRUE`].
+pub(super) const UNKNOWN: u8 = 0;
+pub(super) const FALSE: u8 = 1;
+pub(super) const TRUE: u8 = 2;
+
+/// Calls `f` on every anchored clause of `n` (itself included), with its anchor.
+fn visit<'n>(n: &'n Node, at: Anchor, f: &mut impl FnMut(&'n Node, Anchor)) {
+    f(n, at);
+    match &n.kind {
+        Kind::All(nodes) | Kind::Any(nodes) => {
+            for c in nodes {
+                visit(c, at, f);
+            }
+        }
+        Kind::Fields(nodes) if at != Anchor::Top => {
+            for c in nodes {
+                visit(c, at, f);
+            }
+        }
+        Kind::Not(inner) => visit(inner, at, f),
+        Kind::Part(p, inner) => visit(inner, Anchor::Part(*p), f),
+        _ => {}
+    }
+}
+
+/// A copy of `n` with each anchored clause in `ids` wrapped as shared.
+fn mark(n: &Node, at: Anchor, ids: &HashMap<String, u32>) -> Node {
+    let kind = match &n.kind {
+        Kind::All(nodes) => Kind::All(nodes.iter().map(|c| mark(c, at, ids)).collect()),
+        Kind::Any(nodes) => Kind::Any(nodes.iter().map(|c| mark(c, at, ids)).collect()),
+        Kind::Fields(nodes) if at != Anchor::Top => {
+            Kind::Fields(nodes.iter().map(|c| mark(c, at, ids)).collect())
+        }
+        Kind::Not(inner) => Kind::Not(Box::new(mark(inner, at, ids))),
+        Kind::Part(p, inner) => Kind::Part(*p, Box::new(mark(inner, Anchor::Part(*p), ids))),
+        other => other.clone(),
+    };
+    let node = Node {
+        clause: n.clause.clone(),
+        kind,
+    };
+    match ids.get(&key(n, at)) {
+        Some(&id) => Node {
+            clause: n.clause.clone(),
+            kind: Kind::Shared(id, at, Box::new(node)),
+        },
+        None => node,
+    }
+}
+
+/// What `n` asks, under `at`, as text: equal for clauses written alike, whatever their place
+/// in their filters (their `clause` paths are left out), and unambiguous (every name and
+/// value is JSON-quoted).
+fn key(n: &Node, at: Anchor) -> String {
+    let mut out = match at {
+        Anchor::Top => "T:".to_string(),
+        Anchor::Part(p) => format!("{}:", p.name()),
+    };
+    write_key(n, &mut out);
+    out
+}
+
+fn write_key(n: &Node, out: &mut String) {
+    let list = |tag: &str, nodes: &[Node], out: &mut String| {
+        out.push_str(tag);
+        out.push('(');
+        for c in nodes {
+            write_key(c, out);
+            out.push(',');
+        }
+        out.push(')');
+    };
+    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    match &n.kind {
+        Kind::All(nodes) => list("all", nodes, out),
+        Kind::Any(nodes) => list("any", nodes, out),
+        Kind::Fields(nodes) => list("fields", nodes, out),
+        Kind::Contains(nodes) => list("contains", nodes, out),
+        Kind::Not(inner) => {
+            out.push_str("not(");
+            write_key(inner, out);
+            out.push(')');
+        }
+        Kind::Part(p, inner) => {
+            let _ = write!(out, "part {}(", p.name());
+            write_key(inner, out);
+            out.push(')');
+        }
+        Kind::Path(segments, inner) => {
+            out.push_str("path[");
+            for s in segments.iter() {
+                out.push_str(&quoted(s));
+                out.push(',');
+            }
+            out.push_str("](");
+            write_key(inner, out);
+            out.push(')');
+        }
+        Kind::Named(name, inner) => {
+            let _ = write!(out, "named {}(", quoted(name));
+            write_key(inner, out);
+            out.push(')');
+        }
+        Kind::Eq(v) => {
+            let _ = write!(out, "eq {v}");
+        }
+        Kind::Neq(v) => {
+            let _ = write!(out, "neq {v}");
+        }
+        Kind::Cmp(cmp, bound) => {
+            // The bound's kind matters (an integer compares exactly, a float does not).
+            let _ = write!(out, "cmp {} {bound:?}", cmp.symbol());
+        }
+        Kind::In(values) => {
+            let _ = write!(out, "in {}", serde_json::Value::from(values.clone()));
+        }
+        Kind::Nin(values) => {
+            let _ = write!(out, "nin {}", serde_json::Value::from(values.clone()));
+        }
+        Kind::Exist(b) => {
+            let _ = write!(out, "exist {b}");
+        }
+        Kind::Regex(re) => {
+            let _ = write!(out, "regex {}", quoted(re.as_str()));
+        }
+        Kind::StartsWith(p) => {
+            let _ = write!(out, "starts {}", quoted(p));
+        }
+        Kind::EndsWith(p) => {
+            let _ = write!(out, "ends {}", quoted(p));
+        }
+        // Plans are made from compiled filters, which hold no shared marks; a mark would be
+        // keyed by what it wraps.
+        Kind::Shared(_, _, inner) => write_key(inner, out),
+    }
+}
+
+#[cfg(test)]
+mod tests;
