@@ -253,6 +253,9 @@ pub struct Subject<'a> {
     /// outside a plan: then nothing is remembered).
     /// Atomic only so a subject stays `Sync`; relaxed accesses cost what plain ones do.
     memo: Vec<std::sync::atomic::AtomicU8>,
+    /// The plan's equality groups, and which of them were read on this event.
+    groups: &'a [plan::Group],
+    resolved: Vec<std::sync::atomic::AtomicBool>,
 }
 
 /// A header or query entry: name and value as text.
@@ -278,6 +281,8 @@ impl<'a> Subject<'a> {
             headers,
             query,
             memo: Vec::new(),
+            groups: &[],
+            resolved: Vec::new(),
         }
     }
 }
@@ -433,5 +438,5 @@ enum Kind {
     Contains(Vec<Node>),
     /// A clause other filters of a [`Plan`] share: its answer is remembered in the event's
     /// memo at this index, when it is asked of its anchor's value.
-    Shared(u32, plan::Anchor, Box<Node>),
+    Shared(plan::Memo, Box<Node>),
 }

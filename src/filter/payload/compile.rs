@@ -419,7 +419,7 @@ fn cost(n: &Node) -> usize {
         Kind::All(nodes) | Kind::Any(nodes) | Kind::Fields(nodes) | Kind::Contains(nodes) => {
             nodes.iter().map(cost).sum::<usize>() + 1
         }
-        Kind::Not(inner) | Kind::Shared(_, _, inner) => cost(inner),
+        Kind::Not(inner) | Kind::Shared(_, inner) => cost(inner),
         Kind::Part(Part::Body, inner) => 4 + cost(inner),
         Kind::Part(_, inner) => cost(inner),
         Kind::Path(segments, inner) => 2 * segments.len() + cost(inner),

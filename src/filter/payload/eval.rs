@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use serde_json::Value;
 
-use super::plan::{Anchor, FALSE, TRUE};
+use super::plan::{self, Anchor, FALSE, TRUE};
 use super::{Kind, Node, Num, Pair, Part, Subject};
 
 /// The value a condition is asked of.
@@ -84,21 +84,32 @@ pub(super) fn holds(n: &Node, v: Val<'_>, s: &Subject<'_>) -> bool {
         Kind::Regex(re) => any_scalar(v, &|x| text(x).is_some_and(|t| re.is_match(t))),
         Kind::StartsWith(p) => any_scalar(v, &|x| text(x).is_some_and(|t| t.starts_with(&**p))),
         Kind::EndsWith(p) => any_scalar(v, &|x| text(x).is_some_and(|t| t.ends_with(&**p))),
-        Kind::Shared(id, anchor, inner) => {
-            let memo = s
+        Kind::Shared(m, inner) => {
+            let Some(cell) = s
                 .memo
-                .get(*id as usize)
-                .filter(|_| at_anchor(v, *anchor, s));
-            match memo.map(|m| (m, m.load(Relaxed))) {
-                Some((_, TRUE)) => true,
-                Some((_, FALSE)) => false,
-                Some((m, _)) => {
-                    let answer = holds(inner, v, s);
-                    m.store(if answer { TRUE } else { FALSE }, Relaxed);
-                    answer
-                }
-                None => holds(inner, v, s),
+                .get(m.id as usize)
+                .filter(|_| at_anchor(v, m.anchor, s))
+            else {
+                return holds(inner, v, s);
+            };
+            let known = |cell: &std::sync::atomic::AtomicU8| match cell.load(Relaxed) {
+                TRUE => Some(true),
+                FALSE => Some(false),
+                _ => None,
+            };
+            if let Some(answer) = known(cell) {
+                return answer;
             }
+            // An equality group answers all its clauses at once, when it can.
+            if let Some(g) = m.group
+                && plan::resolve(g, s)
+                && let Some(answer) = known(cell)
+            {
+                return answer;
+            }
+            let answer = holds(inner, v, s);
+            cell.store(if answer { TRUE } else { FALSE }, Relaxed);
+            answer
         }
         Kind::Contains(elements) => match v {
             Val::Json(Value::Array(items)) => elements

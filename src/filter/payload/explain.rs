@@ -45,7 +45,7 @@ pub(super) fn reason(n: &Node, v: Val<'_>, s: &Subject<'_>) -> Rejection {
                 _ => format!("found {}, which the negated condition matches", show(v)),
             },
         ),
-        Kind::Shared(_, _, inner) => reason(inner, v, s),
+        Kind::Shared(_, inner) => reason(inner, v, s),
         Kind::Part(p, inner) => match part(*p, s) {
             Some(pv) => reason(inner, pv, s),
             None => at(n, "body is not JSON".to_string()),

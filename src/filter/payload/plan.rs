@@ -10,12 +10,21 @@
 //! the same anchor, always agree on an event, so the first to be evaluated records its answer
 //! in the event's [`Subject`] and the others read it.
 //!
+//! Endpoints also tend to ask one field for a value of their own (`{"site": "eu"}`, `{"site":
+//! "us"}`, …). Such equality clauses on one body path form a *group*: the first of them asked
+//! of an event reads the path once and answers every clause of the group from one lookup of
+//! the value found (the way publish/subscribe matchers index equality predicates).
+//!
 //! A plan never changes what matches: a shared clause reached with any other value than its
 //! anchor's (the fields of a body that is an array, say, asked of each element) is evaluated
-//! as if it were not shared.
+//! as if it were not shared, and a group answers only when its path leads, without passing
+//! through an array, to a value (or to nothing): otherwise each clause evaluates itself.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use serde_json::Value;
 
 use super::{Kind, Node, Part, PayloadFilter, Subject};
 
@@ -34,6 +43,26 @@ pub struct Plan {
     roots: Vec<Option<Node>>,
     /// How many distinct shared clauses there are: the size of each event's memo.
     shared: usize,
+    groups: Vec<Group>,
+}
+
+/// A shared clause's place in the event's memo.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Memo {
+    pub id: u32,
+    pub anchor: Anchor,
+    /// The equality group it belongs to, if any.
+    pub group: Option<u32>,
+}
+
+/// Equality clauses asking one body path for a string each: `{path: "a"}`, `{path: "b"}`…
+#[derive(Debug)]
+pub(super) struct Group {
+    segments: Box<[Box<str>]>,
+    /// Every clause of the group (their memo ids).
+    members: Vec<u32>,
+    /// The clause holding for each value.
+    by_value: HashMap<String, u32>,
 }
 
 impl Plan {
@@ -41,17 +70,64 @@ impl Plan {
     pub fn new<'f>(filters: impl IntoIterator<Item = Option<&'f PayloadFilter>>) -> Plan {
         let filters: Vec<Option<&PayloadFilter>> = filters.into_iter().collect();
         let mut seen: HashMap<String, usize> = HashMap::new();
+        // Equality clauses by path: each clause's key and the string it asks for.
+        let mut equalities: HashMap<String, (Box<[Box<str>]>, HashMap<String, String>)> =
+            HashMap::new();
         for f in filters.iter().flatten() {
             visit(&f.root, Anchor::Top, &mut |n, at| {
-                *seen.entry(key(n, at)).or_default() += 1;
+                let k = key(n, at);
+                if let (Anchor::Part(Part::Body), Kind::Path(segments, inner)) = (at, &n.kind)
+                    && let Kind::Eq(Value::String(wanted)) = &inner.kind
+                {
+                    let path = path_key(segments);
+                    let entry = equalities
+                        .entry(path)
+                        .or_insert_with(|| (segments.clone(), HashMap::new()));
+                    entry.1.insert(k.clone(), wanted.clone());
+                }
+                *seen.entry(k).or_default() += 1;
             });
         }
-        // Only what more than one clause asks is worth remembering.
-        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut ids: HashMap<String, Memo> = HashMap::new();
+        let mut next_id = 0u32;
+        let mut id_for = |k: String, at: Anchor, group: Option<u32>| {
+            ids.entry(k)
+                .or_insert_with(|| {
+                    next_id += 1;
+                    Memo {
+                        id: next_id - 1,
+                        anchor: at,
+                        group,
+                    }
+                })
+                .id
+        };
+        // A group is worth it when it answers several different clauses at once.
+        let mut groups = Vec::new();
+        for (_, (segments, clauses)) in equalities {
+            if clauses.len() < 2 {
+                continue;
+            }
+            let group = u32::try_from(groups.len()).ok();
+            let mut g = Group {
+                segments,
+                members: Vec::new(),
+                by_value: HashMap::new(),
+            };
+            for (k, wanted) in clauses {
+                let id = id_for(k, Anchor::Part(Part::Body), group);
+                g.members.push(id);
+                g.by_value.insert(wanted, id);
+            }
+            groups.push(g);
+        }
+        // Otherwise, only what more than one clause asks is worth remembering.
+        let anchors = anchors_of(&filters);
         for (k, count) in seen {
-            if count > 1 {
-                let id = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-                ids.insert(k, id);
+            if count > 1
+                && let Some(&at) = anchors.get(&k)
+            {
+                id_for(k, at, None);
             }
         }
         let roots = filters
@@ -60,7 +136,8 @@ impl Plan {
             .collect();
         Plan {
             roots,
-            shared: ids.len(),
+            shared: next_id as usize,
+            groups,
         }
     }
 
@@ -88,7 +165,7 @@ impl Plan {
 
     /// An event's [`Subject`], with room to remember this plan's shared clauses.
     pub fn subject<'a>(
-        &self,
+        &'a self,
         body: Option<&'a serde_json::Value>,
         headers: &'a [(String, Vec<u8>)],
         query: &'a str,
@@ -97,8 +174,70 @@ impl Plan {
         s.memo = (0..self.shared)
             .map(|_| std::sync::atomic::AtomicU8::new(UNKNOWN))
             .collect();
+        s.groups = &self.groups;
+        s.resolved = (0..self.groups.len())
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
+            .collect();
         s
     }
+}
+
+/// Answers every clause of `s`'s group `g` from one reading of its path, the first time the
+/// group is asked on this event; `false` when it was asked before or cannot answer (the path
+/// passes through an array or ends on one, or the body is not JSON): then each clause
+/// evaluates itself.
+pub(super) fn resolve(g: u32, s: &Subject<'_>) -> bool {
+    let (Some(group), Some(done)) = (s.groups.get(g as usize), s.resolved.get(g as usize)) else {
+        return false;
+    };
+    if done.swap(true, Relaxed) {
+        return false;
+    }
+    let Some(body) = s.body else {
+        return false;
+    };
+    // What `Path` with `Eq` would find: the value, or nothing at all (a missing field, or a
+    // step into a scalar), unless an array is on the way.
+    let mut found = Some(body);
+    for segment in group.segments.iter() {
+        found = match found {
+            Some(Value::Object(map)) => super::eval::field(map, segment),
+            Some(Value::Array(_)) => return false,
+            _ => None,
+        };
+    }
+    let holding = match found {
+        Some(Value::Array(_)) => return false,
+        Some(Value::String(text)) => group.by_value.get(text.as_str()).copied(),
+        _ => None,
+    };
+    for &id in &group.members {
+        if let Some(cell) = s.memo.get(id as usize) {
+            let answer = if Some(id) == holding { TRUE } else { FALSE };
+            cell.store(answer, Relaxed);
+        }
+    }
+    true
+}
+
+/// Each anchored clause's anchor, by key.
+fn anchors_of(filters: &[Option<&PayloadFilter>]) -> HashMap<String, Anchor> {
+    let mut anchors = HashMap::new();
+    for f in filters.iter().flatten() {
+        visit(&f.root, Anchor::Top, &mut |n, at| {
+            anchors.insert(key(n, at), at);
+        });
+    }
+    anchors
+}
+
+/// A body path as text, for grouping.
+fn path_key(segments: &[Box<str>]) -> String {
+    segments
+        .iter()
+        .map(|s| serde_json::Value::from(&**s).to_string())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// A memo entry not yet evaluated; then [`FALSE`] or [`TRUE`].
@@ -127,9 +266,16 @@ fn visit<'n>(n: &'n Node, at: Anchor, f: &mut impl FnMut(&'n Node, Anchor)) {
 }
 
 /// A copy of `n` with each anchored clause in `ids` wrapped as shared.
-fn mark(n: &Node, at: Anchor, ids: &HashMap<String, u32>) -> Node {
+fn mark(n: &Node, at: Anchor, ids: &HashMap<String, Memo>) -> Node {
     let kind = match &n.kind {
-        Kind::All(nodes) => Kind::All(nodes.iter().map(|c| mark(c, at, ids)).collect()),
+        Kind::All(nodes) => {
+            let mut all: Vec<Node> = nodes.iter().map(|c| mark(c, at, ids)).collect();
+            // The clauses of an equality group first: at most one clause of a group holds on
+            // an event, so they are the likeliest to fail, and once the group is read each is
+            // one memo load. (A conjunction's order changes nothing but how soon it fails.)
+            all.sort_by_key(|c| !matches!(&c.kind, Kind::Shared(m, _) if m.group.is_some()));
+            Kind::All(all)
+        }
         Kind::Any(nodes) => Kind::Any(nodes.iter().map(|c| mark(c, at, ids)).collect()),
         Kind::Fields(nodes) if at != Anchor::Top => {
             Kind::Fields(nodes.iter().map(|c| mark(c, at, ids)).collect())
@@ -143,9 +289,9 @@ fn mark(n: &Node, at: Anchor, ids: &HashMap<String, u32>) -> Node {
         kind,
     };
     match ids.get(&key(n, at)) {
-        Some(&id) => Node {
+        Some(&memo) => Node {
             clause: n.clause.clone(),
-            kind: Kind::Shared(id, at, Box::new(node)),
+            kind: Kind::Shared(memo, Box::new(node)),
         },
         None => node,
     }
@@ -234,7 +380,7 @@ fn write_key(n: &Node, out: &mut String) {
         }
         // Plans are made from compiled filters, which hold no shared marks; a mark would be
         // keyed by what it wraps.
-        Kind::Shared(_, _, inner) => write_key(inner, out),
+        Kind::Shared(_, inner) => write_key(inner, out),
     }
 }
 

@@ -44,13 +44,15 @@ fn bench_like(i: usize) -> Value {
 fn clauses_written_alike_in_several_filters_are_shared_wherever_they_stand() {
     let filters = compiled(&(0..10).map(bench_like).collect::<Vec<_>>());
     let plan = Plan::new(filters.iter().map(Some));
-    // The four common clauses; each filter's `k` is its own, and so is each whole filter.
-    assert_eq!(plan.shared(), 4);
+    // The four common clauses, and the ten `k` clauses as one equality group; each whole
+    // filter is its own.
+    assert_eq!(plan.shared(), 4 + 10);
+    assert_eq!(plan.groups.len(), 1);
     let body = json!({ "type": "bench.event", "k": "0003", "n": "0001", "pad": "x" });
     let (planned, single, remembered) = answers(&filters, &body);
     assert_eq!(planned, single);
     assert_eq!(planned.iter().filter(|m| **m).count(), 1);
-    assert_eq!(remembered, 4);
+    assert_eq!(remembered, 4 + 10);
 
     // The same clause under another path in its filter ($or, $not, an object's fields) and a
     // header clause; but not the same words under another part.
@@ -95,4 +97,51 @@ fn endpoints_without_a_filter_have_none_in_the_plan() {
     assert_eq!(plan.matches(1, &s), Some(true));
     assert_eq!(plan.matches(3, &s), None);
     assert_eq!(plan.shared(), 0);
+}
+
+#[test]
+fn equality_clauses_on_one_path_are_answered_together_and_exactly() {
+    let filters = compiled(&[
+        json!({ "body": { "site": "eu" } }),
+        json!({ "body": { "site": "us" } }),
+        json!({ "body": { "site": { "$eq": "eu" }, "n": 1 } }),
+        json!({ "body": { "a.site": "eu" } }),
+        json!({ "body": { "a.site": "us" } }),
+    ]);
+    let plan = Plan::new(filters.iter().map(Some));
+    assert_eq!(plan.groups.len(), 2);
+    for body in [
+        json!({ "site": "eu", "n": 1 }),
+        json!({ "site": "fr" }),
+        json!({ "site": 5 }),
+        json!({}),
+        json!({ "site": ["us", "eu"] }),
+        json!({ "site": null, "a": "eu" }),
+        json!({ "a": { "site": "us" } }),
+        json!({ "a": [{ "site": "x" }, { "site": "eu" }] }),
+        json!([{ "site": "eu" }]),
+    ] {
+        let (planned, single, _) = answers(&filters, &body);
+        assert_eq!(planned, single, "{body}");
+    }
+    // One clause asked answers the others of its group: `site` read once for the three.
+    let body = json!({ "site": "us" });
+    let s = plan.subject(Some(&body), &[], "");
+    assert_eq!(plan.matches(1, &s), Some(true));
+    let known = |s: &Subject<'_>| {
+        s.memo
+            .iter()
+            .filter(|c| c.load(std::sync::atomic::Ordering::Relaxed) != UNKNOWN)
+            .count()
+    };
+    assert_eq!(known(&s), 2);
+    assert_eq!(plan.matches(0, &s), Some(false));
+    assert_eq!(plan.matches(4, &s), Some(false));
+    assert_eq!(known(&s), 4);
+    // An array on the way: nothing is answered for the group; each clause asks for itself.
+    let body = json!({ "site": ["us"] });
+    let s = plan.subject(Some(&body), &[], "");
+    assert_eq!(plan.matches(1, &s), Some(true));
+    assert_eq!(plan.matches(0, &s), Some(false));
+    assert_eq!(known(&s), 2);
 }

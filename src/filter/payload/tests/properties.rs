@@ -281,3 +281,40 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Equality clauses on a few paths, the most group-prone shape, against random bodies.
+    #[test]
+    fn equality_groups_answer_as_each_filter_alone(
+        wanted in prop::collection::vec(
+            (prop_oneof![Just("a"), Just("b"), Just("a.b"), Just("c.a")], word()), 2..8
+        ),
+        // Mostly objects whose fields are the filters' own words, so groups find them.
+        root in prop::collection::btree_map(key(), prop_oneof![3 => word(), 1 => payload()], 0..4),
+        shape in 0u8..4,
+    ) {
+        let root = Value::Object(root.into_iter().collect());
+        let body = match shape {
+            0 => Some(json!({ "a": root.clone(), "c": [root] })),
+            1 => Some(json!([root])),
+            2 => None,
+            _ => Some(root),
+        };
+        let filters: Vec<Option<PayloadFilter>> = wanted
+            .iter()
+            .map(|(path, value)| compiled(&json!({ "body": { *path: value } })))
+            .collect();
+        let plan = super::super::Plan::new(filters.iter().map(Option::as_ref));
+        let s = plan.subject(body.as_ref(), &[], "");
+        let alone = Subject::new(body.as_ref(), &[], "");
+        for (i, f) in filters.iter().enumerate() {
+            prop_assert_eq!(plan.matches(i, &s), f.as_ref().map(|f| f.matches(&alone)));
+        }
+    }
+}
+/// Mostly the strings equality groups are made of.
+fn word() -> impl Strategy<Value = Value> {
+    prop_oneof![3 => prop_oneof![Just("a"), Just("b")].prop_map(Value::from), 1 => scalar()]
+}
