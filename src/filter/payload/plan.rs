@@ -46,6 +46,9 @@ pub struct Plan {
     groups: Vec<Group>,
 }
 
+/// A body path's segments, and its equality clauses by key with the string each asks for.
+type Equalities = (Box<[Box<str>]>, HashMap<String, String>);
+
 /// A shared clause's place in the event's memo.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Memo {
@@ -71,8 +74,7 @@ impl Plan {
         let filters: Vec<Option<&PayloadFilter>> = filters.into_iter().collect();
         let mut seen: HashMap<String, usize> = HashMap::new();
         // Equality clauses by path: each clause's key and the string it asks for.
-        let mut equalities: HashMap<String, (Box<[Box<str>]>, HashMap<String, String>)> =
-            HashMap::new();
+        let mut equalities: HashMap<String, Equalities> = HashMap::new();
         for f in filters.iter().flatten() {
             visit(&f.root, Anchor::Top, &mut |n, at| {
                 let k = key(n, at);
