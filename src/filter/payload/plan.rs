@@ -72,7 +72,8 @@ impl Plan {
     /// Plans `filters` (one per endpoint, `None` for an endpoint without one).
     pub fn new<'f>(filters: impl IntoIterator<Item = Option<&'f PayloadFilter>>) -> Plan {
         let filters: Vec<Option<&PayloadFilter>> = filters.into_iter().collect();
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        // Each anchored clause's key: how often it is asked, and its anchor.
+        let mut seen: HashMap<String, (usize, Anchor)> = HashMap::new();
         // Equality clauses by path: each clause's key and the string it asks for.
         let mut equalities: HashMap<String, Equalities> = HashMap::new();
         for f in filters.iter().flatten() {
@@ -87,7 +88,7 @@ impl Plan {
                         .or_insert_with(|| (segments.clone(), HashMap::new()));
                     entry.1.insert(k.clone(), wanted.clone());
                 }
-                *seen.entry(k).or_default() += 1;
+                seen.entry(k).or_insert((0, at)).0 += 1;
             });
         }
         let mut ids: HashMap<String, Memo> = HashMap::new();
@@ -124,11 +125,8 @@ impl Plan {
             groups.push(g);
         }
         // Otherwise, only what more than one clause asks is worth remembering.
-        let anchors = anchors_of(&filters);
-        for (k, count) in seen {
-            if count > 1
-                && let Some(&at) = anchors.get(&k)
-            {
+        for (k, (count, at)) in seen {
+            if count > 1 {
                 id_for(k, at, None);
             }
         }
@@ -220,17 +218,6 @@ pub(super) fn resolve(g: u32, s: &Subject<'_>) -> bool {
         }
     }
     true
-}
-
-/// Each anchored clause's anchor, by key.
-fn anchors_of(filters: &[Option<&PayloadFilter>]) -> HashMap<String, Anchor> {
-    let mut anchors = HashMap::new();
-    for f in filters.iter().flatten() {
-        visit(&f.root, Anchor::Top, &mut |n, at| {
-            anchors.insert(key(n, at), at);
-        });
-    }
-    anchors
 }
 
 /// A body path as text, for grouping.
