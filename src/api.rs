@@ -17,6 +17,7 @@ pub(crate) mod endpoints;
 mod entries;
 pub(crate) mod events;
 pub mod grammar;
+pub(crate) mod messages;
 pub mod openapi;
 pub mod params;
 pub(crate) mod publish;
@@ -115,6 +116,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/endpoints/{id}/test-transform",
             post(trials::test_transform),
         )
+        .route("/endpoints/{id}/messages:receive", post(messages::receive))
+        .route("/endpoints/{id}/messages:ack", post(messages::ack))
+        .route("/endpoints/{id}/messages:nack", post(messages::nack))
+        .route("/endpoints/{id}/messages:extend", post(messages::extend))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),

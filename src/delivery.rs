@@ -19,6 +19,7 @@
 pub mod breaker;
 pub mod http;
 pub mod lane;
+pub mod pull;
 mod rate;
 pub mod retry;
 pub mod slots;
@@ -250,12 +251,16 @@ async fn supervise(
     grace: Duration,
 ) {
     loop {
-        let lane = lane::Lane::new(
+        let Some(lane) = lane::Lane::new(
             Arc::clone(&endpoint),
             Arc::clone(&shared),
             &state,
             paused.clone(),
-        );
+        ) else {
+            // A pull endpoint: its handle only keeps its pause and place until it is stopped.
+            let _ = stop.wait_for(|s| *s).await;
+            return;
+        };
         let outcome = tokio::spawn(lane.run(stop.clone(), grace)).await;
         match outcome {
             Err(e) if e.is_panic() => {

@@ -86,6 +86,7 @@ pub trait Backend: Send + Sync + 'static {
     ) -> StoreFuture<'a, DueBatch>;
     fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> StoreFuture<'_, ()>;
     fn release(&self, held: Vec<Held>) -> StoreFuture<'_, ()>;
+    fn extend(&self, held: Vec<Held>, until_ms: u64) -> StoreFuture<'_, Vec<bool>>;
     fn complete(&self, completion: Completion) -> StoreFuture<'_, Completed>;
     /// Every endpoint's breaker the store keeps (see [`Store::healths`]).
     fn healths(&self) -> StoreFuture<'_, Vec<(String, health::Health)>>;
@@ -229,6 +230,12 @@ impl Store {
     /// another lease has taken one over. Returns once committed.
     pub async fn release(&self, held: Vec<Held>) -> Result<(), StoreError> {
         self.backend.release(held).await
+    }
+
+    /// Prolongs pull consumers' leases until `until_ms`, each only under its current token
+    /// (its receipt): whether each was prolonged. Returns once committed.
+    pub async fn extend(&self, held: Vec<Held>, until_ms: u64) -> Result<Vec<bool>, StoreError> {
+        self.backend.extend(held, until_ms).await
     }
 
     /// Records an attempt and schedules what follows. With a health policy, the result also

@@ -51,7 +51,8 @@ pub fn masked_url(url: &reqwest::Url) -> String {
 pub(crate) fn view(st: &AdminState, e: &Endpoint) -> EndpointView {
     EndpointView {
         id: e.id.clone(),
-        url: masked_url(e.destination.address()),
+        url: e.destination.address().map(masked_url),
+        kind: e.destination.kind().into(),
         origin: st
             .catalog
             .origin(EntryKind::Endpoint, &e.id)
@@ -215,7 +216,7 @@ pub async fn secret(State(st): State<Arc<AdminState>>, Path(id): Path<String>) -
         &SecretView {
             id,
             secret,
-            url: e.destination.address().to_string(),
+            url: e.destination.address().map(ToString::to_string),
         },
     ))
 }

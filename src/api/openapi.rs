@@ -16,8 +16,8 @@ use super::grammar::{
     SigningSecret, StatusName, Time,
 };
 use super::{
-    AdminState, ApiResult, dead_letters, deliveries, endpoint_health, endpoints, events, publish,
-    sources, trials,
+    AdminState, ApiResult, dead_letters, deliveries, endpoint_health, endpoints, events, messages,
+    publish, sources, trials,
 };
 use crate::respond;
 
@@ -31,6 +31,7 @@ use crate::respond;
         endpoints::list, endpoints::show, endpoints::create, endpoints::update, endpoints::delete,
         endpoints::secret, endpoints::rotate_secret, endpoints::pause, endpoints::resume, endpoints::recover,
         endpoint_health::enable, trials::test_filter, trials::test_transform,
+        messages::receive, messages::ack, messages::nack, messages::extend,
         sources::list, sources::show, sources::create, sources::update, sources::delete,
     ),
     components(schemas(
@@ -48,6 +49,7 @@ pub const ROLE_EXTENSION: &str = "x-hookgate-role";
 /// `params::json_body_or_default`.
 const OPTIONAL_BODIES: &[&str] = &[
     "enable_endpoint",
+    "receive_messages",
     "recover_endpoint",
     "replay_dead_letters",
     "rotate_endpoint_secret",
@@ -84,6 +86,7 @@ const LINKS: &[(&str, &str, &str, &[&str])] = &[
             "enable_endpoint",
             "test_filter",
             "test_transform",
+            "receive_messages",
         ],
     ),
     (

@@ -217,8 +217,10 @@ pub struct SecretView {
     pub id: String,
     /// `whsec_…`, or null when the endpoint does not sign.
     pub secret: Option<String>,
-    /// The URL with its user info and query values, which other routes mask.
-    pub url: String,
+    /// The URL with its user info and query values, which other routes mask; absent for a
+    /// pull endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -267,7 +269,11 @@ pub enum OrderingView {
 pub struct EndpointView {
     pub id: String,
     /// User info and query values masked (`***`): see the secret route for the whole URL.
-    pub url: String,
+    /// Absent for a pull endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `push` (POSTed to `url`) or `pull` (taken by consumers: `messages:receive`).
+    pub kind: String,
     /// `file` or `api`.
     pub origin: String,
     pub sources: Vec<String>,

@@ -470,7 +470,7 @@ pub fn endpoints(conn: Conn, cmd: Endpoints) -> Result<(), OperatorError> {
                 let rows = page.data.iter().map(|e| {
                     vec![
                         e.id.clone(),
-                        e.url.clone(),
+                        e.url.clone().unwrap_or_else(|| "(pull)".into()),
                         if e.paused { "paused" } else { "active" }.to_string(),
                         e.health.state.clone(),
                         match &e.health.held_since {

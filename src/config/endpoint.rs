@@ -103,23 +103,39 @@ impl EndpointDefaults {
     }
 }
 
-pub(super) fn validate_endpoint(
+/// Where the endpoint's deliveries go: its URL, checked, for a push endpoint; none for a pull
+/// endpoint, which must not name one.
+fn destination(
     key: &str,
     e: &EndpointConfig,
     defaults: &EndpointDefaults,
-    sources: &BTreeMap<String, Source>,
-) -> Result<Endpoint, ConfigError> {
-    check_id(&format!("{key}.id"), &e.id)?;
-    let url = reqwest::Url::parse(&e.url).map_err(|err| {
+) -> Result<Destination, ConfigError> {
+    let url = match (e.kind, &e.url) {
+        (Some(EndpointKind::Pull), None) => return Ok(Destination::Pull),
+        (Some(EndpointKind::Pull), Some(_)) => {
+            return Err(ConfigError::new(
+                format!("{key}.url"),
+                "a pull endpoint has no URL: consumers take its deliveries (remove url, or kind)",
+            ));
+        }
+        (_, None) => {
+            return Err(ConfigError::new(
+                format!("{key}.url"),
+                "is required (or set kind = \"pull\" for an endpoint consumers take from)",
+            ));
+        }
+        (_, Some(url)) => url,
+    };
+    let url = reqwest::Url::parse(url).map_err(|err| {
         ConfigError::new(
             format!("{key}.url"),
-            format!("{:?} is not a URL ({err})", e.url),
+            format!("{:?} is not a URL ({err})", url),
         )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(ConfigError::new(
             format!("{key}.url"),
-            format!("{:?} must be an http or https URL with a host", e.url),
+            format!("{:?} must be an http or https URL with a host", url),
         ));
     }
     // A literal internal address could only ever be dead-lettered: say so now. Names are
@@ -132,6 +148,35 @@ pub(super) fn validate_endpoint(
             ),
         ));
     }
+    Ok(Destination::Http { url })
+}
+
+/// What a pull endpoint may not have: a breaker or auto-disable (no receiver to fail), or a
+/// transform (not run on pulled messages yet).
+fn pull_rules(key: &str, e: &EndpointConfig) -> Result<(), ConfigError> {
+    let refused = [
+        ("breaker", e.breaker.is_some()),
+        ("disable_after", e.disable_after.is_some()),
+        ("transform", e.transform.is_some()),
+        ("timeout", e.timeout.is_some()),
+    ];
+    match refused.iter().find(|(_, set)| *set) {
+        Some((name, _)) => Err(ConfigError::new(
+            format!("{key}.{name}"),
+            "does not apply to a pull endpoint (kind = \"pull\")",
+        )),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn validate_endpoint(
+    key: &str,
+    e: &EndpointConfig,
+    defaults: &EndpointDefaults,
+    sources: &BTreeMap<String, Source>,
+) -> Result<Endpoint, ConfigError> {
+    check_id(&format!("{key}.id"), &e.id)?;
+    let destination = destination(key, e, defaults)?;
     for (j, s) in e.sources.iter().enumerate() {
         // hookgate's own events come from no declared source: subscribing names it.
         if s != crate::model::HOOKGATE_SOURCE && !sources.contains_key(s) {
@@ -211,8 +256,13 @@ pub(super) fn validate_endpoint(
         return Err(ConfigError::new(format!("{key}.timeout"), "must be > 0"));
     }
     let retry = resolve_retry(&format!("{key}.retry"), &e.retry, Some(&defaults.retry))?;
-    let health =
+    let mut health =
         super::health::resolve_health(key, e.breaker.as_ref(), e.disable_after, &defaults.health)?;
+    if destination.is_pull() {
+        pull_rules(key, e)?;
+        // A consumer's failures say nothing of a receiver's health: nothing to break.
+        health = crate::model::HealthPolicy::OFF;
+    }
     let ordering = super::health::resolve_ordering(key, e.ordering.as_ref())?;
     let filter = match &e.filter {
         None => None,
@@ -249,7 +299,7 @@ pub(super) fn validate_endpoint(
     };
     Ok(Endpoint {
         id: e.id.clone(),
-        destination: Destination::Http { url },
+        destination,
         sources: e.sources.clone(),
         event_types,
         signing_key,

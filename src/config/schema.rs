@@ -440,7 +440,10 @@ fn default_hmac_encoding() -> HmacEncoding {
 #[serde(deny_unknown_fields)]
 pub struct EndpointConfig {
     pub id: String,
-    pub url: String,
+    /// `push` (the default: POSTed to `url`) or `pull` (no URL: consumers take them).
+    pub kind: Option<EndpointKind>,
+    /// Where a push endpoint's deliveries are POSTed; a pull endpoint has none.
+    pub url: Option<String>,
     #[serde(default)]
     pub sources: Vec<String>,
     pub event_types: Option<Vec<String>>,
@@ -469,6 +472,14 @@ pub struct EndpointConfig {
     pub filter: Option<serde_json::Value>,
     /// Its transform: a jq program run on each delivery as it is sent.
     pub transform: Option<String>,
+}
+
+/// How an endpoint's deliveries leave: POSTed, or taken by consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    Push,
+    Pull,
 }
 
 /// A rotated-out secret and when it stops signing (RFC 3339).

@@ -277,7 +277,7 @@ pub async fn reveal(State(st): State<Shared>, Path(id): Path<String>, action: Ac
             chrome: Chrome::new("endpoints", format!("The secret of {id}"), &action.user),
             id,
             secret,
-            url: s.url,
+            url: s.url.unwrap_or_default(),
             previous_until: String::new(),
         },
     )

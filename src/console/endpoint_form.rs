@@ -181,7 +181,7 @@ pub async fn edit_form(State(st): State<Shared>, user: Signed, Path(id): Path<St
     };
     let v = Values {
         id: id.clone(),
-        url: view.url.clone(),
+        url: view.url.clone().unwrap_or_default(),
         sources: view.sources.join(", "),
         event_types: view.event_types.clone().unwrap_or_default().join(", "),
         filter: filter_text(view.filter.as_ref()),
@@ -206,7 +206,7 @@ pub async fn update(State(st): State<Shared>, Path(id): Path<String>, action: Ac
         ..Values::from_action(&action)
     };
     let f = form(&action.user, false, &id, v.clone(), view.headers.clone());
-    let patch = match patch_body(&v, &stored, &view.url) {
+    let patch = match patch_body(&v, &stored, view.url.as_deref().unwrap_or("")) {
         Ok(p) => p,
         Err(e) => return again(f, StatusCode::BAD_REQUEST, e.to_string(), e.field),
     };

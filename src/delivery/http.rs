@@ -185,6 +185,7 @@ impl HttpTarget {
 pub fn url_of(endpoint: &Endpoint) -> Option<&url::Url> {
     match &endpoint.destination {
         Destination::Http { url } => Some(url),
+        Destination::Pull => None,
     }
 }
 

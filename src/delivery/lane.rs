@@ -163,10 +163,11 @@ impl Lane {
         shared: Arc<Shared>,
         state: &LaneState,
         paused: watch::Receiver<bool>,
-    ) -> Self {
+    ) -> Option<Self> {
         let limiter = state.limiter_for(endpoint.rate_limit);
-        let target = Arc::new(Target::new(Arc::clone(&endpoint), &shared.transports));
-        Lane {
+        // A pull endpoint has no lane: its consumers take what is due (`delivery::pull`).
+        let target = Arc::new(Target::new(Arc::clone(&endpoint), &shared.transports)?);
+        Some(Lane {
             endpoint,
             target,
             shared,
@@ -176,7 +177,7 @@ impl Lane {
             paused,
             limiter,
             breaker: Arc::clone(&state.breaker),
-        }
+        })
     }
 
     fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<DeliveryId>> {
@@ -296,6 +297,7 @@ impl Lane {
                         .rate_limit
                         .map(|rl| (rl.per_second, rl.burst.unwrap_or(rl.per_second))),
                     breaker: self.endpoint.health.breaker.is_some(),
+                    pull: false,
                 },
             )
             .await?;
@@ -498,6 +500,7 @@ impl Lane {
                 // A delivery its transform dropped never reached the receiver: it says nothing
                 // of the endpoint's health.
                 health: (endpoint.health.breaker.is_some() && !dropped).then_some(endpoint.health),
+                strict: false,
             };
             let done = record_result(
                 store,

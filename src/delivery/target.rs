@@ -61,13 +61,19 @@ pub enum Target {
 }
 
 impl Target {
-    /// The target for an endpoint's destination.
-    pub fn new(endpoint: Arc<Endpoint>, transports: &Transports) -> Self {
+    /// The target for an endpoint's destination; none for a pull endpoint, which nothing
+    /// sends to (its consumers take its deliveries: `delivery::pull`).
+    pub fn new(endpoint: Arc<Endpoint>, transports: &Transports) -> Option<Self> {
         match &endpoint.destination {
             Destination::Http { url } => {
                 let url = url.clone();
-                Target::Http(HttpTarget::new(endpoint, url, transports.http.clone()))
+                Some(Target::Http(HttpTarget::new(
+                    endpoint,
+                    url,
+                    transports.http.clone(),
+                )))
             }
+            Destination::Pull => None,
         }
     }
 

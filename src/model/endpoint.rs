@@ -30,14 +30,30 @@ impl Default for RetryPolicy {
 pub enum Destination {
     /// POSTed to an http(s) URL.
     Http { url: url::Url },
+    /// Kept until a consumer takes it (`kind = "pull"`): receive, ack and nack through the
+    /// API (`delivery::pull`).
+    Pull,
 }
 
 impl Destination {
-    /// Where it points, as an operator sees it.
-    pub fn address(&self) -> &url::Url {
+    /// Where it points, as an operator sees it: none for a pull endpoint.
+    pub fn address(&self) -> Option<&url::Url> {
         match self {
-            Destination::Http { url } => url,
+            Destination::Http { url } => Some(url),
+            Destination::Pull => None,
         }
+    }
+
+    /// Its kind as the config and the API name it: `push` or `pull`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Destination::Http { .. } => "push",
+            Destination::Pull => "pull",
+        }
+    }
+
+    pub fn is_pull(&self) -> bool {
+        matches!(self, Destination::Pull)
     }
 }
 

@@ -63,6 +63,7 @@ mod notify;
 mod order;
 mod partitions;
 mod prune;
+mod pull;
 mod query;
 mod reads;
 mod requeue;

@@ -62,6 +62,7 @@ pub mod powercut;
 #[cfg(not(any(test, feature = "test-support")))]
 #[allow(dead_code)] // Only the test hooks use it.
 pub(crate) mod powercut;
+mod pulled;
 mod query;
 mod reads;
 mod records;
@@ -162,6 +163,8 @@ struct Inner {
     tx: mpsc::Sender<writer::Command>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     path: PathBuf,
+    /// Held from a pull claim's read to its lease's commit (`pulled`).
+    pulls: tokio::sync::Mutex<()>,
 }
 
 /// How the file is opened, kept to open it again.
@@ -242,7 +245,7 @@ impl RedbStore {
             fault: None,
         };
         let db = opener.open()?;
-        let pending = recover(&db, opts.clock.now_ms())?;
+        let (pending, pulled) = recover(&db, opts.clock.now_ms())?;
         let db = Arc::new(DbSlot {
             db: std::sync::RwLock::new(Some(Arc::new(db))),
             opener,
@@ -257,6 +260,7 @@ impl RedbStore {
             opts.quick_repair,
             opts.clock,
             opts.metrics,
+            pulled,
         );
         let handle = std::thread::Builder::new()
             .name("hookgate-writer".into())
@@ -269,6 +273,7 @@ impl RedbStore {
                 tx,
                 writer: std::sync::Mutex::new(Some(handle)),
                 path,
+                pulls: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -552,10 +557,15 @@ fn release(
 /// Creates missing tables, and makes every lease left by a previous process due now: that
 /// process is gone (redb holds an exclusive lock on the file), so nothing is sending them.
 /// Returns the pending-delivery count.
-fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
+fn recover(
+    db: &Database,
+    now_ms: u64,
+) -> Result<(u64, std::collections::HashMap<u128, u64>), StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_quick_repair(true);
     let pending;
+    // A pull consumer's lease is not in `leases`: it outlives this process (`pulled`).
+    let pulled = pulled::recover(&txn)?;
     {
         // Opening creates each table if it is missing, so readers never meet a missing table.
         txn.open_table(EVENTS)?;
@@ -604,5 +614,5 @@ fn recover(db: &Database, now_ms: u64) -> Result<u64, StoreError> {
         }
     }
     txn.commit()?;
-    Ok(pending)
+    Ok((pending, pulled))
 }

@@ -76,6 +76,12 @@ pub struct Completion {
     /// failure window and may move its breaker (`store::health::on_result`). `None` (tests,
     /// tools, an endpoint with `breaker = "off"`): not counted.
     pub health: Option<crate::model::HealthPolicy>,
+    /// A pull consumer's ack or nack: **it changes something only under the delivery's
+    /// current lease** (`lease_token` must be it). A lane's finish is looser: a lease the
+    /// embedded store lost to a failed commit left no token, and that attempt's result still
+    /// counts. A consumer's lease is committed before it gets its receipt, so it has no such
+    /// case, and a receipt from before the lease ran out and was settled must stay stale.
+    pub strict: bool,
 }
 
 /// What recording a result did to the endpoint's health: its breaker after the result (when
@@ -84,6 +90,9 @@ pub struct Completion {
 pub struct Completed {
     pub health: Option<super::health::Health>,
     pub transition: Option<super::health::Transition>,
+    /// Nothing was recorded: the delivery was already settled, or (fenced) another lease is
+    /// current. A pull consumer's stale receipt answers 409 from this.
+    pub stale: bool,
 }
 
 /// What an operator's enable did: how many deliveries were waiting for the endpoint (held)
@@ -239,6 +248,11 @@ pub struct ClaimLimits {
     /// (`store::health::admit`), the probe alone when it is open past its cool-down, and
     /// nothing while it is open or disabled. Without one, its health is not consulted.
     pub breaker: bool,
+    /// A pull consumer takes these (`kind = "pull"`): **the lease is committed before the
+    /// claim answers, and it outlives the process that took it**: neither a restart nor a
+    /// node's departure takes it back; it runs out on its own (and is then due again, marked
+    /// [`DueDelivery::lease_expired`]).
+    pub pull: bool,
 }
 
 /// A delivery that is due, with what its lane needs to send it.
@@ -260,6 +274,9 @@ pub struct DueDelivery {
     pub cycle_held_ms: u64,
     /// This delivery is the breaker's probe: the one attempt a half-open endpoint makes.
     pub probe: bool,
+    /// It was due because a lease ran out (it was `delivering`): its holder never reported.
+    /// A pull consumer's lease that runs out counts as a failed attempt.
+    pub lease_expired: bool,
     /// When the event arrived.
     pub received_ms: u64,
     pub source: String,

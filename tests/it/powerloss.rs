@@ -946,6 +946,7 @@ impl Run {
                         },
                         next,
                         health: None,
+                        strict: false,
                     })
                     .await
                     .map(|_| ())

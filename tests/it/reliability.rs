@@ -475,6 +475,7 @@ async fn dead_letters(store: &hookgate::store::Store, endpoint: &str, n: u64, fi
                     attempt,
                     next: Next::Dead("test".into()),
                     health: None,
+                    strict: false,
                 })
                 .await
                 .expect("complete");
@@ -929,6 +930,7 @@ async fn pruning_does_not_reread_survivors() {
                     },
                     next,
                     health: None,
+                    strict: false,
                 })
                 .await
                 .expect("complete");

@@ -105,6 +105,10 @@ macro_rules! contract_tests {
             operational_events_are_written_with_the_change_they_report,
             a_deleted_endpoints_breaker_goes_with_it,
             an_events_query_comes_back_as_stored,
+            a_consumers_lease_is_taken_once_and_fenced_by_its_token,
+            a_consumers_lease_that_ran_out_is_marked_and_its_receipt_is_stale,
+            a_consumers_lease_is_prolonged_only_under_its_token,
+            a_consumers_lease_outlives_a_restart,
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {
@@ -416,6 +420,7 @@ impl Fixture {
             attempt,
             next,
             health: None,
+            strict: false,
         };
         self.store.complete(c).await.expect("complete");
     }

@@ -51,36 +51,54 @@ pub(super) fn build(
     p: Prepared,
     now_ms: u64,
 ) -> reqwest::RequestBuilder {
-    let event_id = d.event_id.to_string();
-    let ts = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
     let mut req = http.post(url.clone()).timeout(endpoint.timeout);
+    let own = own_headers(endpoint, d, &p.body, p.event_type.as_deref(), now_ms);
     for (name, value) in p.headers {
         req = req.header(name, value);
     }
     // Ours last: configuration cannot name them (see `config::is_reserved_header`).
-    req = req
-        .header("webhook-id", &event_id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("hookgate-source", &d.source)
-        .header("hookgate-attempt", (d.attempts + 1).to_string());
+    for (name, value) in own {
+        req = req.header(name, value);
+    }
+    req.body(p.body)
+}
+
+/// hookgate's own headers on a delivery of `d` carrying `body`: the Standard Webhooks ones,
+/// **signed over `body`** with the endpoint's key(s), and `hookgate-source`,
+/// `hookgate-attempt` and `hookgate-event-type`. A pulled message carries the same.
+pub fn own_headers(
+    endpoint: &Endpoint,
+    d: &DueDelivery,
+    body: &[u8],
+    event_type: Option<&str>,
+    now_ms: u64,
+) -> Vec<(&'static str, HeaderValue)> {
+    let event_id = d.event_id.to_string();
+    let ts = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    let mut own = Vec::with_capacity(6);
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            own.push((name, v));
+        }
+    };
+    put("webhook-id", &event_id);
+    put("webhook-timestamp", &ts.to_string());
+    put("hookgate-source", &d.source);
+    put("hookgate-attempt", &(d.attempts + 1).to_string());
     // During a secret rotation the old key signs beside the new one, space-separated, as
     // Standard Webhooks prescribes: receivers holding either secret accept.
     let signatures: Vec<String> = endpoint
         .keys_at(now_ms)
         .into_iter()
-        .map(|key| standard_webhooks::sign(key.expose(), &event_id, ts, &p.body))
+        .map(|key| standard_webhooks::sign(key.expose(), &event_id, ts, body))
         .collect();
     if !signatures.is_empty() {
-        req = req.header("webhook-signature", signatures.join(" "));
+        put("webhook-signature", &signatures.join(" "));
     }
-    if let Some(t) = p
-        .event_type
-        .as_deref()
-        .and_then(|t| HeaderValue::from_str(t).ok())
-    {
-        req = req.header("hookgate-event-type", t);
+    if let Some(t) = event_type {
+        put("hookgate-event-type", t);
     }
-    req.body(p.body)
+    own
 }
 
 /// The inbound headers a delivery passes on: the content type always; then the endpoint's

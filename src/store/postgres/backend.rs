@@ -45,6 +45,10 @@ impl Backend for PgStore {
         Box::pin(PgStore::lease(self, ids, until_ms))
     }
 
+    fn extend(&self, held: Vec<Held>, until_ms: u64) -> StoreFuture<'_, Vec<bool>> {
+        Box::pin(PgStore::extend(self, held, until_ms))
+    }
+
     fn release(&self, held: Vec<Held>) -> StoreFuture<'_, ()> {
         Box::pin(PgStore::release(self, held))
     }

@@ -123,10 +123,13 @@ impl PgStore {
             let started = std::time::Instant::now();
             let mut client = s.conn().await?;
             let tx = client.transaction().await?;
-            // Nothing depends on a lease being durable: one lost to a crash of the database
-            // leaves the delivery due, as after any restart.
-            tx.batch_execute("SET LOCAL synchronous_commit = off")
-                .await?;
+            // Nothing depends on a lane's lease being durable: one lost to a crash of the
+            // database leaves the delivery due, as after any restart. A consumer's receipt
+            // must outlive a crash, so its lease commits as every write does.
+            if !limits.pull {
+                tx.batch_execute("SET LOCAL synchronous_commit = off")
+                    .await?;
+            }
             let now = s.clock.now(&tx).await?;
             // The caller's now, on the clock times are stored by.
             let at = ms(now.at(now_ms));
@@ -150,7 +153,8 @@ impl PgStore {
             let rows = tx.query(&stmt, &[&keys, &at]).await?;
             let lease = Lease {
                 token,
-                node: s.node,
+                // A consumer's lease is no node's: only its running out takes it back.
+                node: (!limits.pull).then_some(s.node),
             };
             let mut changes = Changes::default();
             let mut got = HashMap::new();
@@ -215,6 +219,7 @@ impl PgStore {
                 item.cycle_started_ms = d.cycle_started_ms;
                 item.cycle_held_ms = d.cycle_held_ms;
                 item.probe = granted.is_some();
+                item.lease_expired = d.status == crate::model::event::DeliveryStatus::Delivering;
             }
         }
         if let Some(wait) = wait {

@@ -68,7 +68,7 @@ impl PgStore {
             let now = s.clock.now(&tx).await?;
             let lease = Lease {
                 token: rand::random::<i64>(),
-                node: s.node,
+                node: Some(s.node),
             };
             let found = if only_due {
                 claimable(&tx, ids, now.ms(), s.node).await?

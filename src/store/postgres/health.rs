@@ -290,6 +290,7 @@ pub(super) async fn count(
                 crate::store::Completed {
                     health: Some(after),
                     transition,
+                    stale: false,
                 },
             );
         }

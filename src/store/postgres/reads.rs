@@ -407,6 +407,8 @@ fn due_item(r: &Row) -> Result<Option<DueDelivery>, Fail> {
         // A plain read: the claim sets the held clock from the row it locks (`claim.rs`).
         cycle_held_ms: 0,
         probe: false,
+        // A plain read: the claim sets it from the row it locks.
+        lease_expired: false,
         received_ms: unms(r.try_get(8)?),
         source: r.try_get(9)?,
         event_type: r.try_get(10)?,

@@ -57,7 +57,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
             let outcome = retrying(|| write(&shared, &results)).await;
             shared.observe_commit(batch.len(), started);
             let outcome = match outcome {
-                Ok((settled, promoted, counted, ops)) => {
+                Ok((settled, promoted, counted, ops, applied)) => {
                     // Committed: the next of each key whose head ended is due now.
                     shared.announce(promoted.iter().map(String::as_str));
                     if ops {
@@ -73,18 +73,21 @@ pub(super) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
                             attempts: d.attempts,
                         });
                     }
-                    Ok(counted)
+                    Ok((counted, applied))
                 }
                 Err(e) => {
                     tracing::error!(error = %e, results = batch.len(), "recording results failed; none of the batch was stored");
                     Err(e)
                 }
             };
-            for (c, reply) in batch {
+            for (i, (c, reply)) in batch.into_iter().enumerate() {
                 let _ = reply.send(
                     outcome
                         .as_ref()
-                        .map(|counted| counted.get(&c.delivery_id).copied().unwrap_or_default())
+                        .map(|(counted, applied)| Completed {
+                            stale: !applied.get(i).copied().unwrap_or(false),
+                            ..counted.get(&c.delivery_id).copied().unwrap_or_default()
+                        })
                         .map_err(Clone::clone),
                 );
             }
@@ -110,12 +113,14 @@ struct Attempts {
 
 /// What a batch recorded: the new state of each delivery it changed (for live views, and
 /// only when someone listens), the endpoints of the deliveries it promoted, what each counted
-/// result did to its breaker, and whether it wrote operational events.
+/// result did to its breaker, whether it wrote operational events, and whether each result
+/// (in the batch's order) changed its delivery.
 type Recorded = (
     Vec<crate::model::event::Delivery>,
     Vec<String>,
     HashMap<DeliveryId, Completed>,
     bool,
+    Vec<bool>,
 );
 
 /// Records a batch.
@@ -138,7 +143,8 @@ async fn write(shared: &Shared, results: &[&Completion]) -> Result<Recorded, Fai
     let mut attempts = Attempts::default();
     // The results that changed their delivery, in arrival order: what the breakers count.
     let mut applied: Vec<&Completion> = Vec::new();
-    for c in results {
+    let mut changed = vec![false; results.len()];
+    for (i, c) in results.iter().enumerate() {
         let Some(old) = locked.get(&c.delivery_id) else {
             continue;
         };
@@ -173,6 +179,7 @@ async fn write(shared: &Shared, results: &[&Completion]) -> Result<Recorded, Fai
         attempts.response_excerpt.push(attempt.response_excerpt);
         state.insert(c.delivery_id, new);
         applied.push(c);
+        changed[i] = true;
         // The lease ends with its result.
         tokens.insert(c.delivery_id, None);
     }
@@ -230,5 +237,5 @@ async fn write(shared: &Shared, results: &[&Completion]) -> Result<Recorded, Fai
     } else {
         Vec::new()
     };
-    Ok((settled, flushed.promoted, counted, !ops.is_empty()))
+    Ok((settled, flushed.promoted, counted, !ops.is_empty(), changed))
 }

@@ -144,7 +144,7 @@ impl Columns {
         self.blocked.push(d.blocked);
         self.cycle_held_ms.push(ms(d.cycle_held_ms));
         self.lease_token.push(lease.map(|l| l.token));
-        self.lease_node.push(lease.map(|l| l.node));
+        self.lease_node.push(lease.and_then(|l| l.node));
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -214,7 +214,9 @@ impl Columns {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Lease {
     pub(super) token: i64,
-    pub(super) node: i64,
+    /// The node whose lane holds it, whose departure takes it back; `None` for a pull
+    /// consumer's, which only runs out.
+    pub(super) node: Option<i64>,
 }
 
 /// A delivery as locked in this transaction, and which table holds it.

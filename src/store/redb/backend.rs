@@ -14,7 +14,7 @@ use crate::store::{
 };
 
 /// Runs a read on the blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(read)
@@ -81,6 +81,9 @@ impl Backend for RedbStore {
         // itself; the breaker is the store's, since it must survive a restart.
         let (s, endpoint) = (self.clone(), endpoint.to_string());
         Box::pin(async move {
+            if limits.pull {
+                return s.claim_pulled(endpoint, now_ms, limit, until_ms).await;
+            }
             let (mut batch, health) = blocking({
                 let s = s.clone();
                 let endpoint = endpoint.clone();
@@ -141,6 +144,10 @@ impl Backend for RedbStore {
 
     fn lease(&self, ids: Vec<DeliveryId>, until_ms: u64) -> StoreFuture<'_, ()> {
         Box::pin(RedbStore::lease_with(self, ids, until_ms, None))
+    }
+
+    fn extend(&self, held: Vec<Held>, until_ms: u64) -> StoreFuture<'_, Vec<bool>> {
+        Box::pin(RedbStore::extend(self, held, until_ms))
     }
 
     fn release(&self, held: Vec<Held>) -> StoreFuture<'_, ()> {

@@ -80,6 +80,7 @@ impl RedbStore {
                 cycle_started_ms: rec.cycle_started_ms,
                 cycle_held_ms: rec.cycle_held_ms,
                 probe: false,
+                lease_expired: rec.status == crate::model::event::DeliveryStatus::Delivering,
                 received_ms: ev.received_ms,
                 source: ev.source,
                 event_type: ev.event_type,

@@ -17,6 +17,7 @@ mod ingest;
 mod ops;
 mod orphans;
 mod prune;
+mod pull;
 mod quarantine;
 mod requeue;
 mod tables;
@@ -60,6 +61,11 @@ pub(super) enum Command {
     Lease(Vec<DeliveryId>, u64, Option<u64>, Reply<()>),
     Release(Vec<Held>, Reply<()>),
     Complete(Box<Completion>, Reply<Completed>),
+    /// Leases for a pull consumer until a time, under a token, kept across restarts
+    /// (`pulled`); answers the ids leased, after the commit.
+    LeasePulled(Vec<DeliveryId>, u64, u64, Reply<Vec<DeliveryId>>),
+    /// A pull consumer prolongs its leases until a time: whether each was current.
+    Extend(Vec<Held>, u64, Reply<Vec<bool>>),
     /// Leases one delivery as its endpoint's probe, if the breaker still admits one.
     LeaseProbe {
         endpoint: String,
@@ -108,6 +114,10 @@ enum Done {
     Completed(Completed),
     Probe(Option<Health>),
     Enabled(Enabled),
+    /// The deliveries a consumer's lease took.
+    Ids(Vec<DeliveryId>),
+    /// Per item: whether it applied.
+    Flags(Vec<bool>),
     Unit,
 }
 
@@ -127,8 +137,9 @@ pub(super) struct Writer {
     /// only to be read or tested makes work for any).
     endpoints: Option<Arc<HashSet<String>>>,
     /// The token of each delivery's current lease, where it has one: a completion under
-    /// another token is stale and changes nothing. In memory only: a restart takes every lease
-    /// back, so no earlier token can come back.
+    /// another token is stale and changes nothing. In memory: a restart takes every lane's
+    /// lease back, so no earlier token can come back; a pull consumer's is read back from
+    /// `pulled` at open.
     tokens: std::collections::HashMap<u128, u64>,
     /// Each endpoint's breaker window (its recent results), in memory: a restart starts
     /// them afresh, while the breaker's state is in `endpoint_health`.
@@ -144,6 +155,7 @@ impl Writer {
         quick_repair: bool,
         clock: SharedClock,
         metrics: Option<Arc<crate::telemetry::Metrics>>,
+        pulled: std::collections::HashMap<u128, u64>,
     ) -> Self {
         Self {
             db,
@@ -156,7 +168,7 @@ impl Writer {
             ulids: ulid::Generator::new(),
             metrics,
             endpoints: None,
-            tokens: std::collections::HashMap::new(),
+            tokens: pulled,
             windows: std::collections::HashMap::new(),
         }
     }
@@ -285,6 +297,7 @@ impl Writer {
                 deliveries: txn.open_table(DELIVERIES)?,
                 due: txn.open_table(DUE)?,
                 leases: txn.open_table(LEASES)?,
+                pulled: txn.open_table(super::pulled::PULLED)?,
                 attempts: txn.open_table(ATTEMPTS)?,
                 dead: txn.open_table(DEAD)?,
                 dedup: txn.open_table(DEDUP)?,
@@ -343,15 +356,37 @@ impl Writer {
                             Done::Unit
                         })
                     }
+                    Command::LeasePulled(ids, until, token, _) => {
+                        let now = self.clock.now_ms();
+                        let times = (*until, *token, now);
+                        pull::lease(&mut t, &mut self.tokens, ids, times, &mut pending)
+                            .map(Done::Ids)
+                    }
+                    Command::Extend(held, until, _) => {
+                        let now = self.clock.now_ms();
+                        pull::extend(&mut t, &self.tokens, held, (*until, now), &mut pending)
+                            .map(Done::Flags)
+                    }
                     Command::Complete(c, _) => {
-                        if self.stale(c.delivery_id, c.lease_token) {
+                        let fenced = if c.strict {
+                            pull::stale(&self.tokens, c.delivery_id, c.lease_token)
+                        } else {
+                            self.stale(c.delivery_id, c.lease_token)
+                        };
+                        if fenced {
                             // Another claim holds it now: this finish changes nothing.
-                            Ok(Done::Completed(Completed::default()))
+                            Ok(Done::Completed(Completed {
+                                stale: true,
+                                ..Completed::default()
+                            }))
                         } else {
                             self.tokens.remove(&c.delivery_id.0);
                             let now = self.clock.now_ms();
                             complete(&mut t, c, &mut pending).and_then(|settled| match settled {
-                                None => Ok(Done::Completed(Completed::default())),
+                                None => Ok(Done::Completed(Completed {
+                                    stale: true,
+                                    ..Completed::default()
+                                })),
                                 Some(d) => {
                                     let window =
                                         self.windows.entry(d.endpoint_id.clone()).or_default();
@@ -501,6 +536,7 @@ fn complete(
         return Ok(None);
     };
     t.leases.remove(id)?;
+    t.pulled.remove(id)?;
     t.attempts.insert(
         (id, new.attempts),
         records::encode(&AttemptRecord::from(&c.attempt)).as_slice(),
@@ -549,6 +585,18 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
             let _ = tx.send(outcome.and_then(|d| match d {
                 Done::Settled(_, c) | Done::Completed(c) => Ok(c),
                 _ => Err(StoreError::Corrupt("a result produced no outcome".into())),
+            }));
+        }
+        Command::LeasePulled(_, _, _, tx) => {
+            let _ = tx.send(outcome.and_then(|d| match d {
+                Done::Ids(ids) => Ok(ids),
+                _ => Err(StoreError::Corrupt("a lease produced no outcome".into())),
+            }));
+        }
+        Command::Extend(_, _, tx) => {
+            let _ = tx.send(outcome.and_then(|d| match d {
+                Done::Flags(f) => Ok(f),
+                _ => Err(StoreError::Corrupt("an extend produced no outcome".into())),
             }));
         }
         Command::LeaseProbe { reply, .. } => {

@@ -17,11 +17,13 @@ mod health;
 mod listing;
 mod ordering;
 mod payload;
+mod pull;
 pub(super) use announcements::*;
 pub(super) use health::*;
 pub(super) use listing::*;
 pub(super) use ordering::*;
 pub(super) use payload::*;
+pub(super) use pull::*;
 
 pub(super) async fn ingest_writes_the_event_and_one_pending_delivery_per_endpoint(
     b: &impl Backend,
@@ -620,6 +622,7 @@ pub(super) async fn a_finish_under_a_lease_taken_over_changes_nothing(b: &impl B
         },
         next,
         health: None,
+        strict: false,
     };
     // The stalled holder's late result: nothing changes.
     f.store

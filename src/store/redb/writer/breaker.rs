@@ -70,6 +70,7 @@ pub(super) fn count(
     Ok(Completed {
         health: Some(after),
         transition,
+        stale: false,
     })
 }
 

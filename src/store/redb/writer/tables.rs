@@ -20,6 +20,8 @@ pub(super) struct Tables<'t> {
     pub(super) deliveries: Table<'t, u128, &'static [u8]>,
     pub(super) due: Table<'t, (&'static str, u64, u128), ()>,
     pub(super) leases: Table<'t, u128, u64>,
+    /// A pull consumer's leases and their tokens (`redb::pulled`).
+    pub(super) pulled: Table<'t, u128, u64>,
     pub(super) attempts: Table<'t, (u128, u32), &'static [u8]>,
     pub(super) dead: Table<'t, (u64, u128), ()>,
     pub(super) dedup: Table<'t, (&'static str, &'static str), (u128, u64)>,

@@ -63,6 +63,7 @@ impl Fixture {
             },
             next,
             health: Some(*h),
+            strict: false,
         };
         self.store.complete(c).await.expect("complete")
     }

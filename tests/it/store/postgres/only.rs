@@ -553,6 +553,7 @@ async fn a_claim_hands_out_attempt_counts_as_they_stood_under_its_lock() {
                 max_in_flight: Some(10),
                 rate: None,
                 breaker: false,
+                pull: false,
             };
             store
                 .claim("e", T0, 10, HashSet::new(), T0 + LEASE_MS, limits)
@@ -587,6 +588,7 @@ async fn a_claim_hands_out_attempt_counts_as_they_stood_under_its_lock() {
             },
             next: Next::RetryAt(T0),
             health: None,
+            strict: false,
         })
         .await
         .expect("recorded");

@@ -68,6 +68,7 @@ async fn a_result_recorded_again_after_a_failed_write_counts() {
         },
         next: Next::Delivered,
         health: None,
+        strict: false,
     };
     fault.fail_writes(true);
     assert!(store.complete(completion.clone()).await.is_err());

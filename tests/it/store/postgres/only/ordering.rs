@@ -277,6 +277,7 @@ async fn ingest_racing_ends_and_replays_on_two_nodes_never_makes_two_heads_of_a_
                             Next::Delivered
                         },
                         health: None,
+                        strict: false,
                     })
                 });
                 let results: Vec<_> = results.collect();

@@ -1,0 +1,79 @@
+//! The writer's commands for pull consumers (issue 19): leases kept across restarts in
+//! `pulled`, prolonged under their token, and fenced strictly.
+
+use std::collections::HashMap;
+
+use super::tables::{Tables, put_delivery, read_delivery};
+use crate::ids::DeliveryId;
+use crate::model::event::DeliveryStatus;
+use crate::store::{Held, StoreError, outbox};
+
+/// Whether a consumer's ack, nack or extend under `token` is stale: **only the current lease
+/// counts**. Unlike a lane's finish, no current token is stale too: the lease was settled,
+/// given back, or ran out and was counted, since the receipt was given.
+pub(super) fn stale(tokens: &HashMap<u128, u64>, id: DeliveryId, token: Option<u64>) -> bool {
+    match token {
+        Some(theirs) => tokens.get(&id.0) != Some(&theirs),
+        None => false,
+    }
+}
+
+/// Leases `ids` for a consumer until `until_ms` under `token`; answers those leased (a final
+/// or blocked one is not).
+pub(super) fn lease(
+    t: &mut Tables<'_>,
+    tokens: &mut HashMap<u128, u64>,
+    ids: &[DeliveryId],
+    (until_ms, token, now_ms): (u64, u64, u64),
+    pending: &mut u64,
+) -> Result<Vec<DeliveryId>, StoreError> {
+    let mut leased = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(old) = read_delivery(t, id.0)? else {
+            continue;
+        };
+        let Ok(new) = outbox::lease(&old, until_ms, now_ms) else {
+            continue;
+        };
+        put_delivery(t, Some(&old), &new, pending)?;
+        // Not in `leases`: the next open must not take it back.
+        t.leases.remove(id.0)?;
+        t.pulled.insert(id.0, token)?;
+        tokens.insert(id.0, token);
+        leased.push(*id);
+    }
+    Ok(leased)
+}
+
+/// Prolongs each current lease of `held` until `until_ms`: whether each was.
+pub(super) fn extend(
+    t: &mut Tables<'_>,
+    tokens: &HashMap<u128, u64>,
+    held: &[Held],
+    (until_ms, now_ms): (u64, u64),
+    pending: &mut u64,
+) -> Result<Vec<bool>, StoreError> {
+    let mut out = Vec::with_capacity(held.len());
+    for h in held {
+        if h.lease_token.is_none() || stale(tokens, h.delivery_id, h.lease_token) {
+            out.push(false);
+            continue;
+        }
+        let Some(old) = read_delivery(t, h.delivery_id.0)? else {
+            out.push(false);
+            continue;
+        };
+        if old.status != DeliveryStatus::Delivering {
+            out.push(false);
+            continue;
+        }
+        match outbox::lease(&old, until_ms, now_ms) {
+            Ok(new) => {
+                put_delivery(t, Some(&old), &new, pending)?;
+                out.push(true);
+            }
+            Err(_) => out.push(false),
+        }
+    }
+    Ok(out)
+}
