@@ -31,6 +31,7 @@ mod ops_events;
 mod ordering;
 mod outage;
 mod powerloss;
+mod pull;
 mod reliability;
 mod store;
 mod transform_pool;
