@@ -67,6 +67,8 @@ pub struct AdminState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// The worker processes transforms run in (`test-transform` tries programs there).
     pub transforms: Arc<crate::transform::Pool>,
+    /// Pull endpoints' message streams: their places, and what each holds.
+    pub streams: messages::Streams,
 }
 
 impl AdminState {
@@ -117,6 +119,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
             post(trials::test_transform),
         )
         .route("/endpoints/{id}/messages:receive", post(messages::receive))
+        .route("/endpoints/{id}/messages:stream", get(messages::stream))
         .route("/endpoints/{id}/messages:ack", post(messages::ack))
         .route("/endpoints/{id}/messages:nack", post(messages::nack))
         .route("/endpoints/{id}/messages:extend", post(messages::extend))

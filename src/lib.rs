@@ -303,6 +303,7 @@ pub async fn serve(
         ingress_url,
         stopping: stop_rx.clone(),
         transforms: Arc::clone(&transforms),
+        streams: Default::default(),
     }));
 
     let pruner = tokio::spawn(store::retention::run(

@@ -58,6 +58,7 @@ pub const ROUTES: &[(&str, &str, Role)] = &[
     ("POST", "/endpoints/{id}/test-filter", Role::Viewer),
     ("POST", "/endpoints/{id}/test-transform", Role::Operator),
     ("POST", "/endpoints/{id}/messages:receive", Role::Operator),
+    ("GET", "/endpoints/{id}/messages:stream", Role::Operator),
     ("POST", "/endpoints/{id}/messages:ack", Role::Operator),
     ("POST", "/endpoints/{id}/messages:nack", Role::Operator),
     ("POST", "/endpoints/{id}/messages:extend", Role::Operator),

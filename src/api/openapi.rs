@@ -31,7 +31,7 @@ use crate::respond;
         endpoints::list, endpoints::show, endpoints::create, endpoints::update, endpoints::delete,
         endpoints::secret, endpoints::rotate_secret, endpoints::pause, endpoints::resume, endpoints::recover,
         endpoint_health::enable, trials::test_filter, trials::test_transform,
-        messages::receive, messages::ack, messages::nack, messages::extend,
+        messages::receive, messages::stream, messages::ack, messages::nack, messages::extend,
         sources::list, sources::show, sources::create, sources::update, sources::delete,
     ),
     components(schemas(

@@ -245,7 +245,7 @@ impl RedbStore {
             fault: None,
         };
         let db = opener.open()?;
-        let (pending, pulled) = recover(&db, opts.clock.now_ms())?;
+        let recovered = recover(&db, opts.clock.now_ms())?;
         let db = Arc::new(DbSlot {
             db: std::sync::RwLock::new(Some(Arc::new(db))),
             opener,
@@ -255,12 +255,11 @@ impl RedbStore {
         let state = writer::Writer::new(
             Arc::clone(&db),
             Arc::clone(&notices),
-            pending,
+            recovered,
             opts.max_backlog,
             opts.quick_repair,
             opts.clock,
             opts.metrics,
-            pulled,
         );
         let handle = std::thread::Builder::new()
             .name("hookgate-writer".into())

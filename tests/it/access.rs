@@ -38,6 +38,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/endpoints/{id}/recover", "operator"),
     ("POST", "/endpoints/{id}/test-filter", "viewer"),
     ("POST", "/endpoints/{id}/messages:receive", "operator"),
+    ("GET", "/endpoints/{id}/messages:stream", "operator"),
     ("POST", "/endpoints/{id}/messages:ack", "operator"),
     ("POST", "/endpoints/{id}/messages:nack", "operator"),
     ("POST", "/endpoints/{id}/messages:extend", "operator"),

@@ -32,6 +32,7 @@ mod ordering;
 mod outage;
 mod powerloss;
 mod pull;
+mod pull_stream;
 mod reliability;
 mod store;
 mod transform_pool;

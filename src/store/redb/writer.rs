@@ -150,12 +150,11 @@ impl Writer {
     pub(super) fn new(
         db: Arc<DbSlot>,
         notices: Arc<super::notices::Notices>,
-        pending: u64,
+        (pending, pulled): (u64, std::collections::HashMap<u128, u64>),
         max_backlog: u64,
         quick_repair: bool,
         clock: SharedClock,
         metrics: Option<Arc<crate::telemetry::Metrics>>,
-        pulled: std::collections::HashMap<u128, u64>,
     ) -> Self {
         Self {
             db,
