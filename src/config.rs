@@ -561,15 +561,29 @@ fn admin_grants(admin: &AdminConfig) -> Result<Vec<Grant>, ConfigError> {
             Grant {
                 token: token.clone(),
                 role: Role::Admin,
+                endpoints: None,
             },
         ));
     }
     for (i, t) in admin.tokens.iter().enumerate() {
+        if let Some(scope) = &t.endpoints {
+            let key = format!("admin.tokens[{i}].endpoints");
+            if scope.is_empty() {
+                return Err(ConfigError::new(
+                    key,
+                    "must name at least one endpoint (leave it out for every endpoint)",
+                ));
+            }
+            for (j, id) in scope.iter().enumerate() {
+                check_id(&format!("{key}[{j}]"), id)?;
+            }
+        }
         grants.push((
             format!("admin.tokens[{i}].token"),
             Grant {
                 token: t.token.clone(),
                 role: t.role,
+                endpoints: t.endpoints.clone(),
             },
         ));
     }

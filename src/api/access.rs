@@ -137,18 +137,28 @@ impl Access {
             grants: vec![Grant {
                 token,
                 role: Role::Admin,
+                endpoints: None,
             }],
             token_file: Some(path),
         })
     }
 
-    /// The role a bearer token grants (each comparison in constant time), or None.
+    /// The role a bearer token grants everywhere (each comparison in constant time), or
+    /// None. A token scoped to endpoints grants none here: the console, which asks this,
+    /// shows every endpoint.
     pub fn role_of(&self, token: &str) -> Option<Role> {
+        self.grant_of(token)
+            .filter(|g| g.endpoints.is_none())
+            .map(|g| g.role)
+    }
+
+    /// The grant of a bearer token (each comparison in constant time), or None.
+    pub fn grant_of(&self, token: &str) -> Option<&Grant> {
         // Every token is compared, so the time taken does not say which one matched.
         let mut found = None;
         for grant in &self.grants {
             if constant_time_eq(token.as_bytes(), grant.token.expose().as_bytes()) {
-                found = found.or(Some(grant.role));
+                found = found.or(Some(grant));
             }
         }
         found
@@ -262,8 +272,8 @@ pub(super) async fn require_token(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let role = match presented.map(|p| st.access.role_of(p)) {
-        Some(Some(role)) => role,
+    let grant = match presented.map(|p| st.access.grant_of(p)) {
+        Some(Some(grant)) => grant,
         Some(None) => {
             return respond::error(
                 StatusCode::UNAUTHORIZED,
@@ -295,6 +305,20 @@ pub(super) async fn require_token(
         }
         None => Role::Admin,
     };
+    let role = grant.role;
+    if let Some(scope) = &grant.endpoints {
+        let id = scoped_endpoint(&path, request.uri().path());
+        if !id.is_some_and(|id| scope.iter().any(|e| e == id)) {
+            return respond::error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this token is scoped to the endpoints {scope:?}: {} {path} is not a route of one of them",
+                    request.method()
+                ),
+            );
+        }
+    }
     if role < needed {
         return respond::error(
             StatusCode::FORBIDDEN,
@@ -310,14 +334,43 @@ pub(super) async fn require_token(
     next.run(request).await
 }
 
+/// The endpoint id a request's path names, when its route is one of an endpoint's own
+/// (`/endpoints/{id}…`): what a scoped token may call.
+fn scoped_endpoint<'a>(route: &str, path: &'a str) -> Option<&'a str> {
+    let route = route.strip_prefix("/api/v1").unwrap_or(route);
+    if !route.starts_with("/endpoints/{id}") {
+        return None;
+    }
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let rest = path.strip_prefix("/endpoints/")?;
+    rest.split('/').next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scoped_route_names_its_endpoint_and_no_other_route_does() {
+        let id = |route, path| scoped_endpoint(route, path);
+        assert_eq!(
+            id(
+                "/api/v1/endpoints/{id}/messages:ack",
+                "/api/v1/endpoints/work/messages:ack"
+            ),
+            Some("work")
+        );
+        assert_eq!(id("/endpoints/{id}", "/endpoints/work"), Some("work"));
+        assert_eq!(id("/api/v1/endpoints", "/api/v1/endpoints"), None);
+        assert_eq!(id("/api/v1/events/{id}", "/api/v1/events/evt_1"), None);
+        assert_eq!(id("/api/v1/sources/{id}", "/api/v1/endpoints/work"), None);
+    }
 
     fn grant(token: &str, role: Role) -> Grant {
         Grant {
             token: Secret::new(token),
             role,
+            endpoints: None,
         }
     }
 

@@ -117,6 +117,7 @@ mod tests {
         let grant = |t: &str, role| Grant {
             token: Secret::new(t),
             role,
+            endpoints: None,
         };
         let grants = [
             grant("v", Role::Viewer),

@@ -150,6 +150,9 @@ pub struct TokenConfig {
     pub token: Secret,
     /// `viewer`, `operator` or `admin`.
     pub role: Role,
+    /// Scopes the token to these endpoints' routes (a pull consumer's token): it may call
+    /// `/api/v1/endpoints/{id}…` for these ids only, as its role allows, and nothing else.
+    pub endpoints: Option<Vec<String>>,
 }
 
 fn default_admin_listen() -> String {

@@ -44,6 +44,9 @@ impl fmt::Display for Role {
 pub struct Grant {
     pub token: Secret,
     pub role: Role,
+    /// A consumer's scope: only routes of these endpoints (`/endpoints/{id}/…`). `None`:
+    /// every route the role allows.
+    pub endpoints: Option<Vec<String>>,
 }
 
 #[cfg(test)]
@@ -61,6 +64,7 @@ mod tests {
         let grant = Grant {
             token: Secret::new("hg_very-secret"),
             role: Role::Operator,
+            endpoints: None,
         };
         assert!(!format!("{grant:?}").contains("very-secret"));
     }

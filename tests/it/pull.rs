@@ -348,3 +348,40 @@ async fn kill_9_while_consumers_hold_leases_loses_nothing_across_postgres_nodes(
     kill_9_while_consumers_hold_leases_loses_nothing(&configs).await;
     db.drop().await;
 }
+
+#[tokio::test]
+async fn a_consumer_token_reaches_its_endpoints_routes_and_nothing_else() {
+    let text = format!(
+        "[admin]\ntoken = \"{ADMIN_TOKEN}\"\n[[admin.tokens]]\ntoken = \"consumer-token\"\n\
+         role = \"operator\"\nendpoints = [\"work\"]\n{}\n{}\
+         [[endpoints]]\nid = \"other\"\nkind = \"pull\"\n",
+        orders_source(),
+        pull_endpoint("")
+    );
+    let (gw, _dir) = Gateway::start(&text).await;
+    let sent = send_n(&gw.url("orders"), 1).await;
+    let as_consumer = |method: Method, path: &'static str, body: &'static str| {
+        let admin = gw.admin.clone();
+        async move { admin_as(&admin, "consumer-token", method, path, body).await }
+    };
+    let (status, answer) =
+        as_consumer(Method::POST, "/endpoints/work/messages:receive", "{}").await;
+    assert_eq!(status, 200, "{answer}");
+    let messages = answer["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(event_ids(&messages), sent);
+    let (status, _) = as_consumer(Method::GET, "/endpoints/work", "").await;
+    assert_eq!(status, 200, "its endpoint, as an operator sees it");
+    for (method, path) in [
+        (Method::POST, "/endpoints/other/messages:receive"),
+        (Method::GET, "/endpoints/other"),
+        (Method::GET, "/events"),
+        (Method::GET, "/endpoints"),
+        (Method::POST, "/dead-letters/replay"),
+        // Its own endpoint, but past its role: an operator sees no secret.
+        (Method::GET, "/endpoints/work/secret"),
+    ] {
+        let (status, answer) = as_consumer(method.clone(), path, "{}").await;
+        assert_eq!(status, 403, "{method} {path}: {answer}");
+    }
+    gw.stop().await;
+}
