@@ -51,6 +51,7 @@ pub enum CatalogError {
     Store(#[from] StoreError),
 }
 
+pub mod expire;
 pub mod sync;
 
 pub struct Catalog {

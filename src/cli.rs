@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 mod conn;
 mod events;
+mod listen;
 mod operator;
 mod trials;
 
@@ -85,6 +86,9 @@ enum Command {
         #[command(subcommand)]
         cmd: operator::Endpoints,
     },
+    /// Forward a running gateway's events to a local URL, through a pull endpoint (a
+    /// temporary one unless --endpoint): acked on a 2xx, nacked otherwise.
+    Listen(listen::Listen),
     /// Print the headers a sender would put on the body read from stdin.
     Sign {
         #[arg(long, value_parser = sign_schemes())]
@@ -191,6 +195,7 @@ pub fn main() -> ExitCode {
         }
         Command::Dlq { conn, cmd } => operator::dlq(conn, cmd).map_err(CliError::from),
         Command::Endpoints { conn, cmd } => operator::endpoints(conn, cmd).map_err(CliError::from),
+        Command::Listen(args) => listen::listen(args).map_err(CliError::from),
         Command::Sign {
             scheme,
             secret,

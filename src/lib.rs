@@ -328,6 +328,12 @@ pub async fn serve(
         Arc::clone(&dispatcher),
         stop_rx.clone(),
     ));
+    let expiry = tokio::spawn(catalog::expire::run(
+        Arc::clone(&catalog),
+        Arc::clone(&dispatcher),
+        Arc::clone(&opts.clock),
+        stop_rx.clone(),
+    ));
     tracing::info!(addr = %listeners.ingress.local_addr()?, "ingress listening");
     let admin_addr = listeners.admin.local_addr()?;
     tracing::info!(addr = %admin_addr, "admin listening");
@@ -366,6 +372,7 @@ pub async fn serve(
     let _ = pruner.await;
     let _ = publisher.await;
     let _ = catalog_sync.await;
+    let _ = expiry.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -97,6 +97,7 @@ pub(crate) fn view(st: &AdminState, e: &Endpoint) -> EndpointView {
         }),
         filter: e.filter.as_ref().map(|f| f.document().clone()),
         transform: e.transform.as_deref().map(str::to_string),
+        expires_at: e.expires_at_ms.map(super::params::rfc3339),
         // Filled from the store by `endpoint_health::fill` where it is shown.
         health: Default::default(),
     }

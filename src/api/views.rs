@@ -300,6 +300,9 @@ pub struct EndpointView {
     /// Its transform (a jq program); null: none.
     #[serde(default)]
     pub transform: Option<String>,
+    /// When it removes itself (RFC 3339); absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     /// Where its circuit breaker stands, and what it holds.
     #[serde(default)]
     pub health: HealthView,

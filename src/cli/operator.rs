@@ -250,7 +250,7 @@ impl Client {
 /// An answer of the API: the JSON as it came, and the same decoded.
 pub(super) struct Answer<T> {
     json: Value,
-    typed: T,
+    pub(super) typed: T,
 }
 
 fn innermost(e: &dyn std::error::Error) -> String {

@@ -151,6 +151,15 @@ fn destination(
     Ok(Destination::Http { url })
 }
 
+/// An RFC 3339 time as Unix ms; an error names `key`.
+fn rfc3339_ms(key: &str, text: &str) -> Result<u64, ConfigError> {
+    humantime::parse_rfc3339_weak(text)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .ok_or_else(|| ConfigError::new(key, format!("{text:?} is not an RFC 3339 time")))
+}
+
 /// What a pull endpoint may not have: a breaker or auto-disable (no receiver to fail), or a
 /// transform (not run on pulled messages yet).
 fn pull_rules(key: &str, e: &EndpointConfig) -> Result<(), ConfigError> {
@@ -206,16 +215,7 @@ pub(super) fn validate_endpoint(
         let pkey = format!("{key}.previous_secrets[{j}]");
         let k = verify::standard_webhooks::decode_secret(p.secret.expose())
             .map_err(|problem| ConfigError::new(format!("{pkey}.secret"), problem))?;
-        let until = humantime::parse_rfc3339_weak(&p.until)
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .and_then(|d| u64::try_from(d.as_millis()).ok())
-            .ok_or_else(|| {
-                ConfigError::new(
-                    format!("{pkey}.until"),
-                    format!("{:?} is not an RFC 3339 time", p.until),
-                )
-            })?;
+        let until = rfc3339_ms(&format!("{pkey}.until"), &p.until)?;
         previous_keys.push((Key(k), until));
     }
     if !previous_keys.is_empty() && e.secret.is_none() {
@@ -317,6 +317,10 @@ pub(super) fn validate_endpoint(
         ordering,
         filter,
         transform,
+        expires_at_ms: match &e.expires_at {
+            None => None,
+            Some(at) => Some(rfc3339_ms(&format!("{key}.expires_at"), at)?),
+        },
     })
 }
 

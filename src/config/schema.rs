@@ -475,6 +475,9 @@ pub struct EndpointConfig {
     pub filter: Option<serde_json::Value>,
     /// Its transform: a jq program run on each delivery as it is sent.
     pub transform: Option<String>,
+    /// When the endpoint removes itself (RFC 3339): `hookgate listen`'s temporary endpoints,
+    /// which it moves later while it runs. Only an endpoint made through the API is removed.
+    pub expires_at: Option<String>,
 }
 
 /// How an endpoint's deliveries leave: POSTed, or taken by consumers.

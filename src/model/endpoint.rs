@@ -93,6 +93,8 @@ pub struct Endpoint {
     pub filter: Option<std::sync::Arc<crate::filter::payload::PayloadFilter>>,
     /// Its transform: a jq program (checked to compile) run on each delivery as it is sent.
     pub transform: Option<std::sync::Arc<str>>,
+    /// When it removes itself (Unix ms), if it was made through the API (`catalog::expire`).
+    pub expires_at_ms: Option<u64>,
 }
 
 /// Headers an endpoint may neither add nor forward: hop-by-hop ones, and the ones hookgate

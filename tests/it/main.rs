@@ -26,6 +26,7 @@ mod handshakes;
 mod health_keys;
 mod ingress;
 mod limits;
+mod listen;
 mod observability;
 mod ops_events;
 mod ordering;
