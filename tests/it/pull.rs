@@ -9,6 +9,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use hookgate::model::event::DeliveryStatus;
+
 use crate::cluster::{TestDatabase, node_configs};
 use crate::harness::*;
 
@@ -383,5 +385,96 @@ async fn a_consumer_token_reaches_its_endpoints_routes_and_nothing_else() {
         let (status, answer) = as_consumer(method.clone(), path, "{}").await;
         assert_eq!(status, 403, "{method} {path}: {answer}");
     }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_example_worker_acks_what_it_processed_and_nacks_what_failed() {
+    let (gw, _dir) = Gateway::start(&config("retry = { max_attempts = 2 }")).await;
+    let (_, good) = send(&gw.url("orders"), "img-1", r#"{"image":"cat.jpg"}"#).await;
+    let (_, bad) = send(
+        &gw.url("orders"),
+        "img-2",
+        r#"{"image":"x.jpg","corrupt":true}"#,
+    )
+    .await;
+    let worker = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/worker.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(worker)
+        .arg("work")
+        .env("HOOKGATE_URL", &gw.admin)
+        .env("HOOKGATE_TOKEN", ADMIN_TOKEN)
+        .env("WORKER_STEP_SECONDS", "0")
+        .env("WORKER_IDLE_EXIT", "6")
+        .env("WORKER_WAIT", "1s")
+        .output()
+        .await
+        .expect("python3 runs the worker");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (good, bad) = (event_id(&good), event_id(&bad));
+    assert!(
+        stdout.contains(&format!("{good} attempt 1: cat")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{bad} attempt 2: failed")),
+        "{stdout}"
+    );
+    assert_eq!(gw.statuses(good).await, [DeliveryStatus::Delivered]);
+    assert_eq!(
+        gw.statuses(bad).await,
+        [DeliveryStatus::Dead],
+        "nacked past max_attempts"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_ordered_pull_endpoint_gives_one_message_per_key_at_a_time_and_none_while_paused() {
+    let (gw, _dir) = Gateway::start(&config("ordering = { key = { json = \"/customer\" } }")).await;
+    let mut sent = Vec::new();
+    for (i, customer) in ["a", "a", "b", "a"].iter().enumerate() {
+        let body = format!(r#"{{"customer":"{customer}","n":{i}}}"#);
+        let (status, answer) = send(&gw.url("orders"), &format!("o{i}"), &body).await;
+        assert_eq!(status, 202, "{answer}");
+        sent.push(answer["event_id"].as_str().expect("id").to_string());
+    }
+    let heads = receive_n(&gw.admin, 2, "30s").await;
+    assert_eq!(
+        event_ids(&heads),
+        BTreeSet::from([sent[0].clone(), sent[2].clone()]),
+        "the head of each key, and nothing behind a head in flight"
+    );
+    let (_, more) = call(&gw.admin, "receive", json!({"max": 10})).await;
+    assert_eq!(more["messages"], json!([]));
+    // Paused: nothing is given, even what is due.
+    let a_head = heads
+        .iter()
+        .find(|m| m["event_id"] == sent[0].as_str())
+        .cloned();
+    let (status, _) = call(
+        &gw.admin,
+        "ack",
+        json!({"receipts": receipts(&[a_head.expect("a's head")])}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = admin_call(&gw, Method::POST, "/endpoints/work/pause", "").await;
+    assert_eq!(status, 200);
+    let (_, paused) = call(&gw.admin, "receive", json!({"max": 10})).await;
+    assert_eq!(paused["messages"], json!([]), "paused");
+    let (status, _) = admin_call(&gw, Method::POST, "/endpoints/work/resume", "").await;
+    assert_eq!(status, 200);
+    let next = receive_n(&gw.admin, 1, "30s").await;
+    assert_eq!(
+        event_ids(&next),
+        BTreeSet::from([sent[1].clone()]),
+        "a's next, in order"
+    );
     gw.stop().await;
 }
