@@ -22,8 +22,11 @@
 //! - `due`: (endpoint id, due ms, delivery id) → (): each endpoint's schedule, so a lane reads
 //!   only its own work. Holds exactly the deliveries that are not final and not blocked;
 //!   while one is being sent its key is its lease expiry.
-//! - `leases`: delivery id → lease expiry, for the few deliveries in flight. At open, every
-//!   lease left by a previous process is made due at once.
+//! - `leases`: delivery id → lease expiry, for the few deliveries lanes have in flight. At
+//!   open, every lease left by a previous process is made due at once.
+//! - `pulled`: delivery id → lease token, for the deliveries pull consumers hold
+//!   (`pulled.rs`): **never taken back at open**; their tokens are read back, so receipts
+//!   held across a restart still fence.
 //! - `attempts`: (delivery id, attempt number) → `AttemptRecord`.
 //! - `dead`: (dead-at ms, delivery id) → (): the dead-letter index.
 //! - `order_queue`: (endpoint id, order key, place) → delivery id: the ordered deliveries
@@ -230,8 +233,8 @@ pub struct RedbStore {
 }
 
 impl RedbStore {
-    /// Opens (or creates) the store in `data_dir`, takes back every lease a previous process
-    /// left, and starts the writer.
+    /// Opens (or creates) the store in `data_dir`, takes back every lane's lease a previous
+    /// process left (a pull consumer's stays: `pulled`), and starts the writer.
     pub fn open(data_dir: &Path, opts: StoreOptions) -> Result<RedbStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Storage(format!("cannot create {}: {e}", data_dir.display()))
