@@ -20,7 +20,9 @@ mod prune;
 mod pull;
 mod quarantine;
 mod requeue;
+mod settle;
 mod tables;
+use settle::{complete, lease};
 #[cfg(test)]
 mod tests;
 
@@ -32,7 +34,6 @@ use redb::{Durability, ReadableDatabase};
 use tokio::sync::{mpsc, oneshot};
 
 use super::DbSlot;
-use super::records::AttemptRecord;
 use super::{
     ATTEMPTS, CONFIG_ENTRIES, Completion, DEAD, DEDUP, DEDUP_EXPIRY, DELIVERIES, DUE,
     ENDPOINT_HEALTH, ENDPOINT_STATE, EVENTS, EntryKind, Held, IngestOutcome, LEASES, META,
@@ -494,54 +495,6 @@ impl Writer {
         self.endpoints = known;
         Ok((outcomes, pending))
     }
-}
-
-/// Leases what may be leased; returns those ids.
-fn lease(
-    t: &mut Tables<'_>,
-    ids: &[DeliveryId],
-    until_ms: u64,
-    now_ms: u64,
-    pending: &mut u64,
-) -> Result<Vec<u128>, StoreError> {
-    let mut leased = Vec::with_capacity(ids.len());
-    for id in ids {
-        let Some(old) = read_delivery(t, id.0)? else {
-            continue;
-        };
-        let Ok(new) = outbox::lease(&old, until_ms, now_ms) else {
-            continue;
-        };
-        put_delivery(t, Some(&old), &new, pending)?;
-        t.leases.insert(id.0, until_ms)?;
-        leased.push(id.0);
-    }
-    Ok(leased)
-}
-
-/// Records a result; returns the delivery's new state, or `None` when it changed nothing.
-fn complete(
-    t: &mut Tables<'_>,
-    c: &Completion,
-    pending: &mut u64,
-) -> Result<Option<crate::model::event::Delivery>, StoreError> {
-    let id = c.delivery_id.0;
-    let Some(old) = read_delivery(t, id)? else {
-        return Ok(None);
-    };
-    // Refused when already settled (a second result after a lease was taken back): the first
-    // stands.
-    let Ok(new) = outbox::complete(&old, &c.attempt, &c.next) else {
-        return Ok(None);
-    };
-    t.leases.remove(id)?;
-    t.pulled.remove(id)?;
-    t.attempts.insert(
-        (id, new.attempts),
-        records::encode(&AttemptRecord::from(&c.attempt)).as_slice(),
-    )?;
-    put_delivery(t, Some(&old), &new, pending)?;
-    Ok(Some(new))
 }
 
 fn set_paused(t: &mut Tables<'_>, endpoint: &str, paused: bool) -> Result<(), StoreError> {
