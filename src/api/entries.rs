@@ -98,8 +98,14 @@ fn endpoint_keys() -> Vec<(&'static str, Value, bool)> {
     vec![
         ("id", reference("EntryId"), false),
         (
+            "kind",
+            json!({ "type": "string", "enum": ["push", "pull"], "description":
+                "push (the default: POSTed to url) or pull (no url: consumers take its messages)" }),
+            true,
+        ),
+        (
             "url",
-            json!({ "type": "string", "description": "An http or https URL" }),
+            json!({ "type": "string", "description": "An http or https URL (required unless kind is pull, which has none)" }),
             false,
         ),
         ("sources", strings(), false),
@@ -160,6 +166,11 @@ fn endpoint_keys() -> Vec<(&'static str, Value, bool)> {
             json!({ "type": "string", "minLength": 1, "maxLength": 65536, "description":
                 "A jq program run on each delivery as it is sent: it maps {body, headers, \
                  event_type} to a new one, or to null to drop the delivery" }),
+            true,
+        ),
+        (
+            "expires_at",
+            json!({ "type": "string", "description": "RFC 3339: when the endpoint removes itself" }),
             true,
         ),
     ]
@@ -272,7 +283,7 @@ body_schema!(
     EndpointBody,
     create_body(
         endpoint_keys(),
-        &["id", "url"],
+        &["id"],
         &format!("An `[[endpoints]]` entry of the config file, as JSON.{AFTER_SHAPE}")
     )
 );
@@ -452,7 +463,7 @@ mod tests {
         for (schema, value) in [
             (
                 EndpointBody::schema(),
-                create_body(endpoint_keys(), &["id", "url"], ""),
+                create_body(endpoint_keys(), &["id"], ""),
             ),
             (SourcePatch::schema(), patch_body(source_keys(), "")),
         ] {

@@ -86,7 +86,6 @@ const LINKS: &[(&str, &str, &str, &[&str])] = &[
             "enable_endpoint",
             "test_filter",
             "test_transform",
-            "receive_messages",
         ],
     ),
     (
