@@ -168,6 +168,34 @@ pub fn api_body(data: &[u8]) {
     }
 }
 
+/// A pull endpoint's message bodies (receive, ack, nack, extend) and its stream's query, each
+/// through the parser its handler uses: the first byte picks which.
+pub fn messages_body(data: &[u8]) {
+    use crate::api::messages;
+    let Some((&route, body)) = data.split_first() else {
+        return;
+    };
+    match route % 5 {
+        0 => {
+            let _ = messages::parse_receive(body);
+        }
+        1 => {
+            let _ = messages::parse_ack(body);
+        }
+        2 => {
+            let _ = messages::parse_nack(body);
+        }
+        3 => {
+            let _ = messages::parse_extend(body);
+        }
+        _ => {
+            if let Ok(query) = std::str::from_utf8(body) {
+                let _ = messages::parse_stream_query(Some(query));
+            }
+        }
+    }
+}
+
 /// Duration and time strings: config durations, the API's `since`/`until`, and `Retry-After`
 /// (seconds or an HTTP date).
 /// A payload filter and a request to match it against (see

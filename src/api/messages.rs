@@ -22,7 +22,7 @@ use crate::model::Endpoint;
 use crate::respond;
 
 mod stream;
-pub use stream::{__path_stream, Streams, stream};
+pub use stream::{__path_stream, Streams, ask as parse_stream_query, stream};
 
 /// What a receive asks for; every field optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -102,6 +102,17 @@ pub struct Settled {
     pub stale: Vec<String>,
 }
 
+/// A 409: an error (`not_a_pull_endpoint`, or `stale_receipt` with what the request did
+/// beside it: the receipts applied, and those that were stale).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Conflict {
+    pub error: respond::ErrorDetail,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<Vec<String>>,
+}
+
 /// Takes up to `max` due messages, waiting up to `wait` for one.
 #[utoipa::path(post, path = "/api/v1/endpoints/{id}/messages:receive", operation_id = "receive_messages", tag = "messages",
     params(("id" = EntryId, Path)), request_body(content = ReceiveBody),
@@ -114,27 +125,13 @@ pub async fn receive(
     body: Bytes,
 ) -> ApiResult {
     let e = pull_endpoint(&st, &id)?;
-    let b: ReceiveBody = params::json_body_or_default(&body)?;
-    let max = match b.max {
-        None => 10,
-        Some(n @ 1..=100) => n as usize,
-        Some(_) => return Err(bad_request("max", "must be from 1 to 100")),
-    };
-    let wait = b.wait.map_or(Duration::ZERO, |d| d.0);
-    if wait > pull::MAX_WAIT {
-        return Err(bad_request("wait", "must be at most 60s"));
-    }
-    let visibility = visibility(b.visibility, "visibility")?;
+    let req = parse_receive(&body)?;
     let dispatcher = Arc::clone(&st.dispatcher);
     let paused_id = e.id.clone();
     let messages = pull_of(&st)
         .receive(
             &e,
-            Receive {
-                max,
-                wait,
-                visibility,
-            },
+            req,
             move || dispatcher.is_paused(&paused_id).unwrap_or(false),
             st.stopping.clone(),
         )
@@ -147,7 +144,7 @@ pub async fn receive(
 #[utoipa::path(post, path = "/api/v1/endpoints/{id}/messages:ack", operation_id = "ack_messages", tag = "messages",
     params(("id" = EntryId, Path)), request_body(content = ReceiptsBody),
     responses((status = 200, body = Settled), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = Settled), (status = 503, body = ErrorBody)),
+        (status = 404, body = ErrorBody), (status = 409, body = Conflict), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn ack(
     State(st): State<Arc<AdminState>>,
@@ -155,13 +152,9 @@ pub async fn ack(
     body: Bytes,
 ) -> ApiResult {
     let e = pull_endpoint(&st, &id)?;
-    let b: ReceiptsBody = params::json_body(&body)?;
-    if b.visibility.is_some() {
-        return Err(bad_request("visibility", "is for extend, not ack"));
-    }
-    let receipts = receipts(&b.receipts)?;
+    let (given, receipts) = parse_ack(&body)?;
     let applied = pull_of(&st).settle(&e, &receipts, &Settle::Ack).await?;
-    Ok(settled(&b.receipts, &applied))
+    Ok(settled(&given, &applied))
 }
 
 /// Fails messages: each counts an attempt and is due again after `delay` (or the backoff),
@@ -169,7 +162,7 @@ pub async fn ack(
 #[utoipa::path(post, path = "/api/v1/endpoints/{id}/messages:nack", operation_id = "nack_messages", tag = "messages",
     params(("id" = EntryId, Path)), request_body(content = NackBody),
     responses((status = 200, body = Settled), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = Settled), (status = 503, body = ErrorBody)),
+        (status = 404, body = ErrorBody), (status = 409, body = Conflict), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn nack(
     State(st): State<Arc<AdminState>>,
@@ -177,7 +170,60 @@ pub async fn nack(
     body: Bytes,
 ) -> ApiResult {
     let e = pull_endpoint(&st, &id)?;
-    let b: NackBody = params::json_body(&body)?;
+    let (given, receipts, how) = parse_nack(&body)?;
+    let applied = pull_of(&st).settle(&e, &receipts, &how).await?;
+    Ok(settled(&given, &applied))
+}
+
+/// Prolongs messages' leases to `visibility` from now.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/messages:extend", operation_id = "extend_messages", tag = "messages",
+    params(("id" = EntryId, Path)), request_body(content = ReceiptsBody),
+    responses((status = 200, body = Settled), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = Conflict), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn extend(
+    State(st): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let e = pull_endpoint(&st, &id)?;
+    let (given, receipts, visibility) = parse_extend(&body)?;
+    let applied = pull_of(&st).extend(&e, &receipts, visibility).await?;
+    Ok(settled(&given, &applied))
+}
+
+/// A receive's body (none at all: every default).
+pub fn parse_receive(body: &[u8]) -> Result<Receive, ApiError> {
+    let b: ReceiveBody = params::json_body_or_default(body)?;
+    let max = match b.max {
+        None => 10,
+        Some(n @ 1..=100) => n as usize,
+        Some(_) => return Err(bad_request("max", "must be from 1 to 100")),
+    };
+    let wait = b.wait.map_or(Duration::ZERO, |d| d.0);
+    if wait > pull::MAX_WAIT {
+        return Err(bad_request("wait", "must be at most 60s"));
+    }
+    Ok(Receive {
+        max,
+        wait,
+        visibility: visibility(b.visibility, "visibility")?,
+    })
+}
+
+/// An ack's body: the receipts as given, and parsed.
+pub fn parse_ack(body: &[u8]) -> Result<(Vec<String>, Vec<Receipt>), ApiError> {
+    let b: ReceiptsBody = params::json_body(body)?;
+    if b.visibility.is_some() {
+        return Err(bad_request("visibility", "is for extend, not ack"));
+    }
+    let receipts = receipts(&b.receipts)?;
+    Ok((b.receipts, receipts))
+}
+
+/// A nack's body: the receipts as given and parsed, and what to record.
+pub fn parse_nack(body: &[u8]) -> Result<(Vec<String>, Vec<Receipt>, Settle), ApiError> {
+    let b: NackBody = params::json_body(body)?;
     let receipts = receipts(&b.receipts)?;
     if let Some(reason) = &b.reason
         && (reason.len() > 1024 || reason.chars().any(char::is_control))
@@ -191,27 +237,15 @@ pub async fn nack(
         delay: b.delay.map(|d| d.0),
         reason: b.reason,
     };
-    let applied = pull_of(&st).settle(&e, &receipts, &how).await?;
-    Ok(settled(&b.receipts, &applied))
+    Ok((b.receipts, receipts, how))
 }
 
-/// Prolongs messages' leases to `visibility` from now.
-#[utoipa::path(post, path = "/api/v1/endpoints/{id}/messages:extend", operation_id = "extend_messages", tag = "messages",
-    params(("id" = EntryId, Path)), request_body(content = ReceiptsBody),
-    responses((status = 200, body = Settled), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = Settled), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn extend(
-    State(st): State<Arc<AdminState>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> ApiResult {
-    let e = pull_endpoint(&st, &id)?;
-    let b: ReceiptsBody = params::json_body(&body)?;
+/// An extend's body: the receipts as given and parsed, and the new visibility timeout.
+pub fn parse_extend(body: &[u8]) -> Result<(Vec<String>, Vec<Receipt>, Duration), ApiError> {
+    let b: ReceiptsBody = params::json_body(body)?;
     let receipts = receipts(&b.receipts)?;
     let visibility = visibility(b.visibility, "visibility")?;
-    let applied = pull_of(&st).extend(&e, &receipts, visibility).await?;
-    Ok(settled(&b.receipts, &applied))
+    Ok((b.receipts, receipts, visibility))
 }
 
 fn pull_of(st: &AdminState) -> Pull<'_> {
@@ -265,21 +299,25 @@ fn settled(given: &[String], applied: &[bool]) -> axum::response::Response {
         .filter(|(_, ok)| !**ok)
         .map(|(r, _)| r.clone())
         .collect();
-    let status = if stale.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::CONFLICT
-    };
-    let body = Settled {
-        applied: applied.iter().filter(|a| **a).count(),
-        stale,
-    };
-    let mut r = respond::typed(status, &body);
-    if status == StatusCode::CONFLICT {
-        // Shaped as a result, not an error: keep it out of the JSON error rewrite.
-        r.extensions_mut()
-            .insert(respond::ErrorCode("stale_receipt".into()));
+    let applied = applied.iter().filter(|a| **a).count();
+    if stale.is_empty() {
+        return respond::typed(StatusCode::OK, &Settled { applied, stale });
     }
+    let body = Conflict {
+        error: respond::ErrorDetail {
+            code: "stale_receipt".into(),
+            message: format!(
+                "{} of {} receipts are not current (settled, or taken again since): they changed nothing",
+                stale.len(),
+                given.len()
+            ),
+        },
+        applied: Some(applied),
+        stale: Some(stale),
+    };
+    let mut r = respond::typed(StatusCode::CONFLICT, &body);
+    r.extensions_mut()
+        .insert(respond::ErrorCode("stale_receipt".into()));
     r
 }
 

@@ -38,6 +38,7 @@ const PARSER_TARGETS: &[(&str, Entry)] = &[
     ("key_value_header", fuzzing::key_value_header),
     ("config", fuzzing::config),
     ("api_body", fuzzing::api_body),
+    ("messages_body", fuzzing::messages_body),
     ("durations", fuzzing::durations),
     ("endpoint_url", fuzzing::endpoint_url),
     ("payload_filter", fuzzing::payload_filter),

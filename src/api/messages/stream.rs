@@ -121,12 +121,13 @@ impl Streams {
 }
 
 /// What a stream asks for, from its query.
-struct Ask {
+pub struct Ask {
     max_unacked: usize,
     visibility: Duration,
 }
 
-fn ask(query: Option<&str>) -> Result<Ask, ApiError> {
+/// A stream's query: `max_unacked` and `visibility`, each optional.
+pub fn ask(query: Option<&str>) -> Result<Ask, ApiError> {
     let mut out = Ask {
         max_unacked: 10,
         visibility: pull::DEFAULT_VISIBILITY,
