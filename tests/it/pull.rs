@@ -478,3 +478,52 @@ async fn an_ordered_pull_endpoint_gives_one_message_per_key_at_a_time_and_none_w
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn consumers_on_two_postgres_nodes_share_an_endpoint_and_never_get_one_message_twice() {
+    let Some(db) = TestDatabase::create("consumers_on_two_nodes_share_an_endpoint").await else {
+        return;
+    };
+    let (_dir, configs) = node_configs(&db, &["a", "b"], &pull_endpoint("")).await;
+    let a = Binary::start(&configs[0]).await;
+    let b = Binary::start(&configs[1]).await;
+    let sent = send_n(&a.url("orders"), 40).await;
+    // One consumer holding messages does not hold up another: each gets its own.
+    let held_a = receive_n(&a.admin, 5, "30s").await;
+    let held_b = receive_n(&b.admin, 5, "30s").await;
+    assert!(event_ids(&held_a).is_disjoint(&event_ids(&held_b)));
+    for (node, held) in [(&a, &held_a), (&b, &held_b)] {
+        let (status, _) = call(&node.admin, "ack", json!({"receipts": receipts(held)})).await;
+        assert_eq!(status, 200);
+    }
+    // Then both take at once, in batches of 5, until nothing is left.
+    let consume = |admin: String| async move {
+        let mut got = Vec::new();
+        loop {
+            let (status, answer) = call(&admin, "receive", json!({"max": 5, "wait": "1s"})).await;
+            assert_eq!(status, 200, "{answer}");
+            let batch = answer["messages"].as_array().cloned().unwrap_or_default();
+            if batch.is_empty() {
+                return got;
+            }
+            let (status, _) = call(&admin, "ack", json!({"receipts": receipts(&batch)})).await;
+            assert_eq!(status, 200, "acked under its own lease");
+            got.extend(batch);
+        }
+    };
+    let (from_a, from_b) = tokio::join!(consume(a.admin.clone()), consume(b.admin.clone()));
+    let ids_a: BTreeSet<String> = event_ids(&from_a)
+        .union(&event_ids(&held_a))
+        .cloned()
+        .collect();
+    let ids_b: BTreeSet<String> = event_ids(&from_b)
+        .union(&event_ids(&held_b))
+        .cloned()
+        .collect();
+    assert_eq!(ids_a.len() + ids_b.len(), 40, "no message given twice");
+    assert!(ids_a.is_disjoint(&ids_b));
+    assert_eq!(&ids_a | &ids_b, sent);
+    a.kill_9().await;
+    b.kill_9().await;
+    db.drop().await;
+}
