@@ -116,7 +116,11 @@ pub fn transform_value(text: &str) -> Option<&str> {
 pub fn create_body(v: &Values, secret: Option<String>) -> Result<Value, FieldError> {
     let mut body = advanced_object(&v.advanced)?;
     body.insert("id".into(), Value::String(v.id.clone()));
-    body.insert("url".into(), Value::String(v.url.clone()));
+    // A pull endpoint (`"kind": "pull"` under Advanced) has no URL: an empty field names none,
+    // and a push endpoint without one is refused with the URL field at fault.
+    if !v.url.trim().is_empty() {
+        body.insert("url".into(), Value::String(v.url.clone()));
+    }
     let sources = list(&v.sources);
     if !sources.is_empty() {
         body.insert("sources".into(), Value::Array(sources));
@@ -287,6 +291,21 @@ mod tests {
         assert_eq!(
             create_body(&bare, None).expect("valid"),
             json!({"id": "shop", "url": "https://example.com/hook"})
+        );
+    }
+
+    #[test]
+    fn a_pull_endpoint_is_made_with_no_url() {
+        let pull = Values {
+            url: " ".into(),
+            advanced: r#"{"kind": "pull"}"#.into(),
+            sources: String::new(),
+            event_types: String::new(),
+            ..values()
+        };
+        assert_eq!(
+            create_body(&pull, None).expect("valid"),
+            json!({"id": "shop", "kind": "pull"})
         );
     }
 
