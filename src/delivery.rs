@@ -64,6 +64,8 @@ struct LaneHandle {
     /// What the lane's successor inherits.
     state: Arc<lane::LaneState>,
     max_in_flight: u32,
+    /// A pull endpoint's handle: it sends nothing, so it takes no share of the global cap.
+    pull: bool,
 }
 
 /// Runs every endpoint's lane; lanes can be added, replaced and removed while it runs.
@@ -106,7 +108,8 @@ impl Dispatcher {
     /// least 1, at most its `max_in_flight`. Run whenever an endpoint comes, goes or changes.
     fn rebalance(&self) {
         let lanes = self.lanes();
-        let share = (self.shared.global_cap / lanes.len().max(1)).max(1);
+        let senders = lanes.values().filter(|h| !h.pull).count();
+        let share = (self.shared.global_cap / senders.max(1)).max(1);
         for h in lanes.values() {
             let own = usize::try_from(h.max_in_flight).unwrap_or(usize::MAX);
             h.state.slots.resize(own.min(share));
@@ -127,6 +130,7 @@ impl Dispatcher {
         inherit: Option<Arc<lane::LaneState>>,
     ) -> LaneHandle {
         let max_in_flight = endpoint.max_in_flight;
+        let pull = endpoint.destination.is_pull();
         let state = inherit.unwrap_or_else(|| {
             lane::LaneState::new(
                 usize::try_from(max_in_flight).unwrap_or(usize::MAX),
@@ -149,6 +153,7 @@ impl Dispatcher {
             task,
             state,
             max_in_flight,
+            pull,
         }
     }
 

@@ -190,7 +190,7 @@ pub fn messages_body(data: &[u8]) {
         }
         _ => {
             if let Ok(query) = std::str::from_utf8(body) {
-                let _ = messages::parse_stream_query(Some(query));
+                let _ = messages::stream::ask(Some(query));
             }
         }
     }

@@ -21,8 +21,8 @@ use crate::delivery::pull::{self, Message, Pull, Receipt, Receive, Settle};
 use crate::model::Endpoint;
 use crate::respond;
 
-mod stream;
-pub use stream::{__path_stream, Streams, ask as parse_stream_query, stream};
+pub(crate) mod stream;
+pub use stream::{__path_stream, Streams, stream};
 
 /// What a receive asks for; every field optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
