@@ -321,15 +321,20 @@ fn settled(given: &[String], applied: &[bool]) -> axum::response::Response {
     r
 }
 
-fn view(m: Message) -> MessageView {
+/// A body as a message carries it: as text when it is UTF-8, else in base64.
+fn payload_fields(body: &[u8]) -> (Option<String>, Option<String>) {
     use base64::Engine;
-    let (payload, payload_base64) = match std::str::from_utf8(&m.body) {
+    match std::str::from_utf8(body) {
         Ok(text) => (Some(text.to_string()), None),
         Err(_) => (
             None,
-            Some(base64::engine::general_purpose::STANDARD.encode(&m.body)),
+            Some(base64::engine::general_purpose::STANDARD.encode(body)),
         ),
-    };
+    }
+}
+
+fn view(m: Message) -> MessageView {
+    let (payload, payload_base64) = payload_fields(&m.body);
     MessageView {
         receipt: m.receipt.encode(),
         delivery_id: m.receipt.delivery_id.to_string(),

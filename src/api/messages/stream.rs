@@ -9,7 +9,9 @@
 //!
 //! Each message's SSE `id:` is `<stream>:<n>`. **A reconnect with `Last-Event-ID` resumes
 //! the stream**: the messages sent after that id and still leased to it, which the consumer
-//! may never have got, are sent again (same receipts), then new ones follow. A stream this
+//! may never have got, are sent again (same receipts, the payload read again from the store:
+//! **a stream keeps no payload in memory**, only each message's headers and receipt), then
+//! new ones follow. A stream this
 //! process no longer knows (it restarted; another node answers) starts afresh; what the old
 //! one held comes back when its leases run out, as any unacked message does. Nothing is lost
 //! either way.
@@ -188,12 +190,22 @@ pub async fn stream(
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let (name, held, again) = st.streams.resume(&endpoint.id, last);
     let mut queued = VecDeque::from([Event::default().comment("messages")]);
-    {
+    let resend: Vec<(u64, MessageView)> = {
         let h = held.lock().unwrap_or_else(|p| p.into_inner());
-        for n in again {
-            if let Some((m, _)) = h.sent.get(&n) {
-                queued.push_back(event(&name, n, m));
-            }
+        again
+            .into_iter()
+            .filter_map(|n| h.sent.get(&n).map(|(m, _)| (n, m.clone())))
+            .collect()
+    };
+    for (n, mut m) in resend {
+        // Payloads are not kept in memory for a reconnect: read again, the same bytes the
+        // headers were signed over (a pull endpoint has no transform).
+        let Ok(event_id) = m.event_id.parse() else {
+            continue;
+        };
+        if let Some((_, payload)) = st.store.event(event_id).await? {
+            (m.payload, m.payload_base64) = super::payload_fields(&payload.body);
+            queued.push_back(event(&name, n, &m));
         }
     }
     let s = Stream {
@@ -304,7 +316,18 @@ impl Stream {
             h.next += 1;
             let n = h.next;
             self.queued.push_back(event(&self.name, n, &v));
-            h.sent.insert(n, (v, until));
+            // Kept for a reconnect without its payload, which is read again then.
+            h.sent.insert(
+                n,
+                (
+                    MessageView {
+                        payload: None,
+                        payload_base64: None,
+                        ..v
+                    },
+                    until,
+                ),
+            );
         }
         drop(h);
         self.queued.pop_front()
