@@ -189,18 +189,19 @@ impl Reader<'_> {
     fn string(&mut self) -> Option<Val> {
         self.at += 1;
         let start = self.at;
-        // The common case: no escape, a slice of the body.
-        loop {
-            match self.peek()? {
-                b'"' => {
-                    let s = self.text.slice(start..self.at);
-                    self.at += 1;
-                    return Some(Val::utf8_str(s));
-                }
-                b'\\' => break,
-                0x00..=0x1f => return None,
-                _ => self.at += 1,
-            }
+        // The common case: no escape, a slice of the body. The end is found a word at a time
+        // (memchr) and the run before it checked for control characters in one branch-free
+        // pass: bodies are mostly long strings, and a byte-by-byte loop was a third of a run.
+        let rest = self.text.get(start..)?;
+        let stop = memchr::memchr2(b'"', b'\\', rest)?;
+        if has_control(&rest[..stop]) {
+            return None;
+        }
+        self.at = start + stop;
+        if rest[stop] == b'"' {
+            let s = self.text.slice(start..self.at);
+            self.at += 1;
+            return Some(Val::utf8_str(s));
         }
         let mut out = self.text[start..self.at].to_vec();
         loop {
@@ -258,6 +259,12 @@ impl Reader<'_> {
         };
         char::from_u32(code)
     }
+}
+
+/// True when `bytes` holds a control character (below U+0020), which JSON strings must escape.
+/// A fold rather than `any`: without an early exit the compiler checks 16 or 32 bytes a step.
+fn has_control(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |found, &b| found | (b < 0x20))
 }
 
 #[cfg(test)]
@@ -321,6 +328,8 @@ mod tests {
             "\"\\u12g4\"",
             "\"\\u+123\"",
             "\"tab\there\"",
+            "\"escaped\\n then a tab\there\"",
+            "\"a long run before a line break: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n\"",
             "\"unterminated",
             "[",
             "{\"a\"",
