@@ -246,9 +246,13 @@ impl<'a> Reader<'a> {
         Ok(self.payload.slice(range))
     }
 
+    /// A string field, copied straight out of the payload (no shared handle on it is made).
     fn string(&mut self, what: &str) -> Result<String, FrameError> {
-        let bytes = self.bytes()?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| FrameError(format!("{what} is not UTF-8")))
+        let n = self.u32()? as usize;
+        let range = self.take(n)?;
+        std::str::from_utf8(&self.payload[range])
+            .map(str::to_owned)
+            .map_err(|_| FrameError(format!("{what} is not UTF-8")))
     }
 
     fn rest(&mut self) -> Bytes {

@@ -5,7 +5,7 @@
 //! may print values that are not JSON (byte strings, `NaN`, non-string keys): here those are
 //! errors naming their place, or (`NaN`, infinities) what jq prints for them.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use bytes::Bytes;
 use jaq_json::{Num, Val};
@@ -61,20 +61,22 @@ impl Output {
         let mut headers = None;
         let mut event_type = None;
         for (key, value) in map.iter() {
-            match key_str(key).as_deref() {
-                Some("body") => body = Some(encode_body(value, input, given_body)?),
-                Some("headers") => headers = Some(decode_headers(value)?),
-                Some("event_type") => event_type = Some(decode_event_type(value)?),
-                Some(other) => {
+            let Val::TStr(name) = key else {
+                return Err(invalid(format!(
+                    "the output object has a key that is not a string: {}",
+                    describe(key)
+                )));
+            };
+            // Compared as bytes: no string is built for a key unless it is wrong.
+            match &name[..] {
+                b"body" => body = Some(encode_body(value, input, given_body)?),
+                b"headers" => headers = Some(decode_headers(value)?),
+                b"event_type" => event_type = Some(decode_event_type(value)?),
+                other => {
                     return Err(invalid(format!(
-                        "unknown key {other:?} in the output object (expected body, headers, \
-                         event_type)"
-                    )));
-                }
-                None => {
-                    return Err(invalid(format!(
-                        "the output object has a key that is not a string: {}",
-                        describe(key)
+                        "unknown key {:?} in the output object (expected body, headers, \
+                         event_type)",
+                        String::from_utf8_lossy(other)
                     )));
                 }
             }
@@ -181,13 +183,6 @@ pub fn body_value(body: &Bytes) -> Val {
     super::json::parse(body, MAX_BODY_DEPTH).unwrap_or_else(|| Val::utf8_str(body.clone()))
 }
 
-fn key_str(key: &Val) -> Option<String> {
-    match key {
-        Val::TStr(s) => Some(String::from_utf8_lossy(s).into_owned()),
-        _ => None,
-    }
-}
-
 /// A short description of a value for an error message: its type and the start of its text.
 fn describe(value: &Val) -> String {
     let kind = match value {
@@ -276,7 +271,7 @@ fn decode_headers(value: &Val) -> Result<Vec<(String, String)>, TransformError> 
                 )));
             }
         };
-        if http::HeaderValue::from_str(&value).is_err() {
+        if !is_header_value(&value) {
             return Err(invalid(format!(
                 "headers: the value of {name:?} is not a valid HTTP header value (control \
                  characters or line breaks)"
@@ -285,6 +280,14 @@ fn decode_headers(value: &Val) -> Result<Vec<(String, String)>, TransformError> 
         headers.push((name, value));
     }
     Ok(headers)
+}
+
+/// What `http::HeaderValue::from_str` accepts (visible ASCII, spaces, tabs and any non-ASCII
+/// UTF-8), checked without building the value it would allocate; a test holds the two equal.
+fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (b >= 0x20 && b != 0x7f) || b == b'\t')
 }
 
 fn decode_event_type(value: &Val) -> Result<Option<String>, TransformError> {
@@ -380,37 +383,36 @@ fn write_json(out: &mut Vec<u8>, value: &Val, depth: usize) -> Result<(), JsonEr
     Ok(())
 }
 
+/// Writes a number straight into `out` (writing into a `Vec` cannot fail).
 fn write_number(out: &mut Vec<u8>, n: &Num, value: &Val) {
-    let mut text = String::new();
     match n {
         Num::Int(i) => {
-            let _ = write!(text, "{i}");
+            let _ = write!(out, "{i}");
         }
         Num::BigInt(i) => {
-            let _ = write!(text, "{i}");
+            let _ = write!(out, "{i}");
         }
-        Num::Dec(d) if is_json_number(d) => text.push_str(d),
-        Num::Float(f) => write_float(&mut text, *f),
+        Num::Dec(d) if is_json_number(d) => out.extend_from_slice(d.as_bytes()),
+        Num::Float(f) => write_float(out, *f),
         Num::Dec(_) => {
             let f = jaq_std::ValT::as_f64(value).unwrap_or(f64::NAN);
-            write_float(&mut text, f);
+            write_float(out, f);
         }
     }
-    out.extend_from_slice(text.as_bytes());
 }
 
-fn write_float(text: &mut String, f: f64) {
+fn write_float(out: &mut Vec<u8>, f: f64) {
     if f.is_nan() {
-        text.push_str("null");
+        out.extend_from_slice(b"null");
     } else if f.is_infinite() {
-        text.push_str(if f > 0.0 {
-            "1.7976931348623157e+308"
+        out.extend_from_slice(if f > 0.0 {
+            &b"1.7976931348623157e+308"[..]
         } else {
-            "-1.7976931348623157e+308"
+            &b"-1.7976931348623157e+308"[..]
         });
     } else {
         // jaq's own rendering of a finite float (ryu), which is valid JSON.
-        let _ = write!(text, "{}", Num::Float(f));
+        let _ = write!(out, "{}", Num::Float(f));
     }
 }
 
@@ -454,7 +456,12 @@ fn is_json_number(s: &str) -> bool {
 }
 
 fn write_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    let text = String::from_utf8_lossy(bytes);
+    // `from_utf8` first: its ASCII fast path is several times quicker than the lossy scan,
+    // and strings are almost always valid.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
     out.push(b'"');
     let mut start = 0;
     for (i, c) in text.bytes().enumerate() {

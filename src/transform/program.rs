@@ -46,6 +46,13 @@ pub struct Program {
     filter: Filter,
 }
 
+thread_local! {
+    /// The global variables (`$ENV`, an empty object), built once per thread: every run shares
+    /// them rather than allocating them again. (Per thread because jaq's values are not
+    /// `Send`, and a `Program` is.)
+    static VARS: Vars<Val> = Vars::new([Val::obj(Default::default())]);
+}
+
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Program")
@@ -83,8 +90,7 @@ impl Program {
     /// the time, memory or stack a program takes.
     pub fn run(&self, input: &Input) -> Result<Output, TransformError> {
         let (value, body) = output::input_value(input);
-        let env = Val::obj(Default::default());
-        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([env]));
+        let ctx = Ctx::<Data>::new(&self.filter.lut, VARS.with(Vars::clone));
         let mut outputs = self.filter.id.run((ctx, value));
         let first = match outputs.next() {
             None => {

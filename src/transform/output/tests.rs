@@ -147,3 +147,19 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn header_values_are_checked_as_http_checks_them() {
+    let mut samples: Vec<String> = (0u32..0x80)
+        .filter_map(char::from_u32)
+        .map(|c| format!("a{c}b"))
+        .collect();
+    samples.extend(["", "é", "tab\there", "\u{7f}", "caf\u{e9} \u{1f600}"].map(String::from));
+    for value in samples {
+        assert_eq!(
+            is_header_value(&value),
+            http::HeaderValue::from_str(&value).is_ok(),
+            "{value:?}"
+        );
+    }
+}
