@@ -55,7 +55,7 @@ pub fn encode_request(out: &mut Vec<u8>, program: &str, input: &Input, max_outpu
 
 /// Decodes a request's payload (the frame without its length).
 pub fn decode_request(payload: &Bytes) -> Result<Request, FrameError> {
-    let mut r = Reader::new(payload);
+    let mut r = Reader::shared(payload);
     let max_output = r.u32()? as usize;
     let program = r.bytes()?;
     std::str::from_utf8(&program).map_err(|_| FrameError("the program is not UTF-8".into()))?;
@@ -92,9 +92,10 @@ pub fn encode_response(out: &mut Vec<u8>, result: &Result<Output, TransformError
     finish(out, start);
 }
 
-/// Decodes a response's payload: the worker's answer for one run.
-pub fn decode_response(payload: &Bytes) -> Result<Result<Output, TransformError>, FrameError> {
-    let mut r = Reader::new(payload);
+/// Decodes a response's payload: the worker's answer for one run. The payload is borrowed
+/// (the pool decodes answers in place in its read buffer): the body is its one copy.
+pub fn decode_response(payload: &[u8]) -> Result<Result<Output, TransformError>, FrameError> {
+    let mut r = Reader::borrowed(payload);
     match r.u8()? {
         0 => {
             r.end()?;
@@ -202,13 +203,34 @@ fn put_error(out: &mut Vec<u8>, error: &TransformError) {
 
 /// Reads a payload front to back; every read past the end is an error naming the field.
 struct Reader<'a> {
-    payload: &'a Bytes,
+    payload: &'a [u8],
+    /// The payload as a `Bytes`, when it is one: byte runs are then slices of it, not copies.
+    shared: Option<&'a Bytes>,
     at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(payload: &'a Bytes) -> Self {
-        Self { payload, at: 0 }
+    fn shared(payload: &'a Bytes) -> Self {
+        Self {
+            payload,
+            shared: Some(payload),
+            at: 0,
+        }
+    }
+
+    fn borrowed(payload: &'a [u8]) -> Self {
+        Self {
+            payload,
+            shared: None,
+            at: 0,
+        }
+    }
+
+    fn slice(&self, range: std::ops::Range<usize>) -> Bytes {
+        match self.shared {
+            Some(shared) => shared.slice(range),
+            None => Bytes::copy_from_slice(&self.payload[range]),
+        }
     }
 
     fn take(&mut self, n: usize) -> Result<std::ops::Range<usize>, FrameError> {
@@ -243,7 +265,7 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self) -> Result<Bytes, FrameError> {
         let n = self.u32()? as usize;
         let range = self.take(n)?;
-        Ok(self.payload.slice(range))
+        Ok(self.slice(range))
     }
 
     /// A string field, copied straight out of the payload (no shared handle on it is made).
@@ -256,7 +278,7 @@ impl<'a> Reader<'a> {
     }
 
     fn rest(&mut self) -> Bytes {
-        let rest = self.payload.slice(self.at..);
+        let rest = self.slice(self.at..self.payload.len());
         self.at = self.payload.len();
         rest
     }

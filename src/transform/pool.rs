@@ -23,7 +23,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{Notify, oneshot, watch};
@@ -471,24 +470,26 @@ impl Worker {
                         Failure::Unsent
                     });
                 }
-                // An answer already read in with the ones before it is taken as it is: it came
-                // within its time, and waiting for it would only cost a clock and a timer.
-                let read = match buffered_frame(stdout, limit) {
-                    Some(payload) => Ok(Ok(Ok(payload))),
+                let protocol = |e: frame::FrameError| TransformError::Protocol(e.to_string());
+                // An answer already read in with the ones before it is decoded where it lies:
+                // it came within its time, and waiting for it would only cost a clock, a timer
+                // and a copy.
+                let answer = match buffered_answer(stdout, limit) {
+                    Some(decoded) => decoded.map_err(protocol),
                     None => {
                         // Written, and the run before it answered: its clock starts now.
                         let deadline = Instant::now() + timeout;
-                        tokio::time::timeout_at(deadline, read_frame(stdout, limit)).await
+                        match tokio::time::timeout_at(deadline, read_frame(stdout, limit)).await {
+                            Err(_) => Err(TransformError::Timeout(timeout)),
+                            Ok(Err(e)) => Err(TransformError::WorkerDied(e.to_string())),
+                            Ok(Ok(Err(_too_long))) => Err(TransformError::OutputTooLarge {
+                                max: limit.saturating_sub(FRAME_SLACK),
+                            }),
+                            Ok(Ok(Ok(payload))) => {
+                                frame::decode_response(&payload).map_err(protocol)
+                            }
+                        }
                     }
-                };
-                let answer = match read {
-                    Err(_) => Err(TransformError::Timeout(timeout)),
-                    Ok(Err(e)) => Err(TransformError::WorkerDied(e.to_string())),
-                    Ok(Ok(Err(_too_long))) => Err(TransformError::OutputTooLarge {
-                        max: limit.saturating_sub(FRAME_SLACK),
-                    }),
-                    Ok(Ok(Ok(payload))) => frame::decode_response(&payload)
-                        .map_err(|e| TransformError::Protocol(e.to_string())),
                 };
                 match answer {
                     Ok(result) => {
@@ -511,17 +512,21 @@ impl Worker {
     }
 }
 
-/// The next frame when it is already whole in `stdout`'s buffer (and within `limit`), taken
-/// out of it without waiting; `None` when it must be read.
-fn buffered_frame(stdout: &mut BufReader<ChildStdout>, limit: usize) -> Option<Bytes> {
+/// The next answer when its frame is already whole in `stdout`'s buffer (and within `limit`),
+/// decoded in place and consumed without waiting; `None` when it must be read.
+#[allow(clippy::type_complexity)]
+fn buffered_answer(
+    stdout: &mut BufReader<ChildStdout>,
+    limit: usize,
+) -> Option<Result<Result<Output, TransformError>, frame::FrameError>> {
     let buffer = stdout.buffer();
     let len = u32::from_le_bytes(buffer.get(..4)?.try_into().ok()?) as usize;
     if len > limit {
         return None;
     }
-    let payload = Bytes::copy_from_slice(buffer.get(4..4 + len)?);
+    let answer = frame::decode_response(buffer.get(4..4 + len)?);
     Pin::new(stdout).consume(4 + len);
-    Some(payload)
+    Some(answer)
 }
 
 /// Reads one frame: `Ok(Ok(payload))`, `Ok(Err(len))` when its length is over `limit` (the
@@ -529,7 +534,7 @@ fn buffered_frame(stdout: &mut BufReader<ChildStdout>, limit: usize) -> Option<B
 async fn read_frame(
     stdout: &mut BufReader<ChildStdout>,
     limit: usize,
-) -> std::io::Result<Result<Bytes, usize>> {
+) -> std::io::Result<Result<Vec<u8>, usize>> {
     let mut len = [0u8; 4];
     stdout.read_exact(&mut len).await?;
     let len = u32::from_le_bytes(len) as usize;
@@ -538,7 +543,7 @@ async fn read_frame(
     }
     let mut payload = vec![0u8; len];
     stdout.read_exact(&mut payload).await?;
-    Ok(Ok(Bytes::from(payload)))
+    Ok(Ok(payload))
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {
