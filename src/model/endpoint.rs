@@ -118,8 +118,15 @@ pub const RESERVED_HEADERS: &[&str] = &[
 ];
 
 pub fn is_reserved_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    RESERVED_HEADERS.contains(&name.as_str()) || name.starts_with("hookgate-")
+    // Compared without case rather than lower-cased first: this runs for every header of every
+    // delivery (and twice more for a transform's), and needs no copy of the name.
+    RESERVED_HEADERS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+        || name
+            .as_bytes()
+            .get(..9)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"hookgate-"))
 }
 
 impl Endpoint {
@@ -135,5 +142,28 @@ impl Endpoint {
                     .map(|(k, _)| k),
             )
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_headers_are_recognised_in_any_case() {
+        for name in ["Host", "WEBHOOK-ID", "te", "hookgate-attempt", "HookGate-X"] {
+            assert!(is_reserved_header(name), "{name}");
+        }
+        for name in [
+            "x-host",
+            "tes",
+            "hookgate",
+            "hookgate_x",
+            "content-type",
+            "é",
+            "",
+        ] {
+            assert!(!is_reserved_header(name), "{name}");
+        }
     }
 }

@@ -134,26 +134,33 @@ fn invalid(message: String) -> TransformError {
 
 /// The object a program is given, `{ "body", "headers", "event_type" }`, and its body.
 pub fn input_value(input: &Input) -> (Val, Val) {
-    let mut headers = jaq_json::Map::default();
+    // Sized up front, and each header hashed once (an entry, not a look-up then an insert).
+    let mut headers =
+        jaq_json::Map::with_capacity_and_hasher(input.headers.len(), Default::default());
     for (name, value) in &input.headers {
         let key = Val::utf8_str(name.to_ascii_lowercase().into_bytes());
-        let joined = match headers.get(&key) {
-            Some(Val::TStr(before)) => {
-                let mut both = before.to_vec();
-                both.extend_from_slice(b", ");
-                both.extend_from_slice(value.as_bytes());
-                both
-            }
-            _ => value.as_bytes().to_vec(),
-        };
-        headers.insert(key, Val::utf8_str(joined));
+        headers
+            .entry(key)
+            .and_modify(|before| {
+                let joined = match before {
+                    Val::TStr(before) => {
+                        let mut both = before.to_vec();
+                        both.extend_from_slice(b", ");
+                        both.extend_from_slice(value.as_bytes());
+                        both
+                    }
+                    _ => value.as_bytes().to_vec(),
+                };
+                *before = Val::utf8_str(joined);
+            })
+            .or_insert_with(|| Val::utf8_str(value.as_bytes().to_vec()));
     }
     let event_type = match &input.event_type {
         Some(t) => Val::utf8_str(t.clone().into_bytes()),
         None => Val::Null,
     };
     let body = body_value(&input.body);
-    let mut object = jaq_json::Map::default();
+    let mut object = jaq_json::Map::with_capacity_and_hasher(3, Default::default());
     object.insert(Val::utf8_str(&b"body"[..]), body.clone());
     object.insert(Val::utf8_str(&b"headers"[..]), Val::obj(headers));
     object.insert(Val::utf8_str(&b"event_type"[..]), event_type);
