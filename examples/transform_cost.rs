@@ -27,6 +27,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hookgate::transform::{Input, Output, Pool, PoolConfig, frame};
 
+/// The hookgate binary's allocator, so the pool's side is measured as the gateway runs it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PROGRAM: &str = ".body |= {n: .n, type: .type, size: (.pad | length)}";
 const BODY_BYTES: usize = 1024;
 
