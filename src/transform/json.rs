@@ -12,7 +12,9 @@ use jaq_json::{Map, Num, Rc, Val};
 /// The value of `text` when it is one JSON value (with surrounding whitespace) nested at most
 /// `max_depth` deep; `None` otherwise.
 pub fn parse(text: &Bytes, max_depth: usize) -> Option<Val> {
-    std::str::from_utf8(text).ok()?;
+    // UTF-8 is checked string by string, not over the whole text first: outside strings the
+    // grammar takes only ASCII, and most strings are ASCII, seen as such in the pass that
+    // looks for control characters anyway.
     let mut reader = Reader {
         text,
         at: 0,
@@ -194,7 +196,7 @@ impl Reader<'_> {
         // pass: bodies are mostly long strings, and a byte-by-byte loop was a third of a run.
         let rest = self.text.get(start..)?;
         let stop = memchr::memchr2(b'"', b'\\', rest)?;
-        if has_control(&rest[..stop]) {
+        if !plain_run(&rest[..stop]) {
             return None;
         }
         self.at = start + stop;
@@ -208,6 +210,9 @@ impl Reader<'_> {
             match self.peek()? {
                 b'"' => {
                     self.at += 1;
+                    // Escapes give whole characters, so `out` is UTF-8 exactly when the raw
+                    // bytes between them are.
+                    std::str::from_utf8(&out).ok()?;
                     return Some(Val::utf8_str(out));
                 }
                 b'\\' => {
@@ -261,10 +266,14 @@ impl Reader<'_> {
     }
 }
 
-/// True when `bytes` holds a control character (below U+0020), which JSON strings must escape.
-/// A fold rather than `any`: without an early exit the compiler checks 16 or 32 bytes a step.
-fn has_control(bytes: &[u8]) -> bool {
-    bytes.iter().fold(false, |found, &b| found | (b < 0x20))
+/// True when `bytes`, a run of a string without escapes, holds no control character (below
+/// U+0020, which JSON strings must escape) and is UTF-8. Control characters are looked for in
+/// a fold (without an early exit the compiler checks 16 or 32 bytes a step: a fold that also
+/// flagged non-ASCII bytes was not vectorised), and only a run that is not ASCII (std checks a
+/// word at a time) is then checked as UTF-8.
+fn plain_run(bytes: &[u8]) -> bool {
+    let control = bytes.iter().fold(false, |found, &b| found | (b < 0x20));
+    !control && (bytes.is_ascii() || std::str::from_utf8(bytes).is_ok())
 }
 
 #[cfg(test)]
@@ -340,7 +349,18 @@ mod tests {
         ] {
             assert_eq!(read(text), None, "{text:?}");
         }
-        assert_eq!(parse(&Bytes::from_static(b"\"\xff\""), 128), None);
+        // Text that is not UTF-8, in a string (plain, after an escape, split by one) or not.
+        for text in [
+            &b"\"\xff\""[..],
+            b"\"caf\xc3\"",
+            b"\"a\\n\xff\"",
+            b"\"\xc3\\u00a9\"",
+            b"[1, \xc3\xa9]",
+            b"{\"a\": 1}\xc2\xa0",
+        ] {
+            assert_eq!(parse(&Bytes::from_static(text), 128), None, "{text:?}");
+        }
+        assert!(parse(&Bytes::from_static(b"\"caf\xc3\xa9\\n\xc3\xa9\""), 128).is_some());
     }
 
     #[test]
