@@ -77,7 +77,9 @@ fn headers_of(headers: Vec<(String, String)>) -> Result<Vec<(HeaderName, HeaderV
             }
             let n = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| Failed(format!("transform: {name:?} is not a header name")))?;
-            let v = HeaderValue::from_str(&value).map_err(|_| {
+            // The String's buffer becomes the value's (from_str would copy it); the same bytes
+            // are accepted.
+            let v = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).map_err(|_| {
                 Failed(format!(
                     "transform: header {name:?} has a value that is not valid"
                 ))
