@@ -7,7 +7,7 @@
 //!     target/release/examples/bench [--concurrency 64] [--seconds 10] [--body-bytes 1024]
 //!         [--backlog 100000] [--fanout-events 1000] [--rss-backlog 1000000]
 //!         [--replay-dead 100000] [--prune-dead 1000000] [--hangup-clients 2000]
-//!         [--quick-repair true] [--pin auto] [--pool-rate N] [--phases all]
+//!         [--quick-repair true] [--pin auto] [--pool-rate N] [--pull-rate 1000] [--phases all]
 //!         [--postgres-url postgres://postgres@127.0.0.1:5432/postgres] [--pg-pool-size 16]
 //!         [--console-events 1000000] [--console-requests 50] [--console-data DIR]
 //!
@@ -69,6 +69,10 @@
 //!    `max_in_flight` 32 unordered and then with `ordering` by that key, side by side;
 //!    `filters` and `transforms`: ingest with 100 filtered endpoints, and the drain with a jq
 //!    transform, each beside the same run without (`phases/rules.rs`);
+//!    `pull`: the drain of `--backlog` to a push endpoint, then the same backlog taken and
+//!    acked by 1 and 8 consumers of a pull endpoint in batches of 10 and 100; then, at
+//!    `--pull-rate` events/s, push's end-to-end latency beside pull's, from each event's
+//!    `received_at` to a long-polling consumer's receive (`phases/pull.rs`);
 //! 6. `fanout`: `--fanout-events` events (wrk, each once) to 100 endpoints, deliveries per
 //!    second from wrk's start to the last delivery;
 //! 7. `latency`: end to end at 50 events/s and at 10% of the ingest rate of phase 3, driven by
@@ -98,7 +102,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use clap::Parser;
@@ -111,6 +115,7 @@ mod table;
 mod wrk;
 
 use procs::{Gateway, Pin};
+pub use table::Row;
 use wrk::{Load, Pool, Run};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -136,7 +141,7 @@ struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     rss_backlog: u64,
     /// Which phases after the ceilings: all, or a list of ingest, subscriber, drain, ordered,
-    /// filters, transforms, fanout,
+    /// filters, transforms, pull, fanout,
     /// latency, replay, prune, hangup, backlog, pg-ingest, pg-ingest-2, pg-drain, pg-latency,
     /// console (all includes the pg- phases when the PostgreSQL server answers, and not
     /// console).
@@ -172,6 +177,9 @@ struct Args {
     /// default the raw ceiling measured (100,000 for the ceilings themselves).
     #[arg(long)]
     pool_rate: Option<f64>,
+    /// Events per second of the `pull` phase's latency runs.
+    #[arg(long, default_value_t = 1_000.0)]
+    pull_rate: f64,
     /// Rounds of the `filters` and `transforms` phases: each round runs the pair (without,
     /// then with the rules), and the table shows each configuration's median round, so a
     /// ratio is not one run's noise.
@@ -221,65 +229,6 @@ pub struct Bench {
     scratch: tempfile::TempDir,
     seq: AtomicU64,
     nonce: String,
-}
-
-/// A phase's line in the table.
-#[derive(Clone)]
-pub struct Row {
-    name: String,
-    rate: f64,
-    /// Whether a ratio to the raw ceiling means something.
-    ratio: bool,
-    p50: Option<f64>,
-    p99: Option<f64>,
-    p999: Option<f64>,
-    /// CPUs used by the server and by wrk while wrk sent.
-    cpu: (Option<f64>, Option<f64>),
-    /// CPUs used by PostgreSQL over the same span (its phases only).
-    db_cpu: Option<f64>,
-    /// When the figure was measured: what the PostgreSQL phases read the database's own
-    /// statistics over.
-    window: Option<(Instant, Instant)>,
-    /// Where the time went (the PostgreSQL phases), printed under the comparison table.
-    spent: Option<String>,
-    /// What went wrong; empty when nothing did.
-    problems: Vec<String>,
-}
-
-impl Row {
-    /// A wrk run's rate and latencies.
-    fn timed(name: impl Into<String>, run: &Run, problems: Vec<String>) -> Row {
-        Row {
-            name: name.into(),
-            rate: run.rate(),
-            ratio: true,
-            p50: run.ms(run.p50),
-            p99: run.ms(run.p99),
-            p999: run.ms(run.p999),
-            cpu: (run.server_cpu, run.wrk_cpu),
-            db_cpu: None,
-            window: run.window,
-            spent: None,
-            problems,
-        }
-    }
-
-    /// A figure with no latencies of its own.
-    fn figure(name: impl Into<String>, rate: f64, ratio: bool, problems: Vec<String>) -> Row {
-        Row {
-            name: name.into(),
-            rate,
-            ratio,
-            p50: None,
-            p99: None,
-            p999: None,
-            cpu: (None, None),
-            db_cpu: None,
-            window: None,
-            spent: None,
-            problems,
-        }
-    }
 }
 
 /// A wrk run against a gateway, with what hookgate itself counted.
@@ -539,6 +488,7 @@ async fn run(bench: &mut Bench) -> bool {
         "ordered",
         "filters",
         "transforms",
+        "pull",
         "fanout",
         "latency",
         "replay",
@@ -577,6 +527,7 @@ async fn run(bench: &mut Bench) -> bool {
             "ordered" => phases::delivery::ordered(bench).await,
             "filters" => phases::rules::filters(bench).await,
             "transforms" => phases::rules::transforms(bench).await,
+            "pull" => phases::pull::phase(bench).await,
             "fanout" => phases::delivery::fanout(bench).await,
             "latency" => phases::latency::phase(bench, ingest_rate).await,
             "replay" => phases::replay::phase(bench).await,

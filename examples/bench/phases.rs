@@ -9,5 +9,6 @@ pub mod ingest;
 pub mod latency;
 pub mod postgres;
 pub mod prune;
+pub mod pull;
 pub mod replay;
 pub mod rules;

@@ -1,9 +1,11 @@
-//! The report: the run's settings and ceilings, one markdown row per figure, then the
-//! PostgreSQL figures beside redb's and Svix's (`pg::versus`).
+//! The report: the run's settings and ceilings, one markdown row per figure (a [`Row`]), then
+//! the PostgreSQL figures beside redb's and Svix's (`pg::versus`).
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
-use crate::{Bench, Row, pg, wrk};
+use crate::wrk::Run;
+use crate::{Bench, pg, wrk};
 
 fn ms(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{v:.2}"))
@@ -73,4 +75,64 @@ pub fn print(
         println!("\nSOME PHASES HAD PROBLEMS (errors column): their figures are not clean.");
     }
     clean
+}
+
+/// A phase's line in the table.
+#[derive(Clone)]
+pub struct Row {
+    pub name: String,
+    pub rate: f64,
+    /// Whether a ratio to the raw ceiling means something.
+    pub ratio: bool,
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    /// CPUs used by the server and by wrk while wrk sent (in the `pull` phase's drains, by
+    /// the server and by this harness, whose consumers take wrk's place).
+    pub cpu: (Option<f64>, Option<f64>),
+    /// CPUs used by PostgreSQL over the same span (its phases only).
+    pub db_cpu: Option<f64>,
+    /// When the figure was measured: what the PostgreSQL phases read the database's own
+    /// statistics over.
+    pub window: Option<(Instant, Instant)>,
+    /// Where the time went (the PostgreSQL phases), printed under the comparison table.
+    pub spent: Option<String>,
+    /// What went wrong; empty when nothing did.
+    pub problems: Vec<String>,
+}
+
+impl Row {
+    /// A wrk run's rate and latencies.
+    pub fn timed(name: impl Into<String>, run: &Run, problems: Vec<String>) -> Row {
+        Row {
+            name: name.into(),
+            rate: run.rate(),
+            ratio: true,
+            p50: run.ms(run.p50),
+            p99: run.ms(run.p99),
+            p999: run.ms(run.p999),
+            cpu: (run.server_cpu, run.wrk_cpu),
+            db_cpu: None,
+            window: run.window,
+            spent: None,
+            problems,
+        }
+    }
+
+    /// A figure with no latencies of its own.
+    pub fn figure(name: impl Into<String>, rate: f64, ratio: bool, problems: Vec<String>) -> Row {
+        Row {
+            name: name.into(),
+            rate,
+            ratio,
+            p50: None,
+            p99: None,
+            p999: None,
+            cpu: (None, None),
+            db_cpu: None,
+            window: None,
+            spent: None,
+            problems,
+        }
+    }
 }

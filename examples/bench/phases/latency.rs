@@ -13,7 +13,8 @@ use crate::procs::Gateway;
 use crate::servers::Latencies;
 use crate::{Bench, Row, counted, signing_key};
 
-fn pct(sorted: &[u64], p: f64) -> Option<f64> {
+/// The `p` quantile of `sorted` µs, in ms.
+pub fn pct(sorted: &[u64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -81,7 +82,7 @@ pub async fn measure(b: &Bench, gw: &Gateway, rates: &[f64], label: &str) -> Vec
 }
 
 /// Sends `count` signed events at `rate` per second, each stamped with its scheduled time.
-async fn fixed_rate(url: &str, rate: f64, count: u64, latencies: &Latencies) -> u64 {
+pub async fn fixed_rate(url: &str, rate: f64, count: u64, latencies: &Latencies) -> u64 {
     let key = signing_key();
     let http = reqwest::Client::builder()
         .no_proxy()
