@@ -27,22 +27,13 @@ pub(super) fn lease(
     (until_ms, token, now_ms): (u64, u64, u64),
     pending: &mut u64,
 ) -> Result<Vec<DeliveryId>, StoreError> {
-    let mut leased = Vec::with_capacity(ids.len());
-    for id in ids {
-        let Some(old) = read_delivery(t, id.0)? else {
-            continue;
-        };
-        let Ok(new) = outbox::lease(&old, until_ms, now_ms) else {
-            continue;
-        };
-        put_delivery(t, Some(&old), &new, pending)?;
+    super::settle::lease_each(t, ids, (until_ms, now_ms), pending, |t, id| {
         // Not in `leases`: the next open must not take it back.
-        t.leases.remove(id.0)?;
-        t.pulled.insert(id.0, token)?;
-        tokens.insert(id.0, token);
-        leased.push(*id);
-    }
-    Ok(leased)
+        t.leases.remove(id)?;
+        t.pulled.insert(id, token)?;
+        tokens.insert(id, token);
+        Ok(())
+    })
 }
 
 /// Prolongs each current lease of `held` until `until_ms`: whether each was.

@@ -6,7 +6,8 @@ use crate::ids::DeliveryId;
 use crate::store::redb::records::{self, AttemptRecord};
 use crate::store::{Completion, StoreError, outbox};
 
-/// Leases what may be leased; returns those ids.
+/// Leases what may be leased for a lane (in `leases`, taken back at the next open); returns
+/// those ids.
 pub(super) fn lease(
     t: &mut Tables<'_>,
     ids: &[DeliveryId],
@@ -14,6 +15,21 @@ pub(super) fn lease(
     now_ms: u64,
     pending: &mut u64,
 ) -> Result<Vec<u128>, StoreError> {
+    let leased = lease_each(t, ids, (until_ms, now_ms), pending, |t, id| {
+        t.leases.insert(id, until_ms).map(drop)
+    })?;
+    Ok(leased.iter().map(|id| id.0).collect())
+}
+
+/// Leases each of `ids` the rule lets be leased until `until_ms`, `record`ing each lease where
+/// its holder keeps it; answers those leased (a final or blocked one is not).
+pub(super) fn lease_each(
+    t: &mut Tables<'_>,
+    ids: &[DeliveryId],
+    (until_ms, now_ms): (u64, u64),
+    pending: &mut u64,
+    mut record: impl FnMut(&mut Tables<'_>, u128) -> Result<(), redb::StorageError>,
+) -> Result<Vec<DeliveryId>, StoreError> {
     let mut leased = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(old) = read_delivery(t, id.0)? else {
@@ -23,8 +39,8 @@ pub(super) fn lease(
             continue;
         };
         put_delivery(t, Some(&old), &new, pending)?;
-        t.leases.insert(id.0, until_ms)?;
-        leased.push(id.0);
+        record(t, id.0)?;
+        leased.push(*id);
     }
     Ok(leased)
 }
