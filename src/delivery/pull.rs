@@ -230,17 +230,16 @@ impl Pull<'_> {
             .store
             .claim(&endpoint.id, now, max, Default::default(), until, limits)
             .await?;
-        let mut messages = Vec::with_capacity(batch.items.len());
-        let mut expired = false;
-        for item in batch.items {
-            if item.lease_expired {
-                expired = true;
-                self.count_expired(endpoint, &item, now).await?;
-            } else {
-                messages.push(self.message(endpoint, item, until, now));
-            }
-        }
-        Ok((messages, expired, batch.next_due_ms))
+        let (expired, fresh): (Vec<DueDelivery>, Vec<DueDelivery>) =
+            batch.items.into_iter().partition(|d| d.lease_expired);
+        // Counted together: one commit for all of them.
+        let counting = expired.iter().map(|d| self.count_expired(endpoint, d, now));
+        futures_util::future::try_join_all(counting).await?;
+        let messages = fresh
+            .into_iter()
+            .map(|item| self.message(endpoint, item, until, now))
+            .collect();
+        Ok((messages, !expired.is_empty(), batch.next_due_ms))
     }
 
     /// Records a lease that ran out as a failed attempt, scheduled by the retry policy.
@@ -328,53 +327,59 @@ impl Pull<'_> {
         receipts: &[Receipt],
         how: &Settle,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut applied = Vec::with_capacity(receipts.len());
-        for r in receipts {
-            let Some(d) = self.store.delivery(r.delivery_id).await? else {
-                applied.push(false);
-                continue;
-            };
-            if d.endpoint_id != endpoint.id {
-                applied.push(false);
-                continue;
-            }
-            let now = self.clock.now_ms();
-            let (next, error, class) = match how {
-                Settle::Ack => (Next::Delivered, None, "acked"),
-                Settle::Nack { delay, reason } => {
-                    let error = match reason {
-                        Some(reason) => format!("nacked by the consumer: {reason}"),
-                        None => "nacked by the consumer".to_string(),
-                    };
-                    let next = after_nack(
-                        &endpoint.retry,
-                        d.cycle_attempts() + 1,
-                        *delay,
-                        &error,
-                        (now, d.cycle_started_ms),
-                        &mut rand::rng(),
-                    );
-                    (next, Some(error), "nacked")
-                }
-            };
-            let done = self
-                .store
-                .complete(completion(
-                    r.delivery_id,
-                    Some(r.token),
-                    now,
-                    error.as_deref(),
-                    next.clone(),
-                ))
-                .await?;
-            if !done.stale {
-                let since = now.saturating_sub(d.cycle_started_ms);
-                self.metrics
-                    .attempt_finished(&endpoint.id, class, 0, settled(&next, since));
-            }
-            applied.push(!done.stale);
+        // Every receipt at once: the store's writer commits what is queued together, so a
+        // batch of acks costs one commit, not one each.
+        let each = receipts.iter().map(|r| self.settle_one(endpoint, r, how));
+        futures_util::future::try_join_all(each).await
+    }
+
+    async fn settle_one(
+        &self,
+        endpoint: &Endpoint,
+        r: &Receipt,
+        how: &Settle,
+    ) -> Result<bool, StoreError> {
+        let Some(d) = self.store.delivery(r.delivery_id).await? else {
+            return Ok(false);
+        };
+        if d.endpoint_id != endpoint.id {
+            return Ok(false);
         }
-        Ok(applied)
+        let now = self.clock.now_ms();
+        let (next, error, class) = match how {
+            Settle::Ack => (Next::Delivered, None, "acked"),
+            Settle::Nack { delay, reason } => {
+                let error = match reason {
+                    Some(reason) => format!("nacked by the consumer: {reason}"),
+                    None => "nacked by the consumer".to_string(),
+                };
+                let next = after_nack(
+                    &endpoint.retry,
+                    d.cycle_attempts() + 1,
+                    *delay,
+                    &error,
+                    (now, d.cycle_started_ms),
+                    &mut rand::rng(),
+                );
+                (next, Some(error), "nacked")
+            }
+        };
+        let done = self
+            .store
+            .complete(completion(
+                r.delivery_id,
+                Some(r.token),
+                now,
+                error.as_deref(),
+                next.clone(),
+            ))
+            .await?;
+        if !done.stale {
+            let since = now.saturating_sub(d.cycle_started_ms);
+            self.metrics
+                .attempt_finished(&endpoint.id, class, 0, settled(&next, since));
+        }
+        Ok(!done.stale)
     }
 
     /// Prolongs each receipt's lease to `visibility` from now: whether each was current.
