@@ -29,7 +29,7 @@ async fn listen_forwards_signed_acks_2xx_nacks_500_and_removes_its_endpoint_on_e
     app.fail_when("fail-me");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
         .args(["listen", "--url", &gw.admin, "--token", ADMIN_TOKEN])
-        .args(["--forward-to", &app.url, "--source", "orders"])
+        .args(["--forward-to", &app.url, "--source", "orders", "--print"])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -96,6 +96,10 @@ async fn listen_forwards_signed_acks_2xx_nacks_500_and_removes_its_endpoint_on_e
     assert!(
         rest.iter().any(|l| l.contains(&ok)),
         "a line per event: {rest:?}"
+    );
+    assert!(
+        rest.iter().any(|l| l == r#"{"fine":true}"#),
+        "--print shows each payload: {rest:?}"
     );
     let (status, _) = admin_call(&gw, Method::GET, &format!("/endpoints/{endpoint}"), "").await;
     assert_eq!(status, 404, "Ctrl-C leaves nothing behind");
