@@ -24,7 +24,9 @@ pub const TTL: Duration = Duration::from_secs(60);
 /// How often a running `listen` moves its endpoint's expiry later.
 const RENEW: Duration = Duration::from_secs(15);
 /// How long one receive waits for a message.
-const WAIT: &str = "20s";
+const WAIT: &str = "10s";
+/// How long the local app may take to answer one event.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Args)]
 pub struct Listen {
@@ -60,8 +62,10 @@ pub fn listen(args: Listen) -> Result<(), OperatorError> {
 }
 
 async fn run(client: Client, args: Listen) -> Result<(), OperatorError> {
+    // A local app that hangs must not hold `listen` past its endpoint's expiry.
     let forward = reqwest::Client::builder()
         .no_proxy()
+        .timeout(FORWARD_TIMEOUT)
         .build()
         .map_err(|e| OperatorError::Unexpected(e.to_string()))?;
     let (id, temporary) = match &args.endpoint {
@@ -102,7 +106,9 @@ async fn run(client: Client, args: Listen) -> Result<(), OperatorError> {
                 eprintln!("hookgate listen: cannot renew {id}: {e}");
             }
         }
-        let body = json!({ "max": 10, "wait": WAIT, "visibility": args.visibility }).to_string();
+        // One at a time: each is forwarded as soon as it is leased, so no lease runs out
+        // while an earlier event is at the local app.
+        let body = json!({ "max": 1, "wait": WAIT, "visibility": args.visibility }).to_string();
         let path = format!("/endpoints/{id}/messages:receive");
         let got = tokio::select! {
             () = &mut stop => break Ok(()),
@@ -113,7 +119,7 @@ async fn run(client: Client, args: Listen) -> Result<(), OperatorError> {
             Err(
                 e @ (OperatorError::Unauthorized(_)
                 | OperatorError::Api {
-                    status: 400..=404, ..
+                    status: 400..=409, ..
                 }),
             ) => {
                 break Err(e);

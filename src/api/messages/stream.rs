@@ -90,7 +90,10 @@ impl Streams {
         {
             let h = held.lock().unwrap_or_else(|p| p.into_inner());
             if h.endpoint == endpoint {
-                let again = h.sent.range(n + 1..).map(|(k, _)| *k).collect();
+                let again = match n.checked_add(1) {
+                    Some(after) => h.sent.range(after..).map(|(k, _)| *k).collect(),
+                    None => Vec::new(),
+                };
                 drop(h);
                 return (name.to_string(), Arc::clone(held), again);
             }

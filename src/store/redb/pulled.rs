@@ -18,6 +18,22 @@ use crate::model::event::DeliveryStatus;
 /// until the next open, which drops rows whose delivery is no longer `delivering`.
 pub(super) const PULLED: TableDefinition<u128, u64> = TableDefinition::new("pulled");
 
+/// The token of every consumer lease the file holds (after a failed write, the writer's
+/// memory is set back to these).
+pub(super) fn held(txn: &redb::ReadTransaction) -> Result<HashMap<u128, u64>, StoreError> {
+    let pulled = match txn.open_table(PULLED) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(HashMap::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut held = HashMap::new();
+    for entry in pulled.iter()? {
+        let (id, token) = entry?;
+        held.insert(id.value(), token.value());
+    }
+    Ok(held)
+}
+
 /// At open: the token of every consumer lease still held. Rows whose delivery was settled or
 /// removed since (an endpoint deleted, a dead-letter) are dropped.
 pub(super) fn recover(txn: &redb::WriteTransaction) -> Result<HashMap<u128, u64>, StoreError> {
@@ -74,9 +90,19 @@ impl super::RedbStore {
                 super::writer::Command::LeasePulled(ids, until_ms, token, reply)
             })
             .await?;
-        batch.items.retain(|d| leased.contains(&d.delivery_id));
+        let leased: std::collections::HashMap<_, _> =
+            leased.into_iter().map(|d| (d.id, d)).collect();
+        batch.items.retain(|d| leased.contains_key(&d.delivery_id));
         for item in &mut batch.items {
             item.lease_token = Some(token);
+            // As it stood when leased, not as the snapshot read it: an ack, nack or extend
+            // may have landed between the two.
+            if let Some(d) = leased.get(&item.delivery_id) {
+                item.lease_expired = d.status == DeliveryStatus::Delivering;
+                item.attempts = d.attempts;
+                item.cycle_attempts = d.cycle_attempts();
+                item.cycle_started_ms = d.cycle_started_ms;
+            }
         }
         Ok(batch)
     }

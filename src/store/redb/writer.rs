@@ -64,7 +64,12 @@ pub(super) enum Command {
     Complete(Box<Completion>, Reply<Completed>),
     /// Leases for a pull consumer until a time, under a token, kept across restarts
     /// (`pulled`); answers the ids leased, after the commit.
-    LeasePulled(Vec<DeliveryId>, u64, u64, Reply<Vec<DeliveryId>>),
+    LeasePulled(
+        Vec<DeliveryId>,
+        u64,
+        u64,
+        Reply<Vec<crate::model::event::Delivery>>,
+    ),
     /// A pull consumer prolongs its leases until a time: whether each was current.
     Extend(Vec<Held>, u64, Reply<Vec<bool>>),
     /// Leases one delivery as its endpoint's probe, if the breaker still admits one.
@@ -115,8 +120,8 @@ enum Done {
     Completed(Completed),
     Probe(Option<Health>),
     Enabled(Enabled),
-    /// The deliveries a consumer's lease took.
-    Ids(Vec<DeliveryId>),
+    /// The deliveries a consumer's lease took, as they stood before.
+    Leased(Vec<crate::model::event::Delivery>),
     /// Per item: whether it applied.
     Flags(Vec<bool>),
     Unit,
@@ -261,6 +266,9 @@ impl Writer {
             // fsync says nothing either way): take the counts from the file, not from memory.
             let db = self.db.get()?;
             self.pending = super::pending_in(&db.begin_read()?)?;
+            // Likewise the consumers' lease tokens: the failed batch may have changed them in
+            // memory only, and their fence must be what the file holds.
+            self.tokens.extend(super::pulled::held(&db.begin_read()?)?);
             tracing::info!("store reopened after a failed write");
             self.broken = None;
             return Ok(db);
@@ -360,7 +368,7 @@ impl Writer {
                         let now = self.clock.now_ms();
                         let times = (*until, *token, now);
                         pull::lease(&mut t, &mut self.tokens, ids, times, &mut pending)
-                            .map(Done::Ids)
+                            .map(Done::Leased)
                     }
                     Command::Extend(held, until, _) => {
                         let now = self.clock.now_ms();
@@ -541,7 +549,7 @@ fn reply(command: Command, outcome: Result<Done, StoreError>) {
         }
         Command::LeasePulled(_, _, _, tx) => {
             let _ = tx.send(outcome.and_then(|d| match d {
-                Done::Ids(ids) => Ok(ids),
+                Done::Leased(leased) => Ok(leased),
                 _ => Err(StoreError::Corrupt("a lease produced no outcome".into())),
             }));
         }

@@ -18,16 +18,19 @@ pub(super) fn stale(tokens: &HashMap<u128, u64>, id: DeliveryId, token: Option<u
     }
 }
 
-/// Leases `ids` for a consumer until `until_ms` under `token`; answers those leased (a final
-/// or blocked one is not).
+/// Leases `ids` for a consumer until `until_ms` under `token`; answers each leased delivery as
+/// it stood before. **Only what is still due is leased**: the claim read a snapshot, and an
+/// ack, nack or extend may have landed since (a lane's claim skips what its lane holds; a
+/// consumer's claim cannot know what other consumers hold).
 pub(super) fn lease(
     t: &mut Tables<'_>,
     tokens: &mut HashMap<u128, u64>,
     ids: &[DeliveryId],
     (until_ms, token, now_ms): (u64, u64, u64),
     pending: &mut u64,
-) -> Result<Vec<DeliveryId>, StoreError> {
-    super::settle::lease_each(t, ids, (until_ms, now_ms), pending, |t, id| {
+) -> Result<Vec<crate::model::event::Delivery>, StoreError> {
+    let due = |d: &crate::model::event::Delivery| d.due_ms <= now_ms;
+    super::settle::lease_each(t, ids, (until_ms, now_ms), pending, due, |t, id| {
         // Not in `leases`: the next open must not take it back.
         t.leases.remove(id)?;
         t.pulled.insert(id, token)?;

@@ -15,32 +15,42 @@ pub(super) fn lease(
     now_ms: u64,
     pending: &mut u64,
 ) -> Result<Vec<u128>, StoreError> {
-    let leased = lease_each(t, ids, (until_ms, now_ms), pending, |t, id| {
-        t.leases.insert(id, until_ms).map(drop)
-    })?;
-    Ok(leased.iter().map(|id| id.0).collect())
+    let leased = lease_each(
+        t,
+        ids,
+        (until_ms, now_ms),
+        pending,
+        |_| true,
+        |t, id| t.leases.insert(id, until_ms).map(drop),
+    )?;
+    Ok(leased.iter().map(|d| d.id.0).collect())
 }
 
-/// Leases each of `ids` the rule lets be leased until `until_ms`, `record`ing each lease where
-/// its holder keeps it; answers those leased (a final or blocked one is not).
+/// Leases each of `ids` that `keep` keeps and the rule lets be leased until `until_ms`,
+/// `record`ing each lease where its holder keeps it; answers each leased delivery as it stood
+/// before (a final or blocked one is not leased).
 pub(super) fn lease_each(
     t: &mut Tables<'_>,
     ids: &[DeliveryId],
     (until_ms, now_ms): (u64, u64),
     pending: &mut u64,
+    keep: impl Fn(&crate::model::event::Delivery) -> bool,
     mut record: impl FnMut(&mut Tables<'_>, u128) -> Result<(), redb::StorageError>,
-) -> Result<Vec<DeliveryId>, StoreError> {
+) -> Result<Vec<crate::model::event::Delivery>, StoreError> {
     let mut leased = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(old) = read_delivery(t, id.0)? else {
             continue;
         };
+        if !keep(&old) {
+            continue;
+        }
         let Ok(new) = outbox::lease(&old, until_ms, now_ms) else {
             continue;
         };
         put_delivery(t, Some(&old), &new, pending)?;
         record(t, id.0)?;
-        leased.push(*id);
+        leased.push(old);
     }
     Ok(leased)
 }

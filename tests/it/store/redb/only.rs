@@ -13,6 +13,18 @@ use crate::harness::eventually_async;
 /// which would leave the delivery to be sent again when its lease ran out.
 #[tokio::test]
 async fn a_result_recorded_again_after_a_failed_write_counts() {
+    recorded_again_after_a_failed_write(false).await;
+}
+
+/// The same for a pull consumer's ack, whose fence is strict: the failed batch must not leave
+/// the writer without the lease's token (the ack retried would be taken for a stale receipt,
+/// and the message delivered again once its lease ran out).
+#[tokio::test]
+async fn a_consumers_ack_sent_again_after_a_failed_write_counts() {
+    recorded_again_after_a_failed_write(true).await;
+}
+
+async fn recorded_again_after_a_failed_write(pull: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let fault = FaultSwitch::default();
     let clock = Arc::new(ManualClock(AtomicU64::new(T0)));
@@ -51,7 +63,10 @@ async fn a_result_recorded_again_after_a_failed_write_counts() {
             1,
             HashSet::new(),
             T0 + LEASE_MS,
-            ClaimLimits::default(),
+            ClaimLimits {
+                pull,
+                ..ClaimLimits::default()
+            },
         )
         .await
         .expect("claim");
@@ -68,14 +83,17 @@ async fn a_result_recorded_again_after_a_failed_write_counts() {
         },
         next: Next::Delivered,
         health: None,
-        strict: false,
+        strict: pull,
     };
     fault.fail_writes(true);
     assert!(store.complete(completion.clone()).await.is_err());
     fault.fail_writes(false);
     // The writer reopens the file before its next write (at most every 500 ms).
     eventually_async("recorded on a retry", async || {
-        store.complete(completion.clone()).await.is_ok()
+        store
+            .complete(completion.clone())
+            .await
+            .is_ok_and(|done| !done.stale)
     })
     .await;
     let d = store.delivery(id).await.expect("read").expect("stored");
