@@ -160,14 +160,17 @@ fn rfc3339_ms(key: &str, text: &str) -> Result<u64, ConfigError> {
         .ok_or_else(|| ConfigError::new(key, format!("{text:?} is not an RFC 3339 time")))
 }
 
-/// What a pull endpoint may not have: a breaker or auto-disable (no receiver to fail), or a
-/// transform (not run on pulled messages yet).
+/// What a pull endpoint may not have: a breaker or auto-disable (no receiver to fail), a
+/// `timeout`, `rate_limit` or `max_in_flight` (its consumers pace themselves: `max` per
+/// receive, `max_unacked` per stream), or a transform (not run on pulled messages yet).
 fn pull_rules(key: &str, e: &EndpointConfig) -> Result<(), ConfigError> {
     let refused = [
         ("breaker", e.breaker.is_some()),
         ("disable_after", e.disable_after.is_some()),
         ("transform", e.transform.is_some()),
         ("timeout", e.timeout.is_some()),
+        ("rate_limit", e.rate_limit.is_some()),
+        ("max_in_flight", e.max_in_flight.is_some()),
     ];
     match refused.iter().find(|(_, set)| *set) {
         Some((name, _)) => Err(ConfigError::new(

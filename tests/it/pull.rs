@@ -277,6 +277,10 @@ async fn a_waiting_receive_answers_when_an_event_arrives_and_a_pull_endpoint_is_
             "breaker",
         ),
         (json!({"id": "p2", "kind": "puller"}), "kind"),
+        (
+            json!({"id": "p2", "kind": "pull", "rate_limit": {"per_second": 5}}),
+            "rate_limit",
+        ),
     ] {
         let (status, answer) = admin_call(&gw, Method::POST, "/endpoints", &body.to_string()).await;
         assert_eq!(status, 400, "{body}: {answer}");

@@ -38,6 +38,9 @@ use crate::store::notices::Announcement;
 
 /// Streams open at once, across every endpoint (a 503 beyond).
 pub const MAX_STREAMS: usize = 64;
+/// Streams open at once for one endpoint: a consumer token scoped to one endpoint cannot take
+/// every place from the others'.
+pub const MAX_STREAMS_PER_ENDPOINT: usize = 16;
 /// Streams remembered for a reconnect, open or not.
 const MAX_REMEMBERED: usize = 256;
 /// How long a stream stays silent before a heartbeat comment.
@@ -50,6 +53,8 @@ const MAX_UNACKED: usize = 1000;
 /// The streams of this process: their places, and what each holds, for a reconnect.
 pub struct Streams {
     places: Arc<Semaphore>,
+    /// Streams open per endpoint.
+    open: Arc<Mutex<HashMap<String, usize>>>,
     held: Mutex<HashMap<String, Arc<Mutex<Held>>>>,
 }
 
@@ -57,8 +62,46 @@ impl Default for Streams {
     fn default() -> Self {
         Streams {
             places: Arc::new(Semaphore::new(MAX_STREAMS)),
+            open: Arc::default(),
             held: Mutex::default(),
         }
+    }
+}
+
+/// A stream's place, given back when it is dropped (however the stream ends).
+struct Place {
+    _all: OwnedSemaphorePermit,
+    endpoint: String,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.endpoint) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.endpoint);
+            }
+        }
+    }
+}
+
+impl Streams {
+    /// A place for one more stream of `endpoint`, if there is one.
+    fn take(&self, endpoint: &str) -> Option<Place> {
+        let all = Arc::clone(&self.places).try_acquire_owned().ok()?;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(endpoint.to_string()).or_default();
+        if *n >= MAX_STREAMS_PER_ENDPOINT {
+            return None;
+        }
+        *n += 1;
+        Some(Place {
+            _all: all,
+            endpoint: endpoint.to_string(),
+            open: Arc::clone(&self.open),
+        })
     }
 }
 
@@ -82,14 +125,21 @@ impl Held {
 impl Streams {
     /// The stream `last` names (`<stream>:<n>`), if it is `endpoint`'s and remembered, with
     /// what it sent after `n`; else a new one.
-    fn resume(&self, endpoint: &str, last: Option<&str>) -> (String, Arc<Mutex<Held>>, Vec<u64>) {
+    fn resume(
+        &self,
+        endpoint: &str,
+        last: Option<&str>,
+        now_ms: u64,
+    ) -> (String, Arc<Mutex<Held>>, Vec<u64>) {
         let mut all = self.held.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((name, n)) = last.and_then(|l| l.rsplit_once(':'))
             && let Ok(n) = n.parse::<u64>()
             && let Some(held) = all.get(name)
         {
-            let h = held.lock().unwrap_or_else(|p| p.into_inner());
+            let mut h = held.lock().unwrap_or_else(|p| p.into_inner());
             if h.endpoint == endpoint {
+                // What ran out is no longer this stream's to send again.
+                h.prune(now_ms, |_| false);
                 let again = match n.checked_add(1) {
                     Some(after) => h.sent.range(after..).map(|(k, _)| *k).collect(),
                     None => Vec::new(),
@@ -181,17 +231,18 @@ pub async fn stream(
 ) -> ApiResult {
     let endpoint = pull_endpoint(&st, &id)?;
     let ask = ask(query.as_deref())?;
-    let place = Arc::clone(&st.streams.places)
-        .try_acquire_owned()
-        .map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_streams",
-                format!("{MAX_STREAMS} message streams are open already"),
-            )
-        })?;
+    let place = st.streams.take(&endpoint.id).ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            format!(
+                "{MAX_STREAMS} message streams are open on this node already, or \
+                 {MAX_STREAMS_PER_ENDPOINT} of this endpoint's"
+            ),
+        )
+    })?;
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let (name, held, again) = st.streams.resume(&endpoint.id, last);
+    let (name, held, again) = st.streams.resume(&endpoint.id, last, st.clock.now_ms());
     let mut queued = VecDeque::from([Event::default().comment("messages")]);
     let resend: Vec<(u64, MessageView)> = {
         let h = held.lock().unwrap_or_else(|p| p.into_inner());
@@ -245,7 +296,7 @@ struct Stream {
     rx: broadcast::Receiver<Arc<Announcement>>,
     stop: watch::Receiver<bool>,
     queued: VecDeque<Event>,
-    _place: OwnedSemaphorePermit,
+    _place: Place,
 }
 
 impl Stream {
@@ -383,5 +434,58 @@ impl Stream {
         }
         let now = self.st.clock.now_ms();
         self.held().prune(now, |m| done.contains(&m.delivery_id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_endpoint_holds_at_most_its_share_of_the_places() {
+        let streams = Streams::default();
+        let a: Vec<Place> = (0..MAX_STREAMS_PER_ENDPOINT)
+            .map(|_| streams.take("a").expect("a place"))
+            .collect();
+        assert!(streams.take("a").is_none(), "a is at its share");
+        let b = streams.take("b").expect("another endpoint still gets one");
+        drop(a);
+        assert!(streams.take("a").is_some(), "given back when dropped");
+        drop(b);
+        assert!(streams.open.lock().expect("lock").get("b").is_none());
+    }
+
+    #[test]
+    fn a_stream_resumes_after_the_last_id_seen_and_not_what_ran_out() {
+        let streams = Streams::default();
+        let (name, held, again) = streams.resume("e", None, 0);
+        assert!(again.is_empty());
+        let view = |id: &str| MessageView {
+            receipt: id.into(),
+            delivery_id: id.into(),
+            event_id: id.into(),
+            event_type: None,
+            source: "s".into(),
+            attempt: 1,
+            received_at: String::new(),
+            visible_until: String::new(),
+            headers: Default::default(),
+            payload: None,
+            payload_base64: None,
+        };
+        {
+            let mut h = held.lock().expect("lock");
+            h.sent.insert(1, (view("d1"), 100));
+            h.sent.insert(2, (view("d2"), 100));
+            h.sent.insert(3, (view("d3"), 50));
+        }
+        let (same, _, again) = streams.resume("e", Some(&format!("{name}:1")), 60);
+        assert_eq!(same, name);
+        assert_eq!(again, [2], "3's lease ran out at 50");
+        let (other, _, again) = streams.resume("f", Some(&format!("{name}:1")), 60);
+        assert_ne!(other, name, "another endpoint's stream is not resumed");
+        assert!(again.is_empty());
+        let (_, _, again) = streams.resume("e", Some(&format!("{name}:{}", u64::MAX)), 60);
+        assert!(again.is_empty());
     }
 }

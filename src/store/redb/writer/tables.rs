@@ -166,6 +166,11 @@ pub(super) fn put_delivery(
         t.due
             .insert((new.endpoint_id.as_str(), new.due_ms, id), ())?;
     }
+    if is_final && !was_final {
+        // However it ended (acked, dead-lettered with its endpoint, quarantined), a final
+        // delivery holds no consumer's lease.
+        t.pulled.remove(id)?;
+    }
     if left != joined {
         if let Some((key, seq)) = left {
             t.order_queue.remove((new.endpoint_id.as_str(), key, seq))?;
