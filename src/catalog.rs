@@ -210,13 +210,7 @@ impl Catalog {
             }
             .into());
         };
-        let new = new.unwrap_or_else(|| {
-            use base64::Engine;
-            format!(
-                "whsec_{}",
-                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
-            )
-        });
+        let new = new.unwrap_or_else(crate::verify::standard_webhooks::generate_secret);
         let rfc3339 = |ms: u64| {
             humantime::format_rfc3339_millis(
                 std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),

@@ -162,10 +162,7 @@ async fn make_endpoint(client: &Client, args: &Listen) -> Result<String, Operato
     let secret = match &args.secret {
         Some(s) => s.clone(),
         None => {
-            let s = format!(
-                "whsec_{}",
-                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>())
-            );
+            let s = crate::verify::standard_webhooks::generate_secret();
             println!("hookgate listen: signing with a secret made for this session: {s}");
             s
         }

@@ -122,13 +122,9 @@ pub async fn create(State(st): State<Shared>, action: Action) -> Response {
     }
     let v = Values::from_action(&action);
     let f = form(&action.user, true, "", v.clone(), Vec::new());
-    let secret = v.sign.then(|| {
-        use base64::Engine;
-        format!(
-            "whsec_{}",
-            base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
-        )
-    });
+    let secret = v
+        .sign
+        .then(crate::verify::standard_webhooks::generate_secret);
     let body = match create_body(&v, secret) {
         Ok(b) => b,
         Err(e) => return again(f, StatusCode::BAD_REQUEST, e.to_string(), e.field),

@@ -135,33 +135,29 @@ pub fn after_nack(
     (now_ms, cycle_started_ms): (u64, u64),
     rng: &mut impl Rng,
 ) -> Next {
-    let failed = Outcome::Failed {
-        retry_after: None,
-        error: error.to_string(),
+    let Some(delay) = delay else {
+        let failed = Outcome::Failed {
+            retry_after: None,
+            error: error.to_string(),
+        };
+        return retry::decide(
+            policy,
+            cycle_attempts_made,
+            &failed,
+            now_ms,
+            cycle_started_ms,
+            rng,
+        );
     };
-    let next = retry::decide(
-        policy,
-        cycle_attempts_made,
-        &failed,
-        now_ms,
-        cycle_started_ms,
-        rng,
-    );
-    match (next, delay) {
-        (Next::RetryAt(_), Some(delay)) => {
-            let at = now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
-            let deadline = cycle_started_ms
-                .saturating_add(u64::try_from(policy.max_age.as_millis()).unwrap_or(u64::MAX));
-            if at > deadline {
-                Next::Dead(format!(
-                    "max_age exceeded after {cycle_attempts_made} attempts; last error: {error}"
-                ))
-            } else {
-                Next::RetryAt(at)
-            }
-        }
-        (next, _) => next,
-    }
+    let at = now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    retry::retry_at(policy, cycle_attempts_made, at, cycle_started_ms, error)
+}
+
+/// When a lease taken (or prolonged) at `now_ms` for `visibility` runs out.
+fn lease_until(now_ms: u64, visibility: Duration) -> u64 {
+    now_ms.saturating_add(
+        u64::try_from(visibility.min(MAX_VISIBILITY).as_millis()).unwrap_or(u64::MAX),
+    )
 }
 
 impl Pull<'_> {
@@ -218,9 +214,7 @@ impl Pull<'_> {
         req: Receive,
     ) -> Result<(Vec<Message>, bool, Option<u64>), StoreError> {
         let now = self.clock.now_ms();
-        let visibility =
-            u64::try_from(req.visibility.min(MAX_VISIBILITY).as_millis()).unwrap_or(u64::MAX);
-        let until = now.saturating_add(visibility);
+        let until = lease_until(now, req.visibility);
         let limits = ClaimLimits {
             pull: true,
             ..ClaimLimits::default()
@@ -235,9 +229,13 @@ impl Pull<'_> {
         // Counted together: one commit for all of them.
         let counting = expired.iter().map(|d| self.count_expired(endpoint, d, now));
         futures_util::future::try_join_all(counting).await?;
+        let routes = self.routes.current();
         let messages = fresh
             .into_iter()
-            .map(|item| self.message(endpoint, item, until, now))
+            .map(|item| {
+                let scheme = routes.sources.get(&item.source).map(|s| s.scheme);
+                message(endpoint, scheme, item, until, now)
+            })
             .collect();
         Ok((messages, !expired.is_empty(), batch.next_due_ms))
     }
@@ -272,51 +270,6 @@ impl Pull<'_> {
                 .attempt_finished(&endpoint.id, "expired", 0, settled(&next, 0));
         }
         Ok(())
-    }
-
-    fn message(&self, endpoint: &Endpoint, item: DueDelivery, until: u64, now: u64) -> Message {
-        let scheme = self
-            .routes
-            .current()
-            .sources
-            .get(&item.source)
-            .map(|s| s.scheme);
-        let prepared = super::http::request::prepare(
-            endpoint,
-            scheme,
-            &item.headers,
-            &item.body,
-            item.event_type.as_deref(),
-        );
-        let own = super::http::request::own_headers(
-            endpoint,
-            &item,
-            &prepared.body,
-            prepared.event_type.as_deref(),
-            now,
-        );
-        let headers = prepared
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v))
-            .chain(own.iter().map(|(n, v)| (*n, v)))
-            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        Message {
-            receipt: Receipt {
-                delivery_id: item.delivery_id,
-                // A claim always leases under a token.
-                token: item.lease_token.unwrap_or_default(),
-            },
-            event_id: item.event_id,
-            event_type: item.event_type,
-            source: item.source,
-            attempt: item.attempts + 1,
-            received_ms: item.received_ms,
-            visible_at_ms: until,
-            headers,
-            body: prepared.body,
-        }
     }
 
     /// Acks or nacks each receipt of `endpoint`: whether each was current (and so applied).
@@ -398,10 +351,7 @@ impl Pull<'_> {
                 .is_some_and(|d| d.endpoint_id == endpoint.id);
             mine.push(owned);
         }
-        let now = self.clock.now_ms();
-        let until = now.saturating_add(
-            u64::try_from(visibility.min(MAX_VISIBILITY).as_millis()).unwrap_or(u64::MAX),
-        );
+        let until = lease_until(self.clock.now_ms(), visibility);
         let held: Vec<Held> = receipts
             .iter()
             .zip(&mine)
@@ -413,6 +363,52 @@ impl Pull<'_> {
             .into_iter()
             .map(|owned| owned && extended.next().unwrap_or(false))
             .collect())
+    }
+}
+
+/// A leased delivery as a consumer gets it: as its POST would carry it, signed.
+fn message(
+    endpoint: &Endpoint,
+    scheme: Option<crate::verify::SchemeKind>,
+    item: DueDelivery,
+    until: u64,
+    now: u64,
+) -> Message {
+    let prepared = super::http::request::prepare(
+        endpoint,
+        scheme,
+        &item.headers,
+        &item.body,
+        item.event_type.as_deref(),
+    );
+    let own = super::http::request::own_headers(
+        endpoint,
+        &item,
+        &prepared.body,
+        prepared.event_type.as_deref(),
+        now,
+    );
+    let headers = prepared
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v))
+        .chain(own.iter().map(|(n, v)| (*n, v)))
+        .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    Message {
+        receipt: Receipt {
+            delivery_id: item.delivery_id,
+            // A claim always leases under a token.
+            token: item.lease_token.unwrap_or_default(),
+        },
+        event_id: item.event_id,
+        event_type: item.event_type,
+        source: item.source,
+        attempt: item.attempts + 1,
+        received_ms: item.received_ms,
+        visible_at_ms: until,
+        headers,
+        body: prepared.body,
     }
 }
 

@@ -61,9 +61,7 @@ pub fn decide(
         Outcome::Failed { error, .. } => error,
     };
     if attempts_made >= policy.max_attempts {
-        return Next::Dead(format!(
-            "gave up after {attempts_made} attempts; last error: {error}"
-        ));
+        return retry_at(policy, attempts_made, now_ms, received_ms, error);
     }
     let ceiling = backoff_ceiling(policy, attempts_made);
     let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
@@ -77,9 +75,32 @@ pub fn decide(
         let ra_ms = u64::try_from(ra.as_millis()).unwrap_or(u64::MAX);
         delay_ms = delay_ms.max(ra_ms.min(max_ms));
     }
-    let at = now_ms.saturating_add(delay_ms);
-    let deadline =
-        received_ms.saturating_add(u64::try_from(policy.max_age.as_millis()).unwrap_or(u64::MAX));
+    retry_at(
+        policy,
+        attempts_made,
+        now_ms.saturating_add(delay_ms),
+        received_ms,
+        error,
+    )
+}
+
+/// A failed attempt to be tried again at `at`: dead once `max_attempts` attempts were made, or
+/// when `at` falls after `max_age` from when the retry cycle began (`cycle_started_ms`); else
+/// due then. [`decide`] picks `at` by the backoff; a pull consumer's nack may name it.
+pub fn retry_at(
+    policy: &RetryPolicy,
+    attempts_made: u32,
+    at: u64,
+    cycle_started_ms: u64,
+    error: &str,
+) -> Next {
+    if attempts_made >= policy.max_attempts {
+        return Next::Dead(format!(
+            "gave up after {attempts_made} attempts; last error: {error}"
+        ));
+    }
+    let deadline = cycle_started_ms
+        .saturating_add(u64::try_from(policy.max_age.as_millis()).unwrap_or(u64::MAX));
     if at > deadline {
         return Next::Dead(format!(
             "max_age exceeded after {attempts_made} attempts; last error: {error}"

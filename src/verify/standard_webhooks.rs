@@ -49,6 +49,12 @@ impl Keys {
     }
 }
 
+/// A new random signing secret, `whsec_` and the base64 of 32 bytes: what a rotation, the
+/// console's "sign" box and `hookgate listen` give an endpoint that names none.
+pub fn generate_secret() -> String {
+    format!("whsec_{}", B64.encode(rand::random::<[u8; 32]>()))
+}
+
 /// Decodes a `whsec_…` secret (the prefix is optional, as in the reference libraries).
 pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
     let b64 = secret.strip_prefix("whsec_").unwrap_or(secret);

@@ -71,7 +71,6 @@ pub(super) fn complete(
         return Ok(None);
     };
     t.leases.remove(id)?;
-    t.pulled.remove(id)?;
     t.attempts.insert(
         (id, new.attempts),
         records::encode(&AttemptRecord::from(&c.attempt)).as_slice(),

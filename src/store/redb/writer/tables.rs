@@ -166,9 +166,11 @@ pub(super) fn put_delivery(
         t.due
             .insert((new.endpoint_id.as_str(), new.due_ms, id), ())?;
     }
-    if is_final && !was_final {
-        // However it ended (acked, dead-lettered with its endpoint, quarantined), a final
-        // delivery holds no consumer's lease.
+    if old.is_some_and(|o| o.status == DeliveryStatus::Delivering)
+        && new.status != DeliveryStatus::Delivering
+    {
+        // However its lease ended (acked, nacked, dead-lettered with its endpoint), a
+        // delivery no longer being sent holds no consumer's lease.
         t.pulled.remove(id)?;
     }
     if left != joined {
