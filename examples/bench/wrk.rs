@@ -367,6 +367,29 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / ticks)
 }
 
+/// CPU seconds of `pid` and of its live descendants (the gateway's transform workers): a
+/// worker's time is not its parent's until the worker is reaped.
+pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+    let own = cpu_seconds(pid)?;
+    let mut children = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+                children.extend(
+                    list.split_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok()),
+                );
+            }
+        }
+    }
+    Some(
+        own + children
+            .into_iter()
+            .filter_map(tree_cpu_seconds)
+            .sum::<f64>(),
+    )
+}
+
 /// SIGINT until wrk exits: it prints its summary then. Its handler is installed only once its
 /// threads run, so the first signals may be ignored.
 async fn interrupt(pid: u32, child: &mut tokio::process::Child) {

@@ -4,12 +4,13 @@
 use std::time::{Duration, Instant};
 
 use crate::procs::Gateway;
-use crate::wrk::cpu_seconds;
+use crate::wrk::{cpu_seconds, tree_cpu_seconds};
 use crate::{Bench, Row};
 
 /// The gateway's CPU use since `start`, when it had used `before` seconds.
+/// The server's CPUs over the span since `start`, its workers' included.
 fn server_cpu(gw: &Gateway, before: Option<f64>, start: Instant) -> Option<f64> {
-    let now = gw.pid().and_then(cpu_seconds)?;
+    let now = gw.pid().and_then(tree_cpu_seconds)?;
     Some((now - before?) / start.elapsed().as_secs_f64())
 }
 
@@ -52,7 +53,7 @@ pub async fn drain_now(
 ) -> Row {
     b.sink.reset();
     let start = Instant::now();
-    let cpu0 = gw.pid().and_then(cpu_seconds);
+    let cpu0 = gw.pid().and_then(tree_cpu_seconds);
     gw.admin("/endpoints/drain/resume", "").await;
     if !b.sink.wait_for(accepted, patience(accepted)).await {
         problems.push(format!(
