@@ -27,7 +27,7 @@ pub mod schedule;
 pub mod worker;
 
 pub use output::Output;
-pub use pool::{Pool, PoolConfig};
+pub use pool::{Pool, PoolConfig, Submitted};
 pub use program::Program;
 
 #[doc(hidden)]

@@ -16,10 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::retry::Outcome;
-use super::target::{Attempted, Outbound};
+use super::target::{Ahead, Attempted, Outbound};
 use crate::model::endpoint::{Destination, Endpoint};
 use crate::model::event::Attempt;
 use crate::model::reach::Reach;
+use crate::store::DueDelivery;
+use crate::verify::SchemeKind;
 
 /// Bytes of the response body kept with the attempt.
 pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
@@ -63,24 +65,47 @@ impl HttpTarget {
         }
     }
 
-    /// What the attempt sends: the stored delivery, through the endpoint's transform if it
-    /// has one. `Err`: the attempt ends here (dropped by the transform, or the transform
-    /// failed), recorded as such.
-    async fn prepared(&self, out: &Outbound<'_>) -> Result<request::Prepared, Attempted> {
-        let d = out.delivery;
-        let p = request::prepare(
+    /// The endpoint's transform of `delivery`, queued now if the endpoint has one; the
+    /// attempt that sends it waits for its answer ([`Self::send`]).
+    pub fn ahead(&self, delivery: &DueDelivery, scheme: Option<SchemeKind>) -> Option<Ahead> {
+        let program = self.endpoint.transform.as_ref()?;
+        Some(Ahead::Reshaping(reshape::start(
+            &self.transport.transforms,
+            &self.endpoint.id,
+            program,
+            self.unshaped(delivery, scheme),
+        )))
+    }
+
+    fn unshaped(&self, d: &DueDelivery, scheme: Option<SchemeKind>) -> request::Prepared {
+        request::prepare(
             &self.endpoint,
-            out.scheme,
+            scheme,
             &d.headers,
             &d.body,
             d.event_type.as_deref(),
-        );
+        )
+    }
+
+    /// What the attempt sends: the stored delivery, through the endpoint's transform if it
+    /// has one (queued ahead, or now). `Err`: the attempt ends here (dropped by the
+    /// transform, or the transform failed), recorded as such.
+    async fn prepared(&self, out: Outbound<'_>) -> Result<request::Prepared, Attempted> {
+        let now_ms = out.now_ms;
         let Some(program) = &self.endpoint.transform else {
-            return Ok(p);
+            return Ok(self.unshaped(out.delivery, out.scheme));
         };
-        let started = Instant::now();
-        let outcome =
-            reshape::reshape(&self.transport.transforms, &self.endpoint.id, program, p).await;
+        let reshaping = match out.ahead {
+            Some(Ahead::Reshaping(r)) => r,
+            None => reshape::start(
+                &self.transport.transforms,
+                &self.endpoint.id,
+                program,
+                self.unshaped(out.delivery, out.scheme),
+            ),
+        };
+        let started = reshaping.started;
+        let outcome = reshaping.finish().await;
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (outcome, class, excerpt) = match outcome {
             Ok(reshape::Reshaped::Send(p)) => return Ok(p),
@@ -107,7 +132,7 @@ impl HttpTarget {
         Err(Attempted {
             outcome,
             record: Attempt {
-                at_ms: out.now_ms,
+                at_ms: now_ms,
                 status_code: None,
                 latency_ms,
                 error,
@@ -118,7 +143,8 @@ impl HttpTarget {
     }
 
     /// Sends one attempt and classifies it. Never fails: every failure is an [`Outcome`].
-    pub async fn send(&self, out: &Outbound<'_>) -> Attempted {
+    pub async fn send(&self, out: Outbound<'_>) -> Attempted {
+        let (delivery, now_ms) = (out.delivery, out.now_ms);
         let prepared = match self.prepared(out).await {
             Ok(p) => p,
             Err(ended) => return ended,
@@ -138,9 +164,9 @@ impl HttpTarget {
                         &self.transport.client,
                         &self.endpoint,
                         &self.url,
-                        out.delivery,
+                        delivery,
                         prepared,
-                        out.now_ms,
+                        now_ms,
                     );
                     match req.send().await {
                         Ok(response) => {
@@ -152,7 +178,7 @@ impl HttpTarget {
                                 .map(str::to_string);
                             let excerpt = read_excerpt(response).await;
                             (
-                                classify_status(status, retry_after.as_deref(), out.now_ms),
+                                classify_status(status, retry_after.as_deref(), now_ms),
                                 Some(status),
                                 excerpt,
                             )
@@ -167,7 +193,7 @@ impl HttpTarget {
         };
         let class = class(&outcome, status_code);
         let record = Attempt {
-            at_ms: out.now_ms,
+            at_ms: now_ms,
             status_code,
             latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             error,

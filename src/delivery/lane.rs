@@ -10,7 +10,10 @@
 //! **`max_in_flight` bounds the requests open to the endpoint**, not the bookkeeping around
 //! them: an attempt gives its slot back as soon as the response is in, then commits its result,
 //! and the lane takes up to [`LEASE_AHEAD`] windows ahead. So the commits (an fsync each) that
-//! settle deliveries overlap with the requests instead of stalling them. A delivery
+//! settle deliveries overlap with the requests instead of stalling them. For the same reason
+//! what a target can do before a delivery is sent (its endpoint's transform, run in a worker
+//! process) starts when the delivery is claimed ([`Target::ahead`]), not when its slot frees
+//! up: a slot is held for the request alone. A delivery
 //! stays in the in-flight set until its result is committed, so a later read never sees it as
 //! due while it is still being settled.
 //!
@@ -333,8 +336,21 @@ impl Lane {
         attempts: &mut JoinSet<()>,
         stop: &mut watch::Receiver<bool>,
     ) -> Dispatched {
+        // What each needs before it is sent (its transform) starts now, for all of them, and
+        // runs while they wait for their slots: a slot is held for the request, not for the
+        // transform's round trip through a worker. Returning early drops (gives up) the rest.
+        let routes = self.shared.routes.current();
+        let mut ahead: std::collections::VecDeque<_> = items
+            .iter()
+            .map(|d| {
+                let scheme = routes.sources.get(&d.source).map(|s| s.scheme);
+                (scheme, self.target.ahead(d, scheme))
+            })
+            .collect();
+        drop(routes);
         let mut items = items.into_iter();
         while let Some(item) = items.next() {
+            let (scheme, prepared) = ahead.pop_front().unwrap_or_default();
             // Paused with leased work in hand: give it back (no attempt spent) rather than hold
             // it, perhaps past its lease, after which another node could take it over and both
             // would send it on resume. The run loop waits for the resume, then claims again.
@@ -383,7 +399,7 @@ impl Lane {
                 },
                 _ = stop.changed() => return self.interrupted(item, items).await,
             };
-            attempts.spawn(self.attempt(item, (slot, permit)));
+            attempts.spawn(self.attempt(item, scheme, prepared, (slot, permit)));
         }
         Dispatched::Started
     }
@@ -425,6 +441,8 @@ impl Lane {
     fn attempt(
         &self,
         item: DueDelivery,
+        scheme: Option<crate::verify::SchemeKind>,
+        ahead: Option<super::target::Ahead>,
         permits: (super::slots::SlotPermit, OwnedSemaphorePermit),
     ) -> impl Future<Output = ()> + Send + 'static {
         let endpoint = Arc::clone(&self.endpoint);
@@ -448,17 +466,12 @@ impl Lane {
         );
         let work = async move {
             let (store, clock) = (&shared.store, &shared.clock);
-            let scheme = shared
-                .routes
-                .current()
-                .sources
-                .get(&item.source)
-                .map(|s| s.scheme);
             let attempted = target
-                .send(&Outbound {
+                .send(Outbound {
                     delivery: &item,
                     scheme,
                     now_ms: clock.now_ms(),
+                    ahead,
                 })
                 .await;
             let (outcome, record) = (attempted.outcome, attempted.record);

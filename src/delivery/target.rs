@@ -25,6 +25,16 @@ pub struct Outbound<'a> {
     /// passes on by default.
     pub scheme: Option<SchemeKind>,
     pub now_ms: u64,
+    /// What the target started for this delivery when it was claimed ([`Target::ahead`]).
+    pub ahead: Option<Ahead>,
+}
+
+/// Work a target starts for a delivery as soon as it is claimed, before its turn to be sent
+/// (today: the endpoint's transform, queued in a worker), so that it overlaps with the
+/// requests before it rather than holding a sending slot. Dropping it gives the work up.
+#[derive(Debug)]
+pub enum Ahead {
+    Reshaping(super::http::reshape::Reshaping),
 }
 
 /// What an attempt came to.
@@ -77,8 +87,15 @@ impl Target {
         }
     }
 
+    /// Starts what can be done for `delivery` before its attempt (see [`Ahead`]).
+    pub fn ahead(&self, delivery: &DueDelivery, scheme: Option<SchemeKind>) -> Option<Ahead> {
+        match self {
+            Target::Http(t) => t.ahead(delivery, scheme),
+        }
+    }
+
     /// Sends one attempt.
-    pub async fn send(&self, out: &Outbound<'_>) -> Attempted {
+    pub async fn send(&self, out: Outbound<'_>) -> Attempted {
         match self {
             Target::Http(t) => t.send(out).await,
         }

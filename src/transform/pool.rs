@@ -37,7 +37,7 @@ pub const HELLO: &[u8] = b"hookgate-transform-worker/1";
 /// How long a fresh worker may take to say hello.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs one worker takes at once (pipelined; answered in order).
-const PIPELINE_RUNS: usize = 32;
+const PIPELINE_RUNS: usize = 128;
 /// Bytes of requests one batch takes beyond its first run.
 const PIPELINE_BYTES: usize = 256 * 1024;
 
@@ -158,11 +158,20 @@ impl Pool {
         program: &Arc<str>,
         input: Input,
     ) -> Result<Output, TransformError> {
+        self.submit(key, program, input).answer().await
+    }
+
+    /// Queues `program` on `input` for `key` now, without waiting: [`Submitted::answer`] waits
+    /// for it. A lane submits the runs of the deliveries it has claimed before their sending
+    /// slots free up, so a run's round trip through a worker overlaps with earlier requests
+    /// instead of holding a slot. Must be called within a tokio runtime. Dropping the
+    /// [`Submitted`] withdraws a run that has not started.
+    pub fn submit(&self, key: &str, program: &Arc<str>, input: Input) -> Submitted {
         let (reply, answer) = oneshot::channel();
         {
             let mut state = self.shared.lock();
             if state.closed {
-                return Err(TransformError::Closed);
+                return Submitted(Err(TransformError::Closed));
             }
             if !state.started {
                 state.started = true;
@@ -182,13 +191,27 @@ impl Pool {
                 self.shared.wake.notify_waiters();
             }
         }
-        answer.await.unwrap_or(Err(TransformError::Closed))
+        Submitted(Ok(answer))
     }
 
     /// The process ids of the workers running now, for tests that watch them die.
     #[cfg(any(test, feature = "test-support"))]
     pub fn worker_pids(&self) -> Vec<u32> {
         self.shared.lock().pids.iter().flatten().copied().collect()
+    }
+}
+
+/// A run queued by [`Pool::submit`]; dropping it withdraws the run if it has not started.
+#[derive(Debug)]
+pub struct Submitted(Result<oneshot::Receiver<Result<Output, TransformError>>, TransformError>);
+
+impl Submitted {
+    /// The run's answer, once its worker gives it.
+    pub async fn answer(self) -> Result<Output, TransformError> {
+        match self.0 {
+            Ok(answer) => answer.await.unwrap_or(Err(TransformError::Closed)),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -78,6 +78,33 @@ async fn a_looping_program_is_stopped_by_killing_its_worker() {
 
 /// Runs pipelined behind a stuck run on the same worker never started: when the stuck one
 /// is killed they are run again on a fresh worker, not failed with it.
+/// A lane submits the transforms of the deliveries it claimed before their sending slots are
+/// free, and awaits each only when its turn comes: a submitted run must go ahead unawaited.
+#[tokio::test]
+async fn a_submitted_run_goes_ahead_before_it_is_awaited() {
+    let pool = Pool::new(config(1, GENEROUS));
+    let early = pool.submit("ep", &program(".body |= {id}"), input(r#"{"id":1,"x":1}"#));
+    // One key's runs are answered in order: once a later run is answered, the early one
+    // (never polled) has been answered too, and its answer is ready at the first poll.
+    healthy(&pool, "ep", 2).await;
+    let answer = tokio::time::timeout(Duration::ZERO, early.answer())
+        .await
+        .expect("answered before it was awaited");
+    match answer {
+        Ok(Output::Send { body, .. }) => assert_eq!(body, r#"{"id":1}"#),
+        other => panic!("{other:?}"),
+    }
+    // A run given up before a worker takes it is not run: the key's next run is answered,
+    // and the worker is the same (nothing ran that could have killed it).
+    let pids = {
+        healthy(&pool, "ep", 3).await;
+        pool.worker_pids()
+    };
+    drop(pool.submit("ep", &program("def f: f; f"), input("{}")));
+    healthy(&pool, "ep", 4).await;
+    assert_eq!(pool.worker_pids(), pids);
+}
+
 #[tokio::test]
 async fn runs_behind_a_stuck_run_are_run_again_not_failed() {
     let pool = Pool::new(config(1, GENEROUS));

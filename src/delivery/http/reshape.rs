@@ -8,7 +8,7 @@ use http::{HeaderName, HeaderValue};
 
 use super::request::Prepared;
 use crate::model::endpoint::is_reserved_header;
-use crate::transform::{Input, Output, Pool, TransformError};
+use crate::transform::{Input, Output, Pool, Submitted, TransformError};
 
 /// What a transform made of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,25 @@ pub async fn reshape(
     program: &std::sync::Arc<str>,
     p: Prepared,
 ) -> Result<Reshaped, Failed> {
+    start(pool, endpoint_id, program, p).finish().await
+}
+
+/// A transform's run, queued in the pool and not yet answered.
+#[derive(Debug)]
+pub struct Reshaping {
+    submitted: Submitted,
+    /// When it was queued: a failed run's latency counts from here.
+    pub started: std::time::Instant,
+}
+
+/// Queues `program`'s run over `p` without waiting for it ([`Pool::submit`]).
+pub fn start(
+    pool: &Pool,
+    endpoint_id: &str,
+    program: &std::sync::Arc<str>,
+    p: Prepared,
+) -> Reshaping {
+    let started = std::time::Instant::now();
     let input = Input {
         body: p.body,
         headers: p
@@ -50,7 +69,21 @@ pub async fn reshape(
             .collect(),
         event_type: p.event_type,
     };
-    match pool.run(endpoint_id, program, input).await? {
+    Reshaping {
+        submitted: pool.submit(endpoint_id, program, input),
+        started,
+    }
+}
+
+impl Reshaping {
+    /// What the run made of the delivery.
+    pub async fn finish(self) -> Result<Reshaped, Failed> {
+        reshaped(self.submitted.answer().await?)
+    }
+}
+
+fn reshaped(output: Output) -> Result<Reshaped, Failed> {
+    match output {
         Output::Drop => Ok(Reshaped::Drop),
         Output::Send {
             body,
