@@ -13,6 +13,7 @@
 mod announce;
 mod breaker;
 pub(super) mod finished;
+mod gather;
 mod ingest;
 mod ops;
 mod orphans;
@@ -187,17 +188,7 @@ impl Writer {
 
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         while let Some(first) = rx.blocking_recv() {
-            let mut bytes = first.bytes();
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-                match rx.try_recv() {
-                    Ok(c) => {
-                        bytes += c.bytes();
-                        batch.push(c);
-                    }
-                    Err(_) => break,
-                }
-            }
+            let mut batch = gather::gather(&mut rx, first);
             // An ingest whose caller is gone (the client hung up) was never acknowledged:
             // storing it would only cost a write and hold its memory longer.
             batch.retain(|c| !matches!(c, Command::Ingest(_, reply) if reply.is_closed()));
