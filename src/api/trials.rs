@@ -382,17 +382,7 @@ pub async fn test_transform_alone(
     let prepared = if let Some(event_id) = &b.event_id {
         let (event, payload) = stored_event(st, event_id).await?;
         Prepared {
-            headers: payload
-                .headers
-                .iter()
-                .filter(|(n, _)| n == "content-type")
-                .filter_map(|(n, v)| {
-                    Some((
-                        http::HeaderName::from_bytes(n.as_bytes()).ok()?,
-                        http::HeaderValue::from_bytes(v).ok()?,
-                    ))
-                })
-                .collect(),
+            headers: crate::delivery::http::request::forwarded(None, None, &payload.headers),
             body: payload.body,
             event_type: event.event_type,
         }

@@ -109,6 +109,17 @@ pub fn forwarded_headers(
     scheme: Option<SchemeKind>,
     stored: &[(String, Vec<u8>)],
 ) -> Vec<(HeaderName, HeaderValue)> {
+    forwarded(endpoint.forward_headers.as_deref(), scheme, stored)
+}
+
+/// [`forwarded_headers`] for an endpoint's `forward_headers` list (`None`: the scheme's
+/// defaults); with neither, the content type alone (what `test-transform` without an endpoint
+/// gives a program).
+pub fn forwarded(
+    forward_headers: Option<&[HeaderName]>,
+    scheme: Option<SchemeKind>,
+    stored: &[(String, Vec<u8>)],
+) -> Vec<(HeaderName, HeaderValue)> {
     let defaults = scheme.map(verify::defaults);
     let wanted = |name: &str| -> bool {
         if name == "content-type" {
@@ -117,7 +128,7 @@ pub fn forwarded_headers(
         if is_reserved_header(name) {
             return false;
         }
-        match (&endpoint.forward_headers, defaults) {
+        match (forward_headers, defaults) {
             (Some(list), _) => list.iter().any(|h| h.as_str() == name),
             (None, Some(d)) => d
                 .dedup
@@ -191,5 +202,11 @@ mod tests {
         let e = endpoint("forward_headers = [\"X-Hub-Signature-256\", \"user-agent\"]");
         let got = names(forwarded_headers(&e, Some(SchemeKind::Github), &stored()));
         assert_eq!(got, ["content-type", "x-hub-signature-256", "user-agent"]);
+    }
+
+    #[test]
+    fn with_no_endpoint_and_no_scheme_only_the_content_type_passes() {
+        // What `test-transform` without an endpoint gives a program of a stored event.
+        assert_eq!(names(forwarded(None, None, &stored())), ["content-type"]);
     }
 }
