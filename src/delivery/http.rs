@@ -95,18 +95,20 @@ impl HttpTarget {
         let Some(program) = &self.endpoint.transform else {
             return Ok(self.unshaped(out.delivery, out.scheme));
         };
-        let reshaping = match out.ahead {
-            Some(Ahead::Reshaping(r)) => r,
-            None => reshape::start(
+        let ahead = match out.ahead {
+            Some(ahead) => ahead,
+            None => Ahead::Reshaping(reshape::start(
                 &self.transport.transforms,
                 &self.endpoint.id,
                 program,
                 self.unshaped(out.delivery, out.scheme),
-            ),
+            )),
         };
-        let started = reshaping.started;
-        let outcome = reshaping.finish().await;
-        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (outcome, latency_ms) = match ahead.ready().await {
+            Ahead::Reshaped(outcome, latency_ms) => (outcome, latency_ms),
+            // `ready` answers only the variant above.
+            Ahead::Reshaping(_) => (Err(reshape::Failed("transform: not run".into())), 0),
+        };
         let (outcome, class, excerpt) = match outcome {
             Ok(reshape::Reshaped::Send(p)) => return Ok(p),
             // Final, and not the receiver's doing: not counted by its breaker.

@@ -10,10 +10,10 @@
 //! **`max_in_flight` bounds the requests open to the endpoint**, not the bookkeeping around
 //! them: an attempt gives its slot back as soon as the response is in, then commits its result,
 //! and the lane takes up to [`LEASE_AHEAD`] windows ahead. So the commits (an fsync each) that
-//! settle deliveries overlap with the requests instead of stalling them. For the same reason
-//! what a target can do before a delivery is sent (its endpoint's transform, run in a worker
-//! process) starts when the delivery is claimed ([`Target::ahead`]), not when its slot frees
-//! up: a slot is held for the request alone. A delivery
+//! settle deliveries overlap with the requests instead of stalling them. Likewise what a target
+//! does before sending (the endpoint's transform, in a worker process) starts up to twice the
+//! slots ahead ([`AheadWindow`]) and is awaited before the slot is taken: **a slot is held for
+//! the request alone**. A delivery
 //! stays in the in-flight set until its result is committed, so a later read never sees it as
 //! due while it is still being settled.
 //!
@@ -43,7 +43,7 @@ use super::Shared;
 use super::rate::RateLimit;
 use super::retry;
 use super::slots::Slots;
-use super::target::{Outbound, Target};
+use super::target::{AheadWindow, Outbound, Target};
 use crate::ids::DeliveryId;
 use crate::model::{Endpoint, RateLimit as RateLimitConfig};
 use crate::store::{Completion, DueDelivery, Held};
@@ -336,21 +336,18 @@ impl Lane {
         attempts: &mut JoinSet<()>,
         stop: &mut watch::Receiver<bool>,
     ) -> Dispatched {
-        // What each needs before it is sent (its transform) starts now, for all of them, and
-        // runs while they wait for their slots: a slot is held for the request, not for the
-        // transform's round trip through a worker. Returning early drops (gives up) the rest.
-        let routes = self.shared.routes.current();
-        let mut ahead: std::collections::VecDeque<_> = items
-            .iter()
-            .map(|d| {
-                let scheme = routes.sources.get(&d.source).map(|s| s.scheme);
-                (scheme, self.target.ahead(d, scheme))
-            })
-            .collect();
-        drop(routes);
-        let mut items = items.into_iter();
-        while let Some(item) = items.next() {
-            let (scheme, prepared) = ahead.pop_front().unwrap_or_default();
+        // Each one's transform starts up to twice its slots ahead, runs while the ones before it
+        // are sent, and is awaited before its slot (and the global cap) is taken. Returning
+        // early drops the rest, withdrawing their runs.
+        let mut items: std::collections::VecDeque<DueDelivery> = items.into();
+        let mut window = AheadWindow::new(
+            &self.target,
+            self.shared.routes.current(),
+            self.sending.size().saturating_mul(2),
+            &items,
+        );
+        while let Some(item) = items.pop_front() {
+            let (scheme, prepared) = window.next(&items);
             // Paused with leased work in hand: give it back (no attempt spent) rather than hold
             // it, perhaps past its lease, after which another node could take it over and both
             // would send it on resume. The run loop waits for the resume, then claims again.
@@ -364,9 +361,20 @@ impl Lane {
                 self.give_back(item, items).await;
                 return Dispatched::Started;
             }
+            let mut paused = self.paused.clone();
+            let prepared = match prepared {
+                None => None,
+                Some(ahead) => tokio::select! {
+                    ready = ahead.ready() => Some(ready),
+                    _ = stop.changed() => return self.interrupted(item, items).await,
+                    () = until_paused(&mut paused) => {
+                        self.give_back(item, items).await;
+                        return Dispatched::Started;
+                    }
+                },
+            };
             // This endpoint's slots, then the global cap: this lane waits, no other lane is
             // held up by it.
-            let mut paused = self.paused.clone();
             let slot = tokio::select! {
                 slot = self.sending.acquire() => match slot {
                     Some(s) => s,
@@ -408,7 +416,7 @@ impl Lane {
     async fn interrupted(
         &self,
         item: DueDelivery,
-        rest: impl Iterator<Item = DueDelivery>,
+        rest: impl IntoIterator<Item = DueDelivery>,
     ) -> Dispatched {
         self.give_back(item, rest).await;
         Dispatched::Stopped
@@ -417,7 +425,7 @@ impl Lane {
     /// Takes back the leases of `item` and `rest`, claimed and not started, so that a lane
     /// replacing this one (a changed endpoint), or this one once resumed, finds them due now
     /// rather than when the leases would have run out.
-    async fn give_back(&self, item: DueDelivery, rest: impl Iterator<Item = DueDelivery>) {
+    async fn give_back(&self, item: DueDelivery, rest: impl IntoIterator<Item = DueDelivery>) {
         let held: Vec<Held> = std::iter::once(item)
             .chain(rest)
             .map(|d| Held::from(&d))
@@ -514,6 +522,8 @@ impl Lane {
                 // of the endpoint's health.
                 health: (endpoint.health.breaker.is_some() && !dropped).then_some(endpoint.health),
                 strict: false,
+                // The next delivery of its order key waits for this commit.
+                waited_on: endpoint.ordering.is_some(),
             };
             let done = record_result(
                 store,

@@ -432,6 +432,7 @@ fn completion(
         next,
         health: None,
         strict: true,
+        waited_on: false,
     }
 }
 

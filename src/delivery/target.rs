@@ -8,10 +8,14 @@
 //! To add another: a file beside `http.rs` with a target whose `send` answers an [`Attempted`],
 //! a variant of `model::Destination` that config validates, and a variant (and arm) here.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
+use super::http::reshape::{Failed, Reshaped, Reshaping};
 use super::http::{HttpTarget, HttpTransport};
 use super::retry::Outcome;
+use crate::filter::Routes;
 use crate::model::endpoint::{Destination, Endpoint};
 use crate::model::event::Attempt;
 use crate::model::reach::Reach;
@@ -29,12 +33,111 @@ pub struct Outbound<'a> {
     pub ahead: Option<Ahead>,
 }
 
-/// Work a target starts for a delivery as soon as it is claimed, before its turn to be sent
-/// (today: the endpoint's transform, queued in a worker), so that it overlaps with the
-/// requests before it rather than holding a sending slot. Dropping it gives the work up.
+/// Work a target starts for a delivery before its turn to be sent (today: the endpoint's
+/// transform, queued in a worker), so that it overlaps with the requests before it rather
+/// than holding a sending slot. Dropping it gives the work up.
 #[derive(Debug)]
 pub enum Ahead {
-    Reshaping(super::http::reshape::Reshaping),
+    /// Queued, not yet answered.
+    Reshaping(Reshaping),
+    /// Answered: what the transform made, and how long the delivery's turn waited for it
+    /// (the attempt's latency if the transform failed or dropped the delivery).
+    Reshaped(Result<Reshaped, Failed>, u64),
+}
+
+impl Ahead {
+    /// Done: waits for the answer if there is none yet. A lane calls it when the delivery's
+    /// turn comes, before it takes a sending slot.
+    pub async fn ready(self) -> Ahead {
+        match self {
+            Ahead::Reshaping(r) => {
+                let waited = Instant::now();
+                let result = r.finish().await;
+                let ms = u64::try_from(waited.elapsed().as_millis()).unwrap_or(u64::MAX);
+                Ahead::Reshaped(result, ms)
+            }
+            done => done,
+        }
+    }
+}
+
+/// What a target starts ahead for a batch a lane claimed: for at most the next `size`
+/// deliveries beyond the one being dispatched (the lane gives twice its sending slots), so
+/// what waits answered for its turn (a transform's output, up to `max_output_bytes` each)
+/// stays bounded by the endpoint's `max_in_flight`, not by its claim.
+pub struct AheadWindow<'a> {
+    target: &'a Target,
+    routes: Arc<Routes>,
+    size: usize,
+    started: VecDeque<(Option<SchemeKind>, Option<Ahead>)>,
+}
+
+impl<'a> AheadWindow<'a> {
+    /// Starts the first `size` (at least 1) of `batch`.
+    pub fn new(
+        target: &'a Target,
+        routes: Arc<Routes>,
+        size: usize,
+        batch: &VecDeque<DueDelivery>,
+    ) -> Self {
+        let mut window = AheadWindow {
+            target,
+            routes,
+            size: size.max(1),
+            started: VecDeque::new(),
+        };
+        for d in batch.iter().take(window.size) {
+            window.start(d);
+        }
+        window
+    }
+
+    fn start(&mut self, d: &DueDelivery) {
+        let scheme = self.routes.sources.get(&d.source).map(|s| s.scheme);
+        let ahead = self.target.ahead(d, scheme);
+        self.started.push_back((scheme, ahead));
+    }
+
+    /// The scheme and ahead work of the delivery just taken from the front of the batch
+    /// (`rest` is what is left). Once half the window is used up it is filled again at once,
+    /// so a worker gets runs in batches (a batch costs both processes a few wake-ups and
+    /// system calls whatever its size) rather than one at a time.
+    pub fn next(&mut self, rest: &VecDeque<DueDelivery>) -> (Option<SchemeKind>, Option<Ahead>) {
+        let taken = self.started.pop_front().unwrap_or_default();
+        // `started` holds the first of `rest`, in order.
+        for i in refill(self.started.len(), self.size) {
+            match rest.get(i) {
+                Some(d) => self.start(d),
+                None => break,
+            }
+        }
+        taken
+    }
+}
+
+/// Which of the deliveries left in a batch to start, when the first `started` of them are
+/// started and the window holds `size`: none until half of it is used, then up to its end.
+fn refill(started: usize, size: usize) -> std::ops::Range<usize> {
+    if started <= size / 2 {
+        started..size
+    } else {
+        started..started
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refill;
+
+    #[test]
+    fn the_window_is_filled_again_only_once_half_of_it_is_used() {
+        assert_eq!(refill(127, 128), 127..127);
+        assert_eq!(refill(65, 128), 65..65);
+        assert_eq!(refill(64, 128), 64..128, "half used: filled to the end");
+        assert_eq!(refill(0, 128), 0..128);
+        // A window of one starts the next as each is taken.
+        assert_eq!(refill(0, 1), 0..1);
+    }
 }
 
 /// What an attempt came to.

@@ -82,6 +82,11 @@ pub struct Completion {
     /// counts. A consumer's lease is committed before it gets its receipt, so it has no such
     /// case, and a receipt from before the lease ran out and was settled must stay stale.
     pub strict: bool,
+    /// Something waits on this result's commit: the next delivery of its order key (an
+    /// endpoint with `ordering`), which becomes due only then. The embedded store commits it
+    /// without waiting for other results to share the commit (`store::redb`'s writer lingers
+    /// for a batch of results nothing waits on); PostgreSQL ignores it.
+    pub waited_on: bool,
 }
 
 /// What recording a result did to the endpoint's health: its breaker after the result (when

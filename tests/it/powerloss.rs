@@ -947,6 +947,7 @@ impl Run {
                         next,
                         health: None,
                         strict: false,
+                        waited_on: false,
                     })
                     .await
                     .map(|_| ())

@@ -476,6 +476,7 @@ async fn dead_letters(store: &hookgate::store::Store, endpoint: &str, n: u64, fi
                     next: Next::Dead("test".into()),
                     health: None,
                     strict: false,
+                    waited_on: false,
                 })
                 .await
                 .expect("complete");
@@ -931,6 +932,7 @@ async fn pruning_does_not_reread_survivors() {
                     next,
                     health: None,
                     strict: false,
+                    waited_on: false,
                 })
                 .await
                 .expect("complete");

@@ -421,6 +421,7 @@ impl Fixture {
             next,
             health: None,
             strict: false,
+            waited_on: false,
         };
         self.store.complete(c).await.expect("complete");
     }

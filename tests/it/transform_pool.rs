@@ -76,8 +76,6 @@ async fn a_looping_program_is_stopped_by_killing_its_worker() {
     }
 }
 
-/// Runs pipelined behind a stuck run on the same worker never started: when the stuck one
-/// is killed they are run again on a fresh worker, not failed with it.
 /// A lane submits the transforms of the deliveries it claimed before their sending slots are
 /// free, and awaits each only when its turn comes: a submitted run must go ahead unawaited.
 #[tokio::test]
@@ -105,6 +103,8 @@ async fn a_submitted_run_goes_ahead_before_it_is_awaited() {
     assert_eq!(pool.worker_pids(), pids);
 }
 
+/// Runs pipelined behind a stuck run on the same worker never started: when the stuck one
+/// is killed they are run again on a fresh worker, not failed with it.
 #[tokio::test]
 async fn runs_behind_a_stuck_run_are_run_again_not_failed() {
     let pool = Pool::new(config(1, GENEROUS));

@@ -312,3 +312,39 @@ async fn test_transform_shows_the_output_a_drop_or_the_error_and_masks_configure
     assert_eq!(receiver.count(), 1);
     gw.stop().await;
 }
+
+/// A delivery whose transform is still running in a worker holds neither a sending slot nor
+/// the global cap: with `max_concurrency = 1`, one endpoint's looping program does not keep
+/// another endpoint's delivery from going out.
+#[tokio::test]
+async fn a_transform_still_running_holds_no_sending_slot() {
+    let (slow, quick) = (Receiver::start().await, Receiver::start().await);
+    let config = format!(
+        "{}\n{}{}",
+        orders_source_with("max_concurrency = 1\n[delivery.transform]\ntimeout = \"10s\""),
+        endpoint(
+            "slow",
+            &slow.url,
+            "transform = 'last(repeat(1))'\nevent_types = [\"a.slow\"]\nbreaker = \"off\""
+        ),
+        endpoint("quick", &quick.url, "event_types = [\"b.quick\"]"),
+    );
+    let (gw, _dir) = Gateway::start(&config).await;
+    let (s, a) = send(&gw.url("orders"), "m-a", r#"{"id":"a","type":"a.slow"}"#).await;
+    assert_eq!(s, 202, "{a}");
+    let a = event_id(&a);
+    eventually_async("the slow one is taken", async || {
+        gw.statuses(a).await == [DeliveryStatus::Delivering]
+    })
+    .await;
+    let (s, b) = send(&gw.url("orders"), "m-b", r#"{"id":"b","type":"b.quick"}"#).await;
+    assert_eq!(s, 202, "{b}");
+    // Sent while the slow one's program still loops (for up to 10 s): its attempt is not
+    // over, so nothing of it has been recorded.
+    quick.wait_for(1).await;
+    let slow_one = gw.deliveries(a).await;
+    assert_eq!(slow_one.len(), 1);
+    assert_eq!(slow_one[0].attempts, 0, "{slow_one:?}");
+    assert_eq!(slow.count(), 0);
+    gw.stop().await;
+}

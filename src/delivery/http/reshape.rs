@@ -43,8 +43,6 @@ pub async fn reshape(
 #[derive(Debug)]
 pub struct Reshaping {
     submitted: Submitted,
-    /// When it was queued: a failed run's latency counts from here.
-    pub started: std::time::Instant,
 }
 
 /// Queues `program`'s run over `p` without waiting for it ([`Pool::submit`]).
@@ -54,7 +52,6 @@ pub fn start(
     program: &std::sync::Arc<str>,
     p: Prepared,
 ) -> Reshaping {
-    let started = std::time::Instant::now();
     let input = Input {
         body: p.body,
         headers: p
@@ -71,7 +68,6 @@ pub fn start(
     };
     Reshaping {
         submitted: pool.submit(endpoint_id, program, input),
-        started,
     }
 }
 

@@ -623,6 +623,7 @@ pub(super) async fn a_finish_under_a_lease_taken_over_changes_nothing(b: &impl B
         next,
         health: None,
         strict: false,
+        waited_on: false,
     };
     // The stalled holder's late result: nothing changes.
     f.store

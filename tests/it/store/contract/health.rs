@@ -64,6 +64,7 @@ impl Fixture {
             next,
             health: Some(*h),
             strict: false,
+            waited_on: false,
         };
         self.store.complete(c).await.expect("complete")
     }

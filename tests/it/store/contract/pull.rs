@@ -37,6 +37,7 @@ async fn settle(f: &Fixture, id: DeliveryId, token: u64, next: Next) -> bool {
             next,
             health: None,
             strict: true,
+            waited_on: false,
         })
         .await
         .expect("complete");

@@ -589,6 +589,7 @@ async fn a_claim_hands_out_attempt_counts_as_they_stood_under_its_lock() {
             next: Next::RetryAt(T0),
             health: None,
             strict: false,
+            waited_on: false,
         })
         .await
         .expect("recorded");

@@ -84,6 +84,7 @@ async fn recorded_again_after_a_failed_write(pull: bool) {
         next: Next::Delivered,
         health: None,
         strict: pull,
+        waited_on: false,
     };
     fault.fail_writes(true);
     assert!(store.complete(completion.clone()).await.is_err());

@@ -62,6 +62,7 @@ async fn one_nodes_open_breaker_holds_the_other_and_only_one_gets_the_probe() {
             next: Next::RetryAt(T0 + 1),
             health: Some(policy()),
             strict: false,
+            waited_on: false,
         };
         a.complete(c).await.expect("recorded");
     }

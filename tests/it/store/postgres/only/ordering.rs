@@ -278,6 +278,7 @@ async fn ingest_racing_ends_and_replays_on_two_nodes_never_makes_two_heads_of_a_
                         },
                         health: None,
                         strict: false,
+                        waited_on: false,
                     })
                 });
                 let results: Vec<_> = results.collect();
