@@ -104,11 +104,10 @@ impl HttpTarget {
                 self.unshaped(out.delivery, out.scheme),
             )),
         };
-        let (outcome, latency_ms) = match ahead.ready().await {
-            Ahead::Reshaped(outcome, latency_ms) => (outcome, latency_ms),
-            // `ready` answers only the variant above.
-            Ahead::Reshaping(_) => (Err(reshape::Failed("transform: not run".into())), 0),
-        };
+        let super::target::Ready {
+            result: outcome,
+            waited_ms: latency_ms,
+        } = ahead.ready().await;
         let (outcome, class, excerpt) = match outcome {
             Ok(reshape::Reshaped::Send(p)) => return Ok(p),
             // Final, and not the receiver's doing: not counted by its breaker.

@@ -365,7 +365,7 @@ impl Lane {
             let prepared = match prepared {
                 None => None,
                 Some(ahead) => tokio::select! {
-                    ready = ahead.ready() => Some(ready),
+                    ready = ahead.ready() => Some(super::target::Ahead::Done(ready)),
                     _ = stop.changed() => return self.interrupted(item, items).await,
                     () = until_paused(&mut paused) => {
                         self.give_back(item, items).await;

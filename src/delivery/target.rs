@@ -40,23 +40,30 @@ pub struct Outbound<'a> {
 pub enum Ahead {
     /// Queued, not yet answered.
     Reshaping(Reshaping),
-    /// Answered: what the transform made, and how long the delivery's turn waited for it
-    /// (the attempt's latency if the transform failed or dropped the delivery).
-    Reshaped(Result<Reshaped, Failed>, u64),
+    /// Answered.
+    Done(Ready),
+}
+
+/// What a transform made of a delivery, and how long the delivery's turn waited for it (the
+/// attempt's latency if the transform failed or dropped the delivery).
+#[derive(Debug)]
+pub struct Ready {
+    pub result: Result<Reshaped, Failed>,
+    pub waited_ms: u64,
 }
 
 impl Ahead {
-    /// Done: waits for the answer if there is none yet. A lane calls it when the delivery's
-    /// turn comes, before it takes a sending slot.
-    pub async fn ready(self) -> Ahead {
+    /// The answer, waited for if there is none yet. A lane calls it when the delivery's turn
+    /// comes, before it takes a sending slot.
+    pub async fn ready(self) -> Ready {
         match self {
             Ahead::Reshaping(r) => {
                 let waited = Instant::now();
                 let result = r.finish().await;
-                let ms = u64::try_from(waited.elapsed().as_millis()).unwrap_or(u64::MAX);
-                Ahead::Reshaped(result, ms)
+                let waited_ms = u64::try_from(waited.elapsed().as_millis()).unwrap_or(u64::MAX);
+                Ready { result, waited_ms }
             }
-            done => done,
+            Ahead::Done(ready) => ready,
         }
     }
 }
