@@ -217,6 +217,14 @@ impl Config {
         let mut seen = HashSet::new();
         for (i, e) in self.endpoints.iter().enumerate() {
             let key = format!("endpoints[{i}]");
+            // Only an endpoint made through the API removes itself (`catalog/expire.rs`): one
+            // in the file would come back at every start, so the key would do nothing here.
+            if e.expires_at.is_some() {
+                return Err(ConfigError::new(
+                    format!("{key}.expires_at"),
+                    "only an endpoint made through the API can expire; a file's endpoint lasts                      until it is removed from the file",
+                ));
+            }
             let endpoint = validate_endpoint(&key, e, &defaults, &sources)?;
             if !seen.insert(endpoint.id.clone()) {
                 return Err(ConfigError::new(

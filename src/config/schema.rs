@@ -476,7 +476,8 @@ pub struct EndpointConfig {
     /// Its transform: a jq program run on each delivery as it is sent.
     pub transform: Option<String>,
     /// When the endpoint removes itself (RFC 3339): `hookgate listen`'s temporary endpoints,
-    /// which it moves later while it runs. Only an endpoint made through the API is removed.
+    /// which it moves later while it runs. Only an endpoint made through the API carries one:
+    /// in the config file it is an error.
     pub expires_at: Option<String>,
 }
 

@@ -563,3 +563,12 @@ transform = '.body |= {id}'"#,
         (2, 50)
     );
 }
+
+#[test]
+fn a_files_endpoint_cannot_expire() {
+    let e = err(
+        "[[endpoints]]\nid = \"a\"\nurl = \"http://x\"\n\n[[endpoints]]\nid = \"b\"\nurl = \"http://x\"\nexpires_at = \"2030-01-01T00:00:00Z\"\n",
+    );
+    assert_eq!(e.key, "endpoints[1].expires_at");
+    assert!(e.problem.contains("through the API"), "{e}");
+}
