@@ -20,6 +20,7 @@ pub mod grammar;
 pub(crate) mod messages;
 pub mod openapi;
 pub mod params;
+pub(crate) mod places;
 pub(crate) mod publish;
 pub(crate) mod routing;
 mod sources;

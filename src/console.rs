@@ -63,8 +63,8 @@ const MAX_RULES_FORM_BYTES: usize = 1024 * 1024;
 pub struct Console {
     pub admin: Arc<AdminState>,
     pub sessions: Sessions,
-    /// The permits of the open live streams (`live::MAX_STREAMS`).
-    live: live::Streams,
+    /// The places of the open live streams (`live::places`).
+    live: crate::api::places::Places,
 }
 
 type Shared = Arc<Console>;
@@ -80,7 +80,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(admin: Arc<AdminState>) -> Route
     let console = Arc::new(Console {
         admin,
         sessions: Sessions::default(),
-        live: live::Streams::default(),
+        live: live::places(),
     });
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/overview") }))

@@ -107,6 +107,7 @@ use std::time::Duration;
 use base64::Engine;
 use clap::Parser;
 
+mod commits;
 mod pg;
 mod phases;
 mod procs;

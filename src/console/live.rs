@@ -18,9 +18,9 @@
 //! nothing the events page does not. It shows what **this process** committed: with several
 //! PostgreSQL nodes, events ingested by another node appear on that node's console.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
@@ -28,10 +28,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 
 use super::events::{FILTERS, FilterForm};
 use super::{Shared, Signed, page};
+use crate::api::places::{Full, Place, Places};
 use crate::api::{grammar, params};
 use crate::ids::DeliveryId;
 use crate::model::event::DeliveryStatus;
@@ -51,64 +52,8 @@ const RETRY: Duration = Duration::from_secs(3);
 pub const MAX_STREAMS_PER_SESSION: usize = 4;
 
 /// The places of the open streams: in all, and per session.
-#[derive(Default)]
-pub struct Streams {
-    all: Semaphores,
-    per_session: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-/// The cap on all streams (a newtype so that `Streams` can be `Default`).
-struct Semaphores(Arc<Semaphore>);
-
-impl Default for Semaphores {
-    fn default() -> Self {
-        Semaphores(Arc::new(Semaphore::new(MAX_STREAMS)))
-    }
-}
-
-/// Why a stream was not opened.
-enum Full {
-    Session,
-    All,
-}
-
-impl Streams {
-    /// A place for one more stream of `session`, held until the stream ends.
-    fn take(&self, session: &str) -> Result<Place, Full> {
-        let mut counts = self.per_session.lock().unwrap_or_else(|p| p.into_inner());
-        let held = counts.get(session).copied().unwrap_or(0);
-        if held >= MAX_STREAMS_PER_SESSION {
-            return Err(Full::Session);
-        }
-        let permit = Arc::clone(&self.all.0)
-            .try_acquire_owned()
-            .map_err(|_| Full::All)?;
-        counts.insert(session.to_string(), held + 1);
-        Ok(Place {
-            _permit: permit,
-            session: session.to_string(),
-            per_session: Arc::clone(&self.per_session),
-        })
-    }
-}
-
-/// One stream's places, given back when it is dropped, however the stream ends.
-struct Place {
-    _permit: OwnedSemaphorePermit,
-    session: String,
-    per_session: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let mut counts = self.per_session.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.session) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(&self.session);
-            }
-        }
-    }
+pub fn places() -> Places {
+    Places::new(MAX_STREAMS, MAX_STREAMS_PER_SESSION)
 }
 
 pub async fn stream(
@@ -137,7 +82,7 @@ pub async fn stream(
     }
     let place = match st.live.take(&user.id) {
         Ok(place) => place,
-        Err(Full::Session) => {
+        Err(Full::Key) => {
             return page::problem(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(

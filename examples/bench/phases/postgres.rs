@@ -16,61 +16,14 @@
 use std::time::Duration;
 
 use super::{delivery, latency};
+use crate::commits::Commits;
 use crate::pg::watch::{Samples, Watch};
 use crate::pg::{Database, Server, Statements};
 use crate::procs::Gateway;
 use crate::{Bench, Checked, Row, wrk};
 
-/// hookgate's own count of its store commits (`/metrics`), or a difference of two counts: on
-/// PostgreSQL a commit is an ingest batch, a results batch, a claim or a command.
-#[derive(Clone, Copy, Default)]
-struct Commits {
-    n: f64,
-    commands: f64,
-    secs: f64,
-    ingests: f64,
-    ingest_secs: f64,
-}
-
+/// What a PostgreSQL gateway's commits came to, for the phases' notes.
 impl Commits {
-    async fn read(gw: &Gateway) -> Commits {
-        let text = gw.metrics().await;
-        let v = |name: &str| crate::procs::value(&text, name);
-        Commits {
-            n: v("hookgate_commit_seconds_count"),
-            commands: v("hookgate_commit_batch_sum"),
-            secs: v("hookgate_commit_seconds_sum"),
-            ingests: v("hookgate_ingest_seconds_count"),
-            ingest_secs: v("hookgate_ingest_seconds_sum"),
-        }
-    }
-
-    /// What `gw` committed since `before`.
-    async fn since(gw: &Gateway, before: &Commits) -> Commits {
-        let now = Commits::read(gw).await;
-        Commits {
-            n: now.n - before.n,
-            commands: now.commands - before.commands,
-            secs: now.secs - before.secs,
-            ingests: now.ingests - before.ingests,
-            ingest_secs: now.ingest_secs - before.ingest_secs,
-        }
-    }
-
-    fn plus(self, o: Commits) -> Commits {
-        Commits {
-            n: self.n + o.n,
-            commands: self.commands + o.commands,
-            secs: self.secs + o.secs,
-            ingests: self.ingests + o.ingests,
-            ingest_secs: self.ingest_secs + o.ingest_secs,
-        }
-    }
-
-    fn ms_each(&self) -> f64 {
-        self.secs * 1000.0 / self.n.max(1.0)
-    }
-
     fn describe(&self) -> String {
         let to_commit = if self.ingests > 0.0 {
             format!(
@@ -84,7 +37,7 @@ impl Commits {
             "{:.0} commits of {:.1} commands each, {:.2} ms per commit from its first \
              statement to COMMIT's answer{to_commit}",
             self.n,
-            self.commands / self.n.max(1.0),
+            self.commands_each(),
             self.ms_each(),
         )
     }

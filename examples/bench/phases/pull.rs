@@ -41,9 +41,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::commits::Commits;
 use crate::phases::delivery::{drain_endpoint, drain_now, fill_paused};
 use crate::phases::latency::{self, fixed_rate, pct};
-use crate::procs::{Gateway, value};
+use crate::procs::Gateway;
 use crate::wrk::cpu_seconds;
 use crate::{Bench, Row, TOKEN, counted};
 
@@ -62,9 +63,13 @@ pub async fn phase(b: &Bench) -> Vec<Row> {
             .gateway(&b.toml(dir.path(), "", "", &drain_endpoint(b)))
             .await;
         let (accepted, problems) = fill_paused(b, &gw).await;
-        let before = Commits::of(&gw).await;
+        let before = Commits::read(&gw).await;
         let mut row = drain_now(b, &gw, accepted, problems, "push (baseline): ").await;
-        row.name = format!("{} ({})", row.name, Commits::of(&gw).await.since(&before));
+        row.name = format!(
+            "{} ({})",
+            row.name,
+            Commits::since(&gw, &before).await.brief()
+        );
         rows.push(row);
         gw.stop().await;
     }
@@ -109,7 +114,7 @@ async fn drain(
     consumers: usize,
     batch: u64,
 ) -> Row {
-    let commits = Commits::of(gw).await;
+    let commits = Commits::read(gw).await;
     let cpu0 = (
         gw.pid().and_then(cpu_seconds),
         cpu_seconds(std::process::id()),
@@ -137,7 +142,7 @@ async fn drain(
             tally.received as f64 / tally.receives.max(1) as f64,
             per_call(tally.in_receive, tally.acks),
             per_call(tally.in_ack, tally.acks),
-            Commits::of(gw).await.since(&commits),
+            Commits::since(gw, &commits).await.brief(),
         ),
         tally.ids.len() as f64 / secs,
         true,
@@ -481,35 +486,6 @@ impl Consumer {
             .await?;
         let status = resp.status().as_u16();
         Ok((status, resp.bytes().await?))
-    }
-}
-
-/// The gateway's store commits so far: how many, their commands, their seconds (fsync
-/// included).
-struct Commits {
-    count: f64,
-    commands: f64,
-    seconds: f64,
-}
-
-impl Commits {
-    async fn of(gw: &Gateway) -> Commits {
-        let text = gw.metrics().await;
-        Commits {
-            count: value(&text, "hookgate_commit_seconds_count"),
-            commands: value(&text, "hookgate_commit_batch_sum"),
-            seconds: value(&text, "hookgate_commit_seconds_sum"),
-        }
-    }
-
-    /// What was committed since `before`: commits, commands per commit, ms per commit.
-    fn since(&self, before: &Commits) -> String {
-        let n = self.count - before.count;
-        format!(
-            "{n:.0} commits of {:.1} commands, {:.2} ms each",
-            (self.commands - before.commands) / n.max(1.0),
-            (self.seconds - before.seconds) * 1000.0 / n.max(1.0)
-        )
     }
 }
 

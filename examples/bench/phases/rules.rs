@@ -13,6 +13,7 @@
 //! median round with every round's figure in its name: one run of either varies by 10 % and
 //! more on a 2-CPU machine, more than the cost measured.
 
+use crate::commits::Commits;
 use crate::phases::delivery::{drain_now, fill_paused};
 use crate::{Bench, Row};
 
@@ -89,23 +90,11 @@ pub async fn transforms(b: &Bench) -> Vec<Row> {
         } else {
             "no transform: "
         };
-        let commits = |text: String| {
-            let v = |name: &str| crate::procs::value(&text, name);
-            (
-                v("hookgate_commit_seconds_count"),
-                v("hookgate_commit_batch_sum"),
-            )
-        };
-        let before = commits(gw.metrics().await);
+        let before = Commits::read(&gw).await;
         rounds.push(round, drain_now(b, &gw, accepted, problems, label).await);
         // The store's commits are a large share of a drain's cost, and fewer deliveries a
         // second commit in smaller groups: shown, so a ratio can be read against them.
-        let after = commits(gw.metrics().await);
-        let n = after.0 - before.0;
-        println!(
-            "    {n:.0} commits, {:.1} commands each",
-            (after.1 - before.1) / n.max(1.0)
-        );
+        println!("    {}", Commits::since(&gw, &before).await.brief());
         gw.stop().await;
     }
     rounds.medians()

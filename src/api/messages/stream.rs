@@ -25,10 +25,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, Sse};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 
 use super::{MessageView, pull_endpoint, pull_of, view};
 use crate::api::params::{ApiError, bad_request};
+use crate::api::places::{Place, Places};
 use crate::api::{AdminState, ApiResult};
 use crate::delivery::pull::{self, Receive};
 use crate::ids::DeliveryId;
@@ -52,56 +53,16 @@ const MAX_UNACKED: usize = 1000;
 
 /// The streams of this process: their places, and what each holds, for a reconnect.
 pub struct Streams {
-    places: Arc<Semaphore>,
-    /// Streams open per endpoint.
-    open: Arc<Mutex<HashMap<String, usize>>>,
+    places: Places,
     held: Mutex<HashMap<String, Arc<Mutex<Held>>>>,
 }
 
 impl Default for Streams {
     fn default() -> Self {
         Streams {
-            places: Arc::new(Semaphore::new(MAX_STREAMS)),
-            open: Arc::default(),
+            places: Places::new(MAX_STREAMS, MAX_STREAMS_PER_ENDPOINT),
             held: Mutex::default(),
         }
-    }
-}
-
-/// A stream's place, given back when it is dropped (however the stream ends).
-struct Place {
-    _all: OwnedSemaphorePermit,
-    endpoint: String,
-    open: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = open.get_mut(&self.endpoint) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.endpoint);
-            }
-        }
-    }
-}
-
-impl Streams {
-    /// A place for one more stream of `endpoint`, if there is one.
-    fn take(&self, endpoint: &str) -> Option<Place> {
-        let all = Arc::clone(&self.places).try_acquire_owned().ok()?;
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let n = open.entry(endpoint.to_string()).or_default();
-        if *n >= MAX_STREAMS_PER_ENDPOINT {
-            return None;
-        }
-        *n += 1;
-        Some(Place {
-            _all: all,
-            endpoint: endpoint.to_string(),
-            open: Arc::clone(&self.open),
-        })
     }
 }
 
@@ -231,7 +192,7 @@ pub async fn stream(
 ) -> ApiResult {
     let endpoint = pull_endpoint(&st, &id)?;
     let ask = ask(query.as_deref())?;
-    let place = st.streams.take(&endpoint.id).ok_or_else(|| {
+    let place = st.streams.places.take(&endpoint.id).map_err(|_| {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "too_many_streams",
@@ -445,14 +406,17 @@ mod tests {
     fn one_endpoint_holds_at_most_its_share_of_the_places() {
         let streams = Streams::default();
         let a: Vec<Place> = (0..MAX_STREAMS_PER_ENDPOINT)
-            .map(|_| streams.take("a").expect("a place"))
+            .map(|_| streams.places.take("a").expect("a place"))
             .collect();
-        assert!(streams.take("a").is_none(), "a is at its share");
-        let b = streams.take("b").expect("another endpoint still gets one");
+        assert!(streams.places.take("a").is_err(), "a is at its share");
+        let b = streams
+            .places
+            .take("b")
+            .expect("another endpoint still gets one");
         drop(a);
-        assert!(streams.take("a").is_some(), "given back when dropped");
+        assert!(streams.places.take("a").is_ok(), "given back when dropped");
         drop(b);
-        assert!(streams.open.lock().expect("lock").get("b").is_none());
+        assert_eq!(streams.places.held("b"), 0);
     }
 
     #[test]
